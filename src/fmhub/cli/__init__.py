@@ -1,0 +1,51 @@
+"""The ``fmhub`` command line.
+
+Every command is a typed function (its signature is the spec); errors a user can cause end as one
+line naming the fix, with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+import typer
+
+from fmhub.cli import _store_commands
+from fmhub.cli._common import err_console
+from fmhub.errors import FmhubError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="fmhub",
+    help="Self-hosted hub and toolchain for foundation models.\n\n"
+         "Uses the embedded store under $FMHUB_HOME (default ~/.local/share/fmhub); point FMHUB_DB_URL "
+         "(sqlite:///… | postgresql+psycopg://…) and FMHUB_BLOB_URL (file:///… | s3://bucket/prefix, "
+         "with FMHUB_S3_ENDPOINT_URL for MinIO/Ceph) elsewhere to share one.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+_store_commands.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script passes it to ``sys.exit``)."""
+    try:
+        result = app(args=argv, prog_name="fmhub", standalone_mode=False)
+    except FmhubError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        return 2
+    except click.exceptions.ClickException as exc:  # usage errors: bad option, missing argument
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+

@@ -1,0 +1,130 @@
+"""What every CLI command shares: the store it opens, how it reports errors, progress bars, formats."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import getpass
+import os
+import re
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from fmhub.errors import InvalidInputError
+from fmhub.store import Store, open_store
+
+#: Transfers smaller than this finish before a progress bar would be readable.
+PROGRESS_THRESHOLD = 8 * 1024 * 1024
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class RepoType(StrEnum):
+    model = "model"
+    dataset = "dataset"
+
+
+RepoTypeOption = Annotated[
+    RepoType, typer.Option("--repo-type", help="Kind of repository, as on the Hugging Face Hub.", show_default=True)
+]
+RevisionOption = Annotated[
+    str | None,
+    typer.Option("--revision", "-r", help="Branch, tag or commit id (≥ 7 hex). Default: the repo's default branch."),
+]
+RepoIdArgument = Annotated[str, typer.Argument(help="Repository id: namespace/name, e.g. acme/tiny-bert.",
+                                               show_default=False)]
+
+
+@contextlib.contextmanager
+def opened_store() -> Iterator[Store]:
+    """The store FMHUB_DB_URL / FMHUB_BLOB_URL / FMHUB_HOME name (embedded default)."""
+    with open_store() as store:
+        yield store
+
+
+def current_user() -> str:
+    """Commit author: ``$FMHUB_USER``, else the login name."""
+    user = os.environ.get("FMHUB_USER")
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "fmhub"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str, *, flag: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``7d`` → seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise InvalidInputError(f"{flag} {value!r} is not a duration", hint=f"use e.g. {flag} 30m, 1h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@contextlib.contextmanager
+def transfer_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar for transfers over a few MB; yields the ``progress(n_bytes)`` callback."""
+    with transfer_bars(total, description) as (advance,):
+        yield advance
+
+
+@contextlib.contextmanager
+def transfer_bars(total: int, *descriptions: str) -> Iterator[tuple[Callable[[int], None], ...]]:
+    """One bar per phase of a transfer (e.g. hashing, storing) in one live display."""
+    if total < PROGRESS_THRESHOLD:
+        yield tuple(_ignore for _ in descriptions)
+        return
+    with Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        tasks = [bar.add_task(description, total=total) for description in descriptions]
+        yield tuple(functools.partial(bar.advance, task) for task in tasks)
+
+
+def _ignore(_n: int) -> None:
+    return None
+
+class LateProgress:
+    """A transfer bar whose total is learnt mid-command (after planning): ``start`` then ``advance``."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self._stack = contextlib.ExitStack()
+        self._advance: Callable[[int], None] = _ignore
+
+    def start(self, total: int) -> None:
+        self._advance = self._stack.enter_context(transfer_progress(self.description, total))
+
+    def advance(self, n: int) -> None:
+        self._advance(n)
+
+    def __enter__(self) -> LateProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()

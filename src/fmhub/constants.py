@@ -1,0 +1,66 @@
+"""Environment variables, read in one place.
+
+Nothing is read at import time: :func:`settings` reads the environment on first call and caches the
+result, so tests (and the CLI's global options) can point fmhub elsewhere before first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN"]
+
+ENV_HOME = "FMHUB_HOME"
+ENV_DB_URL = "FMHUB_DB_URL"
+ENV_BLOB_URL = "FMHUB_BLOB_URL"
+ENV_ENDPOINT = "FMHUB_ENDPOINT"
+ENV_TOKEN = "FMHUB_TOKEN"
+ENV_S3_ENDPOINT = "FMHUB_S3_ENDPOINT_URL"
+
+
+def _default_home() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "fmhub"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where fmhub keeps things.
+
+    Attributes:
+        home: ``$FMHUB_HOME``, default ``$XDG_DATA_HOME/fmhub`` (``~/.local/share/fmhub``).
+        db_url: SQLAlchemy URL of the metadata database; default ``sqlite:///<home>/fmhub.db``.
+        blob_url: URI of the blob store; default ``file://<home>/blobs``.
+        s3_endpoint_url: endpoint of an S3-compatible server (MinIO, Ceph...); ``None`` for AWS.
+        endpoint: URL of a remote fmhub server (used by the hub client), if any.
+        token: access token for that server, if any.
+    """
+
+    home: Path
+    db_url: str
+    blob_url: str
+    s3_endpoint_url: str | None = None
+    endpoint: str | None = None
+    token: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get(ENV_HOME) or _default_home()).expanduser().resolve()
+        return cls(
+            home=home,
+            db_url=env.get(ENV_DB_URL) or f"sqlite:///{home / 'fmhub.db'}",
+            blob_url=env.get(ENV_BLOB_URL) or (home / "blobs").as_uri(),
+            s3_endpoint_url=env.get(ENV_S3_ENDPOINT) or None,
+            endpoint=env.get(ENV_ENDPOINT) or None,
+            token=env.get(ENV_TOKEN) or None,
+        )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings.from_env()

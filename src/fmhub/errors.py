@@ -1,0 +1,251 @@
+"""One error tree for fmhub, and the table that maps it to HTTP.
+
+Every error a user can cause is an :class:`FmhubError`. Each class also subclasses the builtin a
+caller would expect (``LookupError`` for "not found", ``ValueError`` for bad input), carries
+structured fields, and has one HTTP status (``HTTP_STATUS``) and one Hugging Face ``X-Error-Code``
+(``HF_ERROR_CODE``) so the hub server never decides statuses route by route.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FmhubError",
+    "InvalidInputError",
+    "InvalidPathError",
+    "InvalidRepoIdError",
+    "InvalidRevisionNameError",
+    "RepoNotFoundError",
+    "RepoExistsError",
+    "RevisionNotFoundError",
+    "AmbiguousRevisionError",
+    "EntryNotFoundError",
+    "ConflictError",
+    "RefExistsError",
+    "ProtectedRefError",
+    "EmptyCommitError",
+    "BlobNotFoundError",
+    "IntegrityError",
+    "ConfigError",
+    "SchemaOutOfDateError",
+    "HTTP_STATUS",
+    "HF_ERROR_CODE",
+    "http_status",
+]
+
+
+class FmhubError(Exception):
+    """Root of every error fmhub raises on purpose.
+
+    ``hint`` is the one-line fix shown to users (CLI and HTTP bodies).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+# -- VALIDATION -------------------------------------------------------------------------------------
+
+
+class InvalidInputError(FmhubError, ValueError):
+    """A user-supplied value is malformed."""
+
+
+class InvalidPathError(InvalidInputError):
+    """A path in a repository is not a safe, normalized, relative POSIX path."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(
+            f"invalid path {path!r}: {reason}",
+            hint="use a relative POSIX path like 'folder/file.txt'",
+        )
+        self.path = path
+        self.reason = reason
+
+
+class InvalidRepoIdError(InvalidInputError):
+    """A repo id does not follow the ``namespace/name`` rules."""
+
+    def __init__(self, repo_id: object, reason: str) -> None:
+        super().__init__(
+            f"invalid repo id {repo_id!r}: {reason}",
+            hint="use 'namespace/name' with letters, digits, '.', '_' or '-'",
+        )
+        self.repo_id = repo_id
+        self.reason = reason
+
+
+class InvalidRevisionNameError(InvalidInputError):
+    """A branch or tag name is not allowed."""
+
+    def __init__(self, name: object, reason: str) -> None:
+        super().__init__(f"invalid branch or tag name {name!r}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+# -- REPOSITORY -------------------------------------------------------------------------------------
+
+
+class RepoNotFoundError(FmhubError, LookupError):
+    def __init__(self, repo_type: str, repo_id: str) -> None:
+        super().__init__(
+            f"{repo_type} repository {repo_id!r} not found",
+            hint=f"check the id, or create it with: fmhub repo create {repo_id} --repo-type {repo_type}",
+        )
+        self.repo_type = repo_type
+        self.repo_id = repo_id
+
+
+class RepoExistsError(FmhubError):
+    def __init__(self, repo_type: str, repo_id: str) -> None:
+        super().__init__(f"{repo_type} repository {repo_id!r} already exists", hint="pick another name or use --exist-ok")
+        self.repo_type = repo_type
+        self.repo_id = repo_id
+
+
+# -- REVISION ---------------------------------------------------------------------------------------
+
+
+class RevisionNotFoundError(FmhubError, LookupError):
+    def __init__(self, repo_id: str, revision: str) -> None:
+        super().__init__(
+            f"revision {revision!r} not found in {repo_id!r}",
+            hint=f"list branches and tags with: fmhub branch list {repo_id}; fmhub tag list {repo_id}",
+        )
+        self.repo_id = repo_id
+        self.revision = revision
+
+
+class AmbiguousRevisionError(RevisionNotFoundError):
+    def __init__(self, repo_id: str, revision: str, matches: list[str]) -> None:
+        FmhubError.__init__(
+            self,
+            f"commit prefix {revision!r} is ambiguous in {repo_id!r} ({len(matches)} commits match)",
+            hint="give more characters of the commit id",
+        )
+        self.repo_id = repo_id
+        self.revision = revision
+        self.matches = matches
+
+
+# -- ENTRY ------------------------------------------------------------------------------------------
+
+
+class EntryNotFoundError(FmhubError, LookupError):
+    def __init__(self, repo_id: str, revision: str, path: str) -> None:
+        super().__init__(
+            f"{path!r} not found in {repo_id!r} at {revision!r}",
+            hint=f"list files with: fmhub ls {repo_id} --revision {revision}",
+        )
+        self.repo_id = repo_id
+        self.revision = revision
+        self.path = path
+
+
+# -- CONFLICT ---------------------------------------------------------------------------------------
+
+
+class ConflictError(FmhubError):
+    """The branch moved since the caller read it (optimistic concurrency)."""
+
+    def __init__(self, message: str, *, expected: str | None = None, actual: str | None = None) -> None:
+        super().__init__(message, hint="fetch the new head and retry your change on top of it")
+        self.expected = expected
+        self.actual = actual
+
+
+class RefExistsError(FmhubError):
+    def __init__(self, kind: str, name: str) -> None:
+        hint = "tags are immutable; delete it first (admin) or pick another name" if kind == "tag" else "pick another name"
+        super().__init__(f"{kind} {name!r} already exists", hint=hint)
+        self.kind = kind
+        self.name = name
+
+
+class ProtectedRefError(FmhubError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class EmptyCommitError(FmhubError, ValueError):
+    """The operations would not change the tree."""
+
+    def __init__(self, repo_id: str, revision: str) -> None:
+        super().__init__(f"no changes to commit on {repo_id!r} at {revision!r}: the files are identical")
+        self.repo_id = repo_id
+        self.revision = revision
+
+
+# -- STORAGE ----------------------------------------------------------------------------------------
+
+
+class BlobNotFoundError(FmhubError, LookupError):
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"blob {sha256} is not in the blob store", hint="upload the file again")
+        self.sha256 = sha256
+
+
+class IntegrityError(FmhubError, ValueError):
+    """Bytes do not match their declared sha256 or size."""
+
+    def __init__(self, message: str, *, expected: str | None = None, actual: str | None = None) -> None:
+        super().__init__(message, hint="the data changed or was corrupted in transit; upload it again")
+        self.expected = expected
+        self.actual = actual
+
+
+# -- CONFIG -----------------------------------------------------------------------------------------
+
+
+class ConfigError(FmhubError, ValueError):
+    """A store URL, a setting or an environment variable is wrong."""
+
+
+class SchemaOutOfDateError(FmhubError):
+    def __init__(self, current: str | None, head: str) -> None:
+        super().__init__(
+            f"the metadata database schema is at {current or 'empty'}, fmhub needs {head}",
+            hint="run: fmhub db upgrade",
+        )
+        self.current = current
+        self.head = head
+
+
+# -- HTTP -------------------------------------------------------------------------------------------
+
+#: Most specific class first; :func:`http_status` walks the MRO so subclasses inherit their parent's row.
+HTTP_STATUS: dict[type[FmhubError], int] = {
+    InvalidInputError: 400,
+    EmptyCommitError: 400,
+    RepoNotFoundError: 404,
+    RevisionNotFoundError: 404,
+    EntryNotFoundError: 404,
+    BlobNotFoundError: 404,
+    RepoExistsError: 409,
+    RefExistsError: 409,
+    ConflictError: 409,
+    ProtectedRefError: 403,
+    IntegrityError: 422,
+    ConfigError: 500,
+    SchemaOutOfDateError: 503,
+}
+
+#: The ``X-Error-Code`` values huggingface_hub maps to its own exception classes.
+HF_ERROR_CODE: dict[type[FmhubError], str] = {
+    RepoNotFoundError: "RepoNotFound",
+    RevisionNotFoundError: "RevisionNotFound",
+    EntryNotFoundError: "EntryNotFound",
+}
+
+
+def http_status(error: FmhubError) -> int:
+    """The HTTP status for an error, by the most specific class in :data:`HTTP_STATUS`."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

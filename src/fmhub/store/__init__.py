@@ -1,0 +1,74 @@
+"""The versioned repository store: repos, commits, trees, refs and content-addressed blobs.
+
+It knows nothing of HTTP or ML. Metadata lives behind a SQLAlchemy URL (SQLite by default,
+PostgreSQL for teams), blobs behind a URI (``file://`` by default, ``s3://``).
+
+Example:
+    >>> from fmhub.store import open_store, AddFile
+    >>> with open_store() as store:                       # $FMHUB_HOME, created on first use
+    ...     store.create_repo("me/tiny-bert", exist_ok=True)
+    ...     blob = store.put_bytes(b'{"hidden_size": 32}')
+    ...     store.commit("me/tiny-bert", [AddFile("config.json", blob.sha256, blob.size)],
+    ...                  title="Add config", author="me")
+"""
+
+from __future__ import annotations
+
+from fmhub.constants import Settings, settings
+from fmhub.store._db import Database
+from fmhub.store.blobs import BlobInfo, BlobStore, open_blob_store
+from fmhub.store.objects import (
+    AddFile,
+    Commit,
+    CopyFile,
+    DeleteFile,
+    DeleteFolder,
+    Operation,
+    Ref,
+    Repo,
+    RepoRefs,
+    TreeEntry,
+)
+from fmhub.store.paths import REPO_TYPES, validate_path, validate_ref_name, validate_repo_id, validate_repo_type
+from fmhub.store.store import DEFAULT_BRANCH, Store
+
+__all__ = [
+    "open_store",
+    "Store",
+    "Database",
+    "BlobStore",
+    "BlobInfo",
+    "open_blob_store",
+    "Repo",
+    "Commit",
+    "TreeEntry",
+    "Ref",
+    "RepoRefs",
+    "AddFile",
+    "DeleteFile",
+    "DeleteFolder",
+    "CopyFile",
+    "Operation",
+    "DEFAULT_BRANCH",
+    "REPO_TYPES",
+    "validate_path",
+    "validate_repo_id",
+    "validate_ref_name",
+    "validate_repo_type",
+]
+
+
+def open_store(db_url: str | None = None, blob_url: str | None = None, *, config: Settings | None = None,
+               auto_upgrade: bool | None = None) -> Store:
+    """Open the store the arguments (or ``FMHUB_DB_URL`` / ``FMHUB_BLOB_URL`` / ``FMHUB_HOME``) name.
+
+    Args:
+        db_url: SQLAlchemy URL of the metadata database (default: SQLite under ``$FMHUB_HOME``).
+        blob_url: URI of the blob store (default: ``file://$FMHUB_HOME/blobs``).
+        config: settings to take defaults from (default: read from the environment once).
+        auto_upgrade: create the schema in an empty database on first use (default: SQLite only).
+    """
+    config = config or settings()
+    options = {"s3_endpoint_url": config.s3_endpoint_url} if config.s3_endpoint_url else {}
+    blobs = open_blob_store(blob_url or config.blob_url, **options)
+    return Store(Database(db_url or config.db_url, auto_upgrade=auto_upgrade), blobs)

@@ -1,0 +1,106 @@
+"""Metadata tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create and evolve them.
+
+The tables hold names, commits and trees; bytes live in the blob store, keyed by sha256.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "SCHEMA_HEAD"]
+
+#: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
+SCHEMA_HEAD = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+repos = Table(
+    "repos",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("repo_type", String(16), nullable=False),
+    Column("namespace", String(96), nullable=False),
+    Column("name", String(96), nullable=False),
+    # repo ids are unique case-insensitively, as on the Hugging Face Hub: "<type>/<lower(id)>"
+    Column("key", String(210), nullable=False, unique=True),
+    Column("private", Boolean, nullable=False, default=False),
+    Column("default_branch", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+trees = Table(
+    "trees",
+    metadata,
+    Column("tree_id", String(64), primary_key=True),  # sha256 over the sorted entries
+    Column("file_count", Integer, nullable=False),
+    Column("total_size", BigInteger, nullable=False),
+)
+
+tree_entries = Table(
+    "tree_entries",
+    metadata,
+    Column("tree_id", String(64), ForeignKey("trees.tree_id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("blob_sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Index(None, "blob_sha256"),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), primary_key=True),
+    Column("oid", String(40), primary_key=True),
+    Column("tree_id", String(64), ForeignKey("trees.tree_id"), nullable=False),
+    Column("parents", Text, nullable=False),  # JSON list of parent oids, first parent first
+    Column("author", String(255), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("generation", Integer, nullable=False),  # 1 + max(parent generation); orders history
+    Index(None, "tree_id"),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "branch" | "tag"
+    Column("name", String(255), primary_key=True),
+    Column("commit_oid", String(40), nullable=False),
+    Column("message", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repo_pk", "name"),  # a name is a branch or a tag, never both
+)
+
+# One row per blob the store has been asked to hold: last_put_at is the grace clock for gc, so a blob
+# uploaded (or re-uploaded as a dedup hit) just before a commit is never collected under it.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("last_put_at", DateTime(timezone=True), nullable=False),
+)

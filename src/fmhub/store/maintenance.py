@@ -1,0 +1,258 @@
+"""Integrity checks (``fsck``) and garbage collection (``gc``) of a store.
+
+``fsck`` trusts nothing: it re-hashes every blob, recomputes every tree and commit id, and follows
+every reference (ref → commit → tree → blob). ``gc`` deletes what no commit can reach: orphan trees
+(left by deleted repos) and unreferenced blobs whose last upload is older than a grace period.
+
+Why gc cannot race an upload: an upload restarts the blob's clock (``blobs.last_put_at``) before
+it writes, and a commit restarts it again in the transaction that records the tree. ``gc`` decides
+and deletes inside a write transaction that excludes those writers (``BEGIN IMMEDIATE`` on SQLite,
+an EXCLUSIVE table lock on PostgreSQL, which still lets readers through), so a blob is deleted only
+when, at that moment, nothing references it and nobody has put it within the grace period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, delete, select, text
+
+from fmhub.errors import BlobNotFoundError, InvalidInputError
+from fmhub.store import _schema as t
+from fmhub.store.objects import compute_commit_id, compute_tree_id
+from fmhub.store.store import Store
+
+__all__ = ["Problem", "FsckReport", "GcReport", "fsck", "gc", "DEFAULT_GC_GRACE_SECONDS"]
+
+#: Unreferenced blobs younger than this are kept: an upload may be about to commit them.
+DEFAULT_GC_GRACE_SECONDS = 3600.0
+
+_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency: what kind, which object, and what is wrong with it."""
+
+    kind: str  # corrupt-blob | missing-blob | size-mismatch | bad-tree | bad-commit | dangling-ref | ...
+    subject: str
+    detail: str
+
+
+@dataclass
+class FsckReport:
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+    trees_checked: int = 0
+    commits_checked: int = 0
+    refs_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    trees_deleted: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    blobs_kept_in_grace: int = 0
+    temporary_files_removed: int = 0
+    deleted: list[str] = field(default_factory=list)
+
+
+def _chunks(items: list[str], size: int = _BATCH) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# -- fsck ------------------------------------------------------------------------------------------
+
+
+def fsck(store: Store, *, verify_blobs: bool = True, progress: Callable[[int], None] | None = None,
+         on_total: Callable[[int], None] | None = None) -> FsckReport:
+    """Check a whole store and report every inconsistency (it repairs nothing).
+
+    Args:
+        verify_blobs: re-hash the bytes of every blob (the slow, thorough part).
+        progress: called with byte counts while blobs are re-hashed.
+        on_total: called once with the total bytes to re-hash, before hashing starts.
+    """
+    report = FsckReport()
+    stored = {blob.sha256: blob.size for blob in store.blobs.iter_blobs()}
+
+    if verify_blobs:
+        if on_total:
+            on_total(sum(stored.values()))
+        for sha, size in stored.items():
+            try:
+                actual_sha, actual_size = _rehash(store, sha, progress)
+            except BlobNotFoundError:  # deleted while we looked (gc); not an inconsistency
+                continue
+            report.blobs_checked += 1
+            report.bytes_checked += actual_size
+            if actual_sha != sha or actual_size != size:
+                report.problems.append(Problem("corrupt-blob", sha, f"content hashes to {actual_sha} "
+                                                                    f"({actual_size} bytes)"))
+
+    with store.db.read() as conn:
+        _check_trees(conn, stored, report)
+        commits = _check_commits(conn, report)
+        _check_refs(conn, commits, report)
+
+    for name in store.blobs.temporary_files():
+        report.warnings.append(f"leftover of an interrupted upload: {name} (never visible; `fmhub gc` removes it)")
+    return report
+
+
+def _rehash(store: Store, sha: str, progress: Callable[[int], None] | None) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in store.blobs.iter_chunks(sha):
+        digest.update(chunk)
+        size += len(chunk)
+        if progress:
+            progress(len(chunk))
+    return digest.hexdigest(), size
+
+
+def _check_trees(conn: Connection, stored: dict[str, int], report: FsckReport) -> None:
+    trees = {row.tree_id: row for row in conn.execute(select(t.trees))}
+    entries: dict[str, dict[str, tuple[str, int]]] = {tree_id: {} for tree_id in trees}
+    rows = conn.execute(select(t.tree_entries.c.tree_id, t.tree_entries.c.path, t.tree_entries.c.blob_sha256,
+                               t.tree_entries.c.size))
+    for tree_id, path, sha, size in rows:
+        if tree_id not in entries:
+            report.problems.append(Problem("bad-tree", tree_id, f"entry {path!r} belongs to no tree"))
+            continue
+        entries[tree_id][path] = (sha, size)
+        if sha not in stored:
+            report.problems.append(Problem("missing-blob", sha, f"{path!r} in tree {tree_id[:12]} needs it"))
+        elif stored[sha] != size:
+            report.problems.append(Problem("size-mismatch", sha, f"{path!r} in tree {tree_id[:12]} declares "
+                                                                 f"{size} bytes, the blob holds {stored[sha]}"))
+    for tree_id, tree in entries.items():
+        report.trees_checked += 1
+        row = trees[tree_id]
+        if compute_tree_id(tree) != tree_id:
+            report.problems.append(Problem("bad-tree", tree_id, "entries do not hash to the tree id"))
+        if row.file_count != len(tree) or row.total_size != sum(size for _, size in tree.values()):
+            report.problems.append(Problem("bad-tree", tree_id, "file count or total size does not match entries"))
+
+
+def _check_commits(conn: Connection, report: FsckReport) -> set[tuple[int, str]]:
+    tree_ids = set(conn.execute(select(t.trees.c.tree_id)).scalars())
+    rows = conn.execute(select(t.commits)).all()
+    known = {(row.repo_pk, row.oid) for row in rows}
+    for row in rows:
+        report.commits_checked += 1
+        subject = row.oid
+        parents = json.loads(row.parents)
+        if row.tree_id not in tree_ids:
+            report.problems.append(Problem("bad-commit", subject, f"its tree {row.tree_id[:12]} is missing"))
+        expected = compute_commit_id(row.tree_id, parents, row.author, row.title, row.message, _aware(row.created_at))
+        if expected != row.oid:
+            report.problems.append(Problem("bad-commit", subject, f"its content hashes to {expected}"))
+        for parent in parents:
+            if (row.repo_pk, parent) not in known:
+                report.problems.append(Problem("bad-commit", subject, f"its parent {parent} is missing"))
+    return known
+
+
+def _check_refs(conn: Connection, commits: set[tuple[int, str]], report: FsckReport) -> None:
+    repos = {row.pk: f"{row.repo_type}:{row.namespace}/{row.name}" for row in conn.execute(select(t.repos))}
+    for row in conn.execute(select(t.refs)):
+        report.refs_checked += 1
+        if (row.repo_pk, row.commit_oid) not in commits:
+            report.problems.append(Problem("dangling-ref", f"{repos.get(row.repo_pk, row.repo_pk)} {row.kind} "
+                                                           f"{row.name}", f"points to missing commit {row.commit_oid}"))
+    default_branches = conn.execute(select(t.repos.c.pk, t.repos.c.default_branch)).all()
+    branches = {(row.repo_pk, row.name) for row in conn.execute(select(t.refs).where(t.refs.c.kind == "branch"))}
+    for pk, branch in default_branches:
+        if (pk, branch) not in branches:
+            report.problems.append(Problem("dangling-ref", repos[pk], f"default branch {branch!r} is missing"))
+
+
+# -- gc --------------------------------------------------------------------------------------------
+
+
+def _lock(conn: Connection, table) -> None:
+    """Exclude writers of ``table`` for the rest of the transaction (SQLite's BEGIN IMMEDIATE already does)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"LOCK TABLE {table.name} IN EXCLUSIVE MODE"))
+
+
+def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run: bool = False) -> GcReport:
+    """Delete trees no commit uses and blobs no tree uses (and not put within ``grace_seconds``).
+
+    Args:
+        grace_seconds: keep unreferenced blobs uploaded more recently than this (an upload's commit
+            may be on its way).
+        dry_run: report what would be deleted, delete nothing.
+    """
+    if grace_seconds < 0:
+        raise InvalidInputError(f"grace period must be ≥ 0 seconds, got {grace_seconds}", hint="e.g. --grace 1h")
+    report = GcReport(dry_run=dry_run)
+    cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+    cutoff_ts = time.time() - grace_seconds
+
+    with store.db.write() as conn:
+        _lock(conn, t.trees)
+        orphans = list(conn.execute(
+            select(t.trees.c.tree_id).where(~select(t.commits.c.oid).where(t.commits.c.tree_id == t.trees.c.tree_id)
+                                            .exists())
+        ).scalars())
+        report.trees_deleted = len(orphans)
+        if not dry_run:
+            for batch in _chunks(orphans):
+                conn.execute(delete(t.tree_entries).where(t.tree_entries.c.tree_id.in_(batch)))
+                conn.execute(delete(t.trees).where(t.trees.c.tree_id.in_(batch)))
+
+    stored = {blob.sha256: blob for blob in store.blobs.iter_blobs()}
+    with store.db.read() as conn:
+        recorded = set(conn.execute(select(t.blobs.c.sha256)).scalars())
+    for batch in _chunks(sorted(stored.keys() | recorded)):
+        with store.db.write() as conn:
+            _lock(conn, t.blobs)
+            referenced = set(conn.execute(
+                select(t.tree_entries.c.blob_sha256).where(t.tree_entries.c.blob_sha256.in_(batch)).distinct()
+            ).scalars())
+            recent = {row.sha256 for row in conn.execute(select(t.blobs.c.sha256, t.blobs.c.last_put_at)
+                                                          .where(t.blobs.c.sha256.in_(batch)))
+                      if _aware(row.last_put_at) >= cutoff}
+            doomed = []
+            for sha in batch:
+                if sha in referenced:
+                    continue
+                if sha in recent or (sha in stored and stored[sha].mtime >= cutoff_ts):
+                    report.blobs_kept_in_grace += 1
+                    continue
+                doomed.append(sha)
+            if not doomed:
+                continue
+            if not dry_run:
+                conn.execute(delete(t.blobs).where(t.blobs.c.sha256.in_(doomed)))
+            for sha in doomed:
+                if sha in stored:
+                    if not dry_run:
+                        store.blobs.delete(sha)  # inside the transaction: no writer can re-reference it meanwhile
+                    report.blobs_deleted += 1
+                    report.bytes_freed += stored[sha].size
+                    report.deleted.append(sha)
+
+    if not dry_run:
+        report.temporary_files_removed = store.blobs.clean_temporary(grace_seconds)
+    return report

@@ -1,0 +1,602 @@
+"""The versioned repository store: repos, commits, trees and refs over a metadata DB and a blob store."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from fmhub.errors import (
+    AmbiguousRevisionError,
+    BlobNotFoundError,
+    ConflictError,
+    EmptyCommitError,
+    EntryNotFoundError,
+    IntegrityError,
+    InvalidInputError,
+    ProtectedRefError,
+    RefExistsError,
+    RepoExistsError,
+    RepoNotFoundError,
+    RevisionNotFoundError,
+)
+from fmhub.store import _schema as t
+from fmhub.store._db import Database
+from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
+from fmhub.store.blobs._base import Progress, hash_file
+from fmhub.store.objects import (
+    AddFile,
+    Commit,
+    CopyFile,
+    DeleteFile,
+    DeleteFolder,
+    Operation,
+    Ref,
+    Repo,
+    RepoRefs,
+    TreeEntry,
+    compute_commit_id,
+    compute_tree_id,
+)
+from fmhub.store.paths import validate_folder, validate_path, validate_ref_name, validate_repo_id, validate_repo_type
+
+__all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
+
+DEFAULT_BRANCH = "main"
+_HEX = re.compile(r"[0-9a-f]{7,40}")
+_MAX_AUTHOR = 255
+
+#: Like the Hugging Face Hub, a new repo starts with one commit holding a .gitattributes that marks
+#: weight and data formats as LFS, so git clients of the same repo behave.
+GITATTRIBUTES = b"".join(
+    f"{pattern} filter=lfs diff=lfs merge=lfs -text\n".encode()
+    for pattern in (
+        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib", "*.lfs.*",
+        "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot", "*.parquet", "*.pb",
+        "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors", "saved_model/**/*", "*.tar.*",
+        "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip", "*.zst", "*tfevents*",
+    )
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything fmhub stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _repo_key(repo_type: str, repo_id: str) -> str:
+    return f"{repo_type}/{repo_id.lower()}"
+
+
+def _check_author(author: str) -> str:
+    if not isinstance(author, str) or not author.strip() or len(author) > _MAX_AUTHOR:
+        raise InvalidInputError(f"invalid author {author!r}", hint=f"give a name of 1 to {_MAX_AUTHOR} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in author):
+        raise InvalidInputError(f"invalid author {author!r}: control characters are not allowed")
+    return author
+
+
+def _upsert(conn: Connection, table, values: list[dict], *, key: str, update_columns: Sequence[str] = ()):
+    """INSERT … ON CONFLICT DO UPDATE/NOTHING on SQLite and PostgreSQL alike."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    if update_columns:
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in update_columns})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+    return conn.execute(stmt, values)
+
+
+class Store:
+    """Versioned model and dataset repositories.
+
+    Every method that names a repo takes ``repo_id`` and ``repo_type`` (``"model"`` by default), as
+    ``huggingface_hub`` does. Reads return immutable value objects; writes are single transactions.
+
+    Example:
+        >>> store = open_store()                                    # embedded: $FMHUB_HOME
+        >>> store.create_repo("me/tiny-bert")
+        >>> blob = store.put_bytes(b'{"hidden_size": 32}')
+        >>> store.commit("me/tiny-bert", [AddFile("config.json", blob.sha256, blob.size)],
+        ...              title="Add config", author="me")
+    """
+
+    def __init__(self, db: Database, blobs: BlobStore) -> None:
+        self.db = db
+        self.blobs = blobs
+
+    def close(self) -> None:
+        self.blobs.close()
+        self.db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- repos ----------------------------------------------------------------------------------
+
+    def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
+                    exist_ok: bool = False, author: str = "fmhub") -> Repo:
+        """Create a repo with an initial commit (``.gitattributes``) on ``main``."""
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        author = _check_author(author)
+        blob = self.put_bytes(GITATTRIBUTES)
+        now = _now()
+        try:
+            with self.db.write() as conn:
+                existing = self._repo_row(conn, repo_type, repo_id, required=False)
+                if existing is not None:
+                    if exist_ok:
+                        return self._repo(existing)
+                    raise RepoExistsError(repo_type, existing.namespace + "/" + existing.name)
+                namespace, name = repo_id.split("/")
+                repo_pk = conn.execute(
+                    insert(t.repos).values(
+                        repo_type=repo_type, namespace=namespace, name=name, key=_repo_key(repo_type, repo_id),
+                        private=private, default_branch=DEFAULT_BRANCH, created_at=now, updated_at=now,
+                    )
+                ).inserted_primary_key[0]
+                entries = {".gitattributes": (blob.sha256, blob.size)}
+                self._touch_blobs(conn, {blob.sha256: blob.size})
+                tree_id = self._save_tree(conn, entries)
+                oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "Initial commit", "", now, 1)
+                conn.execute(insert(t.refs).values(repo_pk=repo_pk, kind="branch", name=DEFAULT_BRANCH,
+                                                   commit_oid=oid, created_at=now, updated_at=now))
+                return self._repo(self._repo_row(conn, repo_type, repo_id))
+        except SQLIntegrityError:  # a concurrent create of the same id won the race
+            if exist_ok:
+                return self.get_repo(repo_id, repo_type=repo_type)
+            raise RepoExistsError(repo_type, repo_id) from None
+
+    def get_repo(self, repo_id: str, *, repo_type: str = "model") -> Repo:
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.read() as conn:
+            return self._repo(self._repo_row(conn, repo_type, repo_id))
+
+    def list_repos(self, *, repo_type: str | None = None, author: str | None = None, search: str | None = None,
+                   limit: int | None = None) -> list[Repo]:
+        """Repos sorted by id; ``author`` matches the namespace, ``search`` a substring of the id."""
+        query = select(t.repos).order_by(t.repos.c.key)
+        if repo_type is not None:
+            query = query.where(t.repos.c.repo_type == validate_repo_type(repo_type))
+        if author:
+            query = query.where(func.lower(t.repos.c.namespace) == author.lower())
+        if search:
+            pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(t.repos.c.key.like(pattern, escape="\\"))
+        if limit is not None:
+            if limit < 1:
+                raise InvalidInputError(f"limit must be positive, got {limit}")
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            return [self._repo(row) for row in conn.execute(query)]
+
+    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None) -> Repo:
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.write() as conn:
+            row = self._repo_row(conn, repo_type, repo_id)
+            if private is not None:
+                conn.execute(update(t.repos).where(t.repos.c.pk == row.pk).values(private=private, updated_at=_now()))
+            return self._repo(self._repo_row(conn, repo_type, repo_id))
+
+    def delete_repo(self, repo_id: str, *, repo_type: str = "model") -> None:
+        """Delete a repo's refs and commits. Its blobs stay until ``gc`` finds them unreferenced."""
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.write() as conn:
+            row = self._repo_row(conn, repo_type, repo_id)
+            conn.execute(delete(t.refs).where(t.refs.c.repo_pk == row.pk))
+            conn.execute(delete(t.commits).where(t.commits.c.repo_pk == row.pk))
+            conn.execute(delete(t.repos).where(t.repos.c.pk == row.pk))
+
+    # -- blobs ----------------------------------------------------------------------------------
+
+    def put_file(self, path: Path | str, *, progress: Progress | None = None,
+                 hash_progress: Progress | None = None) -> BlobInfo:
+        """Store a local file's bytes (streamed, verified, deduplicated).
+
+        The file is hashed first and its blob's gc clock restarted *before* the bytes are written,
+        so a concurrent ``gc`` can never delete content this upload is about to rely on.
+
+        Args:
+            progress: called with byte counts while the bytes are stored.
+            hash_progress: called with byte counts while the file is hashed.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInputError(f"{str(path)!r} is not a file")
+        sha256, size = hash_file(path, hash_progress)
+        self._record_blob(BlobInfo(sha256, size, created=False))
+        return self.blobs.put_file(path, expected_sha256=sha256, expected_size=size, progress=progress)
+
+    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
+                   progress: Progress | None = None) -> BlobInfo:
+        """Store bytes read from a stream; when declared, sha256 and size must match or nothing is kept."""
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
+        info = self.blobs.put_stream(stream, expected_sha256=expected_sha256, expected_size=expected_size,
+                                     progress=progress)
+        self._record_blob(info)
+        return info
+
+    def put_bytes(self, data: bytes) -> BlobInfo:
+        return self.put_stream(io.BytesIO(data))
+
+    def _record_blob(self, info: BlobInfo) -> None:
+        with self.db.write() as conn:
+            self._touch_blobs(conn, {info.sha256: info.size})
+
+    @staticmethod
+    def _touch_blobs(conn: Connection, sizes: dict[str, int]) -> None:
+        """Restart the gc grace clock of these blobs (takes their row locks on PostgreSQL)."""
+        if sizes:
+            now = _now()
+            rows = [{"sha256": sha, "size": size, "last_put_at": now} for sha, size in sorted(sizes.items())]
+            _upsert(conn, t.blobs, rows, key="sha256", update_columns=("last_put_at",))
+
+    # -- revisions ------------------------------------------------------------------------------
+
+    def resolve_revision(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model") -> Commit:
+        """The commit a revision names: a branch, a tag, a full commit id or a unique prefix (≥ 7 hex).
+
+        ``refs/heads/NAME`` and ``refs/tags/NAME`` restrict the lookup to branches or tags.
+        """
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            return self._resolve(conn, repo, revision)
+
+    def _resolve(self, conn: Connection, repo, revision: str | None) -> Commit:
+        repo_id = f"{repo.namespace}/{repo.name}"
+        if revision is None:
+            revision = repo.default_branch
+        if not isinstance(revision, str) or not revision or len(revision) > 1024:
+            raise RevisionNotFoundError(repo_id, str(revision)[:80])
+        kinds: tuple[str, ...] = ("branch", "tag")
+        name = revision
+        if revision.startswith("refs/heads/"):
+            kinds, name = ("branch",), revision[len("refs/heads/"):]
+        elif revision.startswith("refs/tags/"):
+            kinds, name = ("tag",), revision[len("refs/tags/"):]
+        for kind in kinds:
+            oid = conn.execute(
+                select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
+                                                   t.refs.c.name == name)
+            ).scalar_one_or_none()
+            if oid is not None:
+                return self._commit(conn, repo.pk, oid)
+        if len(kinds) == 2 and _HEX.fullmatch(revision.lower()):
+            prefix = revision.lower()
+            query = select(t.commits.c.oid).where(t.commits.c.repo_pk == repo.pk)
+            query = query.where(t.commits.c.oid == prefix) if len(prefix) == 40 else \
+                query.where(t.commits.c.oid.like(prefix + "%")).limit(10)
+            matches = list(conn.execute(query).scalars())
+            if len(matches) == 1:
+                return self._commit(conn, repo.pk, matches[0])
+            if len(matches) > 1:
+                raise AmbiguousRevisionError(repo_id, revision, matches)
+        raise RevisionNotFoundError(repo_id, revision)
+
+    def get_commit(self, repo_id: str, oid: str, *, repo_type: str = "model") -> Commit:
+        return self.resolve_revision(repo_id, oid, repo_type=repo_type)
+
+    def list_commits(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                     limit: int | None = None) -> list[Commit]:
+        """History from a revision, newest first, following first parents (like ``git log --first-parent``)."""
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            head = self._resolve(conn, repo, revision)
+            by_oid = {
+                row.oid: row for row in conn.execute(
+                    select(t.commits).where(t.commits.c.repo_pk == repo.pk,
+                                            t.commits.c.generation <= head.generation)
+                )
+            }
+        history: list[Commit] = []
+        oid: str | None = head.oid
+        while oid is not None and (limit is None or len(history) < limit):
+            commit = self._commit_from_row(by_oid[oid])
+            history.append(commit)
+            oid = commit.parents[0] if commit.parents else None
+        return history
+
+    # -- trees ----------------------------------------------------------------------------------
+
+    def list_files(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   folder: str | None = None) -> list[TreeEntry]:
+        """Every file at a revision (recursively), sorted by path; ``folder`` restricts to files under it."""
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        prefix = None if folder in (None, "", "/") else validate_folder(folder) + "/"
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            commit = self._resolve(conn, repo, revision)
+            entries = [TreeEntry(path, sha, size) for path, (sha, size) in self._load_tree(conn, commit.tree_id).items()
+                       if prefix is None or path.startswith(prefix)]
+        if prefix is not None and not entries:
+            raise EntryNotFoundError(repo_id, revision or repo.default_branch, folder)
+        return sorted(entries, key=lambda e: e.path)
+
+    def get_entry(self, repo_id: str, path: str, revision: str | None = None, *,
+                  repo_type: str = "model") -> tuple[Commit, TreeEntry]:
+        """The commit a revision resolves to and the file at ``path`` in it."""
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        path = validate_path(path)
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            commit = self._resolve(conn, repo, revision)
+            row = conn.execute(
+                select(t.tree_entries).where(t.tree_entries.c.tree_id == commit.tree_id, t.tree_entries.c.path == path)
+            ).one_or_none()
+        if row is None:
+            raise EntryNotFoundError(repo_id, revision or repo.default_branch, path)
+        return commit, TreeEntry(row.path, row.blob_sha256, row.size)
+
+    def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
+        """A small file's whole content (use ``blobs.iter_chunks`` to stream large ones)."""
+        _, entry = self.get_entry(repo_id, path, revision, repo_type=repo_type)
+        return b"".join(self.blobs.iter_chunks(entry.blob_sha256))
+
+    # -- commits --------------------------------------------------------------------------------
+
+    def commit(self, repo_id: str, operations: Sequence[Operation], *, repo_type: str = "model",
+               revision: str | None = None, title: str, message: str = "", author: str,
+               parent_commit: str | None = None, allow_empty: bool = False) -> Commit:
+        """Apply operations to a branch head and record a new commit, atomically.
+
+        Args:
+            operations: ``AddFile`` (blob already stored), ``DeleteFile``, ``DeleteFolder``, ``CopyFile``,
+                applied in order.
+            revision: the branch to commit to (default: the repo's default branch).
+            parent_commit: the head the caller based its change on; if the branch moved since,
+                :class:`ConflictError` is raised and nothing is written (no lost update).
+            allow_empty: record a commit even when the tree does not change.
+
+        Raises:
+            ConflictError, EntryNotFoundError, BlobNotFoundError, EmptyCommitError, InvalidInputError.
+        """
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        author = _check_author(author)
+        title = (title or "").strip()
+        if not title:
+            raise InvalidInputError("a commit needs a title (summary)", hint="pass a message with -m")
+        if not operations and not allow_empty:
+            raise InvalidInputError("no operations to commit")
+        ops = [self._validated_op(op) for op in operations]
+        now = _now()
+        with self.db.write() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            branch = repo.default_branch if revision is None else revision
+            if branch.startswith("refs/heads/"):
+                branch = branch[len("refs/heads/"):]
+            ref = conn.execute(
+                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch)
+                .with_for_update()
+            ).one_or_none()
+            if ref is None:
+                self._resolve(conn, repo, branch)  # raises RevisionNotFoundError for names that are nothing
+                raise InvalidInputError(f"{branch!r} is not a branch of {repo_id!r}; commits go to branches",
+                                        hint="create a branch from it first: fmhub branch create")
+            if parent_commit is not None and parent_commit.lower() != ref.commit_oid:
+                raise ConflictError(
+                    f"branch {branch!r} of {repo_id!r} moved: expected head {parent_commit}, found {ref.commit_oid}",
+                    expected=parent_commit, actual=ref.commit_oid,
+                )
+            head = self._commit(conn, repo.pk, ref.commit_oid)
+            old_tree = self._load_tree(conn, head.tree_id)
+            tree = self._apply(conn, repo, branch, old_tree, ops)
+            if tree == old_tree and not allow_empty:
+                raise EmptyCommitError(repo_id, branch)
+            added = {sha: size for (sha, size) in (tree[p] for p in tree if old_tree.get(p) != tree[p])}
+            self._touch_blobs(conn, added)
+            self._check_blobs_present(added)
+            tree_id = self._save_tree(conn, tree)
+            oid = self._insert_commit(conn, repo.pk, tree_id, [head.oid], author, title, message, now,
+                                      head.generation + 1)
+            moved = conn.execute(
+                update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch,
+                                     t.refs.c.commit_oid == head.oid).values(commit_oid=oid, updated_at=now)
+            ).rowcount
+            if moved != 1:  # compare-and-swap lost: another writer moved the branch under us
+                raise ConflictError(f"branch {branch!r} of {repo_id!r} moved during the commit", expected=head.oid)
+            conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
+            return self._commit(conn, repo.pk, oid)
+
+    @staticmethod
+    def _validated_op(op: Operation) -> Operation:
+        if isinstance(op, AddFile):
+            if not isinstance(op.size, int) or op.size < 0:
+                raise InvalidInputError(f"invalid size {op.size!r} for {op.path!r}")
+            return AddFile(validate_path(op.path), check_sha256(op.blob_sha256), op.size)
+        if isinstance(op, DeleteFile):
+            return DeleteFile(validate_path(op.path))
+        if isinstance(op, DeleteFolder):
+            return DeleteFolder(validate_folder(op.path))
+        if isinstance(op, CopyFile):
+            return CopyFile(validate_path(op.src_path), validate_path(op.dest_path), op.src_revision)
+        raise InvalidInputError(f"unknown commit operation {op!r}")
+
+    def _apply(self, conn: Connection, repo, branch: str, old: dict[str, tuple[str, int]],
+               ops: list[Operation]) -> dict[str, tuple[str, int]]:
+        repo_id = f"{repo.namespace}/{repo.name}"
+        tree = dict(old)
+        for op in ops:
+            if isinstance(op, AddFile):
+                tree[op.path] = (op.blob_sha256, op.size)
+            elif isinstance(op, DeleteFile):
+                if tree.pop(op.path, None) is None:
+                    raise EntryNotFoundError(repo_id, branch, op.path)
+            elif isinstance(op, DeleteFolder):
+                doomed = [p for p in tree if p.startswith(op.path + "/")]
+                if not doomed:
+                    raise EntryNotFoundError(repo_id, branch, op.path + "/")
+                for p in doomed:
+                    del tree[p]
+            elif isinstance(op, CopyFile):
+                source = tree if op.src_revision is None else \
+                    self._load_tree(conn, self._resolve(conn, repo, op.src_revision).tree_id)
+                if op.src_path not in source:
+                    raise EntryNotFoundError(repo_id, op.src_revision or branch, op.src_path)
+                tree[op.dest_path] = source[op.src_path]
+        for path in tree:  # a path cannot be both a file and a folder
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                if parent in tree:
+                    raise InvalidInputError(f"{path!r} would be inside {parent!r}, which is a file",
+                                            hint=f"delete {parent!r} first or pick another path")
+        return tree
+
+    def _check_blobs_present(self, sizes: dict[str, int]) -> None:
+        for sha, size in sizes.items():
+            if not self.blobs.exists(sha):
+                raise BlobNotFoundError(sha)
+            actual = self.blobs.size(sha)
+            if actual != size:
+                raise IntegrityError(f"blob {sha} holds {actual} bytes, the commit declares {size}",
+                                     expected=str(size), actual=str(actual))
+
+    # -- refs -----------------------------------------------------------------------------------
+
+    def list_refs(self, repo_id: str, *, repo_type: str = "model") -> RepoRefs:
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            rows = conn.execute(select(t.refs).where(t.refs.c.repo_pk == repo.pk).order_by(t.refs.c.name)).all()
+        refs = RepoRefs()
+        for row in rows:
+            ref = Ref(row.kind, row.name, row.commit_oid, row.message, _aware(row.created_at), _aware(row.updated_at))
+            (refs.branches if row.kind == "branch" else refs.tags).append(ref)
+        return refs
+
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
+                      exist_ok: bool = False) -> Ref:
+        """Create ``branch`` at ``revision`` (default: the default branch's head)."""
+        return self._create_ref(repo_id, repo_type, "branch", branch, revision, None, exist_ok)
+
+    def create_tag(self, repo_id: str, tag: str, *, revision: str | None = None, message: str | None = None,
+                   repo_type: str = "model", exist_ok: bool = False) -> Ref:
+        """Create an immutable ``tag`` at ``revision``; an existing tag is never moved."""
+        return self._create_ref(repo_id, repo_type, "tag", tag, revision, message, exist_ok)
+
+    def _create_ref(self, repo_id: str, repo_type: str, kind: str, name: str, revision: str | None,
+                    message: str | None, exist_ok: bool) -> Ref:
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        name = validate_ref_name(name)
+        now = _now()
+        with self.db.write() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            target = self._resolve(conn, repo, revision)
+            existing = conn.execute(
+                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.name == name)
+            ).one_or_none()
+            if existing is not None:
+                if exist_ok and existing.kind == kind and existing.commit_oid == target.oid:
+                    return Ref(kind, name, existing.commit_oid, existing.message, _aware(existing.created_at),
+                               _aware(existing.updated_at))
+                raise RefExistsError(existing.kind, name)
+            conn.execute(insert(t.refs).values(repo_pk=repo.pk, kind=kind, name=name, commit_oid=target.oid,
+                                               message=message, created_at=now, updated_at=now))
+            conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
+        return Ref(kind, name, target.oid, message, now, now)  # type: ignore[arg-type]
+
+    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
+        """Delete a branch (never the default branch). Its commits stay reachable by id until gc."""
+        self._delete_ref(repo_id, repo_type, "branch", branch)
+
+    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
+        """Delete a tag (an admin action on the hub: tags are otherwise immutable)."""
+        self._delete_ref(repo_id, repo_type, "tag", tag)
+
+    def _delete_ref(self, repo_id: str, repo_type: str, kind: str, name: str) -> None:
+        repo_id = validate_repo_id(repo_id)
+        repo_type = validate_repo_type(repo_type)
+        with self.db.write() as conn:
+            repo = self._repo_row(conn, repo_type, repo_id)
+            if kind == "branch" and name == repo.default_branch:
+                raise ProtectedRefError(f"{name!r} is the default branch of {repo_id!r} and cannot be deleted")
+            deleted = conn.execute(
+                delete(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name)
+            ).rowcount
+            if deleted != 1:
+                raise RevisionNotFoundError(repo_id, f"{kind} {name}")
+            conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=_now()))
+
+    # -- rows → objects -------------------------------------------------------------------------
+
+    @staticmethod
+    def _repo_row(conn: Connection, repo_type: str, repo_id: str, *, required: bool = True):
+        row = conn.execute(select(t.repos).where(t.repos.c.key == _repo_key(repo_type, repo_id))).one_or_none()
+        if row is None and required:
+            raise RepoNotFoundError(repo_type, repo_id)
+        return row
+
+    @staticmethod
+    def _repo(row) -> Repo:
+        return Repo(row.repo_type, f"{row.namespace}/{row.name}", bool(row.private), row.default_branch,
+                    _aware(row.created_at), _aware(row.updated_at))
+
+    def _commit(self, conn: Connection, repo_pk: int, oid: str) -> Commit:
+        row = conn.execute(select(t.commits).where(t.commits.c.repo_pk == repo_pk, t.commits.c.oid == oid)).one()
+        return self._commit_from_row(row)
+
+    @staticmethod
+    def _commit_from_row(row) -> Commit:
+        return Commit(row.oid, row.tree_id, tuple(json.loads(row.parents)), row.author, row.title, row.message,
+                      _aware(row.created_at), row.generation)
+
+    @staticmethod
+    def _load_tree(conn: Connection, tree_id: str) -> dict[str, tuple[str, int]]:
+        rows = conn.execute(select(t.tree_entries.c.path, t.tree_entries.c.blob_sha256, t.tree_entries.c.size)
+                            .where(t.tree_entries.c.tree_id == tree_id))
+        return {path: (sha, size) for path, sha, size in rows}
+
+    @staticmethod
+    def _save_tree(conn: Connection, tree: dict[str, tuple[str, int]]) -> str:
+        tree_id = compute_tree_id(tree)
+        inserted = _upsert(conn, t.trees, [{"tree_id": tree_id, "file_count": len(tree),
+                                            "total_size": sum(size for _, size in tree.values())}],
+                           key="tree_id").rowcount
+        if inserted:  # identical trees (across commits and repos) are stored once
+            conn.execute(insert(t.tree_entries), [
+                {"tree_id": tree_id, "path": path, "blob_sha256": sha, "size": size}
+                for path, (sha, size) in tree.items()
+            ])
+        return tree_id
+
+    @staticmethod
+    def _insert_commit(conn: Connection, repo_pk: int, tree_id: str, parents: list[str], author: str, title: str,
+                       message: str, created_at: datetime, generation: int) -> str:
+        oid = compute_commit_id(tree_id, parents, author, title, message, created_at)
+        conn.execute(insert(t.commits).values(repo_pk=repo_pk, oid=oid, tree_id=tree_id, parents=json.dumps(parents),
+                                              author=author, title=title, message=message, created_at=created_at,
+                                              generation=generation))
+        return oid
+
+    def iter_file(self, entry: TreeEntry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Stream a file's bytes (or the ``[start, end)`` range)."""
+        return self.blobs.iter_chunks(entry.blob_sha256, start, end)

@@ -1,0 +1,159 @@
+"""Fixtures shared by the whole suite: stores over every metadata and blob backend.
+
+Backends are real: SQLite files, a PostgreSQL schema per test (``FMHUB_TEST_PG_URL``, default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``; tests skip with the reason when it is absent),
+local folders, and an S3-compatible server started on loopback. The S3 server is ``moto``'s — a
+stand-in for real S3 (AWS, MinIO, Ceph) that speaks the same HTTP API through the same boto3 client.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fmhub.constants import Settings, settings
+from fmhub.store import Database, Store, open_blob_store
+
+PG_URL = os.environ.get("FMHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+S3_STAND_IN = "moto"  # the S3-compatible server the tests start (a stand-in for real S3)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads or writes the developer's real $FMHUB_HOME."""
+    for name in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT", "FMHUB_TOKEN", "FMHUB_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "fmhub-home"))
+    monkeypatch.setenv("FMHUB_USER", "tester")
+    settings.cache_clear()  # settings are read once per process; each test gets its own
+    yield
+    settings.cache_clear()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine():
+    """An engine on the test PostgreSQL database, or a skip naming why it is unavailable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL} (set FMHUB_TEST_PG_URL): {exc.orig}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_engine) -> Iterator[str]:
+    """A URL whose connections work in a fresh, private PostgreSQL schema (dropped afterwards)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    schema = "fmhub_test_" + uuid.uuid4().hex[:12]
+    with pg_admin_engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with pg_admin_engine.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+# -- S3-compatible server --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server (moto, the stand-in for real S3) on an ephemeral loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "fmhub-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "fmhub-test")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_blob_url(s3_endpoint: str) -> str:
+    """A fresh bucket on the stand-in server, as an ``s3://bucket/prefix`` URI."""
+    import boto3
+
+    bucket = "fmhub-test-" + uuid.uuid4().hex[:12]
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/blobs"
+
+
+# -- stores ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["file", "s3"])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A blob store on each backend: a local folder and the S3 stand-in."""
+    if request.param == "file":
+        store = open_blob_store((tmp_path / "blobs").as_uri())
+    else:
+        store = open_blob_store(request.getfixturevalue("s3_blob_url"),
+                                s3_endpoint_url=request.getfixturevalue("s3_endpoint"))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'fmhub.db'}"
+
+
+@pytest.fixture(params=["sqlite+file", "postgresql+file", "sqlite+s3", "postgresql+s3"])
+def backend_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings naming one metadata backend and one blob backend (every combination is tested)."""
+    db, blob = request.param.split("+")
+    db_url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
+    s3_endpoint = None
+    if blob == "file":
+        blob_url = (tmp_path / "blobs").as_uri()
+    else:
+        blob_url = request.getfixturevalue("s3_blob_url")
+        s3_endpoint = request.getfixturevalue("s3_endpoint")
+    return Settings(home=tmp_path / "fmhub-home", db_url=db_url, blob_url=blob_url, s3_endpoint_url=s3_endpoint)
+
+
+@pytest.fixture
+def store(backend_urls: Settings) -> Iterator[Store]:
+    """A migrated, empty store on each backend combination."""
+    from fmhub.store import open_store
+
+    db = Database(backend_urls.db_url)
+    db.upgrade()
+    db.dispose()
+    with open_store(config=backend_urls) as opened:
+        yield opened
+
+
+@pytest.fixture
+def local_store(sqlite_url: str, tmp_path: Path) -> Iterator[Store]:
+    """The embedded default (SQLite + folder): for tests about one backend's behaviour."""
+    from fmhub.store import open_store
+
+    with open_store(sqlite_url, (tmp_path / "blobs").as_uri()) as opened:
+        yield opened
