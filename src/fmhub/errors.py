@@ -209,7 +209,8 @@ class ConfigError(FmhubError, ValueError):
 class SchemaOutOfDateError(FmhubError):
     def __init__(self, current: str | None, head: str) -> None:
         super().__init__(
-            f"the metadata database schema is at {current or 'empty'}, fmhub needs {head}",
+            "the metadata database has no fmhub schema yet" if current is None
+            else f"the metadata database schema is at revision {current}, this fmhub needs {head}",
             hint="run: fmhub db upgrade",
         )
         self.current = current

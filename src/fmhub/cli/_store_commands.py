@@ -333,10 +333,12 @@ def gc_command(
     seconds = parse_duration(grace, flag="--grace")
     with opened_store() as store:
         report = gc(store, grace_seconds=seconds, dry_run=dry_run)
-    verb = "would free" if dry_run else "freed"
-    console.print(f"{verb} {human_size(report.bytes_freed)}: {report.blobs_deleted} blob(s), "
-                  f"{report.trees_deleted} tree(s); kept {report.blobs_kept_in_grace} recent unreferenced blob(s); "
-                  f"removed {report.temporary_files_removed} upload leftover(s)")
+    summary = (f"{human_size(report.bytes_freed)}: {report.blobs_deleted} blob(s), {report.trees_deleted} tree(s); "
+               f"kept {report.blobs_kept_in_grace} unreferenced blob(s) younger than {grace}")
+    if dry_run:
+        console.print(f"would free {summary} (dry run: nothing deleted)")
+    else:
+        console.print(f"freed {summary}; removed {report.temporary_files_removed} upload leftover(s)")
 
 
 @db_app.command("upgrade")

@@ -118,7 +118,7 @@ class Database:
             yield
         except OperationalError as exc:
             raise ConfigError(
-                f"metadata database {self.safe_url} is unavailable: {exc.orig}",
+                f"metadata database {self.safe_url} is unavailable: {' '.join(str(exc.orig).split())}",
                 hint="check FMHUB_DB_URL and that the database server is running",
             ) from exc
 

@@ -230,14 +230,16 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
             referenced = set(conn.execute(
                 select(t.tree_entries.c.blob_sha256).where(t.tree_entries.c.blob_sha256.in_(batch)).distinct()
             ).scalars())
-            recent = {row.sha256 for row in conn.execute(select(t.blobs.c.sha256, t.blobs.c.last_put_at)
-                                                          .where(t.blobs.c.sha256.in_(batch)))
-                      if _aware(row.last_put_at) >= cutoff}
+            last_put = {sha: _aware(when) for sha, when in conn.execute(
+                select(t.blobs.c.sha256, t.blobs.c.last_put_at).where(t.blobs.c.sha256.in_(batch)))}
             doomed = []
             for sha in batch:
                 if sha in referenced:
                     continue
-                if sha in recent or (sha in stored and stored[sha].mtime >= cutoff_ts):
+                # The row's clock is authoritative; bytes with no row yet (a writer between storing
+                # and recording them) are judged by their file time.
+                young = last_put[sha] >= cutoff if sha in last_put else stored[sha].mtime >= cutoff_ts
+                if young:
                     report.blobs_kept_in_grace += 1
                     continue
                 doomed.append(sha)

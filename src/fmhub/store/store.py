@@ -88,14 +88,21 @@ def _check_author(author: str) -> str:
     return author
 
 
-def _upsert(conn: Connection, table, values: list[dict], *, key: str, update_columns: Sequence[str] = ()):
-    """INSERT … ON CONFLICT DO UPDATE/NOTHING on SQLite and PostgreSQL alike."""
+def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str, update_columns: Sequence[str] = (),
+            returning: bool = False):
+    """INSERT … ON CONFLICT DO UPDATE/NOTHING on SQLite and PostgreSQL alike.
+
+    With ``returning``, the result holds the key of each row actually inserted (drivers disagree on
+    ``rowcount`` for ON CONFLICT DO NOTHING; RETURNING is exact on both).
+    """
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     if update_columns:
         stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in update_columns})
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+    if returning:
+        stmt = stmt.returning(table.c[key])
     return conn.execute(stmt, values)
 
 
@@ -578,10 +585,10 @@ class Store:
     @staticmethod
     def _save_tree(conn: Connection, tree: dict[str, tuple[str, int]]) -> str:
         tree_id = compute_tree_id(tree)
-        inserted = _upsert(conn, t.trees, [{"tree_id": tree_id, "file_count": len(tree),
-                                            "total_size": sum(size for _, size in tree.values())}],
-                           key="tree_id").rowcount
-        if inserted:  # identical trees (across commits and repos) are stored once
+        inserted = _upsert(conn, t.trees, {"tree_id": tree_id, "file_count": len(tree),
+                                           "total_size": sum(size for _, size in tree.values())},
+                           key="tree_id", returning=True).first()
+        if inserted is not None:  # identical trees (across commits and repos) are stored once
             conn.execute(insert(t.tree_entries), [
                 {"tree_id": tree_id, "path": path, "blob_sha256": sha, "size": size}
                 for path, (sha, size) in tree.items()

@@ -63,7 +63,7 @@ def plan_upload(local: Path | str, path_in_repo: str | None = None) -> list[Plan
             planned.append(PlannedFile(path, validate_path(prefix + relative), path.stat().st_size))
     if not planned:
         raise InvalidInputError(f"folder {str(local)!r} holds no files to upload")
-    return planned
+    return sorted(planned, key=lambda planned_file: planned_file.path_in_repo)
 
 
 def upload(store: Store, repo_id: str, files: Sequence[PlannedFile], *, repo_type: str = "model",

@@ -1,0 +1,38 @@
+"""The exported API is a promise: changing it must be a deliberate edit of this test."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPORTS = {
+    "fmhub": ["__version__", "FmhubError", "Store", "open_store"],
+    "fmhub.store": [
+        "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "Commit", "TreeEntry",
+        "Ref", "RepoRefs", "AddFile", "DeleteFile", "DeleteFolder", "CopyFile", "Operation", "DEFAULT_BRANCH",
+        "REPO_TYPES", "validate_path", "validate_repo_id", "validate_ref_name", "validate_repo_type",
+    ],
+    "fmhub.store.maintenance": ["Problem", "FsckReport", "GcReport", "fsck", "gc", "DEFAULT_GC_GRACE_SECONDS"],
+    "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "select_files",
+                             "snapshot_folder"],
+    "fmhub.cli": ["app", "main"],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPORTS))
+def test_exported_api_is_locked(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(EXPORTS[module_name])
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.__all__ names {name!r}, which does not exist"
+
+
+def test_every_error_has_an_http_status() -> None:
+    import fmhub.errors as errors
+
+    for name in errors.__all__:
+        obj = getattr(errors, name)
+        if isinstance(obj, type) and issubclass(obj, errors.FmhubError) and obj is not errors.FmhubError:
+            error = obj.__new__(obj)  # the status depends on the class only
+            assert 400 <= errors.http_status(error) < 600, name
