@@ -27,6 +27,7 @@ __all__ = [
     "IntegrityError",
     "ConfigError",
     "SchemaOutOfDateError",
+    "StorageUnavailableError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -206,6 +207,10 @@ class ConfigError(FmhubError, ValueError):
     """A store URL, a setting or an environment variable is wrong."""
 
 
+class StorageUnavailableError(FmhubError):
+    """A storage backend failed in a way that may pass (a 5xx from S3, a dropped connection): retry."""
+
+
 class SchemaOutOfDateError(FmhubError):
     def __init__(self, current: str | None, head: str) -> None:
         super().__init__(
@@ -234,6 +239,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     IntegrityError: 422,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
+    StorageUnavailableError: 503,
 }
 
 #: The ``X-Error-Code`` values huggingface_hub maps to its own exception classes.

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from fmhub.errors import ConfigError, SchemaOutOfDateError
 from fmhub.store._schema import SCHEMA_HEAD
@@ -77,8 +77,13 @@ class Database:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # NullPool: a connection per transaction keeps forked/multiprocess users safe and costs little.
-        engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
+        if not database or database == ":memory:":
+            # An in-memory database lives as long as its one connection: share that connection.
+            engine = create_engine(parsed, poolclass=StaticPool,
+                                   connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+        else:
+            # NullPool: a connection per transaction keeps forked/multiprocess users safe and costs little.
+            engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record) -> None:

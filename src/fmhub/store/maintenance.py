@@ -25,7 +25,7 @@ from sqlalchemy import Connection, delete, select, text
 from fmhub.errors import BlobNotFoundError, InvalidInputError
 from fmhub.store import _schema as t
 from fmhub.store.objects import compute_commit_id, compute_tree_id
-from fmhub.store.store import Store
+from fmhub.store.store import Store, _aware
 
 __all__ = ["Problem", "FsckReport", "GcReport", "fsck", "gc", "DEFAULT_GC_GRACE_SECONDS"]
 
@@ -73,10 +73,6 @@ class GcReport:
 def _chunks(items: list[str], size: int = _BATCH) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # -- fsck ------------------------------------------------------------------------------------------

@@ -72,8 +72,8 @@ def _now() -> datetime:
 
 
 def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything fmhub stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """Everything fmhub stores is UTC: SQLite hands back naive datetimes, PostgreSQL the session's zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _repo_key(repo_type: str, repo_id: str) -> str:
@@ -186,7 +186,8 @@ class Store:
             query = query.where(func.lower(t.repos.c.namespace) == author.lower())
         if search:
             pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(t.repos.c.key.like(pattern, escape="\\"))
+            repo_id = func.lower(t.repos.c.namespace + "/" + t.repos.c.name)
+            query = query.where(repo_id.like(pattern, escape="\\"))
         if limit is not None:
             if limit < 1:
                 raise InvalidInputError(f"limit must be positive, got {limit}")

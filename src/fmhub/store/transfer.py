@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fmhub.errors import IntegrityError, InvalidInputError
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress
+from fmhub.store.blobs.file import fsync_dir as _fsync_dir
 from fmhub.store.objects import AddFile, Commit, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.store import Store
@@ -125,7 +126,13 @@ def _file_matches(path: Path, entry: TreeEntry, *, check_hash: bool) -> bool:
 
 @functools.cache
 def _umask() -> int:
-    mask = os.umask(0o22)  # reading the umask means setting it; restore at once
+    try:  # Linux reports it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)  # elsewhere reading the umask means setting it; restore at once
     os.umask(mask)
     return mask
 
@@ -152,6 +159,7 @@ def _write_atomically(store: Store, entry: TreeEntry, target: Path, *, verify: b
             os.fsync(out.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; downloads get the user's usual mode
         os.replace(tmp_name, target)
+        _fsync_dir(target.parent)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

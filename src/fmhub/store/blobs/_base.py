@@ -119,7 +119,12 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def put_file(self, path: Path, *, expected_sha256: str | None = None, expected_size: int | None = None,
                  progress: Progress | None = None) -> BlobInfo:
-        """Store a local file. Content already present is hashed but not written again."""
+        """Store a local file. Content already present is hashed but not written again.
+
+        When the caller declares both ``expected_sha256`` and ``expected_size`` it vouches for them:
+        if that blob already exists the file is not read at all; otherwise the bytes written are
+        verified against the claim before they become visible.
+        """
 
     @abc.abstractmethod
     def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,

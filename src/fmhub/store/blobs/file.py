@@ -6,6 +6,7 @@ directory fsynced, so a crash leaves either nothing visible or the complete, ver
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -27,12 +28,12 @@ from fmhub.store.blobs._base import (
     verify_expected,
 )
 
-__all__ = ["FileBlobStore"]
+__all__ = ["FileBlobStore", "fsync_dir"]
 
 _HEX = frozenset("0123456789abcdef")
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -100,12 +101,22 @@ class FileBlobStore(BlobStore):
         except FileNotFoundError:
             raise BlobNotFoundError(sha256) from None
         with src:
+            try:
+                dest_fd = dest.fileno()
+            except (AttributeError, io.UnsupportedOperation):  # an in-memory or wrapped destination
+                copied = 0
+                while chunk := src.read(CHUNK_SIZE):
+                    dest.write(chunk)
+                    copied += len(chunk)
+                    if progress:
+                        progress(len(chunk))
+                return copied
             size = os.fstat(src.fileno()).st_size
             dest.flush()
             offset = 0
             # copy_file_range/sendfile keep the bytes in the kernel: no Python-level copy.
             while offset < size:
-                n = os.sendfile(dest.fileno(), src.fileno(), offset, min(size - offset, 64 * CHUNK_SIZE))
+                n = os.sendfile(dest_fd, src.fileno(), offset, min(size - offset, 64 * CHUNK_SIZE))
                 if n == 0:
                     break
                 offset += n
@@ -147,6 +158,8 @@ class FileBlobStore(BlobStore):
 
     def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
                    progress: Progress | None = None) -> BlobInfo:
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
         return self._write(stream, expected_sha256=expected_sha256, expected_size=expected_size, progress=progress)
 
     def _write(self, src: BinaryIO, *, expected_sha256: str | None, expected_size: int | None,
@@ -167,10 +180,10 @@ class FileBlobStore(BlobStore):
             final.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(tmp, 0o444)  # immutable once visible
             os.replace(tmp, final)  # atomic; a concurrent writer of the same bytes replaces identical content
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             if created_dirs:
-                _fsync_dir(final.parent.parent)
-                _fsync_dir(self.root)
+                fsync_dir(final.parent.parent)
+                fsync_dir(self.root)
             return BlobInfo(sha256, size, created=True)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -182,7 +195,7 @@ class FileBlobStore(BlobStore):
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def clean_temporary(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
