@@ -179,7 +179,8 @@ def _child_download(args: dict) -> dict:
         rss_before = _vm_status("VmRSS")
         io_before = _proc_io()
         start = time.perf_counter()
-        folder = download_snapshot(store, REPO_ID, revision=args["revision"], local_dir=args["local_dir"])
+        folder = download_snapshot(store, REPO_ID, revision=args["revision"], local_dir=args["local_dir"],
+                                   fsync=args.get("fsync", False))
         seconds = time.perf_counter() - start
         io = _io_delta(io_before, _proc_io())
     finally:
@@ -351,7 +352,7 @@ def run_benchmark(args: Args) -> dict:
         source_sha = make_random_file(source, size)
         console.print(f"  created {source.name}: {size:,} random bytes in {time.perf_counter() - started:.1f} s")
         raw: dict[str, list] = {k: [] for k in ("A", "B", "B_openssl", "C", "C_sync", "upload",
-                                                "reupload_same_path", "reupload_new_path", "download")}
+                                                "reupload_same_path", "reupload_new_path", "download", "download_fsync")}
         has_openssl = shutil.which("openssl") is not None
         if not has_openssl:
             del raw["B_openssl"]
@@ -425,8 +426,18 @@ def run_benchmark(args: Args) -> dict:
             if got_size != size or got_sha != source_sha:
                 raise RuntimeError(f"downloaded file differs from the source: size {got_size}, sha256 {got_sha}")
 
+            # Informational: the durable download (`fmhub download --fsync`) against a durable cp.
+            durable_dir = work / f"download-fsync-{rep}"
+            warm(blob_path(store_dir, source_sha))
+            durable = run_step("download", {"store_dir": str(store_dir), "revision": up["commit_oid"],
+                                            "local_dir": str(durable_dir), "fsync": True})
+            raw["download_fsync"].append(durable["seconds"])
+            if sha256_of(durable_dir / FILE_NAME) != source_sha:
+                raise RuntimeError("the --fsync download differs from the source")
+
             shutil.rmtree(store_dir)
             shutil.rmtree(local_dir)
+            shutil.rmtree(durable_dir)
 
         result = summarize(args, size, source_sha, info, raw, details, checks)
         print_report(console, result)
@@ -443,7 +454,7 @@ def summarize(args: Args, size: int, source_sha: str, info: dict, raw: dict, det
     medians = {k: statistics.median(v) for k, v in raw.items()}
     ratios = {step: medians[step] / medians[anchor] for step, (anchor, _) in RATIO_GOALS.items()}
     # Not goals: the same steps against anchors as fast as the store could be (hardware sha256, durable cp).
-    info_ratios = {"download_vs_cp_sync": medians["download"] / medians["C_sync"]}
+    info_ratios = {"download_fsync_vs_cp_sync": medians["download_fsync"] / medians["C_sync"]}
     if "B_openssl" in medians:
         info_ratios["upload_vs_openssl_plus_cp"] = medians["upload"] / (medians["B_openssl"] + medians["C"])
         info_ratios["upload_vs_openssl_plus_cp_sync"] = medians["upload"] / (medians["B_openssl"] + medians["C_sync"])
@@ -476,8 +487,9 @@ def summarize(args: Args, size: int, source_sha: str, info: dict, raw: dict, det
             "store_steps": "each in a child process; time covers the store call only (not start-up, imports, "
                            "open_store or create_repo); peak RSS is the child's own ru_maxrss",
             "anchors": "coreutils run as subprocesses, timed around the call; sha256sum + cp run back to back",
-            "durability": "the store fsyncs what it writes (blob, downloaded file); plain cp does not. "
-                          "C_sync (cp then `sync FILE`) shows the durable equivalent, for information only",
+            "durability": "the store fsyncs its blobs; downloads are not fsynced by default (like huggingface_hub "
+                          "and git checkouts), `--fsync` makes them durable. C_sync (cp then `sync FILE`) is the "
+                          "durable anchor for the informational download_fsync step",
             "units": "MB = 10^6 bytes",
         },
         "anchors": {"A": "sha256sum FILE + cp FILE DEST", "B": "sha256sum FILE", "C": "cp FILE DEST2",
@@ -507,7 +519,8 @@ def print_report(console, result: dict) -> None:
     console.print(f"[bold]Method[/]: {result['size_bytes'] / GIB:g} GiB random file, median of "
                   f"{result['repeat']} run(s). Every step runs after the same warm-up: sync, then the input "
                   "is read once (warm page cache). Store steps run in child processes. The store fsyncs its "
-                  "writes; cp does not (see the cp + sync row). MB = 10^6 bytes.")
+                  "blobs, as cp + sync does; downloads and plain cp do not (--fsync downloads are compared with "
+                  "cp + sync). MB = 10^6 bytes.")
 
     raw, med, thr, goals = result["raw_seconds"], result["median_seconds"], result["throughput_mb_s"], result["goals"]
     table = Table(title="fmhub store vs coreutils")
@@ -548,7 +561,7 @@ def print_report(console, result: dict) -> None:
     console.print("¹ same bytes, same path: the tree is unchanged, EmptyCommitError is raised (expected). "
                   "² same bytes under copies/: a commit lands, the blob is shared.")
     info = result["informational_ratios"]
-    labels = {"download_vs_cp_sync": "download / (cp + sync)",
+    labels = {"download_fsync_vs_cp_sync": "download --fsync / (cp + sync)",
               "upload_vs_openssl_plus_cp": "upload / (openssl sha256 + cp)",
               "upload_vs_openssl_plus_cp_sync": "upload / (openssl sha256 + cp + sync)",
               "reupload_new_path_vs_openssl": "re-upload / openssl sha256"}

@@ -48,6 +48,18 @@ class FmhubError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
 
+    def __reduce__(self):
+        # Subclasses take structured fields, not (message,): rebuild from state so errors cross
+        # process boundaries (multiprocessing, worker pools) intact.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[FmhubError], args: tuple, state: dict) -> FmhubError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 # -- VALIDATION -------------------------------------------------------------------------------------
 

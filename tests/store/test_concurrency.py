@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import fmhub.errors as errors
 from fmhub.constants import Settings
 from fmhub.errors import ConflictError
 from fmhub.store import AddFile, Database, Store, open_store
@@ -88,9 +91,17 @@ def _init_worker(barrier) -> None:
 def _write(config: Settings, writer: int, retry: bool) -> tuple[int, list[tuple[str, str]], int]:
     """One child: commit COMMITS_PER_WRITER files, each on the head it just read.
 
-    Returns (pid, [(path, landed oid)], conflicts). Any error other than ConflictError propagates
-    to the parent and fails the test.
+    Returns (pid, [(path, landed oid)], conflicts). Any error other than ConflictError fails the test:
+    it is re-raised as a RuntimeError carrying the child's traceback, because most fmhub errors do not
+    survive pickling yet (see test_errors_survive_pickling) and would hang Pool's result thread.
     """
+    try:
+        return _commit_files(config, writer, retry)
+    except BaseException as exc:  # noqa: BLE001 - shipped to the parent as text
+        raise RuntimeError(f"writer {writer}: {exc!r}\n{traceback.format_exc()}") from None
+
+
+def _commit_files(config: Settings, writer: int, retry: bool) -> tuple[int, list[tuple[str, str]], int]:
     _barrier.wait(timeout=60)  # all children start committing together
     landed: list[tuple[str, str]] = []
     conflicts = 0
@@ -135,7 +146,8 @@ def race_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 def _race(pool, config: Settings, retry: bool) -> list[tuple[int, list[tuple[str, str]], int]]:
-    results = pool.starmap(_write, [(config, n, retry) for n in range(WRITERS)], chunksize=1)
+    jobs = pool.starmap_async(_write, [(config, n, retry) for n in range(WRITERS)], chunksize=1)
+    results = jobs.get(timeout=120)
     assert len({pid for pid, _, _ in results}) == WRITERS  # 8 distinct OS processes
     return results
 
@@ -177,3 +189,39 @@ def test_racing_processes_that_retry_all_land(pool, race_settings: Settings) -> 
     assert set(landed) == {f"w{n}/f{i}.txt" for n in range(WRITERS) for i in range(COMMITS_PER_WRITER)}
     with open_store(config=race_settings) as store:
         _check_linear_history(store, landed)
+
+
+# -- errors crossing process boundaries ----------------------------------------------------------------
+
+
+def _sample_errors() -> list[errors.FmhubError]:
+    return [
+        errors.FmhubError("m", hint="h"), errors.InvalidInputError("m"), errors.InvalidPathError("../x", "r"),
+        errors.InvalidRepoIdError("x", "r"), errors.InvalidRevisionNameError("x", "r"),
+        errors.RepoNotFoundError("model", "a/b"), errors.RepoExistsError("model", "a/b"),
+        errors.RevisionNotFoundError("a/b", "v"), errors.AmbiguousRevisionError("a/b", "abcdef1", ["x", "y"]),
+        errors.EntryNotFoundError("a/b", "main", "p"), errors.ConflictError("m", expected="1", actual="2"),
+        errors.RefExistsError("tag", "v1"), errors.ProtectedRefError("m"), errors.EmptyCommitError("a/b", "main"),
+        errors.BlobNotFoundError("0" * 64), errors.IntegrityError("m", expected="a"), errors.ConfigError("m"),
+        errors.StorageUnavailableError("m"), errors.SchemaOutOfDateError(None, "0001"),
+    ]
+
+
+def test_every_error_class_is_sampled() -> None:
+    """A new error class must join the sample, so its pickling is checked too."""
+    sampled = {type(e) for e in _sample_errors()}
+    declared = {obj for obj in map(errors.__dict__.get, errors.__all__)
+                if isinstance(obj, type) and issubclass(obj, errors.FmhubError)}
+    assert sampled == declared
+
+
+def test_errors_survive_pickling() -> None:
+    broken = []
+    for error in _sample_errors():
+        try:
+            copy = pickle.loads(pickle.dumps(error))
+        except TypeError:
+            broken.append(type(error).__name__)
+            continue
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__
+    assert broken == []

@@ -24,6 +24,9 @@ from fmhub.store.paths import (
 
 FAST = settings(max_examples=100, deadline=None)
 
+#: Characters that make a name display as something else (Trojan-source style); never in a path.
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def assert_safe_path(path: str) -> None:
     """Every invariant an accepted repository path must hold."""
@@ -31,7 +34,7 @@ def assert_safe_path(path: str) -> None:
     assert unicodedata.normalize("NFC", path) == path
     assert not path.startswith("/")
     assert "\\" not in path
-    assert not any(unicodedata.category(ch) == "Cc" for ch in path)
+    assert not any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in path)
     assert len(path.encode("utf-8")) <= MAX_PATH_BYTES
     for segment in path.split("/"):
         assert segment not in ("", ".", "..")
@@ -42,7 +45,7 @@ def path_is_acceptable(raw: str) -> bool:
     path = unicodedata.normalize("NFC", raw)
     if not path or path.startswith("/") or "\\" in path:
         return False
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in path):
+    if any(unicodedata.category(ch) in ("Cc", "Cs") or ch in BIDI_CONTROLS for ch in path):
         return False
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         return False
@@ -60,7 +63,7 @@ def assert_rejected(error: pytest.ExceptionInfo, cls: type[Exception]) -> None:
 # Segments drawn from letters, digits, marks (so NFD input shows up), punctuation and a few traps.
 _segment_chars = st.characters(
     categories=("Lu", "Ll", "Lo", "Mn", "Nd", "Pd", "Po", "Zs", "Cc"),
-    include_characters="./\\\x00",
+    include_characters="./\\\x00\u202e\u2066",
     max_codepoint=0x2FFF,
 )
 _path_like = st.lists(st.text(_segment_chars, max_size=12), min_size=1, max_size=6).map("/".join)

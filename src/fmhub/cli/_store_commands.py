@@ -178,6 +178,8 @@ def download_command(
     local_dir: Annotated[Path | None, typer.Option(
         "--local-dir", help="Put the files here instead of the snapshot cache ($FMHUB_HOME/cache).")] = None,
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash every byte written.")] = False,
+    fsync: Annotated[bool, typer.Option(
+        "--fsync", help="Flush each file to disk before it appears (survives power loss; slower).")] = False,
 ) -> None:
     """Download a revision (or some of its files); prints the folder holding them."""
     if filenames and include:
@@ -191,7 +193,7 @@ def download_command(
             bar.start(sum(entry.size for entry in todo))
 
         folder = download_snapshot(store, repo_id, revision=revision, repo_type=repo_type.value,
-                                   local_dir=local_dir, include=patterns, exclude=exclude, verify=verify,
+                                   local_dir=local_dir, include=patterns, exclude=exclude, verify=verify, fsync=fsync,
                                    progress=bar.advance, on_plan=on_plan)
     if filenames:
         missing = [name for name in filenames if not (folder / name).is_file()]

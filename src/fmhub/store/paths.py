@@ -23,8 +23,13 @@ _REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 _HEX40 = re.compile(r"[0-9a-fA-F]{40}")
 
 
+#: Bidirectional overrides and isolates make a name display differently from what it is
+#: ("evil\u202egpj.exe" shows as "evilexe.jpg"), so paths may not contain them.
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cc"
+    return unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS
 
 
 def validate_path(path: object) -> str:
@@ -42,7 +47,7 @@ def validate_path(path: object) -> str:
     if not normalized:
         raise InvalidPathError(path, "the path is empty")
     if any(_is_control(ch) for ch in normalized):
-        raise InvalidPathError(path, "control characters (including NUL) are not allowed")
+        raise InvalidPathError(path, "control characters (including NUL and bidirectional overrides) are not allowed")
     if "\\" in normalized:
         raise InvalidPathError(path, "backslashes are not allowed; use '/'")
     if normalized.startswith("/"):

@@ -165,8 +165,11 @@ class Store:
                 conn.execute(insert(t.refs).values(repo_pk=repo_pk, kind="branch", name=DEFAULT_BRANCH,
                                                    commit_oid=oid, created_at=now, updated_at=now))
                 return self._repo(self._repo_row(conn, repo_type, repo_id))
-        except SQLIntegrityError:  # a concurrent create of the same id won the race
-            if exist_ok:
+        except SQLIntegrityError:
+            with self.db.read() as conn:
+                if self._repo_row(conn, repo_type, repo_id, required=False) is None:
+                    raise  # not a lost race for the name: a real bug, do not disguise it
+            if exist_ok:  # a concurrent create of the same id won the race
                 return self.get_repo(repo_id, repo_type=repo_type)
             raise RepoExistsError(repo_type, repo_id) from None
 
@@ -393,7 +396,6 @@ class Store:
         if not operations and not allow_empty:
             raise InvalidInputError("no operations to commit")
         ops = [self._validated_op(op) for op in operations]
-        now = _now()
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             branch = repo.default_branch if revision is None else revision
@@ -413,6 +415,7 @@ class Store:
                     expected=parent_commit, actual=ref.commit_oid,
                 )
             head = self._commit(conn, repo.pk, ref.commit_oid)
+            now = max(_now(), head.created_at)  # read under the branch lock: a child is never older than its parent
             old_tree = self._load_tree(conn, head.tree_id)
             tree = self._apply(conn, repo, branch, old_tree, ops)
             if tree == old_tree and not allow_empty:

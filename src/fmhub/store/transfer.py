@@ -2,8 +2,9 @@
 
 Downloads land like ``huggingface_hub``'s: in a cache folder keyed by commit
 (``$FMHUB_HOME/cache/models--ns--name/snapshots/<commit>/``) or in a ``local_dir`` of the user's
-choice; every file is written to a unique temp file beside its target, fsynced, then renamed, so a
-reader never sees a half-written file and an interrupted download resumes cleanly.
+choice; every file is written to a unique temp file beside its target, then renamed, so a
+reader never sees a half-written file and an interrupted download resumes cleanly (with ``fsync``,
+each file is also flushed to disk before it appears).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _umask() -> int:
     return mask
 
 
-def _write_atomically(store: Store, entry: TreeEntry, target: Path, *, verify: bool,
+def _write_atomically(store: Store, entry: TreeEntry, target: Path, *, verify: bool, fsync: bool,
                       progress: Progress | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".incomplete")
@@ -155,11 +156,13 @@ def _write_atomically(store: Store, entry: TreeEntry, target: Path, *, verify: b
                                          f"expected {entry.blob_sha256}", hint="run `fmhub fsck`")
             else:
                 store.blobs.download(entry.blob_sha256, out, progress)
-            out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; downloads get the user's usual mode
         os.replace(tmp_name, target)
-        _fsync_dir(target.parent)
+        if fsync:
+            _fsync_dir(target.parent)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -168,7 +171,7 @@ def _write_atomically(store: Store, entry: TreeEntry, target: Path, *, verify: b
 def download_snapshot(store: Store, repo_id: str, *, revision: str | None = None, repo_type: str = "model",
                       local_dir: Path | str | None = None, cache_dir: Path | str | None = None,
                       include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
-                      verify: bool = False, progress: Progress | None = None,
+                      verify: bool = False, fsync: bool = False, progress: Progress | None = None,
                       on_plan: Callable[[Commit, list[TreeEntry]], None] | None = None) -> Path:
     """Download the files of a revision and return the folder holding them.
 
@@ -178,6 +181,10 @@ def download_snapshot(store: Store, repo_id: str, *, revision: str | None = None
         cache_dir: snapshot cache root (default ``$FMHUB_HOME/cache``).
         include / exclude: glob patterns on repo paths (``*.json``, ``onnx/``).
         verify: re-hash the bytes while writing them (the store already verified them on upload).
+        fsync: flush every file (and its folder) to disk before it appears, so it survives a power
+            loss. Off by default, as in ``huggingface_hub`` and git checkouts: a download is a copy
+            that can be fetched again, and a file cut short by a crash fails the size (cache) or
+            sha256 (``local_dir``) check and is fetched again. The store's own blobs are always fsynced.
         progress: called with byte counts as files are written.
         on_plan: called once with the resolved commit and the files about to be fetched.
     """
@@ -205,5 +212,5 @@ def download_snapshot(store: Store, repo_id: str, *, revision: str | None = None
         if not target.resolve().is_relative_to(resolved_root):  # a symlink planted in local_dir
             raise InvalidInputError(f"{str(target)!r} leads outside {str(root)!r} through a symlink",
                                     hint="remove the symlink or pick another --local-dir")
-        _write_atomically(store, entry, target, verify=verify, progress=progress)
+        _write_atomically(store, entry, target, verify=verify, fsync=fsync, progress=progress)
     return root
