@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from fmhub.errors import IntegrityError, InvalidInputError
+from fmhub.errors import BlobNotFoundError, IntegrityError, InvalidInputError
 
 __all__ = ["BlobStore", "BlobInfo", "StoredBlob", "CHUNK_SIZE", "Progress", "check_sha256", "hash_file", "copy_hashing"]
 
@@ -116,7 +116,6 @@ class BlobStore(abc.ABC):
     def size(self, sha256: str) -> int:
         """Size in bytes. Raises BlobNotFoundError."""
 
-    @abc.abstractmethod
     def put_file(self, path: Path, *, expected_sha256: str | None = None, expected_size: int | None = None,
                  progress: Progress | None = None) -> BlobInfo:
         """Store a local file. Content already present is hashed but not written again.
@@ -125,11 +124,41 @@ class BlobStore(abc.ABC):
         if that blob already exists the file is not read at all; otherwise the bytes written are
         verified against the claim before they become visible.
         """
+        path = Path(path)
+        if expected_sha256 is not None and expected_size is not None:
+            sha256, size = check_sha256(expected_sha256), expected_size
+        else:
+            # Hash first: content already stored costs one local read and no write (dedup).
+            sha256, size = hash_file(path)
+            verify_expected(sha256, size, expected_sha256, expected_size)
+        if self._holds(sha256, size):
+            if progress:
+                progress(size)
+            return BlobInfo(sha256, size, created=False)
+        with open(path, "rb", buffering=0) as src:
+            # The write re-hashes, so a file changed since it was hashed is caught, not stored.
+            return self._write(src, expected_sha256=sha256, expected_size=size, progress=progress)
 
-    @abc.abstractmethod
     def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
                    progress: Progress | None = None) -> BlobInfo:
         """Store bytes read from a stream until EOF, in constant memory."""
+        if expected_sha256 is not None:
+            check_sha256(expected_sha256)
+        return self._write(stream, expected_sha256=expected_sha256, expected_size=expected_size, progress=progress)
+
+    def _holds(self, sha256: str, size: int) -> bool:
+        try:
+            return self.size(sha256) == size
+        except BlobNotFoundError:
+            return False
+
+    @abc.abstractmethod
+    def _write(self, src: BinaryIO, *, expected_sha256: str | None, expected_size: int | None,
+               progress: Progress | None) -> BlobInfo:
+        """Stream ``src`` into a temporary object, verify it, then make it visible at its digest, atomically.
+
+        Identical content already visible is kept (``created=False``); nothing partial is ever visible.
+        """
 
     @abc.abstractmethod
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:

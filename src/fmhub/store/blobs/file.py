@@ -24,7 +24,6 @@ from fmhub.store.blobs._base import (
     StoredBlob,
     check_sha256,
     copy_hashing,
-    hash_file,
     verify_expected,
 )
 
@@ -138,29 +137,6 @@ class FileBlobStore(BlobStore):
                         yield StoredBlob(name, st.st_size, st.st_mtime)
 
     # -- writes ---------------------------------------------------------------------------------
-
-    def put_file(self, path: Path, *, expected_sha256: str | None = None, expected_size: int | None = None,
-                 progress: Progress | None = None) -> BlobInfo:
-        path = Path(path)
-        if expected_sha256 is not None and expected_size is not None:
-            sha256, size = check_sha256(expected_sha256), expected_size  # pass 2 below verifies the claim
-        else:
-            # Pass 1 hashes only: content already stored costs one read and no write (dedup).
-            sha256, size = hash_file(path)
-            verify_expected(sha256, size, expected_sha256, expected_size)
-        if self.exists(sha256):
-            if progress:
-                progress(size)
-            return BlobInfo(sha256, size, created=False)
-        with open(path, "rb", buffering=0) as src:
-            # Pass 2 copies and re-hashes, so a file changed in between is caught, not stored.
-            return self._write(src, expected_sha256=sha256, expected_size=size, progress=progress)
-
-    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
-                   progress: Progress | None = None) -> BlobInfo:
-        if expected_sha256 is not None:
-            check_sha256(expected_sha256)
-        return self._write(stream, expected_sha256=expected_sha256, expected_size=expected_size, progress=progress)
 
     def _write(self, src: BinaryIO, *, expected_sha256: str | None, expected_size: int | None,
                progress: Progress | None) -> BlobInfo:

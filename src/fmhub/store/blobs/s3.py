@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -45,7 +44,6 @@ from fmhub.store.blobs._base import (
     Progress,
     StoredBlob,
     check_sha256,
-    hash_file,
     verify_expected,
 )
 
@@ -367,30 +365,6 @@ class S3BlobStore(BlobStore):
                         yield StoredBlob(parts[2], int(obj["Size"]), obj["LastModified"].timestamp())
 
     # -- writes ---------------------------------------------------------------------------------
-
-    def put_file(self, path: Path, *, expected_sha256: str | None = None, expected_size: int | None = None,
-                 progress: Progress | None = None) -> BlobInfo:
-        path = Path(path)
-        if expected_sha256 is not None and expected_size is not None:
-            sha256, size = check_sha256(expected_sha256), expected_size  # the upload below verifies the claim
-        else:
-            # Hash first: content already stored costs one local read and no bytes sent (dedup).
-            sha256, size = hash_file(path)
-            verify_expected(sha256, size, expected_sha256, expected_size)
-        head = self._head(self._key(sha256), sha256)
-        if head is not None and int(head["ContentLength"]) == size:
-            if progress:
-                progress(size)
-            return BlobInfo(sha256, size, created=False)
-        with open(path, "rb", buffering=0) as src:
-            # The upload re-hashes, so a file changed since it was hashed is caught, not stored.
-            return self._write(src, expected_sha256=sha256, expected_size=size, progress=progress)
-
-    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
-                   progress: Progress | None = None) -> BlobInfo:
-        if expected_sha256 is not None:
-            check_sha256(expected_sha256)
-        return self._write(stream, expected_sha256=expected_sha256, expected_size=expected_size, progress=progress)
 
     def _write(self, src: BinaryIO, *, expected_sha256: str | None, expected_size: int | None,
                progress: Progress | None) -> BlobInfo:
