@@ -230,8 +230,8 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
                 select(t.blobs.c.sha256, t.blobs.c.last_put_at).where(t.blobs.c.sha256.in_(batch)))}
             doomed = []
             for sha in batch:
-                if sha in referenced:
-                    continue
+                if sha in referenced or (sha not in last_put and sha not in stored):
+                    continue  # in use, or already gone (another gc got there first)
                 # The row's clock is authoritative; bytes with no row yet (a writer between storing
                 # and recording them) are judged by their file time.
                 young = last_put[sha] >= cutoff if sha in last_put else stored[sha].mtime >= cutoff_ts
