@@ -17,6 +17,7 @@ EXPORTS = {
     "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "select_files",
                              "snapshot_folder"],
     "fmhub.cli": ["app", "main"],
+    "fmhub.hub": ["create_app"],
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 import typer
 
-from fmhub.cli import _store_commands
+from fmhub.cli import _server_commands, _store_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -27,6 +27,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 _store_commands.register(app)
+_server_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,297 @@
+"""The read side of the Hugging Face Hub protocol: file downloads, repo info, trees, refs, commits, listings.
+
+Shapes follow what ``huggingface_hub`` parses (``file_download.py``, ``hf_api.py``). Every route goes
+through :func:`visible_repo`, so a private repo answers exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote, unquote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from fmhub.errors import EntryNotFoundError, InvalidInputError, RepoNotFoundError
+from fmhub.store import Commit, Repo, Store, TreeEntry
+from fmhub.store.paths import validate_folder, validate_path
+
+__all__ = ["router", "get_store", "visible_repo", "PAGE_SIZE"]
+
+router = APIRouter()
+
+#: Items per page of trees and commit lists (the Hub pages with ``Link: <…>; rel="next"``).
+PAGE_SIZE = 1000
+COMMITS_PAGE_SIZE = 50
+
+#: Files at least this large are described as LFS files, as the Hub does for weights.
+LFS_THRESHOLD = 10 * 1024 * 1024
+_LFS_POINTER_SIZE = 134  # bytes of a git-lfs pointer file for a sha256 oid and a size of this magnitude
+
+_TYPE_PREFIX = {"model": "", "dataset": "datasets/"}
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def visible_repo(store: Store, repo_type: str, repo_id: str) -> Repo:
+    """The repo, or RepoNotFoundError — also for private repos (no accounts can see them yet)."""
+    repo = store.get_repo(repo_id, repo_type=repo_type)
+    if repo.private:
+        raise RepoNotFoundError(repo_type, repo.repo_id)
+    return repo
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _lfs(entry: TreeEntry) -> dict[str, Any] | None:
+    if entry.size < LFS_THRESHOLD:
+        return None
+    return {"oid": entry.blob_sha256, "size": entry.size, "pointerSize": _LFS_POINTER_SIZE}
+
+
+# -- downloads -------------------------------------------------------------------------------------
+
+
+def _split_raw(request: Request, marker: str) -> tuple[list[str], str, str]:
+    """Split the *raw* URL path so a quoted ``/`` in a revision (``refs%2Fpr%2F1``) stays in it.
+
+    Returns (repo id parts, revision, file path), each percent-decoded exactly once.
+    """
+    raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+    parts = raw.strip("/").split("/")
+    if parts and parts[0] == "datasets":
+        parts = parts[1:]
+    try:
+        at = parts.index(marker)
+    except ValueError:
+        raise EntryNotFoundError("?", "?", raw) from None
+    repo_parts = [unquote(p) for p in parts[:at]]
+    if len(parts) < at + 3:
+        raise InvalidInputError("expected /{repo_id}/resolve/{revision}/{path}")
+    revision = unquote(parts[at + 1])
+    path = "/".join(unquote(p) for p in parts[at + 2:])
+    return repo_parts, revision, path
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``Range: bytes=a-b`` → [start, end) or None for the whole file; raises for unsatisfiable ranges."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # multi-range or garbage: serve the whole file (RFC 9110 allows ignoring Range)
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+    else:  # suffix: the last N bytes
+        start, end = max(0, size - int(last)), size
+    if start >= size or start >= end:
+        raise _Unsatisfiable(size)
+    return start, end
+
+
+class _Unsatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _resolve_file(store: Store, repo_type: str, request: Request) -> tuple[Commit, TreeEntry]:
+    repo_parts, revision, path = _split_raw(request, "resolve")
+    repo = visible_repo(store, repo_type, "/".join(repo_parts))
+    path = validate_path(path)
+    return store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
+
+
+def _file_response(store: Store, request: Request, repo_type: str) -> Response:
+    commit, entry = _resolve_file(store, repo_type, request)
+    headers = {
+        "X-Repo-Commit": commit.oid,
+        "ETag": f'"{entry.blob_sha256}"',
+        "X-Linked-Etag": f'"{entry.blob_sha256}"',
+        "X-Linked-Size": str(entry.size),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
+        "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
+    }
+    try:
+        span = _parse_range(request.headers.get("range"), entry.size)
+    except _Unsatisfiable as exc:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{exc.size}"})
+    start, end = span if span else (0, entry.size)
+    headers["Content-Length"] = str(end - start)
+    status = 206 if span else 200
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+    body: Iterator[bytes] = store.iter_file(entry, start, end)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")
+
+
+def resolve_model_file(store: StoreDep, request: Request, namespace: str, name: str, rest: str) -> Response:
+    """Download a file of a model repo (HF protocol); ``Range`` gives 206."""
+    return _file_response(store, request, "model")
+
+
+def resolve_dataset_file(store: StoreDep, request: Request, namespace: str, name: str, rest: str) -> Response:
+    """Download a file of a dataset repo (HF protocol); ``Range`` gives 206."""
+    return _file_response(store, request, "dataset")
+
+
+for _method in ("GET", "HEAD"):
+    router.add_api_route("/{namespace}/{name}/resolve/{rest:path}", resolve_model_file, methods=[_method],
+                         operation_id=f"resolve_model_file_{_method.lower()}", tags=["huggingface"])
+    router.add_api_route("/datasets/{namespace}/{name}/resolve/{rest:path}", resolve_dataset_file,
+                         methods=[_method], operation_id=f"resolve_dataset_file_{_method.lower()}",
+                         tags=["huggingface"])
+
+
+# -- metadata --------------------------------------------------------------------------------------
+
+
+def _repo_type(plural: str) -> str:
+    if plural not in ("models", "datasets"):
+        raise RepoNotFoundError(plural, "?")
+    return plural[:-1]
+
+
+def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
+    commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
+    files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
+    siblings = []
+    for entry in files:
+        sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
+        if lfs := _lfs(entry):
+            sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
+        siblings.append(sibling)
+    return {
+        "_id": f"{repo.repo_type}/{repo.repo_id}",
+        "id": repo.repo_id,
+        "author": repo.namespace,
+        "sha": commit.oid,
+        "private": repo.private,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "createdAt": _iso(repo.created_at),
+        "lastModified": _iso(commit.created_at),
+        "siblings": siblings,
+        "usedStorage": sum(entry.size for entry in files),
+    }
+
+
+@router.get("/api/{plural}/{namespace}/{name}", tags=["huggingface"], summary="Repo info at the default branch")
+def repo_info(store: StoreDep, plural: str, namespace: str, name: str) -> dict[str, Any]:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    return _repo_info(store, repo, None)
+
+
+@router.get("/api/{plural}/{namespace}/{name}/revision/{revision:path}", tags=["huggingface"],
+            summary="Repo info at a revision")
+def repo_info_at(store: StoreDep, plural: str, namespace: str, name: str, revision: str) -> dict[str, Any]:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    return _repo_info(store, repo, revision)
+
+
+def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
+    """One page of ``items`` with a ``Link: <…>; rel="next"`` header when more follow."""
+    try:
+        cursor = int(request.query_params.get("cursor", "0"))
+    except ValueError:
+        raise InvalidInputError("cursor must be an integer") from None
+    if cursor < 0:
+        raise InvalidInputError("cursor must be ≥ 0")
+    page = items[cursor:cursor + size]
+    headers = {}
+    if cursor + size < len(items):
+        query = dict(request.query_params)
+        query["cursor"] = str(cursor + size)
+        headers["Link"] = f'<{request.url.replace(query=urlencode(query))}>; rel="next"'
+    return JSONResponse(page, headers=headers)
+
+
+def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, recursive: bool) -> list[dict]:
+    prefix = "" if not folder else validate_folder(folder) + "/"
+    entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
+    items: list[dict] = []
+    seen_dirs: set[str] = set()
+    for entry in entries:
+        relative = entry.path[len(prefix):]
+        parts = relative.split("/")
+        # Every folder on the way is listed (recursive) or just the first one (not recursive).
+        for depth in range(1, len(parts) if recursive else min(2, len(parts))):
+            directory = prefix + "/".join(parts[:depth])
+            if directory not in seen_dirs:
+                seen_dirs.add(directory)
+                items.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": directory})
+        if recursive or len(parts) == 1:
+            item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
+            if lfs := _lfs(entry):
+                item["lfs"] = lfs
+            items.append(item)
+    return items
+
+
+@router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
+def tree_root(store: StoreDep, request: Request, plural: str, namespace: str, name: str, revision: str,
+              recursive: bool = False) -> JSONResponse:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    return _page(request, _tree_items(store, repo, revision, None, recursive), PAGE_SIZE)
+
+
+@router.get("/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}", tags=["huggingface"],
+            summary="List files under a folder")
+def tree_folder(store: StoreDep, request: Request, plural: str, namespace: str, name: str, revision: str,
+                path: str, recursive: bool = False) -> JSONResponse:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    return _page(request, _tree_items(store, repo, revision, path, recursive), PAGE_SIZE)
+
+
+@router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
+def refs(store: StoreDep, plural: str, namespace: str, name: str) -> dict[str, Any]:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    found = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
+    return {
+        "branches": [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit_oid}
+                     for r in found.branches],
+        "tags": [{"name": r.name, "ref": f"refs/tags/{r.name}", "targetCommit": r.commit_oid} for r in found.tags],
+        "converts": [],
+        "pullRequests": [],
+    }
+
+
+@router.get("/api/{plural}/{namespace}/{name}/commits/{revision:path}", tags=["huggingface"],
+            summary="History from a revision, newest first")
+def commits(store: StoreDep, request: Request, plural: str, namespace: str, name: str,
+            revision: str) -> JSONResponse:
+    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    history = store.list_commits(repo.repo_id, revision, repo_type=repo.repo_type)
+    items = [{"id": c.oid, "authors": [{"user": c.author}], "date": _iso(c.created_at), "title": c.title,
+              "message": c.message, "parents": list(c.parents)} for c in history]
+    return _page(request, items, COMMITS_PAGE_SIZE)
+
+
+@router.get("/api/{plural}", tags=["huggingface"], summary="List public repos")
+def list_repos(store: StoreDep, plural: str, search: str | None = None, author: str | None = None,
+               limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> list[dict[str, Any]]:
+    repo_type = _repo_type(plural)
+    found = [r for r in store.list_repos(repo_type=repo_type, author=author, search=search) if not r.private]
+    if limit is not None:
+        found = found[:limit]
+    return [{"_id": f"{r.repo_type}/{r.repo_id}", "id": r.repo_id, "author": r.namespace, "private": False,
+             "createdAt": _iso(r.created_at), "lastModified": _iso(r.updated_at), "tags": [], "downloads": 0,
+             "likes": 0} for r in found]

@@ -1,0 +1,53 @@
+"""The hub's FastAPI application: the store over HTTP, in the Hugging Face Hub protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+import fmhub
+from fmhub.hub import _hf
+from fmhub.hub._errors import install_error_handlers
+from fmhub.store import Store, open_store
+
+__all__ = ["create_app"]
+
+
+def create_app(store: Store | None = None) -> FastAPI:
+    """Build the hub app over ``store`` (default: the store the environment names, opened at startup).
+
+    Example:
+        uvicorn --factory fmhub.hub:create_app   # or: fmhub server
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        app.state.store = open_store() if owned else store
+        app.state.store.db.ensure_schema()  # fail at start, not on the first request
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan,
+                  description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="The metadata database and blob store answer")
+    def readyz(request: Request) -> JSONResponse:
+        ready_store: Store = request.app.state.store
+        ready_store.list_repos(limit=1)
+        ready_store.blobs.exists("0" * 64)
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(_hf.router)
+    return app
