@@ -122,3 +122,9 @@ def test_health_and_openapi(hub_url: str) -> None:
     assert httpx.get(hub_url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(hub_url + "/readyz").json() == {"status": "ready"}
     assert "/api/{plural}/{namespace}/{name}" in httpx.get(hub_url + "/openapi.json").json()["paths"]
+
+
+def test_a_repo_named_like_a_route_keyword_still_resolves(local_store: Store, hub_url: str) -> None:
+    local_store.create_repo("acme/resolve")
+    _commit(local_store, "acme/resolve", {"resolve/x.txt": b"ok"}, "Add")
+    assert httpx.get(f"{hub_url}/acme/resolve/resolve/main/resolve/x.txt").content == b"ok"

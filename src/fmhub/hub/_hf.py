@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote, urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from fmhub.errors import EntryNotFoundError, InvalidInputError, RepoNotFoundError
+from fmhub.errors import InvalidInputError, RepoNotFoundError
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 
@@ -72,15 +72,13 @@ def _split_raw(request: Request, marker: str) -> tuple[list[str], str, str]:
     parts = raw.strip("/").split("/")
     if parts and parts[0] == "datasets":
         parts = parts[1:]
-    try:
-        at = parts.index(marker)
-    except ValueError:
-        raise EntryNotFoundError("?", "?", raw) from None
-    repo_parts = [unquote(p) for p in parts[:at]]
-    if len(parts) < at + 3:
-        raise InvalidInputError("expected /{repo_id}/resolve/{revision}/{path}")
-    revision = unquote(parts[at + 1])
-    path = "/".join(unquote(p) for p in parts[at + 2:])
+    # Routing guarantees the shape {namespace}/{name}/{marker}/{revision}/{path...}; a repo may itself
+    # be called "resolve", so positions, not a search for the marker, decide.
+    if len(parts) < 5 or parts[2] != marker:
+        raise InvalidInputError(f"expected /{{repo_id}}/{marker}/{{revision}}/{{path}}")
+    repo_parts = [unquote(p) for p in parts[:2]]
+    revision = unquote(parts[3])
+    path = "/".join(unquote(p) for p in parts[4:])
     return repo_parts, revision, path
 
 
