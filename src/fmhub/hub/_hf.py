@@ -165,6 +165,14 @@ def _repo_type(plural: str) -> str:
     return plural[:-1]
 
 
+def api_repo(store: StoreDep, plural: str, namespace: str, name: str) -> Repo:
+    """The repo an ``/api/{plural}/{namespace}/{name}/…`` route names, if the caller may see it."""
+    return visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+
+
+RepoDep = Annotated[Repo, Depends(api_repo)]
+
+
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
     commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
@@ -193,15 +201,13 @@ def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]
 
 
 @router.get("/api/{plural}/{namespace}/{name}", tags=["huggingface"], summary="Repo info at the default branch")
-def repo_info(store: StoreDep, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+def repo_info(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
     return _repo_info(store, repo, None)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/revision/{revision:path}", tags=["huggingface"],
             summary="Repo info at a revision")
-def repo_info_at(store: StoreDep, plural: str, namespace: str, name: str, revision: str) -> dict[str, Any]:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+def repo_info_at(store: StoreDep, repo: RepoDep, revision: str) -> dict[str, Any]:
     return _repo_info(store, repo, revision)
 
 
@@ -245,23 +251,20 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
-def tree_root(store: StoreDep, request: Request, plural: str, namespace: str, name: str, revision: str,
+def tree_root(store: StoreDep, repo: RepoDep, request: Request, revision: str,
               recursive: bool = False) -> JSONResponse:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
     return _page(request, _tree_items(store, repo, revision, None, recursive), PAGE_SIZE)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}", tags=["huggingface"],
             summary="List files under a folder")
-def tree_folder(store: StoreDep, request: Request, plural: str, namespace: str, name: str, revision: str,
-                path: str, recursive: bool = False) -> JSONResponse:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+def tree_folder(store: StoreDep, repo: RepoDep, request: Request, revision: str, path: str,
+                recursive: bool = False) -> JSONResponse:
     return _page(request, _tree_items(store, repo, revision, path, recursive), PAGE_SIZE)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
-def refs(store: StoreDep, plural: str, namespace: str, name: str) -> dict[str, Any]:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
     found = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
     return {
         "branches": [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit_oid}
@@ -274,9 +277,7 @@ def refs(store: StoreDep, plural: str, namespace: str, name: str) -> dict[str, A
 
 @router.get("/api/{plural}/{namespace}/{name}/commits/{revision:path}", tags=["huggingface"],
             summary="History from a revision, newest first")
-def commits(store: StoreDep, request: Request, plural: str, namespace: str, name: str,
-            revision: str) -> JSONResponse:
-    repo = visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> JSONResponse:
     history = store.list_commits(repo.repo_id, revision, repo_type=repo.repo_type)
     items = [{"id": c.oid, "authors": [{"user": c.author}], "date": _iso(c.created_at), "title": c.title,
               "message": c.message, "parents": list(c.parents)} for c in history]

@@ -13,7 +13,6 @@ when, at that moment, nothing references it and nobody has put it within the gra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +94,7 @@ def fsck(store: Store, *, verify_blobs: bool = True, progress: Callable[[int], N
             on_total(sum(stored.values()))
         for sha, size in stored.items():
             try:
-                actual_sha, actual_size = _rehash(store, sha, progress)
+                actual_sha, actual_size = store.blobs.rehash(sha, progress)
             except BlobNotFoundError:  # deleted while we looked (gc); not an inconsistency
                 continue
             report.blobs_checked += 1
@@ -112,17 +111,6 @@ def fsck(store: Store, *, verify_blobs: bool = True, progress: Callable[[int], N
     for name in store.blobs.temporary_files():
         report.warnings.append(f"leftover of an interrupted upload: {name} (never visible; `fmhub gc` removes it)")
     return report
-
-
-def _rehash(store: Store, sha: str, progress: Callable[[int], None] | None) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in store.blobs.iter_chunks(sha):
-        digest.update(chunk)
-        size += len(chunk)
-        if progress:
-            progress(len(chunk))
-    return digest.hexdigest(), size
 
 
 def _check_trees(conn: Connection, stored: dict[str, int], report: FsckReport) -> None:
@@ -169,17 +157,20 @@ def _check_commits(conn: Connection, report: FsckReport) -> set[tuple[int, str]]
 
 
 def _check_refs(conn: Connection, commits: set[tuple[int, str]], report: FsckReport) -> None:
-    repos = {row.pk: f"{row.repo_type}:{row.namespace}/{row.name}" for row in conn.execute(select(t.repos))}
+    repos = conn.execute(select(t.repos)).all()
+    names = {row.pk: f"{row.repo_type}:{row.namespace}/{row.name}" for row in repos}
+    branches: set[tuple[int, str]] = set()
     for row in conn.execute(select(t.refs)):
         report.refs_checked += 1
+        if row.kind == "branch":
+            branches.add((row.repo_pk, row.name))
         if (row.repo_pk, row.commit_oid) not in commits:
-            report.problems.append(Problem("dangling-ref", f"{repos.get(row.repo_pk, row.repo_pk)} {row.kind} "
+            report.problems.append(Problem("dangling-ref", f"{names.get(row.repo_pk, row.repo_pk)} {row.kind} "
                                                            f"{row.name}", f"points to missing commit {row.commit_oid}"))
-    default_branches = conn.execute(select(t.repos.c.pk, t.repos.c.default_branch)).all()
-    branches = {(row.repo_pk, row.name) for row in conn.execute(select(t.refs).where(t.refs.c.kind == "branch"))}
-    for pk, branch in default_branches:
-        if (pk, branch) not in branches:
-            report.problems.append(Problem("dangling-ref", repos[pk], f"default branch {branch!r} is missing"))
+    for row in repos:
+        if (row.pk, row.default_branch) not in branches:
+            report.problems.append(Problem("dangling-ref", names[row.pk],
+                                           f"default branch {row.default_branch!r} is missing"))
 
 
 # -- gc --------------------------------------------------------------------------------------------

@@ -240,8 +240,6 @@ class Store:
     def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None, expected_size: int | None = None,
                    progress: Progress | None = None) -> BlobInfo:
         """Store bytes read from a stream; when declared, sha256 and size must match or nothing is kept."""
-        if expected_sha256 is not None:
-            check_sha256(expected_sha256)
         info = self.blobs.put_stream(stream, expected_sha256=expected_sha256, expected_size=expected_size,
                                      progress=progress)
         self._record_blob(info)

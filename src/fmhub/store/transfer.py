@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmhub.errors import IntegrityError, InvalidInputError
-from fmhub.store.blobs._base import CHUNK_SIZE, Progress
+from fmhub.store.blobs._base import Progress, hash_file
 from fmhub.store.blobs.file import fsync_dir as _fsync_dir
 from fmhub.store.objects import AddFile, Commit, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
@@ -118,11 +118,7 @@ def _file_matches(path: Path, entry: TreeEntry, *, check_hash: bool) -> bool:
         return False
     if not check_hash:
         return True
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest() == entry.blob_sha256
+    return hash_file(path)[0] == entry.blob_sha256
 
 
 @functools.cache

@@ -188,13 +188,15 @@ class BlobStore(abc.ABC):
     def temporary_files(self) -> list[str]:
         """Names of leftovers of interrupted writes (never visible as blobs)."""
 
-    def rehash(self, sha256: str) -> tuple[str, int]:
+    def rehash(self, sha256: str, progress: Progress | None = None) -> tuple[str, int]:
         """Read a blob back and hash it; returns (actual sha256, actual size)."""
         digest = hashlib.sha256()
         size = 0
         for chunk in self.iter_chunks(sha256):
             digest.update(chunk)
             size += len(chunk)
+            if progress:
+                progress(len(chunk))
         return digest.hexdigest(), size
 
     def close(self) -> None:  # noqa: B027 - optional hook
