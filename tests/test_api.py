@@ -9,7 +9,8 @@ import pytest
 EXPORTS = {
     "fmhub": ["__version__", "FmhubError", "Store", "open_store"],
     "fmhub.store": [
-        "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "Commit", "TreeEntry",
+        "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
+        "TreeEntry",
         "Ref", "RepoRefs", "AddFile", "DeleteFile", "DeleteFolder", "CopyFile", "Operation", "DEFAULT_BRANCH",
         "REPO_TYPES", "validate_path", "validate_repo_id", "validate_ref_name", "validate_repo_type",
     ],
@@ -17,7 +18,9 @@ EXPORTS = {
     "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "select_files",
                              "snapshot_folder"],
     "fmhub.cli": ["app", "main"],
-    "fmhub.hub": ["create_app"],
+    "fmhub.hub": ["create_app", "HubConfig"],
+    "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",
+                       "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
 }
 
 

@@ -28,6 +28,13 @@ __all__ = [
     "ConfigError",
     "SchemaOutOfDateError",
     "StorageUnavailableError",
+    "UnsafeFileError",
+    "InvalidWeightsError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "AccountNotFoundError",
+    "AccountExistsError",
+    "PayloadTooLargeError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -194,6 +201,63 @@ class EmptyCommitError(FmhubError, ValueError):
         self.revision = revision
 
 
+# -- SAFETY -----------------------------------------------------------------------------------------
+
+
+class UnsafeFileError(InvalidInputError):
+    """A pickle-based weights file (``.bin``, ``.pt``, ``.pkl``, ...): loading it can run arbitrary code."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path!r} is a pickle-based file; fmhub refuses pickle because loading it can run arbitrary code",
+            hint="convert it to safetensors (e.g. fmhub import-model, or safetensors.torch.save_file), "
+            "or store it marked unsafe with --allow-pickle",
+        )
+        self.path = path
+
+
+class InvalidWeightsError(InvalidInputError):
+    """A ``.safetensors`` file whose header is malformed or does not match its bytes."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path!r} is not a valid safetensors file: {reason}",
+                         hint="re-save it with safetensors.torch.save_file and upload it again")
+        self.path = path
+        self.reason = reason
+
+
+# -- AUTH -------------------------------------------------------------------------------------------
+
+
+class AuthenticationError(FmhubError):
+    """No valid token where one is required (missing, unknown, expired or revoked)."""
+
+
+class PermissionDeniedError(FmhubError):
+    """The caller is known but may not do this (a read token writing, a write outside one's namespaces)."""
+
+
+class AccountNotFoundError(FmhubError, LookupError):
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} not found", hint=f"list them with: fmhub {kind} list")
+        self.kind = kind
+        self.name = name
+
+
+class AccountExistsError(FmhubError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the name {name!r} is already taken by a user or an organization",
+                         hint="users and organizations share one namespace; pick another name")
+        self.name = name
+
+
+# -- LIMITS -----------------------------------------------------------------------------------------
+
+
+class PayloadTooLargeError(FmhubError):
+    """A request body is beyond the server's configured limit."""
+
+
 # -- STORAGE ----------------------------------------------------------------------------------------
 
 
@@ -249,6 +313,11 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     ConflictError: 409,
     ProtectedRefError: 403,
     IntegrityError: 422,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    AccountNotFoundError: 404,
+    AccountExistsError: 409,
+    PayloadTooLargeError: 413,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
     StorageUnavailableError: 503,

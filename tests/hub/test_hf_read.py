@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
 from pathlib import Path
 
 import httpx
@@ -13,7 +15,15 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, 
 
 from fmhub.store import AddFile, Store
 
-WEIGHTS = os.urandom(11 * 1024 * 1024)  # over the LFS threshold: described as an LFS file
+
+def _random_safetensors(size: int) -> bytes:
+    """A valid safetensors file of about ``size`` bytes of random F32 data (the hub validates headers)."""
+    count = size // 4
+    header = json.dumps({"w": {"dtype": "F32", "shape": [count], "data_offsets": [0, 4 * count]}}).encode()
+    return struct.pack("<Q", len(header)) + header + os.urandom(4 * count)
+
+
+WEIGHTS = _random_safetensors(11 * 1024 * 1024)  # over the LFS threshold: described as an LFS file
 
 
 def _commit(store: Store, repo_id: str, files: dict[str, bytes], title: str, **kwargs):

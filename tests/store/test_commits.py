@@ -193,7 +193,7 @@ def test_update_repo_private(store: Store) -> None:
 
 def test_delete_repo_keeps_blobs_and_frees_the_name(store: Store) -> None:
     store.create_repo(REPO)
-    op = add(store, "w.bin", b"weights")
+    op = add(store, "w.dat", b"weights")
     store.commit(REPO, [op], title="w", author="a")
     store.delete_repo(REPO)
     assert store.list_repos() == []
@@ -213,13 +213,13 @@ def test_add_replace_delete_files(store: Store) -> None:
     store.create_repo(REPO)
     initial = store.resolve_revision(REPO)
 
-    c1 = store.commit(REPO, [add(store, "config.json", b"{}"), add(store, "sub/w.bin", b"\x00" * 10)],
+    c1 = store.commit(REPO, [add(store, "config.json", b"{}"), add(store, "sub/w.dat", b"\x00" * 10)],
                       title="  Add files  ", message="body", author="alice")
     assert HEX40.fullmatch(c1.oid) and c1.oid != initial.oid
     assert (c1.parents, c1.generation) == ((initial.oid,), initial.generation + 1)
     assert (c1.title, c1.message, c1.author) == ("Add files", "body", "alice")
     assert store.resolve_revision(REPO).oid == c1.oid
-    assert contents(store) == {".gitattributes": GITATTRIBUTES, "config.json": b"{}", "sub/w.bin": b"\x00" * 10}
+    assert contents(store) == {".gitattributes": GITATTRIBUTES, "config.json": b"{}", "sub/w.dat": b"\x00" * 10}
 
     c2 = store.commit(REPO, [add(store, "config.json", b'{"a": 1}')], title="Replace", author="bob",
                       parent_commit=c1.oid.upper())  # ids compare case-insensitively
@@ -227,7 +227,7 @@ def test_add_replace_delete_files(store: Store) -> None:
     assert store.read_bytes(REPO, "config.json") == b'{"a": 1}'
     assert store.read_bytes(REPO, "config.json", c1.oid) == b"{}"  # history is immutable
 
-    c3 = store.commit(REPO, [DeleteFile("sub/w.bin")], title="Delete", author="bob")
+    c3 = store.commit(REPO, [DeleteFile("sub/w.dat")], title="Delete", author="bob")
     assert c3.parents == (c2.oid,)
     assert sorted(contents(store)) == [".gitattributes", "config.json"]
     assert [c.oid for c in store.list_commits(REPO)] == [c3.oid, c2.oid, c1.oid, initial.oid]
@@ -280,7 +280,7 @@ def test_identical_trees_are_stored_once(store: Store) -> None:
     reverted = store.commit("acme/one", [DeleteFile("a")], title="revert", author="a")
     assert reverted.tree_id == initial.tree_id and reverted.oid != initial.oid
 
-    ops = [add(store, "config.json", b"{}"), add(store, "w.bin", b"123")]
+    ops = [add(store, "config.json", b"{}"), add(store, "w.dat", b"123")]
     one = store.commit("acme/one", ops, title="same", author="a")
     two = store.commit("acme/two", list(reversed(ops)), title="same", author="b")
     assert one.tree_id == two.tree_id and one.oid != two.oid
@@ -308,7 +308,7 @@ def test_commit_of_a_blob_never_stored_is_refused(store: Store) -> None:
     ghost = b"bytes that were never uploaded"
     sha = hashlib.sha256(ghost).hexdigest()
     with pytest.raises(BlobNotFoundError) as error:
-        store.commit(REPO, [add(store, "ok", b"ok"), AddFile("ghost.bin", sha, len(ghost))], title="t", author="a")
+        store.commit(REPO, [add(store, "ok", b"ok"), AddFile("ghost.dat", sha, len(ghost))], title="t", author="a")
     assert error.value.sha256 == sha
     assert state(store) == before
     assert not store.blobs.exists(sha)

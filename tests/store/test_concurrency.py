@@ -204,6 +204,9 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.RefExistsError("tag", "v1"), errors.ProtectedRefError("m"), errors.EmptyCommitError("a/b", "main"),
         errors.BlobNotFoundError("0" * 64), errors.IntegrityError("m", expected="a"), errors.ConfigError("m"),
         errors.StorageUnavailableError("m"), errors.SchemaOutOfDateError(None, "0001"),
+        errors.UnsafeFileError("w.bin"), errors.InvalidWeightsError("w.safetensors", "short"),
+        errors.AuthenticationError("m"), errors.PermissionDeniedError("m"), errors.AccountNotFoundError("user", "x"),
+        errors.AccountExistsError("x"), errors.PayloadTooLargeError("m"),
     ]
 
 

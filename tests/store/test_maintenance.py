@@ -26,7 +26,7 @@ def _stored(store: Store) -> set[str]:
 
 def test_fsck_is_clean_on_a_healthy_store(store: Store) -> None:
     store.create_repo("acme/a")
-    _add(store, "acme/a", "w.bin", os.urandom(5000))
+    _add(store, "acme/a", "w.dat", os.urandom(5000))
     store.create_tag("acme/a", "v1")
     report = fsck(store)
     assert report.ok, report.problems
@@ -36,8 +36,8 @@ def test_fsck_is_clean_on_a_healthy_store(store: Store) -> None:
 
 def test_fsck_reports_a_missing_blob_and_a_dangling_ref(store: Store) -> None:
     store.create_repo("acme/a")
-    commit = _add(store, "acme/a", "w.bin", b"weights")
-    sha = store.get_entry("acme/a", "w.bin")[1].blob_sha256
+    commit = _add(store, "acme/a", "w.dat", b"weights")
+    sha = store.get_entry("acme/a", "w.dat")[1].blob_sha256
     store.blobs.delete(sha)
     with store.db.write() as conn:
         conn.execute(update(t.refs).where(t.refs.c.name == "main").values(commit_oid="f" * 40))
@@ -49,10 +49,10 @@ def test_fsck_reports_a_missing_blob_and_a_dangling_ref(store: Store) -> None:
 
 def test_fsck_reports_tampered_metadata(store: Store) -> None:
     store.create_repo("acme/a")
-    commit = _add(store, "acme/a", "w.bin", b"weights")
+    commit = _add(store, "acme/a", "w.dat", b"weights")
     with store.db.write() as conn:
         conn.execute(update(t.commits).where(t.commits.c.oid == commit.oid).values(title="rewritten history"))
-        conn.execute(update(t.tree_entries).where(t.tree_entries.c.path == "w.bin").values(size=999))
+        conn.execute(update(t.tree_entries).where(t.tree_entries.c.path == "w.dat").values(size=999))
     problems = fsck(store, verify_blobs=False).problems
     assert {"bad-commit", "bad-tree", "size-mismatch"} <= {p.kind for p in problems}
 
@@ -61,11 +61,11 @@ def test_gc_frees_only_unreferenced_blobs(store: Store) -> None:
     store.create_repo("acme/a")
     store.create_repo("acme/b")
     shared, only_a, replaced = b"shared" * 100, os.urandom(3000), os.urandom(2000)
-    _add(store, "acme/a", "shared.bin", shared)
-    _add(store, "acme/b", "shared.bin", shared)
-    _add(store, "acme/a", "a.bin", only_a)
-    _add(store, "acme/b", "old.bin", replaced)
-    store.commit("acme/b", [DeleteFile("old.bin")], title="drop", author="t")  # still in history: kept
+    _add(store, "acme/a", "shared.dat", shared)
+    _add(store, "acme/b", "shared.dat", shared)
+    _add(store, "acme/a", "a.dat", only_a)
+    _add(store, "acme/b", "old.dat", replaced)
+    store.commit("acme/b", [DeleteFile("old.dat")], title="drop", author="t")  # still in history: kept
     orphan = store.put_bytes(os.urandom(1000))  # never committed
     before = _stored(store)
 
@@ -81,8 +81,8 @@ def test_gc_frees_only_unreferenced_blobs(store: Store) -> None:
     report = gc(store, grace_seconds=0)
     assert report.trees_deleted == 1  # a's first two trees are identical to b's, so b still uses them
     assert report.deleted == [hashlib.sha256(only_a).hexdigest()] and report.bytes_freed == len(only_a)
-    assert store.read_bytes("acme/b", "shared.bin") == shared  # shared content survives its other user
-    assert store.read_bytes("acme/b", "old.bin", revision=store.list_commits("acme/b")[1].oid) == replaced
+    assert store.read_bytes("acme/b", "shared.dat") == shared  # shared content survives its other user
+    assert store.read_bytes("acme/b", "old.dat", revision=store.list_commits("acme/b")[1].oid) == replaced
     assert fsck(store).ok
 
 

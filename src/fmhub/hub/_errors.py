@@ -17,15 +17,17 @@ def _header_safe(text: str) -> str:
     return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:500]
 
 
-def error_response(error: FmhubError) -> JSONResponse:
+def error_response(error: FmhubError, **extra: object) -> JSONResponse:
+    """The JSON error answer (``error``, ``hint``, and ``extra`` fields the client reads, e.g. ``url``)."""
     headers = {"X-Error-Message": _header_safe(error.message)}
     for cls in type(error).__mro__:
         if cls in HF_ERROR_CODE:
             headers["X-Error-Code"] = HF_ERROR_CODE[cls]
             break
-    body: dict[str, str] = {"error": error.message}
+    body: dict[str, object] = {"error": error.message}
     if error.hint:
         body["hint"] = error.hint
+    body.update(extra)
     return JSONResponse(body, status_code=http_status(error), headers=headers)
 
 

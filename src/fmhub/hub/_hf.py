@@ -1,7 +1,8 @@
 """The read side of the Hugging Face Hub protocol: file downloads, repo info, trees, refs, commits, listings.
 
 Shapes follow what ``huggingface_hub`` parses (``file_download.py``, ``hf_api.py``). Every route goes
-through :func:`visible_repo`, so a private repo answers exactly like a missing one.
+through :func:`~fmhub.hub._auth.visible_repo`, so a private repo answers exactly like a missing one to
+anyone who may not see it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from urllib.parse import quote, unquote, urlencode
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from fmhub.errors import InvalidInputError, RepoNotFoundError
+from fmhub.accounts import Principal
+from fmhub.cards import card_tags, parse_card
+from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
+from fmhub.hub._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
+from fmhub.store.safety import is_pickle_path
 
-__all__ = ["router", "get_store", "visible_repo", "PAGE_SIZE"]
+__all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "RepoDep", "repo_type_of", "iso", "split_raw"]
 
 router = APIRouter()
 
@@ -35,22 +40,7 @@ _TYPE_PREFIX = {"model": "", "dataset": "datasets/"}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def get_store(request: Request) -> Store:
-    return request.app.state.store
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
-
-
-def visible_repo(store: Store, repo_type: str, repo_id: str) -> Repo:
-    """The repo, or RepoNotFoundError — also for private repos (no accounts can see them yet)."""
-    repo = store.get_repo(repo_id, repo_type=repo_type)
-    if repo.private:
-        raise RepoNotFoundError(repo_type, repo.repo_id)
-    return repo
-
-
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
@@ -63,7 +53,7 @@ def _lfs(entry: TreeEntry) -> dict[str, Any] | None:
 # -- downloads -------------------------------------------------------------------------------------
 
 
-def _split_raw(request: Request, marker: str) -> tuple[list[str], str, str]:
+def split_raw(request: Request, marker: str) -> tuple[list[str], str, str]:
     """Split the *raw* URL path so a quoted ``/`` in a revision (``refs%2Fpr%2F1``) stays in it.
 
     Returns (repo id parts, revision, file path), each percent-decoded exactly once.
@@ -105,15 +95,16 @@ class _Unsatisfiable(Exception):
         self.size = size
 
 
-def _resolve_file(store: Store, repo_type: str, request: Request) -> tuple[Commit, TreeEntry]:
-    repo_parts, revision, path = _split_raw(request, "resolve")
-    repo = visible_repo(store, repo_type, "/".join(repo_parts))
+def _resolve_file(store: Store, caller: Principal | None, repo_type: str,
+                  request: Request) -> tuple[Commit, TreeEntry]:
+    repo_parts, revision, path = split_raw(request, "resolve")
+    repo = visible_repo(store, caller, repo_type, "/".join(repo_parts))
     path = validate_path(path)
     return store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
 
 
-def _file_response(store: Store, request: Request, repo_type: str) -> Response:
-    commit, entry = _resolve_file(store, repo_type, request)
+def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
+    commit, entry = _resolve_file(store, caller, repo_type, request)
     headers = {
         "X-Repo-Commit": commit.oid,
         "ETag": f'"{entry.blob_sha256}"',
@@ -138,14 +129,16 @@ def _file_response(store: Store, request: Request, repo_type: str) -> Response:
     return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")
 
 
-def resolve_model_file(store: StoreDep, request: Request, namespace: str, name: str, rest: str) -> Response:
+def resolve_model_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                       rest: str) -> Response:
     """Download a file of a model repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, request, "model")
+    return _file_response(store, caller, request, "model")
 
 
-def resolve_dataset_file(store: StoreDep, request: Request, namespace: str, name: str, rest: str) -> Response:
+def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                         rest: str) -> Response:
     """Download a file of a dataset repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, request, "dataset")
+    return _file_response(store, caller, request, "dataset")
 
 
 for _method in ("GET", "HEAD"):
@@ -159,18 +152,51 @@ for _method in ("GET", "HEAD"):
 # -- metadata --------------------------------------------------------------------------------------
 
 
-def _repo_type(plural: str) -> str:
+def repo_type_of(plural: str) -> str:
     if plural not in ("models", "datasets"):
         raise RepoNotFoundError(plural, "?")
     return plural[:-1]
 
 
-def api_repo(store: StoreDep, plural: str, namespace: str, name: str) -> Repo:
+def api_repo(store: StoreDep, caller: ReaderDep, plural: str, namespace: str, name: str) -> Repo:
     """The repo an ``/api/{plural}/{namespace}/{name}/…`` route names, if the caller may see it."""
-    return visible_repo(store, _repo_type(plural), f"{namespace}/{name}")
+    return visible_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
 
 
 RepoDep = Annotated[Repo, Depends(api_repo)]
+
+
+#: Cards larger than this are not parsed for ``cardData`` (the Hub's own limit is of this order).
+MAX_CARD_BYTES = 1024 * 1024
+_CARD_CACHE: dict[str, dict[str, Any]] = {}  # README blob sha256 -> metadata; blobs are immutable
+_CARD_CACHE_SIZE = 1024
+
+
+def card_metadata(store: Store, files: list[TreeEntry]) -> dict[str, Any] | None:
+    """The YAML metadata of the revision's ``README.md``, or None (no card, too large or unparsable).
+
+    A broken card never breaks repo info: it is reported by ``/api/validate-yaml`` and at upload.
+    """
+    entry = next((e for e in files if e.path == "README.md"), None)
+    if entry is None or entry.size > MAX_CARD_BYTES:
+        return None
+    if entry.blob_sha256 not in _CARD_CACHE:
+        text = b"".join(store.iter_file(entry)).decode("utf-8", "replace")
+        try:
+            metadata = parse_card(text).metadata
+        except FmhubError:
+            metadata = {}
+        if len(_CARD_CACHE) >= _CARD_CACHE_SIZE:
+            _CARD_CACHE.pop(next(iter(_CARD_CACHE)))
+        _CARD_CACHE[entry.blob_sha256] = metadata
+    return _CARD_CACHE[entry.blob_sha256] or None
+
+
+def security_status(entry: TreeEntry) -> dict[str, Any] | None:
+    """Pickle-based files (stored only with --allow-pickle) are reported unsafe; fmhub never loads them."""
+    if not is_pickle_path(entry.path):
+        return None
+    return {"status": "unsafe", "reason": "pickle-based format: loading it can run arbitrary code"}
 
 
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
@@ -181,7 +207,10 @@ def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]
         sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
         if lfs := _lfs(entry):
             sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
+        if status := security_status(entry):
+            sibling["securityFileStatus"] = status
         siblings.append(sibling)
+    card = card_metadata(store, files)
     return {
         "_id": f"{repo.repo_type}/{repo.repo_id}",
         "id": repo.repo_id,
@@ -192,9 +221,10 @@ def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]
         "disabled": False,
         "downloads": 0,
         "likes": 0,
-        "tags": [],
-        "createdAt": _iso(repo.created_at),
-        "lastModified": _iso(commit.created_at),
+        "tags": card_tags(card, repo.repo_type) if card else [],
+        "cardData": card,
+        "createdAt": iso(repo.created_at),
+        "lastModified": iso(commit.created_at),
         "siblings": siblings,
         "usedStorage": sum(entry.size for entry in files),
     }
@@ -246,6 +276,8 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
             item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
             if lfs := _lfs(entry):
                 item["lfs"] = lfs
+            if status := security_status(entry):
+                item["securityFileStatus"] = status
             items.append(item)
     return items
 
@@ -279,18 +311,19 @@ def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
             summary="History from a revision, newest first")
 def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> JSONResponse:
     history = store.list_commits(repo.repo_id, revision, repo_type=repo.repo_type)
-    items = [{"id": c.oid, "authors": [{"user": c.author}], "date": _iso(c.created_at), "title": c.title,
+    items = [{"id": c.oid, "authors": [{"user": c.author}], "date": iso(c.created_at), "title": c.title,
               "message": c.message, "parents": list(c.parents)} for c in history]
     return _page(request, items, COMMITS_PAGE_SIZE)
 
 
-@router.get("/api/{plural}", tags=["huggingface"], summary="List public repos")
-def list_repos(store: StoreDep, plural: str, search: str | None = None, author: str | None = None,
+@router.get("/api/{plural}", tags=["huggingface"], summary="List the repos the caller may see")
+def list_repos(store: StoreDep, caller: ReaderDep, plural: str, search: str | None = None,
+               author: str | None = None,
                limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> list[dict[str, Any]]:
-    repo_type = _repo_type(plural)
-    found = [r for r in store.list_repos(repo_type=repo_type, author=author, search=search) if not r.private]
+    repo_type = repo_type_of(plural)
+    found = [r for r in store.list_repos(repo_type=repo_type, author=author, search=search) if can_see(caller, r)]
     if limit is not None:
         found = found[:limit]
-    return [{"_id": f"{r.repo_type}/{r.repo_id}", "id": r.repo_id, "author": r.namespace, "private": False,
-             "createdAt": _iso(r.created_at), "lastModified": _iso(r.updated_at), "tags": [], "downloads": 0,
+    return [{"_id": f"{r.repo_type}/{r.repo_id}", "id": r.repo_id, "author": r.namespace, "private": r.private,
+             "createdAt": iso(r.created_at), "lastModified": iso(r.updated_at), "tags": [], "downloads": 0,
              "likes": 0} for r in found]

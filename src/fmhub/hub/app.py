@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,15 +10,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import fmhub
-from fmhub.hub import _hf
+from fmhub.accounts import Accounts
+from fmhub.hub import _hf, _hf_write, _lfs
+from fmhub.hub._auth import HubConfig
 from fmhub.hub._errors import install_error_handlers
 from fmhub.store import Store, open_store
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "HubConfig"]
 
 
-def create_app(store: Store | None = None) -> FastAPI:
+def create_app(store: Store | None = None, config: HubConfig | None = None) -> FastAPI:
     """Build the hub app over ``store`` (default: the store the environment names, opened at startup).
+
+    On first start (no account yet) an administrator is created and its token printed once to stderr;
+    with ``FMHUB_ADMIN_TOKEN`` set, that value is the administrator's token instead.
 
     Example:
         uvicorn --factory fmhub.hub:create_app   # or: fmhub server
@@ -28,6 +34,14 @@ def create_app(store: Store | None = None) -> FastAPI:
         owned = store is None
         app.state.store = open_store() if owned else store
         app.state.store.db.ensure_schema()  # fail at start, not on the first request
+        app.state.config = config or HubConfig.from_env()
+        app.state.accounts = Accounts(app.state.store.db)
+        app.state.lfs_key = None
+        secret = app.state.accounts.bootstrap_admin(name=app.state.config.admin_name,
+                                                    token=app.state.config.admin_token)
+        if secret is not None:
+            print(f"fmhub: created the administrator {app.state.config.admin_name!r}. Its token, shown only "
+                  f"this once (store it now):\n  {secret}", file=sys.stderr, flush=True)
         try:
             yield
         finally:
@@ -49,5 +63,8 @@ def create_app(store: Store | None = None) -> FastAPI:
         ready_store.blobs.exists("0" * 64)
         return JSONResponse({"status": "ready"})
 
+    # Write routes first: their paths are more specific than the read side's catch-alls.
+    app.include_router(_hf_write.router)
+    app.include_router(_lfs.router)
     app.include_router(_hf.router)
     return app

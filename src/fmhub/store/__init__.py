@@ -19,6 +19,7 @@ from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, open_blob_store
 from fmhub.store.objects import (
     AddFile,
+    AuditEvent,
     Commit,
     CopyFile,
     DeleteFile,
@@ -40,6 +41,7 @@ __all__ = [
     "BlobInfo",
     "open_blob_store",
     "Repo",
+    "AuditEvent",
     "Commit",
     "TreeEntry",
     "Ref",

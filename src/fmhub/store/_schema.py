@@ -20,10 +20,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "SCHEMA_HEAD"]
+__all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "accounts", "memberships",
+           "tokens", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -103,4 +104,86 @@ blobs = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("last_put_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# -- accounts (0002) ---------------------------------------------------------------------------------
+
+# Users and organizations share one namespace (a repo's namespace is one or the other), as on the Hub.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # "user" | "org"
+    Column("name", String(96), nullable=False),
+    Column("key", String(96), nullable=False, unique=True),  # lower(name): names are unique case-insensitively
+    Column("fullname", String(255), nullable=True),
+    Column("email", String(255), nullable=True),
+    Column("is_admin", Boolean, nullable=False, default=False),  # site administrator (users only)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), primary_key=True),
+    Column("user_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(8), nullable=False),  # "read" | "write" | "admin"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "user_pk"),
+)
+
+# A token is shown once; the table keeps a lookup prefix of its sha256 (to find the row) and a salted
+# sha256 (to check it in constant time), never the token.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("user_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), nullable=False),
+    Column("name", String(96), nullable=False),
+    Column("role", String(8), nullable=False),  # "read" | "write"
+    Column("lookup", String(16), nullable=False, unique=True),
+    Column("salt", String(32), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index(None, "user_pk"),
+)
+
+# Every write, in the transaction that made it: who, what, which repo, which ref and commit, when.
+# Repo ids are copied, not referenced, so the trail outlives deleted repos.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("repo_type", String(16), nullable=True),
+    Column("repo_id", String(200), nullable=True),
+    Column("ref", String(255), nullable=True),
+    Column("commit_oid", String(40), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index(None, "at"),
+    Index(None, "repo_type", "repo_id"),
+)
+
+# LFS objects uploaded for a repo: a commit may reference an existing blob only if its repo received
+# it (or it is already in a tree the caller can read), so knowing a sha256 grants no access to bytes.
+lfs_uploads = Table(
+    "lfs_uploads",
+    metadata,
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
+)
+
+# Server-wide values shared by every worker (e.g. the key that signs LFS upload URLs).
+hub_settings = Table(
+    "hub_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )

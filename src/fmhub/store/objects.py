@@ -14,6 +14,7 @@ from typing import Literal
 
 __all__ = [
     "Repo",
+    "AuditEvent",
     "Commit",
     "TreeEntry",
     "Ref",
@@ -46,6 +47,20 @@ class Repo:
     @property
     def name(self) -> str:
         return self.repo_id.split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One write as the audit log recorded it."""
+
+    at: datetime
+    actor: str
+    action: str  # repo.create | repo.settings | repo.delete | commit | branch.create | tag.delete | ...
+    repo_type: str | None
+    repo_id: str | None
+    ref: str | None
+    commit_oid: str | None
+    detail: dict
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -34,6 +34,7 @@ from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import Progress, hash_file
 from fmhub.store.objects import (
     AddFile,
+    AuditEvent,
     Commit,
     CopyFile,
     DeleteFile,
@@ -46,6 +47,7 @@ from fmhub.store.objects import (
     compute_commit_id,
     compute_tree_id,
 )
+from fmhub.store.safety import check_not_pickle, validate_safetensors
 from fmhub.store.paths import validate_folder, validate_path, validate_ref_name, validate_repo_id, validate_repo_type
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
@@ -53,6 +55,8 @@ __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
 DEFAULT_BRANCH = "main"
 _HEX = re.compile(r"[0-9a-f]{7,40}")
 _MAX_AUTHOR = 255
+#: Who a write is attributed to in the audit log when the caller names nobody (a local CLI or script).
+LOCAL_ACTOR = "local"
 
 #: Like the Hugging Face Hub, a new repo starts with one commit holding a .gitattributes that marks
 #: weight and data formats as LFS, so git clients of the same repo behave.
@@ -88,7 +92,8 @@ def _check_author(author: str) -> str:
     return author
 
 
-def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str, update_columns: Sequence[str] = (),
+def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str | tuple[str, ...],
+            update_columns: Sequence[str] = (),
             returning: bool = False):
     """INSERT … ON CONFLICT DO UPDATE/NOTHING on SQLite and PostgreSQL alike.
 
@@ -97,12 +102,13 @@ def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str, upd
     """
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table)
+    keys = [key] if isinstance(key, str) else list(key)
     if update_columns:
-        stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in update_columns})
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update_columns})
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     if returning:
-        stmt = stmt.returning(table.c[key])
+        stmt = stmt.returning(*(table.c[k] for k in keys))
     return conn.execute(stmt, values)
 
 
@@ -137,8 +143,11 @@ class Store:
     # -- repos ----------------------------------------------------------------------------------
 
     def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
-                    exist_ok: bool = False, author: str = "fmhub") -> Repo:
-        """Create a repo with an initial commit (``.gitattributes``) on ``main``."""
+                    exist_ok: bool = False, author: str = "fmhub", actor: str | None = None) -> Repo:
+        """Create a repo with an initial commit (``.gitattributes``) on ``main``.
+
+        ``actor`` is who the audit log names (default: ``author``).
+        """
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         author = _check_author(author)
@@ -164,6 +173,8 @@ class Store:
                 oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "Initial commit", "", now, 1)
                 conn.execute(insert(t.refs).values(repo_pk=repo_pk, kind="branch", name=DEFAULT_BRANCH,
                                                    commit_oid=oid, created_at=now, updated_at=now))
+                self._audit(conn, actor or author, "repo.create", repo_type, repo_id, ref=DEFAULT_BRANCH,
+                            commit_oid=oid, detail={"private": private})
                 return self._repo(self._repo_row(conn, repo_type, repo_id))
         except SQLIntegrityError:
             with self.db.read() as conn:
@@ -198,16 +209,18 @@ class Store:
         with self.db.read() as conn:
             return [self._repo(row) for row in conn.execute(query)]
 
-    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None) -> Repo:
+    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None,
+                    actor: str | None = None) -> Repo:
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         with self.db.write() as conn:
             row = self._repo_row(conn, repo_type, repo_id)
             if private is not None:
                 conn.execute(update(t.repos).where(t.repos.c.pk == row.pk).values(private=private, updated_at=_now()))
+                self._audit(conn, actor, "repo.settings", repo_type, repo_id, detail={"private": private})
             return self._repo(self._repo_row(conn, repo_type, repo_id))
 
-    def delete_repo(self, repo_id: str, *, repo_type: str = "model") -> None:
+    def delete_repo(self, repo_id: str, *, repo_type: str = "model", actor: str | None = None) -> None:
         """Delete a repo's refs and commits. Its blobs stay until ``gc`` finds them unreferenced."""
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
@@ -216,6 +229,7 @@ class Store:
             conn.execute(delete(t.refs).where(t.refs.c.repo_pk == row.pk))
             conn.execute(delete(t.commits).where(t.commits.c.repo_pk == row.pk))
             conn.execute(delete(t.repos).where(t.repos.c.pk == row.pk))
+            self._audit(conn, actor, "repo.delete", repo_type, f"{row.namespace}/{row.name}")
 
     # -- blobs ----------------------------------------------------------------------------------
 
@@ -371,7 +385,8 @@ class Store:
 
     def commit(self, repo_id: str, operations: Sequence[Operation], *, repo_type: str = "model",
                revision: str | None = None, title: str, message: str = "", author: str,
-               parent_commit: str | None = None, allow_empty: bool = False) -> Commit:
+               parent_commit: str | None = None, allow_empty: bool = False, allow_pickle: bool = False,
+               actor: str | None = None) -> Commit:
         """Apply operations to a branch head and record a new commit, atomically.
 
         Args:
@@ -381,9 +396,15 @@ class Store:
             parent_commit: the head the caller based its change on; if the branch moved since,
                 :class:`ConflictError` is raised and nothing is written (no lost update).
             allow_empty: record a commit even when the tree does not change.
+            allow_pickle: store pickle-based files (``.bin``, ``.pt``, ...); refused by default because
+                loading them can run code. fmhub reports them as unsafe and never loads them.
+            actor: who the audit log names (default: ``author``).
+
+        ``.safetensors`` files are validated (header, offsets, sizes) before anything is written.
 
         Raises:
-            ConflictError, EntryNotFoundError, BlobNotFoundError, EmptyCommitError, InvalidInputError.
+            ConflictError, EntryNotFoundError, BlobNotFoundError, EmptyCommitError, InvalidInputError
+            (incl. UnsafeFileError, InvalidWeightsError).
         """
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
@@ -394,6 +415,7 @@ class Store:
         if not operations and not allow_empty:
             raise InvalidInputError("no operations to commit")
         ops = [self._validated_op(op) for op in operations]
+        self._check_safety(ops, allow_pickle=allow_pickle)
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             branch = repo.default_branch if revision is None else revision
@@ -431,6 +453,8 @@ class Store:
             if moved != 1:  # compare-and-swap lost: another writer moved the branch under us
                 raise ConflictError(f"branch {branch!r} of {repo_id!r} moved during the commit", expected=head.oid)
             conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
+            self._audit(conn, actor or author, "commit", repo_type, repo_id, ref=branch, commit_oid=oid,
+                        detail={"title": title[:200], "files": len(ops)})
             return self._commit(conn, repo.pk, oid)
 
     @staticmethod
@@ -446,6 +470,16 @@ class Store:
         if isinstance(op, CopyFile):
             return CopyFile(validate_path(op.src_path), validate_path(op.dest_path), op.src_revision)
         raise InvalidInputError(f"unknown commit operation {op!r}")
+
+    def _check_safety(self, ops: list[Operation], *, allow_pickle: bool) -> None:
+        """Refuse pickle files unless allowed; validate every added ``.safetensors`` header (reads only it)."""
+        for op in ops:
+            path = op.dest_path if isinstance(op, CopyFile) else getattr(op, "path", "")
+            if isinstance(op, (AddFile, CopyFile)):
+                check_not_pickle(path, allow_pickle=allow_pickle)
+            if isinstance(op, AddFile) and path.lower().endswith(".safetensors"):
+                sha = op.blob_sha256
+                validate_safetensors(path, op.size, lambda start, end: b"".join(self.blobs.iter_chunks(sha, start, end)))
 
     def _apply(self, conn: Connection, repo, branch: str, old: dict[str, tuple[str, int]],
                ops: list[Operation]) -> dict[str, tuple[str, int]]:
@@ -502,17 +536,17 @@ class Store:
         return refs
 
     def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
-                      exist_ok: bool = False) -> Ref:
+                      exist_ok: bool = False, actor: str | None = None) -> Ref:
         """Create ``branch`` at ``revision`` (default: the default branch's head)."""
-        return self._create_ref(repo_id, repo_type, "branch", branch, revision, None, exist_ok)
+        return self._create_ref(repo_id, repo_type, "branch", branch, revision, None, exist_ok, actor)
 
     def create_tag(self, repo_id: str, tag: str, *, revision: str | None = None, message: str | None = None,
-                   repo_type: str = "model", exist_ok: bool = False) -> Ref:
+                   repo_type: str = "model", exist_ok: bool = False, actor: str | None = None) -> Ref:
         """Create an immutable ``tag`` at ``revision``; an existing tag is never moved."""
-        return self._create_ref(repo_id, repo_type, "tag", tag, revision, message, exist_ok)
+        return self._create_ref(repo_id, repo_type, "tag", tag, revision, message, exist_ok, actor)
 
     def _create_ref(self, repo_id: str, repo_type: str, kind: str, name: str, revision: str | None,
-                    message: str | None, exist_ok: bool) -> Ref:
+                    message: str | None, exist_ok: bool, actor: str | None) -> Ref:
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         name = validate_ref_name(name)
@@ -531,29 +565,112 @@ class Store:
             conn.execute(insert(t.refs).values(repo_pk=repo.pk, kind=kind, name=name, commit_oid=target.oid,
                                                message=message, created_at=now, updated_at=now))
             conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
+            self._audit(conn, actor, f"{kind}.create", repo_type, repo_id, ref=name, commit_oid=target.oid)
         return Ref(kind, name, target.oid, message, now, now)  # type: ignore[arg-type]
 
-    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
+    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model", actor: str | None = None) -> None:
         """Delete a branch (never the default branch). Its commits stay reachable by id until gc."""
-        self._delete_ref(repo_id, repo_type, "branch", branch)
+        self._delete_ref(repo_id, repo_type, "branch", branch, actor)
 
-    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
-        """Delete a tag (an admin action on the hub: tags are otherwise immutable)."""
-        self._delete_ref(repo_id, repo_type, "tag", tag)
+    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model", actor: str | None = None) -> None:
+        """Delete a tag (tags are otherwise immutable: an existing tag is never moved)."""
+        self._delete_ref(repo_id, repo_type, "tag", tag, actor)
 
-    def _delete_ref(self, repo_id: str, repo_type: str, kind: str, name: str) -> None:
+    def _delete_ref(self, repo_id: str, repo_type: str, kind: str, name: str, actor: str | None) -> None:
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             if kind == "branch" and name == repo.default_branch:
                 raise ProtectedRefError(f"{name!r} is the default branch of {repo_id!r} and cannot be deleted")
-            deleted = conn.execute(
-                delete(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name)
-            ).rowcount
-            if deleted != 1:
+            doomed = conn.execute(
+                select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
+                                                  t.refs.c.name == name)
+            ).scalar_one_or_none()
+            if doomed is None:
                 raise RevisionNotFoundError(repo_id, f"{kind} {name}")
+            conn.execute(
+                delete(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name))
             conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=_now()))
+            self._audit(conn, actor, f"{kind}.delete", repo_type, repo_id, ref=name, commit_oid=doomed)
+
+    # -- upload grants --------------------------------------------------------------------------
+
+    def record_upload(self, repo_id: str, sha256: str, *, repo_type: str = "model") -> None:
+        """Remember that ``sha256``'s bytes were uploaded to this repo, so its commits may reference it.
+
+        Content addressing must not become an access path: a commit that names a blob by its sha256
+        alone (an LFS pointer) is accepted only if the repo received those bytes, or if the caller can
+        already read a repo that holds them (:meth:`repos_holding_blob`).
+        """
+        repo_id = validate_repo_id(repo_id)
+        sha256 = check_sha256(sha256)
+        with self.db.write() as conn:
+            repo = self._repo_row(conn, validate_repo_type(repo_type), repo_id)
+            _upsert(conn, t.lfs_uploads, {"repo_pk": repo.pk, "sha256": sha256, "uploaded_at": _now()},
+                    key=("repo_pk", "sha256"), update_columns=("uploaded_at",))
+
+    def has_upload(self, repo_id: str, sha256: str, *, repo_type: str = "model") -> bool:
+        with self.db.read() as conn:
+            repo = self._repo_row(conn, validate_repo_type(repo_type), validate_repo_id(repo_id))
+            return conn.execute(select(t.lfs_uploads.c.sha256).where(
+                t.lfs_uploads.c.repo_pk == repo.pk, t.lfs_uploads.c.sha256 == sha256)).first() is not None
+
+    def repos_holding_blob(self, sha256: str, *, limit: int = 100) -> list[Repo]:
+        """Repos with at least one commit whose tree holds the blob (any revision, not only heads)."""
+        sha256 = check_sha256(sha256)
+        holding = (select(t.commits.c.repo_pk).join(t.tree_entries, t.tree_entries.c.tree_id == t.commits.c.tree_id)
+                   .where(t.tree_entries.c.blob_sha256 == sha256).distinct())
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.repos).where(t.repos.c.pk.in_(holding)).order_by(t.repos.c.key)
+                                .limit(limit)).all()
+        return [self._repo(row) for row in rows]
+
+    # -- server settings ------------------------------------------------------------------------
+
+    def shared_setting(self, key: str, create: Callable[[], str]) -> str:
+        """A server-wide value, created once by whichever process asks first (e.g. a signing key)."""
+        with self.db.read() as conn:
+            value = conn.execute(select(t.hub_settings.c.value).where(t.hub_settings.c.key == key)).scalar()
+        if value is not None:
+            return value
+        with self.db.write() as conn:
+            value = conn.execute(select(t.hub_settings.c.value).where(t.hub_settings.c.key == key)).scalar()
+            if value is None:
+                value = create()
+                conn.execute(insert(t.hub_settings).values(key=key, value=value))
+            return value
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(conn: Connection, actor: str | None, action: str, repo_type: str | None, repo_id: str | None, *,
+               ref: str | None = None, commit_oid: str | None = None, detail: dict | None = None) -> None:
+        """Record a write in the transaction that makes it: the trail and the change land together."""
+        conn.execute(insert(t.audit_log).values(
+            at=_now(), actor=(actor or LOCAL_ACTOR)[:_MAX_AUTHOR], action=action, repo_type=repo_type,
+            repo_id=repo_id, ref=ref, commit_oid=commit_oid,
+            detail=json.dumps(detail, sort_keys=True) if detail else None))
+
+    def audit_events(self, *, repo_id: str | None = None, repo_type: str | None = None, actor: str | None = None,
+                     action: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditEvent]:
+        """Writes, newest first, filtered by repo, actor, action (``commit``, ``repo.create``...) or time."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be positive, got {limit}")
+        query = select(t.audit_log).order_by(t.audit_log.c.pk.desc()).limit(limit)
+        if repo_id is not None:
+            query = query.where(func.lower(t.audit_log.c.repo_id) == validate_repo_id(repo_id).lower())
+        if repo_type is not None:
+            query = query.where(t.audit_log.c.repo_type == validate_repo_type(repo_type))
+        if actor is not None:
+            query = query.where(func.lower(t.audit_log.c.actor) == actor.lower())
+        if action is not None:
+            query = query.where(t.audit_log.c.action == action)
+        if since is not None:
+            query = query.where(t.audit_log.c.at >= since)
+        with self.db.read() as conn:
+            return [AuditEvent(_aware(r.at), r.actor, r.action, r.repo_type, r.repo_id, r.ref, r.commit_oid,
+                               json.loads(r.detail) if r.detail else {}) for r in conn.execute(query)]
 
     # -- rows → objects -------------------------------------------------------------------------
 

@@ -1,0 +1,402 @@
+"""The write side of the Hugging Face Hub protocol: repos, settings, branches, tags, preupload, commits.
+
+Shapes follow what ``huggingface_hub`` sends and parses (``hf_api.py``, ``_commit_api.py``). Large files
+arrive through the Git LFS batch API (:mod:`fmhub.hub._lfs`) and are referenced by ``lfsFile`` lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from fmhub.accounts import Principal
+from fmhub.cards import parse_card, validate_metadata
+from fmhub.errors import (
+    AuthenticationError,
+    BlobNotFoundError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RepoExistsError,
+)
+from fmhub.hub._auth import (
+    ReaderDep,
+    StoreDep,
+    WriterDep,
+    can_see,
+    check_namespace_write,
+    writable_repo,
+)
+from fmhub.hub._errors import error_response
+from fmhub.hub._hf import LFS_THRESHOLD, repo_type_of
+from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
+from fmhub.store.blobs import check_sha256
+from fmhub.store.paths import validate_path, validate_repo_id
+
+__all__ = ["router", "repo_url", "MAX_NDJSON_LINE"]
+
+logger = logging.getLogger("fmhub.hub")
+
+router = APIRouter(tags=["huggingface"])
+
+#: One NDJSON line of a commit holds at most one inline (base64) file; larger files go through LFS.
+MAX_NDJSON_LINE = 64 * 1024 * 1024
+#: Regular (inline) files whose remote oid the preupload computes (a git blob sha1 needs the bytes).
+_MAX_SHA1_COMPARE = LFS_THRESHOLD
+_TYPE_PREFIX = {"model": "", "dataset": "datasets/"}
+
+
+def repo_url(request: Request, repo: Repo | tuple[str, str]) -> str:
+    repo_type, repo_id = (repo.repo_type, repo.repo_id) if isinstance(repo, Repo) else repo
+    return f"{str(request.base_url).rstrip('/')}/{_TYPE_PREFIX[repo_type]}{repo_id}"
+
+
+# -- repos -----------------------------------------------------------------------------------------
+
+
+class _RepoRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=96)
+    organization: str | None = None
+    type: str | None = None
+    private: bool | None = None
+    visibility: str | None = None
+
+
+def _named_repo(caller: Principal, body: _RepoRequest) -> tuple[str, str]:
+    repo_type = body.type or "model"
+    if repo_type not in _TYPE_PREFIX:
+        raise InvalidInputError(f"repo type {repo_type!r} is not served by fmhub", hint="use 'model' or 'dataset'")
+    namespace = body.organization or caller.user
+    return repo_type, validate_repo_id(f"{namespace}/{body.name}")
+
+
+def _private(body_private: bool | None, visibility: str | None) -> bool | None:
+    if visibility is not None:
+        if visibility not in ("public", "private"):
+            raise InvalidInputError(f"visibility {visibility!r} is not supported", hint="use 'public' or 'private'")
+        return visibility == "private"
+    return body_private
+
+
+@router.post("/api/repos/create", summary="Create a repo (409 if it exists)")
+def create_repo(store: StoreDep, caller: WriterDep, request: Request, body: _RepoRequest) -> JSONResponse:
+    repo_type, repo_id = _named_repo(caller, body)
+    check_namespace_write(caller, repo_id.split("/")[0])
+    try:
+        repo = store.create_repo(repo_id, repo_type=repo_type, private=bool(_private(body.private, body.visibility)),
+                                 author=caller.user, actor=caller.user)
+    except RepoExistsError as exc:  # huggingface_hub's exist_ok reads the url from the 409 body
+        return error_response(exc, url=repo_url(request, (repo_type, repo_id)))
+    return JSONResponse({"url": repo_url(request, repo), "name": repo.repo_id, "id": repo.repo_id})
+
+
+@router.delete("/api/repos/delete", summary="Delete a repo")
+def delete_repo(store: StoreDep, caller: WriterDep, body: _RepoRequest) -> dict[str, Any]:
+    repo_type, repo_id = _named_repo(caller, body)
+    repo = writable_repo(store, caller, repo_type, repo_id)
+    store.delete_repo(repo.repo_id, repo_type=repo.repo_type, actor=caller.user)
+    return {"deleted": repo.repo_id}
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    private: bool | None = None
+    visibility: str | None = None
+    gated: str | bool | None = None
+
+
+@router.put("/api/{plural}/{namespace}/{name}/settings", summary="Change a repo's visibility")
+def update_settings(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
+                    body: _Settings) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    if body.gated not in (None, False):
+        raise InvalidInputError("gated repos are not supported by fmhub", hint="use a private repo and org roles")
+    private = _private(body.private, body.visibility)
+    if private is None:
+        raise InvalidInputError("nothing to change", hint='send {"visibility": "private"} or {"private": true}')
+    repo = store.update_repo(repo.repo_id, repo_type=repo.repo_type, private=private, actor=caller.user)
+    return {"id": repo.repo_id, "private": repo.private}
+
+
+# -- branches and tags -----------------------------------------------------------------------------
+
+
+class _BranchRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    startingPoint: str | None = None  # noqa: N815 - the Hub's field name
+
+
+@router.post("/api/{plural}/{namespace}/{name}/branch/{branch:path}", summary="Create a branch")
+def create_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, branch: str,
+                  body: _BranchRequest | None = None) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    ref = store.create_branch(repo.repo_id, branch, revision=body.startingPoint if body else None,
+                              repo_type=repo.repo_type, actor=caller.user)
+    return {"name": ref.name, "ref": f"refs/heads/{ref.name}", "targetCommit": ref.commit_oid}
+
+
+@router.delete("/api/{plural}/{namespace}/{name}/branch/{branch:path}", summary="Delete a branch")
+def delete_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
+                  branch: str) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    store.delete_branch(repo.repo_id, branch, repo_type=repo.repo_type, actor=caller.user)
+    return {"deleted": branch}
+
+
+class _TagRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    tag: str
+    message: str | None = None
+
+
+@router.post("/api/{plural}/{namespace}/{name}/tag/{revision:path}", summary="Tag a revision")
+def create_tag(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, revision: str,
+               body: _TagRequest) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    ref = store.create_tag(repo.repo_id, body.tag, revision=revision, message=body.message,
+                           repo_type=repo.repo_type, actor=caller.user)
+    return {"name": ref.name, "ref": f"refs/tags/{ref.name}", "targetCommit": ref.commit_oid}
+
+
+@router.delete("/api/{plural}/{namespace}/{name}/tag/{tag:path}", summary="Delete a tag")
+def delete_tag(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
+               tag: str) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    store.delete_tag(repo.repo_id, tag, repo_type=repo.repo_type, actor=caller.user)
+    return {"deleted": tag}
+
+
+# -- preupload -------------------------------------------------------------------------------------
+
+
+class _PreuploadFile(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    path: str
+    size: int = Field(ge=0)
+    sample: str | None = None
+
+
+class _PreuploadRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    files: list[_PreuploadFile] = Field(max_length=10_000)
+
+
+def _git_blob_sha1(data: bytes) -> str:
+    # What huggingface_hub compares for regular files (``sha.git_hash``): git's blob id.
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+@router.post("/api/{plural}/{namespace}/{name}/preupload/{revision:path}",
+             summary="Decide inline or LFS upload per file; report unchanged files")
+def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, revision: str,
+              body: _PreuploadRequest) -> dict[str, Any]:
+    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    current = {e.path: e for e in store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)}
+    answers = []
+    for item in body.files:
+        path = validate_path(item.path)
+        mode = "lfs" if item.size >= LFS_THRESHOLD else "regular"
+        oid = None
+        existing = current.get(path)
+        if existing is not None and existing.size == item.size:
+            if mode == "lfs":
+                oid = existing.blob_sha256
+            elif existing.size <= _MAX_SHA1_COMPARE:
+                oid = _git_blob_sha1(b"".join(store.iter_file(existing)))
+        answers.append({"path": item.path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+    return {"files": answers}
+
+
+@router.get("/api/{plural}/{namespace}/{name}/xet-write-token/{revision:path}",
+            summary="Xet is not spoken: tells Xet clients to use LFS")
+def xet_write_token(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str, name: str,
+                    revision: str) -> JSONResponse:
+    writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    message = ("fmhub does not speak the Xet protocol; set HF_HUB_DISABLE_XET=1 so huggingface_hub uploads "
+               "large files through Git LFS")
+    # hf_xet shows only the status and URL to the user, so say it in the server log as well.
+    logger.warning("%s refused a Xet upload from %r to %s/%s: %s", request.url.path, caller.user, namespace, name,
+                   message)
+    return JSONResponse({"error": message}, status_code=501, headers={"X-Error-Message": message})
+
+
+# -- validate-yaml ---------------------------------------------------------------------------------
+
+
+class _YamlRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    content: str = Field(max_length=1024 * 1024)
+    repoType: str = "model"  # noqa: N815 - the Hub's field name
+
+
+@router.post("/api/validate-yaml", summary="Validate a repo card's YAML metadata")
+def validate_yaml(caller: ReaderDep, body: _YamlRequest) -> JSONResponse:
+    try:
+        metadata = parse_card(body.content).metadata
+    except InvalidInputError as exc:
+        return JSONResponse({"errors": [{"message": exc.message}], "warnings": []}, status_code=400,
+                            headers={"X-Error-Message": exc.message[:200].encode("latin-1", "replace").decode()})
+    result = validate_metadata(metadata, body.repoType if body.repoType in _TYPE_PREFIX else "model")
+    warnings = [{"message": w} for w in result.warnings]
+    if result.errors:
+        return JSONResponse({"errors": [{"message": e} for e in result.errors], "warnings": warnings},
+                            status_code=400, headers={"X-Error-Message": "invalid metadata in README.md"})
+    return JSONResponse({"warnings": warnings})
+
+
+# -- commit ----------------------------------------------------------------------------------------
+
+
+async def _ndjson_lines(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's lines, refusing (413) bodies over ``limit`` before reading them when the size is declared."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the commit body is {int(declared)} bytes, over this hub's limit of {limit}",
+                                   hint="upload large files through LFS (huggingface_hub does for files ≥ 10 MB)")
+    received = 0
+    pending = bytearray()
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLargeError(f"the commit body is over this hub's limit of {limit} bytes")
+        pending += chunk
+        while (newline := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:newline])
+            del pending[:newline + 1]
+            if line.strip():
+                yield line
+        if len(pending) > MAX_NDJSON_LINE:
+            raise PayloadTooLargeError(f"a commit line is over {MAX_NDJSON_LINE} bytes",
+                                       hint="upload large files through LFS")
+    if pending.strip():
+        yield bytes(pending)
+
+
+def _field(value: dict, key: str, kind: type, line: int, *, required: bool = True) -> Any:
+    item = value.get(key)
+    if item is None and not required:
+        return None
+    if not isinstance(item, kind) or isinstance(item, bool) and kind is int:
+        raise InvalidInputError(f"commit line {line}: {key!r} must be a {kind.__name__}")
+    return item
+
+
+def _lfs_reference(store: Store, caller: Principal, repo: Repo, oid: str, line: int) -> int:
+    """Size of an LFS object the commit may reference: uploaded to this repo, or readable elsewhere."""
+    try:
+        oid = check_sha256(oid)
+    except InvalidInputError:
+        raise InvalidInputError(f"commit line {line}: 'oid' must be a sha256 hex digest") from None
+    allowed = store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) or any(
+        can_see(caller, other) for other in store.repos_holding_blob(oid))
+    if not allowed or not store.blobs.exists(oid):
+        raise BlobNotFoundError(oid)  # same answer whether the bytes exist elsewhere or not at all
+    return store.blobs.size(oid)
+
+
+@router.post("/api/{plural}/{namespace}/{name}/commit/{revision:path}",
+             summary="Commit (NDJSON: header, file, lfsFile, deletedFile, deletedFolder lines)")
+async def create_commit(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str,
+                        name: str, revision: str) -> JSONResponse:
+    repo = await run_in_threadpool(writable_repo, store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    if request.query_params.get("create_pr") in ("1", "true"):
+        raise InvalidInputError("pull requests are not supported by fmhub", hint="push to a branch instead")
+    config = request.app.state.config
+    header: dict[str, Any] | None = None
+    operations: list[Operation] = []
+    number = 0
+    async for raw in _ndjson_lines(request, config.max_commit_bytes):
+        number += 1
+        try:
+            item = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInputError(f"commit line {number} is not JSON") from None
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise InvalidInputError(f"commit line {number} must be {{\"key\": ..., \"value\": {{...}}}}")
+        key, value = item.get("key"), item["value"]
+        if key == "header":
+            if header is not None or number != 1:
+                raise InvalidInputError("the commit header must be the first line, once")
+            header = value
+        elif header is None:
+            raise InvalidInputError("the commit header must be the first line")
+        elif key == "file":
+            path = validate_path(_field(value, "path", str, number))
+            if value.get("encoding", "base64") != "base64":
+                raise InvalidInputError(f"commit line {number}: only base64 content is supported")
+            try:
+                data = base64.b64decode(_field(value, "content", str, number), validate=True)
+            except binascii.Error:
+                raise InvalidInputError(f"commit line {number}: 'content' is not valid base64") from None
+            blob = await run_in_threadpool(store.put_bytes, data)
+            operations.append(AddFile(path, blob.sha256, blob.size))
+        elif key == "lfsFile":
+            path = validate_path(_field(value, "path", str, number))
+            if value.get("algo", "sha256") != "sha256":
+                raise InvalidInputError(f"commit line {number}: only sha256 LFS objects are supported")
+            oid = _field(value, "oid", str, number)
+            size = await run_in_threadpool(_lfs_reference, store, caller, repo, oid, number)
+            declared = _field(value, "size", int, number, required=False)
+            if declared is not None and declared != size:
+                raise InvalidInputError(f"commit line {number}: {path!r} declares {declared} bytes, "
+                                        f"the uploaded object has {size}")
+            operations.append(AddFile(path, oid.lower(), size))
+        elif key == "deletedFile":
+            operations.append(DeleteFile(validate_path(_field(value, "path", str, number))))
+        elif key == "deletedFolder":
+            operations.append(DeleteFolder(_field(value, "path", str, number).rstrip("/")))
+        else:
+            raise InvalidInputError(f"commit line {number}: unsupported operation {key!r}",
+                                    hint="fmhub accepts header, file, lfsFile, deletedFile and deletedFolder")
+    if header is None:
+        raise InvalidInputError("empty commit request: expected a header line and operations")
+    summary = header.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise InvalidInputError("the commit header needs a 'summary'")
+    description = header.get("description") or ""
+    parent = header.get("parentCommit")
+    if not isinstance(description, str) or (parent is not None and not isinstance(parent, str)):
+        raise InvalidInputError("'description' and 'parentCommit' must be strings")
+    commit = await run_in_threadpool(
+        lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
+                             title=summary, message=description, author=caller.user, parent_commit=parent,
+                             allow_pickle=config.allow_pickle, actor=caller.user))
+    url = f"{repo_url(request, repo)}/commit/{commit.oid}"
+    return JSONResponse({"success": True, "commitOid": commit.oid, "commitUrl": url, "commitMessage": summary,
+                         "hookOutput": "", "pullRequestUrl": None})
+
+
+# -- whoami ----------------------------------------------------------------------------------------
+
+
+@router.get("/api/whoami-v2", summary="The token's user, organizations and role")
+def whoami(request: Request, caller: ReaderDep) -> dict[str, Any]:
+    if caller is None:
+        raise AuthenticationError("no token given", hint="pass Authorization: Bearer <token>")
+    accounts = request.app.state.accounts
+    account = accounts.get(caller.user)
+    orgs = [{"type": "org", "name": m.org, "roleInOrg": m.role} for m in accounts.memberships(caller.user)]
+    return {
+        "type": "user",
+        "id": caller.user,
+        "name": caller.user,
+        "fullname": account.fullname or caller.user,
+        "email": account.email,
+        "isPro": False,
+        "canPay": False,
+        "isAdmin": caller.is_admin,
+        "orgs": orgs,
+        "auth": {"type": "access_token",
+                 "accessToken": {"displayName": caller.token_name, "role": caller.token_role}},
+    }
+
