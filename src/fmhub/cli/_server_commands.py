@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -20,8 +21,25 @@ def server_command(
     port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = 8000,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes (each opens the store).")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="critical|error|warning|info|debug.")] = "info",
+    require_auth: Annotated[bool, typer.Option(
+        "--require-auth", help="Refuse anonymous requests, even to public repos (air-gapped orgs).")] = False,
+    allow_pickle: Annotated[bool, typer.Option(
+        "--allow-pickle", help="Accept pickle-based files (.bin, .pt, .pkl...), reported as unsafe; "
+                               "fmhub never loads them.")] = False,
+    max_commit_mb: Annotated[int, typer.Option(
+        "--max-commit-mb", help="Largest commit request (inline files are base64 in it) → 413 beyond.")] = 1024,
+    max_file_gb: Annotated[int, typer.Option(
+        "--max-file-gb", help="Largest single file uploaded through Git LFS → refused beyond.")] = 100,
 ) -> None:
-    """Serve the store over HTTP in the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT)."""
+    """Serve the store over HTTP in the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+
+    On first start an administrator `admin` is created and its token printed once; set
+    FMHUB_ADMIN_TOKEN to choose that token instead (automation). Manage accounts with
+    `fmhub user|org|token`.
+
+    huggingface_hub 2.x sends files ≥ 10 MB through Xet, which fmhub does not speak: its users set
+    HF_HUB_DISABLE_XET=1 (fmhub's own client needs nothing).
+    """
     import uvicorn
 
     if not 0 <= port <= 65535:
@@ -30,5 +48,15 @@ def server_command(
         raise InvalidInputError(f"--workers {workers} must be ≥ 1")
     if log_level not in ("critical", "error", "warning", "info", "debug"):
         raise InvalidInputError(f"--log-level {log_level!r} is unknown", hint="use info, warning, error or debug")
-    err_console.print(f"fmhub hub on http://{host}:{port} — clients: export HF_ENDPOINT=http://{host}:{port}")
+    if max_commit_mb < 1 or max_file_gb < 1:
+        raise InvalidInputError("--max-commit-mb and --max-file-gb must be ≥ 1")
+    # Flags travel as environment variables so every worker process (and the app factory) agrees.
+    os.environ.update({
+        "FMHUB_REQUIRE_AUTH": "1" if require_auth else "0",
+        "FMHUB_ALLOW_PICKLE": "1" if allow_pickle else "0",
+        "FMHUB_MAX_COMMIT_BYTES": str(max_commit_mb * 1024 * 1024),
+        "FMHUB_MAX_FILE_BYTES": str(max_file_gb * 1024**3),
+    })
+    err_console.print(f"fmhub hub on http://{host}:{port} — clients: export HF_ENDPOINT=http://{host}:{port} "
+                      "(and HF_HUB_DISABLE_XET=1 to upload files ≥ 10 MB with huggingface_hub)")
     uvicorn.run("fmhub.hub:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)

@@ -1,0 +1,199 @@
+"""Every route of the app checks auth: the table below must name each one, and each is exercised.
+
+For each route: anonymous, a non-member (carol), a read-only member (bob in acme), a read token of an
+admin member (alice), and the site admin. A private repo must answer a caller without access exactly
+as a missing repo does (same status, same body once the name is swapped, same error code).
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from fmhub.hub import HubConfig, create_app
+from fmhub.store import Store
+
+SECRET, MISSING = "acme/secret", "acme/nothing"
+OID = "a" * 64
+
+# (method, route path) -> (kind, request builder). Kinds: public | read | write | admin | signed | whoami.
+# The builder returns (method, url path, json body or None, raw content or None) for a repo id.
+ROUTES = {
+    ("GET", "/healthz"): ("public", lambda r: ("GET", "/healthz", None, None)),
+    ("GET", "/readyz"): ("public", lambda r: ("GET", "/readyz", None, None)),
+    ("GET", "/{namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("GET", f"/{r}/resolve/main/f.txt", None, None)),
+    ("HEAD", "/{namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("HEAD", f"/{r}/resolve/main/f.txt", None, None)),
+    ("GET", "/datasets/{namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("GET", f"/datasets/{r}/resolve/main/f.txt", None, None)),
+    ("HEAD", "/datasets/{namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("HEAD", f"/datasets/{r}/resolve/main/f.txt", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}"): ("read", lambda r: ("GET", f"/api/models/{r}", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/revision/{revision:path}"):
+        ("read", lambda r: ("GET", f"/api/datasets/{r}/revision/main", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/tree/{revision}"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/tree/main", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/tree/main/sub", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/refs"): ("read", lambda r: ("GET", f"/api/models/{r}/refs", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/commits/{revision:path}"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/commits/main", None, None)),
+    ("GET", "/api/{plural}"): ("list", lambda r: ("GET", "/api/models?search=secret", None, None)),
+    ("POST", "/api/validate-yaml"): ("public-read", lambda r: ("POST", "/api/validate-yaml",
+                                                               {"content": "---\nlicense: mit\n---\n"}, None)),
+    ("GET", "/api/whoami-v2"): ("whoami", lambda r: ("GET", "/api/whoami-v2", None, None)),
+    ("POST", "/api/repos/create"): ("create", lambda r: ("POST", "/api/repos/create",
+                                                         {"name": r.split("/")[1], "organization": "acme"}, None)),
+    ("DELETE", "/api/repos/delete"): ("write", lambda r: ("DELETE", "/api/repos/delete",
+                                                          {"name": r.split("/")[1], "organization": "acme"}, None)),
+    ("PUT", "/api/{plural}/{namespace}/{name}/settings"):
+        ("write", lambda r: ("PUT", f"/api/models/{r}/settings", {"private": True}, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/branch/{branch:path}"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/branch/dev", {}, None)),
+    ("DELETE", "/api/{plural}/{namespace}/{name}/branch/{branch:path}"):
+        ("write", lambda r: ("DELETE", f"/api/models/{r}/branch/dev", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/tag/{revision:path}"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/tag/main", {"tag": "v9"}, None)),
+    ("DELETE", "/api/{plural}/{namespace}/{name}/tag/{tag:path}"):
+        ("write", lambda r: ("DELETE", f"/api/models/{r}/tag/v1", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/preupload/{revision:path}"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/preupload/main",
+                             {"files": [{"path": "f.txt", "size": 3, "sample": ""}]}, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/xet-write-token/{revision:path}"):
+        ("write", lambda r: ("GET", f"/api/models/{r}/xet-write-token/main", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/commit/{revision:path}"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/commit/main", None, "\n".join(json.dumps(x) for x in [
+            {"key": "header", "value": {"summary": "x"}},
+            {"key": "file", "value": {"path": "g.txt", "content": "eA==", "encoding": "base64"}}]))),
+    ("POST", "/{namespace}/{name_git}/info/lfs/objects/batch"):
+        ("write", lambda r: ("POST", f"/{r}.git/info/lfs/objects/batch",
+                             {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None)),
+    ("POST", "/datasets/{namespace}/{name_git}/info/lfs/objects/batch"):
+        ("write", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/batch",
+                             {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None)),
+    ("POST", "/{namespace}/{name_git}/info/lfs/objects/verify"):
+        ("write", lambda r: ("POST", f"/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None)),
+    ("POST", "/datasets/{namespace}/{name_git}/info/lfs/objects/verify"):
+        ("write", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None)),
+    ("PUT", "/api/lfs/upload/{repo_type}/{namespace}/{name}/{oid}"):
+        ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&user=alice"
+                                     f"&sig={'0' * 64}", None, "x")),
+    ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
+}
+# FastAPI's own documentation routes: public, they hold no data.
+DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+
+@pytest.fixture
+def private_repos(local_store: Store, tokens) -> None:
+    for repo_type in ("model", "dataset"):
+        local_store.create_repo(SECRET, repo_type=repo_type, private=True)
+        blob = local_store.put_bytes(b"top secret")
+        from fmhub.store import AddFile
+
+        local_store.commit(SECRET, [AddFile("f.txt", blob.sha256, blob.size), AddFile("sub/h.txt", blob.sha256,
+                                                                                       blob.size)],
+                           repo_type=repo_type, title="secret", author="alice")
+    local_store.create_tag(SECRET, "v1")
+
+
+def _routes(routes) -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        if hasattr(route, "original_router"):  # an included router (FastAPI keeps it whole): its routes count
+            found |= _routes(route.original_router.routes)
+        elif isinstance(route, APIRoute):
+            found |= {(method, route.path) for method in route.methods}
+        elif route.path not in DOCS:
+            found.add(("?", route.path))
+    return found
+
+
+def test_the_table_names_every_route() -> None:
+    app = create_app(None)
+    assert _routes(app.routes) == set(ROUTES), "a route was added or removed: classify it in ROUTES"
+
+
+def _call(url: str, build, repo: str, token: str | None) -> httpx.Response:
+    method, path, body, content = build(repo)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, url + path, json=body, content=content, headers=headers)
+
+
+def _same_as_missing(url: str, build, token: str | None) -> int:
+    private, missing = _call(url, build, SECRET, token), _call(url, build, MISSING, token)
+    assert private.status_code == missing.status_code
+    assert private.content == missing.content.replace(b"nothing", b"secret")
+    assert private.headers.get("x-error-code") == missing.headers.get("x-error-code")
+    return private.status_code
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_checks_auth(route, hub_url: str, tokens, private_repos) -> None:
+    kind, build = ROUTES[route]
+    anonymous = _call(hub_url, build, SECRET, None)
+    if kind == "public":
+        assert anonymous.status_code == 200
+    elif kind == "public-read":
+        assert anonymous.status_code == 200
+    elif kind == "list":
+        assert anonymous.status_code == 200 and anonymous.json() == []
+        assert _call(hub_url, build, SECRET, tokens.carol).json() == []
+        assert [m["id"] for m in _call(hub_url, build, SECRET, tokens.bob).json()] == [SECRET]
+    elif kind == "whoami":
+        assert anonymous.status_code == 401
+        assert _call(hub_url, build, SECRET, tokens.carol).json()["name"] == "carol"
+    elif kind == "read":
+        assert _same_as_missing(hub_url, build, None) == 404
+        assert _same_as_missing(hub_url, build, tokens.carol) == 404
+        assert _call(hub_url, build, SECRET, tokens.bob).status_code in (200, 206)
+        assert _call(hub_url, build, SECRET, tokens.admin).status_code == 200
+    elif kind == "create":
+        assert anonymous.status_code == 401
+        assert _call(hub_url, build, SECRET, tokens.carol).status_code == 403  # not an acme member
+        assert _call(hub_url, build, MISSING, tokens.carol).status_code == 403  # same answer
+        assert _call(hub_url, build, MISSING, tokens.bob).status_code == 403  # read role
+        assert _call(hub_url, build, MISSING, tokens.alice_read).status_code == 403  # read token
+    elif kind == "write":
+        assert anonymous.status_code == 401
+        assert _call(hub_url, build, MISSING, None).status_code == 401  # before looking anything up
+        assert _same_as_missing(hub_url, build, tokens.carol) == 404
+        assert _call(hub_url, build, SECRET, tokens.bob).status_code == 403
+        assert _call(hub_url, build, SECRET, tokens.alice_read).status_code == 403
+    elif kind == "admin":
+        assert anonymous.status_code == 401
+        assert _call(hub_url, build, SECRET, tokens.alice).status_code == 403
+        assert _call(hub_url, build, SECRET, tokens.admin).status_code == 200
+    elif kind == "signed":
+        assert anonymous.status_code == 401  # a forged signature
+        assert _call(hub_url, build, SECRET, tokens.admin).status_code == 401  # a token is no signature
+    else:
+        raise AssertionError(kind)
+    assert anonymous.status_code != 500 and "application/json" in anonymous.headers.get("content-type", "") \
+        or route[0] == "HEAD"
+
+
+def test_require_auth_refuses_anonymous_everywhere(local_store: Store, tokens, private_repos, serve_app) -> None:
+    local_store.create_repo("acme/open")
+    with serve_app(create_app(local_store, HubConfig(require_auth=True))) as url:
+        for (method, path), (kind, build) in sorted(ROUTES.items()):
+            response = _call(url, build, "acme/open", None)
+            if kind == "public":
+                assert response.status_code == 200, path
+            else:
+                assert response.status_code == 401, (method, path)
+        assert httpx.get(f"{url}/api/models/acme/open", headers={"Authorization": f"Bearer {tokens.carol}"}
+                         ).status_code == 200
+
+
+def test_bad_tokens_are_401_not_anonymous(hub_url: str, accounts, tokens) -> None:
+    info, secret = accounts.create_token("carol", name="short-lived", role="read")
+    assert httpx.get(f"{hub_url}/api/whoami-v2", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    accounts.revoke_token(info.id)
+    for header in (f"Bearer {secret}", "Bearer fmhub_nope", "Basic YWxpY2U6eA==", "Bearer"):
+        response = httpx.get(f"{hub_url}/api/models", headers={"Authorization": header})
+        assert response.status_code == 401, header
