@@ -14,6 +14,7 @@ from fmhub.accounts import Accounts
 from fmhub.hub import _admin, _hf, _hf_write, _lfs
 from fmhub.hub._auth import HubConfig
 from fmhub.hub._errors import install_error_handlers
+from fmhub.hub._limits import BodyLimitMiddleware
 from fmhub.store import Store, open_store
 
 __all__ = ["create_app", "HubConfig"]
@@ -51,6 +52,8 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
     install_error_handlers(app)
+    # Commits and LFS uploads stream their bodies and enforce their own (larger) limits.
+    app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/"))
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> dict[str, str]:
