@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A walk through the versioned store on the embedded default (SQLite + a local blob folder):
-# create a repo, commit files, branch, tag, download a revision, check integrity.
+# create a repo, commit files, branch, tag, download a revision, check integrity; then serve it over
+# HTTP to the unmodified huggingface_hub client with a user, a token and a private repo.
 # Run it with `make demo`; it starts from a fresh store in .fmhub-demo/ every time.
 set -euo pipefail
 
@@ -58,5 +59,44 @@ step "Only the config of the branch, into the snapshot cache" \
 step "Repository summary" fmhub repo info acme/tiny-bert
 step "Re-hash every blob and check every reference" fmhub fsck
 step "What garbage collection would free" fmhub gc --dry-run
+
+# -- The same store over HTTP, to the unmodified Hugging Face client ---------------------------------
+step "A user and a write token (printed once, stored hashed)" fmhub user create alice
+token=$(fmhub token create --user alice --name demo --role write 2>/dev/null)
+port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FMHUB_ADMIN_TOKEN="demo-admin-token-$(python -c 'import secrets; print(secrets.token_hex(16))')" \
+    fmhub server --port "$port" --log-level warning 2>"$work/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+python - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz"); break
+    except OSError:
+        time.sleep(0.05)
+PY
+printf '\n\033[1m== huggingface_hub against fmhub (HF_ENDPOINT=http://127.0.0.1:%s)\033[0m\n' "$port"
+HF_ENDPOINT="http://127.0.0.1:$port" HF_TOKEN="$token" HF_HUB_DISABLE_XET=1 HF_HUB_CACHE="$work/hf-cache" \
+python - "$work/tiny-bert" <<'PY'
+import sys
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError
+api = HfApi()
+print("whoami:", api.whoami()["name"])
+api.create_repo("alice/tiny-bert", private=True)
+commit = api.upload_folder(folder_path=sys.argv[1], repo_id="alice/tiny-bert", commit_message="Upload via HF")
+print("uploaded:", commit.oid[:12], "(the 16 MB weights go through Git LFS; already stored in acme/tiny-bert, which alice can read, so no bytes were sent)")
+info = api.model_info("alice/tiny-bert")
+print("private:", info.private, "| license from the card:", info.card_data["license"],
+      "| files:", sorted(s.rfilename for s in info.siblings))
+print("downloaded:", hf_hub_download("alice/tiny-bert", "config.json"))
+try:
+    HfApi(token=False).model_info("alice/tiny-bert")
+except RepositoryNotFoundError:
+    print("anonymous: alice/tiny-bert is 'not found' (private repos answer like missing ones)")
+PY
+kill $server; wait $server 2>/dev/null || true
+step "Every write is in the audit log" fmhub audit --limit 5
 
 printf '\nThe demo store is in %s (delete it freely).\n' "$FMHUB_HOME"
