@@ -7,7 +7,9 @@ import importlib
 import pytest
 
 EXPORTS = {
-    "fmhub": ["__version__", "FmhubError", "Store", "open_store"],
+    "fmhub": ["__version__", "FmhubError", "Hub", "Store", "open_store"],
+    "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
+                     "UNKNOWN_TIME", "default_author"],
     "fmhub.store": [
         "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
         "TreeEntry",
@@ -15,8 +17,8 @@ EXPORTS = {
         "REPO_TYPES", "validate_path", "validate_repo_id", "validate_ref_name", "validate_repo_type",
     ],
     "fmhub.store.maintenance": ["Problem", "FsckReport", "GcReport", "fsck", "gc", "DEFAULT_GC_GRACE_SECONDS"],
-    "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "select_files",
-                             "snapshot_folder"],
+    "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "download_files",
+                             "FileFetcher", "select_files", "snapshot_folder"],
     "fmhub.cli": ["app", "main"],
     "fmhub.hub": ["create_app", "HubConfig"],
     "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",

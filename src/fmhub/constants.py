@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN"]
+__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER"]
 
 ENV_HOME = "FMHUB_HOME"
 ENV_DB_URL = "FMHUB_DB_URL"
@@ -19,6 +19,7 @@ ENV_BLOB_URL = "FMHUB_BLOB_URL"
 ENV_ENDPOINT = "FMHUB_ENDPOINT"
 ENV_TOKEN = "FMHUB_TOKEN"
 ENV_S3_ENDPOINT = "FMHUB_S3_ENDPOINT_URL"
+ENV_USER = "FMHUB_USER"
 
 
 def _default_home() -> Path:
@@ -37,6 +38,7 @@ class Settings:
         s3_endpoint_url: endpoint of an S3-compatible server (MinIO, Ceph...); ``None`` for AWS.
         endpoint: URL of a remote fmhub server (used by the hub client), if any.
         token: access token for that server, if any.
+        user: ``$FMHUB_USER``, the author of commits made on the embedded store (default: the login name).
     """
 
     home: Path
@@ -45,6 +47,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     endpoint: str | None = None
     token: str | None = None
+    user: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -57,6 +60,7 @@ class Settings:
             s3_endpoint_url=env.get(ENV_S3_ENDPOINT) or None,
             endpoint=env.get(ENV_ENDPOINT) or None,
             token=env.get(ENV_TOKEN) or None,
+            user=env.get(ENV_USER) or None,
         )
 
 

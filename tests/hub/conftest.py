@@ -37,7 +37,9 @@ class Tokens:
 @contextmanager
 def serve(app) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server on an ephemeral port; yield its base URL."""
-    sock = socket.socket()
+    # IPPROTO_TCP, not socket()'s default 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every response waits ~40 ms on Nagle's algorithm and the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))

@@ -1,11 +1,9 @@
-"""What every CLI command shares: the store it opens, how it reports errors, progress bars, formats."""
+"""What every CLI command shares: the hub or store it opens, how it reports errors, progress bars, formats."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import getpass
-import os
 import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -22,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from fmhub.client import Hub, default_author
 from fmhub.errors import InvalidInputError
 from fmhub.store import Store, open_store
 
@@ -46,6 +45,12 @@ RevisionOption = Annotated[
 ]
 RepoIdArgument = Annotated[str, typer.Argument(help="Repository id: namespace/name, e.g. acme/tiny-bert.",
                                                show_default=False)]
+EndpointOption = Annotated[str | None, typer.Option(
+    "--endpoint", help="URL of an fmhub server to work on, e.g. http://hub:8000 (default: $FMHUB_ENDPOINT; "
+                       "neither: the embedded store).", show_default=False)]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", help="Access token for --endpoint (default: $FMHUB_TOKEN; neither: anonymous, read-only).",
+    show_default=False)]
 
 
 @contextlib.contextmanager
@@ -55,15 +60,16 @@ def opened_store() -> Iterator[Store]:
         yield store
 
 
+@contextlib.contextmanager
+def opened_hub(endpoint: str | None, token: str | None) -> Iterator[Hub]:
+    """The hub --endpoint / FMHUB_ENDPOINT names, else the embedded store, through the one Hub client."""
+    with Hub.open(endpoint, token) as hub:
+        yield hub
+
+
 def current_user() -> str:
-    """Commit author: ``$FMHUB_USER``, else the login name."""
-    user = os.environ.get("FMHUB_USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "fmhub"
+    """Commit author on the embedded store: ``$FMHUB_USER``, else the login name."""
+    return default_author()
 
 
 def human_size(n: int) -> str:

@@ -1,7 +1,13 @@
-"""Store commands: repo, upload, download, ls, log, branch, tag, fsck, gc, db."""
+"""Store commands: repo, upload, download, ls, log, branch, tag (embedded or --endpoint); fsck, gc, db (local).
+
+The repository commands go through the Hub client, so each works unchanged on the embedded store or on
+a hub server (``--endpoint`` / ``FMHUB_ENDPOINT``, with ``--token`` / ``FMHUB_TOKEN``). Maintenance
+commands work on the store's files and database directly, so they stay local.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -10,28 +16,31 @@ import typer
 from rich.table import Table
 
 from fmhub.cli._common import (
+    EndpointOption,
     LateProgress,
     RepoIdArgument,
     RepoType,
     RepoTypeOption,
     RevisionOption,
+    TokenOption,
     console,
-    current_user,
     err_console,
     human_size,
+    opened_hub,
     opened_store,
     parse_duration,
     transfer_bars,
 )
-from fmhub.errors import EmptyCommitError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
-from fmhub.store import Database
+from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.store import DEFAULT_BRANCH, Database
 from fmhub.store.maintenance import DEFAULT_GC_GRACE_SECONDS, fsck, gc
-from fmhub.store.transfer import download_snapshot, plan_upload, upload
+from fmhub.store.transfer import PlannedFile
 
 repo_app = typer.Typer(help="Create, inspect, list and delete repositories.", no_args_is_help=True)
 branch_app = typer.Typer(help="Create, delete and list branches.", no_args_is_help=True)
 tag_app = typer.Typer(help="Create, delete and list tags (immutable names for commits).", no_args_is_help=True)
-db_app = typer.Typer(help="Metadata database schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(help="Metadata database schema (Alembic migrations). Local only: the database FMHUB_DB_URL "
+                          "names, never --endpoint / FMHUB_ENDPOINT.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,11 +65,12 @@ def repo_create(
     repo_type: RepoTypeOption = RepoType.model,
     private: Annotated[bool, typer.Option("--private", help="Only its owner and org members may see it.")] = False,
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if the repo already exists.")] = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Create a repository (with an initial commit on main)."""
-    with opened_store() as store:
-        repo = store.create_repo(repo_id, repo_type=repo_type.value, private=private, exist_ok=exist_ok,
-                                 author=current_user())
+    with opened_hub(endpoint, token) as hub:
+        repo = hub.create_repo(repo_id, repo_type=repo_type.value, private=private, exist_ok=exist_ok)
     console.print(f"{repo.repo_type} [bold]{repo.repo_id}[/] ready (default branch {repo.default_branch})")
 
 
@@ -69,16 +79,19 @@ def repo_delete(
     repo_id: RepoIdArgument,
     repo_type: RepoTypeOption = RepoType.model,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Delete a repository with its branches, tags and history (blobs go at the next `fmhub gc`)."""
-    with opened_store() as store:
-        repo = store.get_repo(repo_id, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        repo = hub.get_repo(repo_id, repo_type=repo_type.value)
         if not yes:
             if not sys.stdin.isatty():
                 raise InvalidInputError(f"refusing to delete {repo.repo_id!r} without confirmation",
                                         hint="pass --yes to delete non-interactively")
-            typer.confirm(f"Delete {repo.repo_type} {repo.repo_id} and all its history?", abort=True)
-        store.delete_repo(repo.repo_id, repo_type=repo.repo_type)
+            where = f" on {hub.location}" if hub.remote else ""
+            typer.confirm(f"Delete {repo.repo_type} {repo.repo_id}{where} and all its history?", abort=True)
+        hub.delete_repo(repo.repo_id, repo_type=repo.repo_type)
     console.print(f"deleted {repo.repo_type} {repo.repo_id}")
 
 
@@ -88,11 +101,13 @@ def repo_list(
     author: Annotated[str | None, typer.Option("--author", help="Only repos in this namespace.")] = None,
     search: Annotated[str | None, typer.Option("--search", help="Only ids containing this text.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """List repositories."""
-    with opened_store() as store:
-        repos = store.list_repos(repo_type=repo_type.value if repo_type else None, author=author, search=search,
-                                 limit=limit)
+    """List repositories (on a hub: those the token may see)."""
+    with opened_hub(endpoint, token) as hub:
+        repos = hub.list_repos(repo_type=repo_type.value if repo_type else None, author=author, search=search,
+                               limit=limit)
     table = Table("type", "id", "private", "updated", box=None)
     for repo in repos:
         table.add_row(repo.repo_type, repo.repo_id, "yes" if repo.private else "",
@@ -102,13 +117,12 @@ def repo_list(
 
 @repo_app.command("info")
 def repo_info(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model,
-              revision: RevisionOption = None) -> None:
+              revision: RevisionOption = None, endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """Show a repository: head commit, size, branches and tags."""
-    with opened_store() as store:
-        repo = store.get_repo(repo_id, repo_type=repo_type.value)
-        commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
-        files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
-        refs = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
+    with opened_hub(endpoint, token) as hub:
+        info = hub.repo_info(repo_id, repo_type=repo_type.value, revision=revision)
+        repo, commit, files = info.repo, info.commit, info.files
+        refs = hub.list_refs(repo.repo_id, repo_type=repo.repo_type)
     console.print(f"[bold]{repo.repo_id}[/] ({repo.repo_type}{', private' if repo.private else ''})")
     console.print(f"  revision     {revision or repo.default_branch} → {commit.oid}")
     console.print(f"  last commit  {commit.title} — {commit.author}, {commit.created_at:%Y-%m-%d %H:%M} UTC")
@@ -132,37 +146,43 @@ def upload_command(
     commit_message: Annotated[str | None, typer.Option("--commit-message", "-m", help="Commit title.")] = None,
     commit_description: Annotated[str, typer.Option("--commit-description", help="Commit body.")] = "",
     private: Annotated[bool, typer.Option("--private", help="Create the repo private if it does not exist.")] = False,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only a folder's files matching this glob (repeatable), e.g. '*.json'.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Skip a folder's files matching this glob (repeatable).")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Upload a file or folder in one commit (creating the repo and branch if needed, like huggingface-cli)."""
-    planned = plan_upload(local_path, path_in_repo)
-    total = sum(f.size for f in planned)
-    with opened_store() as store:
-        author = current_user()
+    """Upload a file or folder in one commit (creating the repo and branch if needed, like huggingface-cli).
+
+    On a hub (--endpoint), files the branch already holds with the same sha256 are not sent again.
+    """
+    planned: list[PlannedFile] = []
+    with opened_hub(endpoint, token) as hub, contextlib.ExitStack() as bars:
+        advance = {"hashing": _ignore, "storing": _ignore}
+
+        def on_plan(files: list[PlannedFile]) -> None:  # the bars start once the total is known
+            planned.extend(files)
+            advance["hashing"], advance["storing"] = bars.enter_context(
+                transfer_bars(sum(f.size for f in files), "hashing", "uploading" if hub.remote else "storing"))
+
         try:
-            repo = store.get_repo(repo_id, repo_type=repo_type.value)
-        except RepoNotFoundError:
-            repo = store.create_repo(repo_id, repo_type=repo_type.value, private=private, author=author)
-            err_console.print(f"created {repo.repo_type} {repo.repo_id}")
-        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}"):
-            try:
-                store.resolve_revision(repo.repo_id, f"refs/heads/{revision.removeprefix('refs/heads/')}",
-                                       repo_type=repo.repo_type)
-            except RevisionNotFoundError:
-                store.create_branch(repo.repo_id, revision.removeprefix("refs/heads/"), repo_type=repo.repo_type)
-                err_console.print(f"created branch {revision}")
-        title = commit_message or (f"Upload {planned[0].path_in_repo}" if len(planned) == 1
-                                   else f"Upload {len(planned)} files")
-        with transfer_bars(total, "hashing", "storing") as (hashed, stored):
-            try:
-                commit = upload(store, repo.repo_id, planned, repo_type=repo.repo_type, revision=revision,
-                                title=title, message=commit_description, author=author, progress=stored,
-                                hash_progress=hashed)
-            except EmptyCommitError:
-                console.print(f"no changes: {repo.repo_id}@{revision or repo.default_branch} already has "
-                              f"{'this file' if len(planned) == 1 else 'these files'}")
-                return
-    console.print(f"committed {commit.oid} to {repo.repo_id}@{revision or repo.default_branch}: "
-                  f"{len(planned)} file{'s' if len(planned) != 1 else ''}, {human_size(total)}")
+            commit = hub.upload(local_path, repo_id, path_in_repo, repo_type=repo_type.value, revision=revision,
+                                title=commit_message, message=commit_description, include=include, exclude=exclude,
+                                private=private, on_plan=on_plan, progress=lambda n: advance["storing"](n),
+                                hash_progress=lambda n: advance["hashing"](n),
+                                notify=lambda line: err_console.print(line, markup=False, highlight=False))
+        except EmptyCommitError:
+            bars.close()
+            console.print(f"no changes: {repo_id}@{revision or DEFAULT_BRANCH} already has "
+                          f"{'this file' if len(planned) == 1 else 'these files'}")
+            return
+    console.print(f"committed {commit.oid} to {repo_id}@{revision or DEFAULT_BRANCH}: "
+                  f"{len(planned)} file{'s' if len(planned) != 1 else ''}, {human_size(sum(f.size for f in planned))}")
+
+
+def _ignore(_n: int) -> None:
+    return None
 
 
 def download_command(
@@ -180,26 +200,25 @@ def download_command(
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash every byte written.")] = False,
     fsync: Annotated[bool, typer.Option(
         "--fsync", help="Flush each file to disk before it appears (survives power loss; slower).")] = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
-    """Download a revision (or some of its files); prints the folder holding them."""
+    """Download a revision (or some of its files); prints the folder holding them.
+
+    From a hub (--endpoint), every file is hashed as it arrives and checked against the commit.
+    """
     if filenames and include:
         raise InvalidInputError("give file names or --include, not both", hint="use only --include globs")
-    patterns = filenames or include
     planned: dict[str, object] = {}
-    with opened_store() as store, LateProgress("downloading") as bar:
+    with opened_hub(endpoint, token) as hub, LateProgress("downloading") as bar:
 
         def on_plan(commit, todo) -> None:
             planned.update(commit=commit, count=len(todo))
             bar.start(sum(entry.size for entry in todo))
 
-        folder = download_snapshot(store, repo_id, revision=revision, repo_type=repo_type.value,
-                                   local_dir=local_dir, include=patterns, exclude=exclude, verify=verify, fsync=fsync,
-                                   progress=bar.advance, on_plan=on_plan)
-    if filenames:
-        missing = [name for name in filenames if not (folder / name).is_file()]
-        if missing:
-            raise InvalidInputError(f"not in {repo_id}@{revision or 'main'}: {', '.join(missing)}",
-                                    hint=f"see the files with: fmhub ls {repo_id}")
+        folder = hub.download(repo_id, filenames, revision=revision, repo_type=repo_type.value, local_dir=local_dir,
+                              include=include, exclude=exclude, verify=verify, fsync=fsync, progress=bar.advance,
+                              on_plan=on_plan)
     err_console.print(f"{planned['count']} file(s) fetched from commit {planned['commit'].oid[:12]}")
     console.print(str(folder), highlight=False, soft_wrap=True)
 
@@ -209,10 +228,12 @@ def ls_command(
     folder: Annotated[str | None, typer.Argument(help="Only files under this folder.")] = None,
     repo_type: RepoTypeOption = RepoType.model,
     revision: RevisionOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List the files of a revision with sizes and sha256."""
-    with opened_store() as store:
-        files = store.list_files(repo_id, revision, repo_type=repo_type.value, folder=folder)
+    with opened_hub(endpoint, token) as hub:
+        files = hub.list_files(repo_id, revision, repo_type=repo_type.value, folder=folder)
     table = Table("size", "sha256", "path", box=None)
     for entry in files:
         table.add_row(human_size(entry.size), entry.blob_sha256[:12], entry.path)
@@ -225,10 +246,12 @@ def log_command(
     revision: RevisionOption = None,
     max_count: Annotated[int | None, typer.Option("--max-count", "-n", min=1, help="Show at most this many.")
                          ] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Show the commit history of a revision, newest first."""
-    with opened_store() as store:
-        commits = store.list_commits(repo_id, revision, repo_type=repo_type.value, limit=max_count)
+    with opened_hub(endpoint, token) as hub:
+        commits = hub.list_commits(repo_id, revision, repo_type=repo_type.value, limit=max_count)
     for commit in commits:
         console.print(f"[yellow]{commit.oid}[/]  {commit.created_at:%Y-%m-%d %H:%M}  {commit.author}", highlight=False)
         console.print(f"    {commit.title}", highlight=False)
@@ -247,28 +270,31 @@ def branch_create(repo_id: RepoIdArgument,
                   revision: Annotated[str | None, typer.Option(
                       "--revision", "-r", help="Where it starts (default: the default branch's head).")] = None,
                   exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Succeed if it already exists there.")
-                                      ] = False) -> None:
+                                      ] = False,
+                  endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """Create a branch at a revision."""
-    with opened_store() as store:
-        ref = store.create_branch(repo_id, branch, revision=revision, repo_type=repo_type.value, exist_ok=exist_ok)
+    with opened_hub(endpoint, token) as hub:
+        ref = hub.create_branch(repo_id, branch, revision=revision, repo_type=repo_type.value, exist_ok=exist_ok)
     console.print(f"branch {ref.name} → {ref.commit_oid}")
 
 
 @branch_app.command("delete")
 def branch_delete(repo_id: RepoIdArgument,
                   branch: Annotated[str, typer.Argument(help="Branch to delete.", show_default=False)],
-                  repo_type: RepoTypeOption = RepoType.model) -> None:
+                  repo_type: RepoTypeOption = RepoType.model, endpoint: EndpointOption = None,
+                  token: TokenOption = None) -> None:
     """Delete a branch (never the default branch)."""
-    with opened_store() as store:
-        store.delete_branch(repo_id, branch, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        hub.delete_branch(repo_id, branch, repo_type=repo_type.value)
     console.print(f"deleted branch {branch}")
 
 
 @branch_app.command("list")
-def branch_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model) -> None:
+def branch_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model,
+                endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """List branches and their heads."""
-    with opened_store() as store:
-        refs = store.list_refs(repo_id, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        refs = hub.list_refs(repo_id, repo_type=repo_type.value)
     for ref in refs.branches:
         console.print(f"{ref.commit_oid}  {ref.name}", highlight=False)
 
@@ -279,28 +305,31 @@ def tag_create(repo_id: RepoIdArgument,
                repo_type: RepoTypeOption = RepoType.model,
                revision: Annotated[str | None, typer.Option(
                    "--revision", "-r", help="What it names (default: the default branch's head).")] = None,
-               message: Annotated[str | None, typer.Option("--message", "-m", help="Tag description.")] = None) -> None:
+               message: Annotated[str | None, typer.Option("--message", "-m", help="Tag description.")] = None,
+               endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """Tag a revision (tags never move)."""
-    with opened_store() as store:
-        ref = store.create_tag(repo_id, tag, revision=revision, message=message, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        ref = hub.create_tag(repo_id, tag, revision=revision, message=message, repo_type=repo_type.value)
     console.print(f"tag {ref.name} → {ref.commit_oid}")
 
 
 @tag_app.command("delete")
 def tag_delete(repo_id: RepoIdArgument,
                tag: Annotated[str, typer.Argument(help="Tag to delete.", show_default=False)],
-               repo_type: RepoTypeOption = RepoType.model) -> None:
+               repo_type: RepoTypeOption = RepoType.model, endpoint: EndpointOption = None,
+               token: TokenOption = None) -> None:
     """Delete a tag."""
-    with opened_store() as store:
-        store.delete_tag(repo_id, tag, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        hub.delete_tag(repo_id, tag, repo_type=repo_type.value)
     console.print(f"deleted tag {tag}")
 
 
 @tag_app.command("list")
-def tag_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model) -> None:
+def tag_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model,
+             endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """List tags and the commits they name."""
-    with opened_store() as store:
-        refs = store.list_refs(repo_id, repo_type=repo_type.value)
+    with opened_hub(endpoint, token) as hub:
+        refs = hub.list_refs(repo_id, repo_type=repo_type.value)
     for ref in refs.tags:
         console.print(f"{ref.commit_oid}  {ref.name}" + (f"  {ref.message}" if ref.message else ""), highlight=False)
 
@@ -312,7 +341,11 @@ def fsck_command(
     verify_blobs: Annotated[bool, typer.Option(
         "--verify-blobs/--no-verify-blobs", help="Re-hash every blob's bytes (thorough, reads everything).")] = True,
 ) -> int:
-    """Check the whole store: blob hashes, trees → blobs, commits → trees, refs → commits."""
+    """Check the whole store: blob hashes, trees → blobs, commits → trees, refs → commits.
+
+    Local only: checks the store FMHUB_DB_URL / FMHUB_BLOB_URL / FMHUB_HOME name (run it where the hub's
+    store is); FMHUB_ENDPOINT does not apply.
+    """
     with opened_store() as store, LateProgress("re-hashing blobs") as bar:
         report = fsck(store, verify_blobs=verify_blobs, progress=bar.advance, on_total=bar.start)
     for warning in report.warnings:
@@ -331,7 +364,11 @@ def gc_command(
                         "upload's commit may be on its way.")] = f"{int(DEFAULT_GC_GRACE_SECONDS // 3600)}h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be deleted.")] = False,
 ) -> None:
-    """Delete blobs and trees no commit references."""
+    """Delete blobs and trees no commit references.
+
+    Local only: cleans the store FMHUB_DB_URL / FMHUB_BLOB_URL / FMHUB_HOME name (run it where the hub's
+    store is); FMHUB_ENDPOINT does not apply.
+    """
     seconds = parse_duration(grace, flag="--grace")
     with opened_store() as store:
         report = gc(store, grace_seconds=seconds, dry_run=dry_run)
@@ -345,7 +382,7 @@ def gc_command(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target schema revision.")] = "head") -> None:
-    """Create or migrate the metadata database schema (needed once per server database)."""
+    """Create or migrate the metadata database schema (needed once per server database). Local only."""
     from fmhub.constants import settings
 
     db = Database(settings().db_url, auto_upgrade=False)
@@ -359,7 +396,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target schema revis
 
 @db_app.command("current")
 def db_current() -> None:
-    """Show the metadata database's schema revision."""
+    """Show the metadata database's schema revision. Local only."""
     from fmhub.constants import settings
     from fmhub.store._schema import SCHEMA_HEAD
 

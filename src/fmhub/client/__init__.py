@@ -1,0 +1,35 @@
+"""The Hub client: one interface to versioned repositories, embedded or on a hub server.
+
+Stages, scripts and the CLI use :class:`Hub` and never the store's internals, so everything that runs on
+the embedded store (``$FMHUB_HOME``) runs against a remote server by setting ``FMHUB_ENDPOINT`` (and
+``FMHUB_TOKEN``):
+
+- :class:`LocalHub` — the store in this process (SQLite/PostgreSQL metadata, file/S3 blobs);
+- :class:`RemoteHub` — HTTP to ``fmhub server`` in the Hugging Face Hub protocol.
+
+Example:
+    >>> from fmhub.client import hub
+    >>> with hub() as h:                                  # FMHUB_ENDPOINT set? remote : embedded
+    ...     h.upload("./tiny-bert", "acme/tiny-bert", title="Add model")
+    ...     h.create_tag("acme/tiny-bert", "v1.0")
+    ...     folder = h.download("acme/tiny-bert", revision="v1.0", local_dir="./v1.0")
+"""
+
+from __future__ import annotations
+
+from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.client._local import LocalHub
+from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
+
+__all__ = ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation", "UNKNOWN_TIME",
+           "default_author"]
+
+
+def hub(endpoint: str | None = None, token: str | None = None) -> Hub:
+    """:meth:`Hub.open`: the remote hub ``endpoint`` / ``$FMHUB_ENDPOINT`` names, else the embedded store.
+
+    Example:
+        >>> with hub("http://127.0.0.1:8000", token="fmhub_...") as h:
+        ...     print([repo.repo_id for repo in h.list_repos()])
+    """
+    return Hub.open(endpoint, token)

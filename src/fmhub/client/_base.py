@@ -1,0 +1,305 @@
+"""The ``Hub`` interface both clients implement, and what they share (upload orchestration, value types)."""
+
+from __future__ import annotations
+
+import abc
+import getpass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmhub.constants import settings
+from fmhub.errors import RepoNotFoundError
+from fmhub.store.blobs._base import Progress
+from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
+from fmhub.store.transfer import PlannedFile, plan_upload
+
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    """A repo at one revision: the repo, the commit the revision resolved to, and that commit's files."""
+
+    repo: Repo
+    commit: Commit
+    files: list[TreeEntry]
+
+    @property
+    def size(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    """Add or replace ``path`` with the bytes of a local file (a path, or ``bytes``), sent by the client.
+
+    The store's :class:`~fmhub.store.AddFile` names content the hub already holds (by sha256); this one
+    carries new content, as ``huggingface_hub``'s ``CommitOperationAdd`` does.
+    """
+
+    path: str
+    source: Path | str | bytes
+
+
+#: What :meth:`Hub.commit` applies, in order.
+CommitOperation = Operation | UploadFile
+
+
+def default_author() -> str:
+    """Who commits made on the embedded store are by: ``$FMHUB_USER``, else the login name.
+
+    (A remote hub names the token's user instead, whatever the client says.)
+    """
+    user = settings().user
+    if user:
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "fmhub"
+
+
+def _notify_nobody(_line: str) -> None:
+    return None
+
+
+class Hub(abc.ABC):
+    """Versioned model and dataset repositories, embedded or on a hub server: one interface for both.
+
+    :meth:`open` picks the implementation: :class:`~fmhub.client.RemoteHub` when an endpoint is given
+    (or ``FMHUB_ENDPOINT`` is set), else :class:`~fmhub.client.LocalHub` over the embedded store. Names
+    follow ``huggingface_hub``'s ``HfApi`` where they overlap; results are fmhub's own value types
+    (:class:`~fmhub.store.Repo`, :class:`~fmhub.store.Commit`, :class:`~fmhub.store.TreeEntry`,
+    :class:`~fmhub.store.Ref`), and errors are :mod:`fmhub.errors` classes on both sides.
+
+    Example:
+        >>> from fmhub.client import Hub
+        >>> with Hub.open() as hub:          # $FMHUB_ENDPOINT, else the embedded store
+        ...     hub.upload("./tiny-bert", "acme/tiny-bert", title="Add model")
+        ...     folder = hub.download("acme/tiny-bert", include="*.json")
+    """
+
+    #: True when calls go over HTTP to a hub server.
+    remote: bool = False
+
+    @staticmethod
+    def open(endpoint: str | None = None, token: str | None = None) -> Hub:
+        """The hub ``endpoint`` (default ``$FMHUB_ENDPOINT``) names, or the embedded store when none does.
+
+        Args:
+            endpoint: base URL of an fmhub server, e.g. ``http://hub.internal:8000``.
+            token: access token for it (default ``$FMHUB_TOKEN``; anonymous when neither is set).
+
+        Example:
+            >>> hub = Hub.open("http://127.0.0.1:8000", token="fmhub_...")
+            >>> [entry.path for entry in hub.list_files("acme/tiny-bert")]
+        """
+        endpoint = endpoint or settings().endpoint
+        if endpoint:
+            from fmhub.client._remote import RemoteHub
+
+            return RemoteHub(endpoint, token=token or settings().token)
+        from fmhub.client._local import LocalHub
+
+        return LocalHub()
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the repos live, for messages: the server URL, or the embedded store's database URL."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (a hub opened by :meth:`open` owns them)."""
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- repos ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
+                    exist_ok: bool = False) -> Repo:
+        """Create a repo with an initial commit on ``main``.
+
+        Raises:
+            RepoExistsError: it exists (unless ``exist_ok``); PermissionDeniedError: not your namespace.
+        """
+
+    @abc.abstractmethod
+    def delete_repo(self, repo_id: str, *, repo_type: str = "model") -> None:
+        """Delete a repo with its branches, tags and history."""
+
+    @abc.abstractmethod
+    def get_repo(self, repo_id: str, *, repo_type: str = "model") -> Repo:
+        """The repo, or :class:`RepoNotFoundError` (also for a private repo the caller may not see)."""
+
+    @abc.abstractmethod
+    def repo_info(self, repo_id: str, *, repo_type: str = "model", revision: str | None = None) -> RepoInfo:
+        """The repo, the commit ``revision`` (default: the default branch) resolves to, and its files."""
+
+    @abc.abstractmethod
+    def list_repos(self, *, repo_type: str | None = None, author: str | None = None, search: str | None = None,
+                   limit: int | None = None) -> list[Repo]:
+        """Repos the caller may see, sorted by type then id; ``author`` is a namespace, ``search`` a substring."""
+
+    @abc.abstractmethod
+    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None) -> Repo:
+        """Change a repo's settings (today: its visibility)."""
+
+    # -- files ------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_files(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   folder: str | None = None) -> list[TreeEntry]:
+        """Every file at a revision, sorted by path; ``folder`` restricts to files under it."""
+
+    @abc.abstractmethod
+    def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
+        """A small file's whole content (use :meth:`download` for large ones: it streams to disk)."""
+
+    @abc.abstractmethod
+    def download(self, repo_id: str, filenames: Sequence[str] | None = None, *, repo_type: str = "model",
+                 revision: str | None = None, include: str | Iterable[str] | None = None,
+                 exclude: str | Iterable[str] | None = None, local_dir: Path | str | None = None,
+                 cache_dir: Path | str | None = None, verify: bool = False, fsync: bool = False,
+                 progress: Progress | None = None,
+                 on_plan: Callable[[Commit, list[TreeEntry]], None] | None = None) -> Path:
+        """Download a revision (or some of its files) and return the folder holding them.
+
+        The layout is ``huggingface_hub``'s: ``<cache_dir>/models--ns--name/snapshots/<commit>/`` (default
+        cache ``$FMHUB_HOME/cache``), or ``local_dir`` kept in sync. Every file is written to a temp file
+        beside its target and renamed, so no reader sees half a file.
+
+        Args:
+            filenames: only these files (globs allowed); each must match, or nothing is fetched
+                (:class:`EntryNotFoundError`).
+            include / exclude: globs on repo paths (``*.json``, ``onnx/``).
+            verify: re-hash every byte written against the commit's sha256. A remote download always
+                does (the bytes crossed a network); the embedded store verified them on upload.
+            fsync: flush each file to disk before it appears.
+            progress: called with byte counts as files are written.
+            on_plan: called once with the resolved commit and the files about to be fetched.
+
+        Example:
+            >>> hub.download("acme/tiny-bert", revision="v1.0", local_dir="./v1.0")
+        """
+
+    # -- commits ----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def commit(self, repo_id: str, operations: Sequence[CommitOperation], *, repo_type: str = "model",
+               revision: str | None = None, title: str, message: str = "", parent_commit: str | None = None,
+               allow_pickle: bool = False, progress: Progress | None = None,
+               hash_progress: Progress | None = None) -> Commit:
+        """Apply operations to a branch in one commit.
+
+        Args:
+            operations: :class:`UploadFile` (new bytes), ``AddFile`` (content already on the hub, by
+                sha256), ``DeleteFile``, ``DeleteFolder``, ``CopyFile``; applied in order.
+            revision: the branch (default: the repo's default branch).
+            parent_commit: the head the change is based on; if the branch moved since,
+                :class:`ConflictError` and nothing is written.
+            allow_pickle: store pickle-based files. A remote hub decides by its own policy
+                (``fmhub server`` with ``FMHUB_ALLOW_PICKLE``), whatever the client asks.
+            progress / hash_progress: byte counts while content is stored (sent) / hashed.
+
+        Raises:
+            EmptyCommitError: the branch already holds exactly this content.
+        """
+
+    def upload(self, local_path: Path | str, repo_id: str, path_in_repo: str | None = None, *,
+               repo_type: str = "model", revision: str | None = None, title: str | None = None, message: str = "",
+               include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
+               create_repo: bool = True, private: bool = False, allow_pickle: bool = False,
+               parent_commit: str | None = None, progress: Progress | None = None,
+               hash_progress: Progress | None = None, on_plan: Callable[[list[PlannedFile]], None] | None = None,
+               notify: Callable[[str], None] | None = None) -> Commit:
+        """Upload a file or a folder in one commit, creating the repo and the branch if needed.
+
+        A file goes to ``path_in_repo`` (default: its name); a folder's files go under ``path_in_repo``
+        (default: the root), as ``huggingface-cli upload`` does.
+
+        Args:
+            revision: the branch to commit to; created from the default branch if missing.
+            title / message: the commit's title (default ``Upload <file>`` / ``Upload N files``) and body.
+            include / exclude: globs on paths relative to the folder.
+            create_repo: create the repo (``private`` or not) if it does not exist.
+            on_plan: called once with the files about to be sent, before their bytes are read.
+            notify: called with a line for each thing created on the way (repo, branch).
+
+        Raises:
+            EmptyCommitError: the branch already holds these files with this content.
+
+        Example:
+            >>> hub.upload("./tiny-bert", "acme/tiny-bert", title="Add model")
+            >>> hub.upload("config.json", "acme/tiny-bert", revision="exp")    # creates branch exp
+        """
+        planned = plan_upload(local_path, path_in_repo, include=include, exclude=exclude)
+        repo = self._upload_target(repo_id, repo_type, revision, create_repo=create_repo, private=private,
+                                   notify=notify or _notify_nobody)
+        if on_plan:
+            on_plan(planned)
+        if title is None:
+            title = f"Upload {planned[0].path_in_repo}" if len(planned) == 1 else f"Upload {len(planned)} files"
+        return self._commit_planned(repo, planned, revision=revision, title=title, message=message,
+                                    parent_commit=parent_commit, allow_pickle=allow_pickle, progress=progress,
+                                    hash_progress=hash_progress)
+
+    def _upload_target(self, repo_id: str, repo_type: str, revision: str | None, *, create_repo: bool,
+                       private: bool, notify: Callable[[str], None]) -> Repo:
+        """The repo an upload commits to, created if allowed; the branch too, from the default branch."""
+        try:
+            repo = self.get_repo(repo_id, repo_type=repo_type)
+        except RepoNotFoundError:
+            if not create_repo:
+                raise
+            # exist_ok: a concurrent upload may create it first; both then commit to it.
+            repo = self.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+            notify(f"created {repo.repo_type} {repo.repo_id}")
+        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}"):
+            branch = revision.removeprefix("refs/heads/")
+            if branch not in {ref.name for ref in self.list_refs(repo.repo_id, repo_type=repo.repo_type).branches}:
+                self.create_branch(repo.repo_id, branch, repo_type=repo.repo_type)
+                notify(f"created branch {revision}")
+        return repo
+
+    def _commit_planned(self, repo: Repo, planned: list[PlannedFile], *, revision: str | None, title: str,
+                        message: str, parent_commit: str | None, allow_pickle: bool, progress: Progress | None,
+                        hash_progress: Progress | None) -> Commit:
+        return self.commit(repo.repo_id, [UploadFile(p.path_in_repo, p.local) for p in planned],
+                           repo_type=repo.repo_type, revision=revision, title=title, message=message,
+                           parent_commit=parent_commit, allow_pickle=allow_pickle, progress=progress,
+                           hash_progress=hash_progress)
+
+    # -- history and refs -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_commits(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                     limit: int | None = None) -> list[Commit]:
+        """History from a revision, newest first, following first parents."""
+
+    @abc.abstractmethod
+    def list_refs(self, repo_id: str, *, repo_type: str = "model") -> RepoRefs:
+        """Branches and tags, sorted by name."""
+
+    @abc.abstractmethod
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
+                      exist_ok: bool = False) -> Ref:
+        """Create ``branch`` at ``revision`` (default: the default branch's head)."""
+
+    @abc.abstractmethod
+    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
+        """Delete a branch (never the default branch)."""
+
+    @abc.abstractmethod
+    def create_tag(self, repo_id: str, tag: str, *, revision: str | None = None, message: str | None = None,
+                   repo_type: str = "model", exist_ok: bool = False) -> Ref:
+        """Tag ``revision`` (default: the default branch's head); tags never move."""
+
+    @abc.abstractmethod
+    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
+        """Delete a tag."""

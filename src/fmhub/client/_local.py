@@ -1,0 +1,141 @@
+"""``LocalHub``: the Hub interface over an embedded store (no server), delegating to Store and transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.store import Store, open_store
+from fmhub.store.blobs._base import Progress
+from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
+from fmhub.store.transfer import PlannedFile, download_snapshot, upload
+
+__all__ = ["LocalHub"]
+
+
+class LocalHub(Hub):
+    """The Hub interface over a store in this process (default: the one ``$FMHUB_HOME`` /
+    ``FMHUB_DB_URL`` / ``FMHUB_BLOB_URL`` name). Nobody is authenticated: the caller has the store's files.
+
+    Args:
+        store: an open store to use (the caller keeps it); default: :func:`fmhub.store.open_store`,
+            closed with the hub.
+        author: who commits are by (default ``$FMHUB_USER``, else the login name).
+
+    Example:
+        >>> with LocalHub() as hub:
+        ...     hub.create_repo("me/tiny-bert", exist_ok=True)
+    """
+
+    remote = False
+
+    def __init__(self, store: Store | None = None, *, author: str | None = None) -> None:
+        self._owned = store is None
+        self.store = open_store() if store is None else store
+        self.author = author or default_author()
+
+    @property
+    def location(self) -> str:
+        return f"the embedded store {self.store.db.safe_url}"
+
+    def close(self) -> None:
+        if self._owned:
+            self.store.close()
+
+    # -- repos ------------------------------------------------------------------------------------
+
+    def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
+                    exist_ok: bool = False) -> Repo:
+        return self.store.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=exist_ok,
+                                      author=self.author)
+
+    def delete_repo(self, repo_id: str, *, repo_type: str = "model") -> None:
+        self.store.delete_repo(repo_id, repo_type=repo_type, actor=self.author)
+
+    def get_repo(self, repo_id: str, *, repo_type: str = "model") -> Repo:
+        return self.store.get_repo(repo_id, repo_type=repo_type)
+
+    def repo_info(self, repo_id: str, *, repo_type: str = "model", revision: str | None = None) -> RepoInfo:
+        repo = self.store.get_repo(repo_id, repo_type=repo_type)
+        commit = self.store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
+        return RepoInfo(repo, commit, self.store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type))
+
+    def list_repos(self, *, repo_type: str | None = None, author: str | None = None, search: str | None = None,
+                   limit: int | None = None) -> list[Repo]:
+        return self.store.list_repos(repo_type=repo_type, author=author, search=search, limit=limit)
+
+    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None) -> Repo:
+        return self.store.update_repo(repo_id, repo_type=repo_type, private=private, actor=self.author)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def list_files(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   folder: str | None = None) -> list[TreeEntry]:
+        return self.store.list_files(repo_id, revision, repo_type=repo_type, folder=folder)
+
+    def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
+        return self.store.read_bytes(repo_id, path, revision, repo_type=repo_type)
+
+    def download(self, repo_id: str, filenames: Sequence[str] | None = None, *, repo_type: str = "model",
+                 revision: str | None = None, include: str | Iterable[str] | None = None,
+                 exclude: str | Iterable[str] | None = None, local_dir: Path | str | None = None,
+                 cache_dir: Path | str | None = None, verify: bool = False, fsync: bool = False,
+                 progress: Progress | None = None,
+                 on_plan: Callable[[Commit, list[TreeEntry]], None] | None = None) -> Path:
+        return download_snapshot(self.store, repo_id, revision=revision, repo_type=repo_type, filenames=filenames,
+                                 local_dir=local_dir, cache_dir=cache_dir, include=include, exclude=exclude,
+                                 verify=verify, fsync=fsync, progress=progress, on_plan=on_plan)
+
+    # -- commits ----------------------------------------------------------------------------------
+
+    def commit(self, repo_id: str, operations: Sequence[CommitOperation], *, repo_type: str = "model",
+               revision: str | None = None, title: str, message: str = "", parent_commit: str | None = None,
+               allow_pickle: bool = False, progress: Progress | None = None,
+               hash_progress: Progress | None = None) -> Commit:
+        ops = []
+        for op in operations:
+            if isinstance(op, UploadFile):
+                if isinstance(op.source, bytes):
+                    info = self.store.put_bytes(op.source)
+                    if progress:
+                        progress(info.size)
+                else:
+                    info = self.store.put_file(Path(op.source), progress=progress, hash_progress=hash_progress)
+                op = AddFile(op.path, info.sha256, info.size)
+            ops.append(op)
+        return self.store.commit(repo_id, ops, repo_type=repo_type, revision=revision, title=title, message=message,
+                                 author=self.author, parent_commit=parent_commit, allow_pickle=allow_pickle,
+                                 actor=self.author)
+
+    def _commit_planned(self, repo: Repo, planned: list[PlannedFile], *, revision: str | None, title: str,
+                        message: str, parent_commit: str | None, allow_pickle: bool, progress: Progress | None,
+                        hash_progress: Progress | None) -> Commit:
+        return upload(self.store, repo.repo_id, planned, repo_type=repo.repo_type, revision=revision, title=title,
+                      message=message, author=self.author, parent_commit=parent_commit, allow_pickle=allow_pickle,
+                      progress=progress, hash_progress=hash_progress)
+
+    # -- history and refs -------------------------------------------------------------------------
+
+    def list_commits(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                     limit: int | None = None) -> list[Commit]:
+        return self.store.list_commits(repo_id, revision, repo_type=repo_type, limit=limit)
+
+    def list_refs(self, repo_id: str, *, repo_type: str = "model") -> RepoRefs:
+        return self.store.list_refs(repo_id, repo_type=repo_type)
+
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
+                      exist_ok: bool = False) -> Ref:
+        return self.store.create_branch(repo_id, branch, revision=revision, repo_type=repo_type, exist_ok=exist_ok,
+                                        actor=self.author)
+
+    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
+        self.store.delete_branch(repo_id, branch, repo_type=repo_type, actor=self.author)
+
+    def create_tag(self, repo_id: str, tag: str, *, revision: str | None = None, message: str | None = None,
+                   repo_type: str = "model", exist_ok: bool = False) -> Ref:
+        return self.store.create_tag(repo_id, tag, revision=revision, message=message, repo_type=repo_type,
+                                     exist_ok=exist_ok, actor=self.author)
+
+    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
+        self.store.delete_tag(repo_id, tag, repo_type=repo_type, actor=self.author)

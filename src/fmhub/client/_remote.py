@@ -1,0 +1,554 @@
+"""``RemoteHub``: the Hub interface over HTTP to an fmhub server, in the Hugging Face Hub protocol.
+
+Reads use ``/api/{models|datasets}/…`` and ``/{repo}/resolve/{commit}/{path}`` (streamed to a temp file
+beside the target, hashed on the way, checked against the tree's sha256, then renamed). Writes send
+every file through the Git LFS batch API — batch, a streamed PUT of the file (constant memory), verify —
+then one NDJSON commit of ``lfsFile`` / ``deletedFile`` / ``deletedFolder`` lines. No file is inlined
+as base64, so size limits on commit bodies never apply and no Xet client is involved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import httpx
+
+from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile
+from fmhub.client._errors import error_from_response, unreachable
+from fmhub.errors import (
+    ConfigError,
+    EmptyCommitError,
+    EntryNotFoundError,
+    FmhubError,
+    IntegrityError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RefExistsError,
+    RepoExistsError,
+)
+from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
+from fmhub.store.objects import (
+    AddFile,
+    Commit,
+    CopyFile,
+    DeleteFile,
+    DeleteFolder,
+    Ref,
+    Repo,
+    RepoRefs,
+    TreeEntry,
+    compute_tree_id,
+)
+from fmhub.store.paths import (
+    REPO_TYPES,
+    validate_folder,
+    validate_path,
+    validate_ref_name,
+    validate_repo_id,
+    validate_repo_type,
+)
+from fmhub.store.safety import check_not_pickle
+from fmhub.store.store import DEFAULT_BRANCH
+from fmhub.store.transfer import FileFetcher, download_files
+
+__all__ = ["RemoteHub"]
+
+_LFS_JSON = "application/vnd.git-lfs+json"
+#: Objects per LFS batch request (the hub accepts up to 10,000).
+_BATCH_SIZE = 1000
+#: What the server does not report (a ref's creation time, with today's protocol) reads as this.
+UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
+#: A PUT of many GB, and the server's final fsync, may take long: only a silent peer is given up on.
+_TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+
+def _time(value: object) -> datetime:
+    if not isinstance(value, str) or not value:
+        return UNKNOWN_TIME
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _etag_sha256(response: httpx.Response) -> str | None:
+    """The sha256 the server says the file has (fmhub's ETag is the blob's sha256), if it says one."""
+    value = response.headers.get("x-linked-etag") or response.headers.get("etag") or ""
+    value = value.removeprefix("W/").strip('"').lower()
+    return value if len(value) == 64 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def _file_chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    """A file's bytes in chunks, for a streamed request body: memory stays constant whatever its size."""
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            yield chunk
+            if progress:
+                progress(len(chunk))
+
+
+def _corrupt(path: str, actual: str, size: int, entry: TreeEntry) -> IntegrityError:
+    error = IntegrityError(f"{path}: received {size} bytes hashing to {actual}, the commit has "
+                           f"{entry.size} bytes with sha256 {entry.blob_sha256}",
+                           expected=entry.blob_sha256, actual=actual)
+    error.hint = "the transfer was corrupted or cut short; download it again"
+    return error
+
+
+class RemoteHub(Hub):
+    """The Hub interface over HTTP to an fmhub server.
+
+    Args:
+        endpoint: the server's base URL, e.g. ``http://hub.internal:8000``.
+        token: an access token (``fmhub token create``); anonymous when None, which reads public repos.
+        timeout: seconds to wait for any one network step of an API call.
+        transport: an ``httpx`` transport to use instead of the network (tests: ``httpx.MockTransport``).
+
+    With today's HTTP protocol, a few fields of the shared value types are not reported by the server and
+    read as "unknown": ``Commit.tree_id`` (``""``) and ``Commit.generation`` (``0``) for commits listed by
+    :meth:`list_commits` beyond a complete history, and ``Ref.message`` / ``created_at`` /
+    ``updated_at`` from :meth:`list_refs` (``None`` / :data:`UNKNOWN_TIME`). :meth:`repo_info` and the
+    commits :meth:`commit` / :meth:`upload` return have an exact ``tree_id``.
+
+    Example:
+        >>> hub = RemoteHub("http://127.0.0.1:8000", token=os.environ["FMHUB_TOKEN"])
+        >>> hub.upload("./tiny-bert", "acme/tiny-bert", title="Add model")
+        >>> hub.download("acme/tiny-bert", local_dir="./tiny-bert-copy")
+    """
+
+    remote = True
+
+    def __init__(self, endpoint: str, *, token: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        from fmhub import __version__
+
+        endpoint = endpoint.strip().rstrip("/")
+        if not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"the hub endpoint {endpoint!r} is not an http(s) URL",
+                              hint="use --endpoint / FMHUB_ENDPOINT like http://host:8000")
+        self.endpoint = endpoint
+        self.token = token or None
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                                    follow_redirects=True, transport=transport,
+                                    headers={"User-Agent": f"fmhub/{__version__}"})
+
+    @property
+    def location(self) -> str:
+        return self.endpoint
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    def _headers(self, url: str, extra: dict[str, str] | None, auth: bool) -> dict[str, str]:
+        headers = dict(extra or {})
+        # The token goes to this hub only: never to a URL elsewhere an answer may name (e.g. storage).
+        if auth and self.token and url.startswith(self.endpoint + "/"):
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _request(self, method: str, url: str, *, fields: dict[str, Any] | None = None, auth: bool = True,
+                 headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        """Send a request; an error answer raises the fmhub error it stands for (``fields`` fill it in)."""
+        try:
+            response = self._client.request(method, url, headers=self._headers(url, headers, auth), **kwargs)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise unreachable(self.endpoint, exc) from exc
+        if response.is_error:
+            raise error_from_response(response, token_given=self.token is not None, **(fields or {}))
+        return response
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        """:meth:`_request`, then its JSON body."""
+        return self._decoded(self._request(method, url, **kwargs))
+
+    def _decoded(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:  # an answer that is not JSON: the endpoint is not an fmhub hub
+            raise ConfigError(f"{response.request.method} {response.request.url} answered {response.status_code} "
+                              f"with {response.headers.get('content-type') or 'no content type'}, not JSON",
+                              hint=f"is {self.endpoint} an fmhub server? check --endpoint / FMHUB_ENDPOINT") from None
+
+    @contextlib.contextmanager
+    def _stream(self, url: str, *, fields: dict[str, Any]) -> Iterator[httpx.Response]:
+        """GET with the body left unread, for streaming it to disk."""
+        try:
+            with self._client.stream("GET", url, headers=self._headers(url, None, True),
+                                     timeout=_TRANSFER_TIMEOUT) as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response, token_given=self.token is not None, **fields)
+                yield response
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise unreachable(self.endpoint, exc) from exc
+
+    def _api(self, repo_type: str, repo_id: str, *parts: str) -> str:
+        return "/".join((f"{self.endpoint}/api/{repo_type}s/{repo_id}", *parts))
+
+    def _repo_url(self, repo_type: str, repo_id: str) -> str:
+        return f"{self.endpoint}/{'datasets/' if repo_type == 'dataset' else ''}{repo_id}"
+
+    @staticmethod
+    def _quoted(revision: str | None) -> str:
+        # Quoted whole: a revision like refs/heads/dev is one segment of the URL.
+        return quote(revision or DEFAULT_BRANCH, safe="")
+
+    # -- repos ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _checked(repo_id: str, repo_type: str) -> tuple[str, str]:
+        # The same validation the store applies, before anything goes over the wire.
+        return validate_repo_id(repo_id), validate_repo_type(repo_type)
+
+    @staticmethod
+    def _repo(repo_type: str, data: dict[str, Any]) -> Repo:
+        return Repo(repo_type, data["id"], bool(data.get("private")), data.get("defaultBranch") or DEFAULT_BRANCH,
+                    _time(data.get("createdAt")), _time(data.get("updatedAt") or data.get("lastModified")))
+
+    def _info(self, repo_type: str, repo_id: str, revision: str | None) -> dict[str, Any]:
+        """The hub's repo info at a revision: ``sha`` is the commit, ``siblings`` its files."""
+        url = self._api(repo_type, repo_id) if revision is None else \
+            self._api(repo_type, repo_id, "revision", self._quoted(revision))
+        fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": revision or DEFAULT_BRANCH}
+        return self._json("GET", url, fields=fields)
+
+    @staticmethod
+    def _files(info: dict[str, Any]) -> list[TreeEntry]:
+        entries = [TreeEntry(s["rfilename"], s["blobId"], int(s["size"])) for s in info.get("siblings") or ()]
+        return sorted(entries, key=lambda e: e.path)
+
+    def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
+                    exist_ok: bool = False) -> Repo:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        namespace, name = repo_id.split("/")
+        try:
+            self._request("POST", f"{self.endpoint}/api/repos/create",
+                          json={"name": name, "organization": namespace, "type": repo_type, "private": private},
+                          fields={"repo_type": repo_type, "repo_id": repo_id})
+        except RepoExistsError:
+            if not exist_ok:
+                raise
+        return self.get_repo(repo_id, repo_type=repo_type)
+
+    def delete_repo(self, repo_id: str, *, repo_type: str = "model") -> None:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        namespace, name = repo_id.split("/")
+        self._request("DELETE", f"{self.endpoint}/api/repos/delete",
+                      json={"name": name, "organization": namespace, "type": repo_type},
+                      fields={"repo_type": repo_type, "repo_id": repo_id})
+
+    def get_repo(self, repo_id: str, *, repo_type: str = "model") -> Repo:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        return self._repo(repo_type, self._info(repo_type, repo_id, None))
+
+    def repo_info(self, repo_id: str, *, repo_type: str = "model", revision: str | None = None) -> RepoInfo:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        info = self._info(repo_type, repo_id, revision)
+        files = self._files(info)
+        return RepoInfo(self._repo(repo_type, info), self._commit_at(repo_type, repo_id, info["sha"], files), files)
+
+    def list_repos(self, *, repo_type: str | None = None, author: str | None = None, search: str | None = None,
+                   limit: int | None = None) -> list[Repo]:
+        if limit is not None and limit < 1:
+            raise InvalidInputError(f"limit must be positive, got {limit}")
+        params = {k: v for k, v in (("author", author), ("search", search), ("limit", limit)) if v}
+        repos: list[Repo] = []
+        for kind in [validate_repo_type(repo_type)] if repo_type is not None else list(REPO_TYPES):
+            listed = self._json("GET", f"{self.endpoint}/api/{kind}s", params=params)
+            repos += [self._repo(kind, item) for item in listed]
+        repos.sort(key=lambda r: f"{r.repo_type}/{r.repo_id.lower()}")  # the store's order
+        return repos[:limit] if limit is not None else repos
+
+    def update_repo(self, repo_id: str, *, repo_type: str = "model", private: bool | None = None) -> Repo:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        if private is not None:
+            self._request("PUT", self._api(repo_type, repo_id, "settings"), json={"private": private},
+                          fields={"repo_type": repo_type, "repo_id": repo_id})
+        return self.get_repo(repo_id, repo_type=repo_type)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def list_files(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   folder: str | None = None) -> list[TreeEntry]:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        prefix = None if folder in (None, "", "/") else validate_folder(folder) + "/"
+        entries = self._files(self._info(repo_type, repo_id, revision))
+        if prefix is None:
+            return entries
+        entries = [e for e in entries if e.path.startswith(prefix)]
+        if not entries:
+            raise EntryNotFoundError(repo_id, revision or DEFAULT_BRANCH, folder)  # type: ignore[arg-type]
+        return entries
+
+    def _resolve_url(self, repo_type: str, repo_id: str, revision: str | None, path: str) -> str:
+        return f"{self._repo_url(repo_type, repo_id)}/resolve/{self._quoted(revision)}/{quote(path, safe='/')}"
+
+    def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        path = validate_path(path)
+        fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": revision or DEFAULT_BRANCH, "path": path}
+        with self._stream(self._resolve_url(repo_type, repo_id, revision, path), fields=fields) as response:
+            data = response.read()
+            expected = _etag_sha256(response)
+        actual = hashlib.sha256(data).hexdigest()
+        if expected is not None and actual != expected:
+            raise _corrupt(path, actual, len(data), TreeEntry(path, expected, len(data)))
+        return data
+
+    def _fetcher(self, repo_type: str, repo_id: str, commit_oid: str) -> FileFetcher:
+        """Streams one file of the commit into an open file, hashing it, and proves it is the committed one."""
+
+        def fetch(entry: TreeEntry, out: BinaryIO, progress: Progress | None) -> None:
+            fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": commit_oid, "path": entry.path}
+            url = self._resolve_url(repo_type, repo_id, commit_oid, entry.path)
+            digest, size = hashlib.sha256(), 0
+            with self._stream(url, fields=fields) as response:
+                announced = _etag_sha256(response)
+                if announced is not None and announced != entry.blob_sha256:
+                    raise _corrupt(entry.path, announced, entry.size, entry)
+                for chunk in response.iter_bytes(CHUNK_SIZE):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                    if progress:
+                        progress(len(chunk))
+            if digest.hexdigest() != entry.blob_sha256 or size != entry.size:
+                raise _corrupt(entry.path, digest.hexdigest(), size, entry)
+
+        return fetch
+
+    def download(self, repo_id: str, filenames: Sequence[str] | None = None, *, repo_type: str = "model",
+                 revision: str | None = None, include: str | Iterable[str] | None = None,
+                 exclude: str | Iterable[str] | None = None, local_dir: Path | str | None = None,
+                 cache_dir: Path | str | None = None, verify: bool = False, fsync: bool = False,
+                 progress: Progress | None = None,
+                 on_plan: Callable[[Commit, list[TreeEntry]], None] | None = None) -> Path:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        info = self._info(repo_type, repo_id, revision)
+        files = self._files(info)
+        commit = self._commit_at(repo_type, repo_id, info["sha"], files)
+        # Every file is fetched by commit id, so a branch moving mid-download cannot mix two commits.
+        return download_files(self._fetcher(repo_type, repo_id, commit.oid), repo_id, commit, files,
+                              repo_type=repo_type, revision=revision, filenames=filenames, local_dir=local_dir,
+                              cache_dir=cache_dir, include=include, exclude=exclude, fsync=fsync, progress=progress,
+                              on_plan=on_plan)
+
+    # -- commits ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _commit(item: dict[str, Any], *, tree_id: str = "", generation: int = 0) -> Commit:
+        authors = item.get("authors") or [{}]
+        return Commit(item["id"], item.get("treeId") or tree_id, tuple(item.get("parents") or ()),
+                      authors[0].get("user") or "", item.get("title") or "", item.get("message") or "",
+                      _time(item.get("date")), int(item.get("generation") or generation))
+
+    def _commit_at(self, repo_type: str, repo_id: str, oid: str, files: list[TreeEntry] | None = None) -> Commit:
+        """A commit in full: its history page gives the text, its files the tree id."""
+        if files is None:
+            files = self._files(self._info(repo_type, repo_id, oid))
+        response = self._request("GET", self._api(repo_type, repo_id, "commits", oid),
+                                 fields={"repo_type": repo_type, "repo_id": repo_id, "revision": oid})
+        page = self._decoded(response)
+        # A history that fits in one page counts the commit's generation (the root is generation 1).
+        generation = len(page) if "next" not in response.links else 0
+        tree_id = compute_tree_id({e.path: (e.blob_sha256, e.size) for e in files})
+        return self._commit(page[0], tree_id=tree_id, generation=generation)
+
+    def commit(self, repo_id: str, operations: Sequence[CommitOperation], *, repo_type: str = "model",
+               revision: str | None = None, title: str, message: str = "", parent_commit: str | None = None,
+               allow_pickle: bool = False, progress: Progress | None = None,
+               hash_progress: Progress | None = None) -> Commit:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        branch = (revision or DEFAULT_BRANCH).removeprefix("refs/heads/")
+        # Refuse pickles before hashing or sending gigabytes the hub would refuse anyway.
+        for op in operations:
+            if isinstance(op, (UploadFile, AddFile, CopyFile)):
+                check_not_pickle(validate_path(op.dest_path if isinstance(op, CopyFile) else op.path),
+                                 allow_pickle=allow_pickle)
+        # The tree the change applies to: files it already holds are not sent again.
+        old = {e.path: (e.blob_sha256, e.size)
+               for e in self._files(self._info(repo_type, repo_id, parent_commit or branch))}
+        lines, tree, to_send = self._lines(repo_type, repo_id, branch, operations, old, progress, hash_progress)
+        deletes = any(line["key"] in ("deletedFile", "deletedFolder") for line in lines)
+        if lines and tree == old and not deletes:
+            # What the hub would answer, said before any byte is sent. (Deleting what is not there is
+            # left to the hub, which names the missing path.)
+            raise EmptyCommitError(repo_id, branch)
+        self._send_objects(repo_type, repo_id, to_send, progress)
+        header: dict[str, str] = {"summary": title, "description": message}
+        if parent_commit is not None:
+            header["parentCommit"] = parent_commit
+        body = "\n".join(json.dumps(line) for line in [{"key": "header", "value": header}, *lines]).encode()
+        answer = self._json("POST", self._api(repo_type, repo_id, "commit", self._quoted(branch)), content=body,
+                            headers={"Content-Type": "application/x-ndjson"}, timeout=_TRANSFER_TIMEOUT,
+                            fields={"repo_type": repo_type, "repo_id": repo_id, "revision": branch})
+        return self._commit_at(repo_type, repo_id, answer["commitOid"])
+
+    def _lines(self, repo_type: str, repo_id: str, branch: str, operations: Sequence[CommitOperation],
+               old: dict[str, tuple[str, int]], progress: Progress | None, hash_progress: Progress | None
+               ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]], dict[str, tuple[Path | str | bytes, int]]]:
+        """The NDJSON operation lines, the tree they make from ``old``, and the new content to send by sha256.
+
+        Every added file is an ``lfsFile`` line naming its sha256 (never base64 inline); content the tree
+        already holds at that path, or that is sent once for another path, is not sent again.
+        """
+        lines: list[dict[str, Any]] = []
+        tree = dict(old)
+        to_send: dict[str, tuple[Path | str | bytes, int]] = {}
+        for op in operations:
+            if isinstance(op, UploadFile):
+                path = validate_path(op.path)
+                if isinstance(op.source, bytes):
+                    sha256, size = hashlib.sha256(op.source).hexdigest(), len(op.source)
+                else:
+                    sha256, size = hash_file(Path(op.source), hash_progress)
+                if old.get(path) == (sha256, size) or sha256 in to_send:
+                    if progress:
+                        progress(size)  # nothing to send: the hub holds (or is getting) these bytes
+                else:
+                    to_send[sha256] = (op.source, size)
+                op = AddFile(path, sha256, size)
+            if isinstance(op, (AddFile, CopyFile)):
+                if isinstance(op, AddFile):
+                    path, content = validate_path(op.path), (op.blob_sha256, op.size)
+                else:  # the protocol has no copy: name the source's content, as huggingface_hub does
+                    source = tree if op.src_revision is None else {
+                        e.path: (e.blob_sha256, e.size)
+                        for e in self.list_files(repo_id, op.src_revision, repo_type=repo_type)}
+                    if op.src_path not in source:
+                        raise EntryNotFoundError(repo_id, op.src_revision or branch, op.src_path)
+                    path, content = validate_path(op.dest_path), source[op.src_path]
+                tree[path] = content
+                lines.append({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": content[0],
+                                                          "size": content[1]}})
+            elif isinstance(op, DeleteFile):
+                path = validate_path(op.path)
+                tree.pop(path, None)
+                lines.append({"key": "deletedFile", "value": {"path": path}})
+            elif isinstance(op, DeleteFolder):
+                folder = validate_folder(op.path)
+                tree = {p: v for p, v in tree.items() if not p.startswith(folder + "/")}
+                lines.append({"key": "deletedFolder", "value": {"path": folder}})
+            else:
+                raise InvalidInputError(f"unknown commit operation {op!r}")
+        return lines, tree, to_send
+
+    def _send_objects(self, repo_type: str, repo_id: str, objects: dict[str, tuple[Path | str | bytes, int]],
+                      progress: Progress | None) -> None:
+        """Git LFS: ask which objects the hub lacks, PUT those (streamed), verify each."""
+        fields = {"repo_type": repo_type, "repo_id": repo_id}
+        lfs_headers = {"Accept": _LFS_JSON, "Content-Type": _LFS_JSON}
+        pending = list(objects.items())
+        for start in range(0, len(pending), _BATCH_SIZE):
+            batch = [{"oid": oid, "size": size} for oid, (_, size) in pending[start:start + _BATCH_SIZE]]
+            answer = self._json("POST", f"{self._repo_url(repo_type, repo_id)}.git/info/lfs/objects/batch",
+                                json={"operation": "upload", "transfers": ["basic"], "objects": batch,
+                                      "hash_algo": "sha256"}, headers=lfs_headers, fields=fields)
+            for obj in answer.get("objects") or ():
+                source, size = objects[obj["oid"]]
+                if obj.get("error"):
+                    error = obj["error"]
+                    cls = PayloadTooLargeError if error.get("code") == 413 else InvalidInputError
+                    raise cls(f"object {obj['oid']} ({size} bytes): {error.get('message')}")
+                actions = obj.get("actions") or {}
+                if "upload" not in actions:  # the hub already holds it for this repo
+                    if progress:
+                        progress(size)
+                    continue
+                upload = actions["upload"]
+                content = source if isinstance(source, bytes) else _file_chunks(Path(source), progress)
+                # The upload URL is signed: no token goes with it (it may point at object storage).
+                self._request("PUT", upload["href"], auth=False, content=content, fields=fields,
+                              headers={**(upload.get("header") or {}), "Content-Length": str(size),
+                                       "Content-Type": "application/octet-stream"}, timeout=_TRANSFER_TIMEOUT)
+                if isinstance(source, bytes) and progress:
+                    progress(size)
+                if verify := actions.get("verify"):
+                    self._request("POST", verify["href"], json={"oid": obj["oid"], "size": size}, fields=fields,
+                                  headers={**(verify.get("header") or {}), **lfs_headers})
+
+    # -- history and refs -------------------------------------------------------------------------
+
+    def list_commits(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                     limit: int | None = None) -> list[Commit]:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": revision or DEFAULT_BRANCH}
+        url: str | None = self._api(repo_type, repo_id, "commits", self._quoted(revision))
+        items: list[dict[str, Any]] = []
+        while url is not None and (limit is None or len(items) < limit):
+            response = self._request("GET", url, fields=fields)
+            items += self._decoded(response)
+            url = response.links.get("next", {}).get("url")
+        complete = url is None  # down to the root: generations can be counted
+        commits = [self._commit(item, generation=len(items) - i if complete else 0) for i, item in enumerate(items)]
+        return commits[:limit] if limit is not None else commits
+
+    def list_refs(self, repo_id: str, *, repo_type: str = "model") -> RepoRefs:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        data = self._json("GET", self._api(repo_type, repo_id, "refs"),
+                          fields={"repo_type": repo_type, "repo_id": repo_id})
+
+        def ref(kind: str, item: dict[str, Any]) -> Ref:
+            return Ref(kind, item["name"], item["targetCommit"], item.get("message"),  # type: ignore[arg-type]
+                       _time(item.get("createdAt")), _time(item.get("updatedAt")))
+
+        return RepoRefs(branches=sorted((ref("branch", i) for i in data.get("branches") or ()), key=lambda r: r.name),
+                        tags=sorted((ref("tag", i) for i in data.get("tags") or ()), key=lambda r: r.name))
+
+    def _existing_ref(self, repo_type: str, repo_id: str, kind: str, name: str, revision: str | None,
+                      error: FmhubError) -> Ref:
+        """For ``exist_ok``: the ref if it already names what was asked, else the original error."""
+        refs = self.list_refs(repo_id, repo_type=repo_type)
+        found = next((r for r in (refs.branches if kind == "branch" else refs.tags) if r.name == name), None)
+        if found is None or found.commit_oid != self._info(repo_type, repo_id, revision)["sha"]:
+            raise error
+        return found
+
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
+                      exist_ok: bool = False) -> Ref:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        branch = validate_ref_name(branch)
+        fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": revision or DEFAULT_BRANCH,
+                  "kind": "branch", "name": branch}
+        try:
+            data = self._json("POST", self._api(repo_type, repo_id, "branch", quote(branch, safe="")),
+                              json={"startingPoint": revision} if revision else {}, fields=fields)
+        except RefExistsError as exc:
+            if not exist_ok:
+                raise
+            return self._existing_ref(repo_type, repo_id, "branch", branch, revision, exc)
+        now = datetime.now(UTC)
+        return Ref("branch", data["name"], data["targetCommit"], None, now, now)
+
+    def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        self._request("DELETE", self._api(repo_type, repo_id, "branch", quote(branch, safe="")),
+                      fields={"repo_type": repo_type, "repo_id": repo_id, "revision": f"branch {branch}"})
+
+    def create_tag(self, repo_id: str, tag: str, *, revision: str | None = None, message: str | None = None,
+                   repo_type: str = "model", exist_ok: bool = False) -> Ref:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        tag = validate_ref_name(tag)
+        fields = {"repo_type": repo_type, "repo_id": repo_id, "revision": revision or DEFAULT_BRANCH,
+                  "kind": "tag", "name": tag}
+        try:
+            data = self._json("POST", self._api(repo_type, repo_id, "tag", self._quoted(revision)),
+                              json={"tag": tag, "message": message}, fields=fields)
+        except RefExistsError as exc:
+            if not exist_ok:
+                raise
+            return self._existing_ref(repo_type, repo_id, "tag", tag, revision, exc)
+        now = datetime.now(UTC)
+        return Ref("tag", data["name"], data["targetCommit"], message, now, now)
+
+    def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        self._request("DELETE", self._api(repo_type, repo_id, "tag", quote(tag, safe="")),
+                      fields={"repo_type": repo_type, "repo_id": repo_id, "revision": f"tag {tag}"})
