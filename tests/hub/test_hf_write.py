@@ -288,3 +288,19 @@ def test_card_data_and_validate_yaml(alice_api, hub_url: str) -> None:
     with pytest.raises(ValueError, match="Invalid metadata"):
         alice_api.upload_file(path_or_fileobj=b"---\ntags: [a\n---\n", path_in_repo="README.md",
                               repo_id="alice/carded")
+
+
+def test_branch_with_a_slash_through_every_read_route(alice_api, hub_url: str, tmp_path) -> None:
+    alice_api.create_repo("alice/slashed")
+    alice_api.create_branch("alice/slashed", branch="feature/x")
+    alice_api.upload_file(path_or_fileobj=b"f", path_in_repo="sub/f.txt", repo_id="alice/slashed",
+                          revision="feature/x")
+    tree = alice_api.list_repo_tree("alice/slashed", revision="feature/x", recursive=True)
+    assert {item.path for item in tree} == {".gitattributes", "sub", "sub/f.txt"}
+    assert [i.path for i in alice_api.list_repo_tree("alice/slashed", path_in_repo="sub", revision="feature/x")] \
+        == ["sub/f.txt"]
+    commits = alice_api.list_repo_commits("alice/slashed", revision="feature/x")
+    assert commits[0].title == "Upload sub/f.txt with huggingface_hub"
+    path = hf_hub_download("alice/slashed", "sub/f.txt", revision="feature/x", endpoint=hub_url,
+                           cache_dir=tmp_path / "c", token=False)
+    assert open(path, "rb").read() == b"f"

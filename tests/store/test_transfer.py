@@ -99,3 +99,11 @@ def test_select_files_follows_huggingface_pattern_rules(local_store: Store, mode
     assert [e.path for e in select_files(entries, include="onnx/")] == ["onnx/model.onnx"]
     assert [e.path for e in select_files(entries, exclude=["*.json", ".git*"])] == ["onnx/model.onnx"]
     assert len(select_files(entries)) == len(entries)
+
+
+def test_plan_upload_filters_a_folder_by_relative_path(model_dir: Path) -> None:
+    assert [p.path_in_repo for p in plan_upload(model_dir, "v2", include="*.json", exclude="tok*")] == \
+        ["v2/config.json"]
+    assert [p.path_in_repo for p in plan_upload(model_dir, include="onnx/")] == ["onnx/model.onnx"]
+    with pytest.raises(InvalidInputError, match="include/exclude"):
+        plan_upload(model_dir, include="*.bin")

@@ -150,6 +150,9 @@ def upload_command(
         "--include", help="Only a folder's files matching this glob (repeatable), e.g. '*.json'.")] = None,
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", help="Skip a folder's files matching this glob (repeatable).")] = None,
+    allow_pickle: Annotated[bool, typer.Option(
+        "--allow-pickle", help="Store pickle-based files (.bin, .pt, .pkl...) marked unsafe instead of refusing "
+                               "them; fmhub never loads them. Convert with `fmhub import-model` instead.")] = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -169,7 +172,8 @@ def upload_command(
         try:
             commit = hub.upload(local_path, repo_id, path_in_repo, repo_type=repo_type.value, revision=revision,
                                 title=commit_message, message=commit_description, include=include, exclude=exclude,
-                                private=private, on_plan=on_plan, progress=lambda n: advance["storing"](n),
+                                private=private, allow_pickle=allow_pickle, on_plan=on_plan,
+                                progress=lambda n: advance["storing"](n),
                                 hash_progress=lambda n: advance["hashing"](n),
                                 notify=lambda line: err_console.print(line, markup=False, highlight=False))
         except EmptyCommitError:

@@ -12,6 +12,7 @@ from fmhub.constants import settings
 from fmhub.errors import RepoNotFoundError
 from fmhub.store.blobs._base import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
+from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
@@ -239,6 +240,8 @@ class Hub(abc.ABC):
             >>> hub.upload("config.json", "acme/tiny-bert", revision="exp")    # creates branch exp
         """
         planned = plan_upload(local_path, path_in_repo, include=include, exclude=exclude)
+        for file in planned:  # refuse before anything is created or sent
+            check_not_pickle(file.path_in_repo, allow_pickle=allow_pickle)
         repo = self._upload_target(repo_id, repo_type, revision, create_repo=create_repo, private=private,
                                    notify=notify or _notify_nobody)
         if on_plan:

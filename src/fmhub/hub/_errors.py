@@ -19,7 +19,8 @@ def _header_safe(text: str) -> str:
 
 def error_response(error: FmhubError, **extra: object) -> JSONResponse:
     """The JSON error answer (``error``, ``hint``, and ``extra`` fields the client reads, e.g. ``url``)."""
-    headers = {"X-Error-Message": _header_safe(error.message)}
+    # X-Fmhub-Error names the class so fmhub's own client re-raises exactly what the store raised.
+    headers = {"X-Error-Message": _header_safe(error.message), "X-Fmhub-Error": type(error).__name__}
     for cls in type(error).__mro__:
         if cls in HF_ERROR_CODE:
             headers["X-Error-Code"] = HF_ERROR_CODE[cls]

@@ -60,11 +60,13 @@ def split_raw(request: Request, marker: str) -> tuple[list[str], str, str]:
     """
     raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
     parts = raw.strip("/").split("/")
-    if parts and parts[0] == "datasets":
+    if parts and parts[0] == "api":  # /api/{plural}/{namespace}/{name}/{marker}/...
+        parts = parts[2:]
+    elif parts and parts[0] == "datasets":
         parts = parts[1:]
     # Routing guarantees the shape {namespace}/{name}/{marker}/{revision}/{path...}; a repo may itself
     # be called "resolve", so positions, not a search for the marker, decide.
-    if len(parts) < 5 or parts[2] != marker:
+    if len(parts) < (5 if marker == "resolve" else 4) or parts[2] != marker:
         raise InvalidInputError(f"expected /{{repo_id}}/{marker}/{{revision}}/{{path}}")
     repo_parts = [unquote(p) for p in parts[:2]]
     revision = unquote(parts[3])
@@ -225,6 +227,8 @@ def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]
         "cardData": card,
         "createdAt": iso(repo.created_at),
         "lastModified": iso(commit.created_at),
+        "updatedAt": iso(repo.updated_at),
+        "defaultBranch": repo.default_branch,
         "siblings": siblings,
         "usedStorage": sum(entry.size for entry in files),
     }
@@ -285,23 +289,27 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
 def tree_root(store: StoreDep, repo: RepoDep, request: Request, revision: str,
               recursive: bool = False) -> JSONResponse:
-    return _page(request, _tree_items(store, repo, revision, None, recursive), PAGE_SIZE)
+    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
+    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}", tags=["huggingface"],
             summary="List files under a folder")
 def tree_folder(store: StoreDep, repo: RepoDep, request: Request, revision: str, path: str,
                 recursive: bool = False) -> JSONResponse:
-    return _page(request, _tree_items(store, repo, revision, path, recursive), PAGE_SIZE)
+    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
+    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
 def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
     found = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
     return {
-        "branches": [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit_oid}
-                     for r in found.branches],
-        "tags": [{"name": r.name, "ref": f"refs/tags/{r.name}", "targetCommit": r.commit_oid} for r in found.tags],
+        # createdAt / updatedAt / message are fmhub's additions (huggingface_hub ignores unknown fields).
+        "branches": [{"name": r.name, "ref": f"refs/heads/{r.name}", "targetCommit": r.commit_oid,
+                      "createdAt": iso(r.created_at), "updatedAt": iso(r.updated_at)} for r in found.branches],
+        "tags": [{"name": r.name, "ref": f"refs/tags/{r.name}", "targetCommit": r.commit_oid, "message": r.message,
+                  "createdAt": iso(r.created_at), "updatedAt": iso(r.updated_at)} for r in found.tags],
         "converts": [],
         "pullRequests": [],
     }
@@ -312,7 +320,8 @@ def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
 def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> JSONResponse:
     history = store.list_commits(repo.repo_id, revision, repo_type=repo.repo_type)
     items = [{"id": c.oid, "authors": [{"user": c.author}], "date": iso(c.created_at), "title": c.title,
-              "message": c.message, "parents": list(c.parents)} for c in history]
+              "message": c.message, "parents": list(c.parents), "treeId": c.tree_id, "generation": c.generation}
+             for c in history]
     return _page(request, items, COMMITS_PAGE_SIZE)
 
 
