@@ -31,7 +31,7 @@ from fmhub.errors import (
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
-from fmhub.store.blobs._base import Progress, hash_file
+from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.objects import (
     AddFile,
     AuditEvent,
@@ -723,6 +723,7 @@ class Store:
                                               generation=generation))
         return oid
 
-    def iter_file(self, entry: TreeEntry, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Stream a file's bytes (or the ``[start, end)`` range)."""
-        return self.blobs.iter_chunks(entry.blob_sha256, start, end)
+    def iter_file(self, entry: TreeEntry, start: int = 0, end: int | None = None, *,
+                  chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream a file's bytes (or the ``[start, end)`` range) in chunks of ``chunk_size``."""
+        return self.blobs.iter_chunks(entry.blob_sha256, start, end, chunk_size=chunk_size)

@@ -161,8 +161,9 @@ class BlobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Yield the bytes ``[start, end)`` of a blob in chunks. Raises BlobNotFoundError."""
+    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None, *,
+                    chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the bytes ``[start, end)`` of a blob in chunks of ``chunk_size``. Raises BlobNotFoundError."""
 
     @abc.abstractmethod
     def download(self, sha256: str, dest: BinaryIO, progress: Progress | None = None) -> int:

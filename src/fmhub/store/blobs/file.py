@@ -74,20 +74,21 @@ class FileBlobStore(BlobStore):
     def local_path(self, sha256: str) -> Path | None:
         return self._path(sha256)
 
-    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None, *,
+                    chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         try:
             f = open(self._path(sha256), "rb", buffering=0)
         except FileNotFoundError:
             raise BlobNotFoundError(sha256) from None
-        return self._read_range(f, start, end)
+        return self._read_range(f, start, end, chunk_size)
 
     @staticmethod
-    def _read_range(f: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
+    def _read_range(f: BinaryIO, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
         with f:
             f.seek(start)
             remaining = None if end is None else max(0, end - start)
             while remaining is None or remaining > 0:
-                chunk = f.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+                chunk = f.read(chunk_size if remaining is None else min(chunk_size, remaining))
                 if not chunk:
                     return
                 if remaining is not None:

@@ -314,7 +314,8 @@ class S3BlobStore(BlobStore):
             raise BlobNotFoundError(sha256)
         return int(head["ContentLength"])
 
-    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+    def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None, *,
+                    chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         key = self._key(sha256)
         if start < 0 or (end is not None and end < 0):
             raise InvalidInputError(f"invalid byte range [{start}, {end})", hint="offsets must be ≥ 0")
@@ -333,12 +334,12 @@ class S3BlobStore(BlobStore):
             if isinstance(cause, boto_errors.ClientError) and _error_code(cause) in _UNSATISFIABLE_RANGE:
                 return iter(())  # start at or past the end: nothing, as a file read past EOF
             raise
-        return self._stream(body, sha256)
+        return self._stream(body, sha256, chunk_size)
 
-    def _stream(self, body: Any, sha256: str) -> Iterator[bytes]:
+    def _stream(self, body: Any, sha256: str, chunk_size: int) -> Iterator[bytes]:
         try:
             with self._errors(sha256):
-                yield from body.iter_chunks(CHUNK_SIZE)
+                yield from body.iter_chunks(chunk_size)
         finally:
             body.close()
 
