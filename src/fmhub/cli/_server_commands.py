@@ -30,6 +30,10 @@ def server_command(
         "--max-commit-mb", help="Largest commit request (inline files are base64 in it) → 413 beyond.")] = 1024,
     max_file_gb: Annotated[int, typer.Option(
         "--max-file-gb", help="Largest single file uploaded through Git LFS → refused beyond.")] = 100,
+    accel_redirect: Annotated[str | None, typer.Option(
+        "--accel-redirect", help="Behind nginx: the internal location that serves the blob folder (e.g. "
+                                 "/_fmhub_blobs/); downloads are handed to nginx (sendfile). See the README.")
+    ] = None,
 ) -> None:
     """Serve the store over HTTP in the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
 
@@ -41,6 +45,8 @@ def server_command(
     HF_HUB_DISABLE_XET=1 (fmhub's own client needs nothing).
     """
     import uvicorn
+
+    from fmhub.hub._auth import HubConfig  # here, not at import: the rest of the CLI does not need FastAPI
 
     if not 0 <= port <= 65535:
         raise InvalidInputError(f"--port {port} is not a TCP port", hint="use 1-65535, or 0 for any free port")
@@ -57,6 +63,9 @@ def server_command(
         "FMHUB_MAX_COMMIT_BYTES": str(max_commit_mb * 1024 * 1024),
         "FMHUB_MAX_FILE_BYTES": str(max_file_gb * 1024**3),
     })
+    if accel_redirect:
+        os.environ["FMHUB_ACCEL_REDIRECT"] = accel_redirect
+    HubConfig.from_env()  # a bad value fails here, with its message, not in every worker
     err_console.print(f"fmhub hub on http://{host}:{port} — clients: export HF_ENDPOINT=http://{host}:{port} "
                       "(and HF_HUB_DISABLE_XET=1 to upload files ≥ 10 MB with huggingface_hub)")
     uvicorn.run("fmhub.hub:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)

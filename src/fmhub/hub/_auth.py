@@ -61,6 +61,14 @@ def _env_int(environ: dict[str, str], name: str, default: int) -> int:
     return parsed
 
 
+def _accel_prefix(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not value.startswith("/") or any(c in value for c in "?#\r\n "):
+        raise ConfigError(f"FMHUB_ACCEL_REDIRECT={value!r} must be a URL path like /_fmhub_blobs/")
+    return value.rstrip("/") + "/"
+
+
 @dataclass(frozen=True)
 class HubConfig:
     """Server policy. ``fmhub server`` flags map to the ``FMHUB_*`` variables so every worker agrees.
@@ -72,6 +80,9 @@ class HubConfig:
         max_file_bytes: largest single LFS upload (``FMHUB_MAX_FILE_BYTES``).
         admin_name: the bootstrap administrator's user name (``FMHUB_ADMIN_USER``).
         admin_token: the bootstrap administrator's token, for automation (``FMHUB_ADMIN_TOKEN``).
+        accel_redirect: behind nginx, the internal location serving the blob folder (e.g.
+            ``/_fmhub_blobs/``): file downloads are then answered with ``X-Accel-Redirect`` and nginx sends
+            the bytes with sendfile (``FMHUB_ACCEL_REDIRECT``; file blob stores only).
     """
 
     require_auth: bool = False
@@ -80,6 +91,7 @@ class HubConfig:
     max_file_bytes: int = 100 * GiB
     admin_name: str = "admin"
     admin_token: str | None = None
+    accel_redirect: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> HubConfig:
@@ -91,6 +103,7 @@ class HubConfig:
             max_file_bytes=_env_int(env, "FMHUB_MAX_FILE_BYTES", cls.max_file_bytes),
             admin_name=env.get("FMHUB_ADMIN_USER") or cls.admin_name,
             admin_token=env.get("FMHUB_ADMIN_TOKEN") or None,
+            accel_redirect=_accel_prefix(env.get("FMHUB_ACCEL_REDIRECT")),
         )
 
 

@@ -121,6 +121,13 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
     }
+    accel = request.app.state.config.accel_redirect
+    local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
+    if local is not None:
+        # Behind nginx: it serves the blob itself (sendfile, Range) from an internal location; the
+        # protocol headers travel with this answer (nginx adds them back, see the README).
+        return Response(status_code=200, headers={
+            **headers, "X-Accel-Redirect": accel + "/".join(local.parts[-3:]), "Content-Length": "0"})
     try:
         span = _parse_range(request.headers.get("range"), entry.size)
     except _Unsatisfiable as exc:
