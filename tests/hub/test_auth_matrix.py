@@ -39,6 +39,8 @@ ROUTES = {
         ("read", lambda r: ("GET", f"/api/models/{r}/tree/main", None, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}"):
         ("read", lambda r: ("GET", f"/api/models/{r}/tree/main/sub", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/paths-info/{revision:path}"):
+        ("read", lambda r: ("POST", f"/api/models/{r}/paths-info/main", {"paths": ["f.txt", "sub"]}, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/refs"): ("read", lambda r: ("GET", f"/api/models/{r}/refs", None, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/commits/{revision:path}"):
         ("read", lambda r: ("GET", f"/api/models/{r}/commits/main", None, None)),

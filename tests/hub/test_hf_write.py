@@ -304,3 +304,15 @@ def test_branch_with_a_slash_through_every_read_route(alice_api, hub_url: str, t
     path = hf_hub_download("alice/slashed", "sub/f.txt", revision="feature/x", endpoint=hub_url,
                            cache_dir=tmp_path / "c", token=False)
     assert open(path, "rb").read() == b"f"
+
+
+def test_paths_info_and_file_exists(alice_api) -> None:
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    alice_api.create_repo("alice/paths")
+    alice_api.upload_file(path_or_fileobj=b"abc", path_in_repo="sub/a.txt", repo_id="alice/paths")
+    found = alice_api.get_paths_info("alice/paths", ["sub/a.txt", "sub", "missing.txt"])
+    kinds = {item.path: type(item) for item in found}
+    assert kinds == {"sub/a.txt": RepoFile, "sub": RepoFolder}
+    assert next(item for item in found if item.path == "sub/a.txt").size == 3
+    assert alice_api.file_exists("alice/paths", "sub/a.txt") and not alice_api.file_exists("alice/paths", "b.txt")

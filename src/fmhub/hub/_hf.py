@@ -7,14 +7,16 @@ anyone who may not see it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
 from fmhub.cards import card_tags, parse_card
@@ -314,6 +316,38 @@ def tree_folder(store: StoreDep, repo: RepoDep, request: Request, revision: str,
                 recursive: bool = False) -> JSONResponse:
     _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
     return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
+
+
+@router.post("/api/{plural}/{namespace}/{name}/paths-info/{revision:path}", tags=["huggingface"],
+             summary="Describe given paths (files and folders) at a revision; missing paths are left out")
+async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> JSONResponse:
+    body = await request.body()  # bounded by the JSON body limit; the client sends a form, JSON is accepted too
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            wanted = json.loads(body or b"{}").get("paths", [])
+        except (ValueError, AttributeError):
+            raise InvalidInputError("expected a JSON object with a 'paths' list") from None
+    else:
+        wanted = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=False).get("paths", [])
+    if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted) or len(wanted) > 10_000:
+        raise InvalidInputError("'paths' must be a list of at most 10,000 strings")
+    paths = {validate_path(p.rstrip("/")) for p in wanted}
+    files = await run_in_threadpool(store.list_files, repo.repo_id, revision, repo_type=repo.repo_type)
+    items: list[dict[str, Any]] = []
+    folders_found: set[str] = set()
+    for entry in files:
+        if entry.path in paths:
+            item: dict[str, Any] = {"type": "file", "path": entry.path, "size": entry.size, "oid": entry.blob_sha256}
+            if lfs := _lfs(entry):
+                item["lfs"] = lfs
+            items.append(item)
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in paths and folder not in folders_found:
+                folders_found.add(folder)
+                items.append({"type": "directory", "path": folder, "oid": "0" * 40})
+    return JSONResponse(items)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
