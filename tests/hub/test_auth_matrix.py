@@ -85,6 +85,25 @@ ROUTES = {
         ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&user=alice"
                                      f"&sig={'0' * 64}", None, "x")),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
+    ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
+    ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),
+    # fmhub's native account routes: expected status per caller (anonymous, carol, bob, alice_read, alice, admin)
+    ("GET", "/api/fmhub/tokens"): ("native", lambda r: ("GET", "/api/fmhub/tokens?user=alice", None, None),
+                                   (401, 403, 403, 200, 200, 200)),
+    ("POST", "/api/fmhub/tokens"): ("native", lambda r: ("POST", "/api/fmhub/tokens", {"name": "x", "user": "alice"},
+                                                         None), (401, 403, 403, 403, 200, 200)),
+    ("DELETE", "/api/fmhub/tokens/{token_id}"): ("native", lambda r: ("DELETE", "/api/fmhub/tokens/2", None, None),
+                                                 (401, 404, 404, 403, 200, 200)),
+    ("POST", "/api/fmhub/orgs"): ("native", lambda r: ("POST", "/api/fmhub/orgs", {"name": "neworg"}, None),
+                                  (401, 200, 409, 403, 409, 409)),
+    ("GET", "/api/fmhub/orgs/{org}/members"): ("native", lambda r: ("GET", "/api/fmhub/orgs/acme/members", None,
+                                                                    None), (401, 403, 200, 200, 200, 200)),
+    ("PUT", "/api/fmhub/orgs/{org}/members/{user}"):
+        ("native", lambda r: ("PUT", "/api/fmhub/orgs/acme/members/carol", {"role": "read"}, None),
+         (401, 403, 403, 403, 200, 200)),
+    ("DELETE", "/api/fmhub/orgs/{org}/members/{user}"):
+        ("native", lambda r: ("DELETE", "/api/fmhub/orgs/acme/members/bob", None, None),
+         (401, 403, 403, 403, 200, 404)),
 }
 # FastAPI's own documentation routes: public, they hold no data.
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
@@ -136,7 +155,7 @@ def _same_as_missing(url: str, build, token: str | None) -> int:
 
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 def test_route_checks_auth(route, hub_url: str, tokens, private_repos) -> None:
-    kind, build = ROUTES[route]
+    kind, build = ROUTES[route][:2]
     anonymous = _call(hub_url, build, SECRET, None)
     if kind == "public":
         assert anonymous.status_code == 200
@@ -170,6 +189,10 @@ def test_route_checks_auth(route, hub_url: str, tokens, private_repos) -> None:
         assert anonymous.status_code == 401
         assert _call(hub_url, build, SECRET, tokens.alice).status_code == 403
         assert _call(hub_url, build, SECRET, tokens.admin).status_code == 200
+    elif kind == "native":  # callers in order; a caller's success may change what the next one sees
+        callers = (None, tokens.carol, tokens.bob, tokens.alice_read, tokens.alice, tokens.admin)
+        statuses = tuple(_call(hub_url, build, SECRET, token).status_code for token in callers)
+        assert statuses == ROUTES[route][2]
     elif kind == "signed":
         assert anonymous.status_code == 401  # a forged signature
         assert _call(hub_url, build, SECRET, tokens.admin).status_code == 401  # a token is no signature
@@ -182,7 +205,7 @@ def test_route_checks_auth(route, hub_url: str, tokens, private_repos) -> None:
 def test_require_auth_refuses_anonymous_everywhere(local_store: Store, tokens, private_repos, serve_app) -> None:
     local_store.create_repo("acme/open")
     with serve_app(create_app(local_store, HubConfig(require_auth=True))) as url:
-        for (method, path), (kind, build) in sorted(ROUTES.items()):
+        for (method, path), (kind, build, *_) in sorted(ROUTES.items()):
             response = _call(url, build, "acme/open", None)
             if kind == "public":
                 assert response.status_code == 200, path

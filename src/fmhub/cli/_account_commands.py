@@ -1,7 +1,9 @@
-"""``fmhub user|org|token|audit``: accounts and the audit log, managed on the machine that holds the store.
+"""``fmhub user|org|token|audit``: accounts and the audit log.
 
-These commands open the metadata database directly (as ``fmhub db`` does): whoever can run them there
-is already the hub's administrator. Remote users manage nothing but their own uploads.
+Without an endpoint these commands open the metadata database directly (as ``fmhub db`` does): whoever
+can run them there is already the hub's administrator. With ``--endpoint`` (or ``FMHUB_ENDPOINT``) they
+call the server's native API with ``--token``: users manage their own tokens and the organizations they
+administer; site administrators also users.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import typer
 from rich.table import Table
 
 from fmhub.accounts import Accounts
-from fmhub.cli._common import console, err_console, opened_store, parse_duration
+from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_store, parse_duration
+from fmhub.constants import settings
 from fmhub.errors import InvalidInputError
 
 user_app = typer.Typer(help="Users (people and service accounts) of the hub.", no_args_is_help=True)
@@ -33,6 +36,27 @@ def register(app: typer.Typer) -> None:
     app.command("audit")(audit_command)
 
 
+def _endpoint(endpoint: str | None) -> str | None:
+    return endpoint or settings().endpoint
+
+
+def _native(endpoint: str, token: str | None, method: str, path: str, body: dict | None = None) -> object:
+    """Call the server's native API; its errors come back as fmhub errors (exit 2 with the server's hint)."""
+    import httpx
+
+    from fmhub.client._errors import error_from_response, unreachable
+
+    token = token or settings().token
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, endpoint.rstrip("/") + path, json=body, headers=headers, timeout=60)
+    except httpx.TransportError as exc:
+        raise unreachable(endpoint, exc) from None
+    if response.status_code >= 400:
+        raise error_from_response(response, token_given=bool(token))
+    return response.json()
+
+
 def _when(value: datetime | None) -> str:
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -46,8 +70,15 @@ def user_create(
     admin: Annotated[bool, typer.Option("--admin", help="Site administrator: sees and changes everything.")] = False,
     fullname: Annotated[str | None, typer.Option("--fullname", help="Display name.")] = None,
     email: Annotated[str | None, typer.Option("--email", help="Contact address (shown by whoami).")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Create a user. Give them a token with: fmhub token create --user NAME."""
+    if url := _endpoint(endpoint):
+        _native(url, token, "POST", "/api/fmhub/users", {"name": name, "admin": admin, "fullname": fullname,
+                                                         "email": email})
+        console.print(f"created user {name}" + (" (administrator)" if admin else ""))
+        return
     with opened_store() as store:
         account = Accounts(store.db).create_user(name, admin=admin, fullname=fullname, email=email)
     console.print(f"created user {account.name}" + (" (administrator)" if account.is_admin else ""))
@@ -97,9 +128,16 @@ def user_admin(
 @org_app.command("create")
 def org_create(
     name: NameArgument,
-    owner: Annotated[str | None, typer.Option("--owner", help="A user who becomes the org's first admin.")] = None,
+    owner: Annotated[str | None, typer.Option(
+        "--owner", help="A user who becomes the org's first admin (with --endpoint: you).")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Create an organization (a namespace members share)."""
+    if url := _endpoint(endpoint):
+        _native(url, token, "POST", "/api/fmhub/orgs", {"name": name})
+        console.print(f"created organization {name} (you are its admin)")
+        return
     with opened_store() as store:
         account = Accounts(store.db).create_org(name, owner=owner)
     console.print(f"created organization {account.name}" + (f" (admin: {owner})" if owner else ""))
@@ -127,8 +165,14 @@ def org_add_member(
     user: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[str, typer.Option("--role", help="read: see private repos; write: also push, create and "
                                                      "delete repos; admin: also manage members.")] = "read",
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Add a user to an organization, or change their role."""
+    if url := _endpoint(endpoint):
+        answer = _native(url, token, "PUT", f"/api/fmhub/orgs/{org}/members/{user}", {"role": role})
+        console.print(f"{answer['user']} is {answer['role']} in {answer['org']}")
+        return
     with opened_store() as store:
         member = Accounts(store.db).set_member(org, user, role)
     console.print(f"{member.user} is {member.role} in {member.org}")
@@ -138,19 +182,34 @@ def org_add_member(
 def org_remove_member(
     org: Annotated[str, typer.Argument(help="Organization name.")],
     user: Annotated[str, typer.Argument(help="User name.")],
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Remove a user from an organization."""
+    if url := _endpoint(endpoint):
+        _native(url, token, "DELETE", f"/api/fmhub/orgs/{org}/members/{user}")
+        console.print(f"removed {user} from {org}")
+        return
     with opened_store() as store:
         Accounts(store.db).remove_member(org, user)
     console.print(f"removed {user} from {org}")
 
 
 @org_app.command("members")
-def org_members(org: Annotated[str, typer.Argument(help="Organization name.")]) -> None:
+def org_members(
+    org: Annotated[str, typer.Argument(help="Organization name.")],
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> None:
     """List an organization's members and roles."""
+    table = Table("user", "role", "since")
+    if url := _endpoint(endpoint):
+        for member in _native(url, token, "GET", f"/api/fmhub/orgs/{org}/members"):
+            table.add_row(member["user"], member["role"], member["since"])
+        console.print(table)
+        return
     with opened_store() as store:
         members = Accounts(store.db).members(org)
-    table = Table("user", "role", "since")
     for member in members:
         table.add_row(member.user, member.role, _when(member.created_at))
     console.print(table)
@@ -161,17 +220,29 @@ def org_members(org: Annotated[str, typer.Argument(help="Organization name.")]) 
 
 @token_app.command("create")
 def token_create(
-    user: Annotated[str, typer.Option("--user", "-u", help="The user the token acts for.")],
     name: Annotated[str, typer.Option("--name", help="What it is for (laptop, ci, ...); shown in lists.")],
+    user: Annotated[str | None, typer.Option(
+        "--user", "-u", help="The user the token acts for (with --endpoint: default yourself).")] = None,
     role: Annotated[str, typer.Option("--role", help="read: download and list; write: also upload, create, "
                                                      "delete (never beyond the user's own rights).")] = "read",
     expires: Annotated[str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h (default: none).")
                        ] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Create a token. It is printed once and stored only as a salted hash: copy it now."""
-    expires_at = None
-    if expires is not None:
-        expires_at = datetime.now(UTC) + timedelta(seconds=parse_duration(expires, flag="--expires"))
+    seconds = parse_duration(expires, flag="--expires") if expires is not None else None
+    if url := _endpoint(endpoint):
+        answer = _native(url, token, "POST", "/api/fmhub/tokens",
+                         {"name": name, "role": role, "user": user,
+                          "expires_in_seconds": int(seconds) if seconds else None})
+        err_console.print(f"token {answer['id']} ({answer['role']}) for {answer['user']}, expires "
+                          f"{answer['expiresAt'] or '—'}; it is shown only now:")
+        console.print(answer["token"], highlight=False)
+        return
+    if user is None:
+        raise InvalidInputError("--user is required on the embedded store", hint="e.g. --user alice")
+    expires_at = datetime.now(UTC) + timedelta(seconds=seconds) if seconds else None
     with opened_store() as store:
         info, secret = Accounts(store.db).create_token(user, name=name, role=role, expires_at=expires_at)
     err_console.print(f"token {info.id} ({info.role}) for {info.user}, expires {_when(info.expires_at)}; "
@@ -182,11 +253,21 @@ def token_create(
 @token_app.command("list")
 def token_list(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's tokens.")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List tokens (never their secrets)."""
+    table = Table("id", "user", "name", "role", "state", "created", "expires", "last used")
+    if url := _endpoint(endpoint):
+        query = f"?user={user}" if user else ""
+        for t in _native(url, token, "GET", f"/api/fmhub/tokens{query}"):
+            state = "revoked" if t["revoked"] else ("active" if t["active"] else "expired")
+            table.add_row(str(t["id"]), t["user"], t["name"], t["role"], state, t["createdAt"],
+                          t["expiresAt"] or "—", t["lastUsedAt"] or "—")
+        console.print(table)
+        return
     with opened_store() as store:
         tokens = Accounts(store.db).tokens(user)
-    table = Table("id", "user", "name", "role", "state", "created", "expires", "last used")
     for info in tokens:
         state = "revoked" if info.revoked_at else ("active" if info.active else "expired")
         table.add_row(str(info.id), info.user, info.name, info.role, state, _when(info.created_at),
@@ -195,8 +276,16 @@ def token_list(
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: Annotated[int, typer.Argument(help="The token's id (see: fmhub token list).")]) -> None:
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see: fmhub token list).")],
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> None:
     """Revoke a token: it stops working at once, everywhere."""
+    if url := _endpoint(endpoint):
+        answer = _native(url, token, "DELETE", f"/api/fmhub/tokens/{token_id}")
+        console.print(f"revoked token {answer['id']} ({answer['name']}) of {answer['user']}")
+        return
     with opened_store() as store:
         info = Accounts(store.db).revoke_token(token_id)
     console.print(f"revoked token {info.id} ({info.name}) of {info.user}")
