@@ -112,3 +112,15 @@ def test_cli_manages_accounts(capsys) -> None:
     capsys.readouterr()
     assert main(["audit", "--json", "--repo", "acme/m"]) == 0
     assert '"action": "repo.create"' in capsys.readouterr().out
+
+
+def test_concurrent_bootstrap_creates_one_admin_token(store: Store) -> None:
+    """Several server workers start at once: exactly one creates (and would print) the admin token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        secrets = list(pool.map(lambda _: Accounts(store.db).bootstrap_admin(), range(4)))
+    printed = [s for s in secrets if s is not None]
+    assert len(printed) == 1
+    assert [t.name for t in Accounts(store.db).tokens("admin")] == ["bootstrap"]
+    assert Accounts(store.db).authenticate(printed[0]).is_admin

@@ -85,6 +85,16 @@ def _lookup(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
+def _checked_secret(value: str | None) -> str:
+    """A new random token, or a given one (automation) if it is long enough to be unguessable."""
+    if value is None:
+        return TOKEN_PREFIX + secrets.token_urlsafe(32)
+    if len(value) < _MIN_TOKEN_LENGTH or not value.isprintable() or " " in value:
+        raise ConfigError(f"a given token must be at least {_MIN_TOKEN_LENGTH} printable characters without "
+                          "spaces", hint="generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return value
+
+
 def _salted(salt_hex: str, token: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt_hex) + token.encode()).hexdigest()
 
@@ -295,20 +305,20 @@ class Accounts:
             raise InvalidInputError("a token needs a name of 1-96 characters", hint="e.g. --name laptop")
         if expires_at is not None and _aware(expires_at) <= _now():
             raise InvalidInputError("the expiry is in the past", hint="give a future time or a duration like 30d")
-        if value is None:
-            value = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        elif len(value) < _MIN_TOKEN_LENGTH or not value.isprintable() or " " in value:
-            raise ConfigError(f"a given token must be at least {_MIN_TOKEN_LENGTH} printable characters "
-                              "without spaces", hint="generate one with: python -c 'import secrets; "
-                              "print(secrets.token_urlsafe(32))'")
-        salt = secrets.token_hex(16)
+        value = _checked_secret(value)
         now = _now()
         with self.db.write() as conn:
             user_row = self._row(conn, user, kind="user")
-            token_pk = conn.execute(insert(t.tokens).values(
-                user_pk=user_row.pk, name=name, role=role, lookup=_lookup(value), salt=salt,
-                hash=_salted(salt, value), created_at=now, expires_at=expires_at)).inserted_primary_key[0]
+            token_pk = self._insert_token(conn, user_row.pk, name, role, value, now, expires_at)
         return TokenInfo(token_pk, user_row.name, name, role, now, _aware(expires_at), None, None), value
+
+    @staticmethod
+    def _insert_token(conn: Connection, user_pk: int, name: str, role: str, value: str, now: datetime,
+                      expires_at: datetime | None) -> int:
+        salt = secrets.token_hex(16)
+        return conn.execute(insert(t.tokens).values(
+            user_pk=user_pk, name=name, role=role, lookup=_lookup(value), salt=salt, hash=_salted(salt, value),
+            created_at=now, expires_at=expires_at)).inserted_primary_key[0]
 
     def tokens(self, user: str | None = None) -> list[TokenInfo]:
         query = (select(t.tokens, t.accounts.c.name.label("user_name"))
@@ -369,20 +379,32 @@ class Accounts:
         sure that value is a write token of ``name`` (created as admin if missing), so automation can
         rely on it across restarts; returns None then since the caller already knows it.
         """
-        with self.db.read() as conn:
-            empty = conn.execute(select(func.count()).select_from(t.accounts)).scalar_one() == 0
-            known = token is not None and conn.execute(
-                select(t.tokens.c.pk).where(t.tokens.c.lookup == _lookup(token))).first() is not None
-        if not empty and (token is None or known):
-            return None
+        name = validate_account_name(name)
+        secret = _checked_secret(token)
         try:
-            if not self.exists(name):
-                self.create_user(name, admin=True, fullname="Administrator")
-        except AccountExistsError:  # another worker bootstrapping at the same time
-            pass
-        try:
-            _, secret = self.create_token(name, name="bootstrap", role="write", value=token)
-        except SQLIntegrityError:  # the same FMHUB_ADMIN_TOKEN registered by another worker
+            # One transaction: with several workers starting at once, exactly one creates the admin
+            # and its token (the others find accounts, or lose the insert race and do nothing).
+            with self.db.write() as conn:
+                empty = conn.execute(select(func.count()).select_from(t.accounts)).scalar_one() == 0
+                known = token is not None and conn.execute(
+                    select(t.tokens.c.pk).where(t.tokens.c.lookup == _lookup(token))).first() is not None
+                if not empty and (token is None or known):
+                    return None
+                now = _now()
+                row = self._row(conn, name, required=False)
+                if row is None:
+                    user_pk = conn.execute(insert(t.accounts).values(
+                        kind="user", name=name, key=name.lower(), fullname="Administrator", email=None,
+                        is_admin=True, created_at=now)).inserted_primary_key[0]
+                elif token is None:  # another worker created the admin since we counted (PostgreSQL)
+                    return None
+                elif row.kind != "user" or not row.is_admin:
+                    raise ConfigError(f"{name!r} exists and is not a site administrator",
+                                      hint="set FMHUB_ADMIN_USER to another name, or: fmhub user admin NAME")
+                else:
+                    user_pk = row.pk
+                self._insert_token(conn, user_pk, "bootstrap", "write", secret, now, None)
+        except SQLIntegrityError:  # another worker bootstrapped at the same moment
             return None
         return None if token is not None else secret
 
