@@ -1,0 +1,82 @@
+"""fmhub data import end to end on the embedded store: one commit, card, quality, PII, datasets round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fmhub.cards import parse_card
+from fmhub.cli import main
+from fmhub.client import Hub
+from fmhub.data._import import ImportOptions, import_dataset
+from fmhub.errors import InvalidInputError
+
+
+@pytest.fixture
+def csv_source(tmp_path: Path) -> Path:
+    rows = ["text,label"] + [f"review number {i} is {'good' if i % 3 else 'bad'},{'pos' if i % 3 else 'neg'}"
+                             for i in range(60)]
+    rows.append('"mail me at jane.doe@example.org or +44 20 7946 0958",pos')
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_import_csv_commits_shards_card_and_quality(csv_source: Path, tmp_path: Path) -> None:
+    with Hub.open() as hub:
+        result = import_dataset(hub, csv_source, "acme/reviews", ImportOptions(redact_pii=True, license="mit"))
+        files = {e.path for e in hub.list_files("acme/reviews", repo_type="dataset")}
+        card = parse_card(hub.read_bytes("acme/reviews", "README.md", repo_type="dataset").decode())
+        quality = json.loads(hub.read_bytes("acme/reviews", "quality.json", repo_type="dataset"))
+        history = hub.list_commits("acme/reviews", repo_type="dataset")
+    assert result.splits == {"train": 49, "validation": 6, "test": 6} or sum(result.splits.values()) == 61
+    assert {"README.md", "quality.json"} <= files
+    assert any(f.startswith("data/train-00000-of-00001") for f in files)
+    assert result.label_names == ["neg", "pos"]
+    assert result.pii_counts["EMAIL"] == 1 and result.pii_counts["PHONE"] == 1
+    meta = card.metadata
+    assert meta["license"] == "mit" and meta["task_categories"] == ["text-classification"]
+    assert sum(s["num_examples"] for s in meta["dataset_info"]["splits"]) == 61
+    assert meta["fmhub"]["split_recipe"]["seed"] == 0 and meta["content_hash"].startswith("sha256:")
+    assert quality and len(history) == 2  # the repo's initial commit + exactly one import commit
+
+    import datasets
+
+    snapshot = Hub.open().download("acme/reviews", repo_type="dataset", local_dir=tmp_path / "snap")
+    loaded = datasets.load_dataset(str(snapshot), cache_dir=str(tmp_path / "hf"))
+    assert loaded["train"].features["label"].names == ["neg", "pos"]
+    texts = [t for split in loaded.values() for t in split["text"]]
+    assert len(texts) == 61 and not any("jane.doe@example.org" in t for t in texts)
+    assert any("[EMAIL]" in t for t in texts)
+
+
+def test_same_seed_same_bytes(csv_source: Path) -> None:
+    with Hub.open() as hub:
+        first = import_dataset(hub, csv_source, "acme/a")
+        second = import_dataset(hub, csv_source, "acme/b")
+        shard = lambda repo: hub.read_bytes(repo, "data/train-00000-of-00001.parquet", repo_type="dataset")  # noqa
+        assert shard("acme/a") == shard("acme/b")
+        assert first.content_hash == second.content_hash
+
+
+def test_nothing_is_committed_when_the_import_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nok,1\nbroken,row,here\n")
+    with Hub.open() as hub:
+        with pytest.raises(InvalidInputError, match="bad.csv:3"):
+            import_dataset(hub, bad, "acme/bad")
+        assert not [r for r in hub.list_repos(repo_type="dataset") if r.repo_id == "acme/bad"]
+
+
+def test_cli_import_folder_and_strict(tmp_path: Path, capsys) -> None:
+    for label in ("sport", "tech"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(10):
+            (tmp_path / "data" / label / f"{i}.txt").write_text(f"{label} story {i}")
+    (tmp_path / "data" / "tech" / "dup.txt").write_text("sport story 1")  # same text, other label: a conflict
+    assert main(["data", "import", str(tmp_path / "data"), "acme/news", "--license", "cc-by-4.0"]) == 0
+    assert "committed" in capsys.readouterr().out
+    assert main(["data", "import", str(tmp_path / "data"), "acme/news2", "--strict"]) == 1
+    assert main(["data", "import", str(tmp_path / "nothing"), "acme/x"]) == 2
