@@ -21,6 +21,7 @@ EXPORTS = {
                              "FileFetcher", "select_files", "snapshot_folder"],
     "fmhub.cli": ["app", "main"],
     "fmhub.hub": ["create_app", "HubConfig"],
+    "fmhub.data": ["load"],
     "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",
                        "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
 }

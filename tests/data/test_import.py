@@ -80,3 +80,17 @@ def test_cli_import_folder_and_strict(tmp_path: Path, capsys) -> None:
     assert "committed" in capsys.readouterr().out
     assert main(["data", "import", str(tmp_path / "data"), "acme/news2", "--strict"]) == 1
     assert main(["data", "import", str(tmp_path / "nothing"), "acme/x"]) == 2
+
+
+def test_load_pins_the_commit(csv_source: Path, tmp_path: Path) -> None:
+    from fmhub.data import load
+
+    with Hub.open() as hub:
+        first = import_dataset(hub, csv_source, "acme/pinned")
+        hub.create_tag("acme/pinned", "v1", repo_type="dataset")
+        smaller = tmp_path / "smaller.csv"
+        smaller.write_text("\n".join(csv_source.read_text().splitlines()[:21]) + "\n")
+        import_dataset(hub, smaller, "acme/pinned")
+    assert sum(load("acme/pinned", revision="v1", split=s).num_rows for s in ("train", "validation", "test")) == 61
+    assert sum(len(d) for d in load("acme/pinned").values()) == 20
+    assert load("acme/pinned", revision=first.commit.oid)["train"].features["label"].names == ["neg", "pos"]

@@ -1,5 +1,10 @@
 """The data stage: import sources into versioned dataset repos (Parquet shards + card + quality report).
 
-In progress: readers (`_sources`), PII redaction (`_pii`) and the quality report (`_quality`) land first;
-`fmhub data import` and `fmhub.data.load` build on them.
+Example:
+    >>> from fmhub.data import load
+    >>> dataset = load("acme/reviews")            # a DatasetDict of the default branch's commit
 """
+
+from fmhub.data._load import load
+
+__all__ = ["load"]

@@ -1,0 +1,30 @@
+"""datasets.load_dataset, unmodified, loads an fmhub-imported dataset from a live hub (HF_ENDPOINT set)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from fmhub.client._local import LocalHub
+from fmhub.data._import import ImportOptions, import_dataset
+
+_LOAD = """
+import datasets, json, sys
+d = datasets.load_dataset(sys.argv[1])
+print(json.dumps({"sizes": {s: d[s].num_rows for s in d}, "labels": d["train"].features["label"].names}))
+"""
+
+
+def test_load_dataset_through_the_hub(hub_url: str, local_store, tokens, tmp_path) -> None:
+    source = tmp_path / "s.csv"
+    source.write_text("text,label\n" + "\n".join(f"row {i},{'ab'[i % 2]}" for i in range(50)) + "\n")
+    result = import_dataset(LocalHub(local_store), source, "alice/s", ImportOptions())
+    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HUB_CACHE": str(tmp_path / "hub"),
+           "HF_DATASETS_CACHE": str(tmp_path / "ds"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_TOKEN": tokens.alice}
+    done = subprocess.run([sys.executable, "-c", _LOAD, "alice/s"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert loaded == {"sizes": result.splits, "labels": ["a", "b"]}  # the rows the embedded import committed
