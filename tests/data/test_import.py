@@ -55,6 +55,8 @@ def test_import_csv_commits_shards_card_and_quality(csv_source: Path, tmp_path: 
 def test_same_seed_same_bytes(csv_source: Path) -> None:
     with Hub.open() as hub:
         first = import_dataset(hub, csv_source, "acme/a")
+        again = import_dataset(hub, csv_source, "acme/a")  # nothing changed: no new commit, no error
+        assert again.commit.oid == first.commit.oid
         second = import_dataset(hub, csv_source, "acme/b")
         shard = lambda repo: hub.read_bytes(repo, "data/train-00000-of-00001.parquet", repo_type="dataset")  # noqa
         assert shard("acme/a") == shard("acme/b")

@@ -22,8 +22,8 @@ from fmhub.data._pii import Redactor
 from fmhub.data._quality import QualityAccumulator, QualityReport, quality_markdown
 from fmhub.data._sources import Source, open_source
 from fmhub.data._splits import DEFAULT_SPLIT, assign_splits, parse_split_spec
-from fmhub.errors import InvalidInputError
-from fmhub.store import Commit
+from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.store import Commit, DeleteFile
 
 __all__ = ["ImportOptions", "ImportResult", "import_dataset"]
 
@@ -140,16 +140,17 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         (Path(tmp) / "README.md").write_text(card)
         hub.create_repo(repo_id, repo_type="dataset", private=options.private, exist_ok=True)
         existing = [e.path for e in hub.list_files(repo_id, repo_type="dataset") if e.path.startswith("data/")]
-        from fmhub.store import DeleteFile
-
         ops: list[Any] = [DeleteFile(path) for path in existing]  # a new version replaces the old shards
         for files in splits.values():
             ops += [UploadFile(f"data/{p.name}", p) for p in files.paths]
         ops += [UploadFile("quality.json", Path(tmp) / "quality.json"), UploadFile("README.md", Path(tmp) / "README.md")]
-        commit = hub.commit(repo_id, ops, repo_type="dataset",
-                            title=options.message or f"Import {Path(source_path).name}",
-                            message=f"source: {Path(source_path).name}\nsplit: {options.split} seed {options.seed}\n"
-                                    f"content sha256: {content_hash}")
+        try:
+            commit = hub.commit(repo_id, ops, repo_type="dataset",
+                                title=options.message or f"Import {Path(source_path).name}",
+                                message=f"source: {Path(source_path).name}\nsplit: {options.split} "
+                                        f"seed {options.seed}\ncontent sha256: {content_hash}")
+        except EmptyCommitError:  # the same source and recipe again: the repo already holds this version
+            commit = hub.repo_info(repo_id, repo_type="dataset").commit
     return ImportResult(commit, {n: f.num_examples for n, f in splits.items()}, label_names, report, pii, content_hash)
 
 
