@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -40,21 +40,12 @@ def _endpoint(endpoint: str | None) -> str | None:
     return endpoint or settings().endpoint
 
 
-def _native(endpoint: str, token: str | None, method: str, path: str, body: dict | None = None) -> object:
+def _native(endpoint: str, token: str | None, method: str, path: str, body: dict | None = None) -> Any:
     """Call the server's native API; its errors come back as fmhub errors (exit 2 with the server's hint)."""
-    import httpx
+    from fmhub.client import RemoteHub
 
-    from fmhub.client._errors import error_from_response, unreachable
-
-    token = token or settings().token
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.request(method, endpoint.rstrip("/") + path, json=body, headers=headers, timeout=60)
-    except httpx.TransportError as exc:
-        raise unreachable(endpoint, exc) from None
-    if response.status_code >= 400:
-        raise error_from_response(response, token_given=bool(token))
-    return response.json()
+    with RemoteHub(endpoint, token=token or settings().token) as hub:
+        return hub.native_api(method, path, body)
 
 
 def _when(value: datetime | None) -> str:

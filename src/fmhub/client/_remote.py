@@ -168,6 +168,10 @@ class RemoteHub(Hub):
         """:meth:`_request`, then its JSON body."""
         return self._decoded(self._request(method, url, **kwargs))
 
+    def native_api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call fmhub's native API (``/api/fmhub/…``: tokens, organizations, users) and return its JSON."""
+        return self._json(method, f"{self.endpoint}{path}", json=body)
+
     def _decoded(self, response: httpx.Response) -> Any:
         try:
             return response.json()

@@ -94,7 +94,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         source.task == "text-classification" else None
     tag_names = sorted(tag_set) if source.task == "token-classification" else None
     stratify = labels if label_names else [None] * len(labels)
-    split_of = [s for s in given_splits] if source.has_splits else assign_splits(stratify, ratios, options.seed)
+    split_of = list(given_splits) if source.has_splits else assign_splits(stratify, ratios, options.seed)
     label_index = {name: i for i, name in enumerate(label_names or [])}
     tag_index = {name: i for i, name in enumerate(tag_names or [])}
     redactor = Redactor() if options.redact_pii else None

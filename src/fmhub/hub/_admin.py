@@ -14,8 +14,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.accounts import Accounts, Member, Principal, TokenInfo
-from fmhub.errors import AuthenticationError, PermissionDeniedError
-from fmhub.hub._auth import AdminDep, ReaderDep, StoreDep, WriterDep
+from fmhub.errors import PermissionDeniedError
+from fmhub.hub._auth import AdminDep, AuthenticatedDep, StoreDep, WriterDep, require_write_token
 from fmhub.hub._hf import iso
 
 __all__ = ["router"]
@@ -47,12 +47,6 @@ def _for_user(caller: Principal, user: str | None) -> str:
     return user
 
 
-def _authenticated(caller: Principal | None) -> Principal:
-    if caller is None:
-        raise AuthenticationError("this needs a token", hint="pass Authorization: Bearer <token>")
-    return caller
-
-
 # -- tokens ----------------------------------------------------------------------------------------
 
 
@@ -65,15 +59,13 @@ class _NewToken(BaseModel):
 
 
 @router.get("/tokens", summary="Your tokens (never their secrets); admins: ?user=")
-def list_tokens(request: Request, caller: ReaderDep, user: str | None = None) -> list[dict[str, Any]]:
-    caller = _authenticated(caller)
+def list_tokens(request: Request, caller: AuthenticatedDep, user: str | None = None) -> list[dict[str, Any]]:
     return [_token(t) for t in _accounts(request).tokens(_for_user(caller, user))]
 
 
 @router.post("/tokens", summary="Create a token (its secret is in this answer only)")
 def create_token(request: Request, caller: WriterDep, body: _NewToken) -> dict[str, Any]:
-    if caller.token_role != "write":
-        raise PermissionDeniedError("creating tokens needs a write token")
+    require_write_token(caller, "creating tokens")
     expires = datetime.now(UTC) + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
     info, secret = _accounts(request).create_token(_for_user(caller, body.user), name=body.name, role=body.role,
                                                    expires_at=expires)
@@ -82,8 +74,7 @@ def create_token(request: Request, caller: WriterDep, body: _NewToken) -> dict[s
 
 @router.delete("/tokens/{token_id}", summary="Revoke one of your tokens (admins: any)")
 def revoke_token(request: Request, caller: WriterDep, token_id: int) -> dict[str, Any]:
-    if caller.token_role != "write":
-        raise PermissionDeniedError("revoking tokens needs a write token")
+    require_write_token(caller, "revoking tokens")
     info = _accounts(request).revoke_token(token_id, user=None if caller.is_admin else caller.user)
     return _token(info)
 
@@ -105,21 +96,20 @@ class _Role(BaseModel):
 def _org_admin(request: Request, caller: Principal, org: str) -> None:
     accounts = _accounts(request)
     accounts.members(org)  # a missing org (or a user's name) is reported as such
-    if caller.token_role != "write" or not (caller.is_admin or caller.orgs.get(org.lower()) == "admin"):
+    require_write_token(caller, f"managing {org!r}'s members")
+    if not (caller.is_admin or caller.orgs.get(org.lower()) == "admin"):
         raise PermissionDeniedError(f"managing {org!r}'s members needs an admin of it with a write token")
 
 
 @router.post("/orgs", summary="Create an organization; you become its admin")
 def create_org(request: Request, caller: WriterDep, body: _NewOrg) -> dict[str, Any]:
-    if caller.token_role != "write":
-        raise PermissionDeniedError("creating an organization needs a write token")
+    require_write_token(caller, "creating an organization")
     account = _accounts(request).create_org(body.name, owner=caller.user, fullname=body.fullname)
     return {"name": account.name, "createdAt": iso(account.created_at)}
 
 
 @router.get("/orgs/{org}/members", summary="An organization's members (members and admins only)")
-def list_members(request: Request, caller: ReaderDep, org: str) -> list[dict[str, Any]]:
-    caller = _authenticated(caller)
+def list_members(request: Request, caller: AuthenticatedDep, org: str) -> list[dict[str, Any]]:
     members = _accounts(request).members(org)
     if not (caller.is_admin or caller.orgs.get(org.lower())):
         raise PermissionDeniedError(f"only members of {org!r} see its members")

@@ -34,6 +34,9 @@ __all__ = [
     "visible_repo",
     "writable_repo",
     "check_namespace_write",
+    "require_write_token",
+    "AuthenticatedDep",
+    "may_reference_blob",
 ]
 
 GiB = 1024**3
@@ -139,8 +142,12 @@ def principal(request: Request) -> Principal | None:
     return accounts.authenticate(token)
 
 
-def reader(request: Request) -> Principal | None:
-    return principal(request)
+def authenticated(request: Request) -> Principal:
+    """The caller, who must have given a valid token (of either role)."""
+    caller = principal(request)
+    if caller is None:
+        raise AuthenticationError("this needs a token", hint="pass Authorization: Bearer <token>")
+    return caller
 
 
 def writer(request: Request) -> Principal:
@@ -157,7 +164,8 @@ def admin(request: Request) -> Principal:
     return caller
 
 
-ReaderDep = Annotated[Principal | None, Depends(reader)]
+ReaderDep = Annotated[Principal | None, Depends(principal)]
+AuthenticatedDep = Annotated[Principal, Depends(authenticated)]
 WriterDep = Annotated[Principal, Depends(writer)]
 AdminDep = Annotated[Principal, Depends(admin)]
 
@@ -174,12 +182,27 @@ def visible_repo(store: Store, caller: Principal | None, repo_type: str, repo_id
     return repo
 
 
-def check_namespace_write(caller: Principal, namespace: str) -> None:
+def require_write_token(caller: Principal, what: str = "this") -> None:
     if caller.token_role != "write":
-        raise PermissionDeniedError("this token is read-only", hint="use a token created with --role write")
+        raise PermissionDeniedError(f"{what} needs a write token; this one is read-only",
+                                    hint="use a token created with --role write")
+
+
+def check_namespace_write(caller: Principal, namespace: str) -> None:
+    require_write_token(caller)
     if not caller.can_write_namespace(namespace):
         raise PermissionDeniedError(f"{caller.user!r} may not write to the namespace {namespace!r}",
                                     hint="ask an admin of that organization for the write role")
+
+
+def may_reference_blob(store: Store, caller: Principal, repo: Repo, sha256: str) -> bool:
+    """May a commit to ``repo`` name this blob without sending its bytes?
+
+    Only if the repo received the bytes (an LFS upload) or the caller can already read a repo holding
+    them: content addressing must not turn a known sha256 into access to someone else's file.
+    """
+    return store.has_upload(repo.repo_id, sha256, repo_type=repo.repo_type) or any(
+        can_see(caller, other) for other in store.repos_holding_blob(sha256))
 
 
 def writable_repo(store: Store, caller: Principal, repo_type: str, repo_id: str) -> Repo:

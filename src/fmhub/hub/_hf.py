@@ -26,7 +26,8 @@ from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.safety import is_pickle_path
 
-__all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "RepoDep", "repo_type_of", "iso", "split_raw"]
+__all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "URL_PREFIX", "RepoDep", "repo_type_of", "repo_url", "iso",
+           "split_raw"]
 
 router = APIRouter()
 
@@ -38,7 +39,13 @@ COMMITS_PAGE_SIZE = 50
 LFS_THRESHOLD = 10 * 1024 * 1024
 _LFS_POINTER_SIZE = 134  # bytes of a git-lfs pointer file for a sha256 oid and a size of this magnitude
 
-_TYPE_PREFIX = {"model": "", "dataset": "datasets/"}
+URL_PREFIX = {"model": "", "dataset": "datasets/"}
+
+
+def repo_url(request: Request, repo: Repo | tuple[str, str]) -> str:
+    """The repo's web URL on this server (``…/datasets/ns/name`` for datasets), as the Hub answers it."""
+    repo_type, repo_id = (repo.repo_type, repo.repo_id) if isinstance(repo, Repo) else repo
+    return f"{str(request.base_url).rstrip('/')}/{URL_PREFIX[repo_type]}{repo_id}"
 #: Files up to this size are answered in one piece; larger ones stream in HTTP_CHUNK pieces, so a
 #: download holds ~2 chunks in memory (measured: 64 concurrent downloads of 10 MiB peaked at 565 MB
 #: with 4 MiB chunks).
@@ -279,6 +286,20 @@ def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
     return JSONResponse(page, headers=headers)
 
 
+def _file_item(entry: TreeEntry) -> dict[str, Any]:
+    """A file as tree listings and paths-info describe it (``huggingface_hub.RepoFile``)."""
+    item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
+    if lfs := _lfs(entry):
+        item["lfs"] = lfs
+    if status := security_status(entry):
+        item["securityFileStatus"] = status
+    return item
+
+
+def _folder_item(path: str) -> dict[str, Any]:
+    return {"type": "directory", "oid": "0" * 40, "size": 0, "path": path}
+
+
 def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, recursive: bool) -> list[dict]:
     prefix = "" if not folder else validate_folder(folder) + "/"
     entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
@@ -292,14 +313,9 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
             directory = prefix + "/".join(parts[:depth])
             if directory not in seen_dirs:
                 seen_dirs.add(directory)
-                items.append({"type": "directory", "oid": "0" * 40, "size": 0, "path": directory})
+                items.append(_folder_item(directory))
         if recursive or len(parts) == 1:
-            item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
-            if lfs := _lfs(entry):
-                item["lfs"] = lfs
-            if status := security_status(entry):
-                item["securityFileStatus"] = status
-            items.append(item)
+            items.append(_file_item(entry))
     return items
 
 
@@ -337,16 +353,13 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
     folders_found: set[str] = set()
     for entry in files:
         if entry.path in paths:
-            item: dict[str, Any] = {"type": "file", "path": entry.path, "size": entry.size, "oid": entry.blob_sha256}
-            if lfs := _lfs(entry):
-                item["lfs"] = lfs
-            items.append(item)
+            items.append(_file_item(entry))
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
             if folder in paths and folder not in folders_found:
                 folders_found.add(folder)
-                items.append({"type": "directory", "path": folder, "oid": "0" * 40})
+                items.append(_folder_item(folder))
     return JSONResponse(items)
 
 

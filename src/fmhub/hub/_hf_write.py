@@ -22,27 +22,27 @@ from starlette.concurrency import run_in_threadpool
 from fmhub.accounts import Principal
 from fmhub.cards import parse_card, validate_metadata
 from fmhub.errors import (
-    AuthenticationError,
     BlobNotFoundError,
     InvalidInputError,
     PayloadTooLargeError,
     RepoExistsError,
 )
 from fmhub.hub._auth import (
+    AuthenticatedDep,
     ReaderDep,
     StoreDep,
     WriterDep,
-    can_see,
     check_namespace_write,
+    may_reference_blob,
     writable_repo,
 )
 from fmhub.hub._errors import error_response
-from fmhub.hub._hf import LFS_THRESHOLD, repo_type_of
+from fmhub.hub._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
 from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
 from fmhub.store.blobs import check_sha256
 from fmhub.store.paths import validate_path, validate_repo_id
 
-__all__ = ["router", "repo_url", "MAX_NDJSON_LINE"]
+__all__ = ["router", "MAX_NDJSON_LINE"]
 
 logger = logging.getLogger("fmhub.hub")
 
@@ -52,12 +52,6 @@ router = APIRouter(tags=["huggingface"])
 MAX_NDJSON_LINE = 64 * 1024 * 1024
 #: Regular (inline) files whose remote oid the preupload computes (a git blob sha1 needs the bytes).
 _MAX_SHA1_COMPARE = LFS_THRESHOLD
-_TYPE_PREFIX = {"model": "", "dataset": "datasets/"}
-
-
-def repo_url(request: Request, repo: Repo | tuple[str, str]) -> str:
-    repo_type, repo_id = (repo.repo_type, repo.repo_id) if isinstance(repo, Repo) else repo
-    return f"{str(request.base_url).rstrip('/')}/{_TYPE_PREFIX[repo_type]}{repo_id}"
 
 
 # -- repos -----------------------------------------------------------------------------------------
@@ -74,7 +68,7 @@ class _RepoRequest(BaseModel):
 
 def _named_repo(caller: Principal, body: _RepoRequest) -> tuple[str, str]:
     repo_type = body.type or "model"
-    if repo_type not in _TYPE_PREFIX:
+    if repo_type not in URL_PREFIX:
         raise InvalidInputError(f"repo type {repo_type!r} is not served by fmhub", hint="use 'model' or 'dataset'")
     namespace = body.organization or caller.user
     return repo_type, validate_repo_id(f"{namespace}/{body.name}")
@@ -246,7 +240,7 @@ def validate_yaml(caller: ReaderDep, body: _YamlRequest) -> JSONResponse:
     except InvalidInputError as exc:
         return JSONResponse({"errors": [{"message": exc.message}], "warnings": []}, status_code=400,
                             headers={"X-Error-Message": exc.message[:200].encode("latin-1", "replace").decode()})
-    result = validate_metadata(metadata, body.repoType if body.repoType in _TYPE_PREFIX else "model")
+    result = validate_metadata(metadata, body.repoType if body.repoType in URL_PREFIX else "model")
     warnings = [{"message": w} for w in result.warnings]
     if result.errors:
         return JSONResponse({"errors": [{"message": e} for e in result.errors], "warnings": warnings},
@@ -297,9 +291,7 @@ def _lfs_reference(store: Store, caller: Principal, repo: Repo, oid: str, line: 
         oid = check_sha256(oid)
     except InvalidInputError:
         raise InvalidInputError(f"commit line {line}: 'oid' must be a sha256 hex digest") from None
-    allowed = store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) or any(
-        can_see(caller, other) for other in store.repos_holding_blob(oid))
-    if not allowed or not store.blobs.exists(oid):
+    if not may_reference_blob(store, caller, repo, oid) or not store.blobs.exists(oid):
         raise BlobNotFoundError(oid)  # same answer whether the bytes exist elsewhere or not at all
     return store.blobs.size(oid)
 
@@ -380,9 +372,7 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
 
 
 @router.get("/api/whoami-v2", summary="The token's user, organizations and role")
-def whoami(request: Request, caller: ReaderDep) -> dict[str, Any]:
-    if caller is None:
-        raise AuthenticationError("no token given", hint="pass Authorization: Bearer <token>")
+def whoami(request: Request, caller: AuthenticatedDep) -> dict[str, Any]:
     accounts = request.app.state.accounts
     account = accounts.get(caller.user)
     orgs = [{"type": "org", "name": m.org, "roleInOrg": m.role} for m in accounts.memberships(caller.user)]

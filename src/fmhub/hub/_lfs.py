@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
 from fmhub.errors import AuthenticationError, BlobNotFoundError, InvalidInputError, PayloadTooLargeError
-from fmhub.hub._auth import StoreDep, WriterDep, can_see, writable_repo
-from fmhub.hub._hf_write import repo_url
+from fmhub.hub._auth import StoreDep, WriterDep, may_reference_blob, writable_repo
+from fmhub.hub._hf import repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
 
@@ -76,8 +76,7 @@ def _already_usable(store: Store, caller: Principal, repo: Repo, oid: str, size:
     """True if the object is stored and this repo may reference it without receiving the bytes again."""
     if not store.blobs.exists(oid) or store.blobs.size(oid) != size:
         return False
-    return store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) or any(
-        can_see(caller, other) for other in store.repos_holding_blob(oid))
+    return may_reference_blob(store, caller, repo, oid)
 
 
 def _batch(store: Store, caller: Principal, request: Request, repo_type: str, namespace: str, name_git: str,
