@@ -22,7 +22,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import os
@@ -32,32 +31,27 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
-from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from store_bench import choose_parent, filesystem_of  # same folder: shared helpers
+from _hub_load import LOAD_CLIENTS, child_load  # same folder: the load generator
+from _hub_services import (  # same folder: the servers and the process/memory probes
+    ADMIN, CHUNK, MB, MIB, RssMonitor, Service, can_drop_caches, cpu_seconds, ensure_nginx, log_tail,
+    prepare_cache, start_hub, start_nginx,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
-VENV_BIN = Path(sys.executable).parent
 GIB = 1 << 30
-MIB = 1 << 20
-MB = 1_000_000  # throughput and RSS are in decimal megabytes
-CHUNK = 8 * MIB
 
-ADMIN = "admin"  # the user the server bootstraps with FMHUB_ADMIN_TOKEN
 DOWNLOAD_REPO = f"{ADMIN}/hub-bench"
 WEIGHTS = "model.safetensors"
 SMALL = "config.json"
@@ -68,7 +62,6 @@ UPLOAD_MAX_RATIO = 2.0
 RSS_GOAL_MB = 200.0
 LOAD_MAX_ERRORS = 0
 
-APT_HINT = "apt-get install -y nginx   (Debian/Ubuntu, as root; or rerun this script as root with --install-nginx)"
 
 
 # -- test files ------------------------------------------------------------------------------------
@@ -136,299 +129,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-# -- processes: ports, the two servers, /proc -------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def find_nginx() -> str | None:
-    # /usr/sbin is not on a normal user's PATH on Debian, but nginx lives there.
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/sbin")
-
-
-def ensure_nginx(install: bool, console) -> str:
-    nginx = find_nginx()
-    if nginx:
-        return nginx
-    if not install:
-        sys.exit(f"nginx (the download anchor) is not installed. Install it with:\n  {APT_HINT}")
-    if os.geteuid() != 0:
-        sys.exit(f"--install-nginx needs root (apt-get). Install it yourself with:\n  sudo {APT_HINT}")
-    console.print("installing nginx: apt-get update && apt-get install -y nginx")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "nginx"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"{shlex.join(command)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    nginx = find_nginx()
-    if not nginx:
-        sys.exit("apt-get installed nginx but no nginx binary was found on PATH or in /usr/sbin")
-    return nginx
-
-
-def children_of(pid: int) -> list[int]:
-    """``pid`` and all its descendants (uvicorn with --workers > 1 forks worker processes)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(parents.get(current, []))
-    return found
-
-
-def vm_kib(pid: int, field_name: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of live processes (clock ticks from /proc/PID/stat)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError, ValueError):
-            pass
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def reset_peak_rss(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (``echo 5 > /proc/PID/clear_refs``, Linux ≥ 4.0)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@dataclass
-class Service:
-    """A server started by this script, in its own process group, stopped by :meth:`stop`."""
-
-    name: str
-    process: subprocess.Popen
-    log: Path
-    base_url: str
-
-    def pids(self) -> list[int]:
-        return children_of(self.process.pid) if self.process.poll() is None else []
-
-    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{log_tail(self.log)}")
-            try:
-                with urllib.request.urlopen(self.base_url + path, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {path} within {timeout:.0f} s:\n{log_tail(self.log)}")
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)  # its own group: the server and its workers only
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-
-def start_hub(home: Path, token: str, workers: int, logs: Path) -> Service:
-    port = free_port()
-    fmhub = VENV_BIN / "fmhub"
-    command = ([str(fmhub)] if fmhub.exists() else [sys.executable, "-m", "fmhub.cli"]) + [
-        "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning"]  # no per-request access log, like nginx's access_log off
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FMHUB_", "HF_"))}
-    env.update({"FMHUB_HOME": str(home), "FMHUB_ADMIN_TOKEN": token, "FMHUB_ADMIN_USER": ADMIN})
-    log = logs / "hub.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    service = Service("fmhub server", process, log, f"http://127.0.0.1:{port}")
-    service.command = command  # type: ignore[attr-defined]
-    return service
-
-
-def nginx_config(work: Path, root: Path, port: int) -> str:
-    user = ""
-    if os.geteuid() == 0:
-        # A root master would hand requests to workers running as nobody, who cannot read our 0700 temp
-        # folder: keep the workers as the user running the script.
-        import grp
-        import pwd
-        user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
-    temp = work / "nginx-temp"
-    return f"""# written by bench/hub_bench.py
-{user}
-worker_processes 2;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/logs/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    default_type application/octet-stream;
-    sendfile on;
-    access_log off;
-    keepalive_requests 1000000;  # uvicorn never closes a keep-alive connection: neither does nginx here
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-    }}
-}}
-"""
-
-
-def start_nginx(nginx: str, work: Path, root: Path, logs: Path) -> Service:
-    port = free_port()
-    (work / "nginx-temp").mkdir(exist_ok=True)
-    conf = work / "nginx.conf"
-    conf.write_text(nginx_config(work, root, port))
-    log = logs / "nginx-error.log"
-    command = [nginx, "-p", f"{work}/", "-e", str(log), "-c", str(conf)]
-    out = open(logs / "nginx-stdout.log", "wb")
-    try:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    finally:
-        out.close()
-    return Service("nginx", process, log, f"http://127.0.0.1:{port}")
-
-
-# -- memory: VmHWM per phase, VmRSS sampled every 50 ms --------------------------------------------
-
-@dataclass
-class PhaseMemory:
-    vmhwm_mb: float = 0.0  # sum over the server's processes of VmHWM (reset at the phase start)
-    sampled_peak_mb: float = 0.0  # highest sampled sum of VmRSS
-    samples: int = 0
-    hwm_reset: bool = False
-    cpu_s: float = 0.0
-    wall_s: float = 0.0
-
-
-class RssMonitor:
-    """Samples the server's RSS every ``interval`` seconds and records peaks per named phase."""
-
-    def __init__(self, service: Service, interval: float = 0.05) -> None:
-        self.service = service
-        self.interval = interval
-        self.phases: dict[str, PhaseMemory] = {}
-        self._current: PhaseMemory | None = None
-        self._pids: list[int] = []  # looked up at each phase start, not per sample: a /proc scan costs CPU
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="rss-monitor", daemon=True)
-
-    def __enter__(self) -> RssMonitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = sum(vm_kib(pid, "VmRSS") or 0 for pid in self._pids) * 1024 / MB
-            with self._lock:
-                if self._current is not None:
-                    self._current.samples += 1
-                    self._current.sampled_peak_mb = max(self._current.sampled_peak_mb, rss)
-
-    @contextmanager
-    def phase(self, name: str):
-        memory = self.phases.setdefault(name, PhaseMemory(hwm_reset=True))
-        pids = self.service.pids()
-        memory.hwm_reset = all(reset_peak_rss(pid) for pid in pids) and memory.hwm_reset
-        cpu_before, start = cpu_seconds(pids), time.perf_counter()
-        with self._lock:
-            self._current, self._pids = memory, pids
-        try:
-            yield memory
-        finally:
-            with self._lock:
-                self._current = None
-            pids = self.service.pids()
-            memory.wall_s += time.perf_counter() - start
-            memory.cpu_s += cpu_seconds(pids) - cpu_before
-            hwm = sum(vm_kib(pid, "VmHWM") or 0 for pid in pids) * 1024 / MB
-            memory.vmhwm_mb = max(memory.vmhwm_mb, hwm)
-
-    def peak_mb(self, name: str) -> float:
-        memory = self.phases[name]
-        return max(memory.vmhwm_mb, memory.sampled_peak_mb)
-
-
-# -- page cache ------------------------------------------------------------------------------------
-
-def can_drop_caches() -> bool:
-    if os.geteuid() != 0:
-        return False
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3")
-        return True
-    except OSError:
-        return False
-
-
-def prepare_cache(cold: bool, *paths: Path) -> None:
-    """Flush dirty pages, then drop the page cache (cold) or read the inputs once (warm)."""
-    os.sync()
-    if cold:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3")
-        return
-    for path in paths:
-        with open(path, "rb", buffering=0) as f:
-            while f.read(CHUNK):
-                pass
-
-
-# -- child processes: huggingface_hub uploads and the load generator -------------------------------
+# -- child processes: huggingface_hub uploads (the load generator is in _hub_load.py) --------------
 
 def hf_env(work: Path) -> dict[str, str]:
     """The environment of huggingface_hub children: no Xet (read at import), no telemetry, a private cache."""
@@ -464,135 +165,7 @@ def _child_upload(args: dict) -> dict:
             "client_peak_rss_mb": cpu_after.ru_maxrss * 1024 / MB}
 
 
-class _Downloads:
-    """Counts of one load process: requests that completed inside the window, and what went wrong."""
-
-    def __init__(self, warmup: float, duration: float) -> None:
-        self.begin = time.perf_counter()
-        self.window_start = self.begin + warmup
-        self.window_end = self.window_start + duration
-        self.ok = 0
-        self.bytes = 0
-        self.errors: dict[str, int] = {}
-        self.latencies = array("d")
-
-    def record(self, sent: float, problem: str | None, received: int) -> None:
-        done = time.perf_counter()
-        if problem is not None:  # an error counts wherever it happens, warm-up included
-            self.errors[problem] = self.errors.get(problem, 0) + 1
-        elif self.window_start <= done <= self.window_end:
-            self.ok += 1
-            self.bytes += received
-            self.latencies.append(done - sent)
-
-    def summary(self) -> dict:
-        lat = self.latencies
-        quantiles = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [0.0] * 99
-        return {"ok": self.ok, "bytes": self.bytes, "errors": self.errors,
-                "latency_ms": {"p50": quantiles[49] * 1000, "p90": quantiles[89] * 1000,
-                               "p99": quantiles[98] * 1000, "max": max(lat, default=0.0) * 1000}}
-
-
-async def _load_raw(url: str, concurrency: int, stats: _Downloads, expected: int) -> None:
-    """Keep-alive HTTP/1.1 GETs on plain asyncio streams: ~40k small requests/s on one core, 50-100× httpx."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host, port = parts.hostname, parts.port or 80
-    request = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: fmhub-hub-bench\r\n"
-               "Accept: */*\r\n\r\n").encode()
-
-    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[str | None, int, bool]:
-        writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = lines[0].split(b" ", 2)[1]
-        length, keep = None, True
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                keep = False
-        if length is None:
-            raise ValueError("no Content-Length")
-        received = 0
-        while received < length:
-            chunk = await reader.read(min(1 << 20, length - received))
-            if not chunk:
-                raise asyncio.IncompleteReadError(b"", length - received)
-            received += len(chunk)
-        if status != b"200":
-            return f"HTTP {status.decode()}", received, keep
-        return (None if received == expected else "wrong size"), received, keep
-
-    async def downloader() -> None:
-        reader = writer = None
-        while (sent := time.perf_counter()) < stats.window_end:
-            problem, received, keep = None, 0, False
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
-                problem, received, keep = await asyncio.wait_for(one(reader, writer), timeout=60)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
-                    ValueError, IndexError) as exc:
-                problem = type(exc).__name__
-            stats.record(sent, problem, received)
-            if not keep and writer is not None:
-                writer.close()
-                reader = writer = None
-            if problem is not None and received == 0:
-                await asyncio.sleep(0.01)  # a refused connection must not spin the loop
-        if writer is not None:
-            writer.close()
-
-    await asyncio.gather(*(downloader() for _ in range(concurrency)))
-
-
-async def _load_httpx(url: str, concurrency: int, stats: _Downloads, expected: int) -> None:
-    """The same with httpx.AsyncClient: realistic client code, but a few hundred requests/s per core at most."""
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) as client:
-
-        async def downloader() -> None:
-            while (sent := time.perf_counter()) < stats.window_end:
-                problem, received = None, 0
-                try:
-                    async with client.stream("GET", url) as response:
-                        async for chunk in response.aiter_raw():
-                            received += len(chunk)
-                    if response.status_code != 200:
-                        problem = f"HTTP {response.status_code}"
-                    elif received != expected:
-                        problem = "wrong size"
-                except httpx.HTTPError as exc:
-                    problem = type(exc).__name__
-                stats.record(sent, problem, received)
-                if problem is not None and received == 0:
-                    await asyncio.sleep(0.01)
-
-        await asyncio.gather(*(downloader() for _ in range(concurrency)))
-
-
-LOAD_CLIENTS = {"raw": _load_raw, "httpx": _load_httpx}
-
-
-def _child_load(args: dict) -> dict:
-    usage_before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    stats = _Downloads(args["warmup"], args["duration"])
-    asyncio.run(LOAD_CLIENTS[args["client"]](args["url"], args["concurrency"], stats, args["expected"]))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    result = stats.summary()
-    result["wall_s"] = time.perf_counter() - start
-    result["cpu_s"] = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
-    return result
-
-
-CHILD_STEPS = {"upload": _child_upload, "load": _child_load}
+CHILD_STEPS = {"upload": _child_upload, "load": child_load}
 
 
 def run_child(step: str, raw_args: str) -> None:
