@@ -239,7 +239,8 @@ class PermissionDeniedError(FmhubError):
 
 class AccountNotFoundError(FmhubError, LookupError):
     def __init__(self, kind: str, name: str) -> None:
-        super().__init__(f"{kind} {name!r} not found", hint=f"list them with: fmhub {kind} list")
+        listing = {"token": "fmhub token list", "member": "fmhub org members ORG"}.get(kind, "fmhub user list")
+        super().__init__(f"{kind} {name!r} not found", hint=f"list them with: {listing}")
         self.kind = kind
         self.name = name
 

@@ -82,6 +82,7 @@ def test_cli_import_folder_and_strict(tmp_path: Path, capsys) -> None:
     assert "committed" in capsys.readouterr().out
     assert main(["data", "import", str(tmp_path / "data"), "acme/news2", "--strict"]) == 1
     assert main(["data", "import", str(tmp_path / "nothing"), "acme/x"]) == 2
+    assert main(["data", "import", str(tmp_path / "data"), "no-namespace"]) == 2
 
 
 def test_load_pins_the_commit(csv_source: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from fmhub.data._quality import QualityAccumulator, QualityReport, quality_markd
 from fmhub.data._sources import Source, open_source
 from fmhub.data._splits import DEFAULT_SPLIT, assign_splits, parse_split_spec
 from fmhub.errors import EmptyCommitError, InvalidInputError
-from fmhub.store import Commit, DeleteFile
+from fmhub.store import Commit, DeleteFile, validate_repo_id
 
 __all__ = ["ImportOptions", "ImportResult", "import_dataset"]
 
@@ -81,6 +81,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         >>> with Hub.open() as hub:
         ...     result = import_dataset(hub, "bbc/data", "acme/bbc-news", ImportOptions(license="cc-by-4.0"))
     """
+    repo_id = validate_repo_id(repo_id)  # before reading anything: a bad id fails at once
     source = open_source(source_path, kind=options.format, encoding=options.encoding,
                          text_column=options.text_column, label_column=options.label_column,
                          tokens_column=options.tokens_column, tags_column=options.tags_column,
