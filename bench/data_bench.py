@@ -1,6 +1,6 @@
 """Benchmark `fmhub data import` on a generated CSV against `datasets.load_dataset("csv")` + `to_parquet`.
 
-Both run in child processes (their peak RSS is each child's own, from getrusage), on the same file,
+Both run in child processes (their peak RSS is each child's own, from wait4), on the same file,
 side by side in one run. The anchor does less work (no splits, card, quality report or commit), so a
 ratio near 1 means the extra work is cheap.
 
@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,17 +46,17 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> int:
 
 
 def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed:\n{done.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        raise SystemExit("the child's peak RSS is hidden by an earlier, larger child; run each step alone")
-    return seconds, peak / 1024
+    """Wall seconds and peak RSS (MB) of one child process (its own rusage, from wait4)."""
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            stderr.seek(0)
+            raise SystemExit(f"{argv[:3]} failed:\n{stderr.read().decode(errors='replace')[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -74,7 +73,6 @@ def main() -> None:
         env = {**os.environ, "FMHUB_HOME": str(work / "home"), "HF_HUB_DISABLE_TELEMETRY": "1"}
         for key in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT"):
             env.pop(key, None)
-        # The anchor first: getrusage reports the largest child so far, and it is the smaller one.
         anchor = run_child([sys.executable, "-c", _ANCHOR, str(csv_path), str(work / "ds-cache"),
                             str(work / "anchor.parquet")], env)
         fmhub_cli = str(Path(sys.executable).with_name("fmhub"))

@@ -97,3 +97,23 @@ def test_load_pins_the_commit(csv_source: Path, tmp_path: Path) -> None:
     assert sum(load("acme/pinned", revision="v1", split=s).num_rows for s in ("train", "validation", "test")) == 61
     assert sum(len(d) for d in load("acme/pinned").values()) == 20
     assert load("acme/pinned", revision=first.commit.oid)["train"].features["label"].names == ["neg", "pos"]
+
+
+def test_cli_conll_columns_to_token_classification(tmp_path: Path) -> None:
+    from fmhub.data import load
+
+    sentences = [[("Ada", "NNP", "B-NP", "B-PER"), ("wrote", "VBD", "B-VP", "O")],
+                 [("Paris", "NNP", "B-NP", "B-LOC")], [("Bob", "NNP", "B-NP", "B-PER"), ("ran", "VBD", "B-VP", "O")]]
+    text = "-DOCSTART- -X- -X- O\n\n" + "\n\n".join("\n".join(" ".join(f) for f in s) for s in sentences * 4) + "\n"
+    (tmp_path / "ner.conll").write_text(text)
+    assert main(["data", "import", str(tmp_path / "ner.conll"), "acme/ner", "--conll-token-col", "0",
+                 "--conll-tag-col", "3", "--split", "train=0.5,test=0.5"]) == 0
+    train = load("acme/ner", split="train")
+    assert train.features["tags"].feature.names == ["B-LOC", "B-PER", "O"]
+    assert train.num_rows + load("acme/ner", split="test").num_rows == 12
+    row = next(r for r in train if r["tokens"][0] == "Ada")
+    assert row["tags"] == [1, 2]  # B-PER, O by index into the names
+    # Column 2 holds chunk tags, not NER tags: another dataset, told apart by the flag.
+    assert main(["data", "import", str(tmp_path / "ner.conll"), "acme/chunks", "--conll-tag-col", "2"]) == 0
+    assert load("acme/chunks", split="train").features["tags"].feature.names == ["B-NP", "B-VP"]
+    assert main(["data", "import", str(tmp_path / "ner.conll"), "acme/bad", "--conll-tag-col", "7"]) == 2

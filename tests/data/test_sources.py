@@ -14,7 +14,7 @@ from fmhub.errors import InvalidInputError
 
 
 def _rows(source) -> list[dict]:
-    return [row for batch in source.batches() for row in batch]
+    return [row for table in source.batches() for row in table.to_pylist()]
 
 
 def test_csv_tsv_with_columns_and_split_column(tmp_path: Path) -> None:
@@ -85,3 +85,38 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
         _rows(open_source(tmp_path / "j.jsonl"))
     with pytest.raises(InvalidInputError, match="no such file"):
         open_source(tmp_path / "missing.csv")
+
+
+def test_csv_quoting_bom_crlf_and_split_named_files(tmp_path: Path, monkeypatch) -> None:
+    import fmhub.data._sources as sources
+
+    monkeypatch.setattr(sources, "_ARROW_BATCH_ROWS", 2)  # several batches from small files
+    (tmp_path / "train.csv").write_bytes(b'\xef\xbb\xbftext,label\r\n"two\r\nlines",a\r\n"say ""hi""",\r\nx,b\r\n')
+    (tmp_path / "test.csv").write_text("text,label\ny,a\n")
+    source = open_source(tmp_path)
+    assert (source.kind, source.has_splits, source.columns) == ("csv", True, ("text", "label", "split"))
+    assert _rows(source) == [{"text": "y", "label": "a", "split": "test"},
+                             {"text": "two\r\nlines", "label": "a", "split": "train"},
+                             {"text": 'say "hi"', "label": None, "split": "train"},
+                             {"text": "x", "label": "b", "split": "train"}]
+    labels_only = [row for table in source.batches(("label",)) for row in table.to_pylist()]
+    assert labels_only == [{"label": "a"}, {"label": "a"}, {"label": None}, {"label": "b"}]
+
+
+def test_malformed_quoting_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "q.csv").write_text('text,label\nok,1\n"fine",2\n"open quote,3\n')
+    with pytest.raises(InvalidInputError, match=r"q.csv:\d+: malformed row|q.csv: cannot be read as CSV"):
+        _rows(open_source(tmp_path / "q.csv"))
+
+
+def test_parquet_labels_are_cast_and_token_lists_checked(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [1, None], "split": ["dev", "train"]}), tmp_path / "n.parquet")
+    assert _rows(open_source(tmp_path / "n.parquet")) == [{"text": "a", "label": "1", "split": "validation"},
+                                                          {"text": "b", "label": None, "split": "train"}]
+    pq.write_table(pa.table({"tokens": [["a", "b"], ["c"]], "tags": [["O", "O"], ["O", "B-X"]]}),
+                   tmp_path / "t.parquet")
+    with pytest.raises(InvalidInputError, match=r"t.parquet:row 1: tokens and tags must be lists of the same length"):
+        _rows(open_source(tmp_path / "t.parquet"))
+    pq.write_table(pa.table({"text": [{"nested": 1}]}), tmp_path / "s.parquet")
+    with pytest.raises(InvalidInputError, match="cannot be read as text"):
+        _rows(open_source(tmp_path / "s.parquet"))

@@ -37,6 +37,10 @@ def import_command(
                                                     )] = None,
     split_column: Annotated[str | None, typer.Option("--split-column", help="Column naming each row's split "
                                                                             "(default: split, if present).")] = None,
+    conll_token_col: Annotated[int, typer.Option("--conll-token-col", help="CoNLL: whitespace-separated column of "
+                                                                           "the token (0 = first).")] = 0,
+    conll_tag_col: Annotated[int, typer.Option("--conll-tag-col", help="CoNLL: column of the tag (-1 = last, "
+                                                                       "e.g. 3 for CoNLL-2003 NER).")] = -1,
     encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding (default: detected).")] = None,
     source_format: Annotated[str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet|folder|conll "
                                                                        "(default: from the name).")] = None,
@@ -62,7 +66,8 @@ def import_command(
 
     options = ImportOptions(split=split, seed=seed, encoding=encoding, format=source_format, text_column=text_column,
                             label_column=label_column, tokens_column=tokens_column, tags_column=tags_column,
-                            split_column=split_column, redact_pii=redact_pii, license=license_id, private=private,
+                            split_column=split_column, conll_token_col=conll_token_col,
+                            conll_tag_col=conll_tag_col, redact_pii=redact_pii, license=license_id, private=private,
                             message=message)
     with opened_hub(endpoint, token) as hub:
         result = import_dataset(hub, source, repo_id, options)

@@ -1,8 +1,9 @@
 """``fmhub data import``: a source → Parquet shards + dataset card + quality report, in one commit.
 
-Two passes over the source, both streaming: the first reads labels (and existing splits) to decide
-the stratified split of every row; the second redacts PII if asked, feeds the quality report and
-writes each row to its split's shards. Nothing reaches the hub unless the whole import succeeded.
+Two passes over the source, both streaming Arrow tables: the first reads only the label and split
+columns to decide the stratified split of every row (kept as one byte per row); the second reads the
+rest, redacts PII if asked, feeds the quality report and writes each split's rows to its shards, a
+batch at a time. Nothing reaches the hub unless the whole import succeeded.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from fmhub.cards import render_card
 from fmhub.client import Hub, UploadFile
 from fmhub.data._parquet import ShardWriter, SplitFiles, arrow_schema, hf_features
 from fmhub.data._pii import Redactor
-from fmhub.data._quality import QualityAccumulator, QualityReport, quality_markdown
+from fmhub.data._quality import _MAX_SPLITS, QualityAccumulator, QualityReport, quality_markdown
+from fmhub.data._texts import as_string_array
 from fmhub.data._sources import Source, open_source
-from fmhub.data._splits import DEFAULT_SPLIT, assign_splits, parse_split_spec
+from fmhub.data._splits import DEFAULT_SPLIT, assign_split_codes, parse_split_spec
 from fmhub.errors import EmptyCommitError, InvalidInputError
 from fmhub.store import Commit, DeleteFile, validate_repo_id
 
@@ -41,6 +47,8 @@ class ImportOptions:
     tokens_column: str | None = None
     tags_column: str | None = None
     split_column: str | None = None
+    conll_token_col: int = 0
+    conll_tag_col: int = -1
     redact_pii: bool = False
     license: str | None = None
     private: bool = False
@@ -57,19 +65,53 @@ class ImportResult:
     content_hash: str
 
 
-def _labels_pass(source: Source) -> tuple[list[str | None], list[str | None], set[str]]:
-    """Each row's label (for stratifying) and given split, and the set of tags (token classification)."""
-    labels: list[str | None] = []
-    splits: list[str | None] = []
+@dataclass(frozen=True)
+class _Plan:
+    """What the first pass decides: label and tag names, and each row's split (an index into ``names``)."""
+
+    label_names: list[str] | None
+    tag_names: list[str] | None
+    split_names: list[str]
+    split_of: np.ndarray
+
+
+def _plan(source: Source, ratios: dict[str, float], seed: int) -> _Plan:
+    """First pass: read the labels (or tags) and given splits, and decide each row's split."""
+    wanted = tuple(c for c in ("label", "tags", "split") if c in source.columns) or source.columns[:1]
+    labels: list[pa.ChunkedArray] = []
+    splits: list[pa.ChunkedArray] = []
     tags: set[str] = set()
-    for batch in source.batches():
-        for row in batch:
-            labels.append(row.get("label"))
-            splits.append(row.get("split"))
-            tags.update(row.get("tags", ()))
-    if not labels:
+    rows = 0
+    for table in source.batches(wanted):
+        rows += table.num_rows
+        if "label" in table.column_names:
+            labels.append(table.column("label"))
+        if "split" in table.column_names:
+            splits.append(table.column("split"))
+        if "tags" in table.column_names:
+            tags.update(pc.unique(pc.list_flatten(table.column("tags"))).to_pylist())
+    if not rows:
         raise InvalidInputError(f"{source.path}: the source is empty (no rows)")
-    return labels, splits, tags
+    label_names = tag_names = None
+    codes = np.full(rows, -1, dtype=np.int64)
+    if source.task == "token-classification":
+        tag_names = sorted(tags)
+    elif source.has_labels:
+        column = pa.chunked_array([c for chunk in labels for c in chunk.chunks], pa.string())
+        label_names = sorted(pc.unique(column).drop_null().to_pylist())
+        codes = pc.index_in(column, value_set=pa.array(label_names, pa.string())).fill_null(-1).to_numpy()
+    if not source.has_splits:
+        return _Plan(label_names, tag_names, list(ratios), assign_split_codes(codes, label_names or [], ratios, seed))
+    column = pa.chunked_array([c for chunk in splits for c in chunk.chunks], pa.string())
+    if column.null_count:
+        row = pc.index(pc.is_null(column), True).as_py()
+        raise InvalidInputError(f"{source.path}: row {row} names no split", hint="fill the split column, or drop it "
+                                "and use --split")
+    present = set(pc.unique(column).to_pylist())
+    split_names = [n for n in ("train", "validation", "test") if n in present] + \
+        sorted(present - {"train", "validation", "test"})
+    split_of = pc.index_in(column, value_set=pa.array(split_names, pa.string())).to_numpy().astype(np.uint8)
+    return _Plan(label_names, tag_names, split_names, split_of)
 
 
 def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: ImportOptions = ImportOptions(), *,
@@ -85,56 +127,47 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
     source = open_source(source_path, kind=options.format, encoding=options.encoding,
                          text_column=options.text_column, label_column=options.label_column,
                          tokens_column=options.tokens_column, tags_column=options.tags_column,
-                         split_column=options.split_column)
+                         split_column=options.split_column, conll_token_col=options.conll_token_col,
+                         conll_tag_col=options.conll_tag_col)
     ratios = parse_split_spec(options.split)
-    labels, given_splits, tag_set = _labels_pass(source)
-    if source.has_splits and any(s is None for s in given_splits):
-        raise InvalidInputError(f"{source.path}: some rows name no split", hint="fill the split column, or drop it "
-                                "and use --split")
-    label_names = sorted({label for label in labels if label is not None}) if source.has_labels and \
-        source.task == "text-classification" else None
-    tag_names = sorted(tag_set) if source.task == "token-classification" else None
-    stratify = labels if label_names else [None] * len(labels)
-    split_of = list(given_splits) if source.has_splits else assign_splits(stratify, ratios, options.seed)
-    label_index = {name: i for i, name in enumerate(label_names or [])}
-    tag_index = {name: i for i, name in enumerate(tag_names or [])}
+    if len(ratios) > _MAX_SPLITS:
+        raise InvalidInputError(f"--split names {len(ratios)} splits; at most {_MAX_SPLITS}")
+    plan = _plan(source, ratios, options.seed)
+    if len(plan.split_names) > _MAX_SPLITS:
+        raise InvalidInputError(f"{source.path}: the split column names {len(plan.split_names)} splits; at most "
+                                f"{_MAX_SPLITS}", hint="check --split-column")
+    label_names, tag_names = plan.label_names, plan.tag_names
     redactor = Redactor() if options.redact_pii else None
-    quality = QualityAccumulator()
-    digest = hashlib.sha256()
+    quality = QualityAccumulator(splits=plan.split_names)
+    digests = {name: hashlib.sha256() for name in plan.split_names}
+    content = ("tokens", "tags") if tag_names is not None else ("text", "label") if label_names is not None else ("text",)
     with tempfile.TemporaryDirectory(prefix="fmhub-import-") as tmp:
         writer = ShardWriter(Path(tmp), arrow_schema(source.task, label_names, tag_names))
         position = 0
-        for batch in source.batches():
-            columns: dict[str, dict[str, list]] = {}
-            for row in batch:
-                split = split_of[position]
-                position += 1
-                out = columns.setdefault(split, {"tokens": [], "tags": []} if tag_names is not None else
-                                         {"text": [], **({"label": []} if label_names is not None else {})})
+        for table in source.batches(content):
+            split_of = plan.split_of[position:position + table.num_rows]
+            if label_names is not None:
+                missing = table.column("label").is_null()
+                if pc.any(missing).as_py():
+                    row = position + pc.index(missing, True).as_py()
+                    raise InvalidInputError(f"{source.path}: row {row} has no label",
+                                            hint="fill the label column, or import without --label-column")
+            position += table.num_rows
+            for split_id in np.unique(split_of).tolist():
+                split = plan.split_names[split_id]
+                part = table.filter(pa.array(split_of == split_id))
+                columns = _stored_columns(part, label_names, tag_names, redactor)
+                writer.write(split, columns)
+                _update_digest(digests[split], columns)
                 if tag_names is not None:
-                    tokens = [redactor.redact(t) for t in row["tokens"]] if redactor else row["tokens"]
-                    out["tokens"].append(tokens)
-                    out["tags"].append([tag_index[t] for t in row["tags"]])
-                    quality.add(split, " ".join(tokens))
-                    digest.update(json.dumps([split, tokens, row["tags"]]).encode())
+                    quality.add_batch(split, pc.binary_join(columns["tokens"], " "))
                 else:
-                    text = redactor.redact(row["text"]) if redactor else row["text"]
-                    out["text"].append(text)
-                    label = row.get("label")
-                    if label_names is not None:
-                        if label is None:
-                            raise InvalidInputError(f"{source.path}: row {position} has no label",
-                                                    hint="fill the label column, or import without --label-column")
-                        out["label"].append(label_index[label])
-                    quality.add(split, text, label)
-                    digest.update(json.dumps([split, text, label]).encode())
-            for split, cols in columns.items():
-                writer.write(split, cols)
+                    quality.add_batch(split, columns["text"], part.column("label") if label_names is not None else None)
             if on_progress:
-                on_progress(len(batch))
+                on_progress(table.num_rows)
         splits = writer.close()
         report = quality.report()
-        content_hash = digest.hexdigest()
+        content_hash = _content_hash(digests, splits)
         (Path(tmp) / "quality.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
         pii = dict(redactor.counts) if redactor else {}
         card = _card(repo_id, source, options, ratios, splits, label_names, tag_names, report, pii, content_hash)
@@ -153,6 +186,55 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         except EmptyCommitError:  # the same source and recipe again: the repo already holds this version
             commit = hub.repo_info(repo_id, repo_type="dataset").commit
     return ImportResult(commit, {n: f.num_examples for n, f in splits.items()}, label_names, report, pii, content_hash)
+
+
+def _stored_columns(part: pa.Table, label_names: list[str] | None, tag_names: list[str] | None,
+                    redactor: Redactor | None) -> dict[str, pa.Array]:
+    """The columns written for one split's rows of a batch: texts (redacted if asked) and label/tag ids."""
+    if tag_names is not None:
+        tokens = as_string_array(part.column("tokens"))
+        if redactor:
+            tokens = pa.array([[redactor.redact(t) for t in row] for row in tokens.to_pylist()], pa.list_(pa.string()))
+        tags = as_string_array(part.column("tags"))
+        tag_ids = pc.index_in(pc.list_flatten(tags), value_set=pa.array(tag_names, pa.string())).cast(pa.int64())
+        return {"tokens": tokens, "tags": pa.ListArray.from_arrays(_list_offsets(tags), tag_ids)}
+    text = as_string_array(part.column("text"))
+    if redactor:
+        text = pa.array([redactor.redact(t) for t in text.to_pylist()], pa.string())
+    columns = {"text": text}
+    if label_names is not None:
+        columns["label"] = pc.index_in(part.column("label"), value_set=pa.array(label_names, pa.string())
+                                       ).combine_chunks().cast(pa.int64())
+    return columns
+
+
+def _list_offsets(lists: pa.ListArray) -> pa.Array:
+    """Offsets of ``lists`` starting at 0 (``lists.offsets`` keeps a slice's absolute positions)."""
+    offsets = lists.offsets
+    return pc.subtract(offsets, offsets[0])
+
+
+def _update_digest(digest: Any, columns: dict[str, pa.Array]) -> None:
+    """Hash rows as the stored values: per column, each row's value length then the values' bytes."""
+    for name in sorted(columns):
+        values = columns[name]
+        if pa.types.is_list(values.type):
+            digest.update(pc.list_value_length(values).to_numpy().astype("<i8").tobytes())
+            values = pc.list_flatten(values)
+        if pa.types.is_string(values.type):
+            offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
+            digest.update(np.diff(offsets).astype("<i8").tobytes())
+            if len(values) and offsets[-1] > offsets[0]:
+                digest.update(values.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0])))
+        else:
+            digest.update(values.to_numpy().astype("<i8").tobytes())
+
+
+def _content_hash(digests: dict[str, Any], splits: dict[str, SplitFiles]) -> str:
+    combined = hashlib.sha256()
+    for name in splits:
+        combined.update(f"{name}\0{digests[name].hexdigest()}\n".encode())
+    return combined.hexdigest()
 
 
 def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str, float],

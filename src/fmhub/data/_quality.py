@@ -1,9 +1,11 @@
 """The dataset quality report of ``fmhub data import``: counts, empties, lengths, duplicates, leakage.
 
-A :class:`QualityAccumulator` is fed split by split, row by row, and never keeps texts: each non-empty
-row is reduced to two 16-byte blake2b digests, one of the exact text and one of its normalized form
-(:func:`normalize_text`: NFKC, casefold, punctuation removed, whitespace collapsed). One dict keyed by
-the normalized digest finds, in one lookup per row,
+A :class:`QualityAccumulator` is fed a batch of rows at a time and never keeps texts: each row is
+measured (characters, whitespace tokens, empty or not) and each non-empty row is reduced to two 64-bit
+hashes, of its exact text and of its normalized form (:func:`normalize_texts`: NFKC, lowercase,
+punctuation and whitespace removed), plus its split, row and label: 25 bytes per row, and 8 more for
+the two lengths that exact medians and 95th percentiles need. :meth:`QualityAccumulator.report` sorts
+those arrays (:mod:`fmhub.data._matches`) to find
 
 - exact duplicates within a split (the same text twice in ``train``),
 - **leakage**: the exact same text in two splits (a ``test`` row that is also in ``train``),
@@ -11,13 +13,9 @@ the normalized digest finds, in one lookup per row,
   (``"Hello, World!"`` in train, ``"hello world"`` in test),
 - **label conflicts**: the same normalized text with different labels, anywhere.
 
-Exact medians and 95th percentiles need every length, so each split keeps its lengths in two
-``array('I')`` (characters and whitespace tokens): 8 bytes per row. Per row in all: a dict slot, a
-16-byte key (56-byte object), one 23-byte packed value (56-byte object) and the two lengths. Measured
-with tracemalloc on unique texts: 166 bytes/row at 200k rows, 155 bytes/row (155 MB) at 1M rows, and
-171 MB peak while :meth:`QualityAccumulator.report` sorts the lengths. Rows whose normalized text
-repeats are upgraded to a small group object, so duplicated data costs a little more per repeated
-text, never per row (183 bytes/row at 200k rows with 30% duplicates).
+The hashes are Python's own string hash (SipHash, keyed per process, so crafted texts cannot aim at
+a collision); two different texts of a million-row import share one with probability ~3e-8. The
+report never depends on hash values, only on which rows match.
 
 The result, :class:`QualityReport`, is a frozen dataclass stored as ``quality.json``
 (:meth:`QualityReport.to_dict`), shown with :func:`render_quality` and summarized in the dataset card by
@@ -25,11 +23,9 @@ The result, :class:`QualityReport`, is a frozen dataclass stored as ``quality.js
 
 Example::
 
-    acc = QualityAccumulator()
-    for row in train_rows:
-        acc.add("train", row["text"], row["label"])
-    for row in test_rows:
-        acc.add("test", row["text"], row["label"])
+    acc = QualityAccumulator(splits=["train", "test"])   # the order tables list splits in
+    acc.add_batch("train", train_texts, train_labels)     # Arrow string arrays or lists
+    acc.add_batch("test", test_texts, test_labels)
     report = acc.report()
     if strict and report.has_blocking_problems:
         raise SystemExit("\\n".join(report.problems()))
@@ -37,17 +33,17 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-import struct
-import unicodedata
 from array import array
-from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
+from fmhub.data._matches import find_matches
+from fmhub.data._texts import as_string_array, measure, normalize_text, normalize_texts
 from fmhub.errors import InvalidInputError
 
 __all__ = [
@@ -59,6 +55,7 @@ __all__ = [
     "SplitPairFinding",
     "LabelConflict",
     "normalize_text",
+    "normalize_texts",
     "render_quality",
     "quality_markdown",
     "QUALITY_SCHEMA_VERSION",
@@ -79,44 +76,8 @@ STRICT_KINDS = ("leakage", "label_conflicts")
 #: How many examples (row indices, groups, pairs) a finding keeps.
 MAX_EXAMPLES = 10
 
-_DIGEST_SIZE = 16
 _MAX_U32 = 0xFFFF_FFFF
-# The value stored for a normalized text seen once: exact digest + split id + row index + label id.
-# 23 bytes keeps the bytes object in a 56-byte allocation (33 bytes of header); see the module docstring.
-_PACKED = struct.Struct("<BIH")
-_PACKED_NO_LABEL = 0xFFFF  # packed label meaning "no label"; label ids at or above it go to a _Group instead
 _MAX_SPLITS = 255
-
-
-# -- normalization ---------------------------------------------------------------------------------
-
-
-class _PunctuationTable(dict):
-    """A ``str.translate`` table that deletes Unicode punctuation, filled lazily one code point at a time."""
-
-    def __missing__(self, codepoint: int) -> int | None:
-        value = None if unicodedata.category(chr(codepoint)).startswith("P") else codepoint
-        self[codepoint] = value
-        return value
-
-
-@functools.cache
-def _punctuation_table() -> _PunctuationTable:
-    return _PunctuationTable()
-
-
-def normalize_text(text: str) -> str:
-    """The form near-duplicates and label conflicts compare: NFKC, casefold, no punctuation, single spaces.
-
-    >>> normalize_text("  Hello,\\tWORLD! ")
-    'hello world'
-    """
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_punctuation_table())
-    return " ".join(text.split())
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_SIZE).digest()
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -142,17 +103,16 @@ class LengthStats:
     @classmethod
     def from_lengths(cls, unit: str, lengths: array, edges: tuple[int, ...] = LENGTH_BUCKET_EDGES) -> LengthStats:
         """Stats of ``lengths`` (an ``array('I')``); all zeros for no rows."""
-        counts = [0] * len(edges)
-        for length, n in Counter(lengths).items():
-            counts[bisect_right(edges, length) - 1] += n
         if not lengths:
-            return cls(unit, tuple(edges), tuple(counts))
-        ordered = sorted(lengths)
+            return cls(unit, tuple(edges), (0,) * len(edges))
+        ordered = np.sort(np.frombuffer(lengths, dtype=np.uint32))
         n = len(ordered)
+        counts = np.diff(np.searchsorted(ordered, np.array(edges), side="left"), append=n)
         middle = n // 2
-        median = float(ordered[middle]) if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-        return cls(unit, tuple(edges), tuple(counts), min=ordered[0], mean=sum(ordered) / n, median=median,
-                   p95=ordered[max(0, math.ceil(0.95 * n) - 1)], max=ordered[-1])
+        median = float(ordered[middle]) if n % 2 else (int(ordered[middle - 1]) + int(ordered[middle])) / 2
+        return cls(unit, tuple(edges), tuple(int(c) for c in counts), min=int(ordered[0]),
+                   mean=float(ordered.mean(dtype=np.float64)), median=median,
+                   p95=int(ordered[max(0, math.ceil(0.95 * n) - 1)]), max=int(ordered[-1]))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LengthStats:
@@ -371,23 +331,8 @@ def _ints(values: tuple[int, ...], limit: int = 5) -> str:
 # -- accumulator -----------------------------------------------------------------------------------
 
 
-class _Group:
-    """A normalized text seen more than once: where each exact variant first appeared, and its labels.
-
-    Lists of tuples, not dicts: a group usually holds one or two entries, and groups are the memory
-    cost of duplicated data (measured at 30% duplicate rows: 183 bytes/row overall, 258 with nested dicts).
-    """
-
-    __slots__ = ("firsts", "labels")
-
-    def __init__(self) -> None:
-        self.firsts: list[tuple[bytes, int, int]] = []  # (exact digest, split id, first row index in it)
-        self.labels: list[tuple[int, int, int]] | None = None  # (label id, split id, row index), first per label
-
-
 class _SplitState:
-    __slots__ = ("name", "rows", "labels", "empty", "empty_examples", "chars", "tokens", "duplicates",
-                 "duplicate_examples")
+    __slots__ = ("name", "rows", "labels", "empty", "empty_examples", "chars", "tokens")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -397,106 +342,92 @@ class _SplitState:
         self.empty_examples: list[int] = []
         self.chars = array("I")
         self.tokens = array("I")
-        self.duplicates = 0
-        self.duplicate_examples: dict[bytes, list[int]] = {}  # exact digest -> [group size, row, row...]
-
-
-class _PairState:
-    __slots__ = ("count", "examples")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.examples: list[tuple[int, int]] = []
-
-    def add(self, first_index: int, second_index: int) -> None:
-        self.count += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append((first_index, second_index))
 
 
 class QualityAccumulator:
-    """Collects the quality report row by row, keeping 16-byte digests instead of texts.
+    """Collects the quality report batch by batch, keeping hashes and lengths instead of texts.
 
-    Feed rows with :meth:`add` (split by split is the intended order; interleaving works too), then
-    call :meth:`report`, which can be called more than once. Not thread-safe.
+    Feed rows with :meth:`add_batch` (or :meth:`add` for one row), in any order, then call
+    :meth:`report`, which can be called more than once. Not thread-safe.
+
+    Args:
+        splits: split names in the order the report lists them and orients leakage (a row of ``test``
+            also in ``train`` is reported as train → test); splits first seen later follow in that
+            order. Splits that get no rows are left out of the report.
 
     Example::
 
-        acc = QualityAccumulator()
-        acc.add("train", "Hello, World!", "greeting")
+        acc = QualityAccumulator(splits=["train", "test"])
         acc.add("test", "hello world", "greeting")
-        acc.report().near_duplicates[0].count  # 1
+        acc.add("train", "Hello, World!", "greeting")
+        acc.report().near_duplicates[0].first  # 'train'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, splits: Any = ()) -> None:
         self._splits: list[_SplitState] = []
         self._split_ids: dict[str, int] = {}
         self._labels: list[str] = []
         self._label_ids: dict[str, int] = {}
-        # normalized digest -> packed first occurrence (bytes, see _PACKED) or a _Group once it repeats
-        self._seen: dict[bytes, bytes | _Group] = {}
-        self._leakage: dict[tuple[int, int], _PairState] = {}
-        self._near: dict[tuple[int, int], _PairState] = {}
-        self._conflicts = 0
-        self._conflict_examples: list[_Group] = []
+        # One entry per non-empty row, for find_matches: 4 + 8 + 8 + 1 + 4 = 25 bytes per row.
+        self._row = array("I")
+        self._exact = array("q")
+        self._key = array("q")
+        self._split_of = array("B")
+        self._label = array("i")
+        for name in splits:
+            self._split(name)
 
     def add(self, split: str, text: str | None, label: str | None = None) -> None:
-        """Count one row of ``split``.
+        """Count one row of ``split`` (see :meth:`add_batch`, which is much faster per row)."""
+        self.add_batch(split, [text], None if label is None else [label])
+
+    def add_batch(self, split: str, texts: Any, labels: Any = None) -> None:
+        """Count rows of ``split``.
 
         Args:
             split: the split name (``"train"``, ``"validation"``...).
-            text: the row's text; ``None``, empty or whitespace-only counts as empty. For token
-                classification pass the tokens joined by spaces.
-            label: the row's label, or ``None`` (unlabeled rows, token classification).
+            texts: the rows' texts, an Arrow string array (or chunked array) or a list; null, empty or
+                whitespace-only counts as empty. For token classification pass the tokens joined by spaces.
+            labels: the rows' labels (same length; null for unlabeled rows), or ``None`` for none.
 
         Raises:
-            InvalidInputError: more than 255 splits, or more than 2**32 - 1 rows in one split.
+            InvalidInputError: more than 255 splits, more than 2**32 - 1 rows in one split, or
+                ``labels`` of another length than ``texts``.
         """
         state = self._split(split)
-        split_id = self._split_ids[split]
-        index = state.rows
-        if index >= _MAX_U32:
+        texts = as_string_array(texts)
+        count = len(texts)
+        start = state.rows
+        if start + count > _MAX_U32:
             raise InvalidInputError(f"split {split!r} has more than {_MAX_U32} rows, the quality report's limit")
-        state.rows = index + 1
-        label_id = -1
-        if label is not None:
-            label = str(label)
-            state.labels[label] += 1
-            label_id = self._label_id(label)
-        if text is None or not text.strip():
-            state.empty += 1
-            if len(state.empty_examples) < MAX_EXAMPLES:
-                state.empty_examples.append(index)
-            state.chars.append(0)
-            state.tokens.append(0 if text is None else len(text.split()))
-            return
-        state.chars.append(min(len(text), _MAX_U32))
-        state.tokens.append(min(len(text.split()), _MAX_U32))
-
-        exact = _digest(text)
-        # Punctuation-only texts ("!!!", "...") normalize to "": key them by their exact text instead, so
-        # they do not all become near-duplicates of one another (no normalized text has punctuation).
-        key = _digest(normalize_text(text) or text)
-        seen = self._seen.get(key)
-        if seen is None:
-            if label_id < _PACKED_NO_LABEL:
-                packed_label = _PACKED_NO_LABEL if label_id < 0 else label_id
-                self._seen[key] = exact + _PACKED.pack(split_id, index, packed_label)
-                return
-            seen = self._seen[key] = _Group()
-        elif isinstance(seen, bytes):
-            seen = self._seen[key] = self._unpack(seen)
-        self._add_to_group(seen, state, split_id, index, exact, label_id)
+        label_ids = self._label_ids_of(state, labels, count)
+        measured = measure(texts)
+        state.rows = start + count
+        state.chars.frombytes(measured.chars.tobytes())
+        state.tokens.frombytes(measured.tokens.tobytes())
+        empty = np.flatnonzero(measured.empty)
+        state.empty += len(empty)
+        state.empty_examples += (empty[:MAX_EXAMPLES - len(state.empty_examples)] + start).tolist()
+        kept = ~measured.empty
+        self._row.frombytes((np.flatnonzero(kept) + start).astype(np.uint32).tobytes())
+        self._exact.frombytes(measured.exact[kept].tobytes())
+        self._key.frombytes(measured.key[kept].tobytes())
+        self._split_of.frombytes(np.full(int(kept.sum()), self._split_ids[split], dtype=np.uint8).tobytes())
+        self._label.frombytes(label_ids[kept].tobytes())
 
     def report(self) -> QualityReport:
         """The report of every row added so far."""
-        splits = tuple(self._split_report(state) for state in self._splits)
-        conflicts = tuple(
-            LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
-                                for label_id, split_id, index in (group.labels or [])[:MAX_EXAMPLES]))
-            for group in self._conflict_examples)
-        return QualityReport(splits=splits, leakage=self._pairs(self._leakage), near_duplicates=self._pairs(self._near),
-                             label_conflicts=self._conflicts, label_conflict_examples=conflicts)
+        matches = find_matches(np.frombuffer(self._exact, dtype=np.int64), np.frombuffer(self._key, dtype=np.int64),
+                               np.frombuffer(self._split_of, dtype=np.uint8), np.frombuffer(self._row, dtype=np.uint32),
+                               np.frombuffer(self._label, dtype=np.int32), len(self._splits), MAX_EXAMPLES)
+        splits = tuple(self._split_report(state, matches.duplicates[i], matches.duplicate_examples[i])
+                       for i, state in enumerate(self._splits) if state.rows)
+        conflicts = tuple(LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
+                                              for label_id, split_id, index in rows))
+                          for rows in matches.conflict_examples)
+        return QualityReport(splits=splits, leakage=self._pairs(matches.leakage),
+                             near_duplicates=self._pairs(matches.near_duplicates),
+                             label_conflicts=matches.label_conflicts, label_conflict_examples=conflicts)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -511,6 +442,23 @@ class QualityAccumulator:
         self._splits.append(_SplitState(name))
         return self._splits[-1]
 
+    def _label_ids_of(self, state: _SplitState, labels: Any, count: int) -> np.ndarray:
+        """Each row's label id (-1 for none), counting the labels of ``state`` on the way."""
+        import pyarrow.compute as pc
+
+        if labels is None:
+            return np.full(count, -1, dtype=np.int32)
+        labels = as_string_array(labels if isinstance(labels, (pa.Array, pa.ChunkedArray)) else
+                                 [None if label is None else str(label) for label in labels])
+        if len(labels) != count:
+            raise InvalidInputError(f"{len(labels)} labels for {count} texts")
+        names = pc.unique(labels).drop_null()
+        ids = pa.array([self._label_id(name) for name in names.to_pylist()], pa.int32())
+        for entry in pc.value_counts(labels.drop_null()).to_pylist():
+            state.labels[entry["values"]] += entry["counts"]
+        return pc.take(ids, pc.index_in(labels, value_set=names)).fill_null(-1).to_numpy(
+            zero_copy_only=False).astype(np.int32)
+
     def _label_id(self, label: str) -> int:
         label_id = self._label_ids.get(label)
         if label_id is None:
@@ -518,78 +466,20 @@ class QualityAccumulator:
             self._labels.append(label)
         return label_id
 
-    @staticmethod
-    def _unpack(packed: bytes) -> _Group:
-        split_id, index, label_id = _PACKED.unpack_from(packed, _DIGEST_SIZE)
-        group = _Group()
-        group.firsts.append((packed[:_DIGEST_SIZE], split_id, index))
-        if label_id != _PACKED_NO_LABEL:
-            group.labels = [(label_id, split_id, index)]
-        return group
-
-    def _add_to_group(self, group: _Group, state: _SplitState, split_id: int, index: int, exact: bytes,
-                      label_id: int) -> None:
-        same: dict[int, int] = {}  # split id -> first row with this exact text
-        near: dict[int, int] = {}  # split id -> first row with this normalized text (another exact text)
-        for variant, other, other_index in group.firsts:
-            if variant == exact:
-                same[other] = other_index
-            elif other not in near:
-                near[other] = other_index
-        first = same.get(split_id)
-        if first is None:
-            group.firsts.append((exact, split_id, index))
-        else:
-            state.duplicates += 1
-            example = state.duplicate_examples.get(exact)
-            if example is not None:
-                example[0] += 1
-                if len(example) <= MAX_EXAMPLES:
-                    example.append(index)
-            elif len(state.duplicate_examples) < MAX_EXAMPLES:
-                state.duplicate_examples[exact] = [2, first, index]
-        for other, other_index in same.items():
-            if other != split_id:
-                self._pair(self._leakage, other, other_index, split_id, index)
-        for other, other_index in near.items():
-            # An exact match in that split is leakage already; near-duplicates are the rest.
-            if other != split_id and other not in same:
-                self._pair(self._near, other, other_index, split_id, index)
-        if label_id < 0:
-            return
-        if group.labels is None:
-            group.labels = [(label_id, split_id, index)]
-        elif all(seen != label_id for seen, _, _ in group.labels):
-            group.labels.append((label_id, split_id, index))
-            if len(group.labels) == 2:
-                self._conflicts += 1
-                if len(self._conflict_examples) < MAX_EXAMPLES:
-                    self._conflict_examples.append(group)
+    def _pairs(self, pairs: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]) -> tuple[SplitPairFinding, ...]:
+        return tuple(SplitPairFinding(self._splits[a].name, self._splits[b].name, count, tuple(examples))
+                     for (a, b), (count, examples) in sorted(pairs.items()))
 
     @staticmethod
-    def _pair(pairs: dict[tuple[int, int], _PairState], a: int, a_index: int, b: int, b_index: int) -> None:
-        # One entry per unordered pair, oriented by the order splits were first fed (train before test).
-        if a > b:
-            a, a_index, b, b_index = b, b_index, a, a_index
-        pair = pairs.get((a, b))
-        if pair is None:
-            pair = pairs[(a, b)] = _PairState()
-        pair.add(a_index, b_index)
-
-    def _pairs(self, pairs: dict[tuple[int, int], _PairState]) -> tuple[SplitPairFinding, ...]:
-        return tuple(SplitPairFinding(self._splits[a].name, self._splits[b].name, pair.count, tuple(pair.examples))
-                     for (a, b), pair in sorted(pairs.items()))
-
-    @staticmethod
-    def _split_report(state: _SplitState) -> SplitQuality:
+    def _split_report(state: _SplitState, duplicates: int, examples: list[tuple[int, tuple[int, ...]]]
+                      ) -> SplitQuality:
         labels = dict(sorted(state.labels.items(), key=lambda item: (-item[1], item[0])))
-        groups = tuple(DuplicateGroup(rows=tuple(example[1:]), size=example[0])
-                       for example in state.duplicate_examples.values())
         return SplitQuality(name=state.name, rows=state.rows, labels=labels, empty=state.empty,
                             empty_examples=tuple(state.empty_examples),
                             chars=LengthStats.from_lengths("chars", state.chars),
                             tokens=LengthStats.from_lengths("tokens", state.tokens),
-                            duplicates=state.duplicates, duplicate_examples=groups)
+                            duplicates=duplicates,
+                            duplicate_examples=tuple(DuplicateGroup(rows=rows, size=size) for size, rows in examples))
 
 
 # -- presentation ----------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
-from collections import defaultdict
 from collections.abc import Sequence
+
+import numpy as np
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["parse_split_spec", "assign_splits", "DEFAULT_SPLIT"]
+__all__ = ["parse_split_spec", "assign_splits", "assign_split_codes", "DEFAULT_SPLIT"]
 
 DEFAULT_SPLIT = "train=0.8,validation=0.1,test=0.1"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -53,24 +53,40 @@ def _largest_remainder(count: int, ratios: dict[str, float]) -> dict[str, int]:
 
 
 def assign_splits(labels: Sequence[str | None], ratios: dict[str, float], seed: int) -> list[str]:
-    """The split of each row, stratified by label when the rows have labels.
+    """The split of each row, stratified by label when the rows have labels (see :func:`assign_split_codes`)."""
+    names = sorted({label for label in labels if label is not None})
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.array([-1 if label is None else index[label] for label in labels], dtype=np.int64)
+    split_names = list(ratios)
+    return [split_names[code] for code in assign_split_codes(codes, names, ratios, seed).tolist()]
 
-    Each label's rows are shuffled with a generator seeded by (seed, label) and cut by the ratios
+
+def assign_split_codes(codes: np.ndarray, label_names: Sequence[str], ratios: dict[str, float],
+                       seed: int) -> np.ndarray:
+    """Each row's split as an index into ``list(ratios)``, from each row's label code (-1: no label).
+
+    Each label's rows are shuffled by a generator seeded with (seed, label name) and cut by the ratios
     (largest remainder), so each split holds every label in about the same proportion, and adding rows
-    of one label never moves rows of another.
+    of one label never moves rows of another. Rows without a label form one more group, after the labels
+    (all rows, when none has a label).
     """
-    groups: dict[str | None, list[int]] = defaultdict(list)
-    stratify = any(label is not None for label in labels)
-    for index, label in enumerate(labels):
-        groups[label if stratify else None].append(index)
-    assigned: list[str] = [""] * len(labels)
-    for label in sorted(groups, key=lambda x: (x is None, str(x))):
-        indices = groups[label]
-        digest = hashlib.sha256(f"{seed}\0{label}".encode()).digest()
-        random.Random(int.from_bytes(digest[:8], "big")).shuffle(indices)
+    codes = np.asarray(codes)
+    assigned = np.zeros(len(codes), dtype=np.uint8)
+    order = np.argsort(codes, kind="stable")  # each group's rows, in source order
+    sorted_codes = codes[order]
+    groups = [(i, str(name)) for i, name in enumerate(label_names)] + [(-1, "None")]
+    for code, name in groups:
+        lo, hi = np.searchsorted(sorted_codes, code, side="left"), np.searchsorted(sorted_codes, code, side="right")
+        if lo == hi:
+            continue
+        indices = order[lo:hi]
+        digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+        # A permutation from PCG64's raw stream (NumPy keeps bit generators' streams stable across
+        # releases, unlike Generator methods and Python's random.shuffle): same recipe, same splits.
+        raw = np.random.PCG64(int.from_bytes(digest[:16], "big")).random_raw(len(indices))
+        indices = indices[np.argsort(raw, kind="stable")]
         start = 0
-        for name, size in _largest_remainder(len(indices), ratios).items():
-            for index in indices[start:start + size]:
-                assigned[index] = name
+        for split_id, size in enumerate(_largest_remainder(len(indices), ratios).values()):
+            assigned[indices[start:start + size]] = split_id
             start += size
     return assigned
