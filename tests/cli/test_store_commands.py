@@ -92,6 +92,10 @@ def test_dataset_repos_are_separate_from_models(capsys, folder: Path) -> None:
         (["gc", "--grace", "soon"], "--grace"),
         (["download", "acme/tiny", "nothing.bin"], "nothing.bin"),
         (["repo", "delete", "acme/tiny"], "--yes"),
+        # Usage errors (typer raises its own click's exceptions): the usage line, not a traceback.
+        (["repo", "create"], "Missing argument"),
+        (["repo", "list", "--bogus"], "No such option: --bogus"),
+        (["data", "import", "x.csv", "acme/d", "--minhash-threshold", "2"], "--minhash-threshold"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_fix(capsys, argv: list[str], needle: str) -> None:

@@ -26,18 +26,22 @@ def csv_source(tmp_path: Path) -> Path:
 
 def test_import_csv_commits_shards_card_and_quality(csv_source: Path, tmp_path: Path) -> None:
     with Hub.open() as hub:
-        result = import_dataset(hub, csv_source, "acme/reviews", ImportOptions(redact_pii=True, license="mit"))
+        result = import_dataset(hub, csv_source, "acme/reviews", ImportOptions(redact_pii=True, license="mit",
+                                                                               source_name="shop reviews 2026"))
         files = {e.path for e in hub.list_files("acme/reviews", repo_type="dataset")}
         card = parse_card(hub.read_bytes("acme/reviews", "README.md", repo_type="dataset").decode())
         quality = json.loads(hub.read_bytes("acme/reviews", "quality.json", repo_type="dataset"))
         history = hub.list_commits("acme/reviews", repo_type="dataset")
-    assert result.splits == {"train": 49, "validation": 6, "test": 6} or sum(result.splits.values()) == 61
+    assert list(result.splits) == ["train", "validation", "test"] and sum(result.splits.values()) == 61
+    assert [s.name for s in result.quality.splits] == ["train", "validation", "test"]
+    assert 45 <= result.splits["train"] <= 51
     assert {"README.md", "quality.json"} <= files
     assert any(f.startswith("data/train-00000-of-00001") for f in files)
     assert result.label_names == ["neg", "pos"]
     assert result.pii_counts["EMAIL"] == 1 and result.pii_counts["PHONE"] == 1
     meta = card.metadata
     assert meta["license"] == "mit" and meta["task_categories"] == ["text-classification"]
+    assert meta["source"] == "shop reviews 2026" and "shop reviews 2026 (`reviews.csv`)" in card.body
     assert sum(s["num_examples"] for s in meta["dataset_info"]["splits"]) == 61
     assert meta["fmhub"]["split_recipe"]["seed"] == 0 and meta["content_hash"].startswith("sha256:")
     assert quality and len(history) == 2  # the repo's initial commit + exactly one import commit
@@ -117,3 +121,16 @@ def test_cli_conll_columns_to_token_classification(tmp_path: Path) -> None:
     assert main(["data", "import", str(tmp_path / "ner.conll"), "acme/chunks", "--conll-tag-col", "2"]) == 0
     assert load("acme/chunks", split="train").features["tags"].feature.names == ["B-NP", "B-VP"]
     assert main(["data", "import", str(tmp_path / "ner.conll"), "acme/bad", "--conll-tag-col", "7"]) == 2
+
+
+def test_cli_minhash_is_recorded_in_quality_json(tmp_path: Path, capsys) -> None:
+    body = " ".join(f"word{i}" for i in range(60))
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"text": body, "split": "train"}, {"text": body.replace("word7 ", "changed "), "split": "test"},
+        {"text": "something else entirely", "split": "test"}]) + "\n")
+    assert main(["data", "import", str(tmp_path / "t.jsonl"), "acme/mh", "--minhash"]) == 0
+    assert "similar texts: 1 test row(s)" in capsys.readouterr().out
+    with Hub.open() as hub:
+        quality = json.loads(hub.read_bytes("acme/mh", "quality.json", repo_type="dataset"))
+    assert quality["similar_threshold"] == 0.8 and quality["similar"][0]["examples"] == [[0, 0]]
+    assert main(["data", "import", str(tmp_path / "t.jsonl"), "acme/mh2", "--minhash-threshold", "2"]) == 2

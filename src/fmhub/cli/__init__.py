@@ -6,7 +6,6 @@ line naming the fix, with exit code 2, never a traceback.
 
 from __future__ import annotations
 
-import click
 import typer
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
@@ -42,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.ClickException as exc:  # usage errors: bad option, missing argument
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         return 1
+    except typer.TyperException as exc:  # usage errors (typer's own click): bad option, missing argument
+        exc.show()
+        return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

@@ -46,8 +46,16 @@ def import_command(
                                                                        "(default: from the name).")] = None,
     redact_pii: Annotated[bool, typer.Option("--redact-pii", help="Replace e-mails, phones, IPs, card numbers and "
                                                                   "IBANs with [EMAIL]-style placeholders.")] = False,
+    minhash: Annotated[bool, typer.Option("--minhash", help="Also find similar texts across splits (same article "
+                                                            "with small edits) by MinHash of word 3-grams.")] = False,
+    minhash_threshold: Annotated[float, typer.Option("--minhash-threshold", min=0.05, max=1.0,
+                                                     help="Least estimated Jaccard similarity that counts as "
+                                                          "similar (with --minhash).")] = 0.8,
     license_id: Annotated[str | None, typer.Option("--license", help="License id for the card, e.g. cc-by-4.0.")
                           ] = None,
+    source_name: Annotated[str | None, typer.Option("--source-name", help="Where the data comes from, for the card's "
+                                                                          "source (default: the file or folder name)."
+                                                    )] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when leakage across splits or label conflicts "
                                                           "are found (the import is still committed).")] = False,
@@ -67,7 +75,8 @@ def import_command(
     options = ImportOptions(split=split, seed=seed, encoding=encoding, format=source_format, text_column=text_column,
                             label_column=label_column, tokens_column=tokens_column, tags_column=tags_column,
                             split_column=split_column, conll_token_col=conll_token_col,
-                            conll_tag_col=conll_tag_col, redact_pii=redact_pii, license=license_id, private=private,
+                            conll_tag_col=conll_tag_col, redact_pii=redact_pii,
+                            minhash=minhash_threshold if minhash else None, source_name=source_name, license=license_id, private=private,
                             message=message)
     with opened_hub(endpoint, token) as hub:
         result = import_dataset(hub, source, repo_id, options)

@@ -50,9 +50,11 @@ class ImportOptions:
     conll_token_col: int = 0
     conll_tag_col: int = -1
     redact_pii: bool = False
+    minhash: float | None = None  # threshold for MinHash similar-text detection across splits (None: off)
     license: str | None = None
     private: bool = False
     message: str | None = None
+    source_name: str | None = None  # the card's ``source`` (default: the source's file or folder name)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
                                 f"{_MAX_SPLITS}", hint="check --split-column")
     label_names, tag_names = plan.label_names, plan.tag_names
     redactor = Redactor() if options.redact_pii else None
-    quality = QualityAccumulator(splits=plan.split_names)
+    quality = QualityAccumulator(splits=plan.split_names, minhash=options.minhash)
     digests = {name: hashlib.sha256() for name in plan.split_names}
     content = ("tokens", "tags") if tag_names is not None else ("text", "label") if label_names is not None else ("text",)
     with tempfile.TemporaryDirectory(prefix="fmhub-import-") as tmp:
@@ -246,7 +248,7 @@ def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str
         "license": options.license or "unknown",
         "task_categories": [task],
         "pretty_name": repo_id.split("/", 1)[1],
-        "source": Path(source.path).name,
+        "source": options.source_name or Path(source.path).name,
         "content_hash": f"sha256:{content_hash}",
         "dataset_info": {
             "features": [_card_feature(name, spec) for name, spec in features.items()],
@@ -257,9 +259,11 @@ def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str
                      "data_files": [{"split": n, "path": f"data/{n}-*"} for n in splits]}],
         "fmhub": {"split_recipe": {"ratios": ratios, "seed": options.seed, "stratified": label_names is not None,
                                    "from_source": source.has_splits},
-                  "pii_redacted": options.redact_pii, "pii_counts": pii},
+                  "pii_redacted": options.redact_pii, "pii_counts": pii, "minhash_threshold": options.minhash},
     }
-    body = [f"# {repo_id}\n", f"Imported by fmhub from `{Path(source.path).name}` ({source.kind}, {task}).\n",
+    origin = f"{options.source_name} (`{Path(source.path).name}`)" if options.source_name else \
+        f"`{Path(source.path).name}`"
+    body = [f"# {repo_id}\n", f"Imported by fmhub from {origin} ({source.kind}, {task}).\n",
             "## Splits\n", "| split | rows |", "|---|---:|"]
     body += [f"| {n} | {f.num_examples} |" for n, f in splits.items()]
     recipe = "taken from the source" if source.has_splits else \

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from fmhub.data._matches import find_matches
+from fmhub.data._minhash import PERMUTATIONS, near_pairs, signatures
 from fmhub.data._texts import as_string_array, measure, normalize_text, normalize_texts
 from fmhub.errors import InvalidInputError
 
@@ -70,7 +71,7 @@ QUALITY_SCHEMA_VERSION = 1
 #: Fixed, so histograms of two dataset versions compare bucket by bucket.
 LENGTH_BUCKET_EDGES: tuple[int, ...] = (0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 #: Every kind of finding, in the order reports list them.
-FINDING_KINDS = ("leakage", "label_conflicts", "near_duplicates", "duplicates", "empty")
+FINDING_KINDS = ("leakage", "label_conflicts", "near_duplicates", "similar", "duplicates", "empty")
 #: The kinds that fail ``fmhub data import --strict`` by default.
 STRICT_KINDS = ("leakage", "label_conflicts")
 #: How many examples (row indices, groups, pairs) a finding keeps.
@@ -220,6 +221,10 @@ class QualityReport:
     near_duplicates: tuple[SplitPairFinding, ...] = ()
     label_conflicts: int = 0  # normalized texts seen with more than one label
     label_conflict_examples: tuple[LabelConflict, ...] = ()
+    #: With MinHash on: rows of the later split with a similar row in the earlier one (estimated Jaccard
+    #: similarity of word 3-grams ≥ ``similar_threshold``); a superset of leakage and near-duplicates.
+    similar: tuple[SplitPairFinding, ...] = ()
+    similar_threshold: float | None = None
     schema_version: int = field(default=QUALITY_SCHEMA_VERSION)
 
     @property
@@ -248,6 +253,10 @@ class QualityReport:
             found.append(("near_duplicates", f"near-duplicates: {pair.count} {pair.second} row(s) match a "
                           f"{pair.first} row after normalization (e.g. {pair.first}[{pair.examples[0][0]}] ~ "
                           f"{pair.second}[{pair.examples[0][1]}])"))
+        for pair in self.similar:
+            found.append(("similar", f"similar texts: {pair.count} {pair.second} row(s) share most word 3-grams "
+                          f"with a {pair.first} row (MinHash ≥ {self.similar_threshold:g}; e.g. "
+                          f"{pair.first}[{pair.examples[0][0]}] ≈ {pair.second}[{pair.examples[0][1]}])"))
         for split in self.splits:
             if split.duplicates:
                 found.append(("duplicates", f"duplicates: {split.duplicates} {split.name} row(s) repeat an "
@@ -285,6 +294,8 @@ class QualityReport:
             "near_duplicates": [_plain(pair) for pair in self.near_duplicates],
             "label_conflicts": self.label_conflicts,
             "label_conflict_examples": [_plain(conflict) for conflict in self.label_conflict_examples],
+            "similar": [_plain(pair) for pair in self.similar],
+            "similar_threshold": self.similar_threshold,
             "length_bucket_edges": list(LENGTH_BUCKET_EDGES),
         }
 
@@ -307,6 +318,8 @@ class QualityReport:
                 near_duplicates=tuple(SplitPairFinding.from_dict(p) for p in data["near_duplicates"]),
                 label_conflicts=data["label_conflicts"],
                 label_conflict_examples=tuple(LabelConflict.from_dict(c) for c in data["label_conflict_examples"]),
+                similar=tuple(SplitPairFinding.from_dict(p) for p in data.get("similar", [])),
+                similar_threshold=data.get("similar_threshold"),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -363,7 +376,11 @@ class QualityAccumulator:
         acc.report().near_duplicates[0].first  # 'train'
     """
 
-    def __init__(self, splits: Any = ()) -> None:
+    def __init__(self, splits: Any = (), *, minhash: float | None = None) -> None:
+        if minhash is not None and not 0 < minhash <= 1:
+            raise InvalidInputError(f"MinHash threshold {minhash} is not in (0, 1]", hint="e.g. --minhash-threshold 0.8")
+        self._minhash = minhash
+        self._signatures: list[np.ndarray] = []  # with MinHash: 128 bytes per non-empty row
         self._splits: list[_SplitState] = []
         self._split_ids: dict[str, int] = {}
         self._labels: list[str] = []
@@ -414,6 +431,8 @@ class QualityAccumulator:
         self._key.frombytes(measured.key[kept].tobytes())
         self._split_of.frombytes(np.full(int(kept.sum()), self._split_ids[split], dtype=np.uint8).tobytes())
         self._label.frombytes(label_ids[kept].tobytes())
+        if self._minhash is not None:
+            self._signatures.append(signatures(texts.fill_null("").filter(kept)))
 
     def report(self) -> QualityReport:
         """The report of every row added so far."""
@@ -425,9 +444,18 @@ class QualityAccumulator:
         conflicts = tuple(LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
                                               for label_id, split_id, index in rows))
                           for rows in matches.conflict_examples)
+        similar = ()
+        if self._minhash is not None:
+            found = near_pairs(np.concatenate(self._signatures) if self._signatures else
+                               np.zeros((0, PERMUTATIONS), dtype=np.uint16),
+                               np.frombuffer(self._split_of, dtype=np.uint8), np.frombuffer(self._row, dtype=np.uint32),
+                               self._minhash)
+            similar = self._pairs({pair: (len(hits), [(a, b) for b, a in sorted(hits.items())[:MAX_EXAMPLES]])
+                                   for pair, hits in found.items()})
         return QualityReport(splits=splits, leakage=self._pairs(matches.leakage),
                              near_duplicates=self._pairs(matches.near_duplicates),
-                             label_conflicts=matches.label_conflicts, label_conflict_examples=conflicts)
+                             label_conflicts=matches.label_conflicts, label_conflict_examples=conflicts,
+                             similar=similar, similar_threshold=self._minhash)
 
     # -- internals ---------------------------------------------------------------------------------
 
