@@ -35,6 +35,8 @@ __all__ = [
     "AccountNotFoundError",
     "AccountExistsError",
     "PayloadTooLargeError",
+    "RunNotFoundError",
+    "AmbiguousRunError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -259,6 +261,25 @@ class PayloadTooLargeError(FmhubError):
     """A request body is beyond the server's configured limit."""
 
 
+# -- RUNS -----------------------------------------------------------------------------------------
+
+
+class RunNotFoundError(FmhubError, LookupError):
+    """No training run has this id (or id prefix)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} not found", hint="list runs with: fmhub runs list")
+        self.run_id = run_id
+
+
+class AmbiguousRunError(RunNotFoundError):
+    def __init__(self, run_id: str, matches: list[str]) -> None:
+        FmhubError.__init__(self, f"run id prefix {run_id!r} is ambiguous ({len(matches)} runs match)",
+                            hint="give more characters of the run id (see: fmhub runs list)")
+        self.run_id = run_id
+        self.matches = matches
+
+
 # -- STORAGE ----------------------------------------------------------------------------------------
 
 
@@ -319,6 +340,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     AccountNotFoundError: 404,
     AccountExistsError: 409,
     PayloadTooLargeError: 413,
+    RunNotFoundError: 404,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
     StorageUnavailableError: 503,

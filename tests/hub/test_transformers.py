@@ -28,12 +28,12 @@ print("loaded", type(model).__name__, type(tokenizer).__name__)
 def test_auto_model_and_tokenizer_from_the_hub(hub_url: str, alice_api, tokens, tmp_path) -> None:
     import torch
     from safetensors.torch import save_file
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer, BertTokenizerFast
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "fm", "##hub"]))
     folder = tmp_path / "tiny-bert"
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    BertTokenizer(vocab=str(vocab)).save_pretrained(folder)  # transformers 5: vocab=, not vocab_file=
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=9, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                  intermediate_size=37, max_position_embeddings=64)).eval()

@@ -206,7 +206,8 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.StorageUnavailableError("m"), errors.SchemaOutOfDateError(None, "0001"),
         errors.UnsafeFileError("w.bin"), errors.InvalidWeightsError("w.safetensors", "short"),
         errors.AuthenticationError("m"), errors.PermissionDeniedError("m"), errors.AccountNotFoundError("user", "x"),
-        errors.AccountExistsError("x"), errors.PayloadTooLargeError("m"),
+        errors.AccountExistsError("x"), errors.PayloadTooLargeError("m"), errors.RunNotFoundError("r-abcd"),
+        errors.AmbiguousRunError("r-ab12", ["r-ab1200000000", "r-ab1211111111"]),
     ]
 
 

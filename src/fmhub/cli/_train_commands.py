@@ -1,0 +1,171 @@
+"""``fmhub train``: fine-tune a hub model on a hub dataset; the result is a new version of the output repo."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", no_args_is_help=True)(train_command)
+
+
+def train_command(
+    task: Annotated[str | None, typer.Option("--task", help="What to train: text-classification.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Base model repo, REPO or REPO@REVISION.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Dataset repo, REPO or REPO@REVISION (from fmhub data "
+                                                            "import).")] = None,
+    output: Annotated[str | None, typer.Option("--output", help="Model repo the result is committed to (created if "
+                                                                "missing).")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", "-c", help="A train.yaml with any of these options "
+                                                                            "(flags given here win).")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Dataset column of the text "
+                                                                          "[default: text].")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Dataset column of the class label "
+                                                                            "[default: label].")] = None,
+    train_split: Annotated[str | None, typer.Option("--train-split", help="Split to train on [default: train].")
+                           ] = None,
+    eval_split: Annotated[str | None, typer.Option("--eval-split", help="Split to evaluate on, or 'none' "
+                                                                        "[default: validation].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Peak learning rate of AdamW "
+                                                                                       "[default: 5e-5].")] = None,
+    schedule: Annotated[str | None, typer.Option("--schedule", help="Learning-rate schedule after warmup: linear, "
+                                                                    "cosine or constant [default: linear].")] = None,
+    warmup_ratio: Annotated[float | None, typer.Option("--warmup-ratio", help="Share of the steps spent warming up "
+                                                                              "[default: 0].")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the training split [default: 3].")
+                      ] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps to run (overrides --epochs).")
+                         ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per forward pass [default: 16].")
+                          ] = None,
+    gradient_accumulation: Annotated[int | None, typer.Option("--gradient-accumulation", help="Forward passes per "
+                                                              "optimizer step [default: 1].")] = None,
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Tokens per text, truncated beyond "
+                                                                        "[default: 256].")] = None,
+    weight_decay: Annotated[float | None, typer.Option("--weight-decay", help="AdamW weight decay (not on biases "
+                                                                              "and norms) [default: 0.01].")] = None,
+    max_grad_norm: Annotated[float | None, typer.Option("--max-grad-norm", help="Gradient clipping norm, 0 for none "
+                                                                                "[default: 1.0].")] = None,
+    label_smoothing: Annotated[float | None, typer.Option("--label-smoothing", help="Cross-entropy label smoothing "
+                                                                                    "[default: 0].")] = None,
+    class_weights: Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Weight the loss "
+                                                       "by inverse label frequency (imbalanced data).",
+                                                       show_default=False)] = None,
+    freeze_embeddings: Annotated[bool | None, typer.Option("--freeze-embeddings/--no-freeze-embeddings",
+                                                           help="Keep the embedding layer fixed.",
+                                                           show_default=False)] = None,
+    freeze_layers: Annotated[int | None, typer.Option("--freeze-layers", help="Keep the first N encoder layers fixed "
+                                                                              "[default: 0].")] = None,
+    eval_steps: Annotated[int | None, typer.Option("--eval-steps", help="Evaluate every N steps (always at each "
+                                                                        "epoch end).")] = None,
+    save_steps: Annotated[int | None, typer.Option("--save-steps", help="Checkpoint every N steps (always at each "
+                                                                        "epoch end).")] = None,
+    early_stopping_patience: Annotated[int | None, typer.Option("--early-stopping-patience", help="Stop after N "
+                                                                "evaluations without a better --metric.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", help="Validation metric for early stopping: accuracy or "
+                                                                "f1_macro [default: accuracy].")] = None,
+    ignore_mismatched_sizes: Annotated[bool | None, typer.Option("--ignore-mismatched-sizes", help="Replace a base "
+                                                                 "classifier head whose labels differ from the "
+                                                                 "dataset's.", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the head init, data order and dropout "
+                                                            "[default: 0].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads [default: the cores available]."
+                                                )] = None,
+    license_id: Annotated[str | None, typer.Option("--license", help="License id for the model card.")] = None,
+    private: Annotated[bool | None, typer.Option("--private", help="Create the output repo private.",
+                                                 show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint of the same "
+                                                          "configuration (after a crash or kill).")] = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> int:
+    """Fine-tune a model from the hub on a dataset from the hub and commit the result to --output.
+
+    Example:
+        fmhub train --task text-classification --model acme/minilm@v1 --data acme/bbc-news@v1 \\
+            --output acme/bbc-minilm --epochs 3 --lr 5e-5 --eval-steps 50
+        fmhub train -c train.yaml --resume
+    """
+    from fmhub.train import TrainConfig, train
+
+    _quiet_libraries()
+    flags = dict(task=task, model=model, data=data, output=output, text_column=text_column,
+                 label_column=label_column, train_split=train_split, eval_split=eval_split,
+                 learning_rate=learning_rate, schedule=schedule, warmup_ratio=warmup_ratio, epochs=epochs,
+                 max_steps=max_steps, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
+                 max_length=max_length, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
+                 label_smoothing=label_smoothing, class_weights=class_weights, freeze_embeddings=freeze_embeddings,
+                 freeze_layers=freeze_layers, eval_steps=eval_steps, save_steps=save_steps,
+                 early_stopping_patience=early_stopping_patience, metric=metric,
+                 ignore_mismatched_sizes=ignore_mismatched_sizes, seed=seed, threads=threads, license=license_id,
+                 private=private)
+    if config_file is not None:
+        config = TrainConfig.from_yaml(config_file, **flags)
+    else:
+        config = TrainConfig.from_dict({k: v for k, v in flags.items() if v is not None}, source="options")
+    with opened_hub(endpoint, token) as hub, _StepProgress() as progress:
+        outcome = train(config, hub, resume=resume, command=_command_line(), on_step=progress.update,
+                        on_metrics=progress.metrics)
+    result = outcome.result
+    shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in result.metrics.items())
+    if result.stopped_early:
+        err_console.print(f"stopped early at step {result.steps} (best {config.metric} at step {result.best_step})")
+    console.print(f"trained {result.steps} steps ({result.epochs:.2f} epochs, {result.samples_per_second:.1f} "
+                  f"samples/s){'; ' + config.eval_split + ': ' + shown if shown else ''}")
+    console.print(f"committed {outcome.commit} to {config.output}; run {outcome.run_id} "
+                  f"(fmhub runs show {outcome.run_id})")
+    console.print(json.dumps({"commit": outcome.commit, "run": outcome.run_id, **result.metrics}), style="dim",
+                  highlight=False)
+    return 0
+
+
+def _command_line() -> str:
+    """The command as typed, for the run record (``fmhub train`` when called from Python)."""
+    if Path(sys.argv[0]).name == "fmhub":
+        return shlex.join(["fmhub", *sys.argv[1:]])
+    return "fmhub train"
+
+
+def _quiet_libraries() -> None:
+    """Our progress bar and messages replace the libraries' own bars and load reports."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+class _StepProgress:
+    """A rich progress bar of optimizer steps with loss, samples/s and ETA; evaluation results printed above it."""
+
+    def __enter__(self) -> _StepProgress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.1f} samples/s"),
+                                  TimeRemainingColumn(), console=err_console, transient=False)
+        self._progress.__enter__()
+        self._task = None
+        return self
+
+    def update(self, step: int, total: int, loss: float, rate: float) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("train", total=total, loss=loss, rate=rate)
+        self._progress.update(self._task, completed=step, loss=loss, rate=rate)
+
+    def metrics(self, step: int, epoch: float, values: dict[str, float]) -> None:
+        if any(k.startswith("eval_") for k in values):
+            shown = "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in values.items())
+            self._progress.console.print(f"step {step} (epoch {epoch:.2f}): {shown}", highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)

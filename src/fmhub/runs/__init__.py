@@ -1,0 +1,39 @@
+"""Training runs: what went in, where it ran, how it went, what came out; and TensorBoard curves.
+
+A run is a record in the hub's metadata database (beside the repos, in the same transactions), so
+``fmhub runs list|show|compare`` answer "which data and base model made this model, with which config,
+and how did it score?" without the training machine.
+
+Example:
+    >>> from fmhub.runs import Runs
+    >>> runs = Runs(store.db)
+    >>> run = runs.start(task="text-classification", config=config, command="fmhub train ...",
+    ...                  base_model="acme/minilm", base_commit=oid, dataset="acme/bbc-news",
+    ...                  dataset_commit=data_oid, output="acme/minilm-bbc")
+    >>> runs.log(run.id, step=100, metrics={"loss": 0.41}, epoch=0.5)
+    >>> runs.finish(run.id, "completed", summary={"eval_accuracy": 0.97})
+"""
+
+from fmhub.runs._runs import (
+    FINAL_STATUSES,
+    RUN_ID_PREFIX,
+    RUN_STATUSES,
+    Environment,
+    MetricPoint,
+    RunInfo,
+    Runs,
+    environment,
+)
+from fmhub.runs._tensorboard import TensorBoardWriter
+
+__all__ = [
+    "Runs",
+    "RunInfo",
+    "MetricPoint",
+    "Environment",
+    "environment",
+    "TensorBoardWriter",
+    "RUN_STATUSES",
+    "FINAL_STATUSES",
+    "RUN_ID_PREFIX",
+]

@@ -1,0 +1,137 @@
+"""The training configuration: one dataclass, filled from CLI options or a YAML file, checked up front.
+
+Every field is a ``fmhub train`` option of the same name (``learning_rate`` → ``--learning-rate``) and
+a key of ``train.yaml``; the resolved configuration is saved with the output as ``training_args.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fmhub.errors import InvalidInputError
+
+__all__ = ["TrainConfig", "TASKS", "SCHEDULES", "split_ref"]
+
+TASKS = ("text-classification",)
+SCHEDULES = ("linear", "cosine", "constant")
+
+
+def split_ref(ref: str, what: str) -> tuple[str, str | None]:
+    """``"acme/bert@v1"`` → ``("acme/bert", "v1")``; no ``@`` → the default branch."""
+    repo, sep, revision = ref.partition("@")
+    if not repo or (sep and not revision):
+        raise InvalidInputError(f"{what} {ref!r} is not REPO or REPO@REVISION", hint="e.g. acme/name@v1")
+    return repo, revision or None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on what, and how (see ``fmhub train --help`` for each field)."""
+
+    task: str
+    model: str  # REPO[@REV] of the base model
+    data: str  # REPO[@REV] of the dataset
+    output: str  # model repo the result is committed to
+    text_column: str = "text"
+    label_column: str = "label"
+    train_split: str = "train"
+    eval_split: str | None = "validation"  # None: no evaluation during training
+    learning_rate: float = 5e-5
+    schedule: str = "linear"
+    warmup_ratio: float = 0.0
+    epochs: float = 3.0
+    max_steps: int | None = None  # optimizer steps; overrides epochs
+    batch_size: int = 16
+    gradient_accumulation: int = 1
+    max_length: int = 256
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    label_smoothing: float = 0.0
+    class_weights: bool = False  # weight the loss by inverse label frequency ("balanced")
+    freeze_embeddings: bool = False
+    freeze_layers: int = 0
+    eval_steps: int | None = None  # evaluate every N optimizer steps (and at each epoch end)
+    save_steps: int | None = None  # checkpoint every N optimizer steps (and at each epoch end)
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    metric: str = "accuracy"  # the validation metric early stopping and "best" use (higher is better)
+    ignore_mismatched_sizes: bool = False
+    seed: int = 0
+    threads: int | None = None  # torch threads (default: the cores this process may use)
+    license: str | None = None
+    private: bool = False
+
+    @classmethod
+    def from_yaml(cls, path: Path | str, **overrides: Any) -> TrainConfig:
+        """Read ``train.yaml`` (keys are field names, ``-`` or ``_``); ``overrides`` (non-None) win."""
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise InvalidInputError(f"{path}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{path}: the config must be a mapping of option: value")
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise InvalidInputError(f"{source}: unknown option(s) {', '.join(unknown)}",
+                                    hint="see fmhub train --help for the options")
+        missing = [name for name in ("task", "model", "data", "output") if data.get(name) in (None, "")]
+        if missing:
+            raise InvalidInputError(f"{source}: missing {', '.join(missing)}",
+                                    hint="e.g. --task text-classification --model acme/bert --data acme/news "
+                                         "--output acme/news-bert")
+        if str(data.get("eval_split", "")).lower() == "none":
+            data = {**data, "eval_split": None}
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise InvalidInputError naming the first bad option and its fix (before any work starts)."""
+        if self.task not in TASKS:
+            raise InvalidInputError(f"unknown task {self.task!r}", hint=f"choose from {', '.join(TASKS)}")
+        if self.schedule not in SCHEDULES:
+            raise InvalidInputError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
+        split_ref(self.model, "--model")
+        split_ref(self.data, "--data")
+        checks = [
+            ("learning_rate", self.learning_rate > 0 and math.isfinite(self.learning_rate), "a positive number"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("epochs", self.epochs > 0, "positive"),
+            ("max_steps", self.max_steps is None or self.max_steps > 0, "positive"),
+            ("batch_size", self.batch_size > 0, "positive"),
+            ("gradient_accumulation", self.gradient_accumulation > 0, "positive"),
+            ("max_length", self.max_length >= 8, "at least 8"),
+            ("weight_decay", self.weight_decay >= 0, "≥ 0"),
+            ("max_grad_norm", self.max_grad_norm >= 0, "≥ 0 (0 turns clipping off)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("freeze_layers", self.freeze_layers >= 0, "≥ 0"),
+            ("eval_steps", self.eval_steps is None or self.eval_steps > 0, "positive"),
+            ("save_steps", self.save_steps is None or self.save_steps > 0, "positive"),
+            ("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience > 0,
+             "positive"),
+            ("threads", self.threads is None or self.threads > 0, "positive"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
+        if self.early_stopping_patience and not self.eval_split:
+            raise InvalidInputError("early stopping needs an evaluation split",
+                                    hint="pass --eval-split validation (or drop --early-stopping-patience)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``training_args.json``)."""
+        return dataclasses.asdict(self)

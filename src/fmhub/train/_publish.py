@@ -1,0 +1,92 @@
+"""Publish a trained model: one commit with weights, config, tokenizer, training args and a model card.
+
+The card's YAML carries what the Hub understands (``base_model``, ``datasets``, ``pipeline_tag``,
+``license``, ``model-index`` with the validation metrics) and fmhub's lineage as data: the base model
+and dataset commits and the run id, so the version can be traced back exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fmhub.cards import render_card, validate_metadata
+from fmhub.client import UploadFile
+from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.train._loop import Prepared, TrainResult
+
+__all__ = ["publish", "model_card"]
+
+_METRIC_NAMES = {"eval_accuracy": ("accuracy", "Accuracy"), "eval_f1_macro": ("f1", "Macro F1"),
+                 "eval_loss": ("loss", "Loss")}
+
+
+def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
+    config = prepared.config
+    metrics = [{"type": kind, "value": round(result.metrics[key], 6), "name": name}
+               for key, (kind, name) in _METRIC_NAMES.items() if key in result.metrics]
+    metadata: dict[str, Any] = {
+        "license": config.license or "unknown",
+        "base_model": prepared.model_repo,
+        "datasets": [prepared.data_repo],
+        "pipeline_tag": config.task,
+        "library_name": "transformers",
+        "tags": ["fmhub", config.task],
+    }
+    if metrics:
+        metadata["model-index"] = [{"name": config.output.split("/", 1)[1], "results": [{
+            "task": {"type": config.task, "name": "Text Classification"},
+            "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.eval_split,
+                        "revision": prepared.data_commit},
+            "metrics": metrics}]}]
+    metadata["fmhub"] = {"lineage": {"base_model": prepared.model_repo, "base_model_commit": prepared.model_commit,
+                                     "dataset": prepared.data_repo, "dataset_commit": prepared.data_commit,
+                                     "run_id": run_id}}
+    problems = validate_metadata(metadata, "model")
+    if not problems.ok:
+        raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
+    lines = [f"# {config.output}\n",
+             f"`{prepared.model_repo}` fine-tuned for {config.task} on `{prepared.data_repo}` "
+             f"(labels: {', '.join(prepared.label_names)}) by `fmhub train`.\n",
+             "## Results\n"]
+    if metrics:
+        lines += [f"On the `{config.eval_split}` split after {result.steps} steps ({result.epochs:.2f} epochs):\n",
+                  "| metric | value |", "|---|---:|"]
+        lines += [f"| {m['name']} | {m['value']:.4f} |" for m in metrics]
+    else:
+        lines.append("No evaluation split was used.")
+    lines += ["", "## Training\n", "| option | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in config.to_dict().items() if k not in ("private",)]
+    lines += ["", "## Lineage\n",
+              f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`",
+              f"- dataset: `{prepared.data_repo}` at `{prepared.data_commit}`"]
+    if run_id:
+        lines.append(f"- run: `{run_id}` (`fmhub runs show {run_id}`)")
+    lines += ["", "## Use\n", "```python", "from transformers import pipeline",
+              f'classify = pipeline("text-classification", model="{config.output}")', "```"]
+    return render_card(metadata, "\n".join(lines) + "\n")
+
+
+def publish(hub: Any, prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
+    """Commit the model to ``config.output`` (created if missing); return the commit id."""
+    config = prepared.config
+    with tempfile.TemporaryDirectory(prefix="fmhub-train-") as tmp:
+        folder = Path(tmp)
+        prepared.model.save_pretrained(folder, safe_serialization=True)
+        prepared.tokenizer.save_pretrained(folder)
+        (folder / "training_args.json").write_text(json.dumps(
+            {**config.to_dict(), "run_id": run_id, "base_model_commit": prepared.model_commit,
+             "dataset_commit": prepared.data_commit, "steps": result.steps}, indent=2, sort_keys=True) + "\n")
+        (folder / "README.md").write_text(model_card(prepared, result, run_id))
+        hub.create_repo(config.output, private=config.private, exist_ok=True)
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        try:
+            commit = hub.commit(config.output, [UploadFile(p.name, p) for p in files],
+                                title=f"Train {config.task} on {prepared.data_repo}",
+                                message=f"base model: {prepared.model_repo}@{prepared.model_commit}\n"
+                                        f"dataset: {prepared.data_repo}@{prepared.data_commit}\nrun: {run_id}")
+        except EmptyCommitError:
+            return hub.repo_info(config.output).commit.oid
+    return commit.oid

@@ -1,0 +1,79 @@
+"""One training run end to end: prepare, record the run, train (metrics to the run record and
+TensorBoard), publish, and close the record as completed, failed or stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fmhub.client import Hub
+from fmhub.constants import settings
+from fmhub.train._config import TrainConfig
+from fmhub.train._loop import TrainResult, prepare, run
+from fmhub.train._publish import publish
+
+__all__ = ["TrainOutcome", "train"]
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    result: TrainResult
+    commit: str  # the output repo's new commit
+    run_id: str
+
+
+def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, command: str = "fmhub.train.train()",
+          on_metrics: Callable[[int, float, dict[str, float]], None] | None = None,
+          on_step: Callable[[int, int, float, float], None] | None = None,
+          stop_after: int | None = None) -> TrainOutcome | None:
+    """Train ``config``, publish the model and record the run; None when ``stop_after`` cut the run short.
+
+    The run record lives in the metadata database of the hub trained against when it is the embedded
+    store, else in the local embedded store; TensorBoard event files go to ``$FMHUB_HOME/runs/<run id>/``.
+    """
+    import torch
+
+    from fmhub.runs import Runs, TensorBoardWriter
+    from fmhub.store import open_store
+
+    owned = hub is None
+    hub = hub or Hub.open()
+    local_store = getattr(hub, "store", None)
+    tracking_store = local_store or open_store()
+    try:
+        torch.manual_seed(config.seed)  # a new classification head starts from the same weights every run
+        prepared = prepare(config, hub)
+        runs = Runs(tracking_store.db)
+        record = runs.start(task=config.task, config={**config.to_dict(), "resume": resume}, command=command,
+                            base_model=prepared.model_repo, base_commit=prepared.model_commit,
+                            dataset=prepared.data_repo, dataset_commit=prepared.data_commit, output=config.output)
+        with TensorBoardWriter(settings().home / "runs" / record.id / "tensorboard") as board:
+
+            def track(step: int, epoch: float, metrics: dict[str, float]) -> None:
+                runs.log(record.id, step, metrics, epoch=epoch)
+                board.scalars(step, metrics)
+                if on_metrics:
+                    on_metrics(step, epoch, metrics)
+
+            try:
+                result = run(prepared, resume=resume, on_metrics=track, on_step=on_step, stop_after=stop_after)
+                if result.interrupted:
+                    runs.finish(record.id, "stopped", summary={"steps": result.steps})
+                    return None
+                commit = publish(hub, prepared, result, record.id)
+            except KeyboardInterrupt:
+                runs.finish(record.id, "stopped")
+                raise
+            except BaseException as exc:
+                runs.finish(record.id, "failed", summary={"error": str(exc)[:2000]})
+                raise
+        summary = {**result.metrics, "steps": result.steps, "epochs": result.epochs,
+                   "samples_per_second": result.samples_per_second, "best_step": result.best_step,
+                   "stopped_early": result.stopped_early}
+        runs.finish(record.id, "completed", summary=summary, output_commit=commit)
+        return TrainOutcome(result, commit, record.id)
+    finally:
+        if local_store is None:
+            tracking_store.close()
+        if owned:
+            hub.close()

@@ -1,0 +1,49 @@
+"""A tiny BERT (hidden size 32) and a tiny labeled dataset in the embedded store, made offline."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+WORDS = {"sport": "goal match team player score league coach win".split(),
+         "tech": "chip phone software network data cloud robot app".split()}
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> str:
+    """``acme/tiny-bert``: a random-init 2-layer BERT with a WordPiece vocab of the dataset's words."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    from fmhub.client import Hub
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w for ws in WORDS.values() for w in ws})
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    folder = tmp_path / "tiny-bert"
+    BertTokenizer(vocab=str(tmp_path / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=37, max_position_embeddings=64)).save_pretrained(folder)
+    with Hub.open() as hub:
+        hub.create_repo("acme/tiny-bert")
+        hub.upload(folder, "acme/tiny-bert")
+    return "acme/tiny-bert"
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> str:
+    """``acme/topics``: 120 short texts in two separable classes, imported with splits 70/15/15."""
+    from fmhub.client import Hub
+    from fmhub.data._import import ImportOptions, import_dataset
+
+    rng = random.Random(0)
+    rows = ["text,label"]
+    for i in range(120):
+        label = "sport" if i % 2 else "tech"
+        rows.append(" ".join(rng.choice(WORDS[label]) for _ in range(rng.randint(3, 12))) + f",{label}")
+    (tmp_path / "topics.csv").write_text("\n".join(rows) + "\n")
+    with Hub.open() as hub:
+        import_dataset(hub, tmp_path / "topics.csv", "acme/topics", ImportOptions(split="train=0.7,validation=0.15,test=0.15"))
+    return "acme/topics"

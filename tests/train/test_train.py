@@ -1,0 +1,102 @@
+"""fmhub train end to end on a tiny BERT: publishes a loadable model; resume reaches the same weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fmhub.cards import parse_card
+from fmhub.client import Hub
+from fmhub.errors import InvalidInputError
+from fmhub.train import TrainConfig, train
+
+
+def config(tiny_model: str, tiny_data: str, output: str, **overrides) -> TrainConfig:
+    options = dict(task="text-classification", model=tiny_model, data=tiny_data, output=output, epochs=3,
+                   batch_size=8, learning_rate=1e-3, max_length=32, threads=1, save_steps=4, seed=0)
+    return TrainConfig(**{**options, **overrides})
+
+
+def weights(repo: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    with Hub.open() as hub:
+        folder = hub.download(repo)
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: str) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    seen: list[tuple[int, dict]] = []
+    outcome = train(config(tiny_model, tiny_data, "acme/topics-bert"), on_metrics=lambda s, e, m: seen.append((s, m)))
+    assert outcome is not None and outcome.result.steps == 3 * 11  # ceil(84 / 8) = 11 steps per epoch
+    assert outcome.result.metrics["eval_accuracy"] >= 0.9  # two separable topics
+    assert any("loss" in m for _, m in seen) and any("eval_accuracy" in m for _, m in seen)
+    with Hub.open() as hub:
+        folder = hub.download("acme/topics-bert", revision=outcome.commit)
+        card = parse_card((folder / "README.md").read_text())
+        data_commit = hub.repo_info("acme/topics", repo_type="dataset").commit.oid
+    names = {p.name for p in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "training_args.json", "README.md"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert model.config.id2label == {0: "sport", 1: "tech"}
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    with torch.inference_mode():
+        logits = model(**tokenizer(["goal match team", "chip cloud robot"], return_tensors="pt", padding=True)).logits
+    assert logits.argmax(-1).tolist() == [0, 1]
+    meta = card.metadata
+    assert meta["base_model"] == "acme/tiny-bert" and meta["datasets"] == ["acme/topics"]
+    assert meta["pipeline_tag"] == "text-classification"
+    assert meta["fmhub"]["lineage"]["dataset_commit"] == data_commit
+    accuracy = meta["model-index"][0]["results"][0]["metrics"][0]
+    assert accuracy["type"] == "accuracy" and accuracy["value"] == pytest.approx(outcome.result.metrics["eval_accuracy"])
+    args = json.loads((folder / "training_args.json").read_text())
+    assert args["learning_rate"] == 1e-3 and args["dataset_commit"] == data_commit
+    assert args["run_id"] == outcome.run_id == meta["fmhub"]["lineage"]["run_id"]
+
+    # The run is a record in the store: config, lineage, environment, metrics per step; and TensorBoard files.
+    from fmhub.constants import settings
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+
+    with open_store() as store:
+        runs = Runs(store.db)
+        record = runs.get(outcome.run_id)
+        losses = runs.metrics(outcome.run_id, "loss")
+        accuracy = runs.metrics(outcome.run_id, "eval_accuracy")
+    assert record.status == "completed" and record.output_commit == outcome.commit
+    assert (record.base_commit, record.dataset_commit) == (meta["fmhub"]["lineage"]["base_model_commit"], data_commit)
+    assert record.config["learning_rate"] == 1e-3 and "torch" in record.libraries
+    assert [p.step for p in losses] == list(range(1, 34)) and len(accuracy) == 3  # one evaluation per epoch
+    assert record.summary["eval_accuracy"] == outcome.result.metrics["eval_accuracy"]
+    assert any((settings().home / "runs" / outcome.run_id / "tensorboard").iterdir())
+
+
+def test_resume_after_a_kill_reaches_the_same_weights(tiny_model: str, tiny_data: str) -> None:
+    whole = train(config(tiny_model, tiny_data, "acme/whole"))
+    assert train(config(tiny_model, tiny_data, "acme/resumed"), stop_after=10) is None  # "killed" after step 10
+    resumed = train(config(tiny_model, tiny_data, "acme/resumed"), resume=True)  # continues from step 8
+    assert resumed is not None and resumed.result.steps == whole.result.steps
+    a, b = weights("acme/whole"), weights("acme/resumed")
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_bad_input_fails_before_training(tiny_model: str, tiny_data: str) -> None:
+    with pytest.raises(InvalidInputError, match="unknown task"):
+        config(tiny_model, tiny_data, "acme/x", task="translation").validate()
+    with pytest.raises(InvalidInputError, match="no column 'body'"):
+        train(config(tiny_model, tiny_data, "acme/x", text_column="body"))
+    with pytest.raises(InvalidInputError, match="beyond the model's 64 positions"):
+        train(config(tiny_model, tiny_data, "acme/x", max_length=512))
+    with pytest.raises(InvalidInputError, match="no 'dev' split"):
+        train(config(tiny_model, tiny_data, "acme/x", eval_split="dev"))
+    with pytest.raises(InvalidInputError, match="early stopping needs an evaluation split"):
+        config(tiny_model, tiny_data, "acme/x", eval_split=None, early_stopping_patience=2).validate()
+    with Hub.open() as hub:
+        assert not any(r.repo_id == "acme/x" for r in hub.list_repos())  # nothing was published

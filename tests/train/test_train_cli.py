@@ -1,0 +1,54 @@
+"""fmhub train from the command line: YAML config, flags winning over it, runs listed, errors exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmhub.cli import main
+
+
+def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "train.yaml").write_text(
+        f"task: text-classification\nmodel: {tiny_model}\ndata: {tiny_data}\noutput: acme/yaml-bert\n"
+        "learning-rate: 0.001\nbatch_size: 8\nmax_length: 32\nepochs: 5\nthreads: 1\n")
+    assert main(["train", "-c", str(tmp_path / "train.yaml"), "--epochs", "1", "--eval-split", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "trained 11 steps (1.00 epochs" in out and "committed" in out  # --epochs 1 beat the YAML's 5
+    run_id = out.split("; run ")[1].split()[0]
+    assert main(["runs", "list"]) == 0
+    assert run_id in capsys.readouterr().out
+    assert main(["runs", "show", run_id]) == 0
+    shown = capsys.readouterr().out
+    assert "acme/yaml-bert" in shown and "completed" in shown
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--task", "translation"], "unknown task"),
+    (["--lr", "-1"], "--learning-rate"),
+    (["--max-length", "4096"], "beyond the model's 64 positions"),
+    (["--label-column", "topic"], "no column 'topic'"),
+    (["--eval-split", "none", "--early-stopping-patience", "2"], "early stopping needs an evaluation split"),
+])
+def test_bad_options_exit_2_before_training(tiny_model: str, tiny_data: str, capsys, argv, needle) -> None:
+    base = {"--task": "text-classification", "--model": tiny_model, "--data": tiny_data, "--output": "acme/never"}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        base[flag] = value
+    assert main(["train", *[x for pair in base.items() for x in pair]]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_a_diverging_loss_stops_with_a_clear_error(tiny_model: str, tiny_data: str) -> None:
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+    from fmhub.train import TrainConfig, TrainingDivergedError, train
+
+    config = TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/boom",
+                         learning_rate=1e30, max_grad_norm=0, batch_size=8, max_length=32, threads=1)
+    with pytest.raises(TrainingDivergedError, match="loss became") as error:
+        train(config)
+    assert "--learning-rate" in error.value.hint
+    with open_store() as store:
+        (run,) = Runs(store.db).list()
+    assert run.status == "failed" and "loss became" in run.summary["error"]
