@@ -19,7 +19,9 @@ def tiny_model(tmp_path: Path) -> str:
 
     from fmhub.client import Hub
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted({w for ws in WORDS.values() for w in ws})
+    words = {w for ws in WORDS.values() for w in ws} | set("ada lovelace alan turing grace paris new york london score"
+                                                           .split())
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words) + ["##s", "##ing"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     folder = tmp_path / "tiny-bert"
     BertTokenizer(vocab=str(tmp_path / "vocab.txt")).save_pretrained(folder)
@@ -47,3 +49,24 @@ def tiny_data(tmp_path: Path) -> str:
     with Hub.open() as hub:
         import_dataset(hub, tmp_path / "topics.csv", "acme/topics", ImportOptions(split="train=0.7,validation=0.15,test=0.15"))
     return "acme/topics"
+
+
+@pytest.fixture
+def tiny_ner(tmp_path: Path) -> str:
+    """``acme/ner``: CoNLL sentences where names and places come from fixed word lists (B-/I- tags)."""
+    from fmhub.client import Hub
+    from fmhub.data._import import ImportOptions, import_dataset
+
+    rng = random.Random(1)
+    people, places = ["ada lovelace", "alan turing", "grace"], ["paris", "new york", "london"]
+    lines = []
+    for _ in range(90):
+        person, place = rng.choice(people).split(), rng.choice(places).split()
+        words = [(w, "O") for w in rng.choice(["goal match", "team win", "data cloud"]).split()]
+        words += [(w, ("B-PER" if i == 0 else "I-PER")) for i, w in enumerate(person)]
+        words += [(w, "O") for w in ["score"]] + [(w, ("B-LOC" if i == 0 else "I-LOC")) for i, w in enumerate(place)]
+        lines += [f"{w} {t}" for w, t in words] + [""]
+    (tmp_path / "ner.conll").write_text("\n".join(lines))
+    with Hub.open() as hub:
+        import_dataset(hub, tmp_path / "ner.conll", "acme/ner", ImportOptions(split="train=0.8,validation=0.2"))
+    return "acme/ner"

@@ -15,7 +15,7 @@ from fmhub.train import TrainConfig, train
 
 def config(tiny_model: str, tiny_data: str, output: str, **overrides) -> TrainConfig:
     options = dict(task="text-classification", model=tiny_model, data=tiny_data, output=output, epochs=3,
-                   batch_size=8, learning_rate=1e-3, max_length=32, threads=1, save_steps=4, seed=0)
+                   batch_size=8, learning_rate=3e-3, max_length=32, threads=1, save_steps=4, seed=0)
     return TrainConfig(**{**options, **overrides})
 
 
@@ -55,7 +55,7 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
     accuracy = meta["model-index"][0]["results"][0]["metrics"][0]
     assert accuracy["type"] == "accuracy" and accuracy["value"] == pytest.approx(outcome.result.metrics["eval_accuracy"])
     args = json.loads((folder / "training_args.json").read_text())
-    assert args["learning_rate"] == 1e-3 and args["dataset_commit"] == data_commit
+    assert args["learning_rate"] == 3e-3 and args["dataset_commit"] == data_commit
     assert args["run_id"] == outcome.run_id == meta["fmhub"]["lineage"]["run_id"]
 
     # The run is a record in the store: config, lineage, environment, metrics per step; and TensorBoard files.
@@ -70,7 +70,7 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
         accuracy = runs.metrics(outcome.run_id, "eval_accuracy")
     assert record.status == "completed" and record.output_commit == outcome.commit
     assert (record.base_commit, record.dataset_commit) == (meta["fmhub"]["lineage"]["base_model_commit"], data_commit)
-    assert record.config["learning_rate"] == 1e-3 and "torch" in record.libraries
+    assert record.config["learning_rate"] == 3e-3 and "torch" in record.libraries
     assert [p.step for p in losses] == list(range(1, 34)) and len(accuracy) == 3  # one evaluation per epoch
     assert record.summary["eval_accuracy"] == outcome.result.metrics["eval_accuracy"]
     assert any((settings().home / "runs" / outcome.run_id / "tensorboard").iterdir())

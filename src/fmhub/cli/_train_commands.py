@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+from fmhub.errors import InvalidInputError
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
-    task: Annotated[str | None, typer.Option("--task", help="What to train: text-classification.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="What to train: text-classification or "
+                                                            "token-classification (NER, BIO tags).")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Base model repo, REPO or REPO@REVISION.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset repo, REPO or REPO@REVISION (from fmhub data "
                                                             "import).")] = None,
@@ -26,10 +28,12 @@ def train_command(
                                                                 "missing).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", "-c", help="A train.yaml with any of these options "
                                                                             "(flags given here win).")] = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Dataset column of the text "
-                                                                          "[default: text].")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Dataset column of the text [default: "
+                                                                          "text; token classification: tokens].")
+                           ] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Dataset column of the class label "
-                                                                            "[default: label].")] = None,
+                                                                            "[default: label; token "
+                                                                            "classification: tags].")] = None,
     train_split: Annotated[str | None, typer.Option("--train-split", help="Split to train on [default: train].")
                            ] = None,
     eval_split: Annotated[str | None, typer.Option("--eval-split", help="Split to evaluate on, or 'none' "
@@ -71,7 +75,8 @@ def train_command(
     early_stopping_patience: Annotated[int | None, typer.Option("--early-stopping-patience", help="Stop after N "
                                                                 "evaluations without a better --metric.")] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="Validation metric for early stopping: accuracy or "
-                                                                "f1_macro [default: accuracy].")] = None,
+                                                                "f1_macro; for token classification f1, precision, "
+                                                                "recall or accuracy [default: accuracy; f1].")] = None,
     ignore_mismatched_sizes: Annotated[bool | None, typer.Option("--ignore-mismatched-sizes", help="Replace a base "
                                                                  "classifier head whose labels differ from the "
                                                                  "dataset's.", show_default=False)] = None,
@@ -82,6 +87,14 @@ def train_command(
     license_id: Annotated[str | None, typer.Option("--license", help="License id for the model card.")] = None,
     private: Annotated[bool | None, typer.Option("--private", help="Create the output repo private.",
                                                  show_default=False)] = None,
+    nproc: Annotated[int | None, typer.Option("--nproc", help="Train with N data-parallel processes per node (torch "
+                                                              "DDP via torchrun; gloo on CPU, nccl on GPU).")] = None,
+    nnodes: Annotated[str | None, typer.Option("--nnodes", help="Multi-node: number of nodes (torchrun syntax, e.g. 2 "
+                                                                "or 1:4); run the same command on every node.")] = None,
+    node_rank: Annotated[int | None, typer.Option("--node-rank", help="Multi-node: this node's rank (optional with "
+                                                                      "c10d rendezvous).")] = None,
+    rdzv_endpoint: Annotated[str | None, typer.Option("--rdzv-endpoint", help="Multi-node: host:port of the "
+                                                                              "rendezvous (e.g. node0:29400).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint of the same "
                                                           "configuration (after a crash or kill).")] = False,
     endpoint: EndpointOption = None,
@@ -111,6 +124,14 @@ def train_command(
         config = TrainConfig.from_yaml(config_file, **flags)
     else:
         config = TrainConfig.from_dict({k: v for k, v in flags.items() if v is not None}, source="options")
+    if nproc is not None or nnodes is not None:
+        from fmhub.train._distributed import launch
+
+        if endpoint or token:
+            raise InvalidInputError("--nproc trains against the store FMHUB_DB_URL/FMHUB_BLOB_URL name",
+                                    hint="set FMHUB_ENDPOINT/FMHUB_TOKEN in the environment instead of flags")
+        return launch(config.to_dict(), nproc=nproc or 1, resume=resume, command=_command_line(), nnodes=nnodes,
+                      node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
     with opened_hub(endpoint, token) as hub, _StepProgress() as progress:
         outcome = train(config, hub, resume=resume, command=_command_line(), on_step=progress.update,
                         on_metrics=progress.metrics)

@@ -16,7 +16,7 @@ from fmhub.errors import InvalidInputError
 
 __all__ = ["TrainConfig", "TASKS", "SCHEDULES", "split_ref"]
 
-TASKS = ("text-classification",)
+TASKS = ("text-classification", "token-classification")
 SCHEDULES = ("linear", "cosine", "constant")
 
 
@@ -36,8 +36,8 @@ class TrainConfig:
     model: str  # REPO[@REV] of the base model
     data: str  # REPO[@REV] of the dataset
     output: str  # model repo the result is committed to
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str | None = None  # default: text (token classification: tokens)
+    label_column: str | None = None  # default: label (token classification: tags)
     train_split: str = "train"
     eval_split: str | None = "validation"  # None: no evaluation during training
     learning_rate: float = 5e-5
@@ -57,7 +57,7 @@ class TrainConfig:
     eval_steps: int | None = None  # evaluate every N optimizer steps (and at each epoch end)
     save_steps: int | None = None  # checkpoint every N optimizer steps (and at each epoch end)
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
-    metric: str = "accuracy"  # the validation metric early stopping and "best" use (higher is better)
+    metric: str | None = None  # validation metric for early stopping and "best" (default: accuracy; entity f1)
     ignore_mismatched_sizes: bool = False
     seed: int = 0
     threads: int | None = None  # torch threads (default: the cores this process may use)
@@ -128,6 +128,11 @@ class TrainConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
+        allowed = {"text-classification": ("accuracy", "f1_macro"),
+                   "token-classification": ("f1", "precision", "recall", "accuracy")}[self.task]
+        if self.metric is not None and self.metric not in allowed:
+            raise InvalidInputError(f"--metric {self.metric!r} is not a {self.task} metric",
+                                    hint=f"choose from {', '.join(allowed)}")
         if self.early_stopping_patience and not self.eval_split:
             raise InvalidInputError("early stopping needs an evaluation split",
                                     hint="pass --eval-split validation (or drop --early-stopping-patience)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +22,17 @@ import pyarrow.parquet as pq
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["TokenizedSplit", "tokenize_split", "tokenizer_digest", "batch_order", "collate"]
+__all__ = ["TokenizedSplit", "tokenize_split", "tokenizer_digest", "batch_order", "pad_rows"]
 
 _MEGABATCH = 50
-_TOKENIZE_ROWS = 2048
 
 
 @dataclass(frozen=True)
 class TokenizedSplit:
-    """Token ids (one int32 array per row) and labels of one split."""
+    """Token ids (one int32 array per row) and labels (an int per row, or an int32 array per row)."""
 
     input_ids: list[np.ndarray]
-    labels: np.ndarray
+    labels: Any
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -53,32 +53,32 @@ def tokenizer_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def tokenize_split(dataset: Any, tokenizer: Any, *, text_column: str, label_column: str, max_length: int,
-                   cache_dir: Path, cache_key: dict[str, Any]) -> TokenizedSplit:
-    """Tokenize ``dataset`` (a ``datasets.Dataset``) or read the cached result for ``cache_key``."""
-    key = hashlib.sha256(json.dumps({**cache_key, "text": text_column, "label": label_column,
+def tokenize_split(dataset: Any, task: Any, tokenizer: Any, *, input_column: str, label_column: str,
+                   max_length: int, cache_dir: Path, cache_key: dict[str, Any]) -> TokenizedSplit:
+    """Tokenize ``dataset`` (a ``datasets.Dataset``) with ``task.tokenize``, or read the cached result."""
+    key = hashlib.sha256(json.dumps({**cache_key, "task": task.name, "input": input_column, "label": label_column,
                                      "max_length": max_length}, sort_keys=True).encode()).hexdigest()
     path = cache_dir / f"{key}.parquet"
     if not path.exists():
         if len(dataset) == 0:
             raise InvalidInputError(f"split {cache_key.get('split')!r} of the dataset is empty")
         cache_dir.mkdir(parents=True, exist_ok=True)
-        ids: list[list[int]] = []
-        for start in range(0, len(dataset), _TOKENIZE_ROWS):
-            texts = dataset[start:start + _TOKENIZE_ROWS][text_column]
-            ids += tokenizer([t or "" for t in texts], truncation=True, max_length=max_length,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        table = pa.table({"input_ids": pa.array(ids, pa.list_(pa.int32())),
-                          "label": pa.array(np.asarray(dataset[label_column], dtype=np.int64))})
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial, compression="zstd")
-        partial.replace(path)  # readers never see half a cache file
+        ids, labels = task.tokenize(dataset, tokenizer, input_column, label_column, max_length)
+        label_type = pa.list_(pa.int32()) if labels and isinstance(labels[0], list) else pa.int64()
+        table = pa.table({"input_ids": pa.array(ids, pa.list_(pa.int32())), "label": pa.array(labels, label_type)})
+        with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".partial", delete=False) as partial:
+            pq.write_table(table, partial.name, compression="zstd")
+        Path(partial.name).replace(path)  # readers (and other ranks) never see half a cache file
     table = pq.read_table(path)
-    column = table.column("input_ids").combine_chunks()
+    labels = table.column("label").combine_chunks()
+    return TokenizedSplit(_lists(table.column("input_ids").combine_chunks()),
+                          _lists(labels) if pa.types.is_list(labels.type) else labels.to_numpy())
+
+
+def _lists(column: pa.ListArray) -> list[np.ndarray]:
     offsets = column.offsets.to_numpy()
     values = column.values.to_numpy()
-    input_ids = [values[offsets[i]:offsets[i + 1]] for i in range(len(column))]
-    return TokenizedSplit(input_ids, table.column("label").to_numpy())
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(column))]
 
 
 def batch_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True
@@ -98,16 +98,13 @@ def batch_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, *, 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(split: TokenizedSplit, rows: np.ndarray, pad_id: int) -> dict[str, Any]:
-    """Pad the rows to the longest of them: ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
-    import torch
-
-    width = max(len(split.input_ids[i]) for i in rows)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+def pad_rows(arrays: list[np.ndarray], rows: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """``arrays[rows]`` padded with ``pad`` to the longest of them, and the attention mask (1 = real)."""
+    width = max(len(arrays[i]) for i in rows)
+    out = np.full((len(rows), width), pad, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
-    for out, i in enumerate(rows):
-        ids = split.input_ids[i]
-        input_ids[out, :len(ids)] = ids
-        mask[out, :len(ids)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
-            "labels": torch.from_numpy(split.labels[rows].astype(np.int64))}
+    for position, i in enumerate(rows):
+        values = arrays[i]
+        out[position, :len(values)] = values
+        mask[position, :len(values)] = 1
+    return out, mask

@@ -9,6 +9,7 @@ and resumes from the newest checkpoint to the same weights an uninterrupted run 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -23,9 +24,11 @@ import numpy as np
 
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError
+from fmhub.train import _distributed as distributed
 from fmhub.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fmhub.train._config import TrainConfig, split_ref
-from fmhub.train._data import TokenizedSplit, batch_order, collate, tokenize_split, tokenizer_digest
+from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
+from fmhub.train._tasks import IGNORE, Task, task_for
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "prepare", "run", "checkpoint_dir"]
 
@@ -46,6 +49,7 @@ class Prepared:
     model_folder: Path
     tokenizer: Any
     model: Any
+    task: Task
     label_names: list[str]
     train: TokenizedSplit
     eval: TokenizedSplit | None
@@ -61,6 +65,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False  # stopped by ``stop_after`` before the end
+    ranks_in_sync: bool | None = None  # DDP: every rank ended with the same weights (None: one process)
 
 
 def checkpoint_dir(config: TrainConfig) -> Path:
@@ -72,10 +77,13 @@ def checkpoint_dir(config: TrainConfig) -> Path:
 
 def prepare(config: TrainConfig, hub: Any) -> Prepared:
     """Resolve, download, load and check the base model and dataset (raises InvalidInputError early)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from fmhub.data import load
 
+    task = task_for(config.task)
+    input_column = config.text_column or task.default_columns[0]
+    label_column = config.label_column or task.default_columns[1]
     model_repo, model_rev = split_ref(config.model, "--model")
     data_repo, data_rev = split_ref(config.data, "--data")
     model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
@@ -89,16 +97,11 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
                                     hint="name one with --train-split / --eval-split" +
                                          (", or pass --eval-split none" if name == config.eval_split else ""))
     features = dataset[config.train_split].features
-    for column in (config.text_column, config.label_column):
+    for column in (input_column, label_column):
         if column not in features:
             raise InvalidInputError(f"dataset {data_repo} has no column {column!r}; its columns are: "
                                     f"{', '.join(features)}", hint="name it with --text-column / --label-column")
-    label_feature = features[config.label_column]
-    if not hasattr(label_feature, "names"):
-        raise InvalidInputError(f"column {config.label_column!r} is not a class label ({label_feature})",
-                                hint="import the dataset with fmhub data import --label-column, which stores "
-                                     "label names")
-    label_names = list(label_feature.names)
+    label_names = task.label_names(features, label_column)
     base = AutoConfig.from_pretrained(folder)
     _check_head(base, label_names, config)
     positions = getattr(base, "max_position_embeddings", None)
@@ -106,22 +109,24 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
         raise InvalidInputError(f"--max-length {config.max_length} is beyond the model's {positions} positions",
                                 hint=f"use --max-length {positions} or less")
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = task.model_class().from_pretrained(
         folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
         label2id={name: i for i, name in enumerate(label_names)},
         ignore_mismatched_sizes=config.ignore_mismatched_sizes)
     cache = settings().home / "cache" / "tokenized"
     key = {"dataset": data_commit, "tokenizer": tokenizer_digest(folder)}
-    tokenized = {name: tokenize_split(dataset[name], tokenizer, text_column=config.text_column,
-                                      label_column=config.label_column, max_length=config.max_length,
+    tokenized = {name: tokenize_split(dataset[name], task, tokenizer, input_column=input_column,
+                                      label_column=label_column, max_length=config.max_length,
                                       cache_dir=cache, cache_key={**key, "split": name}) for name in splits}
-    return Prepared(config, model_repo, model_commit, data_repo, data_commit, folder, tokenizer, model, label_names,
-                    tokenized[config.train_split], tokenized.get(config.eval_split) if config.eval_split else None)
+    return Prepared(config, model_repo, model_commit, data_repo, data_commit, folder, tokenizer, model, task,
+                    label_names, tokenized[config.train_split],
+                    tokenized.get(config.eval_split) if config.eval_split else None)
 
 
 def _check_head(base: Any, label_names: list[str], config: TrainConfig) -> None:
     """A base model that already classifies must have the dataset's labels, unless told otherwise."""
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in (base.architectures or []))
+    head = "ForTokenClassification" if config.task == "token-classification" else "ForSequenceClassification"
+    is_classifier = any(a.endswith(head) for a in (base.architectures or []))
     if not is_classifier or config.ignore_mismatched_sizes:
         return
     current = [base.id2label[i] for i in sorted(base.id2label)] if base.id2label else []
@@ -161,32 +166,6 @@ def _freeze(model: Any, config: TrainConfig) -> None:
                 p.requires_grad_(False)
 
 
-def evaluate(model: Any, split: TokenizedSplit, batch_size: int, pad_id: int, num_labels: int) -> dict[str, float]:
-    """Loss, accuracy and macro-F1 on ``split`` (under ``inference_mode``)."""
-    import torch
-
-    model.eval()
-    predictions = np.zeros(len(split), dtype=np.int64)
-    total_loss = 0.0
-    with torch.inference_mode():
-        for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
-            batch = collate(split, rows, pad_id)
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            total_loss += torch.nn.functional.cross_entropy(out.logits, batch["labels"], reduction="sum").item()
-            predictions[rows] = out.logits.argmax(-1).numpy()
-    model.train()
-    gold = split.labels
-    f1s = []
-    for label in range(num_labels):
-        tp = int(((predictions == label) & (gold == label)).sum())
-        fp = int(((predictions == label) & (gold != label)).sum())
-        fn = int(((predictions != label) & (gold == label)).sum())
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"loss": total_loss / len(split), "accuracy": float((predictions == gold).mean()),
-            "f1_macro": float(np.mean(f1s)) if f1s else 0.0}
-
-
 def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, float, dict[str, float]], None]
         | None = None, on_step: Callable[[int, int, float, float], None] | None = None,
         stop_after: int | None = None) -> TrainResult:
@@ -202,13 +181,20 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
 
     config, model = prepared.config, prepared.model
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads or max(1, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS", "0"))
+                          or max(1, len(os.sched_getaffinity(0))))
     _freeze(model, config)
     model.train()
+    world, main = distributed.world_size(), distributed.is_main()
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model)
     pad_id = prepared.tokenizer.pad_token_id if prepared.tokenizer.pad_token_id is not None else 0
     train = prepared.train
     lengths = train.lengths
-    micro_per_epoch = math.ceil(len(train) / config.batch_size)
+    micro_per_epoch = math.ceil(len(train) / config.batch_size) // world  # each rank's share
     steps_per_epoch = max(1, micro_per_epoch // config.gradient_accumulation)
     total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not _no_decay(n)]
@@ -218,9 +204,10 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     factor = _schedule(config, total)
     weights = None
     if config.class_weights:
-        counts = np.bincount(train.labels, minlength=len(prepared.label_names)).astype(np.float64)
-        weights = torch.tensor(len(train) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+        counts = prepared.task.class_counts(train, len(prepared.label_names))
+        weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing, ignore_index=IGNORE)
+    task = prepared.task
     folder = checkpoint_dir(config)
     state: dict[str, Any] = {"epoch": 0, "micro": 0, "best": None, "best_step": None, "bad_evals": 0,
                              "history": [], "samples": 0, "seconds": 0.0}
@@ -233,20 +220,27 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     running_loss, running_count = 0.0, 0
 
     def save() -> None:
-        state["seconds"] = time.perf_counter() - started
-        save_checkpoint(folder, step, model, optimizer, state)
+        if main:
+            state["seconds"] = time.perf_counter() - started
+            save_checkpoint(folder, step, model, optimizer, state)
+        distributed.barrier()
 
     def evaluate_now() -> bool:
-        """Evaluate, record, update early stopping; True if training should stop."""
+        """Evaluate (rank 0), record, update early stopping; True on every rank if training should stop."""
         if prepared.eval is None:
             return False
-        metrics = evaluate(model, prepared.eval, config.batch_size, pad_id, len(prepared.label_names))
+        if not main:
+            return distributed.broadcast_flag(False)
+        return distributed.broadcast_flag(evaluate_and_update())
+
+    def evaluate_and_update() -> bool:
+        metrics = task.evaluate(model, prepared.eval, config.batch_size, pad_id, prepared.label_names)
         record = {f"eval_{k}": v for k, v in metrics.items()}
         epoch = step / steps_per_epoch
         state["history"].append({"step": step, "epoch": round(epoch, 4), **record})
         if on_metrics:
             on_metrics(step, epoch, record)
-        value = metrics.get(config.metric, metrics["accuracy"])
+        value = metrics[config.metric or task.metrics[0][0].removeprefix("eval_")]
         if state["best"] is None or value > state["best"]:
             state["best"], state["best_step"], state["bad_evals"] = value, step, 0
         else:
@@ -256,17 +250,22 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     optimizer.zero_grad(set_to_none=True)
     while step < total and not stopped_early:
         batches = batch_order(lengths, config.batch_size, config.seed, state["epoch"])
+        share = len(batches) // world  # every rank takes every world-th batch, the same count each
+        batches = batches[distributed.rank():share * world:world] if world > 1 else batches
         usable = len(batches) - len(batches) % config.gradient_accumulation or len(batches)
         while state["micro"] < usable and step < total:
             rows = batches[state["micro"]]
-            batch = collate(train, rows, pad_id)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = loss_fn(logits, batch["labels"])
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"the loss became {loss.item()} at step {step + 1}; the last good checkpoint is kept in {folder}",
-                    hint="lower --learning-rate, or set --max-grad-norm 1.0, then run again with --resume")
-            (loss / config.gradient_accumulation).backward()
+            batch = task.collate(train, rows, pad_id)
+            syncs = (state["micro"] + 1) % config.gradient_accumulation == 0
+            with contextlib.nullcontext() if syncs or world == 1 else forward.no_sync():
+                logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss = task.loss(logits, batch["labels"], loss_fn)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"the loss became {loss.item()} at step {step + 1}; the last good checkpoint is kept in "
+                        f"{folder}", hint="lower --learning-rate, or set --max-grad-norm 1.0, then run again with "
+                                          "--resume")
+                (loss / config.gradient_accumulation).backward()
             running_loss += loss.item() * len(rows)
             running_count += len(rows)
             state["micro"] += 1
@@ -280,7 +279,8 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            state["samples"] += running_count
+            running_loss, running_count = distributed.all_sum(running_loss, running_count)
+            state["samples"] += int(running_count)
             rate = state["samples"] / max(1e-9, time.perf_counter() - started)
             train_metrics = {"loss": running_loss / running_count, "learning_rate": lr, "samples_per_second": rate}
             running_loss, running_count = 0.0, 0
@@ -307,8 +307,12 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     final: dict[str, float] = {}
     if state["history"]:
         final = {k: v for k, v in state["history"][-1].items() if k.startswith("eval_")}
+    in_sync = None
+    if world > 1:  # identical weights give bit-identical checksums on every rank
+        checksum = float(sum(p.detach().double().sum().item() for p in model.parameters()))
+        in_sync = distributed.all_sum(checksum)[0] == checksum * world
     return TrainResult(step, step / steps_per_epoch, final, state["best_step"], state["samples"] / max(seconds, 1e-9),
-                       stopped_early, state["history"])
+                       stopped_early, state["history"], ranks_in_sync=in_sync)
 
 
 def _no_decay(name: str) -> bool:

@@ -19,14 +19,10 @@ from fmhub.train._loop import Prepared, TrainResult
 
 __all__ = ["publish", "model_card"]
 
-_METRIC_NAMES = {"eval_accuracy": ("accuracy", "Accuracy"), "eval_f1_macro": ("f1", "Macro F1"),
-                 "eval_loss": ("loss", "Loss")}
-
-
 def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
     config = prepared.config
     metrics = [{"type": kind, "value": round(result.metrics[key], 6), "name": name}
-               for key, (kind, name) in _METRIC_NAMES.items() if key in result.metrics]
+               for key, kind, name in (*prepared.task.metrics, ("eval_loss", "loss", "Loss")) if key in result.metrics]
     metadata: dict[str, Any] = {
         "license": config.license or "unknown",
         "base_model": prepared.model_repo,
@@ -37,7 +33,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     }
     if metrics:
         metadata["model-index"] = [{"name": config.output.split("/", 1)[1], "results": [{
-            "task": {"type": config.task, "name": "Text Classification"},
+            "task": {"type": config.task, "name": prepared.task.title},
             "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.eval_split,
                         "revision": prepared.data_commit},
             "metrics": metrics}]}]
@@ -65,7 +61,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     if run_id:
         lines.append(f"- run: `{run_id}` (`fmhub runs show {run_id}`)")
     lines += ["", "## Use\n", "```python", "from transformers import pipeline",
-              f'classify = pipeline("text-classification", model="{config.output}")', "```"]
+              f'model = pipeline("{config.task}", model="{config.output}")', "```"]
     return render_card(metadata, "\n".join(lines) + "\n")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fmhub.client import Hub
 from fmhub.constants import settings
+from fmhub.train import _distributed as distributed
 from fmhub.train._config import TrainConfig
 from fmhub.train._loop import TrainResult, prepare, run
 from fmhub.train._publish import publish
@@ -26,7 +27,8 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
           on_metrics: Callable[[int, float, dict[str, float]], None] | None = None,
           on_step: Callable[[int, int, float, float], None] | None = None,
           stop_after: int | None = None) -> TrainOutcome | None:
-    """Train ``config``, publish the model and record the run; None when ``stop_after`` cut the run short.
+    """Train ``config``, publish the model and record the run; None when ``stop_after`` cut the run short
+    (and on DDP ranks other than 0).
 
     The run record lives in the metadata database of the hub trained against when it is the embedded
     store, else in the local embedded store; TensorBoard event files go to ``$FMHUB_HOME/runs/<run id>/``.
@@ -38,13 +40,22 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
 
     owned = hub is None
     hub = hub or Hub.open()
+    if not distributed.is_main():  # another DDP rank: train its share; rank 0 records and publishes
+        try:
+            torch.manual_seed(config.seed)
+            run(prepare(config, hub), resume=resume, stop_after=stop_after)
+            return None
+        finally:
+            if owned:
+                hub.close()
     local_store = getattr(hub, "store", None)
     tracking_store = local_store or open_store()
     try:
         torch.manual_seed(config.seed)  # a new classification head starts from the same weights every run
         prepared = prepare(config, hub)
         runs = Runs(tracking_store.db)
-        record = runs.start(task=config.task, config={**config.to_dict(), "resume": resume}, command=command,
+        record = runs.start(task=config.task, config={**config.to_dict(), "resume": resume,
+                                                      "processes": distributed.world_size()}, command=command,
                             base_model=prepared.model_repo, base_commit=prepared.model_commit,
                             dataset=prepared.data_repo, dataset_commit=prepared.data_commit, output=config.output)
         with TensorBoardWriter(settings().home / "runs" / record.id / "tensorboard") as board:
@@ -69,7 +80,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
                 raise
         summary = {**result.metrics, "steps": result.steps, "epochs": result.epochs,
                    "samples_per_second": result.samples_per_second, "best_step": result.best_step,
-                   "stopped_early": result.stopped_early}
+                   "stopped_early": result.stopped_early, "ranks_in_sync": result.ranks_in_sync}
         runs.finish(record.id, "completed", summary=summary, output_commit=commit)
         return TrainOutcome(result, commit, record.id)
     finally:

@@ -1,0 +1,181 @@
+"""What differs between tasks: columns, model head, tokenization, batches, loss and validation metrics.
+
+- ``text-classification``: a text column and a class label → ``AutoModelForSequenceClassification``;
+  cross-entropy (label smoothing, class weights); accuracy and macro-F1.
+- ``token-classification``: token lists and BIO tag lists → ``AutoModelForTokenClassification``; each
+  word's tag goes to its first sub-word token, the other sub-words get -100 (ignored), as the Hugging
+  Face examples do; entity-level precision/recall/F1 (exact BIO spans, as seqeval's default) and
+  token accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fmhub.errors import InvalidInputError
+from fmhub.train._data import TokenizedSplit, batch_order, pad_rows
+
+__all__ = ["Task", "task_for", "IGNORE"]
+
+IGNORE = -100  # the label index cross-entropy skips (sub-word continuations, padding)
+_TOKENIZE_ROWS = 2048
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    title: str  # for the model card
+    default_columns: tuple[str, str]  # (input column, label column)
+    metrics: tuple[tuple[str, str, str], ...]  # (metric key, model-index type, display name)
+
+    def label_names(self, features: Any, label_column: str) -> list[str]:
+        feature = features[label_column]
+        inner = getattr(feature, "feature", feature) if self.name == "token-classification" else feature
+        if not hasattr(inner, "names"):
+            raise InvalidInputError(f"column {label_column!r} holds {feature}, not class labels",
+                                    hint="import the dataset with fmhub data import, which stores label names")
+        return list(inner.names)
+
+    def model_class(self) -> Any:
+        import transformers
+
+        return transformers.AutoModelForTokenClassification if self.name == "token-classification" else \
+            transformers.AutoModelForSequenceClassification
+
+    def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str,
+                 max_length: int) -> tuple[list[list[int]], list[Any]]:
+        """Token ids per row and labels per row (an int, or one int per token)."""
+        ids: list[list[int]] = []
+        labels: list[Any] = []
+        for start in range(0, len(dataset), _TOKENIZE_ROWS):
+            rows = dataset[start:start + _TOKENIZE_ROWS]
+            if self.name == "text-classification":
+                ids += tokenizer([t or "" for t in rows[input_column]], truncation=True, max_length=max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                labels += list(rows[label_column])
+                continue
+            if not getattr(tokenizer, "is_fast", False):
+                raise InvalidInputError("token classification needs a fast tokenizer (tokenizer.json) to align "
+                                        "tags to sub-words", hint="use a model repo that ships tokenizer.json")
+            encoded = tokenizer(rows[input_column], is_split_into_words=True, truncation=True, max_length=max_length,
+                                return_attention_mask=False, return_token_type_ids=False)
+            for i, tags in enumerate(rows[label_column]):
+                aligned, previous = [], None
+                for word in encoded.word_ids(i):
+                    aligned.append(IGNORE if word is None or word == previous else tags[word])
+                    previous = word
+                ids.append(encoded["input_ids"][i])
+                labels.append(aligned)
+        return ids, labels
+
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int) -> dict[str, Any]:
+        import torch
+
+        input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
+        if self.name == "token-classification":
+            labels, _ = pad_rows(split.labels, rows, IGNORE)
+        else:
+            labels = np.asarray([split.labels[i] for i in rows], dtype=np.int64)
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
+                "labels": torch.from_numpy(labels)}
+
+    def class_counts(self, split: TokenizedSplit, num_labels: int) -> np.ndarray:
+        values = np.concatenate([np.asarray(x) for x in split.labels]) if self.name == "token-classification" \
+            else np.asarray(split.labels)
+        return np.bincount(values[values >= 0], minlength=num_labels).astype(np.float64)
+
+    def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
+        return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+    def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
+                 label_names: list[str]) -> dict[str, float]:
+        """Validation metrics (under ``inference_mode``), ``loss`` included."""
+        import torch
+
+        model.eval()
+        total_loss, counted = 0.0, 0
+        predicted: dict[int, np.ndarray] = {}
+        with torch.inference_mode():
+            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
+                batch = self.collate(split, rows, pad_id)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                flat = batch["labels"].reshape(-1)
+                total_loss += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat,
+                                                                ignore_index=IGNORE, reduction="sum").item()
+                counted += int((flat != IGNORE).sum())
+                best = logits.argmax(-1).numpy()
+                for out, row in enumerate(rows.tolist()):
+                    predicted[row] = best[out]
+        model.train()
+        metrics = {"loss": total_loss / max(1, counted)}
+        if self.name == "text-classification":
+            return metrics | _classification_metrics(np.array([predicted[i] for i in range(len(split))]),
+                                                     np.asarray(split.labels), len(label_names))
+        return metrics | _entity_metrics(split, predicted, label_names)
+
+
+def _classification_metrics(predictions: np.ndarray, gold: np.ndarray, num_labels: int) -> dict[str, float]:
+    f1s = []
+    for label in range(num_labels):
+        tp = int(((predictions == label) & (gold == label)).sum())
+        fp = int(((predictions == label) & (gold != label)).sum())
+        fn = int(((predictions != label) & (gold == label)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float((predictions == gold).mean()), "f1_macro": float(np.mean(f1s)) if f1s else 0.0}
+
+
+def entity_spans(tags: list[str]) -> set[tuple[int, int, str]]:
+    """Exact BIO(ES) entity spans ``(start, end, type)``; an I- without a B- opens an entity (as seqeval)."""
+    spans: set[tuple[int, int, str]] = set()
+    start, kind = None, None
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, name = tag.partition("-")
+        continues = prefix in ("I", "E") and kind == name and start is not None
+        if start is not None and not continues:
+            spans.add((start, i, kind))
+            start, kind = None, None
+        if prefix in ("B", "S") or (prefix in ("I", "E") and not continues):
+            start, kind = i, name
+        if prefix in ("E", "S") and start is not None:
+            spans.add((start, i + 1, kind))
+            start, kind = None, None
+    return spans
+
+
+def _entity_metrics(split: TokenizedSplit, predicted: dict[int, np.ndarray], label_names: list[str]
+                    ) -> dict[str, float]:
+    true_positive = predicted_count = gold_count = correct_tokens = tokens = 0
+    for row, gold in enumerate(split.labels):
+        gold = np.asarray(gold)
+        keep = gold != IGNORE
+        guess = predicted[row][:len(gold)][keep]
+        gold = gold[keep]
+        correct_tokens += int((guess == gold).sum())
+        tokens += len(gold)
+        gold_spans = entity_spans([label_names[i] for i in gold])
+        guess_spans = entity_spans([label_names[i] for i in guess])
+        true_positive += len(gold_spans & guess_spans)
+        predicted_count += len(guess_spans)
+        gold_count += len(gold_spans)
+    precision = true_positive / predicted_count if predicted_count else 0.0
+    recall = true_positive / gold_count if gold_count else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": correct_tokens / max(1, tokens)}
+
+
+_TASKS = {
+    "text-classification": Task("text-classification", "Text Classification", ("text", "label"),
+                                (("eval_accuracy", "accuracy", "Accuracy"), ("eval_f1_macro", "f1", "Macro F1"))),
+    "token-classification": Task("token-classification", "Token Classification", ("tokens", "tags"),
+                                 (("eval_f1", "f1", "Entity F1"), ("eval_precision", "precision", "Entity precision"),
+                                  ("eval_recall", "recall", "Entity recall"),
+                                  ("eval_accuracy", "accuracy", "Token accuracy"))),
+}
+
+
+def task_for(name: str) -> Task:
+    return _TASKS[name]
