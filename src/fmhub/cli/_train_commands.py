@@ -19,9 +19,10 @@ def register(app: typer.Typer) -> None:
 
 
 def train_command(
-    task: Annotated[str | None, typer.Option("--task", help="What to train: text-classification or "
-                                                            "token-classification (NER, BIO tags).")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Base model repo, REPO or REPO@REVISION.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="What to train: text-classification, token-classification "
+                                                            "(NER, BIO tags), masked-lm or causal-lm.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Base model repo, REPO or REPO@REVISION (omit with "
+                                                              "--architecture/--from-config).")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset repo, REPO or REPO@REVISION (from fmhub data "
                                                             "import).")] = None,
     output: Annotated[str | None, typer.Option("--output", help="Model repo the result is committed to (created if "
@@ -87,6 +88,19 @@ def train_command(
     license_id: Annotated[str | None, typer.Option("--license", help="License id for the model card.")] = None,
     private: Annotated[bool | None, typer.Option("--private", help="Create the output repo private.",
                                                  show_default=False)] = None,
+    architecture: Annotated[str | None, typer.Option("--architecture", help="Pretrain from scratch: bert (masked-lm) "
+                                                     "or gpt2 (causal-lm), with a tokenizer trained on the data.")
+                            ] = None,
+    from_config: Annotated[str | None, typer.Option("--from-config", help="Pretrain from scratch from this "
+                                                                          "transformers config.json.")] = None,
+    hidden_size: Annotated[int | None, typer.Option("--hidden-size", help="From scratch: hidden size "
+                                                                          "[default: 128].")] = None,
+    layers: Annotated[int | None, typer.Option("--layers", help="From scratch: layers [default: 2].")] = None,
+    heads: Annotated[int | None, typer.Option("--heads", help="From scratch: attention heads [default: 2].")] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="From scratch: size of the tokenizer "
+                                                                        "trained on the data [default: 8000].")] = None,
+    mlm_probability: Annotated[float | None, typer.Option("--mlm-probability", help="Masked LM: share of tokens "
+                                                                                    "masked [default: 0.15].")] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", help="Train with N data-parallel processes per node (torch "
                                                               "DDP via torchrun; gloo on CPU, nccl on GPU).")] = None,
     nnodes: Annotated[str | None, typer.Option("--nnodes", help="Multi-node: number of nodes (torchrun syntax, e.g. 2 "
@@ -119,7 +133,8 @@ def train_command(
                  freeze_layers=freeze_layers, eval_steps=eval_steps, save_steps=save_steps,
                  early_stopping_patience=early_stopping_patience, metric=metric,
                  ignore_mismatched_sizes=ignore_mismatched_sizes, seed=seed, threads=threads, license=license_id,
-                 private=private)
+                 private=private, architecture=architecture, from_config=from_config, hidden_size=hidden_size,
+                 layers=layers, heads=heads, vocab_size=vocab_size, mlm_probability=mlm_probability)
     if config_file is not None:
         config = TrainConfig.from_yaml(config_file, **flags)
     else:

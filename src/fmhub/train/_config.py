@@ -14,9 +14,11 @@ from typing import Any
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["TrainConfig", "TASKS", "SCHEDULES", "split_ref"]
+__all__ = ["TrainConfig", "TASKS", "LM_TASKS", "ARCHITECTURES", "SCHEDULES", "split_ref"]
 
-TASKS = ("text-classification", "token-classification")
+TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
+ARCHITECTURES = ("bert", "gpt2")
+LM_TASKS = ("masked-lm", "causal-lm")
 SCHEDULES = ("linear", "cosine", "constant")
 
 
@@ -33,9 +35,9 @@ class TrainConfig:
     """What to train, on what, and how (see ``fmhub train --help`` for each field)."""
 
     task: str
-    model: str  # REPO[@REV] of the base model
     data: str  # REPO[@REV] of the dataset
     output: str  # model repo the result is committed to
+    model: str | None = None  # REPO[@REV] of the base model; None: pretrain from scratch (language modeling)
     text_column: str | None = None  # default: text (token classification: tokens)
     label_column: str | None = None  # default: label (token classification: tags)
     train_split: str = "train"
@@ -63,6 +65,14 @@ class TrainConfig:
     threads: int | None = None  # torch threads (default: the cores this process may use)
     license: str | None = None
     private: bool = False
+    # Language modeling (masked-lm, causal-lm).
+    mlm_probability: float = 0.15
+    from_config: str | None = None  # a config.json to pretrain from scratch
+    architecture: str | None = None  # bert (masked-lm) or gpt2 (causal-lm), to pretrain from scratch
+    hidden_size: int = 128
+    layers: int = 2
+    heads: int = 2
+    vocab_size: int = 8000  # of the tokenizer trained on the corpus when the model has none
 
     @classmethod
     def from_yaml(cls, path: Path | str, **overrides: Any) -> TrainConfig:
@@ -88,11 +98,15 @@ class TrainConfig:
         if unknown:
             raise InvalidInputError(f"{source}: unknown option(s) {', '.join(unknown)}",
                                     hint="see fmhub train --help for the options")
-        missing = [name for name in ("task", "model", "data", "output") if data.get(name) in (None, "")]
+        required = ("task", "data", "output") if data.get("from_config") or data.get("architecture") else \
+            ("task", "model", "data", "output")
+        missing = [name for name in required if data.get(name) in (None, "")]
         if missing:
+            scratch = " (or, for masked-lm/causal-lm, --architecture bert|gpt2 to pretrain from scratch)" \
+                if "model" in missing else ""
             raise InvalidInputError(f"{source}: missing {', '.join(missing)}",
                                     hint="e.g. --task text-classification --model acme/bert --data acme/news "
-                                         "--output acme/news-bert")
+                                         f"--output acme/news-bert{scratch}")
         if str(data.get("eval_split", "")).lower() == "none":
             data = {**data, "eval_split": None}
         config = cls(**data)
@@ -105,8 +119,29 @@ class TrainConfig:
             raise InvalidInputError(f"unknown task {self.task!r}", hint=f"choose from {', '.join(TASKS)}")
         if self.schedule not in SCHEDULES:
             raise InvalidInputError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
-        split_ref(self.model, "--model")
+        if self.model is not None:
+            split_ref(self.model, "--model")
         split_ref(self.data, "--data")
+        scratch = self.from_config is not None or self.architecture is not None
+        if scratch and self.task not in LM_TASKS:
+            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(LM_TASKS)}, not {self.task}",
+                                    hint="fine-tune a pretrained --model instead")
+        if scratch and self.model is not None:
+            raise InvalidInputError("--model and --from-config/--architecture both given",
+                                    hint="--model continues pretraining a hub model; the others start from scratch")
+        if self.from_config is not None and self.architecture is not None:
+            raise InvalidInputError("--from-config and --architecture both given", hint="pass one of them")
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise InvalidInputError(f"unknown architecture {self.architecture!r}",
+                                    hint=f"choose from {', '.join(ARCHITECTURES)}")
+        if self.architecture is not None and \
+                (self.architecture == "bert") != (self.task == "masked-lm"):
+            raise InvalidInputError(f"--architecture {self.architecture} does not fit {self.task}",
+                                    hint="bert for masked-lm, gpt2 for causal-lm")
+        if self.class_weights and self.task in LM_TASKS:
+            raise InvalidInputError("--class-weights applies to classification tasks")
+        if self.hidden_size % self.heads:
+            raise InvalidInputError(f"--hidden-size {self.hidden_size} is not a multiple of --heads {self.heads}")
         checks = [
             ("learning_rate", self.learning_rate > 0 and math.isfinite(self.learning_rate), "a positive number"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
@@ -124,12 +159,18 @@ class TrainConfig:
             ("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience > 0,
              "positive"),
             ("threads", self.threads is None or self.threads > 0, "positive"),
+            ("mlm_probability", 0 < self.mlm_probability < 1, "in (0, 1)"),
+            ("hidden_size", self.hidden_size >= 8, "at least 8"),
+            ("layers", self.layers >= 1, "positive"),
+            ("heads", self.heads >= 1, "positive"),
+            ("vocab_size", 100 <= self.vocab_size <= 1_000_000, "between 100 and 1,000,000"),
         ]
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
         allowed = {"text-classification": ("accuracy", "f1_macro"),
-                   "token-classification": ("f1", "precision", "recall", "accuracy")}[self.task]
+                   "token-classification": ("f1", "precision", "recall", "accuracy"),
+                   "masked-lm": ("perplexity",), "causal-lm": ("perplexity",)}[self.task]
         if self.metric is not None and self.metric not in allowed:
             raise InvalidInputError(f"--metric {self.metric!r} is not a {self.task} metric",
                                     hint=f"choose from {', '.join(allowed)}")

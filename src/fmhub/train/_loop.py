@@ -28,7 +28,8 @@ from fmhub.train import _distributed as distributed
 from fmhub.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fmhub.train._config import TrainConfig, split_ref
 from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
-from fmhub.train._tasks import IGNORE, Task, task_for
+from fmhub.train._scratch import scratch_config, scratch_tokenizer
+from fmhub.train._tasks import IGNORE, LanguageModeling, Task, task_for
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "prepare", "run", "checkpoint_dir"]
 
@@ -42,11 +43,11 @@ class Prepared:
     """Everything a run needs, loaded and checked."""
 
     config: TrainConfig
-    model_repo: str
-    model_commit: str
+    model_repo: str | None  # None: pretrained from scratch
+    model_commit: str | None
     data_repo: str
     data_commit: str
-    model_folder: Path
+    model_folder: Path | None
     tokenizer: Any
     model: Any
     task: Task
@@ -82,13 +83,17 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
     from fmhub.data import load
 
     task = task_for(config.task)
+    language_model = isinstance(task, LanguageModeling)
     input_column = config.text_column or task.default_columns[0]
     label_column = config.label_column or task.default_columns[1]
-    model_repo, model_rev = split_ref(config.model, "--model")
     data_repo, data_rev = split_ref(config.data, "--data")
-    model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
+    model_repo = model_commit = folder = None
+    if config.model is not None:
+        model_repo, model_rev = split_ref(config.model, "--model")
+        model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
     data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
-    folder = hub.download(model_repo, revision=model_commit)
+    if model_repo is not None:
+        folder = hub.download(model_repo, revision=model_commit)
     dataset = load(data_repo, revision=data_commit, hub=hub)
     splits = [config.train_split] + ([config.eval_split] if config.eval_split else [])
     for name in splits:
@@ -97,27 +102,44 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
                                     hint="name one with --train-split / --eval-split" +
                                          (", or pass --eval-split none" if name == config.eval_split else ""))
     features = dataset[config.train_split].features
-    for column in (input_column, label_column):
+    for column in (input_column,) if language_model else (input_column, label_column):
         if column not in features:
             raise InvalidInputError(f"dataset {data_repo} has no column {column!r}; its columns are: "
                                     f"{', '.join(features)}", hint="name it with --text-column / --label-column")
     label_names = task.label_names(features, label_column)
-    base = AutoConfig.from_pretrained(folder)
-    _check_head(base, label_names, config)
-    positions = getattr(base, "max_position_embeddings", None)
-    if positions is not None and config.max_length > positions:
-        raise InvalidInputError(f"--max-length {config.max_length} is beyond the model's {positions} positions",
-                                hint=f"use --max-length {positions} or less")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = task.model_class().from_pretrained(
-        folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        ignore_mismatched_sizes=config.ignore_mismatched_sizes)
-    cache = settings().home / "cache" / "tokenized"
-    key = {"dataset": data_commit, "tokenizer": tokenizer_digest(folder)}
+    cache = settings().home / "cache"
+    if folder is None:  # from scratch: a tokenizer trained on the corpus, a model from a config
+        tokenizer_folder = scratch_tokenizer(config, dataset[config.train_split][input_column], cache / "tokenizers",
+                                             {"dataset": data_commit, "split": config.train_split,
+                                              "column": input_column})
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+        model = task.model_class().from_config(scratch_config(config, tokenizer))
+    else:
+        tokenizer_folder = folder
+        base = AutoConfig.from_pretrained(folder)
+        if not language_model:
+            _check_head(base, label_names, config)
+        positions = getattr(base, "max_position_embeddings", None) or getattr(base, "n_positions", None)
+        if positions is not None and config.max_length > positions:
+            raise InvalidInputError(f"--max-length {config.max_length} is beyond the model's {positions} positions",
+                                    hint=f"use --max-length {positions} or less")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        if language_model:
+            model = task.model_class().from_pretrained(folder)
+        else:
+            model = task.model_class().from_pretrained(
+                folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                label2id={name: i for i, name in enumerate(label_names)},
+                ignore_mismatched_sizes=config.ignore_mismatched_sizes)
+    if language_model:
+        task = task.bind(tokenizer, config.mlm_probability)
+        if tokenizer.pad_token_id is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
+            tokenizer.pad_token = tokenizer.eos_token
+    key = {"dataset": data_commit, "tokenizer": tokenizer_digest(tokenizer_folder)}
     tokenized = {name: tokenize_split(dataset[name], task, tokenizer, input_column=input_column,
                                       label_column=label_column, max_length=config.max_length,
-                                      cache_dir=cache, cache_key={**key, "split": name}) for name in splits}
+                                      cache_dir=cache / "tokenized", cache_key={**key, "split": name})
+                 for name in splits}
     return Prepared(config, model_repo, model_commit, data_repo, data_commit, folder, tokenizer, model, task,
                     label_names, tokenized[config.train_split],
                     tokenized.get(config.eval_split) if config.eval_split else None)
@@ -240,7 +262,8 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
         state["history"].append({"step": step, "epoch": round(epoch, 4), **record})
         if on_metrics:
             on_metrics(step, epoch, record)
-        value = metrics[config.metric or task.metrics[0][0].removeprefix("eval_")]
+        name = config.metric or task.metrics[0][0].removeprefix("eval_")
+        value = -metrics[name] if name in ("perplexity", "loss") else metrics[name]  # higher is better
         if state["best"] is None or value > state["best"]:
             state["best"], state["best_step"], state["bad_evals"] = value, step, 0
         else:

@@ -15,7 +15,9 @@ from typing import Any
 from fmhub.cards import render_card, validate_metadata
 from fmhub.client import UploadFile
 from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.train._config import LM_TASKS
 from fmhub.train._loop import Prepared, TrainResult
+from fmhub.train._tasks import PIPELINE_TAGS
 
 __all__ = ["publish", "model_card"]
 
@@ -23,17 +25,15 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     config = prepared.config
     metrics = [{"type": kind, "value": round(result.metrics[key], 6), "name": name}
                for key, kind, name in (*prepared.task.metrics, ("eval_loss", "loss", "Loss")) if key in result.metrics]
-    metadata: dict[str, Any] = {
-        "license": config.license or "unknown",
-        "base_model": prepared.model_repo,
-        "datasets": [prepared.data_repo],
-        "pipeline_tag": config.task,
-        "library_name": "transformers",
-        "tags": ["fmhub", config.task],
-    }
+    pipeline_tag = PIPELINE_TAGS[config.task]
+    metadata: dict[str, Any] = {"license": config.license or "unknown"}
+    if prepared.model_repo is not None:
+        metadata["base_model"] = prepared.model_repo
+    metadata.update({"datasets": [prepared.data_repo], "pipeline_tag": pipeline_tag, "library_name": "transformers",
+                     "tags": ["fmhub", config.task]})
     if metrics:
         metadata["model-index"] = [{"name": config.output.split("/", 1)[1], "results": [{
-            "task": {"type": config.task, "name": prepared.task.title},
+            "task": {"type": pipeline_tag, "name": prepared.task.title},
             "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.eval_split,
                         "revision": prepared.data_commit},
             "metrics": metrics}]}]
@@ -43,9 +43,14 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     problems = validate_metadata(metadata, "model")
     if not problems.ok:
         raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
-    lines = [f"# {config.output}\n",
-             f"`{prepared.model_repo}` fine-tuned for {config.task} on `{prepared.data_repo}` "
-             f"(labels: {', '.join(prepared.label_names)}) by `fmhub train`.\n",
+    if prepared.model_repo is None:
+        origin = f"Pretrained from scratch ({config.from_config or config.architecture}, {config.task})"
+    elif config.task in LM_TASKS:
+        origin = f"`{prepared.model_repo}` with continued pretraining ({config.task})"
+    else:
+        origin = f"`{prepared.model_repo}` fine-tuned for {config.task}"
+    labels = f" (labels: {', '.join(prepared.label_names)})" if prepared.label_names else ""
+    lines = [f"# {config.output}\n", f"{origin} on `{prepared.data_repo}`{labels} by `fmhub train`.\n",
              "## Results\n"]
     if metrics:
         lines += [f"On the `{config.eval_split}` split after {result.steps} steps ({result.epochs:.2f} epochs):\n",
@@ -56,12 +61,13 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     lines += ["", "## Training\n", "| option | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in config.to_dict().items() if k not in ("private",)]
     lines += ["", "## Lineage\n",
-              f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`",
+              f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`" if prepared.model_repo else
+              "- base model: none (from scratch, tokenizer trained on the dataset)",
               f"- dataset: `{prepared.data_repo}` at `{prepared.data_commit}`"]
     if run_id:
         lines.append(f"- run: `{run_id}` (`fmhub runs show {run_id}`)")
     lines += ["", "## Use\n", "```python", "from transformers import pipeline",
-              f'model = pipeline("{config.task}", model="{config.output}")', "```"]
+              f'model = pipeline("{pipeline_tag}", model="{config.output}")', "```"]
     return render_card(metadata, "\n".join(lines) + "\n")
 
 

@@ -6,10 +6,16 @@
   word's tag goes to its first sub-word token, the other sub-words get -100 (ignored), as the Hugging
   Face examples do; entity-level precision/recall/F1 (exact BIO spans, as seqeval's default) and
   token accuracy.
+- ``masked-lm`` / ``causal-lm``: texts are tokenized, joined with a separator and cut into blocks of
+  ``max_length`` (the Hugging Face ``run_mlm``/``run_clm`` recipe); masked LM masks 15% of the tokens
+  per batch (80% [MASK], 10% random, 10% kept) with torch's generator, so a resumed run masks the
+  same way; validation masks with a fixed seed. Loss and perplexity.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +24,11 @@ import numpy as np
 from fmhub.errors import InvalidInputError
 from fmhub.train._data import TokenizedSplit, batch_order, pad_rows
 
-__all__ = ["Task", "task_for", "IGNORE"]
+__all__ = ["Task", "LanguageModeling", "task_for", "IGNORE", "PIPELINE_TAGS"]
+
+#: The Hub's pipeline tag of each task's model.
+PIPELINE_TAGS = {"text-classification": "text-classification", "token-classification": "token-classification",
+                 "masked-lm": "fill-mask", "causal-lm": "text-generation"}
 
 IGNORE = -100  # the label index cross-entropy skips (sub-word continuations, padding)
 _TOKENIZE_ROWS = 2048
@@ -71,7 +81,8 @@ class Task:
                 labels.append(aligned)
         return ids, labels
 
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int) -> dict[str, Any]:
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
+                ) -> dict[str, Any]:
         import torch
 
         input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
@@ -167,6 +178,112 @@ def _entity_metrics(split: TokenizedSplit, predicted: dict[int, np.ndarray], lab
     return {"precision": precision, "recall": recall, "f1": f1, "accuracy": correct_tokens / max(1, tokens)}
 
 
+@dataclass(frozen=True)
+class LanguageModeling(Task):
+    """Masked or causal language modeling, bound to a tokenizer's special tokens."""
+
+    mask_id: int | None = None
+    separator_id: int | None = None
+    bos_id: int | None = None
+    eos_id: int | None = None
+    special_ids: tuple[int, ...] = ()
+    vocab: int = 0
+    mlm_probability: float = 0.15
+
+    def bind(self, tokenizer: Any, mlm_probability: float) -> LanguageModeling:
+        masked = self.name == "masked-lm"
+        if masked and tokenizer.mask_token_id is None:
+            raise InvalidInputError("this tokenizer has no mask token, so it cannot do masked-lm",
+                                    hint="use --task causal-lm, or a BERT-style model")
+        separator = tokenizer.sep_token_id if masked else tokenizer.eos_token_id
+        if separator is None:
+            separator = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+        return dataclasses.replace(
+            self, mask_id=tokenizer.mask_token_id, separator_id=separator,
+            bos_id=tokenizer.cls_token_id if masked else None, eos_id=tokenizer.sep_token_id if masked else None,
+            special_ids=tuple(sorted(set(tokenizer.all_special_ids))), vocab=len(tokenizer),
+            mlm_probability=mlm_probability)
+
+    def label_names(self, features: Any, label_column: str) -> list[str]:
+        return []
+
+    def model_class(self) -> Any:
+        import transformers
+
+        return transformers.AutoModelForMaskedLM if self.name == "masked-lm" else transformers.AutoModelForCausalLM
+
+    def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str,
+                 max_length: int) -> tuple[list[list[int]], list[Any]]:
+        wrapped = self.bos_id is not None
+        inner = max_length - (2 if wrapped else 0)
+        blocks: list[list[int]] = []
+        buffer: list[int] = []
+        for start in range(0, len(dataset), _TOKENIZE_ROWS):
+            texts = [t or "" for t in dataset[start:start + _TOKENIZE_ROWS][input_column]]
+            for ids in tokenizer(texts, add_special_tokens=False, return_attention_mask=False,
+                                 return_token_type_ids=False)["input_ids"]:
+                buffer += ids
+                if self.separator_id is not None:
+                    buffer.append(self.separator_id)
+                while len(buffer) >= inner:
+                    chunk, buffer = buffer[:inner], buffer[inner:]
+                    blocks.append([self.bos_id, *chunk, self.eos_id] if wrapped else chunk)
+        if len(buffer) > 1 and (not blocks or len(buffer) >= inner // 4):  # a short tail is dropped, as HF does
+            blocks.append([self.bos_id, *buffer, self.eos_id] if wrapped else buffer)
+        if not blocks:
+            raise InvalidInputError("the texts hold no tokens to train on")
+        return blocks, [0] * len(blocks)
+
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
+                ) -> dict[str, Any]:
+        import torch
+
+        input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
+        ids = torch.from_numpy(input_ids)
+        attention = torch.from_numpy(mask)
+        labels = ids.clone()
+        labels[attention == 0] = IGNORE
+        if self.name == "masked-lm":
+            special = torch.isin(ids, torch.tensor(self.special_ids, dtype=torch.int64)) | (attention == 0)
+            chosen = torch.bernoulli(torch.full(ids.shape, self.mlm_probability), generator=generator).bool() & ~special
+            labels[~chosen] = IGNORE
+            masked = torch.bernoulli(torch.full(ids.shape, 0.8), generator=generator).bool() & chosen
+            randomized = torch.bernoulli(torch.full(ids.shape, 0.5), generator=generator).bool() & chosen & ~masked
+            ids = ids.clone()
+            ids[masked] = self.mask_id
+            ids[randomized] = torch.randint(self.vocab, ids.shape, generator=generator)[randomized]
+        return {"input_ids": ids, "attention_mask": attention, "labels": labels}
+
+    def class_counts(self, split: TokenizedSplit, num_labels: int) -> np.ndarray:
+        raise InvalidInputError("--class-weights applies to classification tasks")
+
+    def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
+        if self.name == "causal-lm":  # predict token t+1 from tokens up to t
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+    def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
+                 label_names: list[str]) -> dict[str, float]:
+        import torch
+
+        model.eval()
+        generator = torch.Generator().manual_seed(0)  # the same masks at every evaluation
+        total, counted = 0.0, 0
+        with torch.inference_mode():
+            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
+                batch = self.collate(split, rows, pad_id, generator)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                labels = batch["labels"]
+                if self.name == "causal-lm":
+                    logits, labels = logits[:, :-1], labels[:, 1:]
+                total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                           ignore_index=IGNORE, reduction="sum").item()
+                counted += int((labels != IGNORE).sum())
+        model.train()
+        loss = total / max(1, counted)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+
+
 _TASKS = {
     "text-classification": Task("text-classification", "Text Classification", ("text", "label"),
                                 (("eval_accuracy", "accuracy", "Accuracy"), ("eval_f1_macro", "f1", "Macro F1"))),
@@ -174,6 +291,10 @@ _TASKS = {
                                  (("eval_f1", "f1", "Entity F1"), ("eval_precision", "precision", "Entity precision"),
                                   ("eval_recall", "recall", "Entity recall"),
                                   ("eval_accuracy", "accuracy", "Token accuracy"))),
+    "masked-lm": LanguageModeling("masked-lm", "Fill-Mask", ("text", "label"),
+                                  (("eval_perplexity", "perplexity", "Perplexity"),)),
+    "causal-lm": LanguageModeling("causal-lm", "Text Generation", ("text", "label"),
+                                  (("eval_perplexity", "perplexity", "Perplexity"),)),
 }
 
 
