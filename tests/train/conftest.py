@@ -70,3 +70,9 @@ def tiny_ner(tmp_path: Path) -> str:
     with Hub.open() as hub:
         import_dataset(hub, tmp_path / "ner.conll", "acme/ner", ImportOptions(split="train=0.8,validation=0.2"))
     return "acme/ner"
+
+
+@pytest.fixture
+def topic_words() -> dict[str, list[str]]:
+    """The words of each topic, from which the tiny datasets are made (and the tiny model's vocab)."""
+    return WORDS

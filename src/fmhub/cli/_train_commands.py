@@ -35,6 +35,9 @@ def train_command(
     label_column: Annotated[str | None, typer.Option("--label-column", help="Dataset column of the class label "
                                                                             "[default: label; token "
                                                                             "classification: tags].")] = None,
+    multi_label: Annotated[bool | None, typer.Option("--multi-label", help="Text classification with any number of "
+                                                     "labels per row (a column of label lists; sigmoid per label).",
+                                                     show_default=False)] = None,
     train_split: Annotated[str | None, typer.Option("--train-split", help="Split to train on [default: train].")
                            ] = None,
     eval_split: Annotated[str | None, typer.Option("--eval-split", help="Split to evaluate on, or 'none' "
@@ -125,7 +128,7 @@ def train_command(
 
     _quiet_libraries()
     flags = dict(task=task, model=model, data=data, output=output, text_column=text_column,
-                 label_column=label_column, train_split=train_split, eval_split=eval_split,
+                 label_column=label_column, multi_label=multi_label, train_split=train_split, eval_split=eval_split,
                  learning_rate=learning_rate, schedule=schedule, warmup_ratio=warmup_ratio, epochs=epochs,
                  max_steps=max_steps, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
                  max_length=max_length, weight_decay=weight_decay, max_grad_norm=max_grad_norm,

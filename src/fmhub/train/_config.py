@@ -40,6 +40,7 @@ class TrainConfig:
     model: str | None = None  # REPO[@REV] of the base model; None: pretrain from scratch (language modeling)
     text_column: str | None = None  # default: text (token classification: tokens)
     label_column: str | None = None  # default: label (token classification: tags)
+    multi_label: bool = False  # text classification with any number of labels per row (sigmoid, BCE)
     train_split: str = "train"
     eval_split: str | None = "validation"  # None: no evaluation during training
     learning_rate: float = 5e-5
@@ -168,7 +169,12 @@ class TrainConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
-        allowed = {"text-classification": ("accuracy", "f1_macro"),
+        if self.multi_label and self.task != "text-classification":
+            raise InvalidInputError("--multi-label applies to text-classification")
+        if self.multi_label and self.label_smoothing:
+            raise InvalidInputError("--label-smoothing applies to single-label classification")
+        allowed = {"text-classification": ("f1_micro", "f1_macro", "subset_accuracy") if self.multi_label else
+                   ("accuracy", "f1_macro"),
                    "token-classification": ("f1", "precision", "recall", "accuracy"),
                    "masked-lm": ("perplexity",), "causal-lm": ("perplexity",)}[self.task]
         if self.metric is not None and self.metric not in allowed:

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.train import _distributed as distributed
@@ -29,7 +27,7 @@ from fmhub.train._checkpoint import latest_checkpoint, load_checkpoint, save_che
 from fmhub.train._config import TrainConfig, split_ref
 from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
 from fmhub.train._scratch import scratch_config, scratch_tokenizer
-from fmhub.train._tasks import IGNORE, LanguageModeling, Task, task_for
+from fmhub.train._tasks import LanguageModeling, MultiLabelClassification, Task, task_for
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "prepare", "run", "checkpoint_dir"]
 
@@ -82,7 +80,7 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
 
     from fmhub.data import load
 
-    task = task_for(config.task)
+    task = task_for(config.task, config.multi_label)
     language_model = isinstance(task, LanguageModeling)
     input_column = config.text_column or task.default_columns[0]
     label_column = config.label_column or task.default_columns[1]
@@ -130,7 +128,9 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
             model = task.model_class().from_pretrained(
                 folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                 label2id={name: i for i, name in enumerate(label_names)},
-                ignore_mismatched_sizes=config.ignore_mismatched_sizes)
+                ignore_mismatched_sizes=config.ignore_mismatched_sizes, **task.model_options())
+    if isinstance(task, MultiLabelClassification):
+        task = task.bind(len(label_names))
     if language_model:
         task = task.bind(tokenizer, config.mlm_probability)
         if tokenizer.pad_token_id is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
@@ -224,12 +224,9 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.learning_rate)
     factor = _schedule(config, total)
-    weights = None
-    if config.class_weights:
-        counts = prepared.task.class_counts(train, len(prepared.label_names))
-        weights = torch.tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing, ignore_index=IGNORE)
     task = prepared.task
+    weights = task.class_weights(train, len(prepared.label_names)) if config.class_weights else None
+    loss_fn = task.loss_function(weights, config.label_smoothing)
     folder = checkpoint_dir(config)
     state: dict[str, Any] = {"epoch": 0, "micro": 0, "best": None, "best_step": None, "bad_evals": 0,
                              "history": [], "samples": 0, "seconds": 0.0}

@@ -24,7 +24,7 @@ import numpy as np
 from fmhub.errors import InvalidInputError
 from fmhub.train._data import TokenizedSplit, batch_order, pad_rows
 
-__all__ = ["Task", "LanguageModeling", "task_for", "IGNORE", "PIPELINE_TAGS"]
+__all__ = ["Task", "MultiLabelClassification", "LanguageModeling", "task_for", "IGNORE", "PIPELINE_TAGS"]
 
 #: The Hub's pipeline tag of each task's model.
 PIPELINE_TAGS = {"text-classification": "text-classification", "token-classification": "token-classification",
@@ -45,8 +45,10 @@ class Task:
         feature = features[label_column]
         inner = getattr(feature, "feature", feature) if self.name == "token-classification" else feature
         if not hasattr(inner, "names"):
-            raise InvalidInputError(f"column {label_column!r} holds {feature}, not class labels",
-                                    hint="import the dataset with fmhub data import, which stores label names")
+            lists = self.name == "text-classification" and hasattr(getattr(feature, "feature", None), "names")
+            raise InvalidInputError(f"column {label_column!r} holds {feature}, not one class label per row",
+                                    hint="pass --multi-label: each row carries a list of labels" if lists else
+                                    "import the dataset with fmhub data import, which stores label names")
         return list(inner.names)
 
     def model_class(self) -> Any:
@@ -93,10 +95,24 @@ class Task:
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
                 "labels": torch.from_numpy(labels)}
 
-    def class_counts(self, split: TokenizedSplit, num_labels: int) -> np.ndarray:
+    def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
+        """Loss weights by inverse label frequency ("balanced": n / (labels × count))."""
+        import torch
+
         values = np.concatenate([np.asarray(x) for x in split.labels]) if self.name == "token-classification" \
             else np.asarray(split.labels)
-        return np.bincount(values[values >= 0], minlength=num_labels).astype(np.float64)
+        counts = np.bincount(values[values >= 0], minlength=num_labels).astype(np.float64)
+        return torch.tensor(counts.sum() / (num_labels * np.maximum(counts, 1)), dtype=torch.float32)
+
+    def loss_function(self, weights: Any, label_smoothing: float) -> Any:
+        """The training loss for labels of this task (``weights``: per-class weights or None)."""
+        import torch
+
+        return torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing, ignore_index=IGNORE)
+
+    def model_options(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` options of the head (e.g. the problem type)."""
+        return {}
 
     def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
         return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
@@ -179,6 +195,94 @@ def _entity_metrics(split: TokenizedSplit, predicted: dict[int, np.ndarray], lab
 
 
 @dataclass(frozen=True)
+class MultiLabelClassification(Task):
+    """Text classification where a row carries any number of labels: one sigmoid per label."""
+
+    num_labels: int = 0
+
+    def label_names(self, features: Any, label_column: str) -> list[str]:
+        feature = features[label_column]
+        inner = getattr(feature, "feature", None)
+        if not hasattr(inner, "names"):
+            hint = "drop --multi-label: this column holds one label per row" if hasattr(feature, "names") else \
+                "import it with fmhub data import, which stores label names"
+            raise InvalidInputError(f"--multi-label needs a column of label lists; {label_column!r} holds {feature}",
+                                    hint=hint)
+        return list(inner.names)
+
+    def bind(self, num_labels: int) -> MultiLabelClassification:
+        return dataclasses.replace(self, num_labels=num_labels)
+
+    def model_options(self) -> dict[str, Any]:
+        return {"problem_type": "multi_label_classification"}
+
+    def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str,
+                 max_length: int) -> tuple[list[list[int]], list[Any]]:
+        ids: list[list[int]] = []
+        labels: list[Any] = []
+        for start in range(0, len(dataset), _TOKENIZE_ROWS):
+            rows = dataset[start:start + _TOKENIZE_ROWS]
+            ids += tokenizer([t or "" for t in rows[input_column]], truncation=True, max_length=max_length,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            labels += [list(row or []) for row in rows[label_column]]
+        return ids, labels
+
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
+                ) -> dict[str, Any]:
+        import torch
+
+        input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
+        targets = np.zeros((len(rows), self.num_labels), dtype=np.float32)
+        for position, i in enumerate(rows):
+            targets[position, np.asarray(split.labels[i], dtype=np.int64)] = 1.0
+        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
+                "labels": torch.from_numpy(targets)}
+
+    def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
+        """``pos_weight`` per label: negatives / positives, so each label's positives weigh as its negatives."""
+        import torch
+
+        values = np.concatenate([np.asarray(x, dtype=np.int64) for x in split.labels] or [np.zeros(0, np.int64)])
+        positives = np.bincount(values, minlength=num_labels).astype(np.float64)
+        return torch.tensor((len(split) - positives) / np.maximum(positives, 1), dtype=torch.float32)
+
+    def loss_function(self, weights: Any, label_smoothing: float) -> Any:
+        import torch
+
+        # Class weights become pos_weight: a label's positives count as much as its negatives.
+        return torch.nn.BCEWithLogitsLoss(pos_weight=weights)
+
+    def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
+        return loss_fn(logits, labels)
+
+    def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
+                 label_names: list[str]) -> dict[str, float]:
+        import torch
+
+        model.eval()
+        total, predicted, gold = 0.0, [], []
+        with torch.inference_mode():
+            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
+                batch = self.collate(split, rows, pad_id)
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                total += torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits, batch["labels"], reduction="sum").item()
+                predicted.append((logits > 0).numpy())  # sigmoid > 0.5
+                gold.append(batch["labels"].numpy() > 0.5)
+        model.train()
+        guess, truth = np.concatenate(predicted), np.concatenate(gold)
+        tp = (guess & truth).sum(axis=0)
+        fp = (guess & ~truth).sum(axis=0)
+        fn = (~guess & truth).sum(axis=0)
+        seen = (tp + fp + fn) > 0
+        per_label = 2 * tp[seen] / np.maximum(1, 2 * tp[seen] + fp[seen] + fn[seen])
+        micro = 2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())
+        return {"loss": total / max(1, truth.size), "f1_micro": float(micro),
+                "f1_macro": float(per_label.mean()) if seen.any() else 0.0,
+                "subset_accuracy": float((guess == truth).all(axis=1).mean())}
+
+
+@dataclass(frozen=True)
 class LanguageModeling(Task):
     """Masked or causal language modeling, bound to a tokenizer's special tokens."""
 
@@ -254,7 +358,7 @@ class LanguageModeling(Task):
             ids[randomized] = torch.randint(self.vocab, ids.shape, generator=generator)[randomized]
         return {"input_ids": ids, "attention_mask": attention, "labels": labels}
 
-    def class_counts(self, split: TokenizedSplit, num_labels: int) -> np.ndarray:
+    def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
         raise InvalidInputError("--class-weights applies to classification tasks")
 
     def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
@@ -298,5 +402,11 @@ _TASKS = {
 }
 
 
-def task_for(name: str) -> Task:
-    return _TASKS[name]
+_MULTI_LABEL = MultiLabelClassification(
+    "text-classification", "Text Classification", ("text", "label"),
+    (("eval_f1_micro", "f1", "Micro F1"), ("eval_f1_macro", "f1", "Macro F1"),
+     ("eval_subset_accuracy", "accuracy", "Subset accuracy")))
+
+
+def task_for(name: str, multi_label: bool = False) -> Task:
+    return _MULTI_LABEL if multi_label and name == "text-classification" else _TASKS[name]
