@@ -100,3 +100,28 @@ def test_bad_input_fails_before_training(tiny_model: str, tiny_data: str) -> Non
         config(tiny_model, tiny_data, "acme/x", eval_split=None, early_stopping_patience=2).validate()
     with Hub.open() as hub:
         assert not any(r.repo_id == "acme/x" for r in hub.list_repos())  # nothing was published
+
+
+def test_a_classifier_with_other_labels_needs_ignore_mismatched_sizes(tiny_model: str, tiny_data: str,
+                                                                       tmp_path) -> None:
+    from fmhub.data._import import ImportOptions, import_dataset
+
+    assert train(config(tiny_model, tiny_data, "acme/topics-clf", epochs=1)) is not None
+    (tmp_path / "moods.csv").write_text("text,label\n" + "".join(f"goal match {i},{'happy' if i % 2 else 'sad'}\n"
+                                                                for i in range(40)))
+    (tmp_path / "empty.csv").write_text("text,label,split\ngoal,a,train\nchip,b,train\n")
+    with Hub.open() as hub:
+        import_dataset(hub, tmp_path / "moods.csv", "acme/moods")
+        import_dataset(hub, tmp_path / "empty.csv", "acme/train-only")
+    with pytest.raises(InvalidInputError, match=r"labels \['sport', 'tech'\], the dataset \['happy', 'sad'\]") as e:
+        train(config("acme/topics-clf", "acme/moods", "acme/moods-clf"))
+    assert "--ignore-mismatched-sizes" in e.value.hint
+    outcome = train(config("acme/topics-clf", "acme/moods", "acme/moods-clf", epochs=1, ignore_mismatched_sizes=True))
+    assert outcome is not None
+    from transformers import AutoConfig
+
+    with Hub.open() as hub:
+        folder = hub.download("acme/moods-clf")
+    assert AutoConfig.from_pretrained(folder).id2label == {0: "happy", 1: "sad"}
+    with pytest.raises(InvalidInputError, match="no 'validation' split"):
+        train(config(tiny_model, "acme/train-only", "acme/x", early_stopping_patience=2))
