@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -13,27 +14,21 @@ from fmhub.train import TrainConfig, train
 
 @pytest.fixture
 def tiny_multi(tmp_path: Path, topic_words: dict[str, list[str]]) -> str:
-    """``acme/multi``: texts mixing words of one or two topics, labelled with each topic present."""
-    import datasets
-
+    """``acme/multi``: texts mixing words of one or two topics, labelled with each topic present (JSON Lines,
+    imported by fmhub data import as a multi-label dataset)."""
     from fmhub.client import Hub
+    from fmhub.data._import import ImportOptions, import_dataset
 
     rng = random.Random(2)
-    features = datasets.Features({"text": datasets.Value("string"),
-                                  "label": datasets.Sequence(datasets.ClassLabel(names=["sport", "tech"]))})
-    folder = tmp_path / "multi"
-    for split, rows in (("train", 120), ("validation", 30)):
-        texts, labels = [], []
-        for _ in range(rows):
-            topics = rng.choice([["sport"], ["tech"], ["sport", "tech"]])
-            words = [rng.choice(topic_words[t]) for t in topics for _ in range(rng.randint(2, 5))]
-            rng.shuffle(words)
-            texts.append(" ".join(words))
-            labels.append([["sport", "tech"].index(t) for t in topics])
-        datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(
-            str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    lines = []
+    for _ in range(150):
+        topics = rng.choice([["sport"], ["tech"], ["sport", "tech"]])
+        words = [rng.choice(topic_words[t]) for t in topics for _ in range(rng.randint(2, 5))]
+        rng.shuffle(words)
+        lines.append(json.dumps({"text": " ".join(words), "labels": topics}))
+    (tmp_path / "multi.jsonl").write_text("\n".join(lines) + "\n")
     with Hub.open() as hub:
-        hub.upload(folder, "acme/multi", repo_type="dataset")
+        import_dataset(hub, tmp_path / "multi.jsonl", "acme/multi", ImportOptions(split="train=0.8,validation=0.2"))
     return "acme/multi"
 
 

@@ -104,7 +104,7 @@ def test_bad_input_fails_before_training(tiny_model: str, tiny_data: str) -> Non
 
 def test_a_classifier_with_other_labels_needs_ignore_mismatched_sizes(tiny_model: str, tiny_data: str,
                                                                        tmp_path) -> None:
-    from fmhub.data._import import ImportOptions, import_dataset
+    from fmhub.data._import import import_dataset
 
     assert train(config(tiny_model, tiny_data, "acme/topics-clf", epochs=1)) is not None
     (tmp_path / "moods.csv").write_text("text,label\n" + "".join(f"goal match {i},{'happy' if i % 2 else 'sad'}\n"

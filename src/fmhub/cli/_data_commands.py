@@ -30,7 +30,12 @@ def import_command(
     text_column: Annotated[str | None, typer.Option("--text-column", help="Column holding the text "
                                                                           "(default: text).")] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Column holding the label "
-                                                                            "(default: label, if present).")] = None,
+                                                                            "(default: label, if present; else labels "
+                                                                            "when it holds lists).")] = None,
+    label_separator: Annotated[str | None, typer.Option(
+        "--label-separator", metavar="SEP",
+        help="Multi-label CSV/TSV: split each label cell on SEP (e.g. '|' for sport|politics); an empty cell "
+             "means no labels. JSON Lines/Parquet label columns of lists are multi-label without it.")] = None,
     tokens_column: Annotated[str | None, typer.Option("--tokens-column", help="Column of token lists "
                                                                               "(token classification).")] = None,
     tags_column: Annotated[str | None, typer.Option("--tags-column", help="Column of tag lists (default: tags)."
@@ -68,12 +73,14 @@ def import_command(
     Example:
         fmhub data import reviews.csv acme/reviews --text-column body --label-column stars --redact-pii
         fmhub data import ./bbc/data acme/bbc-news --license cc-by-4.0   # <label>/*.txt folders
+        fmhub data import topics.csv acme/topics --label-separator '|'     # multi-label: sport|politics
     """
     from fmhub.data._import import ImportOptions, import_dataset
     from fmhub.data._quality import render_quality
 
     options = ImportOptions(split=split, seed=seed, encoding=encoding, format=source_format, text_column=text_column,
-                            label_column=label_column, tokens_column=tokens_column, tags_column=tags_column,
+                            label_column=label_column, label_separator=label_separator,
+                            tokens_column=tokens_column, tags_column=tags_column,
                             split_column=split_column, conll_token_col=conll_token_col,
                             conll_tag_col=conll_tag_col, redact_pii=redact_pii,
                             minhash=minhash_threshold if minhash else None, source_name=source_name, license=license_id, private=private,

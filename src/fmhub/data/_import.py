@@ -1,9 +1,10 @@
 """``fmhub data import``: a source → Parquet shards + dataset card + quality report, in one commit.
 
 Two passes over the source, both streaming Arrow tables: the first reads only the label and split
-columns to decide the stratified split of every row (kept as one byte per row); the second reads the
-rest, redacts PII if asked, feeds the quality report and writes each split's rows to its shards, a
-batch at a time. Nothing reaches the hub unless the whole import succeeded.
+columns to decide the stratified split of every row (kept as one byte per row; a multi-label row is
+stratified by its rarest label); the second reads the rest, redacts PII if asked, feeds the quality
+report and writes each split's rows to its shards, a batch at a time. Nothing reaches the hub unless
+the whole import succeeded.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ImportOptions:
     tokens_column: str | None = None
     tags_column: str | None = None
     split_column: str | None = None
+    label_separator: str | None = None  # multi-label: split each label cell on it ("sport|politics")
     conll_token_col: int = 0
     conll_tag_col: int = -1
     redact_pii: bool = False
@@ -98,6 +100,10 @@ def _plan(source: Source, ratios: dict[str, float], seed: int) -> _Plan:
     codes = np.full(rows, -1, dtype=np.int64)
     if source.task == "token-classification":
         tag_names = sorted(tags)
+    elif source.multi_label:
+        chunks = [c for chunk in labels for c in chunk.chunks]
+        label_names = sorted(set().union(*(pc.unique(pc.list_flatten(c)).to_pylist() for c in chunks)))
+        codes = _rarest_label_codes(chunks, label_names, rows)
     elif source.has_labels:
         column = pa.chunked_array([c for chunk in labels for c in chunk.chunks], pa.string())
         label_names = sorted(pc.unique(column).drop_null().to_pylist())
@@ -116,6 +122,33 @@ def _plan(source: Source, ratios: dict[str, float], seed: int) -> _Plan:
     return _Plan(label_names, tag_names, split_names, split_of)
 
 
+def _rarest_label_codes(chunks: list[pa.Array], label_names: list[str], rows: int) -> np.ndarray:
+    """Each multi-label row's stratification group: the index of its rarest label (-1: no labels).
+
+    Rarest = carried by the fewest rows of the whole source; ties go to the first name. So the rows of a
+    rare label are spread over the splits by the ratios, like the rows of a single-label class.
+    """
+    value_set = pa.array(label_names, pa.string())
+    ids, parents = [], []
+    start = 0
+    for chunk in chunks:
+        ids.append(pc.index_in(pc.list_flatten(chunk), value_set=value_set).to_numpy(zero_copy_only=False))
+        parents.append(pc.list_parent_indices(chunk).to_numpy(zero_copy_only=False).astype(np.int64) + start)
+        start += len(chunk)
+    codes = np.full(rows, -1, dtype=np.int64)
+    if not label_names:
+        return codes
+    label_ids = np.concatenate(ids).astype(np.int64)
+    row_of = np.concatenate(parents)
+    rows_per_label = np.bincount(label_ids, minlength=len(label_names))  # lists hold distinct names
+    key = rows_per_label[label_ids] * len(label_names) + label_ids  # fewest rows first, then first name
+    best = np.full(rows, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(best, row_of, key)
+    labeled = best != np.iinfo(np.int64).max
+    codes[labeled] = best[labeled] % len(label_names)
+    return codes
+
+
 def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: ImportOptions = ImportOptions(), *,
                    on_progress: Callable[[int], None] | None = None) -> ImportResult:
     """Import ``source_path`` as a new version of the dataset repo ``repo_id`` (created if missing).
@@ -130,7 +163,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
                          text_column=options.text_column, label_column=options.label_column,
                          tokens_column=options.tokens_column, tags_column=options.tags_column,
                          split_column=options.split_column, conll_token_col=options.conll_token_col,
-                         conll_tag_col=options.conll_tag_col)
+                         conll_tag_col=options.conll_tag_col, label_separator=options.label_separator)
     ratios = parse_split_spec(options.split)
     if len(ratios) > _MAX_SPLITS:
         raise InvalidInputError(f"--split names {len(ratios)} splits; at most {_MAX_SPLITS}")
@@ -144,11 +177,12 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
     digests = {name: hashlib.sha256() for name in plan.split_names}
     content = ("tokens", "tags") if tag_names is not None else ("text", "label") if label_names is not None else ("text",)
     with tempfile.TemporaryDirectory(prefix="fmhub-import-") as tmp:
-        writer = ShardWriter(Path(tmp), arrow_schema(source.task, label_names, tag_names))
+        writer = ShardWriter(Path(tmp), arrow_schema(source.task, label_names, tag_names,
+                                                     multi_label=source.multi_label))
         position = 0
         for table in source.batches(content):
             split_of = plan.split_of[position:position + table.num_rows]
-            if label_names is not None:
+            if label_names is not None and not source.multi_label:  # multi-label: [] is no labels
                 missing = table.column("label").is_null()
                 if pc.any(missing).as_py():
                     row = position + pc.index(missing, True).as_py()
@@ -158,7 +192,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
             for split_id in np.unique(split_of).tolist():
                 split = plan.split_names[split_id]
                 part = table.filter(pa.array(split_of == split_id))
-                columns = _stored_columns(part, label_names, tag_names, redactor)
+                columns = _stored_columns(part, label_names, tag_names, redactor, source.multi_label)
                 writer.write(split, columns)
                 _update_digest(digests[split], columns)
                 if tag_names is not None:
@@ -191,8 +225,11 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
 
 
 def _stored_columns(part: pa.Table, label_names: list[str] | None, tag_names: list[str] | None,
-                    redactor: Redactor | None) -> dict[str, pa.Array]:
-    """The columns written for one split's rows of a batch: texts (redacted if asked) and label/tag ids."""
+                    redactor: Redactor | None, multi_label: bool = False) -> dict[str, pa.Array]:
+    """The columns written for one split's rows of a batch: texts (redacted if asked) and label/tag ids.
+
+    Multi-label: ``label`` is each row's list of label ids (ascending, as the names are sorted).
+    """
     if tag_names is not None:
         tokens = as_string_array(part.column("tokens"))
         if redactor:
@@ -204,7 +241,11 @@ def _stored_columns(part: pa.Table, label_names: list[str] | None, tag_names: li
     if redactor:
         text = pa.array([redactor.redact(t) for t in text.to_pylist()], pa.string())
     columns = {"text": text}
-    if label_names is not None:
+    if label_names is not None and multi_label:
+        labels = as_string_array(part.column("label"))
+        ids = pc.index_in(pc.list_flatten(labels), value_set=pa.array(label_names, pa.string())).cast(pa.int64())
+        columns["label"] = pa.ListArray.from_arrays(_list_offsets(labels), ids)
+    elif label_names is not None:
         columns["label"] = pc.index_in(part.column("label"), value_set=pa.array(label_names, pa.string())
                                        ).combine_chunks().cast(pa.int64())
     return columns
@@ -243,10 +284,12 @@ def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str
           splits: dict[str, SplitFiles], label_names: list[str] | None, tag_names: list[str] | None,
           report: QualityReport, pii: dict[str, int], content_hash: str) -> str:
     task = source.task
-    features = hf_features(task, label_names, tag_names)
+    multi = source.multi_label
+    features = hf_features(task, label_names, tag_names, multi_label=multi)
     metadata: dict[str, Any] = {
         "license": options.license or "unknown",
         "task_categories": [task],
+        **({"task_ids": ["multi-label-classification"]} if multi else {}),
         "pretty_name": repo_id.split("/", 1)[1],
         "source": options.source_name or Path(source.path).name,
         "content_hash": f"sha256:{content_hash}",
@@ -261,16 +304,23 @@ def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str
                                    "from_source": source.has_splits},
                   "pii_redacted": options.redact_pii, "pii_counts": pii, "minhash_threshold": options.minhash},
     }
+    if multi:
+        metadata["fmhub"]["multi_label"] = True
+        metadata["fmhub"]["split_recipe"]["stratified_by"] = "rarest_label"
     origin = f"{options.source_name} (`{Path(source.path).name}`)" if options.source_name else \
         f"`{Path(source.path).name}`"
     body = [f"# {repo_id}\n", f"Imported by fmhub from {origin} ({source.kind}, {task}).\n",
             "## Splits\n", "| split | rows |", "|---|---:|"]
     body += [f"| {n} | {f.num_examples} |" for n, f in splits.items()]
     recipe = "taken from the source" if source.has_splits else \
-        f"`{options.split}`, seed {options.seed}" + (", stratified by label" if label_names else "")
+        f"`{options.split}`, seed {options.seed}" + (
+            "" if not label_names else ", stratified by label" if not multi else
+            ", stratified by each row's rarest label (the one fewest rows carry; rows without labels form "
+            "their own group)")
     body += ["", f"Split recipe: {recipe}.", ""]
     if label_names:
-        body += [f"Labels: {', '.join(label_names)}.", ""]
+        body += [f"Labels{' (multi-label: each row has zero or more)' if multi else ''}: {', '.join(label_names)}.",
+                 ""]
     if options.redact_pii:
         body += ["PII redacted: " + (", ".join(f"{k} {v}" for k, v in sorted(pii.items()) if v) or "none found") + ".", ""]
     body += [quality_markdown(report, heading="## Quality")]

@@ -3,7 +3,8 @@
 Rows are appended per split and written in row groups; a shard is closed at ~128 MB and the shards
 of a split are renamed to their final ``-of-NNNNN`` names once the split's count is known. The Hugging
 Face ``features`` (e.g. a ClassLabel with its names) ride in the schema metadata, where ``datasets``
-reads them, so labels load back as names, not bare integers.
+reads them, so labels load back as names, not bare integers. A multi-label ``label`` column is
+``list<int64>`` (indices into the sorted names) with the feature ``Sequence(ClassLabel(names))``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ SHARD_BYTES = 128 * 1000 * 1000
 _ROW_GROUP_ROWS = 10_000
 
 
-def hf_features(task: str, label_names: list[str] | None, tag_names: list[str] | None) -> dict:
+def hf_features(task: str, label_names: list[str] | None, tag_names: list[str] | None, *,
+                multi_label: bool = False) -> dict:
     """The ``datasets`` features of the stored columns (the card's ``dataset_info.features`` uses them too)."""
     if task == "token-classification":
         tags = {"feature": {"_type": "ClassLabel", "names": tag_names or []}, "_type": "Sequence"}
@@ -30,18 +32,21 @@ def hf_features(task: str, label_names: list[str] | None, tag_names: list[str] |
                 "tags": tags}
     features: dict = {"text": {"dtype": "string", "_type": "Value"}}
     if label_names is not None:
-        features["label"] = {"names": label_names, "_type": "ClassLabel"}
+        label = {"names": label_names, "_type": "ClassLabel"}
+        features["label"] = {"feature": label, "_type": "Sequence"} if multi_label else label
     return features
 
 
-def arrow_schema(task: str, label_names: list[str] | None, tag_names: list[str] | None) -> pa.Schema:
+def arrow_schema(task: str, label_names: list[str] | None, tag_names: list[str] | None, *,
+                 multi_label: bool = False) -> pa.Schema:
     if task == "token-classification":
         fields = [pa.field("tokens", pa.list_(pa.string())), pa.field("tags", pa.list_(pa.int64()))]
     else:
         fields = [pa.field("text", pa.string())]
         if label_names is not None:
-            fields.append(pa.field("label", pa.int64()))
-    metadata = {"huggingface": json.dumps({"info": {"features": hf_features(task, label_names, tag_names)}})}
+            fields.append(pa.field("label", pa.list_(pa.int64()) if multi_label else pa.int64()))
+    features = hf_features(task, label_names, tag_names, multi_label=multi_label)
+    metadata = {"huggingface": json.dumps({"info": {"features": features}})}
     return pa.schema(fields, metadata=metadata)
 
 

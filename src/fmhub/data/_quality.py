@@ -13,6 +13,11 @@ those arrays (:mod:`fmhub.data._matches`) to find
   (``"Hello, World!"`` in train, ``"hello world"`` in test),
 - **label conflicts**: the same normalized text with different labels, anywhere.
 
+Multi-label rows (labels given as lists) count each of their labels in the label distribution
+(``labeled_rows`` counts rows with at least one label), and conflicts compare label *sets*: each
+distinct set gets one id, so the same text with ``[sport]`` and ``[politics, sport]`` is a conflict
+(the examples name a set as its JSON list, ``'["politics", "sport"]'``; ``[]`` is a set too).
+
 The hashes are Python's own string hash (SipHash, keyed per process, so crafted texts cannot aim at
 a collision); two different texts of a million-row import share one with probability ~3e-8. The
 report never depends on hash values, only on which rows match.
@@ -33,6 +38,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from collections import Counter
@@ -175,10 +181,13 @@ class SplitQuality:
     tokens: LengthStats
     duplicates: int  # rows that repeat an earlier row of this split exactly
     duplicate_examples: tuple[DuplicateGroup, ...]
+    #: Rows with at least one label (multi-label rows count once in it, and once per label in ``labels``);
+    #: None in reports written before it existed: then the sum of ``labels``.
+    labeled: int | None = None
 
     @property
     def labeled_rows(self) -> int:
-        return sum(self.labels.values())
+        return sum(self.labels.values()) if self.labeled is None else self.labeled
 
     @property
     def label_fractions(self) -> dict[str, float]:
@@ -198,6 +207,7 @@ class SplitQuality:
             "tokens": _plain(self.tokens),
             "duplicates": self.duplicates,
             "duplicate_examples": [_plain(group) for group in self.duplicate_examples],
+            "labeled_rows": self.labeled_rows,
         }
 
     @classmethod
@@ -205,7 +215,8 @@ class SplitQuality:
         return cls(name=data["name"], rows=data["rows"], labels=dict(data["labels"]), empty=data["empty"],
                    empty_examples=tuple(data["empty_examples"]), chars=LengthStats.from_dict(data["chars"]),
                    tokens=LengthStats.from_dict(data["tokens"]), duplicates=data["duplicates"],
-                   duplicate_examples=tuple(DuplicateGroup.from_dict(g) for g in data["duplicate_examples"]))
+                   duplicate_examples=tuple(DuplicateGroup.from_dict(g) for g in data["duplicate_examples"]),
+                   labeled=data.get("labeled_rows"))
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,8 @@ class QualityReport:
     #: similarity of word 3-grams ≥ ``similar_threshold``); a superset of leakage and near-duplicates.
     similar: tuple[SplitPairFinding, ...] = ()
     similar_threshold: float | None = None
+    #: Rows carried label lists: ``labels`` count each label, conflicts compare label sets.
+    multi_label: bool = False
     schema_version: int = field(default=QUALITY_SCHEMA_VERSION)
 
     @property
@@ -296,6 +309,7 @@ class QualityReport:
             "label_conflict_examples": [_plain(conflict) for conflict in self.label_conflict_examples],
             "similar": [_plain(pair) for pair in self.similar],
             "similar_threshold": self.similar_threshold,
+            "multi_label": self.multi_label,
             "length_bucket_edges": list(LENGTH_BUCKET_EDGES),
         }
 
@@ -320,6 +334,7 @@ class QualityReport:
                 label_conflict_examples=tuple(LabelConflict.from_dict(c) for c in data["label_conflict_examples"]),
                 similar=tuple(SplitPairFinding.from_dict(p) for p in data.get("similar", [])),
                 similar_threshold=data.get("similar_threshold"),
+                multi_label=bool(data.get("multi_label", False)),
                 schema_version=version,
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -345,12 +360,13 @@ def _ints(values: tuple[int, ...], limit: int = 5) -> str:
 
 
 class _SplitState:
-    __slots__ = ("name", "rows", "labels", "empty", "empty_examples", "chars", "tokens")
+    __slots__ = ("name", "rows", "labels", "labeled", "empty", "empty_examples", "chars", "tokens")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.rows = 0
         self.labels: Counter[str] = Counter()
+        self.labeled = 0
         self.empty = 0
         self.empty_examples: list[int] = []
         self.chars = array("I")
@@ -383,8 +399,9 @@ class QualityAccumulator:
         self._signatures: list[np.ndarray] = []  # with MinHash: 128 bytes per non-empty row
         self._splits: list[_SplitState] = []
         self._split_ids: dict[str, int] = {}
-        self._labels: list[str] = []
+        self._labels: list[str] = []  # label names, or (multi-label) label sets as JSON lists
         self._label_ids: dict[str, int] = {}
+        self._multi_label: bool | None = None  # decided by the first labels given
         # One entry per non-empty row, for find_matches: 4 + 8 + 8 + 1 + 4 = 25 bytes per row.
         self._row = array("I")
         self._exact = array("q")
@@ -405,11 +422,13 @@ class QualityAccumulator:
             split: the split name (``"train"``, ``"validation"``...).
             texts: the rows' texts, an Arrow string array (or chunked array) or a list; null, empty or
                 whitespace-only counts as empty. For token classification pass the tokens joined by spaces.
-            labels: the rows' labels (same length; null for unlabeled rows), or ``None`` for none.
+            labels: the rows' labels (same length; null for unlabeled rows), or ``None`` for none. For
+                multi-label rows, lists of labels (an Arrow list array, or Python lists): each label is
+                counted, and conflicts compare the sets.
 
         Raises:
-            InvalidInputError: more than 255 splits, more than 2**32 - 1 rows in one split, or
-                ``labels`` of another length than ``texts``.
+            InvalidInputError: more than 255 splits, more than 2**32 - 1 rows in one split,
+                ``labels`` of another length than ``texts``, or label lists mixed with single labels.
         """
         state = self._split(split)
         texts = as_string_array(texts)
@@ -455,7 +474,7 @@ class QualityAccumulator:
         return QualityReport(splits=splits, leakage=self._pairs(matches.leakage),
                              near_duplicates=self._pairs(matches.near_duplicates),
                              label_conflicts=matches.label_conflicts, label_conflict_examples=conflicts,
-                             similar=similar, similar_threshold=self._minhash)
+                             similar=similar, similar_threshold=self._minhash, multi_label=bool(self._multi_label))
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -476,6 +495,19 @@ class QualityAccumulator:
 
         if labels is None:
             return np.full(count, -1, dtype=np.int32)
+        if not isinstance(labels, (pa.Array, pa.ChunkedArray)):
+            labels = list(labels)
+            if all(label is None for label in labels):  # says nothing about single or multi
+                if len(labels) != count:
+                    raise InvalidInputError(f"{len(labels)} labels for {count} texts")
+                return np.full(count, -1, dtype=np.int32)
+        multi = _is_lists(labels)
+        if self._multi_label is not None and multi != self._multi_label:
+            raise InvalidInputError("label lists mixed with single labels in one quality report",
+                                    hint="pass every batch's labels as lists for a multi-label dataset")
+        self._multi_label = multi
+        if multi:
+            return self._label_set_ids_of(state, labels, count)
         labels = as_string_array(labels if isinstance(labels, (pa.Array, pa.ChunkedArray)) else
                                  [None if label is None else str(label) for label in labels])
         if len(labels) != count:
@@ -484,8 +516,32 @@ class QualityAccumulator:
         ids = pa.array([self._label_id(name) for name in names.to_pylist()], pa.int32())
         for entry in pc.value_counts(labels.drop_null()).to_pylist():
             state.labels[entry["values"]] += entry["counts"]
+        state.labeled += len(labels) - labels.null_count
         return pc.take(ids, pc.index_in(labels, value_set=names)).fill_null(-1).to_numpy(
             zero_copy_only=False).astype(np.int32)
+
+    def _label_set_ids_of(self, state: _SplitState, labels: Any, count: int) -> np.ndarray:
+        """Multi-label: each row's label-set id (-1 for a null row), counting each label of ``state``.
+
+        A set's id is that of its JSON list of sorted names, so :func:`find_matches` compares sets as it
+        compares single labels. An empty list is a set (the row says: no label applies).
+        """
+        rows = labels.to_pylist() if isinstance(labels, (pa.Array, pa.ChunkedArray)) else list(labels)
+        if len(rows) != count:
+            raise InvalidInputError(f"{len(rows)} labels for {count} texts")
+        ids = np.full(count, -1, dtype=np.int32)
+        set_ids: dict[tuple[str, ...], int] = {}
+        for i, row in enumerate(rows):
+            if row is None:
+                continue
+            names = tuple(sorted({str(name) for name in row}))
+            set_id = set_ids.get(names)
+            if set_id is None:
+                set_id = set_ids[names] = self._label_id(json.dumps(list(names), ensure_ascii=False))
+            ids[i] = set_id
+            state.labels.update(names)
+            state.labeled += bool(names)
+        return ids
 
     def _label_id(self, label: str) -> int:
         label_id = self._label_ids.get(label)
@@ -507,7 +563,15 @@ class QualityAccumulator:
                             chars=LengthStats.from_lengths("chars", state.chars),
                             tokens=LengthStats.from_lengths("tokens", state.tokens),
                             duplicates=duplicates,
-                            duplicate_examples=tuple(DuplicateGroup(rows=rows, size=size) for size, rows in examples))
+                            duplicate_examples=tuple(DuplicateGroup(rows=rows, size=size) for size, rows in examples),
+                            labeled=state.labeled)
+
+
+def _is_lists(labels: Any) -> bool:
+    """Whether ``labels`` are per-row label lists (an Arrow list array, or Python lists/tuples/sets)."""
+    if isinstance(labels, (pa.Array, pa.ChunkedArray)):
+        return pa.types.is_list(labels.type) or pa.types.is_large_list(labels.type)
+    return any(isinstance(label, (list, tuple, set, frozenset)) for label in labels)
 
 
 # -- presentation ----------------------------------------------------------------------------------

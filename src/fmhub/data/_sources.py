@@ -2,7 +2,9 @@
 
 Every source becomes rows of ``{"text", "label"}`` (classification) or ``{"tokens", "tags"}`` (token
 classification), plus ``"split"`` when the source already names splits (a split column, or files named
-``train.*``/``validation.*``/``test.*`` in a folder). Rows stream in batches so a large file never sits
+``train.*``/``validation.*``/``test.*`` in a folder). A multi-label source (a JSON Lines or Parquet label
+column of lists, or a delimited label cell split on ``label_separator``) gives ``label`` as a sorted list
+of distinct label names instead of one name. Rows stream in batches so a large file never sits
 in memory whole. Errors name the file and line and say how to fix the input.
 """
 
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -75,6 +78,7 @@ class Source:
         files: the files read, in order.
         has_splits: rows carry a ``split`` taken from the source (split column or split-named files).
         label_names: for folders, the class names (sorted); otherwise found while reading.
+        multi_label: each row holds a list of labels (``label`` is a list of strings, possibly empty).
     """
 
     kind: str
@@ -85,6 +89,7 @@ class Source:
     has_splits: bool
     label_names: tuple[str, ...] | None
     options: dict
+    multi_label: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -98,6 +103,7 @@ class Source:
 
         ``text``, ``label`` and ``split`` are strings (``label`` null when missing; ``split`` mapped to
         the Hugging Face name, ``dev`` → ``validation``); ``tokens`` and ``tags`` are lists of strings.
+        With :attr:`multi_label`, ``label`` is a list of strings: distinct, sorted, ``[]`` for no labels.
         CSV, TSV and Parquet are read by Arrow's C++ readers, which read only the asked-for columns.
         """
         wanted = tuple(c for c in (columns or self.columns) if c in self.columns)
@@ -111,16 +117,16 @@ class Source:
             for row in reader(self):
                 rows.append(row)
                 if len(rows) >= BATCH_ROWS:
-                    yield _table(rows, wanted)
+                    yield _table(rows, wanted, self.multi_label)
                     rows = []
             if rows:
-                yield _table(rows, wanted)
+                yield _table(rows, wanted, self.multi_label)
 
 
 def open_source(path: Path | str, *, kind: str | None = None, encoding: str | None = None,
                 text_column: str | None = None, label_column: str | None = None, tokens_column: str | None = None,
                 tags_column: str | None = None, split_column: str | None = None,
-                conll_token_col: int = 0, conll_tag_col: int = -1) -> Source:
+                conll_token_col: int = 0, conll_tag_col: int = -1, label_separator: str | None = None) -> Source:
     """Inspect ``path`` and return a :class:`Source` to stream; raises InvalidInputError with the fix.
 
     Args:
@@ -129,6 +135,9 @@ def open_source(path: Path | str, *, kind: str | None = None, encoding: str | No
         tokens_column / tags_column: for token classification from JSON Lines or Parquet (lists).
         split_column: a column naming each row's split (default: ``split`` if present).
         conll_token_col / conll_tag_col: CoNLL columns (whitespace separated) of the token and its tag.
+        label_separator: multi-label; split each label cell on it (``"a|b"`` → ``["a", "b"]``, empty → no
+            labels). Without it, a JSON Lines or Parquet label column of lists is multi-label; the label
+            column then defaults to ``labels`` when there is no ``label``.
     """
     path = Path(path)
     if not path.exists():
@@ -142,7 +151,11 @@ def open_source(path: Path | str, *, kind: str | None = None, encoding: str | No
         raise InvalidInputError(f"{path}: the source is empty (no data files)")
     options = {"encoding": encoding, "text_column": text_column, "label_column": label_column,
                "tokens_column": tokens_column, "tags_column": tags_column, "split_column": split_column,
-               "conll_token_col": conll_token_col, "conll_tag_col": conll_tag_col}
+               "conll_token_col": conll_token_col, "conll_tag_col": conll_tag_col, "label_separator": label_separator}
+    if label_separator is not None and (label_separator == "" or kind in ("folder", "conll")):
+        raise InvalidInputError(f"--label-separator {label_separator!r}: " + (
+            "the separator is empty" if label_separator == "" else f"a {kind} source has one label per row"),
+            hint="e.g. --label-separator '|' for label cells like sport|politics")
     if kind == "folder":
         labels = tuple(sorted({f.parent.name for f in files}))
         return Source(kind, "text-classification", path, tuple(files), True, False, labels, options)
@@ -156,21 +169,34 @@ def open_source(path: Path | str, *, kind: str | None = None, encoding: str | No
         _require(files[0], columns, [tokens_column, tags_column], "--tokens-column/--tags-column")
         options.update(tokens_column=tokens_column, tags_column=tags_column)
         has_labels = True
+        multi_label = False
+        if label_separator is not None:
+            raise InvalidInputError("--label-separator is for text classification; this source holds tokens "
+                                    "and tags", hint="drop --label-separator")
     else:
         text_column = text_column or "text"
         _require(files[0], columns, [text_column], "--text-column")
         if label_column is not None:
             _require(files[0], columns, [label_column], "--label-column")
-        label_column = label_column or ("label" if "label" in columns else None)
+        if label_column is None:
+            if "label" in columns:
+                label_column = "label"
+            elif "labels" in columns and (label_separator is not None or
+                                          _holds_lists(kind, files, "labels", options)):
+                label_column = "labels"  # the usual name of a multi-label column
         options.update(text_column=text_column, label_column=label_column)
         has_labels = label_column is not None
+        if label_separator is not None and not has_labels:
+            raise InvalidInputError(f"{files[0]}: --label-separator given, but there is no label column",
+                                    hint="name it with --label-column")
+        multi_label = has_labels and (label_separator is not None or _holds_lists(kind, files, label_column, options))
     if split_column is not None:
         _require(files[0], columns, [split_column], "--split-column")
     split_column = split_column or ("split" if "split" in columns else None)
     options["split_column"] = split_column
     task = "token-classification" if token_task else "text-classification"
     has_splits = split_column is not None or _split_named(files)
-    return Source(kind, task, path, tuple(files), has_labels, has_splits, None, options)
+    return Source(kind, task, path, tuple(files), has_labels, has_splits, None, options, multi_label)
 
 
 # -- inspection ------------------------------------------------------------------------------------
@@ -232,6 +258,25 @@ def _columns(kind: str, file: Path, options: dict) -> list[str]:
     return header
 
 
+def _holds_lists(kind: str, files: list[Path], column: str, options: dict) -> bool:
+    """Whether ``column`` holds lists: the Parquet type of the first file, or the first JSON value not null."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(files[0])
+        return column in schema.names and _is_list_type(schema.field(column).type)
+    if kind == "jsonl":
+        for file in files:
+            for _, row in _jsonl_rows(file, options):
+                if row.get(column) is not None:
+                    return isinstance(row[column], list)
+    return False
+
+
+def _is_list_type(type_: pa.DataType) -> bool:
+    return pa.types.is_list(type_) or pa.types.is_large_list(type_) or pa.types.is_fixed_size_list(type_)
+
+
 def _open_text(file: Path, encoding: str):
     return open(file, encoding=encoding, newline="", errors="strict")
 
@@ -257,11 +302,68 @@ def _row(source: Source, values: dict, file: Path, where: str, file_split: str |
         row["text"] = "" if text is None else str(text)
         if o["label_column"]:
             label = values.get(o["label_column"])
-            row["label"] = None if label is None or label == "" else str(label)
+            if source.multi_label:
+                row["label"] = _label_list(label, o["label_separator"], f"{file}:{where}")
+            elif isinstance(label, list):
+                raise InvalidInputError(f"{file}:{where}: the label is a list ({_short(label)}), but earlier rows "
+                                        "hold single labels; a source is either single- or multi-label",
+                                        hint="write every label as a list, e.g. [\"sport\"] (a multi-label "
+                                             "dataset), or one label per row")
+            else:
+                row["label"] = None if label is None or label == "" else str(label)
     split = values.get(o["split_column"]) if o["split_column"] else file_split
     if split is not None:
         row["split"] = SPLIT_NAMES.get(str(split).strip().lower(), str(split).strip())
     return row
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _label_list(label: object, separator: str | None, where: str) -> list[str]:
+    """One JSON row's labels as a sorted list of distinct names; ``where`` is ``file:line`` for errors."""
+    if label is None:
+        return []
+    if isinstance(label, str) and separator is not None:
+        items = [item.strip() for item in label.split(separator)] if label.strip() else []
+        if "" in items:
+            raise InvalidInputError(f"{where}: empty label name in {label!r} (split on {separator!r})",
+                                    hint="remove the doubled or trailing separator")
+        return sorted(set(items))
+    if not isinstance(label, list):
+        raise InvalidInputError(f"{where}: the label is a single value ({_short(label)}), but earlier rows hold "
+                                "label lists; a source is either single- or multi-label",
+                                hint="write it as a list, e.g. [\"sport\"], or [] for no labels")
+    names: set[str] = set()
+    for item in label:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise InvalidInputError(f"{where}: label list item {_short(item)} is not a string or an integer",
+                                    hint="labels are names (\"sport\") or integer ids")
+        if isinstance(item, str) and not item.strip():
+            raise InvalidInputError(f"{where}: empty label name in {_short(label)}", hint="remove it or name it")
+        names.add(str(item))
+    return sorted(names)
+
+
+def _csv_line(file: Path, encoding: str, kind: str, row: int) -> int:
+    """The line where data row ``row`` (0-based, after the header) of a delimited file starts."""
+    global _csv_limit_set
+    if not _csv_limit_set:
+        csv.field_size_limit(64 * 1024 * 1024)
+        _csv_limit_set = True
+    with _open_text(file, encoding) as f:
+        reader = csv.reader(f, delimiter="\t" if kind == "tsv" else ",")
+        next(reader, None)
+        last, index = reader.line_num, 0
+        for values in reader:
+            if values:  # Arrow skips blank lines, so they are no row
+                if index == row:
+                    return last + 1
+                index += 1
+            last = reader.line_num
+    return last
 
 
 def _read_delimited(source: Source, wanted: tuple[str, ...]) -> Iterator[pa.Table]:
@@ -282,10 +384,14 @@ def _read_delimited(source: Source, wanted: tuple[str, ...]) -> Iterator[pa.Tabl
         convert = pcsv.ConvertOptions(column_types={name: pa.string() for name in header},
                                       include_columns=sorted(set(names.values())), strings_can_be_null=False,
                                       quoted_strings_can_be_null=False)
+        first_row = 0
+        labels = _LabelMode(source.options["label_separator"], lambda row, file=file, encoding=encoding: str(
+            _csv_line(file, encoding, source.kind, row))) if source.multi_label else None
         try:
             with pcsv.open_csv(file, read_options=read, parse_options=parse, convert_options=convert) as reader:
                 for table in _joined(reader):
-                    yield _standard(file, table, names, wanted, 0)
+                    yield _standard(file, table, names, wanted, first_row, labels)
+                    first_row += table.num_rows
         except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
             _locate_delimited_error(source, file, encoding)
             raise InvalidInputError(f"{file}: cannot be read as {source.kind.upper()} ({exc})",
@@ -336,11 +442,30 @@ def _source_columns(source: Source, wanted: tuple[str, ...]) -> dict[str, str]:
     return {name: mapping[name] for name in wanted if mapping.get(name)}
 
 
-def _standard(file: Path, table: pa.Table, names: dict[str, str], wanted: tuple[str, ...], first_row: int) -> pa.Table:
-    """Rename the source's columns to the standard ones and give them their standard types and values."""
+@dataclass(frozen=True)
+class _LabelMode:
+    """How a multi-label Arrow reader reads labels: the separator, and where a row is (``"12"``, ``"row 3"``)."""
+
+    separator: str | None
+    locate: Callable[[int], str]
+
+
+def _standard(file: Path, table: pa.Table, names: dict[str, str], wanted: tuple[str, ...], first_row: int,
+              labels: _LabelMode | None = None) -> pa.Table:
+    """Rename the source's columns to the standard ones and give them their standard types and values.
+
+    With ``labels`` (a multi-label source), ``label`` becomes sorted lists of distinct label names.
+    """
     columns: dict[str, pa.ChunkedArray] = {}
     for name, column in names.items():
         values = table.column(column)
+        if name == "label" and labels is not None:
+            columns[name] = _label_lists(file, values, column, first_row, labels)
+            continue
+        if name == "label" and _is_list_type(values.type):
+            raise InvalidInputError(f"{file}: column {column!r} holds label lists, but the first file holds single "
+                                    "labels; a source is either single- or multi-label",
+                                    hint="give every file the same kind of label column")
         if name in ("tokens", "tags"):
             values = _cast(file, values, pa.list_(pa.string()), column)
         else:
@@ -363,6 +488,53 @@ def _standard(file: Path, table: pa.Table, names: dict[str, str], wanted: tuple[
     return pa.table(columns)
 
 
+def _label_lists(file: Path, values: pa.ChunkedArray, column: str, first_row: int,
+                 mode: _LabelMode) -> pa.ChunkedArray:
+    """A multi-label column (lists, or strings split on the separator) as sorted lists of distinct names.
+
+    Null and empty cells are rows without labels (``[]``); null items and empty names are errors.
+    """
+    split = not _is_list_type(values.type)
+    if split:
+        if mode.separator is None:
+            raise InvalidInputError(f"{file}: column {column!r} holds single labels ({values.type}), but the first "
+                                    "file holds label lists; a source is either single- or multi-label",
+                                    hint="give every file the same kind of label column")
+        cells = pc.utf8_trim_whitespace(_cast(file, values, pa.string(), column).combine_chunks())
+        cells = pc.if_else(pc.equal(cells, ""), pa.scalar(None, pa.string()), cells)
+        lists = pc.split_pattern(cells, pattern=mode.separator)
+    else:
+        item = values.type.value_type
+        if not (pa.types.is_string(item) or pa.types.is_large_string(item) or pa.types.is_integer(item)
+                or pa.types.is_null(item)):
+            raise InvalidInputError(f"{file}: column {column!r} holds lists of {item}; label names must be strings "
+                                    "or integers", hint="map another column, or convert this one first")
+        lists = _cast(file, values, pa.list_(pa.string()), column).combine_chunks()
+    items = pc.list_flatten(lists)
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    if split:
+        items = pc.utf8_trim_whitespace(items)
+    bad = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(items), ""), True)  # null item or empty name
+    if pc.any(bad).as_py():
+        at = pc.index(bad, True).as_py()
+        row = int(parents[at])
+        where = mode.locate(first_row + row)
+        cell = lists[row].as_py() if not split else values[row].as_py()
+        what = "a null item" if items[at].as_py() is None else "an empty label name"
+        raise InvalidInputError(f"{file}:{where}: {what} in the labels {_short(cell)}",
+                                hint="remove the doubled or trailing separator" if split else "remove it or name it")
+    names = sorted(pc.unique(items).to_pylist())
+    ids = pc.index_in(items, value_set=pa.array(names, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.lexsort((ids, parents))
+    ids, parents = ids[order], parents[order]
+    keep = np.ones(len(ids), dtype=bool)
+    keep[1:] = (ids[1:] != ids[:-1]) | (parents[1:] != parents[:-1])
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(parents[keep], minlength=len(lists)), out=offsets[1:])
+    canonical = pa.ListArray.from_arrays(pa.array(offsets), pa.array(names, pa.string()).take(pa.array(ids[keep])))
+    return pa.chunked_array([canonical], pa.list_(pa.string()))
+
+
 def _cast(file: Path, values: pa.ChunkedArray, to: pa.DataType, column: str) -> pa.ChunkedArray:
     if values.type == to:
         return values
@@ -383,9 +555,9 @@ def _canonical_splits(values: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.take(pa.array(canonical, pa.string()), pc.index_in(values, value_set=pa.array(uniques, pa.string())))
 
 
-def _table(rows: list[dict], wanted: tuple[str, ...]) -> pa.Table:
-    types = {"text": pa.string(), "label": pa.string(), "split": pa.string(), "tokens": pa.list_(pa.string()),
-             "tags": pa.list_(pa.string())}
+def _table(rows: list[dict], wanted: tuple[str, ...], multi_label: bool = False) -> pa.Table:
+    types = {"text": pa.string(), "label": pa.list_(pa.string()) if multi_label else pa.string(),
+             "split": pa.string(), "tokens": pa.list_(pa.string()), "tags": pa.list_(pa.string())}
     return pa.table({name: pa.array([row.get(name) for row in rows], types[name]) for name in wanted})
 
 
@@ -421,8 +593,9 @@ def _read_parquet(source: Source, wanted: tuple[str, ...]) -> Iterator[pa.Table]
     for file in source.files:
         parquet = pq.ParquetFile(file)
         first_row = 0
+        labels = _LabelMode(source.options["label_separator"], lambda row: f"row {row}") if source.multi_label else None
         for table in _joined(parquet.iter_batches(batch_size=BATCH_ROWS, columns=sorted(set(names.values())))):
-            yield _standard(file, table, names, wanted, first_row)
+            yield _standard(file, table, names, wanted, first_row, labels)
             first_row += table.num_rows
 
 
