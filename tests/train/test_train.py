@@ -78,8 +78,14 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
 
 def test_resume_after_a_kill_reaches_the_same_weights(tiny_model: str, tiny_data: str) -> None:
     whole = train(config(tiny_model, tiny_data, "acme/whole"))
+    from fmhub.train._checkpoint import latest_checkpoint
+    from fmhub.train._loop import checkpoint_dir
+
     assert train(config(tiny_model, tiny_data, "acme/resumed"), stop_after=10) is None  # "killed" after step 10
+    kept = checkpoint_dir(config(tiny_model, tiny_data, "acme/resumed"))
+    assert latest_checkpoint(kept).name == "step-00000008"  # save_steps=4: the last one before the kill
     resumed = train(config(tiny_model, tiny_data, "acme/resumed"), resume=True)  # continues from step 8
+    assert not kept.exists()  # published: the checkpoints are gone
     assert resumed is not None and resumed.result.steps == whole.result.steps
     a, b = weights("acme/whole"), weights("acme/resumed")
     assert a.keys() == b.keys()

@@ -3,6 +3,7 @@ TensorBoard), publish, and close the record as completed, failed or stopped."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from fmhub.client import Hub
 from fmhub.constants import settings
 from fmhub.train import _distributed as distributed
 from fmhub.train._config import TrainConfig
-from fmhub.train._loop import TrainResult, prepare, run
+from fmhub.train._loop import TrainResult, checkpoint_dir, prepare, run
 from fmhub.train._publish import publish
 
 __all__ = ["TrainOutcome", "train"]
@@ -32,6 +33,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
 
     The run record lives in the metadata database of the hub trained against when it is the embedded
     store, else in the local embedded store; TensorBoard event files go to ``$FMHUB_HOME/runs/<run id>/``.
+    Checkpoints are removed once the model is published (a failed or stopped run keeps them for ``--resume``).
     """
     import torch
 
@@ -82,6 +84,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
                    "samples_per_second": result.samples_per_second, "best_step": result.best_step,
                    "stopped_early": result.stopped_early, "ranks_in_sync": result.ranks_in_sync}
         runs.finish(record.id, "completed", summary=summary, output_commit=commit)
+        shutil.rmtree(checkpoint_dir(config), ignore_errors=True)  # the model is in the hub now
         return TrainOutcome(result, commit, record.id)
     finally:
         if local_store is None:
