@@ -131,3 +131,9 @@ def test_a_classifier_with_other_labels_needs_ignore_mismatched_sizes(tiny_model
     assert AutoConfig.from_pretrained(folder).id2label == {0: "happy", 1: "sad"}
     with pytest.raises(InvalidInputError, match="no 'validation' split"):
         train(config(tiny_model, "acme/train-only", "acme/x", early_stopping_patience=2))
+
+
+def test_max_steps_inside_an_epoch_still_reports_the_final_weights(tiny_model: str, tiny_data: str) -> None:
+    outcome = train(config(tiny_model, tiny_data, "acme/short", max_steps=5))
+    assert outcome is not None and outcome.result.steps == 5
+    assert [h["step"] for h in outcome.result.history] == [5]  # evaluated once, at the last step

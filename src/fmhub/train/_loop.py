@@ -235,22 +235,38 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
         state = load_checkpoint(found, model, optimizer)
         step = state.pop("step")
     stopped_early = False
+    # Throughput counts training time only: evaluation and checkpointing are left out ("seconds" = training).
     started = time.perf_counter() - state["seconds"]
     running_loss, running_count = 0.0, 0
 
+    def training_seconds() -> float:
+        return time.perf_counter() - started
+
+    def paused(work: Callable[[], Any]) -> Any:
+        nonlocal started
+        begin = time.perf_counter()
+        try:
+            return work()
+        finally:
+            started += time.perf_counter() - begin
+
     def save() -> None:
-        if main:
-            state["seconds"] = time.perf_counter() - started
-            save_checkpoint(folder, step, model, optimizer, state)
-        distributed.barrier()
+        def write() -> None:
+            if main:
+                state["seconds"] = training_seconds()
+                save_checkpoint(folder, step, model, optimizer, state)
+            distributed.barrier()
+
+        paused(write)
 
     def evaluate_now() -> bool:
         """Evaluate (rank 0), record, update early stopping; True on every rank if training should stop."""
         if prepared.eval is None:
             return False
+        state["evaluated_at"] = step  # on every rank, so all ranks agree on whether a final evaluation is due
         if not main:
-            return distributed.broadcast_flag(False)
-        return distributed.broadcast_flag(evaluate_and_update())
+            return paused(lambda: distributed.broadcast_flag(False))
+        return paused(lambda: distributed.broadcast_flag(evaluate_and_update()))
 
     def evaluate_and_update() -> bool:
         metrics = task.evaluate(model, prepared.eval, config.batch_size, pad_id, prepared.label_names)
@@ -301,7 +317,7 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
             step += 1
             running_loss, running_count = distributed.all_sum(running_loss, running_count)
             state["samples"] += int(running_count)
-            rate = state["samples"] / max(1e-9, time.perf_counter() - started)
+            rate = state["samples"] / max(1e-9, training_seconds())
             train_metrics = {"loss": running_loss / running_count, "learning_rate": lr, "samples_per_second": rate}
             running_loss, running_count = 0.0, 0
             if on_metrics:
@@ -323,7 +339,9 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
             if not stopped_early and not (config.eval_steps and step % config.eval_steps == 0):
                 stopped_early = evaluate_now()
             save()
-    seconds = time.perf_counter() - started
+    seconds = training_seconds()
+    if not stopped_early and state.get("evaluated_at") != step:
+        evaluate_now()  # ended by --max-steps inside an epoch: the reported metrics are of the final weights
     final: dict[str, float] = {}
     if state["history"]:
         final = {k: v for k, v in state["history"][-1].items() if k.startswith("eval_")}
