@@ -27,6 +27,7 @@ def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_pat
 @pytest.mark.parametrize(("argv", "needle"), [
     (["--task", "translation"], "unknown task"),
     (["--lr", "-1"], "--learning-rate"),
+    (["--freeze", "attention"], "only embeddings can be frozen by name"),
     (["--max-length", "4096"], "beyond the model's 64 positions"),
     (["--label-column", "topic"], "no column 'topic'"),
     (["--eval-split", "none", "--early-stopping-patience", "2"], "early stopping needs an evaluation split"),
@@ -37,6 +38,24 @@ def test_bad_options_exit_2_before_training(tiny_model: str, tiny_data: str, cap
         base[flag] = value
     assert main(["train", *[x for pair in base.items() for x in pair]]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_freeze_embeddings_and_layers_keep_their_weights(tiny_model: str, tiny_data: str, capsys) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from fmhub.client import Hub
+
+    assert main(["train", "--task", "text-classification", "--model", tiny_model, "--data", tiny_data, "--output",
+                 "acme/frozen", "--lr", "1e-3", "--batch-size", "8", "--max-length", "32", "--epochs", "1",
+                 "--freeze", "embeddings", "--freeze-layers", "1"]) == 0
+    with Hub.open() as hub:
+        base = load_file(str(hub.download(tiny_model) / "model.safetensors"))
+        tuned = load_file(str(hub.download("acme/frozen") / "model.safetensors"))
+    for name, value in base.items():
+        key = name if name in tuned else f"bert.{name}"
+        same = torch.equal(value, tuned[key])
+        assert same == (".embeddings." in f".{name}" or ".layer.0." in f".{name}"), name
 
 
 def test_a_diverging_loss_stops_with_a_clear_error(tiny_model: str, tiny_data: str) -> None:

@@ -67,9 +67,8 @@ def train_command(
     class_weights: Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Weight the loss "
                                                        "by inverse label frequency (imbalanced data).",
                                                        show_default=False)] = None,
-    freeze_embeddings: Annotated[bool | None, typer.Option("--freeze-embeddings/--no-freeze-embeddings",
-                                                           help="Keep the embedding layer fixed.",
-                                                           show_default=False)] = None,
+    freeze: Annotated[str | None, typer.Option("--freeze", help="Keep a part of the model fixed: embeddings "
+                                                                "(YAML: freeze_embeddings: true).")] = None,
     freeze_layers: Annotated[int | None, typer.Option("--freeze-layers", help="Keep the first N encoder layers fixed "
                                                                               "[default: 0].")] = None,
     eval_steps: Annotated[int | None, typer.Option("--eval-steps", help="Evaluate every N steps (always at each "
@@ -132,7 +131,8 @@ def train_command(
                  learning_rate=learning_rate, schedule=schedule, warmup_ratio=warmup_ratio, epochs=epochs,
                  max_steps=max_steps, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
                  max_length=max_length, weight_decay=weight_decay, max_grad_norm=max_grad_norm,
-                 label_smoothing=label_smoothing, class_weights=class_weights, freeze_embeddings=freeze_embeddings,
+                 label_smoothing=label_smoothing, class_weights=class_weights,
+                 freeze_embeddings=_freeze_option(freeze),
                  freeze_layers=freeze_layers, eval_steps=eval_steps, save_steps=save_steps,
                  early_stopping_patience=early_stopping_patience, metric=metric,
                  ignore_mismatched_sizes=ignore_mismatched_sizes, seed=seed, threads=threads, license=license_id,
@@ -164,6 +164,15 @@ def train_command(
     console.print(json.dumps({"commit": outcome.commit, "run": outcome.run_id, **result.metrics}), style="dim",
                   highlight=False)
     return 0
+
+
+def _freeze_option(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value != "embeddings":
+        raise InvalidInputError(f"--freeze {value!r}: only embeddings can be frozen by name",
+                                hint="--freeze embeddings, or --freeze-layers N for the first N layers")
+    return True
 
 
 def _command_line() -> str:
