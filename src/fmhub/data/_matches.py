@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Matches", "find_matches"]
+__all__ = ["Matches", "SortedGroups", "find_matches", "sorted_groups"]
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,15 @@ class Matches:
 def find_matches(exact: np.ndarray, key: np.ndarray, split: np.ndarray, row: np.ndarray, label: np.ndarray,
                  splits: int, limit: int) -> Matches:
     """Find every kind of match among the rows (arrays of one length; ``splits`` = number of splits)."""
-    order = np.lexsort((row, split, exact))
-    e, s, r = exact[order], split[order], row[order]
-    new_text = _starts(e)
-    new_group = new_text | _starts(s)
+    by_text = sorted_groups(exact, split, row)
+    s, r = split[by_text.order], row[by_text.order]
+    new_group = by_text.starts | _starts(s)
     duplicates = np.bincount(s[~new_group], minlength=splits).tolist()
     duplicate_examples = _duplicate_examples(s, r, new_group, splits, limit)
-    exact_group = np.empty(len(order), dtype=np.int64)
-    exact_group[order] = np.cumsum(new_text) - 1  # each row's exact-text group, in input order
-    leakage = _pairs(exact, split, row, splits, limit)
-    near = _pairs(key, split, row, splits, limit, exact_group=exact_group)
+    exact_group = np.empty(len(exact), dtype=np.int64)
+    exact_group[by_text.order] = by_text.group  # each row's exact-text group, in input order
+    leakage = _pairs(by_text, split, row, limit)
+    near = _pairs(sorted_groups(key, split, row), split, row, limit, exact_group=exact_group)
     conflicts, conflict_examples = _conflicts(key, split, row, label, limit)
     return Matches(duplicates, duplicate_examples, leakage, near, conflicts, conflict_examples)
 
@@ -75,27 +74,51 @@ def _duplicate_examples(s: np.ndarray, r: np.ndarray, new_group: np.ndarray, spl
     return examples
 
 
-def _pairs(values: np.ndarray, split: np.ndarray, row: np.ndarray, splits: int, limit: int,
+@dataclass(frozen=True)
+class SortedGroups:
+    """Rows sorted by (value, split, row), cut into groups of equal value.
+
+    ``order[first_at[g]:last_at[g] + 1]`` are the rows of group ``g``, by split then row; ``spans[g]``
+    tells whether the group holds rows of more than one split (only those can match across splits).
+    """
+
+    order: np.ndarray
+    starts: np.ndarray  # per sorted position: True where a group begins
+    first_at: np.ndarray
+    last_at: np.ndarray
+    spans: np.ndarray
+
+    @property
+    def group(self) -> np.ndarray:
+        """Each sorted position's group index."""
+        return np.cumsum(self.starts) - 1
+
+
+def sorted_groups(values: np.ndarray, split: np.ndarray, row: np.ndarray) -> SortedGroups:
+    """Group the rows by ``values``; see :class:`SortedGroups`."""
+    order = np.lexsort((row, split, values))
+    starts = _starts(values[order])
+    first_at = np.flatnonzero(starts)
+    last_at = np.append(first_at[1:], len(order))[:len(first_at)] - 1
+    s = split[order]  # each group is sorted by split: its first and last entries hold its lowest and highest
+    return SortedGroups(order, starts, first_at, last_at, s[first_at] != s[last_at])
+
+
+def _pairs(sorted_rows: SortedGroups, split: np.ndarray, row: np.ndarray, limit: int,
            exact_group: np.ndarray | None = None) -> dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]:
-    """For splits a < b: rows of b whose ``values`` also occur in a, with (first row in a, row in b) examples.
+    """For splits a < b: rows of b whose grouped value also occurs in a, with (first row in a, row in b)
+    examples.
 
     With ``exact_group`` (each row's exact-text group), rows of b whose exact text is in a are left out.
     """
-    if not len(values):
+    if not len(sorted_rows.order):
         return {}
-    order = np.lexsort((row, split, values))
-    v, s = values[order], split[order]
-    starts = _starts(v)
-    group = np.cumsum(starts) - 1
-    groups = int(group[-1]) + 1
-    # Only groups spanning several splits can match across splits: usually a small subset. Each group is
-    # sorted by split, so its first and last entries hold its lowest and highest split.
-    first_at = np.flatnonzero(starts)
-    last_at = np.append(first_at[1:], len(v)) - 1
-    shared = (s[first_at] != s[last_at])[group]
+    group = sorted_rows.group
+    groups = len(sorted_rows.first_at)
+    shared = sorted_rows.spans[group]  # only groups spanning several splits can match: usually a small subset
     if not shared.any():
         return {}
-    idx = order[shared]
+    idx = sorted_rows.order[shared]
     g, s, r = group[shared], split[idx], row[idx]  # sorted by (group, split, row)
     if exact_group is not None:
         exact_groups = int(exact_group.max()) + 1

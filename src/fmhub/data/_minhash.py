@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from fmhub.data._matches import sorted_groups
+
 __all__ = ["PERMUTATIONS", "BANDS", "signatures", "near_pairs"]
 
 PERMUTATIONS = 64
@@ -89,16 +91,11 @@ def near_pairs(signature: np.ndarray, split: np.ndarray, row: np.ndarray, thresh
     empty_band = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
     for band in range(BANDS):
         keys = bands[:, band]
-        order = np.lexsort((row, split, keys))
-        k = keys[order]
-        starts = np.ones(len(k), dtype=bool)
-        starts[1:] = k[1:] != k[:-1]
-        first_at = np.flatnonzero(starts)
-        last_at = np.append(first_at[1:], len(k)) - 1
-        s_sorted = split[order]
-        spanning = (s_sorted[first_at] != s_sorted[last_at]) & (k[first_at] != empty_band)
+        groups = sorted_groups(keys, split, row)
+        first_at, last_at = groups.first_at, groups.last_at
+        spanning = groups.spans & (keys[groups.order[first_at]] != empty_band)
         for g in np.flatnonzero(spanning).tolist():
-            members = order[first_at[g]:last_at[g] + 1]  # sorted by (split, row)
+            members = groups.order[first_at[g]:last_at[g] + 1]  # sorted by (split, row)
             for position, b_index in enumerate(members.tolist()):
                 b = int(split[b_index])
                 earlier = members[:position][split[members[:position]] < b][:_MAX_CANDIDATES]
