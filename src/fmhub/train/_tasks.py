@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +105,12 @@ class Task:
         counts = np.bincount(values[values >= 0], minlength=num_labels).astype(np.float64)
         return torch.tensor(counts.sum() / (num_labels * np.maximum(counts, 1)), dtype=torch.float32)
 
-    def loss_function(self, weights: Any, label_smoothing: float) -> Any:
-        """The training loss for labels of this task (``weights``: per-class weights or None)."""
+    def loss_function(self, weights: Any = None, label_smoothing: float = 0.0, reduction: str = "mean") -> Any:
+        """The loss for labels of this task (``weights``: per-class weights or None)."""
         import torch
 
-        return torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing, ignore_index=IGNORE)
+        return torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing, ignore_index=IGNORE,
+                                         reduction=reduction)
 
     def model_options(self) -> dict[str, Any]:
         """Extra ``from_pretrained`` options of the head (e.g. the problem type)."""
@@ -117,26 +119,33 @@ class Task:
     def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
         return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
+    def predict(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
+                generator: Any = None) -> Iterator[tuple[np.ndarray, dict[str, Any], Any, float]]:
+        """``(rows, batch, logits, summed loss)`` over ``split``, longest rows first, under ``inference_mode``."""
+        import torch
+
+        summed = self.loss_function(reduction="sum")
+        model.eval()
+        try:
+            with torch.inference_mode():
+                for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
+                    batch = self.collate(split, rows, pad_id, generator)
+                    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                    yield rows, batch, logits, self.loss(logits, batch["labels"], summed).item()
+        finally:
+            model.train()
+
     def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
                  label_names: list[str]) -> dict[str, float]:
         """Validation metrics (under ``inference_mode``), ``loss`` included."""
-        import torch
-
-        model.eval()
         total_loss, counted = 0.0, 0
         predicted: dict[int, np.ndarray] = {}
-        with torch.inference_mode():
-            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
-                batch = self.collate(split, rows, pad_id)
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                flat = batch["labels"].reshape(-1)
-                total_loss += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), flat,
-                                                                ignore_index=IGNORE, reduction="sum").item()
-                counted += int((flat != IGNORE).sum())
-                best = logits.argmax(-1).numpy()
-                for out, row in enumerate(rows.tolist()):
-                    predicted[row] = best[out]
-        model.train()
+        for rows, batch, logits, loss in self.predict(model, split, batch_size, pad_id):
+            total_loss += loss
+            counted += int((batch["labels"] != IGNORE).sum())
+            best = logits.argmax(-1).numpy()
+            for out, row in enumerate(rows.tolist()):
+                predicted[row] = best[out]
         metrics = {"loss": total_loss / max(1, counted)}
         if self.name == "text-classification":
             return metrics | _classification_metrics(np.array([predicted[i] for i in range(len(split))]),
@@ -218,14 +227,8 @@ class MultiLabelClassification(Task):
 
     def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str,
                  max_length: int) -> tuple[list[list[int]], list[Any]]:
-        ids: list[list[int]] = []
-        labels: list[Any] = []
-        for start in range(0, len(dataset), _TOKENIZE_ROWS):
-            rows = dataset[start:start + _TOKENIZE_ROWS]
-            ids += tokenizer([t or "" for t in rows[input_column]], truncation=True, max_length=max_length,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-            labels += [list(row or []) for row in rows[label_column]]
-        return ids, labels
+        ids, labels = super().tokenize(dataset, tokenizer, input_column, label_column, max_length)
+        return ids, [list(row or []) for row in labels]  # each row's label ids; null: none
 
     def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
                 ) -> dict[str, Any]:
@@ -246,30 +249,22 @@ class MultiLabelClassification(Task):
         positives = np.bincount(values, minlength=num_labels).astype(np.float64)
         return torch.tensor((len(split) - positives) / np.maximum(positives, 1), dtype=torch.float32)
 
-    def loss_function(self, weights: Any, label_smoothing: float) -> Any:
+    def loss_function(self, weights: Any = None, label_smoothing: float = 0.0, reduction: str = "mean") -> Any:
         import torch
 
         # Class weights become pos_weight: a label's positives count as much as its negatives.
-        return torch.nn.BCEWithLogitsLoss(pos_weight=weights)
+        return torch.nn.BCEWithLogitsLoss(pos_weight=weights, reduction=reduction)
 
     def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
         return loss_fn(logits, labels)
 
     def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
                  label_names: list[str]) -> dict[str, float]:
-        import torch
-
-        model.eval()
         total, predicted, gold = 0.0, [], []
-        with torch.inference_mode():
-            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
-                batch = self.collate(split, rows, pad_id)
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                total += torch.nn.functional.binary_cross_entropy_with_logits(
-                    logits, batch["labels"], reduction="sum").item()
-                predicted.append((logits > 0).numpy())  # sigmoid > 0.5
-                gold.append(batch["labels"].numpy() > 0.5)
-        model.train()
+        for _, batch, logits, loss in self.predict(model, split, batch_size, pad_id):
+            total += loss
+            predicted.append((logits > 0).numpy())  # sigmoid > 0.5
+            gold.append(batch["labels"].numpy() > 0.5)
         guess, truth = np.concatenate(predicted), np.concatenate(gold)
         tp = (guess & truth).sum(axis=0)
         fp = (guess & ~truth).sum(axis=0)
@@ -361,29 +356,24 @@ class LanguageModeling(Task):
     def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
         raise InvalidInputError("--class-weights applies to classification tasks")
 
+    def _targets(self, labels: Any) -> Any:
+        """The labels the logits are scored against: causal LM predicts token t+1 from tokens up to t."""
+        return labels[:, 1:] if self.name == "causal-lm" else labels
+
     def loss(self, logits: Any, labels: Any, loss_fn: Any) -> Any:
-        if self.name == "causal-lm":  # predict token t+1 from tokens up to t
-            logits, labels = logits[:, :-1], labels[:, 1:]
-        return loss_fn(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        if self.name == "causal-lm":
+            logits = logits[:, :-1]
+        return super().loss(logits, self._targets(labels), loss_fn)
 
     def evaluate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
                  label_names: list[str]) -> dict[str, float]:
         import torch
 
-        model.eval()
         generator = torch.Generator().manual_seed(0)  # the same masks at every evaluation
         total, counted = 0.0, 0
-        with torch.inference_mode():
-            for rows in batch_order(split.lengths, batch_size * 2, 0, 0, shuffle=False):
-                batch = self.collate(split, rows, pad_id, generator)
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                labels = batch["labels"]
-                if self.name == "causal-lm":
-                    logits, labels = logits[:, :-1], labels[:, 1:]
-                total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                           ignore_index=IGNORE, reduction="sum").item()
-                counted += int((labels != IGNORE).sum())
-        model.train()
+        for _, batch, _, summed in self.predict(model, split, batch_size, pad_id, generator):
+            total += summed
+            counted += int((self._targets(batch["labels"]) != IGNORE).sum())
         loss = total / max(1, counted)
         return {"loss": loss, "perplexity": math.exp(min(loss, 700.0))}
 
