@@ -329,12 +329,12 @@ def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str
 
 def _card_feature(name: str, spec: dict) -> dict:
     """A ``datasets`` feature spec as the card's YAML writes it (``dtype: string``, ``class_label``...)."""
-    if spec["_type"] == "ClassLabel":
-        return {"name": name, "dtype": {"class_label": {"names": {str(i): n for i, n in enumerate(spec["names"])}}}}
     if spec["_type"] == "Sequence":
-        inner = spec["feature"]
-        if inner["_type"] == "ClassLabel":
-            return {"name": name, "sequence": {"class_label": {"names": {str(i): n for i, n in
-                                                                         enumerate(inner["names"])}}}}
-        return {"name": name, "sequence": inner["dtype"]}
-    return {"name": name, "dtype": spec["dtype"]}
+        return {"name": name, "sequence": _card_type(spec["feature"])}
+    return {"name": name, "dtype": _card_type(spec)}
+
+
+def _card_type(spec: dict) -> Any:
+    if spec["_type"] == "ClassLabel":
+        return {"class_label": {"names": {str(i): n for i, n in enumerate(spec["names"])}}}
+    return spec["dtype"]
