@@ -11,7 +11,7 @@ from fmhub.client import Hub
 from fmhub.constants import settings
 from fmhub.train import _distributed as distributed
 from fmhub.train._config import TrainConfig
-from fmhub.train._loop import TrainResult, checkpoint_dir, prepare, run
+from fmhub.train._loop import Prepared, TrainResult, checkpoint_dir, prepare, run
 from fmhub.train._publish import publish
 
 __all__ = ["TrainOutcome", "train"]
@@ -37,24 +37,32 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
     """
     import torch
 
-    from fmhub.runs import Runs, TensorBoardWriter
-    from fmhub.store import open_store
-
     owned = hub is None
     hub = hub or Hub.open()
-    if not distributed.is_main():  # another DDP rank: train its share; rank 0 records and publishes
-        try:
-            torch.manual_seed(config.seed)
-            run(prepare(config, hub), resume=resume, stop_after=stop_after)
-            return None
-        finally:
-            if owned:
-                hub.close()
-    local_store = getattr(hub, "store", None)
-    tracking_store = local_store or open_store()
     try:
         torch.manual_seed(config.seed)  # a new classification head starts from the same weights every run
         prepared = prepare(config, hub)
+        if not distributed.is_main():  # another DDP rank: train its share; rank 0 records and publishes
+            run(prepared, resume=resume, stop_after=stop_after)
+            return None
+        return _tracked(prepared, hub, resume=resume, command=command, on_metrics=on_metrics, on_step=on_step,
+                        stop_after=stop_after)
+    finally:
+        if owned:
+            hub.close()
+
+
+def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
+             on_metrics: Callable[[int, float, dict[str, float]], None] | None,
+             on_step: Callable[[int, int, float, float], None] | None, stop_after: int | None) -> TrainOutcome | None:
+    """Rank 0: train with a run record and TensorBoard curves, publish, close the record."""
+    from fmhub.runs import Runs, TensorBoardWriter
+    from fmhub.store import open_store
+
+    config = prepared.config
+    local_store = getattr(hub, "store", None)
+    tracking_store = local_store or open_store()
+    try:
         runs = Runs(tracking_store.db)
         record = runs.start(task=config.task, config={**config.to_dict(), "resume": resume,
                                                       "processes": distributed.world_size()}, command=command,
@@ -89,5 +97,3 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
     finally:
         if local_store is None:
             tracking_store.close()
-        if owned:
-            hub.close()
