@@ -377,7 +377,7 @@ def _read_delimited(source: Source, wanted: tuple[str, ...]) -> Iterator[pa.Tabl
     names = _source_columns(source, wanted)
     for file in source.files:
         encoding = detect_encoding(file, source.options["encoding"])
-        header = _columns(source.kind, file, source.options)
+        header = _columns(source.kind, file, {**source.options, "encoding": encoding})  # detected once per file
         read = pcsv.ReadOptions(encoding="utf8" if encoding in ("utf-8", "utf-8-sig") else encoding,
                                 block_size=_CSV_BLOCK_BYTES)
         parse = pcsv.ParseOptions(delimiter="\t" if source.kind == "tsv" else ",", newlines_in_values=True)
