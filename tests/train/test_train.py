@@ -44,6 +44,7 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     assert model.config.id2label == {0: "sport", 1: "tech"}
+    assert model.config.attention_probs_dropout_prob == 0.0  # --attention-dropout 0 (default): the fused kernel
     tokenizer = AutoTokenizer.from_pretrained(folder)
     with torch.inference_mode():
         logits = model(**tokenizer(["goal match team", "chip cloud robot"], return_tensors="pt", padding=True)).logits
@@ -102,6 +103,8 @@ def test_bad_input_fails_before_training(tiny_model: str, tiny_data: str) -> Non
         train(config(tiny_model, tiny_data, "acme/x", max_length=512))
     with pytest.raises(InvalidInputError, match="no 'dev' split"):
         train(config(tiny_model, tiny_data, "acme/x", eval_split="dev"))
+    with pytest.raises(InvalidInputError, match="attention-dropout 1.5 must be in"):
+        config(tiny_model, tiny_data, "acme/x", attention_dropout=1.5).validate()
     with pytest.raises(InvalidInputError, match="early stopping needs an evaluation split"):
         config(tiny_model, tiny_data, "acme/x", eval_split=None, early_stopping_patience=2).validate()
     with Hub.open() as hub:
@@ -112,7 +115,7 @@ def test_a_classifier_with_other_labels_needs_ignore_mismatched_sizes(tiny_model
                                                                        tmp_path) -> None:
     from fmhub.data._import import import_dataset
 
-    assert train(config(tiny_model, tiny_data, "acme/topics-clf", epochs=1)) is not None
+    assert train(config(tiny_model, tiny_data, "acme/topics-clf", epochs=1, attention_dropout=None)) is not None
     (tmp_path / "moods.csv").write_text("text,label\n" + "".join(f"goal match {i},{'happy' if i % 2 else 'sad'}\n"
                                                                 for i in range(40)))
     (tmp_path / "empty.csv").write_text("text,label,split\ngoal,a,train\nchip,b,train\n")
@@ -128,7 +131,9 @@ def test_a_classifier_with_other_labels_needs_ignore_mismatched_sizes(tiny_model
 
     with Hub.open() as hub:
         folder = hub.download("acme/moods-clf")
+        kept = AutoConfig.from_pretrained(hub.download("acme/topics-clf"))
     assert AutoConfig.from_pretrained(folder).id2label == {0: "happy", 1: "sad"}
+    assert kept.attention_probs_dropout_prob == 0.1  # attention_dropout=None keeps the base model's value
     with pytest.raises(InvalidInputError, match="no 'validation' split"):
         train(config(tiny_model, "acme/train-only", "acme/x", early_stopping_patience=2))
 

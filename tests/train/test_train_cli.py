@@ -12,7 +12,7 @@ from fmhub.cli import main
 def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_path: Path, capsys) -> None:
     (tmp_path / "train.yaml").write_text(
         f"task: text-classification\nmodel: {tiny_model}\ndata: {tiny_data}\noutput: acme/yaml-bert\n"
-        "learning-rate: 0.001\nbatch_size: 8\nmax_length: 32\nepochs: 5\nthreads: 1\n")
+        "learning-rate: 0.001\nbatch_size: 8\nmax_length: 32\nepochs: 5\nthreads: 1\nattention-dropout: model\n")
     assert main(["train", "-c", str(tmp_path / "train.yaml"), "--epochs", "1", "--eval-split", "none"]) == 0
     out = capsys.readouterr().out
     assert "trained 11 steps (1.00 epochs" in out and "committed" in out  # --epochs 1 beat the YAML's 5
@@ -22,12 +22,19 @@ def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_pat
     assert main(["runs", "show", run_id]) == 0
     shown = capsys.readouterr().out
     assert "acme/yaml-bert" in shown and "completed" in shown
+    from transformers import AutoConfig
+
+    from fmhub.client import Hub
+
+    with Hub.open() as hub:
+        assert AutoConfig.from_pretrained(hub.download("acme/yaml-bert")).attention_probs_dropout_prob == 0.1  # model's
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
     (["--task", "translation"], "unknown task"),
     (["--lr", "-1"], "--learning-rate"),
     (["--freeze", "attention"], "only embeddings can be frozen by name"),
+    (["--attention-dropout", "lots"], "--attention-dropout 'lots' is not a number"),
     (["--max-length", "4096"], "beyond the model's 64 positions"),
     (["--label-column", "topic"], "no column 'topic'"),
     (["--eval-split", "none", "--early-stopping-patience", "2"], "early stopping needs an evaluation split"),

@@ -134,3 +134,13 @@ class LateProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+
+def quiet_ml_libraries() -> None:
+    """Our progress bars and messages replace the ML libraries' own bars and load reports."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

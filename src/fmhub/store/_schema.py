@@ -22,10 +22,10 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "accounts", "memberships",
-           "tokens", "audit_log", "lfs_uploads", "hub_settings", "runs", "run_metrics", "SCHEMA_HEAD"]
+           "tokens", "audit_log", "lfs_uploads", "hub_settings", "runs", "run_metrics", "evaluations", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -232,4 +232,27 @@ run_metrics = Table(
     Column("value", Double, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Index(None, "run_id", "key", "step"),
+)
+
+
+# -- evaluations (0004) ------------------------------------------------------------------------------
+
+# A pushed evaluation report card: which model version was evaluated on which dataset version and split,
+# the commit holding the card (eval/<dataset>/<split>/report.json) and its headline metrics, so versions
+# can be listed and compared by metric without reading every report.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("model_commit", String(40), nullable=False),  # the evaluated weights
+    Column("card_commit", String(40), nullable=False),  # the commit holding the report
+    Column("dataset", String(200), nullable=False),
+    Column("dataset_commit", String(40), nullable=False),
+    Column("split", String(255), nullable=False),
+    Column("task", String(64), nullable=False),
+    Column("report_path", String(1000), nullable=False),
+    Column("metrics", Text, nullable=False),  # JSON object: flat name -> number
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "model", "created_at"),
 )

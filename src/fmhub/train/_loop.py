@@ -111,7 +111,10 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
                                              {"dataset": data_commit, "split": config.train_split,
                                               "column": input_column})
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
-        model = task.model_class().from_config(scratch_config(config, tokenizer))
+        built = scratch_config(config, tokenizer)
+        for name, value in _attention_dropout(built, config).items():
+            setattr(built, name, value)
+        model = task.model_class().from_config(built)
     else:
         tokenizer_folder = folder
         base = AutoConfig.from_pretrained(folder)
@@ -122,13 +125,14 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
             raise InvalidInputError(f"--max-length {config.max_length} is beyond the model's {positions} positions",
                                     hint=f"use --max-length {positions} or less")
         tokenizer = AutoTokenizer.from_pretrained(folder)
+        dropout = _attention_dropout(base, config)
         if language_model:
-            model = task.model_class().from_pretrained(folder)
+            model = task.model_class().from_pretrained(folder, **dropout)
         else:
             model = task.model_class().from_pretrained(
                 folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                 label2id={name: i for i, name in enumerate(label_names)},
-                ignore_mismatched_sizes=config.ignore_mismatched_sizes, **task.model_options())
+                ignore_mismatched_sizes=config.ignore_mismatched_sizes, **dropout, **task.model_options())
     if isinstance(task, MultiLabelClassification):
         task = task.bind(len(label_names))
     if language_model:
@@ -143,6 +147,17 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
     return Prepared(config, model_repo, model_commit, data_repo, data_commit, folder, tokenizer, model, task,
                     label_names, tokenized[config.train_split],
                     tokenized.get(config.eval_split) if config.eval_split else None)
+
+
+# How transformers configs name the dropout on attention probabilities (BERT/RoBERTa, GPT-2, DistilBERT/Llama).
+_ATTENTION_DROPOUT = ("attention_probs_dropout_prob", "attn_pdrop", "attention_dropout")
+
+
+def _attention_dropout(model_config: Any, config: TrainConfig) -> dict[str, float]:
+    """Config overrides setting the attention dropout to ``--attention-dropout`` (none: keep the model's)."""
+    if config.attention_dropout is None:
+        return {}
+    return {name: float(config.attention_dropout) for name in _ATTENTION_DROPOUT if hasattr(model_config, name)}
 
 
 def _check_head(base: Any, label_names: list[str], config: TrainConfig) -> None:

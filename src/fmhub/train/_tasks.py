@@ -4,8 +4,8 @@
   cross-entropy (label smoothing, class weights); accuracy and macro-F1.
 - ``token-classification``: token lists and BIO tag lists → ``AutoModelForTokenClassification``; each
   word's tag goes to its first sub-word token, the other sub-words get -100 (ignored), as the Hugging
-  Face examples do; entity-level precision/recall/F1 (exact BIO spans, as seqeval's default) and
-  token accuracy.
+  Face examples do; entity-level precision/recall/F1 (seqeval's default semantics, from
+  ``fmhub.evaluate``) and token accuracy.
 - ``masked-lm`` / ``causal-lm``: texts are tokenized, joined with a separator and cut into blocks of
   ``max_length`` (the Hugging Face ``run_mlm``/``run_clm`` recipe); masked LM masks 15% of the tokens
   per batch (80% [MASK], 10% random, 10% kept) with torch's generator, so a resumed run masks the
@@ -164,43 +164,19 @@ def _classification_metrics(predictions: np.ndarray, gold: np.ndarray, num_label
     return {"accuracy": float((predictions == gold).mean()), "f1_macro": float(np.mean(f1s)) if f1s else 0.0}
 
 
-def entity_spans(tags: list[str]) -> set[tuple[int, int, str]]:
-    """Exact BIO(ES) entity spans ``(start, end, type)``; an I- without a B- opens an entity (as seqeval)."""
-    spans: set[tuple[int, int, str]] = set()
-    start, kind = None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, name = tag.partition("-")
-        continues = prefix in ("I", "E") and kind == name and start is not None
-        if start is not None and not continues:
-            spans.add((start, i, kind))
-            start, kind = None, None
-        if prefix in ("B", "S") or (prefix in ("I", "E") and not continues):
-            start, kind = i, name
-        if prefix in ("E", "S") and start is not None:
-            spans.add((start, i + 1, kind))
-            start, kind = None, None
-    return spans
-
-
 def _entity_metrics(split: TokenizedSplit, predicted: dict[int, np.ndarray], label_names: list[str]
                     ) -> dict[str, float]:
-    true_positive = predicted_count = gold_count = correct_tokens = tokens = 0
+    """Entity precision/recall/F1 and token accuracy over the labelled sub-words (seqeval's semantics)."""
+    from fmhub.evaluate._metrics import entity_metrics
+
+    gold_tags, guess_tags = [], []
     for row, gold in enumerate(split.labels):
         gold = np.asarray(gold)
         keep = gold != IGNORE
-        guess = predicted[row][:len(gold)][keep]
-        gold = gold[keep]
-        correct_tokens += int((guess == gold).sum())
-        tokens += len(gold)
-        gold_spans = entity_spans([label_names[i] for i in gold])
-        guess_spans = entity_spans([label_names[i] for i in guess])
-        true_positive += len(gold_spans & guess_spans)
-        predicted_count += len(guess_spans)
-        gold_count += len(gold_spans)
-    precision = true_positive / predicted_count if predicted_count else 0.0
-    recall = true_positive / gold_count if gold_count else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": correct_tokens / max(1, tokens)}
+        gold_tags.append([label_names[i] for i in gold[keep]])
+        guess_tags.append([label_names[i] for i in predicted[row][:len(gold)][keep]])
+    metrics = entity_metrics(gold_tags, guess_tags)["metrics"]
+    return {k: float(metrics[k] or 0.0) for k in ("precision", "recall", "f1", "accuracy")}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""Evaluation report cards: one standard, attached to every model version.
+
+``evaluate`` scores a model version on a dataset version and writes ``eval/<dataset>/<split>/``:
+``report.json`` (schema ``report.schema.json`` beside this module), ``predictions.parquet`` and plots;
+with ``push=True`` they are committed to the model repo with the model card's evaluation section and
+``model-index``, and the card is indexed so versions can be listed by metric (:class:`Evaluations`).
+
+Example:
+    >>> from fmhub.evaluate import EvalConfig, evaluate
+    >>> outcome = evaluate(EvalConfig(model="acme/bbc-minilm@v1", data="acme/bbc-news@v1", split="test"))
+    >>> outcome.report["metrics"]["accuracy"]
+    0.9594...
+"""
+
+from fmhub.evaluate._evaluate import (LOWER_IS_BETTER, SCHEMA_ID, SECTIONS, TASK_METRICS, EvalConfig, EvalOutcome,
+                                      evaluate, report_folder)
+from fmhub.evaluate._index import EvaluationInfo, Evaluations, flat_metrics
+
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "Evaluations", "EvaluationInfo", "flat_metrics", "SCHEMA_ID",
+           "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER", "report_folder", "schema"]
+
+
+def schema() -> dict:
+    """The report card's JSON Schema (draft 2020-12)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).with_name("report.schema.json")).read_text(encoding="utf-8"))

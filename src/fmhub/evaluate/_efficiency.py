@@ -1,0 +1,66 @@
+"""Efficiency of a model on the evaluated texts: size, batch-1 latency, batch-32 throughput, peak memory.
+
+Latency and throughput use a real row of the split whose token length is the split's median (so "the
+evaluated text length"), after warm-up runs, under ``inference_mode`` with the process's torch threads.
+Peak RSS is the evaluating process's high-water mark (``getrusage``), which includes the dataset and
+the predictions held so far.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["measure_efficiency", "WEIGHT_SUFFIXES"]
+
+WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".onnx_data", ".bin", ".pt")
+_WARMUP = 3
+_THROUGHPUT_BATCH = 32
+_THROUGHPUT_BATCHES = 3
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
+
+
+def measure_efficiency(model: Any, folder: Path, input_ids: list[int], runs: int) -> dict[str, Any]:
+    """The report card's ``efficiency`` section for one representative row ``input_ids``."""
+    import torch
+
+    weights = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    files = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    ids = torch.tensor([input_ids], dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    model.eval()
+    timings = []
+    with torch.inference_mode():
+        for i in range(_WARMUP + runs):
+            started = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask)
+            if i >= _WARMUP:
+                timings.append(time.perf_counter() - started)
+        batch, batch_mask = ids.repeat(_THROUGHPUT_BATCH, 1), mask.repeat(_THROUGHPUT_BATCH, 1)
+        model(input_ids=batch, attention_mask=batch_mask)  # warm-up at this shape
+        started = time.perf_counter()
+        for _ in range(_THROUGHPUT_BATCHES):
+            model(input_ids=batch, attention_mask=batch_mask)
+        elapsed = time.perf_counter() - started
+    milliseconds = np.asarray(timings) * 1000.0
+    return {
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "weights_bytes": int(weights),
+        "files_bytes": int(files),
+        "sequence_length": len(input_ids),
+        "threads": torch.get_num_threads(),
+        "latency_ms": {"batch_size": 1, "runs": runs, "p50": float(np.percentile(milliseconds, 50)),
+                       "p95": float(np.percentile(milliseconds, 95)), "mean": float(milliseconds.mean())},
+        "throughput": {"batch_size": _THROUGHPUT_BATCH, "batches": _THROUGHPUT_BATCHES,
+                       "samples_per_second": _THROUGHPUT_BATCH * _THROUGHPUT_BATCHES / elapsed},
+        "peak_rss_bytes": _peak_rss(),
+    }

@@ -1,0 +1,559 @@
+"""``fmhub eval``: one standard report card for a model version on a dataset version.
+
+The report (``report.json``, schema :data:`SCHEMA_ID`, documented in ``report.schema.json``) holds
+provenance, task metrics, calibration, robustness under seeded perturbations, slices, efficiency and a
+cheap baseline; every prediction is kept in ``predictions.parquet`` beside it, so each metric can be
+recomputed independently. Everything is checked (model head, labels, split, columns) before the
+model runs, and nothing is pushed unless the whole card was built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmhub.errors import InvalidInputError
+from fmhub.evaluate import _metrics
+from fmhub.evaluate._perturb import PERTURBATIONS, perturb_text, perturb_words
+from fmhub.train._config import split_ref
+
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
+           "report_folder", "task_of_model"]
+
+SCHEMA_ID = "https://fmhub.dev/schemas/eval-report/v1"
+#: The optional sections ``--skip`` can leave out (each then records ``{"skipped": reason}``).
+SECTIONS = ("robustness", "slices", "efficiency", "baseline")
+#: The headline metrics of each task: compared across versions, used for robustness, slices and baselines.
+TASK_METRICS = {"text-classification": ("accuracy", "f1_macro"), "token-classification": ("f1", "accuracy"),
+                "masked-lm": ("perplexity", "bits_per_token"), "causal-lm": ("perplexity", "bits_per_token")}
+LOWER_IS_BETTER = frozenset({"loss", "perplexity", "bits_per_token", "ece", "latency_p50_ms", "latency_p95_ms",
+                             "weights_bytes", "peak_rss_bytes", "parameters"})
+_MAX_SLICES = 50
+_MAX_POSITIONS = 512
+_HEADS = (("ForSequenceClassification", "text-classification"), ("ForTokenClassification", "token-classification"),
+          ("ForMaskedLM", "masked-lm"), ("ForCausalLM", "causal-lm"), ("LMHeadModel", "causal-lm"))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate on what (each field is an ``fmhub eval`` option of the same name)."""
+
+    model: str  # REPO[@REV]
+    data: str  # REPO[@REV] of the dataset
+    split: str = "test"
+    train_split: str = "train"  # the baseline's training rows
+    text_column: str | None = None  # default: text (token classification: tokens)
+    label_column: str | None = None  # default: label (token classification: tags)
+    slice_by: str | None = None  # a dataset column; length buckets are always reported
+    max_length: int | None = None  # default: the model's training max length, else its positions (≤ 512)
+    batch_size: int = 32
+    seed: int = 0  # perturbations and masked-LM positions
+    latency_runs: int = 20
+    skip: tuple[str, ...] = ()
+    threads: int | None = None
+
+    def validate(self) -> None:
+        split_ref(self.model, "MODEL")
+        split_ref(self.data, "--data")
+        unknown = sorted(set(self.skip) - set(SECTIONS))
+        if unknown:
+            raise InvalidInputError(f"--skip {', '.join(unknown)}: no such section",
+                                    hint=f"choose from {', '.join(SECTIONS)}")
+        for name, value, low in (("max_length", self.max_length, 8), ("batch_size", self.batch_size, 1),
+                                 ("latency_runs", self.latency_runs, 1), ("threads", self.threads, 1)):
+            if value is not None and value < low:
+                raise InvalidInputError(f"--{name.replace('_', '-')} {value} must be at least {low}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class EvalOutcome:
+    report: dict[str, Any]
+    folder: Path  # holds eval/<dataset>/<split>/ (report.json, predictions.parquet, plots/)
+    commit: str | None = None  # the model repo commit holding the card, when pushed
+    files: list[str] = field(default_factory=list)  # repo paths written under ``folder``
+
+
+Progress = Callable[[str, int], None]  # (stage description, rows in the stage); then advance(rows)
+
+
+def report_folder(data_repo: str, split: str) -> str:
+    """Where a dataset split's card lives in the model repo: ``eval/<dataset repo>/<split>``."""
+    return f"eval/{data_repo}/{split}"
+
+
+def task_of_model(model_config: Any, repo: str) -> str:
+    """The task a model's head does, from ``config.architectures``; a headless model is an input error."""
+    architectures = list(getattr(model_config, "architectures", None) or [])
+    for architecture in architectures:
+        for suffix, task in _HEADS:
+            if architecture.endswith(suffix):
+                if task == "text-classification" and model_config.problem_type == "multi_label_classification":
+                    raise InvalidInputError(f"{repo} is a multi-label classifier; fmhub eval scores single-label "
+                                            "models for now", hint="evaluate it with its validation metrics from "
+                                                                   "fmhub train (model-index in its card)")
+                return task
+    shown = ", ".join(architectures) or "none recorded"
+    raise InvalidInputError(f"{repo} has no task head to evaluate (architectures: {shown})",
+                            hint="fine-tune it first (fmhub train --task text-classification ...), or evaluate a "
+                                 "model with a classification, token-classification or language-model head")
+
+
+# -- preparation: everything checked before the model runs --------------------------------------------
+
+
+@dataclass
+class _Inputs:
+    config: EvalConfig
+    task: str
+    model_repo: str
+    model_commit: str
+    folder: Path
+    data_repo: str
+    data_commit: str
+    content_hash: str
+    rows: Any  # the evaluated datasets.Dataset
+    train_rows: Any | None
+    input_column: str
+    label_column: str
+    label_names: list[str]  # the model's, in id order
+    gold: Any  # class ids (n,), tag id lists, or None for language models (in the model's ids)
+    max_length: int
+    model: Any = None
+    tokenizer: Any = None
+
+
+def _prepare(config: EvalConfig, hub: Any) -> _Inputs:
+    from transformers import AutoConfig
+
+    from fmhub.data import load
+
+    model_repo, model_rev = split_ref(config.model, "MODEL")
+    data_repo, data_rev = split_ref(config.data, "--data")
+    model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
+    data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
+    folder = hub.download(model_repo, revision=model_commit, exclude=["eval/*"])
+    model_config = AutoConfig.from_pretrained(folder)
+    task = task_of_model(model_config, model_repo)
+    dataset = load(data_repo, revision=data_commit, hub=hub)
+    if config.split not in dataset:
+        raise InvalidInputError(f"dataset {data_repo} has no {config.split!r} split; its splits are: "
+                                f"{', '.join(dataset)}", hint="name one with --split")
+    rows = dataset[config.split]
+    if len(rows) == 0:
+        raise InvalidInputError(f"split {config.split!r} of {data_repo} is empty: nothing to evaluate",
+                                hint="evaluate another --split")
+    token_task = task == "token-classification"
+    input_column = config.text_column or ("tokens" if token_task else "text")
+    label_column = config.label_column or ("tags" if token_task else "label")
+    language_model = task in ("masked-lm", "causal-lm")
+    for column in (input_column,) if language_model else (input_column, label_column):
+        if column not in rows.features:
+            raise InvalidInputError(f"dataset {data_repo} has no column {column!r}; its columns are: "
+                                    f"{', '.join(rows.features)}", hint="name it with --text-column / --label-column")
+    if config.slice_by is not None and config.slice_by not in rows.features:
+        raise InvalidInputError(f"--slice-by {config.slice_by!r}: no such column; the columns are: "
+                                f"{', '.join(rows.features)}")
+    label_names: list[str] = []
+    gold = None
+    if not language_model:
+        label_names = [model_config.id2label[i] for i in range(model_config.num_labels)]
+        feature = rows.features[label_column]
+        inner = getattr(feature, "feature", feature) if token_task else feature
+        names = list(getattr(inner, "names", None) or [])
+        if not names:
+            raise InvalidInputError(f"column {label_column!r} holds {feature}, not class labels",
+                                    hint="import the dataset with fmhub data import, which stores label names")
+        missing = [n for n in names if n not in label_names]
+        if missing:
+            raise InvalidInputError(f"the dataset's labels don't match the model's: dataset {names}, model "
+                                    f"{label_names} (not in the model: {missing})",
+                                    hint="evaluate on a dataset with the labels the model was trained on")
+        to_model = np.asarray([label_names.index(n) for n in names], dtype=np.int64)
+        values = rows[label_column]
+        if token_task:
+            gold = [to_model[np.asarray(tags, dtype=np.int64)] for tags in values]
+        else:
+            if any(v is None or (isinstance(v, int) and v < 0) for v in values):
+                raise InvalidInputError(f"split {config.split!r} has rows without a label",
+                                        hint="evaluate a labelled split (e.g. --split test)")
+            gold = to_model[np.asarray(values, dtype=np.int64)]
+    max_length = config.max_length or _trained_length(folder) or min(
+        _positions(model_config) or _MAX_POSITIONS, _MAX_POSITIONS)
+    positions = _positions(model_config)
+    if positions is not None and max_length > positions:
+        raise InvalidInputError(f"--max-length {max_length} is beyond the model's {positions} positions",
+                                hint=f"use --max-length {positions} or less")
+    train_rows = dataset[config.train_split] if config.train_split in dataset else None
+    return _Inputs(config, task, model_repo, model_commit, folder, data_repo, data_commit,
+                   _content_hash(hub, data_repo, data_commit, config.split), rows, train_rows, input_column,
+                   label_column, label_names, gold, max_length)
+
+
+def _positions(model_config: Any) -> int | None:
+    return getattr(model_config, "max_position_embeddings", None) or getattr(model_config, "n_positions", None)
+
+
+def _trained_length(folder: Path) -> int | None:
+    try:
+        value = json.loads((folder / "training_args.json").read_text()).get("max_length")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _content_hash(hub: Any, repo: str, commit: str, split: str) -> str:
+    """sha256 over the split's Parquet files (path and blob sha256): the rows, independent of the commit."""
+    digest = hashlib.sha256()
+    for entry in hub.list_files(repo, commit, repo_type="dataset", folder="data"):
+        name = entry.path.rsplit("/", 1)[-1]
+        if name.startswith(f"{split}-") or name.startswith(f"{split}."):
+            digest.update(f"{entry.path}\t{entry.blob_sha256}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+# -- predictions and metrics --------------------------------------------------------------------------
+
+
+@dataclass
+class _Scored:
+    """One pass of the model over (possibly perturbed) inputs, and its metrics."""
+
+    metrics: dict[str, Any]
+    probabilities: Any = None  # (n, k) classification; per-row arrays for tags
+    predicted: Any = None  # class ids, or per-row tag ids (word level, truncated words → O)
+    gold: Any = None  # what was scored against (tags cut by truncation)
+    truncated_words: int = 0
+    lm: Any = None  # LanguageModelScores
+
+
+def _run(inputs: _Inputs, texts: list[Any], gold: Any, progress: Progress | None, stage: str) -> _Scored:
+    from fmhub.evaluate import _predict
+
+    on_rows = None
+    if progress is not None:
+        on_rows = progress(stage, len(texts))
+    task, config = inputs.task, inputs.config
+    if task == "text-classification":
+        probabilities = _predict.classify(inputs.model, inputs.tokenizer, texts, inputs.max_length,
+                                          config.batch_size, on_rows)
+        scored = _metrics.classification_metrics(gold, probabilities.astype(np.float64), inputs.label_names)
+        return _Scored(scored, probabilities, probabilities.argmax(-1), gold)
+    if task == "token-classification":
+        per_row = _predict.tag(inputs.model, inputs.tokenizer, texts, inputs.max_length, config.batch_size, on_rows)
+        outside = inputs.label_names.index("O") if "O" in inputs.label_names else 0
+        predicted, truncated = [], 0
+        for probabilities, words in zip(per_row, texts, strict=True):
+            guess = np.full(len(words), outside, dtype=np.int64)
+            guess[:len(probabilities)] = probabilities.argmax(-1) if len(probabilities) else []
+            truncated += len(words) - len(probabilities)
+            predicted.append(guess)
+        names = inputs.label_names
+        scored = _metrics.entity_metrics([[names[i] for i in row] for row in gold],
+                                         [[names[i] for i in row] for row in predicted])
+        return _Scored(scored, per_row, predicted, gold, truncated)
+    lm = _predict.score_language_model(inputs.model, inputs.tokenizer, texts, task == "masked-lm",
+                                       inputs.max_length, config.seed, max(1, config.batch_size // 2), on_rows)
+    return _Scored({"metrics": _metrics.language_model_metrics(float(lm.nll.sum()), int(lm.tokens.sum()))}, lm=lm)
+
+
+def _calibration(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
+    if inputs.task == "text-classification":
+        confidence = scored.probabilities.max(-1).astype(np.float64)
+        correct = scored.predicted == scored.gold
+    elif inputs.task == "token-classification":
+        kept = [p for p in scored.probabilities if len(p)]
+        confidence = np.concatenate([p.max(-1) for p in kept]).astype(np.float64) if kept else np.zeros(0)
+        correct = np.concatenate([p.argmax(-1) == g[:len(p)] for p, g in zip(scored.probabilities, scored.gold,
+                                                                             strict=True) if len(p)]) \
+            if kept else np.zeros(0, bool)
+    else:
+        return {"skipped": "calibration applies to classifiers"}
+    return {"bins_count": 15, "basis": "top-label confidence" + (" per word" if inputs.task != "text-classification"
+                                                                  else ""),
+            **_metrics.calibration(confidence, correct, bins=15)}
+
+
+def _headline(task: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics.get(k) for k in TASK_METRICS[task]}
+
+
+def _robustness(inputs: _Inputs, clean: _Scored, progress: Progress | None) -> dict[str, Any]:
+    texts = inputs.rows[inputs.input_column]
+    token_task = inputs.task == "token-classification"
+    base = _headline(inputs.task, clean.metrics["metrics"])
+    out = []
+    for name, description in PERTURBATIONS.items():
+        if token_task:
+            changed = [perturb_words(name, list(words), inputs.config.seed, row) for row, words in enumerate(texts)]
+            gold = [g[:len(words)] for g, words in zip(inputs.gold, changed, strict=True)]
+        else:
+            changed = [perturb_text(name, text, inputs.config.seed, row) for row, text in enumerate(texts)]
+            gold = inputs.gold
+        scored = _run(inputs, changed, gold, progress, f"robustness: {name}")
+        metrics = _headline(inputs.task, scored.metrics["metrics"])
+        out.append({"name": name, "description": description, "metrics": metrics,
+                    "delta": {k: (None if v is None or base[k] is None else v - base[k]) for k, v in metrics.items()}})
+    return {"seed": inputs.config.seed, "perturbations": out}
+
+
+def _word_counts(inputs: _Inputs) -> np.ndarray:
+    values = inputs.rows[inputs.input_column]
+    if inputs.task == "token-classification":
+        return np.asarray([len(v) for v in values], dtype=np.int64)
+    return np.asarray([len((v or "").split()) for v in values], dtype=np.int64)
+
+
+def _group_metrics(inputs: _Inputs, scored: _Scored, rows: np.ndarray) -> dict[str, Any]:
+    if inputs.task == "text-classification":
+        metrics = _metrics.classification_metrics(scored.gold[rows], scored.probabilities[rows].astype(np.float64),
+                                                  inputs.label_names)["metrics"]
+    elif inputs.task == "token-classification":
+        names = inputs.label_names
+        metrics = _metrics.entity_metrics([[names[i] for i in scored.gold[r]] for r in rows],
+                                          [[names[i] for i in scored.predicted[r]] for r in rows])["metrics"]
+    else:
+        metrics = _metrics.language_model_metrics(float(scored.lm.nll[rows].sum()), int(scored.lm.tokens[rows].sum()))
+    return _headline(inputs.task, metrics)
+
+
+def _slices(inputs: _Inputs, scored: _Scored) -> list[dict[str, Any]]:
+    primary = TASK_METRICS[inputs.task][0]
+    words = _word_counts(inputs)
+    edges = sorted({int(e) for e in np.quantile(words, [0.25, 0.5, 0.75])}) if len(words) else []
+    bucket = np.searchsorted(np.asarray(edges), words, side="left")
+    bounds = [0, *edges]
+    groupings = [("length", [(f"{bounds[b] + (1 if b else 0)}–{edges[b]} words" if b < len(edges) else
+                              f"> {edges[-1] if edges else 0} words", np.flatnonzero(bucket == b))
+                             for b in range(len(edges) + 1)])]
+    if inputs.config.slice_by is not None:
+        column = inputs.config.slice_by
+        feature = inputs.rows.features[column]
+        values = inputs.rows[column]
+        if any(isinstance(v, (list, dict)) for v in values[:100]):
+            raise InvalidInputError(f"--slice-by {column!r} holds lists, not one value per row",
+                                    hint="slice by a column with one value per row (a label, a source, a language)")
+        names = getattr(feature, "names", None)
+        shown = np.asarray([str(names[v]) if names is not None and v is not None and v >= 0 else str(v)
+                            for v in values], dtype=object)
+        distinct = sorted(set(shown.tolist()))
+        if len(distinct) > _MAX_SLICES:
+            raise InvalidInputError(f"--slice-by {column!r} has {len(distinct)} distinct values; slices need at most "
+                                    f"{_MAX_SLICES}", hint="slice by a column with few values (a label, a source)")
+        groupings.append((f"column:{column}", [(value, np.flatnonzero(shown == value)) for value in distinct]))
+    out = []
+    for by, members in groupings:
+        groups = [{"value": value, "rows": int(len(rows)), "metrics": _group_metrics(inputs, scored, rows)}
+                  for value, rows in members if len(rows)]
+        out.append({"by": by, "metric": primary, "groups": groups,
+                    "largest_gap": _metrics.largest_gap(groups, primary)})
+    return out
+
+
+def _efficiency(inputs: _Inputs) -> dict[str, Any]:
+    from fmhub.evaluate._efficiency import measure_efficiency
+
+    values = inputs.rows[inputs.input_column]
+    if inputs.task == "token-classification":
+        ids = inputs.tokenizer([list(v) for v in values], is_split_into_words=True, truncation=True,
+                               max_length=inputs.max_length)["input_ids"]
+    else:
+        ids = inputs.tokenizer([v or "" for v in values], truncation=True, max_length=inputs.max_length)["input_ids"]
+    lengths = np.asarray([len(x) for x in ids])
+    median = int(np.argsort(lengths, kind="stable")[len(lengths) // 2])
+    return measure_efficiency(inputs.model, inputs.folder, ids[median], inputs.config.latency_runs)
+
+
+def _baseline(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
+    from fmhub.evaluate import _baseline
+
+    config = inputs.config
+    if inputs.train_rows is None or len(inputs.train_rows) == 0:
+        return {"skipped": f"the dataset has no {config.train_split!r} split to train a baseline on"}
+    train = inputs.train_rows
+    same = config.train_split == config.split
+    if inputs.task == "text-classification":
+        names = train.features[inputs.label_column].names
+        to_model = np.asarray([inputs.label_names.index(n) for n in names], dtype=np.int64)
+        labels = np.asarray(train[inputs.label_column], dtype=np.int64)
+        keep = labels >= 0
+        texts = train[inputs.input_column]
+        probabilities = _baseline.text_baseline([t for t, k in zip(texts, keep, strict=True) if k],
+                                                to_model[labels[keep]], inputs.rows[inputs.input_column],
+                                                len(inputs.label_names), config.seed)
+        metrics = _metrics.classification_metrics(inputs.gold, probabilities, inputs.label_names)["metrics"]
+        name = "tf-idf (word 1-2-grams) + logistic regression"
+    elif inputs.task == "token-classification":
+        names = train.features[inputs.label_column].feature.names
+        to_model = np.asarray([inputs.label_names.index(n) for n in names], dtype=np.int64)
+        per_row = _baseline.token_baseline(train[inputs.input_column],
+                                           [to_model[np.asarray(t, dtype=np.int64)] for t in train[inputs.label_column]],
+                                           inputs.rows[inputs.input_column], len(inputs.label_names), config.seed)
+        label_names = inputs.label_names
+        metrics = _metrics.entity_metrics([[label_names[i] for i in row] for row in inputs.gold],
+                                          [[label_names[i] for i in p.argmax(-1)] for p in per_row])["metrics"]
+        name = "word-feature logistic regression tagger"
+    else:
+        ids = inputs.tokenizer([t or "" for t in train[inputs.input_column]], truncation=True,
+                               max_length=inputs.max_length)["input_ids"]
+        nll, tokens = _baseline.unigram_nll(ids, scored.lm.targets, len(inputs.tokenizer))
+        metrics = _metrics.language_model_metrics(nll, tokens)
+        name = "add-one unigram model of the train split's tokens"
+    headline = _headline(inputs.task, metrics)
+    model = _headline(inputs.task, scored.metrics["metrics"])
+    return {"name": name, "train_split": config.train_split, "train_rows": len(train),
+            "trained_on_evaluated_split": same, "metrics": headline,
+            "model_minus_baseline": {k: (None if v is None or headline[k] is None else v - headline[k])
+                                     for k, v in model.items()}}
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+def _provenance(inputs: _Inputs, started: datetime, seconds: float) -> dict[str, Any]:
+    import torch
+
+    from fmhub.runs import environment
+
+    env = environment()
+    return {"model": {"repo": inputs.model_repo, "commit": inputs.model_commit, "requested": inputs.config.model},
+            "dataset": {"repo": inputs.data_repo, "commit": inputs.data_commit, "split": inputs.config.split,
+                        "rows": len(inputs.rows), "content_hash": inputs.content_hash,
+                        "requested": inputs.config.data},
+            "fmhub_version": env.code_version, "libraries": env.libraries, "hardware": env.hardware,
+            "torch_threads": torch.get_num_threads(), "seed": inputs.config.seed,
+            "created_at": started.isoformat(timespec="seconds"), "seconds": round(seconds, 3),
+            "options": inputs.config.to_dict()}
+
+
+def _write_predictions(inputs: _Inputs, scored: _Scored, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(inputs.rows)
+    columns: dict[str, Any] = {"row": pa.array(np.arange(n, dtype=np.int64))}
+    if inputs.task == "text-classification":
+        columns["label"] = pa.array(np.asarray(scored.gold, dtype=np.int64))
+        columns["prediction"] = pa.array(np.asarray(scored.predicted, dtype=np.int64))
+        columns["scores"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(scored.probabilities.astype(np.float32).reshape(-1)), len(inputs.label_names))
+    elif inputs.task == "token-classification":
+        columns["labels"] = pa.array([g.tolist() for g in scored.gold], pa.list_(pa.int64()))
+        columns["predictions"] = pa.array([p.tolist() for p in scored.predicted], pa.list_(pa.int64()))
+        columns["scores"] = pa.array([p.astype(np.float32).tolist() for p in scored.probabilities],
+                                     pa.list_(pa.list_(pa.float32())))
+        columns["scored_words"] = pa.array([len(p) for p in scored.probabilities], pa.int64())
+    else:
+        columns["tokens"] = pa.array(scored.lm.tokens)
+        columns["nll"] = pa.array(scored.lm.nll)
+    table = pa.table(columns).replace_schema_metadata({
+        "fmhub.task": inputs.task, "fmhub.labels": json.dumps(inputs.label_names),
+        "fmhub.model": f"{inputs.model_repo}@{inputs.model_commit}",
+        "fmhub.dataset": f"{inputs.data_repo}@{inputs.data_commit}:{inputs.config.split}"})
+    pq.write_table(table, path, compression="zstd")
+
+
+def _plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
+    from fmhub.evaluate import _plots
+
+    plots = folder / "plots"
+    written: list[Path] = []
+    if inputs.task == "text-classification":
+        written += _plots.confusion_matrix_plot(report["confusion_matrix"], inputs.label_names,
+                                                plots / "confusion_matrix")
+        written += _plots.per_class_f1_plot(report["per_class"], plots / "per_class_f1")
+    if inputs.task == "token-classification":
+        written += _plots.per_class_f1_plot(report["per_type"], plots / "per_type_f1", key="type")
+    if "ece" in report["calibration"]:
+        written += _plots.reliability_plot(report["calibration"]["bins"], report["calibration"]["ece"],
+                                           plots / "reliability")
+    primary = TASK_METRICS[inputs.task][0]
+    if "perturbations" in report["robustness"]:
+        written += _plots.robustness_plot(report["robustness"]["perturbations"], primary, plots / "robustness")
+    if isinstance(report["slices"], list):
+        for grouping in report["slices"]:
+            stem = "slices_" + "".join(c if c.isalnum() else "_" for c in grouping["by"])
+            written += _plots.slices_plot(grouping["groups"], primary, plots / stem,
+                                          f"{primary} by {grouping['by'].removeprefix('column:')}")
+    return written
+
+
+def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | None = None, push: bool = False,
+             progress: Progress | None = None) -> EvalOutcome:
+    """Build the report card of ``config.model`` on ``config.data``; write it under ``output_dir``; push it.
+
+    ``output_dir`` (default: a folder under ``$FMHUB_HOME/evals``) receives ``eval/<dataset>/<split>/``;
+    ``push`` commits those files and the updated model card to the model repo and indexes the report.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from fmhub.client import Hub
+    from fmhub.constants import settings
+
+    config.validate()
+    owned = hub is None
+    hub = hub or Hub.open()
+    try:
+        started, clock = datetime.now(UTC), time.perf_counter()
+        inputs = _prepare(config, hub)
+        torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS", "0"))
+                              or max(1, len(os.sched_getaffinity(0))))
+        torch.manual_seed(config.seed)
+        heads = {"text-classification": AutoModelForSequenceClassification,
+                 "token-classification": AutoModelForTokenClassification, "masked-lm": AutoModelForMaskedLM,
+                 "causal-lm": AutoModelForCausalLM}
+        inputs.tokenizer = AutoTokenizer.from_pretrained(inputs.folder)
+        if inputs.tokenizer.pad_token_id is None and inputs.tokenizer.eos_token_id is not None:
+            inputs.tokenizer.pad_token = inputs.tokenizer.eos_token
+        if inputs.task == "token-classification" and not getattr(inputs.tokenizer, "is_fast", False):
+            raise InvalidInputError("token classification needs a fast tokenizer (tokenizer.json) to align words",
+                                    hint="use a model repo that ships tokenizer.json")
+        inputs.model = heads[inputs.task].from_pretrained(inputs.folder).eval()
+        clean = _run(inputs, inputs.rows[inputs.input_column], inputs.gold, progress, "predictions")
+        report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task,
+                                  "labels": inputs.label_names, "max_length": inputs.max_length,
+                                  **clean.metrics}
+        if inputs.task == "token-classification":
+            report["truncated_words"] = clean.truncated_words
+        report["calibration"] = _calibration(inputs, clean)
+        skipped = {"skipped": "--skip"}
+        report["robustness"] = skipped if "robustness" in config.skip else _robustness(inputs, clean, progress)
+        report["slices"] = skipped if "slices" in config.skip else _slices(inputs, clean)
+        if progress is not None and not {"efficiency", "baseline"} <= set(config.skip):
+            progress("efficiency and baseline", 0)
+        report["efficiency"] = skipped if "efficiency" in config.skip else _efficiency(inputs)
+        report["baseline"] = skipped if "baseline" in config.skip else _baseline(inputs, clean)
+        root = Path(output_dir) if output_dir is not None else \
+            settings().home / "evals" / f"{inputs.model_repo.replace('/', '--')}--{inputs.model_commit[:12]}"
+        relative = report_folder(inputs.data_repo, config.split)
+        folder = root / relative
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_predictions(inputs, clean, folder / "predictions.parquet")
+        plots = _plots(inputs, report, folder)
+        report["files"] = {"predictions": f"{relative}/predictions.parquet",
+                           "plots": sorted(f"{relative}/{p.relative_to(folder).as_posix()}" for p in plots)}
+        report["provenance"] = _provenance(inputs, started, time.perf_counter() - clock)
+        (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+        outcome = EvalOutcome(report, root, files=[f"{relative}/report.json", report["files"]["predictions"],
+                                                   *report["files"]["plots"]])
+        if push:
+            from fmhub.evaluate._publish import push_report
+
+            outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome)
+        return outcome
+    finally:
+        if owned:
+            hub.close()

@@ -1,0 +1,191 @@
+"""Push a report card: its files, the model card's evaluation section and ``model-index``, one commit.
+
+The card goes onto the model repo's default branch, and only when that branch holds the very weights
+that were evaluated (every file outside ``eval/`` and ``README.md`` unchanged since the evaluated
+commit): a card must never describe other weights. The commit is made against the head it checked
+(``parent_commit``), so a concurrent push fails instead of mixing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fmhub.cards import parse_card, render_card, validate_metadata
+from fmhub.errors import EmptyCommitError, InvalidInputError
+
+__all__ = ["push_report", "update_card", "METRIC_NAMES"]
+
+#: metric key → (model-index type, display name, args)
+METRIC_NAMES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
+    "accuracy": ("accuracy", "Accuracy", None),
+    "f1_macro": ("f1", "Macro F1", {"average": "macro"}),
+    "f1_micro": ("f1", "Micro F1", {"average": "micro"}),
+    "f1_weighted": ("f1", "Weighted F1", {"average": "weighted"}),
+    "precision_macro": ("precision", "Macro precision", {"average": "macro"}),
+    "recall_macro": ("recall", "Macro recall", {"average": "macro"}),
+    "roc_auc_ovr": ("roc_auc", "ROC-AUC (one-vs-rest, macro)", {"multi_class": "ovr"}),
+    "f1": ("f1", "Entity F1", None),
+    "precision": ("precision", "Entity precision", None),
+    "recall": ("recall", "Entity recall", None),
+    "perplexity": ("perplexity", "Perplexity", None),
+    "bits_per_token": ("bits_per_token", "Bits per token", None),
+    "loss": ("loss", "Loss", None),
+}
+_PIPELINE = {"text-classification": ("text-classification", "Text Classification"),
+             "token-classification": ("token-classification", "Token Classification"),
+             "masked-lm": ("fill-mask", "Fill-Mask"), "causal-lm": ("text-generation", "Text Generation")}
+
+
+def _model_index_result(report: dict[str, Any]) -> dict[str, Any]:
+    dataset = report["provenance"]["dataset"]
+    metrics = []
+    for key, value in report["metrics"].items():
+        if key in METRIC_NAMES and value is not None:
+            kind, name, args = METRIC_NAMES[key]
+            metrics.append({"type": kind, "value": round(float(value), 6), "name": name, **({"args": args} if args
+                                                                                               else {})})
+    pipeline, title = _PIPELINE[report["task"]]
+    return {"task": {"type": pipeline, "name": title},
+            "dataset": {"name": dataset["repo"], "type": dataset["repo"], "split": dataset["split"],
+                        "revision": dataset["commit"]},
+            "metrics": metrics,
+            "source": {"name": "fmhub eval", "url": report["files"]["predictions"].rsplit("/", 1)[0] + "/report.json"}}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:+.{digits}f}" if digits < 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _delta(value: Any) -> str:
+    return "–" if value is None else f"{value:+.4f}"
+
+
+def _section(report: dict[str, Any]) -> str:
+    """The markdown of one dataset split's results."""
+    prov = report["provenance"]
+    dataset, model = prov["dataset"], prov["model"]
+    folder = report["files"]["predictions"].rsplit("/", 1)[0]
+    lines = [f"### `{dataset['repo']}` · {dataset['split']}\n",
+             f"{dataset['rows']} rows of `{dataset['repo']}` at `{dataset['commit'][:12]}`, weights at "
+             f"`{model['commit'][:12]}`, by `fmhub eval` {prov['fmhub_version']} on {prov['created_at']} "
+             f"([report]({folder}/report.json), [predictions]({folder}/predictions.parquet)).\n",
+             "| metric | value |", "|---|---:|"]
+    lines += [f"| {METRIC_NAMES.get(k, (k, k, None))[1]} | {_fmt(v)} |" for k, v in report["metrics"].items()]
+    calibration = report["calibration"]
+    if calibration.get("ece") is not None:
+        lines.append(f"| Expected calibration error ({calibration['bins_count']} bins) | {calibration['ece']:.4f} |")
+    baseline = report["baseline"]
+    if "metrics" in baseline:
+        lines += ["", f"**Baseline** ({baseline['name']}, trained on `{baseline['train_split']}`): " + ", ".join(
+            f"{k} {_fmt(v)} (model {_delta(baseline['model_minus_baseline'][k])})"
+            for k, v in baseline["metrics"].items())]
+    robustness = report["robustness"]
+    if "perturbations" in robustness:
+        keys = list(robustness["perturbations"][0]["delta"]) if robustness["perturbations"] else []
+        lines += ["", f"**Robustness** (seed {robustness['seed']}; change from the clean text):\n",
+                  "| perturbation | " + " | ".join(f"Δ {k}" for k in keys) + " |",
+                  "|---|" + "---:|" * len(keys)]
+        lines += [f"| {p['name']} | " + " | ".join(_delta(p["delta"][k]) for k in keys) + " |"
+                  for p in robustness["perturbations"]]
+    if isinstance(report["slices"], list):
+        for grouping in report["slices"]:
+            gap = grouping["largest_gap"]
+            if gap:
+                lines += ["", f"**Slices by {grouping['by'].removeprefix('column:')}**: largest {gap['metric']} gap "
+                              f"{gap['gap']:.4f} ({gap['best']} vs {gap['worst']})."]
+    efficiency = report["efficiency"]
+    if "latency_ms" in efficiency:
+        lines += ["", f"**Efficiency** ({efficiency['threads']} CPU threads, {efficiency['sequence_length']} tokens): "
+                      f"{efficiency['parameters']:,} parameters, {efficiency['weights_bytes'] / 1e6:.1f} MB of weights, "
+                      f"batch-1 latency p50 {efficiency['latency_ms']['p50']:.1f} ms / p95 "
+                      f"{efficiency['latency_ms']['p95']:.1f} ms, batch-{efficiency['throughput']['batch_size']} "
+                      f"throughput {efficiency['throughput']['samples_per_second']:.1f} samples/s."]
+    pngs = [p for p in report["files"]["plots"] if p.endswith(".png")]
+    if pngs:
+        lines += [""] + [f"![{p.rsplit('/', 1)[-1][:-4].replace('_', ' ')}]({p})" for p in pngs]
+    return "\n".join(lines) + "\n"
+
+
+def update_card(text: str | None, report: dict[str, Any], repo_id: str) -> str:
+    """``README.md`` with this report's section and ``model-index`` entry (replacing the same dataset split's)."""
+    card = parse_card(text or "")
+    metadata = dict(card.metadata)
+    dataset = report["provenance"]["dataset"]
+    result = _model_index_result(report)
+    index = metadata.get("model-index")
+    if not isinstance(index, list) or not index or not isinstance(index[0], dict):
+        index = [{"name": repo_id.split("/", 1)[1], "results": []}]
+    entry = dict(index[0])
+    kept = [r for r in entry.get("results") or [] if not (
+        isinstance(r, dict) and isinstance(r.get("dataset"), dict) and r["dataset"].get("type") == dataset["repo"]
+        and r["dataset"].get("split") == dataset["split"])]
+    entry["results"] = [*kept, result]
+    metadata["model-index"] = [entry, *index[1:]]
+    datasets = metadata.get("datasets") if isinstance(metadata.get("datasets"), list) else []
+    if dataset["repo"] not in datasets:
+        metadata["datasets"] = [*datasets, dataset["repo"]]
+    problems = validate_metadata(metadata, "model")
+    if not problems.ok:
+        raise InvalidInputError(f"the model card would be invalid: {'; '.join(problems.errors)}",
+                                hint="fix the card's YAML (fmhub card validate) and push again")
+    start = f"<!-- fmhub-eval {dataset['repo']} {dataset['split']} -->"
+    end = "<!-- /fmhub-eval -->"
+    block = f"{start}\n{_section(report)}{end}\n"
+    body = card.body
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(body):
+        body = pattern.sub(lambda _: block, body, count=1)
+    else:
+        if "\n## Evaluation\n" not in f"\n{body}":
+            body = body.rstrip("\n") + ("\n\n" if body.strip() else "") + "## Evaluation\n\n"
+        head, _, tail = f"\n{body}".partition("\n## Evaluation\n")
+        next_heading = tail.find("\n## ")
+        insert_at = len(tail) if next_heading < 0 else next_heading + 1
+        tail = tail[:insert_at].rstrip("\n") + "\n\n" + block + ("\n" + tail[insert_at:] if next_heading >= 0 else "")
+        body = (head + "\n## Evaluation\n" + tail)[1:]
+    return render_card(metadata, body)
+
+
+def _weights(files: list[Any]) -> dict[str, str]:
+    return {e.path: e.blob_sha256 for e in files if not e.path.startswith("eval/") and e.path != "README.md"}
+
+
+def push_report(hub: Any, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
+    """Commit the card's files and updated README to the default branch; index the report. Returns the commit."""
+    from fmhub.client import UploadFile
+    from fmhub.errors import EntryNotFoundError
+
+    head = hub.repo_info(repo_id)
+    if head.commit.oid != evaluated_commit and _weights(head.files) != _weights(hub.list_files(repo_id,
+                                                                                                evaluated_commit)):
+        raise InvalidInputError(f"{repo_id}'s {head.repo.default_branch} branch no longer holds the evaluated "
+                                f"weights ({evaluated_commit[:12]}); a card there would describe other weights",
+                                hint=f"evaluate {repo_id} (its head) to push, or keep this report unpushed")
+    try:
+        readme = hub.read_bytes(repo_id, "README.md", head.commit.oid).decode("utf-8", errors="replace")
+    except EntryNotFoundError:
+        readme = None
+    report = outcome.report
+    card = update_card(readme, report, repo_id)
+    dataset = report["provenance"]["dataset"]
+    operations = [UploadFile(path, outcome.folder / path) for path in outcome.files]
+    operations.append(UploadFile("README.md", card.encode()))
+    try:
+        commit = hub.commit(repo_id, operations, title=f"Evaluate on {dataset['repo']} ({dataset['split']})",
+                            message=f"model: {repo_id}@{evaluated_commit}\n"
+                                    f"dataset: {dataset['repo']}@{dataset['commit']} split {dataset['split']}",
+                            parent_commit=head.commit.oid).oid
+    except EmptyCommitError:
+        commit = head.commit.oid
+    store = getattr(hub, "store", None)
+    if store is not None:  # the embedded hub: index it in the store's metadata
+        from fmhub.evaluate._index import Evaluations
+
+        Evaluations(store.db).record(model=repo_id, model_commit=evaluated_commit, card_commit=commit,
+                                     report=report, report_path=outcome.files[0])
+    return commit
