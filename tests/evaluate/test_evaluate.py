@@ -14,7 +14,7 @@ import pytest
 
 from fmhub.cards import parse_card
 from fmhub.client import Hub
-from fmhub.evaluate import EvalConfig, Evaluations, evaluate, schema
+from fmhub.evaluate import EvalConfig, evaluate, schema
 from fmhub.train import TrainConfig, train
 
 
@@ -115,10 +115,8 @@ def test_text_classification_card_recomputes_exactly_and_is_pushed(classifier: s
     assert {"type": "accuracy", "value": round(m["accuracy"], 6), "name": "Accuracy"} in mine[0]["metrics"]
     assert "## Evaluation" in card.body and "![confusion matrix](eval/acme/topics/test/plots/confusion_matrix.png)" \
         in card.body
-    from fmhub.store import open_store
-
-    with open_store() as store:
-        [indexed] = Evaluations(store.db).list(model=classifier)
+    with Hub.open() as hub:
+        [indexed] = hub.list_evaluations(model=classifier)
     assert indexed.card_commit == outcome.commit and indexed.metrics["accuracy"] == m["accuracy"]
     assert indexed.model_commit == report["provenance"]["model"]["commit"]
 

@@ -10,8 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import (EndpointOption, TokenOption, console, err_console, opened_hub, opened_store,
-                               quiet_ml_libraries)
+from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, quiet_ml_libraries
 from fmhub.errors import InvalidInputError
 
 
@@ -206,15 +205,11 @@ def compare_command(
 
 
 def _stored_report(hub: Any, repo: str, commit: str, data_commit: str, split: str) -> dict[str, Any] | None:
-    store = getattr(hub, "store", None)
-    if store is None:
-        return None
-    from fmhub.evaluate import Evaluations
-
-    found = Evaluations(store.db).find(repo, commit, data_commit, split)
-    if found is None:
-        return None
-    return json.loads(hub.read_bytes(repo, found.report_path, found.card_commit))
+    """The newest pushed card of exactly this model commit on this dataset commit and split, if indexed."""
+    for info in hub.list_evaluations(model=repo, split=split, limit=10_000):
+        if info.model_commit == commit and info.dataset_commit == data_commit:
+            return json.loads(hub.read_bytes(repo, info.report_path, info.card_commit))
+    return None
 
 
 def evals_command(
@@ -224,15 +219,14 @@ def evals_command(
     metric: Annotated[str | None, typer.Option("--metric", help="Sort by this metric, best first (e.g. accuracy, "
                                                                 "f1, perplexity, ece, latency_p50_ms).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)] = 50,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> int:
-    """List pushed report cards (the hub's index): model versions by metric.
+    """List pushed report cards (the hub's index): model versions by metric, best first."""
+    from fmhub.evaluate import LOWER_IS_BETTER, TASK_METRICS
 
-    Read from the store's database (FMHUB_DB_URL, default the embedded store), as fmhub runs is.
-    """
-    from fmhub.evaluate import LOWER_IS_BETTER, TASK_METRICS, Evaluations
-
-    with opened_store() as store:
-        rows = Evaluations(store.db).list(model=model, dataset=data, split=split, limit=10_000)
+    with opened_hub(endpoint, token) as hub:
+        rows = hub.list_evaluations(model=model, dataset=data, split=split, limit=10_000)
     if metric is not None:
         known = {k for r in rows for k in r.metrics}
         if rows and metric not in known:

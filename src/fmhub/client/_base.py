@@ -7,6 +7,7 @@ import getpass
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmhub.constants import settings
 from fmhub.errors import RepoNotFoundError
@@ -14,6 +15,9 @@ from fmhub.store.blobs._base import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
+
+if TYPE_CHECKING:
+    from fmhub.evaluate._index import EvaluationInfo
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
 
@@ -306,3 +310,19 @@ class Hub(abc.ABC):
     @abc.abstractmethod
     def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
         """Delete a tag."""
+
+    # -- evaluation report cards (fmhub eval --push) -----------------------------------------------
+
+    @abc.abstractmethod
+    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        """Index the report card at ``path`` in model ``repo_id``'s ``commit``; the hub reads it from its store.
+
+        Raises:
+            InvalidInputError: ``path`` is not ``eval/<dataset>/<split>/report.json`` or not a card of this model.
+            EntryNotFoundError: the commit holds no such file.
+        """
+
+    @abc.abstractmethod
+    def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
+                         limit: int = 100) -> list[EvaluationInfo]:
+        """Indexed cards the caller may see, newest first."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
 from fmhub.store import Store, open_store
 from fmhub.store.blobs._base import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
+
+if TYPE_CHECKING:
+    from fmhub.evaluate._index import EvaluationInfo
 
 __all__ = ["LocalHub"]
 
@@ -139,3 +143,15 @@ class LocalHub(Hub):
 
     def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
         self.store.delete_tag(repo_id, tag, repo_type=repo_type, actor=self.author)
+
+    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        from fmhub.evaluate._index import Evaluations, check_report_path
+
+        path = check_report_path(path)
+        return Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
+
+    def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
+                         limit: int = 100) -> list[EvaluationInfo]:
+        from fmhub.evaluate._index import Evaluations
+
+        return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)

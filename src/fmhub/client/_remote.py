@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -57,6 +57,9 @@ from fmhub.store.paths import (
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
+
+if TYPE_CHECKING:
+    from fmhub.evaluate._index import EvaluationInfo
 
 __all__ = ["RemoteHub"]
 
@@ -556,3 +559,18 @@ class RemoteHub(Hub):
         repo_id, repo_type = self._checked(repo_id, repo_type)
         self._request("DELETE", self._api(repo_type, repo_id, "tag", quote(tag, safe="")),
                       fields={"repo_type": repo_type, "repo_id": repo_id, "revision": f"tag {tag}"})
+
+    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        from fmhub.evaluate._index import EvaluationInfo
+
+        answer = self._json("POST", f"{self.endpoint}/api/fmhub/evaluations",
+                            json={"repo": repo_id, "commit": commit, "path": path})
+        return EvaluationInfo.from_json(answer)
+
+    def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
+                         limit: int = 100) -> list[EvaluationInfo]:
+        from fmhub.evaluate._index import EvaluationInfo
+
+        params = {k: v for k, v in (("model", model), ("dataset", dataset), ("split", split)) if v is not None}
+        listed = self._json("GET", f"{self.endpoint}/api/fmhub/evaluations", params={**params, "limit": limit})
+        return [EvaluationInfo.from_json(item) for item in listed]

@@ -1,19 +1,30 @@
-"""The index of pushed report cards in the hub's metadata: list model versions by metric."""
+"""The index of pushed report cards in the hub's metadata: list model versions by metric.
+
+A card is indexed from the ``report.json`` the hub holds at the card's commit (never from what a client
+says it contains): the embedded hub reads it from its store, a hub server from its own store when a
+client asks it to index a commit (``POST /api/fmhub/evaluations``).
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
+from fmhub.errors import InvalidInputError
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
+from fmhub.store.paths import validate_path
 
-__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics"]
+__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path"]
+
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
+_TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,40 @@ class EvaluationInfo:
     metrics: dict[str, float]
     created_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "created_at": self.created_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvaluationInfo:
+        return cls(**{**data, "created_at": datetime.fromisoformat(data["created_at"]).astimezone(UTC)})
+
+
+def check_report_path(path: object) -> str:
+    """A validated repo path of a card: ``eval/<dataset repo>/<split>/report.json``."""
+    checked = validate_path(path)
+    if not (checked.startswith("eval/") and checked.endswith("/report.json") and checked.count("/") >= 4):
+        raise InvalidInputError(f"{checked!r} is not a report card path",
+                                hint="cards live at eval/<dataset repo>/<split>/report.json")
+    return checked
+
+
+def _parsed(data: bytes, repo: str, path: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """The report's JSON, with the fields the index uses checked (a bad card is a 400, never a 500)."""
+    try:
+        report = json.loads(data)
+        prov = report["provenance"]
+        model, dataset = prov["model"], prov["dataset"]
+        fields_ok = (report["task"] in _TASKS and isinstance(report.get("metrics"), dict)
+                     and model["repo"] == repo and _SHA1.match(str(model["commit"]))
+                     and isinstance(dataset["repo"], str) and _SHA1.match(str(dataset["commit"]))
+                     and isinstance(dataset["split"], str))
+        metrics = flat_metrics(report) if fields_ok else {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        fields_ok = False
+    if not fields_ok:
+        raise InvalidInputError(f"{path} in {repo} is not an fmhub report card of that model",
+                                hint="push cards with fmhub eval --push")
+    return report, metrics
 
 def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The numbers versions are compared by: task metrics, ECE, efficiency, baseline (finite values only)."""
@@ -62,15 +107,20 @@ class Evaluations:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, *, model: str, model_commit: str, card_commit: str, report: dict[str, Any],
-               report_path: str) -> None:
+    def record(self, model: str, card_commit: str, report_path: str, data: bytes) -> EvaluationInfo:
+        """Index the card ``report_path`` holding ``data`` (the bytes at ``card_commit`` of ``model``)."""
+        report, metrics = _parsed(data, model, report_path)
         dataset = report["provenance"]["dataset"]
+        info = EvaluationInfo(model, report["provenance"]["model"]["commit"], card_commit, dataset["repo"],
+                              dataset["commit"], dataset["split"], report["task"], report_path, metrics,
+                              datetime.now(UTC))
         with self.db.write() as conn:
             conn.execute(insert(t.evaluations).values(
-                model=model, model_commit=model_commit, card_commit=card_commit, dataset=dataset["repo"],
-                dataset_commit=dataset["commit"], split=dataset["split"], task=report["task"],
-                report_path=report_path, metrics=json.dumps(flat_metrics(report), sort_keys=True),
-                created_at=datetime.now(UTC)))
+                model=info.model, model_commit=info.model_commit, card_commit=info.card_commit,
+                dataset=info.dataset, dataset_commit=info.dataset_commit, split=info.split, task=info.task,
+                report_path=info.report_path, metrics=json.dumps(info.metrics, sort_keys=True),
+                created_at=info.created_at))
+        return info
 
     def list(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
              limit: int = 100) -> list[EvaluationInfo]:
@@ -81,13 +131,3 @@ class Evaluations:
                 query = query.where(t.evaluations.c[column] == value)
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(query.limit(limit))]
-
-    def find(self, model: str, model_commit: str, dataset_commit: str, split: str) -> EvaluationInfo | None:
-        """The newest card of exactly this model version on this dataset version and split."""
-        query = (select(t.evaluations)
-                 .where(t.evaluations.c.model == model, t.evaluations.c.model_commit == model_commit,
-                        t.evaluations.c.dataset_commit == dataset_commit, t.evaluations.c.split == split)
-                 .order_by(t.evaluations.c.created_at.desc(), t.evaluations.c.pk.desc()).limit(1))
-        with self.db.read() as conn:
-            row = conn.execute(query).first()
-        return _row(row) if row is not None else None

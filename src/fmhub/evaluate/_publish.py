@@ -156,7 +156,10 @@ def _weights(files: list[Any]) -> dict[str, str]:
 
 
 def push_report(hub: Any, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
-    """Commit the card's files and updated README to the default branch; index the report. Returns the commit."""
+    """Commit the card's files and updated README to the default branch; have the hub index the card.
+
+    Returns the commit.
+    """
     from fmhub.client import UploadFile
     from fmhub.errors import EntryNotFoundError
 
@@ -182,10 +185,5 @@ def push_report(hub: Any, repo_id: str, evaluated_commit: str, outcome: Any) -> 
                             parent_commit=head.commit.oid).oid
     except EmptyCommitError:
         commit = head.commit.oid
-    store = getattr(hub, "store", None)
-    if store is not None:  # the embedded hub: index it in the store's metadata
-        from fmhub.evaluate._index import Evaluations
-
-        Evaluations(store.db).record(model=repo_id, model_commit=evaluated_commit, card_commit=commit,
-                                     report=report, report_path=outcome.files[0])
+    hub.record_evaluation(repo_id, commit, outcome.files[0])  # the hub indexes the card it now holds
     return commit

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 import fmhub
 from fmhub.accounts import Accounts
-from fmhub.hub import _admin, _hf, _hf_write, _lfs
+from fmhub.hub import _admin, _evals, _hf, _hf_write, _lfs
 from fmhub.hub._auth import HubConfig
 from fmhub.hub._errors import install_error_handlers
 from fmhub.hub._limits import BodyLimitMiddleware
@@ -68,6 +68,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
 
     # Write routes first: their paths are more specific than the read side's catch-alls.
     app.include_router(_admin.router)
+    app.include_router(_evals.router)
     app.include_router(_hf_write.router)
     app.include_router(_lfs.router)
     app.include_router(_hf.router)
