@@ -7,7 +7,10 @@ import importlib
 import pytest
 
 EXPORTS = {
-    "fmhub": ["__version__", "FmhubError", "Hub", "Store", "open_store"],
+    "fmhub": ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"],
+    "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of"],
+    "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "Evaluations", "EvaluationInfo", "flat_metrics",
+                       "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER", "report_folder", "schema"],
     "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
                      "UNKNOWN_TIME", "default_author"],
     "fmhub.store": [

@@ -189,7 +189,7 @@ def test_bad_input_fails_clearly_and_pushes_nothing(classifier: str, tiny_model:
         ([classifier, "--data", "acme/moods"], "dataset ['happy', 'sad'], model ['sport', 'tech']"),
         ([classifier, "--data", tiny_data, "--split", "dev"], "has no 'dev' split; its splits are: "),
         ([classifier, "--data", "acme/train-only"], "has no 'test' split"),
-        ([tiny_model, "--data", tiny_data], "has no task head to evaluate (architectures: BertModel)"),
+        ([tiny_model, "--data", tiny_data], "has no task head (architectures: BertModel)"),
         ([classifier, "--data", tiny_data, "--skip", "plots"], "--skip plots: no such section"),
         ([classifier, "--data", tiny_data, "--slice-by", "source"], "--slice-by 'source': no such column"),
         ([classifier, "--data", tiny_data, "--max-length", "4096"], "beyond the model's 64 positions"),

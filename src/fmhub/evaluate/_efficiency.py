@@ -29,35 +29,33 @@ def _peak_rss() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
 
 
-def measure_efficiency(model: Any, folder: Path, input_ids: list[int], runs: int) -> dict[str, Any]:
-    """The report card's ``efficiency`` section for one representative row ``input_ids``."""
-    import torch
-
+def measure_efficiency(loaded: Any, input_ids: list[int], runs: int) -> dict[str, Any]:
+    """The report card's ``efficiency`` section of a :class:`~fmhub.loading.LoadedModel` on one row."""
+    folder: Path = loaded.folder
     weights = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
     files = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    ids = torch.tensor([input_ids], dtype=torch.int64)
-    mask = torch.ones_like(ids)
-    model.eval()
+    ids = np.asarray([input_ids], dtype=np.int64)
+    mask = np.ones_like(ids)
     timings = []
-    with torch.inference_mode():
-        for i in range(_WARMUP + runs):
-            started = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
-            if i >= _WARMUP:
-                timings.append(time.perf_counter() - started)
-        batch, batch_mask = ids.repeat(_THROUGHPUT_BATCH, 1), mask.repeat(_THROUGHPUT_BATCH, 1)
-        model(input_ids=batch, attention_mask=batch_mask)  # warm-up at this shape
+    for i in range(_WARMUP + runs):
         started = time.perf_counter()
-        for _ in range(_THROUGHPUT_BATCHES):
-            model(input_ids=batch, attention_mask=batch_mask)
-        elapsed = time.perf_counter() - started
+        loaded.logits(ids, mask)
+        if i >= _WARMUP:
+            timings.append(time.perf_counter() - started)
+    batch, batch_mask = np.repeat(ids, _THROUGHPUT_BATCH, axis=0), np.repeat(mask, _THROUGHPUT_BATCH, axis=0)
+    loaded.logits(batch, batch_mask)  # warm-up at this shape
+    started = time.perf_counter()
+    for _ in range(_THROUGHPUT_BATCHES):
+        loaded.logits(batch, batch_mask)
+    elapsed = time.perf_counter() - started
     milliseconds = np.asarray(timings) * 1000.0
     return {
-        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "parameters": loaded.parameters(),
+        "format": loaded.format,
         "weights_bytes": int(weights),
         "files_bytes": int(files),
         "sequence_length": len(input_ids),
-        "threads": torch.get_num_threads(),
+        "threads": loaded.threads,
         "latency_ms": {"batch_size": 1, "runs": runs, "p50": float(np.percentile(milliseconds, 50)),
                        "p95": float(np.percentile(milliseconds, 95)), "mean": float(milliseconds.mean())},
         "throughput": {"batch_size": _THROUGHPUT_BATCH, "batches": _THROUGHPUT_BATCHES,

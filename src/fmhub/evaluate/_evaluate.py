@@ -39,8 +39,6 @@ LOWER_IS_BETTER = frozenset({"loss", "perplexity", "bits_per_token", "ece", "lat
                              "weights_bytes", "peak_rss_bytes", "parameters"})
 _MAX_SLICES = 50
 _MAX_POSITIONS = 512
-_HEADS = (("ForSequenceClassification", "text-classification"), ("ForTokenClassification", "token-classification"),
-          ("ForMaskedLM", "masked-lm"), ("ForCausalLM", "causal-lm"), ("LMHeadModel", "causal-lm"))
 
 
 @dataclass(frozen=True)
@@ -94,20 +92,14 @@ def report_folder(data_repo: str, split: str) -> str:
 
 
 def task_of_model(model_config: Any, repo: str) -> str:
-    """The task a model's head does, from ``config.architectures``; a headless model is an input error."""
-    architectures = list(getattr(model_config, "architectures", None) or [])
-    for architecture in architectures:
-        for suffix, task in _HEADS:
-            if architecture.endswith(suffix):
-                if task == "text-classification" and model_config.problem_type == "multi_label_classification":
-                    raise InvalidInputError(f"{repo} is a multi-label classifier; fmhub eval scores single-label "
-                                            "models for now", hint="evaluate it with its validation metrics from "
-                                                                   "fmhub train (model-index in its card)")
-                return task
-    shown = ", ".join(architectures) or "none recorded"
-    raise InvalidInputError(f"{repo} has no task head to evaluate (architectures: {shown})",
-                            hint="fine-tune it first (fmhub train --task text-classification ...), or evaluate a "
-                                 "model with a classification, token-classification or language-model head")
+    """The task a model's head does; a headless or multi-label model is an input error (see the hint)."""
+    from fmhub.loading import task_of_config
+
+    task = task_of_config(model_config, repo)
+    if task == "text-classification" and model_config.problem_type == "multi_label_classification":
+        raise InvalidInputError(f"{repo} is a multi-label classifier; fmhub eval scores single-label models for now",
+                                hint="its validation metrics from fmhub train are in its card's model-index")
+    return task
 
 
 # -- preparation: everything checked before the model runs --------------------------------------------
@@ -130,7 +122,7 @@ class _Inputs:
     label_names: list[str]  # the model's, in id order
     gold: Any  # class ids (n,), tag id lists, or None for language models (in the model's ids)
     max_length: int
-    model: Any = None
+    loaded: Any = None  # fmhub.loading.LoadedModel
     tokenizer: Any = None
 
 
@@ -245,13 +237,15 @@ def _run(inputs: _Inputs, texts: list[Any], gold: Any, progress: Progress | None
     if progress is not None:
         on_rows = progress(stage, len(texts))
     task, config = inputs.task, inputs.config
+    forward = inputs.loaded.logits
     if task == "text-classification":
-        probabilities = _predict.classify(inputs.model, inputs.tokenizer, texts, inputs.max_length,
-                                          config.batch_size, on_rows)
+        probabilities = _predict.classify(forward, inputs.tokenizer, texts, inputs.max_length,
+                                          len(inputs.label_names), config.batch_size, on_rows)
         scored = _metrics.classification_metrics(gold, probabilities.astype(np.float64), inputs.label_names)
         return _Scored(scored, probabilities, probabilities.argmax(-1), gold)
     if task == "token-classification":
-        per_row = _predict.tag(inputs.model, inputs.tokenizer, texts, inputs.max_length, config.batch_size, on_rows)
+        per_row = _predict.tag(forward, inputs.tokenizer, texts, inputs.max_length, len(inputs.label_names),
+                               config.batch_size, on_rows)
         outside = inputs.label_names.index("O") if "O" in inputs.label_names else 0
         predicted, truncated = [], 0
         for probabilities, words in zip(per_row, texts, strict=True):
@@ -263,7 +257,7 @@ def _run(inputs: _Inputs, texts: list[Any], gold: Any, progress: Progress | None
         scored = _metrics.entity_metrics([[names[i] for i in row] for row in gold],
                                          [[names[i] for i in row] for row in predicted])
         return _Scored(scored, per_row, predicted, gold, truncated)
-    lm = _predict.score_language_model(inputs.model, inputs.tokenizer, texts, task == "masked-lm",
+    lm = _predict.score_language_model(forward, inputs.tokenizer, texts, task == "masked-lm",
                                        inputs.max_length, config.seed, max(1, config.batch_size // 2), on_rows)
     return _Scored({"metrics": _metrics.language_model_metrics(float(lm.nll.sum()), int(lm.tokens.sum()))}, lm=lm)
 
@@ -333,10 +327,12 @@ def _slices(inputs: _Inputs, scored: _Scored) -> list[dict[str, Any]]:
     words = _word_counts(inputs)
     edges = sorted({int(e) for e in np.quantile(words, [0.25, 0.5, 0.75])}) if len(words) else []
     bucket = np.searchsorted(np.asarray(edges), words, side="left")
-    bounds = [0, *edges]
-    groupings = [("length", [(f"{bounds[b] + (1 if b else 0)}–{edges[b]} words" if b < len(edges) else
-                              f"> {edges[-1] if edges else 0} words", np.flatnonzero(bucket == b))
-                             for b in range(len(edges) + 1)])]
+    def bucket_name(b: int) -> str:
+        if b == len(edges):
+            return f"> {edges[-1]} words" if edges else "all"
+        return f"≤ {edges[0]} words" if b == 0 else f"{edges[b - 1] + 1}–{edges[b]} words"
+
+    groupings = [("length", [(bucket_name(b), np.flatnonzero(bucket == b)) for b in range(len(edges) + 1)])]
     if inputs.config.slice_by is not None:
         column = inputs.config.slice_by
         feature = inputs.rows.features[column]
@@ -372,7 +368,7 @@ def _efficiency(inputs: _Inputs) -> dict[str, Any]:
         ids = inputs.tokenizer([v or "" for v in values], truncation=True, max_length=inputs.max_length)["input_ids"]
     lengths = np.asarray([len(x) for x in ids])
     median = int(np.argsort(lengths, kind="stable")[len(lengths) // 2])
-    return measure_efficiency(inputs.model, inputs.folder, ids[median], inputs.config.latency_runs)
+    return measure_efficiency(inputs.loaded, ids[median], inputs.config.latency_runs)
 
 
 def _baseline(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
@@ -497,11 +493,10 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
     ``push`` commits those files and the updated model card to the model repo and indexes the report.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from fmhub.client import Hub
     from fmhub.constants import settings
+    from fmhub.loading import load_folder
 
     config.validate()
     owned = hub is None
@@ -512,16 +507,11 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
         torch.set_num_threads(config.threads or int(os.environ.get("OMP_NUM_THREADS", "0"))
                               or max(1, len(os.sched_getaffinity(0))))
         torch.manual_seed(config.seed)
-        heads = {"text-classification": AutoModelForSequenceClassification,
-                 "token-classification": AutoModelForTokenClassification, "masked-lm": AutoModelForMaskedLM,
-                 "causal-lm": AutoModelForCausalLM}
-        inputs.tokenizer = AutoTokenizer.from_pretrained(inputs.folder)
-        if inputs.tokenizer.pad_token_id is None and inputs.tokenizer.eos_token_id is not None:
-            inputs.tokenizer.pad_token = inputs.tokenizer.eos_token
+        inputs.loaded = load_folder(inputs.folder, inputs.model_repo, inputs.model_commit, config.threads)
+        inputs.tokenizer = inputs.loaded.tokenizer
         if inputs.task == "token-classification" and not getattr(inputs.tokenizer, "is_fast", False):
             raise InvalidInputError("token classification needs a fast tokenizer (tokenizer.json) to align words",
                                     hint="use a model repo that ships tokenizer.json")
-        inputs.model = heads[inputs.task].from_pretrained(inputs.folder).eval()
         clean = _run(inputs, inputs.rows[inputs.input_column], inputs.gold, progress, "predictions")
         report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task,
                                   "labels": inputs.label_names, "max_length": inputs.max_length,

@@ -146,7 +146,9 @@ def update_card(text: str | None, report: dict[str, Any], repo_id: str) -> str:
         head, _, tail = f"\n{body}".partition("\n## Evaluation\n")
         next_heading = tail.find("\n## ")
         insert_at = len(tail) if next_heading < 0 else next_heading + 1
-        tail = tail[:insert_at].rstrip("\n") + "\n\n" + block + ("\n" + tail[insert_at:] if next_heading >= 0 else "")
+        before = tail[:insert_at].rstrip("\n")
+        tail = (before + "\n\n" if before.strip() else "\n") + block + \
+            ("\n" + tail[insert_at:] if next_heading >= 0 else "")
         body = (head + "\n## Evaluation\n" + tail)[1:]
     return render_card(metadata, body)
 
