@@ -37,6 +37,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RunNotFoundError",
     "AmbiguousRunError",
+    "ParityError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -280,6 +281,21 @@ class AmbiguousRunError(RunNotFoundError):
         self.matches = matches
 
 
+# -- OPTIMIZE ---------------------------------------------------------------------------------------
+
+
+class ParityError(FmhubError, ValueError):
+    """A converted model (ONNX export, quantization) does not compute what its parent does."""
+
+    def __init__(self, what: str, max_abs_diff: float, agreement: float, tolerance: float) -> None:
+        super().__init__(f"{what}: outputs differ from the parent's by up to {max_abs_diff:.3g} (tolerance "
+                         f"{tolerance:g}); argmax agrees on {agreement:.1%} of positions",
+                         hint="nothing was pushed; raise --tolerance only if the difference is understood")
+        self.max_abs_diff = max_abs_diff
+        self.agreement = agreement
+        self.tolerance = tolerance
+
+
 # -- STORAGE ----------------------------------------------------------------------------------------
 
 
@@ -341,6 +357,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     AccountExistsError: 409,
     PayloadTooLargeError: 413,
     RunNotFoundError: 404,
+    ParityError: 422,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
     StorageUnavailableError: 503,

@@ -27,7 +27,7 @@ import numpy as np
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of"]
+__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of", "fmhub_section"]
 
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
 FORMATS = ("torch", "onnx")
@@ -63,9 +63,14 @@ def variant_of(folder: Path) -> dict[str, Any]:
         metadata = parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata
     except InvalidInputError:
         return {}
+    return fmhub_section(metadata, "variant")
+
+
+def fmhub_section(metadata: dict[str, Any], name: str) -> dict[str, Any]:
+    """``metadata["fmhub"][name]`` of a card's YAML when it is a mapping, else ``{}``."""
     fmhub = metadata.get("fmhub")
-    variant = fmhub.get("variant") if isinstance(fmhub, dict) else None
-    return variant if isinstance(variant, dict) else {}
+    section = fmhub.get(name) if isinstance(fmhub, dict) else None
+    return section if isinstance(section, dict) else {}
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
-from fmhub.cli import _eval_commands, _runs_commands, _train_commands
+from fmhub.cli import _eval_commands, _optimize_commands, _runs_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -34,6 +34,7 @@ _data_commands.register(app)
 _runs_commands.register(app)
 _train_commands.register(app)
 _eval_commands.register(app)
+_optimize_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,63 @@
+"""``fmhub optimize …``: smaller and faster variants of a model version, each a new version naming its parent."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from fmhub.cli._common import EndpointOption, TokenOption, console, opened_hub, quiet_ml_libraries
+
+optimize_app = typer.Typer(help="Make a model smaller or faster; every variant is a new model version whose card "
+                                "names its parent and records how it was made.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(optimize_app, name="optimize")
+
+
+ModelArgument = Annotated[str, typer.Argument(help="The parent model, REPO or REPO@REVISION.", show_default=False)]
+OutputOption = Annotated[str, typer.Option("--output", help="Repo of the variant (created if missing).",
+                                           show_default=False)]
+DataOption = Annotated[str | None, typer.Option("--data", help="Dataset whose rows check the variant against its "
+                                                               "parent [default: the parent's training dataset].")]
+PrivateOption = Annotated[bool, typer.Option("--private", help="Create the output repo private.")]
+
+
+@optimize_app.command("export-onnx", no_args_is_help=True)
+def export_onnx_command(
+    model: ModelArgument,
+    output: OutputOption,
+    data: DataOption = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17 or more).")] = 17,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Largest allowed absolute logit difference from "
+                                                                 "the parent on real rows.")] = 1e-3,
+    optimize: Annotated[bool, typer.Option("--optimize/--no-optimize", help="Run ONNX Runtime's graph optimizer "
+                                                                           "(attention, layer norm, GELU fusions).")
+                        ] = True,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the parity check.", min=8)] = 128,
+    private: PrivateOption = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> int:
+    """Export a transformers model to ONNX (dynamic batch and sequence axes) and commit it to --output.
+
+    The export is checked against the parent on real rows (max abs logit difference and argmax
+    agreement, recorded in the card); beyond --tolerance nothing is pushed.
+
+    Example:
+        fmhub optimize export-onnx acme/bbc-minilm@v1 --output acme/bbc-minilm-onnx
+    """
+    from fmhub.optimize import export_onnx
+
+    quiet_ml_libraries()
+    with opened_hub(endpoint, token) as hub:
+        outcome = export_onnx(model, output, data=data, opset=opset, tolerance=tolerance, optimize=optimize,
+                              max_length=max_length, private=private, hub=hub)
+    parity = outcome.variant["parity"]
+    console.print(f"committed {outcome.commit} to {outcome.repo}: ONNX opset {opset}, "
+                  f"{outcome.variant['graph_optimization']}; parity on {parity['inputs']}: max |Δ logit| "
+                  f"{parity['max_abs_logit_diff']:.2e}, argmax agreement {parity['argmax_agreement']:.1%}")
+    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
+    return 0

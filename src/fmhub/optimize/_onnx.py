@@ -1,0 +1,118 @@
+"""``fmhub optimize export-onnx``: a transformers model as ONNX, graph-optimized, checked against its parent.
+
+The model is traced by ``torch.onnx.export`` (the TorchScript exporter; opset ≥ 17) with dynamic batch
+and sequence axes and inputs ``input_ids`` and ``attention_mask``, output ``logits``. ONNX Runtime's
+transformer optimizer then fuses attention, layer norm and GELU for the BERT and GPT-2 families (other
+architectures get ONNX Runtime's portable basic pass). The result must match the parent on real rows
+(:func:`check_parity`) or nothing is pushed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fmhub.errors import InvalidInputError
+from fmhub.loading import load_folder
+from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
+
+__all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 17
+#: config.model_type → ONNX Runtime transformer-optimizer model type (fusions for that family)
+_FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert",
+            "camembert": "bert", "gpt2": "gpt2"}
+
+
+def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token: bool) -> None:
+    import torch
+
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch", 1: "sequence"} if per_token else {0: "batch"}}
+    sample = {k: torch.from_numpy(v[:2]) for k, v in batch.items()}
+    model.eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
+        torch.onnx.export(model, (), str(path), kwargs=sample, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
+                          do_constant_folding=True)
+
+
+def _optimize(path: Path, config: Any) -> str:
+    """Fuse in place; return what was done (recorded in the card)."""
+    import onnxruntime as ort
+
+    family = _FUSIONS.get(config.model_type)
+    if family is not None:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 0)
+        hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
+        optimized = optimize_model(str(path), model_type=family, num_heads=heads, hidden_size=hidden, opt_level=1,
+                                   use_gpu=False)
+        optimized.save_model_to_file(str(path))
+        return f"onnxruntime transformer optimizer ({family} fusions)"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    path.with_suffix(".opt.onnx").replace(path)
+    return "onnxruntime basic graph optimization"
+
+
+def write_onnx(parent: Parent, batch: dict[str, Any], folder: Path, opset: int, optimize: bool) -> dict[str, Any]:
+    """Write ``model.onnx``, config and tokenizer files of ``parent`` to ``folder``; return the variant fields."""
+    if parent.loaded.format != "torch":
+        raise InvalidInputError(f"{parent.repo} is already {parent.loaded.format}; export-onnx converts a torch model",
+                                hint="export its parent, or use it as it is")
+    per_token = parent.loaded.task != "text-classification"
+    _export(parent.loaded.model, batch, folder / "model.onnx", opset, per_token)
+    optimization = _optimize(folder / "model.onnx", parent.loaded.config) if optimize else "none"
+    parent.loaded.config.save_pretrained(folder)
+    parent.loaded.tokenizer.save_pretrained(folder)
+    return {"format": "onnx", "opset": opset, "graph_optimization": optimization}
+
+
+def export_onnx(model: str, output: str, *, data: str | None = None, opset: int = DEFAULT_OPSET,
+                tolerance: float = 1e-3, optimize: bool = True, max_length: int = 128, private: bool = False,
+                hub: Any = None) -> VariantOutcome:
+    """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring."""
+    from fmhub.client import Hub
+
+    if opset < MIN_OPSET:
+        raise InvalidInputError(f"--opset {opset} is below {MIN_OPSET}", hint=f"use --opset {MIN_OPSET} or more")
+    if not tolerance > 0:
+        raise InvalidInputError(f"--tolerance {tolerance} must be positive")
+    owned = hub is None
+    hub = hub or Hub.open()
+    try:
+        parent = open_parent(hub, model)
+        batch, source = sample_batch(hub, parent, data, max_length)
+        folder = Path(tempfile.mkdtemp(prefix="fmhub-onnx-"))
+        try:
+            fields = write_onnx(parent, batch, folder, opset, optimize)
+            variant = load_folder_as_onnx(folder)
+            parity = check_parity(f"the ONNX export of {parent.repo}", parent.loaded, variant, batch, tolerance)
+            fields = {**fields, "method": "export-onnx", "description": "an ONNX graph (fp32)",
+                      "parity": {**parity, "inputs": source}, "parent": f"{parent.repo}@{parent.commit}"}
+            (folder / "optimize_args.json").write_text(json.dumps(
+                {"method": "export-onnx", "model": model, "opset": opset, "tolerance": tolerance,
+                 "optimize": optimize, "max_length": max_length, "data": data}, indent=2) + "\n")
+            return publish_variant(hub, parent, output, folder, fields, title=f"Export {parent.repo} to ONNX",
+                                   private=private)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if owned:
+            hub.close()
+
+
+def load_folder_as_onnx(folder: Path) -> Any:
+    """The exported folder as a loaded ONNX model (before its card exists)."""
+    (folder / "README.md").write_text("---\nfmhub:\n  variant:\n    format: onnx\n---\n")
+    return load_folder(folder)

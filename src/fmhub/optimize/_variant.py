@@ -1,0 +1,142 @@
+"""What every optimization shares: the parent version, real sample inputs, parity, and publishing a variant.
+
+A variant is a new commit on its own repo whose card names its parent (repo + commit) as
+``base_model`` and in ``fmhub.lineage``, declares its form in ``fmhub.variant`` (what
+:func:`fmhub.load` reads) and records how it was made (method, options, parity on real inputs).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmhub.cards import parse_card, render_card, validate_metadata
+from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
+from fmhub.loading import LoadedModel, fmhub_section, load_folder
+
+__all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "VariantOutcome"]
+
+_SAMPLE_ROWS = 32
+_PIPELINE = {"text-classification": "text-classification", "token-classification": "token-classification",
+             "masked-lm": "fill-mask", "causal-lm": "text-generation"}
+
+
+@dataclass
+class Parent:
+    repo: str
+    commit: str
+    loaded: LoadedModel
+    metadata: dict[str, Any]  # the parent's card YAML
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return fmhub_section(self.metadata, "lineage")
+
+
+@dataclass
+class VariantOutcome:
+    repo: str
+    commit: str
+    variant: dict[str, Any]  # what the card's fmhub.variant says
+
+
+def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
+    from fmhub.train._config import split_ref
+
+    repo, revision = split_ref(ref, "MODEL")
+    commit = hub.repo_info(repo, revision=revision).commit.oid
+    folder = hub.download(repo, revision=commit, exclude=["eval/*"])
+    loaded = load_folder(folder, repo, commit, threads)
+    readme = folder / "README.md"
+    metadata = parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata if readme.is_file() else {}
+    return Parent(repo, commit, loaded, metadata)
+
+
+def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
+    """A padded batch of real rows for parity checks: ``--data``, else the dataset the parent was trained on."""
+    from fmhub.data import load
+    from fmhub.train._config import split_ref
+
+    if data is None:
+        lineage = parent.lineage
+        if not lineage.get("dataset"):
+            raise InvalidInputError(f"{parent.repo}'s card names no training dataset to take real inputs from",
+                                    hint="pass --data REPO[@REV] (a dataset of texts like the model's)")
+        data = f"{lineage['dataset']}@{lineage['dataset_commit']}" if lineage.get("dataset_commit") else \
+            lineage["dataset"]
+    repo, revision = split_ref(data, "--data")
+    dataset = load(repo, revision=revision, hub=hub)
+    split = next((s for s in ("validation", "test", "train") if s in dataset), next(iter(dataset)))
+    rows = dataset[split].select(range(min(_SAMPLE_ROWS, len(dataset[split]))))
+    if len(rows) == 0:
+        raise InvalidInputError(f"{data} has no rows to check the conversion on", hint="pass another --data")
+    tokenizer = parent.loaded.tokenizer
+    if parent.loaded.task == "token-classification":
+        column = "tokens" if "tokens" in rows.features else next(iter(rows.features))
+        encoded = tokenizer([list(w) for w in rows[column]], is_split_into_words=True, truncation=True,
+                            max_length=max_length, padding=True, return_tensors="np")
+    else:
+        column = "text" if "text" in rows.features else next(iter(rows.features))
+        encoded = tokenizer([t or "" for t in rows[column]], truncation=True, max_length=max_length, padding=True,
+                            return_tensors="np")
+    batch = {"input_ids": encoded["input_ids"].astype(np.int64),
+             "attention_mask": encoded["attention_mask"].astype(np.int64)}
+    return batch, f"{len(rows)} rows of {repo} ({split})"
+
+
+def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: dict[str, np.ndarray],
+                 tolerance: float) -> dict[str, Any]:
+    """Max abs logit difference and argmax agreement over the real positions; ParityError beyond ``tolerance``."""
+    expected = parent.logits(batch["input_ids"], batch["attention_mask"])
+    actual = variant.logits(batch["input_ids"], batch["attention_mask"])
+    if expected.ndim == 3:  # per token: only real (unpadded) positions count
+        real = batch["attention_mask"].astype(bool)
+        expected, actual = expected[real], actual[real]
+    difference = float(np.abs(expected.astype(np.float64) - actual).max())
+    agreement = float((expected.argmax(-1) == actual.argmax(-1)).mean())
+    if not difference <= tolerance:  # NaN fails too
+        raise ParityError(what, difference, agreement, tolerance)
+    return {"max_abs_logit_diff": difference, "argmax_agreement": agreement, "tolerance": tolerance,
+            "positions": int(expected.shape[0])}
+
+
+def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
+                    private: bool = False) -> VariantOutcome:
+    """Commit ``folder`` (weights, config, tokenizer) plus a card naming the parent to ``output``."""
+    from fmhub.client import UploadFile
+
+    task = parent.loaded.task
+    lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
+    metadata: dict[str, Any] = {
+        "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
+        "pipeline_tag": _PIPELINE[task], "library_name": "onnx" if variant["format"] == "onnx" else "transformers",
+        "tags": ["fmhub", task, variant["method"]] + (["onnx"] if variant["format"] == "onnx" else []),
+        "fmhub": {"variant": variant, "lineage": lineage}}
+    if variant.get("quantized"):
+        metadata["base_model_relation"] = "quantized"
+    if isinstance(parent.metadata.get("datasets"), list):
+        metadata["datasets"] = parent.metadata["datasets"]
+    problems = validate_metadata(metadata, "model")
+    if not problems.ok:
+        raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
+    lines = [f"# {output}\n",
+             f"`{parent.repo}` (at `{parent.commit[:12]}`) made {variant['description']} by "
+             f"`fmhub optimize {variant['method']}`.\n",
+             "## Variant\n", "| | |", "|---|---|"]
+    lines += [f"| {k} | `{json.dumps(v) if isinstance(v, (dict, list)) else v}` |" for k, v in variant.items()]
+    lines += ["", "## Use\n", "```python", "import fmhub", f'model = fmhub.load("{output}")',
+              'batch = model.tokenizer(["some text"], return_tensors="np")',
+              'logits = model.logits(batch["input_ids"], batch["attention_mask"])', "```"]
+    (folder / "README.md").write_text(render_card(metadata, "\n".join(lines) + "\n"))
+    hub.create_repo(output, private=private, exist_ok=True)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    try:
+        commit = hub.commit(output, [UploadFile(p.relative_to(folder).as_posix(), p) for p in files], title=title,
+                            message=f"parent: {parent.repo}@{parent.commit}").oid
+    except EmptyCommitError:
+        commit = hub.repo_info(output).commit.oid
+    return VariantOutcome(output, commit, variant)

@@ -1,0 +1,70 @@
+"""ONNX export of tiny models: parity with the parent, the variant's card and lineage, fmhub.load, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fmhub
+from fmhub.cards import parse_card
+from fmhub.client import Hub
+from fmhub.errors import InvalidInputError, ParityError
+from fmhub.optimize import export_onnx
+from fmhub.train import TrainConfig, train
+
+
+def _classifier(tiny_model: str, tiny_data: str) -> str:
+    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
+                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
+                             eval_split=None)) is not None
+    return "acme/clf"
+
+
+def test_export_matches_the_parent_and_loads_by_its_card(tiny_model: str, tiny_data: str, topic_words) -> None:
+    parent = _classifier(tiny_model, tiny_data)
+    outcome = export_onnx(parent, "acme/clf-onnx")
+    with Hub.open() as hub:
+        parent_commit = hub.repo_info(parent).commit.oid
+        folder = hub.download("acme/clf-onnx", revision=outcome.commit)
+    import onnx
+
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert graph.opset_import[0].version >= 17
+    assert [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim] == ["batch", "sequence"]
+    card = parse_card((folder / "README.md").read_text()).metadata
+    assert card["base_model"] == parent and card["fmhub"]["lineage"]["parent_commit"] == parent_commit
+    variant = card["fmhub"]["variant"]
+    assert variant["format"] == "onnx" and variant["parity"]["argmax_agreement"] == 1.0
+    assert variant["parity"]["max_abs_logit_diff"] <= 1e-3 and "validation" in variant["parity"]["inputs"]
+
+    # fmhub.load runs both by what their cards declare; the same texts get the same logits.
+    onnx_model, torch_model = fmhub.load("acme/clf-onnx"), fmhub.load(parent)
+    assert (onnx_model.format, torch_model.format) == ("onnx", "torch")
+    texts = [" ".join(topic_words["sport"][:n]) for n in (2, 7)] + [" ".join(topic_words["tech"])]
+    batch = onnx_model.tokenizer(texts, padding=True, return_tensors="np")
+    got = onnx_model.logits(batch["input_ids"], batch["attention_mask"])
+    expected = torch_model.logits(batch["input_ids"], batch["attention_mask"])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert onnx_model.parameters() == pytest.approx(torch_model.parameters(), rel=0.05)
+
+
+def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(tiny_model: str, tiny_data: str) -> None:
+    parent = _classifier(tiny_model, tiny_data)
+    with pytest.raises(ParityError, match="tolerance 1e-12"):
+        export_onnx(parent, "acme/never", tolerance=1e-12, optimize=True)
+    with Hub.open() as hub:
+        assert not any(r.repo_id == "acme/never" for r in hub.list_repos())
+
+
+def test_bad_input(tiny_model: str, tiny_data: str, capsys) -> None:
+    from fmhub.cli import main
+
+    parent = _classifier(tiny_model, tiny_data)
+    assert main(["optimize", "export-onnx", parent, "--output", "acme/x", "--opset", "13"]) == 2
+    assert "--opset 13 is below 17" in capsys.readouterr().err
+    assert main(["optimize", "export-onnx", tiny_model, "--output", "acme/x"]) == 2
+    assert "has no task head" in capsys.readouterr().err
+    assert main(["optimize", "export-onnx", parent, "--output", "acme/clf-onnx"]) == 0
+    assert "argmax agreement 100.0%" in capsys.readouterr().out
+    with pytest.raises(InvalidInputError, match="already onnx"):
+        export_onnx("acme/clf-onnx", "acme/y")
