@@ -287,13 +287,18 @@ class AmbiguousRunError(RunNotFoundError):
 class ParityError(FmhubError, ValueError):
     """A converted model (ONNX export, quantization) does not compute what its parent does."""
 
-    def __init__(self, what: str, max_abs_diff: float, agreement: float, tolerance: float) -> None:
-        super().__init__(f"{what}: outputs differ from the parent's by up to {max_abs_diff:.3g} (tolerance "
-                         f"{tolerance:g}); argmax agrees on {agreement:.1%} of positions",
-                         hint="nothing was pushed; raise --tolerance only if the difference is understood")
+    def __init__(self, what: str, max_abs_diff: float, agreement: float, tolerance: float | None,
+                 min_agreement: float | None = None) -> None:
+        limits = "; ".join(x for x in (f"tolerance {tolerance:g}" if tolerance is not None else "",
+                                       f"needed {min_agreement:.1%}" if min_agreement is not None else "") if x)
+        super().__init__(f"{what}: outputs differ from the parent's by up to {max_abs_diff:.3g}; argmax agrees on "
+                         f"{agreement:.1%} of positions ({limits})",
+                         hint="nothing was pushed; loosen --tolerance / --min-agreement only if the difference "
+                              "is understood")
         self.max_abs_diff = max_abs_diff
         self.agreement = agreement
         self.tolerance = tolerance
+        self.min_agreement = min_agreement
 
 
 # -- STORAGE ----------------------------------------------------------------------------------------

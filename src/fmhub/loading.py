@@ -4,7 +4,9 @@ A model repo holds one of these forms, named in its card's ``fmhub.variant.forma
 
 - ``torch``: transformers weights (``model.safetensors``) — loaded with ``AutoModelFor<task>``;
 - ``onnx``: ``model.onnx`` (fp32, or int8 after dynamic quantization) — an onnxruntime
-  ``InferenceSession`` on the CPU.
+  ``InferenceSession`` on the CPU;
+- ``torch-int8``: PyTorch dynamic int8 ``Linear`` layers saved as int8 tensors with their scales in
+  ``model.safetensors`` — rebuilt by :func:`fmhub.optimize._quantize.load_torch_int8`.
 
 Every form answers :meth:`LoadedModel.logits` on padded ``input_ids`` and ``attention_mask`` arrays,
 which is what evaluation, optimization and serving call; ``model`` is the native object for anything else.
@@ -27,10 +29,11 @@ import numpy as np
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of", "fmhub_section"]
+__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of",
+           "fmhub_section"]
 
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
-FORMATS = ("torch", "onnx")
+FORMATS = ("torch", "onnx", "torch-int8")
 #: task → the transformers auto class of its head
 TASK_HEADS = {"text-classification": "AutoModelForSequenceClassification",
               "token-classification": "AutoModelForTokenClassification",
@@ -104,12 +107,19 @@ class LoadedModel:
             return out.logits.float().numpy()
 
     def parameters(self) -> int:
-        """Parameter count (ONNX: elements of the graph's initializers)."""
+        """Parameter count (ONNX: elements of the graph's initializers; int8 forms: weights, not their scales)."""
         if self.format == "onnx":
             import onnx
 
             graph = onnx.load(str(self.folder / "model.onnx"), load_external_data=False).graph
-            return int(sum(int(np.prod(t.dims)) for t in graph.initializer))
+            return int(sum(int(np.prod(t.dims)) for t in graph.initializer
+                           if not t.name.endswith(("_scale", "_zero_point"))))
+        if self.format == "torch-int8":
+            from safetensors import safe_open
+
+            with safe_open(str(self.folder / "model.safetensors"), "np") as f:
+                return int(sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys()
+                               if not k.endswith(("weight_scale", "weight_zero_point"))))
         return int(sum(p.numel() for p in self.model.parameters()))
 
 
@@ -145,7 +155,13 @@ def load_folder(folder: Path, repo: str = "", commit: str = "", threads: int | N
     else:
         import torch
 
-        model = getattr(transformers, TASK_HEADS[task]).from_pretrained(folder).eval()
+        head = getattr(transformers, TASK_HEADS[task])
+        if form == "torch-int8":
+            from fmhub.optimize._quantize import load_torch_int8
+
+            model = load_torch_int8(folder, config, head)
+        else:
+            model = head.from_pretrained(folder).eval()
         used = torch.get_num_threads()
     return LoadedModel(repo, commit, folder, form, task, config, tokenizer, model, variant, used)
 

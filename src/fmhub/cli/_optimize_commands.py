@@ -61,3 +61,39 @@ def export_onnx_command(
                   f"{parity['max_abs_logit_diff']:.2e}, argmax agreement {parity['argmax_agreement']:.1%}")
     console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
     return 0
+
+
+@optimize_app.command("quantize", no_args_is_help=True)
+def quantize_command(
+    model: ModelArgument,
+    output: OutputOption,
+    method: Annotated[str, typer.Option("--method", help="Quantization method: dynamic-int8 (int8 weights, "
+                                                         "activations quantized at run time).")] = "dynamic-int8",
+    backend: Annotated[str, typer.Option("--backend", help="onnx: ONNX Runtime int8 graph (exports a torch parent "
+                                                           "first); torch: PyTorch int8 Linear layers, saved as "
+                                                           "safetensors.")] = "onnx",
+    data: DataOption = None,
+    min_agreement: Annotated[float, typer.Option("--min-agreement", help="Least share of argmax decisions that must "
+                                                                         "match the parent's on real rows.")] = 0.9,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check.", min=8)] = 128,
+    private: PrivateOption = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> int:
+    """Quantize a model to int8 and commit the variant to --output (loaded back with fmhub.load).
+
+    Example:
+        fmhub optimize quantize acme/bbc-minilm@v1 --method dynamic-int8 --backend onnx --output acme/bbc-minilm-int8
+    """
+    from fmhub.optimize import quantize
+
+    quiet_ml_libraries()
+    with opened_hub(endpoint, token) as hub:
+        outcome = quantize(model, output, method=method, backend=backend, data=data, min_agreement=min_agreement,
+                           max_length=max_length, private=private, hub=hub)
+    parity = outcome.variant["parity"]
+    console.print(f"committed {outcome.commit} to {outcome.repo}: {method} ({backend}); on {parity['inputs']}: "
+                  f"argmax agreement {parity['argmax_agreement']:.1%}, max |Δ logit| "
+                  f"{parity['max_abs_logit_diff']:.2e}")
+    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
+    return 0

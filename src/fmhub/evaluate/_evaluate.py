@@ -393,8 +393,8 @@ def _baseline(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
     elif inputs.task == "token-classification":
         names = train.features[inputs.label_column].feature.names
         to_model = np.asarray([inputs.label_names.index(n) for n in names], dtype=np.int64)
-        per_row = _baseline.token_baseline(train[inputs.input_column],
-                                           [to_model[np.asarray(t, dtype=np.int64)] for t in train[inputs.label_column]],
+        tags = [to_model[np.asarray(t, dtype=np.int64)] for t in train[inputs.label_column]]
+        per_row = _baseline.token_baseline(train[inputs.input_column], tags,
                                            inputs.rows[inputs.input_column], len(inputs.label_names), config.seed)
         label_names = inputs.label_names
         metrics = _metrics.entity_metrics([[label_names[i] for i in row] for row in inputs.gold],

@@ -101,7 +101,8 @@ def _section(report: dict[str, Any]) -> str:
     efficiency = report["efficiency"]
     if "latency_ms" in efficiency:
         lines += ["", f"**Efficiency** ({efficiency['threads']} CPU threads, {efficiency['sequence_length']} tokens): "
-                      f"{efficiency['parameters']:,} parameters, {efficiency['weights_bytes'] / 1e6:.1f} MB of weights, "
+                      f"{efficiency['parameters']:,} parameters, {efficiency['weights_bytes'] / 1e6:.1f} MB of "
+                      "weights, "
                       f"batch-1 latency p50 {efficiency['latency_ms']['p50']:.1f} ms / p95 "
                       f"{efficiency['latency_ms']['p95']:.1f} ms, batch-{efficiency['throughput']['batch_size']} "
                       f"throughput {efficiency['throughput']['samples_per_second']:.1f} samples/s."]

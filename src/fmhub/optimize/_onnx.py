@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
+from fmhub.store.paths import validate_repo_id
 from fmhub.loading import load_folder
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
 
@@ -84,6 +85,7 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
     """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring."""
     from fmhub.client import Hub
 
+    validate_repo_id(output)  # before any work: a bad --output must not cost an export
     if opset < MIN_OPSET:
         raise InvalidInputError(f"--opset {opset} is below {MIN_OPSET}", hint=f"use --opset {MIN_OPSET} or more")
     if not tolerance > 0:

@@ -21,6 +21,7 @@ from fmhub.loading import LoadedModel, fmhub_section, load_folder
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "VariantOutcome"]
 
 _SAMPLE_ROWS = 32
+_LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub"}  # what loads each format
 _PIPELINE = {"text-classification": "text-classification", "token-classification": "token-classification",
              "masked-lm": "fill-mask", "causal-lm": "text-generation"}
 
@@ -89,8 +90,12 @@ def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) ->
 
 
 def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: dict[str, np.ndarray],
-                 tolerance: float) -> dict[str, Any]:
-    """Max abs logit difference and argmax agreement over the real positions; ParityError beyond ``tolerance``."""
+                 tolerance: float | None, min_agreement: float | None = None) -> dict[str, Any]:
+    """Max abs logit difference and argmax agreement over the real positions.
+
+    Raises ParityError when the difference is beyond ``tolerance`` (exports) or the agreement below
+    ``min_agreement`` (quantization, which changes logits by design).
+    """
     expected = parent.logits(batch["input_ids"], batch["attention_mask"])
     actual = variant.logits(batch["input_ids"], batch["attention_mask"])
     if expected.ndim == 3:  # per token: only real (unpadded) positions count
@@ -98,10 +103,15 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
         expected, actual = expected[real], actual[real]
     difference = float(np.abs(expected.astype(np.float64) - actual).max())
     agreement = float((expected.argmax(-1) == actual.argmax(-1)).mean())
-    if not difference <= tolerance:  # NaN fails too
-        raise ParityError(what, difference, agreement, tolerance)
-    return {"max_abs_logit_diff": difference, "argmax_agreement": agreement, "tolerance": tolerance,
-            "positions": int(expected.shape[0])}
+    if (tolerance is not None and not difference <= tolerance) or \
+            (min_agreement is not None and not agreement >= min_agreement):  # NaN fails too
+        raise ParityError(what, difference, agreement, tolerance, min_agreement)
+    out = {"max_abs_logit_diff": difference, "argmax_agreement": agreement, "positions": int(expected.shape[0])}
+    if tolerance is not None:
+        out["tolerance"] = tolerance
+    if min_agreement is not None:
+        out["min_agreement"] = min_agreement
+    return out
 
 
 def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
@@ -113,7 +123,7 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
     metadata: dict[str, Any] = {
         "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
-        "pipeline_tag": _PIPELINE[task], "library_name": "onnx" if variant["format"] == "onnx" else "transformers",
+        "pipeline_tag": _PIPELINE[task], "library_name": _LIBRARY[variant["format"]],
         "tags": ["fmhub", task, variant["method"]] + (["onnx"] if variant["format"] == "onnx" else []),
         "fmhub": {"variant": variant, "lineage": lineage}}
     if variant.get("quantized"):

@@ -1,0 +1,75 @@
+"""Dynamic int8 quantization (ONNX Runtime and PyTorch): still classifies, reloads without pickle, card says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fmhub
+from fmhub.cards import parse_card
+from fmhub.client import Hub
+from fmhub.errors import InvalidInputError
+from fmhub.optimize import export_onnx, quantize
+from fmhub.train import TrainConfig, train
+
+
+@pytest.fixture
+def classifier(tiny_model: str, tiny_data: str) -> str:
+    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
+                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
+                             eval_split=None)) is not None
+    return "acme/clf"
+
+
+def _accuracy(model: fmhub.LoadedModel, tiny_data: str) -> float:
+    from fmhub.data import load
+
+    test = load(tiny_data, split="test")
+    batch = model.tokenizer(list(test["text"]), padding=True, return_tensors="np")
+    return float((model.logits(batch["input_ids"], batch["attention_mask"]).argmax(-1) == np.asarray(test["label"]))
+                 .mean())
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_int8_variant_still_classifies_and_reloads(classifier: str, tiny_data: str, backend: str) -> None:
+    outcome = quantize(classifier, f"acme/clf-int8-{backend}", backend=backend)
+    loaded = fmhub.load(outcome.repo)
+    assert loaded.format == ("onnx" if backend == "onnx" else "torch-int8")
+    parent = fmhub.load(classifier)
+    assert _accuracy(loaded, tiny_data) >= _accuracy(parent, tiny_data) - 0.1 and _accuracy(loaded, tiny_data) > 0.8
+    with Hub.open() as hub:
+        folder = hub.download(outcome.repo)
+        card = parse_card(hub.read_bytes(outcome.repo, "README.md").decode()).metadata
+    assert card["base_model"] == classifier and card["base_model_relation"] == "quantized"
+    assert card["fmhub"]["variant"]["quantized"] == "dynamic-int8" and card["fmhub"]["variant"]["backend"] == backend
+    names = {p.name for p in folder.iterdir()}
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    if backend == "onnx":
+        import onnx
+
+        ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+        assert ops & {"DynamicQuantizeMatMul", "MatMulInteger", "QAttention", "DynamicQuantizeLinear"}
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), "np") as f:
+            int8 = [k for k in f.keys() if k.endswith(".weight_int8")]
+            assert int8 and all(f.get_tensor(k).dtype == np.int8 for k in int8)
+    with pytest.raises(InvalidInputError, match="already quantized"):
+        quantize(outcome.repo, "acme/twice", backend="onnx")
+
+
+def test_an_onnx_parent_is_quantized_in_place_and_bad_options_fail_first(classifier: str, capsys) -> None:
+    from fmhub.cli import main
+
+    export_onnx(classifier, "acme/clf-onnx")
+    assert main(["optimize", "quantize", "acme/clf-onnx", "--output", "acme/clf-onnx-int8"]) == 0
+    assert "argmax agreement" in capsys.readouterr().out
+    for argv, needle in ((["--method", "static-int4"], "unknown --method 'static-int4'"),
+                         (["--backend", "tensorrt"], "unknown --backend 'tensorrt'"),
+                         (["--min-agreement", "2"], "--min-agreement 2.0 must be in [0, 1]")):
+        assert main(["optimize", "quantize", classifier, "--output", "acme/x", *argv]) == 2
+        assert needle in capsys.readouterr().err
+    assert main(["optimize", "quantize", "acme/clf-onnx", "--output", "acme/x", "--backend", "torch"]) == 2
+    assert "the torch backend quantizes a torch model" in capsys.readouterr().err
+    assert main(["optimize", "quantize", classifier, "--output", "not a repo"]) == 2
