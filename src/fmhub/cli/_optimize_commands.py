@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,15 @@ OutputOption = Annotated[str, typer.Option("--output", help="Repo of the variant
 DataOption = Annotated[str | None, typer.Option("--data", help="Dataset whose rows check the variant against its "
                                                                "parent [default: the parent's training dataset].")]
 PrivateOption = Annotated[bool, typer.Option("--private", help="Create the output repo private.")]
+
+
+def _committed(outcome: Any, what: str) -> int:
+    parity = outcome.variant["parity"]
+    console.print(f"committed {outcome.commit} to {outcome.repo}: {what}; against the parent on {parity['inputs']}: "
+                  f"argmax agreement {parity['argmax_agreement']:.1%}, max |Δ logit| "
+                  f"{parity['max_abs_logit_diff']:.2e}")
+    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
+    return 0
 
 
 @optimize_app.command("export-onnx", no_args_is_help=True)
@@ -55,12 +64,7 @@ def export_onnx_command(
     with opened_hub(endpoint, token) as hub:
         outcome = export_onnx(model, output, data=data, opset=opset, tolerance=tolerance, optimize=optimize,
                               max_length=max_length, private=private, hub=hub)
-    parity = outcome.variant["parity"]
-    console.print(f"committed {outcome.commit} to {outcome.repo}: ONNX opset {opset}, "
-                  f"{outcome.variant['graph_optimization']}; parity on {parity['inputs']}: max |Δ logit| "
-                  f"{parity['max_abs_logit_diff']:.2e}, argmax agreement {parity['argmax_agreement']:.1%}")
-    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
-    return 0
+    return _committed(outcome, f"ONNX opset {opset}, {outcome.variant['graph_optimization']}")
 
 
 @optimize_app.command("quantize", no_args_is_help=True)
@@ -91,9 +95,4 @@ def quantize_command(
     with opened_hub(endpoint, token) as hub:
         outcome = quantize(model, output, method=method, backend=backend, data=data, min_agreement=min_agreement,
                            max_length=max_length, private=private, hub=hub)
-    parity = outcome.variant["parity"]
-    console.print(f"committed {outcome.commit} to {outcome.repo}: {method} ({backend}); on {parity['inputs']}: "
-                  f"argmax agreement {parity['argmax_agreement']:.1%}, max |Δ logit| "
-                  f"{parity['max_abs_logit_diff']:.2e}")
-    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
-    return 0
+    return _committed(outcome, f"{method} ({backend})")
