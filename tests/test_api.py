@@ -11,8 +11,9 @@ EXPORTS = {
     "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of",
                       "fmhub_section"],
     "fmhub.optimize": ["export_onnx", "quantize", "VariantOutcome"],
-    "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "Evaluations", "EvaluationInfo", "flat_metrics",
-                       "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER", "report_folder", "schema"],
+    "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",
+                       "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
+                       "report_folder", "schema"],
     "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
                      "UNKNOWN_TIME", "default_author"],
     "fmhub.store": [

@@ -22,7 +22,7 @@ def _classifier(tiny_model: str, tiny_data: str) -> str:
 
 def test_export_matches_the_parent_and_loads_by_its_card(tiny_model: str, tiny_data: str, topic_words) -> None:
     parent = _classifier(tiny_model, tiny_data)
-    outcome = export_onnx(parent, "acme/clf-onnx")
+    outcome = export_onnx(parent, "acme/clf-onnx", report=False)
     with Hub.open() as hub:
         parent_commit = hub.repo_info(parent).commit.oid
         folder = hub.download("acme/clf-onnx", revision=outcome.commit)
@@ -51,7 +51,7 @@ def test_export_matches_the_parent_and_loads_by_its_card(tiny_model: str, tiny_d
 def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(tiny_model: str, tiny_data: str) -> None:
     parent = _classifier(tiny_model, tiny_data)
     with pytest.raises(ParityError, match="tolerance 1e-12"):
-        export_onnx(parent, "acme/never", tolerance=1e-12, optimize=True)
+        export_onnx(parent, "acme/never", tolerance=1e-12, optimize=True, report=False)
     with Hub.open() as hub:
         assert not any(r.repo_id == "acme/never" for r in hub.list_repos())
 
@@ -64,7 +64,7 @@ def test_bad_input(tiny_model: str, tiny_data: str, capsys) -> None:
     assert "--opset 13 is below 17" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", tiny_model, "--output", "acme/x"]) == 2
     assert "has no task head" in capsys.readouterr().err
-    assert main(["optimize", "export-onnx", parent, "--output", "acme/clf-onnx"]) == 0
+    assert main(["optimize", "export-onnx", parent, "--output", "acme/clf-onnx", "--no-eval"]) == 0
     assert "argmax agreement 100.0%" in capsys.readouterr().out
     with pytest.raises(InvalidInputError, match="already onnx"):
-        export_onnx("acme/clf-onnx", "acme/y")
+        export_onnx("acme/clf-onnx", "acme/y", report=False)

@@ -32,7 +32,7 @@ def _accuracy(model: fmhub.LoadedModel, tiny_data: str) -> float:
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_int8_variant_still_classifies_and_reloads(classifier: str, tiny_data: str, backend: str) -> None:
-    outcome = quantize(classifier, f"acme/clf-int8-{backend}", backend=backend)
+    outcome = quantize(classifier, f"acme/clf-int8-{backend}", backend=backend, report=False)
     loaded = fmhub.load(outcome.repo)
     assert loaded.format == ("onnx" if backend == "onnx" else "torch-int8")
     parent = fmhub.load(classifier)
@@ -56,15 +56,29 @@ def test_int8_variant_still_classifies_and_reloads(classifier: str, tiny_data: s
             int8 = [k for k in f.keys() if k.endswith(".weight_int8")]
             assert int8 and all(f.get_tensor(k).dtype == np.int8 for k in int8)
     with pytest.raises(InvalidInputError, match="already quantized"):
-        quantize(outcome.repo, "acme/twice", backend="onnx")
+        quantize(outcome.repo, "acme/twice", backend="onnx", report=False)
 
 
-def test_an_onnx_parent_is_quantized_in_place_and_bad_options_fail_first(classifier: str, capsys) -> None:
+def test_an_onnx_parent_is_quantized_and_carded_against_it_and_bad_options_fail_first(classifier: str,
+                                                                                      capsys) -> None:
+    import json
+
     from fmhub.cli import main
 
-    export_onnx(classifier, "acme/clf-onnx")
-    assert main(["optimize", "quantize", "acme/clf-onnx", "--output", "acme/clf-onnx-int8"]) == 0
-    assert "argmax agreement" in capsys.readouterr().out
+    export_onnx(classifier, "acme/clf-onnx", report=False)
+    assert main(["optimize", "quantize", "acme/clf-onnx", "--output", "acme/clf-onnx-int8", "--eval-skip",
+                 "robustness,baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "argmax agreement" in out and "variant vs parent acme/clf-onnx@" in out and "batch-1 speed-up" in out
+    with Hub.open() as hub:
+        [card] = hub.list_evaluations(model="acme/clf-onnx-int8")
+        report = json.loads(hub.read_bytes("acme/clf-onnx-int8", card.report_path, card.card_commit))
+        readme = hub.read_bytes("acme/clf-onnx-int8", "README.md").decode()
+        parent_commit = hub.repo_info("acme/clf-onnx").commit.oid
+    parent = report["parent"]
+    assert parent["repo"] == "acme/clf-onnx" and parent["commit"] == parent_commit
+    assert parent["delta"]["accuracy"] == pytest.approx(report["metrics"]["accuracy"] - parent["metrics"]["accuracy"])
+    assert parent["size_ratio"] > 0 and parent["speedup"] > 0 and "**Against the parent**" in readme
     for argv, needle in ((["--method", "static-int4"], "unknown --method 'static-int4'"),
                          (["--backend", "tensorrt"], "unknown --backend 'tensorrt'"),
                          (["--min-agreement", "2"], "--min-agreement 2.0 must be in [0, 1]")):

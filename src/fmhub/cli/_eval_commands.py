@@ -27,10 +27,10 @@ SkipOption = Annotated[list[str] | None, typer.Option("--skip", help="Leave a se
                                                                      "efficiency or baseline (repeatable).")]
 
 
-class _StageProgress:
+class StageProgress:
     """One rich progress bar per stage (rows scored), with the stage's name."""
 
-    def __enter__(self) -> _StageProgress:
+    def __enter__(self) -> StageProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
@@ -102,7 +102,7 @@ def eval_command(
                         label_column=label_column, slice_by=slice_by, max_length=max_length, batch_size=batch_size,
                         seed=seed, latency_runs=latency_runs, skip=_skip(skip), threads=threads)
     config.validate()
-    with opened_hub(endpoint, token) as hub, _StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
         outcome = evaluate(config, hub, output_dir=output_dir, push=push, progress=progress)
     _print_report(outcome.report)
     folder = outcome.folder / outcome.files[0].rsplit("/", 1)[0]
@@ -158,20 +158,20 @@ def compare_command(
     Example:
         fmhub compare acme/bbc-minilm@v1 acme/bbc-minilm@v2 --data acme/bbc-news@v1
     """
-    from fmhub.evaluate import LOWER_IS_BETTER, EvalConfig, evaluate, flat_metrics
+    from fmhub.evaluate import LOWER_IS_BETTER, EvalConfig, evaluate, flat_metrics, stored_report
     from fmhub.train._config import split_ref
 
     if len(models) < 2:
         raise InvalidInputError("compare needs at least two model versions", hint="e.g. acme/m@v1 acme/m@v2")
     quiet_ml_libraries()
     reports: list[dict[str, Any]] = []
-    with opened_hub(endpoint, token) as hub, _StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
         data_repo, data_rev = split_ref(data, "--data")
         data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
         for ref in models:
             repo, revision = split_ref(ref, "MODEL")
             commit = hub.repo_info(repo, revision=revision).commit.oid
-            stored = _stored_report(hub, repo, commit, data_commit, split)
+            stored = stored_report(hub, repo, commit, data_commit, split)
             if stored is None:
                 stored = evaluate(EvalConfig(model=f"{repo}@{commit}", data=f"{data_repo}@{data_commit}", split=split,
                                              skip=_skip(skip)), hub, progress=progress).report
@@ -202,14 +202,6 @@ def compare_command(
     console.print(json.dumps({"models": models, "dataset": f"{data_repo}@{data_commit}", "split": split,
                               "metrics": flats}), style="dim", highlight=False)
     return 0
-
-
-def _stored_report(hub: Any, repo: str, commit: str, data_commit: str, split: str) -> dict[str, Any] | None:
-    """The newest pushed card of exactly this model commit on this dataset commit and split, if indexed."""
-    for info in hub.list_evaluations(model=repo, split=split, limit=10_000):
-        if info.model_commit == commit and info.dataset_commit == data_commit:
-            return json.loads(hub.read_bytes(repo, info.report_path, info.card_commit))
-    return None
 
 
 def evals_command(

@@ -6,8 +6,10 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from fmhub.cli._common import EndpointOption, TokenOption, console, opened_hub, quiet_ml_libraries
+from fmhub.cli._eval_commands import StageProgress
 
 optimize_app = typer.Typer(help="Make a model smaller or faster; every variant is a new model version whose card "
                                 "names its parent and records how it was made.", no_args_is_help=True)
@@ -23,6 +25,14 @@ OutputOption = Annotated[str, typer.Option("--output", help="Repo of the variant
 DataOption = Annotated[str | None, typer.Option("--data", help="Dataset whose rows check the variant against its "
                                                                "parent [default: the parent's training dataset].")]
 PrivateOption = Annotated[bool, typer.Option("--private", help="Create the output repo private.")]
+EvalOption = Annotated[bool, typer.Option("--eval/--no-eval", help="Push the variant's report card with its deltas "
+                                                                  "against the parent's (parent card reused when "
+                                                                  "pushed).")]
+EvalDataOption = Annotated[str | None, typer.Option("--eval-data", help="Dataset of the report cards [default: the "
+                                                                        "parent's training dataset].")]
+EvalSplitOption = Annotated[str, typer.Option("--eval-split", help="Split of the report cards.")]
+EvalSkipOption = Annotated[list[str] | None, typer.Option("--eval-skip", help="Report card sections to leave out: "
+                                                          "robustness, slices, efficiency, baseline.")]
 
 
 def _committed(outcome: Any, what: str) -> int:
@@ -30,8 +40,36 @@ def _committed(outcome: Any, what: str) -> int:
     console.print(f"committed {outcome.commit} to {outcome.repo}: {what}; against the parent on {parity['inputs']}: "
                   f"argmax agreement {parity['argmax_agreement']:.1%}, max |Δ logit| "
                   f"{parity['max_abs_logit_diff']:.2e}")
-    console.print(json.dumps({"commit": outcome.commit, "variant": outcome.variant}), style="dim", highlight=False)
+    if outcome.report is not None:
+        _print_comparison(outcome.report)
+        console.print(f"report card committed {outcome.card_commit}")
+    console.print(json.dumps({"commit": outcome.commit, "card_commit": outcome.card_commit,
+                              "variant": outcome.variant, "parent": (outcome.report or {}).get("parent")}),
+                  style="dim", highlight=False)
     return 0
+
+
+def _print_comparison(report: dict[str, Any]) -> None:
+    parent = report["parent"]
+    dataset = report["provenance"]["dataset"]
+    table = Table(title=f"variant vs parent {parent['repo']}@{parent['commit'][:12]} on {dataset['repo']} "
+                        f"({dataset['split']})")
+    for column in ("measure", "parent", "variant", "change"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for key, value in report["metrics"].items():
+        before, delta = parent["metrics"].get(key), parent["delta"].get(key)
+        table.add_row(key, "—" if before is None else f"{before:.4f}", "—" if value is None else f"{value:.4f}",
+                      "—" if delta is None else f"{delta:+.4f}")
+    for key, name in (("size_ratio", "size (weights)"), ("speedup", "batch-1 speed-up (p50)"),
+                      ("throughput_ratio", "batch-32 throughput")):
+        if parent.get(key) is not None:
+            table.add_row(name, "", "", f"{parent[key]:.2f}×")
+    console.print(table)
+
+
+def _eval_kwargs(run: bool, data: str | None, split: str, skip: list[str] | None, progress: Any) -> dict[str, Any]:
+    parts = tuple(p.strip() for value in skip or [] for p in value.split(",") if p.strip())
+    return {"report": run, "eval_data": data, "eval_split": split, "eval_skip": parts, "progress": progress}
 
 
 @optimize_app.command("export-onnx", no_args_is_help=True)
@@ -47,6 +85,10 @@ def export_onnx_command(
                         ] = True,
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the parity check.", min=8)] = 128,
     private: PrivateOption = False,
+    run_eval: EvalOption = True,
+    eval_data: EvalDataOption = None,
+    eval_split: EvalSplitOption = "test",
+    eval_skip: EvalSkipOption = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
@@ -61,9 +103,10 @@ def export_onnx_command(
     from fmhub.optimize import export_onnx
 
     quiet_ml_libraries()
-    with opened_hub(endpoint, token) as hub:
+    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
         outcome = export_onnx(model, output, data=data, opset=opset, tolerance=tolerance, optimize=optimize,
-                              max_length=max_length, private=private, hub=hub)
+                              max_length=max_length, private=private, hub=hub,
+                              **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
     return _committed(outcome, f"ONNX opset {opset}, {outcome.variant['graph_optimization']}")
 
 
@@ -81,6 +124,10 @@ def quantize_command(
                                                                          "match the parent's on real rows.")] = 0.9,
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check.", min=8)] = 128,
     private: PrivateOption = False,
+    run_eval: EvalOption = True,
+    eval_data: EvalDataOption = None,
+    eval_split: EvalSplitOption = "test",
+    eval_skip: EvalSkipOption = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
@@ -92,7 +139,8 @@ def quantize_command(
     from fmhub.optimize import quantize
 
     quiet_ml_libraries()
-    with opened_hub(endpoint, token) as hub:
+    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
         outcome = quantize(model, output, method=method, backend=backend, data=data, min_agreement=min_agreement,
-                           max_length=max_length, private=private, hub=hub)
+                           max_length=max_length, private=private, hub=hub,
+                           **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
     return _committed(outcome, f"{method} ({backend})")

@@ -13,10 +13,10 @@ Example:
 """
 
 from fmhub.evaluate._evaluate import (LOWER_IS_BETTER, SCHEMA_ID, SECTIONS, TASK_METRICS, EvalConfig, EvalOutcome,
-                                      evaluate, report_folder)
-from fmhub.evaluate._index import EvaluationInfo, Evaluations, flat_metrics
+                                      evaluate, parent_comparison, report_folder)
+from fmhub.evaluate._index import EvaluationInfo, Evaluations, flat_metrics, stored_report
 
-__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "Evaluations", "EvaluationInfo", "flat_metrics", "SCHEMA_ID",
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations", "EvaluationInfo", "flat_metrics", "SCHEMA_ID",
            "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER", "report_folder", "schema"]
 
 

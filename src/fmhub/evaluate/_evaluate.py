@@ -26,7 +26,7 @@ from fmhub.evaluate import _metrics
 from fmhub.evaluate._perturb import PERTURBATIONS, perturb_text, perturb_words
 from fmhub.train._config import split_ref
 
-__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
            "report_folder", "task_of_model"]
 
 SCHEMA_ID = "https://fmhub.dev/schemas/eval-report/v1"
@@ -485,12 +485,33 @@ def _plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
     return written
 
 
+def parent_comparison(report: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
+    """A variant's card against its parent's (same dataset split): metric deltas, size, latency, throughput ratios."""
+    def ratio(a: Any, b: Any) -> float | None:
+        return float(a) / float(b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+    mine, theirs = report.get("efficiency", {}), parent.get("efficiency", {})
+    latency = (mine.get("latency_ms", {}).get("p50"), theirs.get("latency_ms", {}).get("p50"))
+    speed = (mine.get("throughput", {}).get("samples_per_second"),
+             theirs.get("throughput", {}).get("samples_per_second"))
+    return {"repo": parent["provenance"]["model"]["repo"], "commit": parent["provenance"]["model"]["commit"],
+            "metrics": {k: parent["metrics"].get(k) for k in report["metrics"]},
+            "delta": {k: (None if v is None or parent["metrics"].get(k) is None else v - parent["metrics"][k])
+                      for k, v in report["metrics"].items()},
+            "size_ratio": ratio(mine.get("weights_bytes"), theirs.get("weights_bytes")),
+            "latency_ratio": ratio(latency[0], latency[1]),  # < 1: faster than the parent
+            "speedup": ratio(latency[1], latency[0]),
+            "throughput_ratio": ratio(speed[0], speed[1])}
+
+
 def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | None = None, push: bool = False,
-             progress: Progress | None = None) -> EvalOutcome:
+             progress: Progress | None = None, parent_report: dict[str, Any] | None = None) -> EvalOutcome:
     """Build the report card of ``config.model`` on ``config.data``; write it under ``output_dir``; push it.
 
     ``output_dir`` (default: a folder under ``$FMHUB_HOME/evals``) receives ``eval/<dataset>/<split>/``;
     ``push`` commits those files and the updated model card to the model repo and indexes the report.
+    ``parent_report`` (an optimized variant's parent, on the same split) adds the ``parent`` section:
+    metric deltas and size, latency and throughput ratios.
     """
     import torch
 
@@ -535,6 +556,8 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
         plots = _plots(inputs, report, folder)
         report["files"] = {"predictions": f"{relative}/predictions.parquet",
                            "plots": sorted(f"{relative}/{p.relative_to(folder).as_posix()}" for p in plots)}
+        if parent_report is not None:
+            report["parent"] = parent_comparison(report, parent_report)
         report["provenance"] = _provenance(inputs, started, time.perf_counter() - clock)
         (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
         outcome = EvalOutcome(report, root, files=[f"{relative}/report.json", report["files"]["predictions"],

@@ -21,7 +21,7 @@ from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.paths import validate_path
 
-__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path"]
+__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path", "stored_report"]
 
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
@@ -131,3 +131,11 @@ class Evaluations:
                 query = query.where(t.evaluations.c[column] == value)
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(query.limit(limit))]
+
+
+def stored_report(hub: Any, repo: str, commit: str, data_commit: str, split: str) -> dict[str, Any] | None:
+    """The newest pushed card of exactly this model commit on this dataset commit and split, if the hub has one."""
+    for info in hub.list_evaluations(model=repo, split=split, limit=10_000):
+        if info.model_commit == commit and info.dataset_commit == data_commit:
+            return json.loads(hub.read_bytes(repo, info.report_path, info.card_commit))
+    return None

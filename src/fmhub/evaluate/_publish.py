@@ -106,6 +106,14 @@ def _section(report: dict[str, Any]) -> str:
                       f"batch-1 latency p50 {efficiency['latency_ms']['p50']:.1f} ms / p95 "
                       f"{efficiency['latency_ms']['p95']:.1f} ms, batch-{efficiency['throughput']['batch_size']} "
                       f"throughput {efficiency['throughput']['samples_per_second']:.1f} samples/s."]
+    parent = report.get("parent")
+    if parent:
+        shown = {k: v for k, v in parent["delta"].items() if v is not None}
+        lines += ["", f"**Against the parent** `{parent['repo']}` at `{parent['commit'][:12]}`: " + ", ".join(
+            [f"Δ {k} {v:+.4f}" for k, v in shown.items()] +
+            [f"{name} {parent[key]:.2f}×" for key, name in (("size_ratio", "size"), ("speedup", "batch-1 speed-up"),
+                                                            ("throughput_ratio", "throughput"))
+             if parent.get(key) is not None]) + "."]
     pngs = [p for p in report["files"]["plots"] if p.endswith(".png")]
     if pngs:
         lines += [""] + [f"![{p.rsplit('/', 1)[-1][:-4].replace('_', ' ')}]({p})" for p in pngs]

@@ -19,6 +19,7 @@ from typing import Any
 from fmhub.errors import InvalidInputError
 from fmhub.store.paths import validate_repo_id
 from fmhub.loading import load_folder
+from fmhub.optimize._compare import report_against_parent
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
 
 __all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -81,8 +82,12 @@ def write_onnx(parent: Parent, batch: dict[str, Any], folder: Path, opset: int, 
 
 def export_onnx(model: str, output: str, *, data: str | None = None, opset: int = DEFAULT_OPSET,
                 tolerance: float = 1e-3, optimize: bool = True, max_length: int = 128, private: bool = False,
-                hub: Any = None) -> VariantOutcome:
-    """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring."""
+                hub: Any = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
+                eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
+    """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring.
+
+    ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
+    """
     from fmhub.client import Hub
 
     validate_repo_id(output)  # before any work: a bad --output must not cost an export
@@ -105,10 +110,14 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
             (folder / "optimize_args.json").write_text(json.dumps(
                 {"method": "export-onnx", "model": model, "opset": opset, "tolerance": tolerance,
                  "optimize": optimize, "max_length": max_length, "data": data}, indent=2) + "\n")
-            return publish_variant(hub, parent, output, folder, fields, title=f"Export {parent.repo} to ONNX",
-                                   private=private)
+            outcome = publish_variant(hub, parent, output, folder, fields, title=f"Export {parent.repo} to ONNX",
+                                      private=private)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        if report:
+            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
+                                  progress=progress)
+        return outcome
     finally:
         if owned:
             hub.close()

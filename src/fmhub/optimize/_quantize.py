@@ -31,6 +31,7 @@ from typing import Any
 
 from fmhub.errors import InvalidInputError
 from fmhub.store.paths import validate_repo_id
+from fmhub.optimize._compare import report_against_parent
 from fmhub.optimize._variant import VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
 
 __all__ = ["quantize", "load_torch_int8", "METHODS", "BACKENDS"]
@@ -152,8 +153,12 @@ def load_torch_int8(folder: Path, config: Any, head: Any) -> Any:
 
 def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: str = "onnx",
              data: str | None = None, min_agreement: float = 0.9, max_length: int = 128, private: bool = False,
-             hub: Any = None) -> VariantOutcome:
-    """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring."""
+             hub: Any = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
+             eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
+    """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring.
+
+    ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
+    """
     from fmhub.client import Hub
     from fmhub.loading import load_folder
 
@@ -188,10 +193,14 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
             (folder / "optimize_args.json").write_text(json.dumps(
                 {"method": "quantize", "model": model, "quantization": method, "backend": backend, "data": data,
                  "min_agreement": min_agreement, "max_length": max_length}, indent=2) + "\n")
-            return publish_variant(hub, parent, output, folder, fields, private=private,
-                                   title=f"Quantize {parent.repo} ({method}, {backend})")
+            outcome = publish_variant(hub, parent, output, folder, fields, private=private,
+                                      title=f"Quantize {parent.repo} ({method}, {backend})")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        if report:
+            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
+                                  progress=progress)
+        return outcome
     finally:
         if owned:
             hub.close()

@@ -41,8 +41,10 @@ class Parent:
 @dataclass
 class VariantOutcome:
     repo: str
-    commit: str
+    commit: str  # the variant's weights
     variant: dict[str, Any]  # what the card's fmhub.variant says
+    report: dict[str, Any] | None = None  # its report card, with the comparison to the parent
+    card_commit: str | None = None  # the commit holding that card
 
 
 def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
