@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fmhub.errors import InvalidInputError
 from fmhub.optimize._variant import Parent, VariantOutcome
 
 __all__ = ["report_against_parent"]
@@ -21,13 +20,7 @@ def report_against_parent(hub: Any, parent: Parent, outcome: VariantOutcome, *, 
     from fmhub.evaluate import EvalConfig, evaluate, stored_report
     from fmhub.train._config import split_ref
 
-    if data is None:
-        lineage = parent.lineage
-        if not lineage.get("dataset"):
-            raise InvalidInputError(f"{parent.repo}'s card names no dataset to evaluate the variant on",
-                                    hint="pass --eval-data REPO[@REV], or --no-eval")
-        data = f"{lineage['dataset']}@{lineage['dataset_commit']}" if lineage.get("dataset_commit") else \
-            lineage["dataset"]
+    data = data or parent.training_data("--eval-data")
     data_repo, data_rev = split_ref(data, "--eval-data")
     data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
     dataset = f"{data_repo}@{data_commit}"

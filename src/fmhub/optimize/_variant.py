@@ -37,6 +37,14 @@ class Parent:
     def lineage(self) -> dict[str, Any]:
         return fmhub_section(self.metadata, "lineage")
 
+    def training_data(self, flag: str) -> str:
+        """``REPO@COMMIT`` of the dataset the card says the parent was trained on (else: name ``flag``)."""
+        lineage = self.lineage
+        if not lineage.get("dataset"):
+            raise InvalidInputError(f"{self.repo}'s card names no training dataset", hint=f"pass {flag} REPO[@REV]")
+        return f"{lineage['dataset']}@{lineage['dataset_commit']}" if lineage.get("dataset_commit") else \
+            lineage["dataset"]
+
 
 @dataclass
 class VariantOutcome:
@@ -64,13 +72,7 @@ def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) ->
     from fmhub.data import load
     from fmhub.train._config import split_ref
 
-    if data is None:
-        lineage = parent.lineage
-        if not lineage.get("dataset"):
-            raise InvalidInputError(f"{parent.repo}'s card names no training dataset to take real inputs from",
-                                    hint="pass --data REPO[@REV] (a dataset of texts like the model's)")
-        data = f"{lineage['dataset']}@{lineage['dataset_commit']}" if lineage.get("dataset_commit") else \
-            lineage["dataset"]
+    data = data or parent.training_data("--data")
     repo, revision = split_ref(data, "--data")
     dataset = load(repo, revision=revision, hub=hub)
     split = next((s for s in ("validation", "test", "train") if s in dataset), next(iter(dataset)))
