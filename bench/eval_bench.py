@@ -79,7 +79,7 @@ def main() -> None:
     table.add_column("fmhub-trained MiniLM", justify="right")
     table.add_column("TF-IDF + logistic regression", justify="right")
     for key in ("accuracy", "f1_macro", "f1_weighted"):
-        table.add_row(key, f"{metrics[key]:.4f}", f"{baseline[key]:.4f}")
+        table.add_row(key, f"{metrics[key]:.4f}", f"{baseline[key]:.4f}" if key in baseline else "")
     table.add_row("ece (15 bins)", f"{report['calibration']['ece']:.4f}", "")
     for perturbation in report["robustness"]["perturbations"]:
         table.add_row(f"Δ accuracy · {perturbation['name']}", f"{perturbation['delta']['accuracy']:+.4f}", "")

@@ -61,7 +61,7 @@ from fmhub.train import TrainConfig, train
 datasets.disable_progress_bars(); transformers.utils.logging.set_verbosity_error()
 steps, threads, full, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "full", float(sys.argv[5])
 options = dict(task="text-classification", model="bench/minilm", data="bench/bbc-news", output="bench/bbc-minilm",
-               learning_rate=lr, batch_size=16, max_length=256, seed=0, threads=threads)
+               learning_rate=lr, batch_size=16, max_length=int(sys.argv[6]), seed=0, threads=threads)
 if full:
     config = TrainConfig(**options, epochs=float(sys.argv[4]), eval_split="validation")
 else:
@@ -87,7 +87,8 @@ correct = 0
 with torch.inference_mode():
     for start in range(0, len(test), 32):
         rows = test[start:start + 32]
-        batch = tokenizer(rows["text"], truncation=True, max_length=256, padding=True, return_tensors="pt")
+        batch = tokenizer(list(rows["text"]), truncation=True, max_length=int(sys.argv[2]), padding=True,
+                          return_tensors="pt")
         correct += int((model(**batch).logits.argmax(-1).numpy() == np.array(rows["label"])).sum())
 print(json.dumps({"test_accuracy": correct / len(test), "test_rows": len(test)}))
 """
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3.0, help="epochs of the full fine-tune (default 3)")
     parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate of the full fine-tune "
                                                                "(default 5e-5)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per article in the full fine-tune "
+                                                                    "(default 256, as the throughput comparison)")
     parser.add_argument("--home", type=Path, help="keep the store (FMHUB_HOME) in this new folder, e.g. for "
                                                   "bench/eval_bench.py --home (default: a temporary one)")
     args = parser.parse_args()
@@ -135,7 +138,7 @@ def main() -> None:
         started = time.perf_counter()
         trainers = {dropout: child([_TRAINER, str(model_folder), str(args.steps), str(Path(tmp) / "trainer"),
                                     str(args.threads), dropout], env) for dropout in ("model", "0")}
-        ours = child([_FMHUB, str(args.steps), str(args.threads), "steps", "0", "5e-5"], env)
+        ours = child([_FMHUB, str(args.steps), str(args.threads), "steps", "0", "5e-5", "256"], env)
         rows = [("transformers.Trainer + DataCollatorWithPadding (the model's config)",
                  trainers["model"]["samples_per_second"]),
                 ("transformers.Trainer, attention dropout 0 like fmhub's default", trainers["0"]["samples_per_second"]),
@@ -159,14 +162,17 @@ def main() -> None:
                   "fmhub_samples_per_second": ours["samples_per_second"], "ratio": ratio,
                   "ratio_same_attention_dropout": same_config}
         if args.full:
-            full = child([_FMHUB, "0", str(args.threads), "full", str(args.epochs), str(args.lr)], env)
-            test = child([_TEST, full["commit"]], env)
-            console.print(f"full fine-tune ({args.epochs:g} epochs, lr {args.lr:g}, {full['steps']} steps, "
+            full = child([_FMHUB, "0", str(args.threads), "full", str(args.epochs), str(args.lr),
+                          str(args.max_length)], env)
+            test = child([_TEST, full["commit"], str(args.max_length)], env)
+            console.print(f"full fine-tune ({args.epochs:g} epochs, lr {args.lr:g}, max length {args.max_length}, "
+                          f"{full['steps']} steps, "
                           f"{full['samples_per_second']:.2f} samples/s): validation accuracy "
                           f"{full['metrics'].get('eval_accuracy', float('nan')):.4f}, test accuracy "
                           f"{test['test_accuracy']:.4f} on {test['test_rows']} rows (goal ≥ 0.990: "
                           f"{'✔' if test['test_accuracy'] >= 0.990 else '✘'})")
-            result["full"] = {**full, **test, "epochs": args.epochs, "learning_rate": args.lr}
+            result["full"] = {**full, **test, "epochs": args.epochs, "learning_rate": args.lr,
+                              "max_length": args.max_length}
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
     out = results / f"train_bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
