@@ -181,14 +181,32 @@ def test_bad_input_fails_clearly_and_pushes_nothing(classifier: str, tiny_model:
     (tmp_path / "moods.csv").write_text("text,label\n" + "".join(f"goal match {i},{'happy' if i % 2 else 'sad'}\n"
                                                                 for i in range(40)))
     (tmp_path / "no-test.csv").write_text("text,label,split\ngoal,sport,train\nchip,tech,train\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fmhub.data import load
+
+    labels = load(tiny_data, split="train").features["label"]
+    empty = tmp_path / "empty"
+    (empty / "data").mkdir(parents=True)
+    for split, texts in (("train", ["goal match", "chip cloud"]), ("test", [])):  # a test split with no rows
+        pq.write_table(pa.table({"text": pa.array(texts, pa.string()),
+                                 "label": pa.array([labels.str2int(t) for t in ("sport", "tech")][:len(texts)],
+                                                   pa.int64())}), empty / "data" / f"{split}-00000-of-00001.parquet")
+    (empty / "README.md").write_text("---\ndataset_info:\n  features:\n  - name: text\n    dtype: string\n  - name: label\n"
+                                     "    dtype:\n      class_label:\n        names:\n          '0': sport\n"
+                                     "          '1': tech\n---\n")
     with Hub.open() as hub:
         import_dataset(hub, tmp_path / "moods.csv", "acme/moods")
         import_dataset(hub, tmp_path / "no-test.csv", "acme/train-only", ImportOptions())
+        hub.create_repo("acme/empty-test", repo_type="dataset")
+        hub.upload(empty, "acme/empty-test", repo_type="dataset")
         before = hub.repo_info(classifier).commit.oid
     cases = [
         ([classifier, "--data", "acme/moods"], "dataset ['happy', 'sad'], model ['sport', 'tech']"),
         ([classifier, "--data", tiny_data, "--split", "dev"], "has no 'dev' split; its splits are: "),
         ([classifier, "--data", "acme/train-only"], "has no 'test' split"),
+        ([classifier, "--data", "acme/empty-test"], "split 'test' of dataset acme/empty-test is empty"),
         ([tiny_model, "--data", tiny_data], "has no task head (architectures: BertModel)"),
         ([classifier, "--data", tiny_data, "--skip", "plots"], "--skip plots: no such section"),
         ([classifier, "--data", tiny_data, "--slice-by", "source"], "--slice-by 'source': no such column"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fmhub.client import Hub
 from fmhub.constants import settings
+from fmhub.errors import InvalidInputError
 
 __all__ = ["load"]
 
@@ -34,4 +36,21 @@ def load(repo_id: str, revision: str | None = None, split: str | None = None, *,
     finally:
         if owned:
             hub.close()
-    return datasets.load_dataset(str(folder), split=split, cache_dir=str(settings().home / "cache" / "datasets"))
+    _check_parquet_rows(folder, repo_id)
+    try:
+        return datasets.load_dataset(str(folder), split=split, cache_dir=str(settings().home / "cache" / "datasets"))
+    except datasets.exceptions.DatasetGenerationError as exc:  # a file datasets cannot read: say which and why
+        cause = exc.__cause__ or exc
+        raise InvalidInputError(f"dataset {repo_id}@{info.commit.oid[:12]} cannot be loaded: {cause}",
+                                hint="re-import it with fmhub data import, which writes files datasets reads") from None
+
+
+def _check_parquet_rows(folder: Path, repo_id: str) -> None:
+    """A Parquet split file without rows stops ``datasets`` with an Arrow error; name the split instead."""
+    import pyarrow.parquet as pq
+
+    for path in sorted((folder / "data").glob("*.parquet")):
+        if pq.ParquetFile(path).metadata.num_rows == 0:
+            split = path.name.split("-", 1)[0]
+            raise InvalidInputError(f"split {split!r} of dataset {repo_id} is empty ({path.name} has no rows)",
+                                    hint="re-import the dataset with rows in every split, or evaluate another split")
