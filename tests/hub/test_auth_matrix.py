@@ -84,6 +84,11 @@ ROUTES = {
     ("PUT", "/api/lfs/upload/{repo_type}/{namespace}/{name}/{oid}"):
         ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&user=alice"
                                      f"&sig={'0' * 64}", None, "x")),
+    ("POST", "/api/fmhub/evaluations"):
+        ("write", lambda r: ("POST", "/api/fmhub/evaluations",
+                             {"repo": r, "commit": "0" * 40, "path": "eval/acme/data/test/report.json"}, None)),
+    ("GET", "/api/fmhub/evaluations"):  # cards of models the caller may see (tests/hub/test_evals_api.py)
+        ("native", lambda r: ("GET", f"/api/fmhub/evaluations?model={r}", None, None), (200,) * 6),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
     ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),
