@@ -144,3 +144,38 @@ def quantize_command(
                            max_length=max_length, private=private, hub=hub,
                            **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
     return _committed(outcome, f"{method} ({backend})")
+
+
+@optimize_app.command("prune", no_args_is_help=True)
+def prune_command(
+    model: ModelArgument,
+    output: OutputOption,
+    sparsity: Annotated[float, typer.Option("--sparsity", help="Share to remove, in (0, 1): of the Linear weights "
+                                                               "(unstructured) or of each layer's FFN neurons.")
+                        ] = 0.5,
+    structured: Annotated[str | None, typer.Option("--structured", help="neurons: remove whole feed-forward neurons "
+                                                                        "(smaller, faster); default: unstructured "
+                                                                        "magnitude pruning.")] = None,
+    data: DataOption = None,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check.", min=8)] = 128,
+    private: PrivateOption = False,
+    run_eval: EvalOption = True,
+    eval_data: EvalDataOption = None,
+    eval_split: EvalSplitOption = "test",
+    eval_skip: EvalSkipOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> int:
+    """Prune a model and commit the variant (safetensors) to --output.
+
+    Example:
+        fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --output acme/bbc-minilm-sparse
+        fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --structured neurons --output acme/bbc-minilm-ffn
+    """
+    from fmhub.optimize import prune
+
+    quiet_ml_libraries()
+    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+        outcome = prune(model, output, sparsity=sparsity, structured=structured, data=data, max_length=max_length,
+                        private=private, hub=hub, **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
+    return _committed(outcome, f"{outcome.variant['description']}")

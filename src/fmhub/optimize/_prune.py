@@ -1,0 +1,163 @@
+"""``fmhub optimize prune``: remove weights by magnitude, or whole feed-forward neurons.
+
+- unstructured (default): global magnitude pruning — the ``sparsity`` share of the smallest-magnitude
+  weights among all ``nn.Linear`` weight matrices of the encoder/decoder layers (the task head and the
+  embeddings are kept) is set to exactly zero. Same shapes, so the variant loads as any transformers
+  model; the zeros pay off with sparse kernels or compression, not by themselves.
+- ``--structured neurons``: in every layer, the ``sparsity`` share of feed-forward neurons with the
+  smallest L2 norm of their in- and out-weights, removed (``intermediate_size`` shrinks by as many in
+  every layer, so the config stays one number): smaller and faster.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fmhub.errors import InvalidInputError
+from fmhub.optimize._compare import report_against_parent
+from fmhub.optimize._variant import VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
+from fmhub.store.paths import validate_repo_id
+
+__all__ = ["prune", "prune_unstructured", "prune_neurons", "STRUCTURES", "sparsity_of"]
+
+#: Structured pruning that keeps a config transformers can load (one intermediate size for every layer).
+#: Attention heads are not here: transformers 5 dropped per-layer ``pruned_heads``.
+STRUCTURES = ("neurons",)
+
+
+def _encoder_layers(model: Any) -> list[Any]:
+    """The transformer blocks of a BERT-family model (``<base>.encoder.layer``)."""
+    base = getattr(model, model.base_model_prefix, model)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None:
+        raise InvalidInputError(f"structured pruning supports BERT-family encoders (bert, roberta, electra…), not "
+                                f"{model.config.model_type}", hint="use unstructured pruning (no --structured)")
+    return list(layers)
+
+
+def _prunable(model: Any) -> list[tuple[str, Any]]:
+    import torch
+
+    head = {name for name, _ in model.named_modules() if name.startswith(("classifier", "cls", "lm_head", "score",
+                                                                          "qa_outputs"))}
+    return [(name, module.weight) for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name not in head and ".pooler" not in f".{name}"
+            and not name.startswith("pooler")]
+
+
+def sparsity_of(model: Any) -> float:
+    """Share of exact zeros in the prunable weights."""
+    weights = [w for _, w in _prunable(model)]
+    total = sum(w.numel() for w in weights)
+    return float(sum(int((w == 0).sum()) for w in weights) / max(1, total))
+
+
+def prune_unstructured(model: Any, sparsity: float) -> dict[str, Any]:
+    """Zero the globally smallest-magnitude ``sparsity`` share of the prunable Linear weights, in place."""
+    import torch
+
+    weights = _prunable(model)
+    if not weights:
+        raise InvalidInputError(f"{model.config.model_type} has no Linear layers to prune")
+    magnitudes = torch.cat([w.detach().abs().flatten() for _, w in weights])
+    count = int(round(sparsity * magnitudes.numel()))
+    if count:
+        threshold = torch.kthvalue(magnitudes, count).values
+        below = int((magnitudes < threshold).sum())
+        with torch.no_grad():
+            left = count - below  # ties at the threshold: zero just enough of them, in order
+            for _, w in weights:
+                mask = w.abs() < threshold
+                if left > 0:
+                    tied = (w.abs() == threshold).flatten().nonzero().flatten()[:left]
+                    mask.view(-1)[tied] = True
+                    left -= len(tied)
+                w[mask] = 0.0
+    return {"structure": "unstructured", "layers": len(weights), "sparsity": sparsity_of(model)}
+
+
+def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
+    """Remove the weakest ``sparsity`` share of feed-forward neurons in every layer."""
+    import torch
+
+    layers = _encoder_layers(model)
+    width = model.config.intermediate_size
+    keep = max(1, width - int(round(sparsity * width)))
+    for layer in layers:
+        inner, outer = layer.intermediate.dense, layer.output.dense
+        norms = inner.weight.detach().pow(2).sum(1) + outer.weight.detach().pow(2).sum(0)
+        kept = torch.sort(torch.topk(norms, keep).indices).values
+        layer.intermediate.dense = _linear(inner.weight[kept], inner.bias[kept])
+        layer.output.dense = _linear(outer.weight[:, kept], outer.bias)
+    model.config.intermediate_size = keep
+    return {"structure": "neurons", "neurons_kept": keep, "neurons_total": width, "layers": len(layers),
+            "sparsity": 1 - keep / width}
+
+
+def _linear(weight: Any, bias: Any) -> Any:
+    import torch
+
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        if bias is not None:
+            layer.bias.copy_(bias)
+    return layer
+
+
+
+def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | None = None, data: str | None = None,
+          max_length: int = 128, private: bool = False, hub: Any = None, report: bool = True,
+          eval_data: str | None = None, eval_split: str = "test", eval_skip: tuple[str, ...] = (),
+          progress: Any = None) -> VariantOutcome:
+    """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""
+    import copy
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from fmhub.client import Hub
+    from fmhub.loading import load_folder
+
+    validate_repo_id(output)
+    if not 0 < sparsity < 1:
+        raise InvalidInputError(f"--sparsity {sparsity} must be between 0 and 1 (exclusive)",
+                                hint="e.g. --sparsity 0.5")
+    if structured is not None and structured not in STRUCTURES:
+        raise InvalidInputError(f"unknown --structured {structured!r}", hint=f"choose from {', '.join(STRUCTURES)}")
+    owned = hub is None
+    hub = hub or Hub.open()
+    try:
+        parent = open_parent(hub, model)
+        if parent.loaded.format != "torch":
+            raise InvalidInputError(f"{parent.repo} is {parent.loaded.format}; pruning works on torch weights",
+                                    hint="prune its torch parent, then export or quantize the result")
+        batch, source = sample_batch(hub, parent, data, max_length)
+        pruned = copy.deepcopy(parent.loaded.model).eval()
+        how = {None: prune_unstructured, "neurons": prune_neurons}[structured]
+        fields = how(pruned, sparsity)
+        folder = Path(tempfile.mkdtemp(prefix="fmhub-prune-"))
+        try:
+            pruned.save_pretrained(folder, safe_serialization=True)
+            parent.loaded.tokenizer.save_pretrained(folder)
+            (folder / "README.md").write_text("---\nfmhub:\n  variant:\n    format: torch\n---\n")
+            agreement = check_parity(f"pruning {parent.repo}", parent.loaded, load_folder(folder), batch,
+                                     tolerance=None)
+            fields = {"format": "torch", "method": "prune", **fields, "asked_sparsity": sparsity,
+                      "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})",
+                      "parity": {**agreement, "inputs": source}, "parent": f"{parent.repo}@{parent.commit}"}
+            (folder / "optimize_args.json").write_text(json.dumps(
+                {"method": "prune", "model": model, "sparsity": sparsity, "structured": structured, "data": data,
+                 "max_length": max_length}, indent=2) + "\n")
+            outcome = publish_variant(hub, parent, output, folder, fields, private=private,
+                                      title=f"Prune {parent.repo} ({fields['structure']}, {sparsity:g})")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if report:
+            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
+                                  progress=progress)
+        return outcome
+    finally:
+        if owned:
+            hub.close()

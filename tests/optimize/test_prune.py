@@ -1,0 +1,61 @@
+"""Pruning: the asked sparsity (zeros counted), whole FFN neurons removed, the variant reloads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fmhub
+from fmhub.client import Hub
+from fmhub.optimize import prune
+from fmhub.optimize._prune import sparsity_of
+from fmhub.train import TrainConfig, train
+
+
+@pytest.fixture
+def classifier(tiny_model: str, tiny_data: str) -> str:
+    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
+                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
+                             eval_split=None)) is not None
+    return "acme/clf"
+
+
+def test_unstructured_pruning_reaches_the_asked_sparsity(classifier: str) -> None:
+    outcome = prune(classifier, "acme/clf-sparse", sparsity=0.5, report=False)
+    loaded = fmhub.load("acme/clf-sparse")
+    weights = [m.weight for n, m in loaded.model.named_modules()
+               if isinstance(m, torch.nn.Linear) and not n.startswith("classifier") and "pooler" not in n]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    total = sum(w.numel() for w in weights)
+    assert zeros == round(0.5 * total)  # exactly the asked share, counted on the reloaded weights
+    assert outcome.variant["sparsity"] == pytest.approx(sparsity_of(loaded.model))
+    parent = fmhub.load(classifier).model
+    assert torch.equal(parent.classifier.weight, loaded.model.classifier.weight)  # the head is kept
+    assert outcome.variant["parity"]["positions"] > 0 and "min_agreement" not in outcome.variant["parity"]
+
+
+def test_neuron_pruning_shrinks_the_model_and_it_reloads(classifier: str, capsys) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from fmhub.cli import main
+
+    assert main(["optimize", "prune", classifier, "--output", "acme/clf-ffn", "--sparsity", "0.5",
+                 "--structured", "neurons", "--eval-skip", "robustness,baseline,slices"]) == 0
+    assert "variant vs parent" in capsys.readouterr().out
+    loaded = fmhub.load("acme/clf-ffn")
+    assert loaded.config.intermediate_size == 37 - round(0.5 * 37)  # every layer keeps the same 18 neurons
+    assert loaded.parameters() < fmhub.load(classifier).parameters()
+    AutoModelForSequenceClassification.from_pretrained(loaded.folder)  # plain transformers loads it too
+    with Hub.open() as hub:
+        [card] = hub.list_evaluations(model="acme/clf-ffn")
+    assert card.metrics["parameters"] == loaded.parameters()
+
+
+def test_bad_options(classifier: str, capsys) -> None:
+    from fmhub.cli import main
+
+    for argv, needle in ((["--sparsity", "1"], "--sparsity 1.0 must be between 0 and 1"),
+                         (["--sparsity", "0"], "--sparsity 0.0 must be between 0 and 1"),
+                         (["--structured", "heads"], "unknown --structured 'heads'")):
+        assert main(["optimize", "prune", classifier, "--output", "acme/x", *argv]) == 2
+        assert needle in capsys.readouterr().err
