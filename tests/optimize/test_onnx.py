@@ -10,18 +10,10 @@ from fmhub.cards import parse_card
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError, ParityError
 from fmhub.optimize import export_onnx
-from fmhub.train import TrainConfig, train
 
 
-def _classifier(tiny_model: str, tiny_data: str) -> str:
-    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
-                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
-    return "acme/clf"
-
-
-def test_export_matches_the_parent_and_loads_by_its_card(tiny_model: str, tiny_data: str, topic_words) -> None:
-    parent = _classifier(tiny_model, tiny_data)
+def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_words) -> None:
+    parent = classifier
     outcome = export_onnx(parent, "acme/clf-onnx", report=False)
     with Hub.open() as hub:
         parent_commit = hub.repo_info(parent).commit.oid
@@ -48,18 +40,18 @@ def test_export_matches_the_parent_and_loads_by_its_card(tiny_model: str, tiny_d
     assert onnx_model.parameters() == pytest.approx(torch_model.parameters(), rel=0.05)
 
 
-def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(tiny_model: str, tiny_data: str) -> None:
-    parent = _classifier(tiny_model, tiny_data)
+def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(classifier: str) -> None:
+    parent = classifier
     with pytest.raises(ParityError, match="tolerance 1e-12"):
         export_onnx(parent, "acme/never", tolerance=1e-12, optimize=True, report=False)
     with Hub.open() as hub:
         assert not any(r.repo_id == "acme/never" for r in hub.list_repos())
 
 
-def test_bad_input(tiny_model: str, tiny_data: str, capsys) -> None:
+def test_bad_input(classifier: str, tiny_model: str, capsys) -> None:
     from fmhub.cli import main
 
-    parent = _classifier(tiny_model, tiny_data)
+    parent = classifier
     assert main(["optimize", "export-onnx", parent, "--output", "acme/x", "--opset", "13"]) == 2
     assert "--opset 13 is below 17" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", tiny_model, "--output", "acme/x"]) == 2

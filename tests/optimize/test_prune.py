@@ -9,15 +9,6 @@ import fmhub
 from fmhub.client import Hub
 from fmhub.optimize import prune
 from fmhub.optimize._prune import sparsity_of
-from fmhub.train import TrainConfig, train
-
-
-@pytest.fixture
-def classifier(tiny_model: str, tiny_data: str) -> str:
-    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
-                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
-    return "acme/clf"
 
 
 def test_unstructured_pruning_reaches_the_asked_sparsity(classifier: str) -> None:

@@ -10,15 +10,6 @@ from fmhub.cards import parse_card
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.optimize import export_onnx, quantize
-from fmhub.train import TrainConfig, train
-
-
-@pytest.fixture
-def classifier(tiny_model: str, tiny_data: str) -> str:
-    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
-                             epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
-    return "acme/clf"
 
 
 def _accuracy(model: fmhub.LoadedModel, tiny_data: str) -> float:

@@ -9,18 +9,12 @@ architectures get ONNX Runtime's portable basic pass). The result must match the
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
-from fmhub.store.paths import validate_repo_id
-from fmhub.loading import load_folder
-from fmhub.optimize._compare import report_against_parent
-from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
+from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
 
@@ -88,42 +82,19 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
 
     ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
     """
-    from fmhub.client import Hub
-
-    validate_repo_id(output)  # before any work: a bad --output must not cost an export
     if opset < MIN_OPSET:
         raise InvalidInputError(f"--opset {opset} is below {MIN_OPSET}", hint=f"use --opset {MIN_OPSET} or more")
     if not tolerance > 0:
         raise InvalidInputError(f"--tolerance {tolerance} must be positive")
-    owned = hub is None
-    hub = hub or Hub.open()
-    try:
-        parent = open_parent(hub, model)
-        batch, source = sample_batch(hub, parent, data, max_length)
-        folder = Path(tempfile.mkdtemp(prefix="fmhub-onnx-"))
-        try:
-            fields = write_onnx(parent, batch, folder, opset, optimize)
-            variant = load_folder_as_onnx(folder)
-            parity = check_parity(f"the ONNX export of {parent.repo}", parent.loaded, variant, batch, tolerance)
-            fields = {**fields, "method": "export-onnx", "description": "an ONNX graph (fp32)",
-                      "parity": {**parity, "inputs": source}, "parent": f"{parent.repo}@{parent.commit}"}
-            (folder / "optimize_args.json").write_text(json.dumps(
-                {"method": "export-onnx", "model": model, "opset": opset, "tolerance": tolerance,
-                 "optimize": optimize, "max_length": max_length, "data": data}, indent=2) + "\n")
-            outcome = publish_variant(hub, parent, output, folder, fields, title=f"Export {parent.repo} to ONNX",
-                                      private=private)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        if report:
-            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
-                                  progress=progress)
-        return outcome
-    finally:
-        if owned:
-            hub.close()
 
+    def build(parent: Parent, batch: dict[str, Any], folder: Path) -> dict[str, Any]:
+        return {**write_onnx(parent, batch, folder, opset, optimize), "method": "export-onnx",
+                "description": "an ONNX graph (fp32)"}
 
-def load_folder_as_onnx(folder: Path) -> Any:
-    """The exported folder as a loaded ONNX model (before its card exists)."""
-    (folder / "README.md").write_text("---\nfmhub:\n  variant:\n    format: onnx\n---\n")
-    return load_folder(folder)
+    def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        return check_parity(f"the ONNX export of {parent.repo}", parent.loaded, variant, batch, tolerance)
+
+    return make_variant(model, output, build=build, check=check, title="Export {parent} to ONNX",
+                        args={"method": "export-onnx", "opset": opset, "tolerance": tolerance, "optimize": optimize},
+                        data=data, max_length=max_length, private=private, hub=hub, report=report,
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import json
+import copy
+from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._compare import report_against_parent
-from fmhub.optimize._variant import VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
-from fmhub.store.paths import validate_repo_id
+from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["prune", "prune_unstructured", "prune_neurons", "STRUCTURES", "sparsity_of"]
 
@@ -112,52 +111,28 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
           eval_data: str | None = None, eval_split: str = "test", eval_skip: tuple[str, ...] = (),
           progress: Any = None) -> VariantOutcome:
     """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""
-    import copy
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from fmhub.client import Hub
-    from fmhub.loading import load_folder
-
-    validate_repo_id(output)
     if not 0 < sparsity < 1:
         raise InvalidInputError(f"--sparsity {sparsity} must be between 0 and 1 (exclusive)",
                                 hint="e.g. --sparsity 0.5")
     if structured is not None and structured not in STRUCTURES:
         raise InvalidInputError(f"unknown --structured {structured!r}", hint=f"choose from {', '.join(STRUCTURES)}")
-    owned = hub is None
-    hub = hub or Hub.open()
-    try:
-        parent = open_parent(hub, model)
+
+    def build(parent: Parent, batch: dict[str, Any], folder: Path) -> dict[str, Any]:
         if parent.loaded.format != "torch":
             raise InvalidInputError(f"{parent.repo} is {parent.loaded.format}; pruning works on torch weights",
                                     hint="prune its torch parent, then export or quantize the result")
-        batch, source = sample_batch(hub, parent, data, max_length)
         pruned = copy.deepcopy(parent.loaded.model).eval()
-        how = {None: prune_unstructured, "neurons": prune_neurons}[structured]
-        fields = how(pruned, sparsity)
-        folder = Path(tempfile.mkdtemp(prefix="fmhub-prune-"))
-        try:
-            pruned.save_pretrained(folder, safe_serialization=True)
-            parent.loaded.tokenizer.save_pretrained(folder)
-            (folder / "README.md").write_text("---\nfmhub:\n  variant:\n    format: torch\n---\n")
-            agreement = check_parity(f"pruning {parent.repo}", parent.loaded, load_folder(folder), batch,
-                                     tolerance=None)
-            fields = {"format": "torch", "method": "prune", **fields, "asked_sparsity": sparsity,
-                      "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})",
-                      "parity": {**agreement, "inputs": source}, "parent": f"{parent.repo}@{parent.commit}"}
-            (folder / "optimize_args.json").write_text(json.dumps(
-                {"method": "prune", "model": model, "sparsity": sparsity, "structured": structured, "data": data,
-                 "max_length": max_length}, indent=2) + "\n")
-            outcome = publish_variant(hub, parent, output, folder, fields, private=private,
-                                      title=f"Prune {parent.repo} ({fields['structure']}, {sparsity:g})")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        if report:
-            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
-                                  progress=progress)
-        return outcome
-    finally:
-        if owned:
-            hub.close()
+        fields = (prune_neurons if structured == "neurons" else prune_unstructured)(pruned, sparsity)
+        pruned.save_pretrained(folder, safe_serialization=True)
+        parent.loaded.tokenizer.save_pretrained(folder)
+        return {"format": "torch", "method": "prune", **fields, "asked_sparsity": sparsity,
+                "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})"}
+
+    def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:  # recorded, not a gate
+        return check_parity(f"pruning {parent.repo}", parent.loaded, variant, batch, tolerance=None)
+
+    return make_variant(model, output, build=build, check=check,
+                        title=f"Prune {{parent}} ({structured or 'unstructured'}, {sparsity:g})",
+                        args={"method": "prune", "sparsity": sparsity, "structured": structured},
+                        data=data, max_length=max_length, private=private, hub=hub, report=report,
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)

@@ -20,19 +20,15 @@ with the parent on real rows must reach ``--min-agreement`` (the max logit diffe
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
-from fmhub.store.paths import validate_repo_id
-from fmhub.optimize._compare import report_against_parent
-from fmhub.optimize._variant import VariantOutcome, check_parity, open_parent, publish_variant, sample_batch
+from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["quantize", "load_torch_int8", "METHODS", "BACKENDS"]
 
@@ -159,48 +155,30 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
 
     ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
     """
-    from fmhub.client import Hub
-    from fmhub.loading import load_folder
-
-    validate_repo_id(output)  # before any work: a bad --output must not cost an export
     if method not in METHODS:
         raise InvalidInputError(f"unknown --method {method!r}", hint=f"choose from {', '.join(METHODS)}")
     if backend not in BACKENDS:
         raise InvalidInputError(f"unknown --backend {backend!r}", hint=f"choose from {', '.join(BACKENDS)}")
     if not 0 <= min_agreement <= 1:
         raise InvalidInputError(f"--min-agreement {min_agreement} must be in [0, 1]")
-    owned = hub is None
-    hub = hub or Hub.open()
-    try:
-        parent = open_parent(hub, model)
+
+    def build(parent: Parent, batch: dict[str, Any], folder: Path) -> dict[str, Any]:
         if parent.loaded.variant.get("quantized"):
             raise InvalidInputError(f"{parent.repo} is already quantized ({parent.loaded.variant.get('method')})",
                                     hint=f"quantize its parent {parent.loaded.variant.get('parent', '')} instead")
         if backend == "torch" and parent.loaded.format != "torch":
             raise InvalidInputError(f"{parent.repo} is {parent.loaded.format}; the torch backend quantizes a torch "
                                     "model", hint="use --backend onnx, or quantize its torch parent")
-        batch, source = sample_batch(hub, parent, data, max_length)
-        folder = Path(tempfile.mkdtemp(prefix="fmhub-quantize-"))
-        try:
-            fields = _onnx_int8(parent, batch, folder) if backend == "onnx" else _torch_int8(parent, folder)
-            (folder / "README.md").write_text(f"---\nfmhub:\n  variant:\n    format: {fields['format']}\n---\n")
-            variant = load_folder(folder)
-            parity = check_parity(f"the {backend} int8 quantization of {parent.repo}", parent.loaded, variant, batch,
-                                  tolerance=None, min_agreement=min_agreement)
-            fields = {**fields, "method": "quantize", "quantized": method, "backend": backend,
-                      "description": f"{method} ({backend})", "parity": {**parity, "inputs": source},
-                      "parent": f"{parent.repo}@{parent.commit}"}
-            (folder / "optimize_args.json").write_text(json.dumps(
-                {"method": "quantize", "model": model, "quantization": method, "backend": backend, "data": data,
-                 "min_agreement": min_agreement, "max_length": max_length}, indent=2) + "\n")
-            outcome = publish_variant(hub, parent, output, folder, fields, private=private,
-                                      title=f"Quantize {parent.repo} ({method}, {backend})")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        if report:
-            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
-                                  progress=progress)
-        return outcome
-    finally:
-        if owned:
-            hub.close()
+        fields = _onnx_int8(parent, batch, folder) if backend == "onnx" else _torch_int8(parent, folder)
+        return {**fields, "method": "quantize", "quantized": method, "backend": backend,
+                "description": f"{method} ({backend})"}
+
+    def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:
+        return check_parity(f"the {backend} int8 quantization of {parent.repo}", parent.loaded, variant, batch,
+                            tolerance=None, min_agreement=min_agreement)
+
+    return make_variant(model, output, build=build, check=check, title=f"Quantize {{parent}} ({method}, {backend})",
+                        args={"method": "quantize", "quantization": method, "backend": backend,
+                              "min_agreement": min_agreement},
+                        data=data, max_length=max_length, private=private, hub=hub, report=report,
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)

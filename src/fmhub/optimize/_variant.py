@@ -8,6 +8,9 @@ A variant is a new commit on its own repo whose card names its parent (repo + co
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,8 @@ from fmhub.cards import parse_card, render_card, validate_metadata
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
 from fmhub.loading import LoadedModel, fmhub_section, load_folder
 
-__all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "VariantOutcome"]
+__all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
+           "VariantOutcome"]
 
 _SAMPLE_ROWS = 32
 _LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub"}  # what loads each format
@@ -154,3 +158,48 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     except EmptyCommitError:
         commit = hub.repo_info(output).commit.oid
     return VariantOutcome(output, commit, variant)
+
+
+Build = Callable[[Parent, dict[str, np.ndarray], Path], dict[str, Any]]
+Check = Callable[[Parent, LoadedModel, dict[str, np.ndarray]], dict[str, Any]]
+
+
+def make_variant(model: str, output: str, *, build: Build, check: Check, title: str, args: dict[str, Any],
+                 data: str | None, max_length: int, private: bool, hub: Any, report: bool, eval_data: str | None,
+                 eval_split: str, eval_skip: tuple[str, ...], progress: Any) -> VariantOutcome:
+    """The shape of every optimization: parent → ``build`` the variant's files → ``check`` it on real rows →
+    commit it with its card → push its report card against the parent (``report``).
+
+    ``build(parent, batch, folder)`` writes the variant's files and returns its card fields (at least
+    ``format``, ``method`` and ``description``); ``check`` returns the parity record or raises
+    ParityError. ``title`` may name ``{parent}``; ``args`` are saved as ``optimize_args.json``.
+    """
+    from fmhub.client import Hub
+    from fmhub.optimize._compare import report_against_parent
+    from fmhub.store.paths import validate_repo_id
+
+    validate_repo_id(output)  # before any work: a bad --output must not cost a conversion
+    owned = hub is None
+    hub = hub or Hub.open()
+    try:
+        parent = open_parent(hub, model)
+        batch, source = sample_batch(hub, parent, data, max_length)
+        folder = Path(tempfile.mkdtemp(prefix=f"fmhub-{args['method']}-"))
+        try:
+            fields = build(parent, batch, folder)
+            (folder / "README.md").write_text(f"---\nfmhub:\n  variant:\n    format: {fields['format']}\n---\n")
+            parity = check(parent, load_folder(folder), batch)
+            fields = {**fields, "parity": {**parity, "inputs": source}, "parent": f"{parent.repo}@{parent.commit}"}
+            (folder / "optimize_args.json").write_text(json.dumps({**args, "model": model, "data": data,
+                                                                   "max_length": max_length}, indent=2) + "\n")
+            outcome = publish_variant(hub, parent, output, folder, fields, private=private,
+                                      title=title.format(parent=parent.repo))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if report:
+            report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
+                                  progress=progress)
+        return outcome
+    finally:
+        if owned:
+            hub.close()
