@@ -144,7 +144,7 @@ def update_card(text: str | None, report: dict[str, Any], repo_id: str) -> str:
                                 hint="fix the card's YAML (fmhub card validate) and push again")
     start = f"<!-- fmhub-eval {dataset['repo']} {dataset['split']} -->"
     end = "<!-- /fmhub-eval -->"
-    block = f"{start}\n{_section(report)}{end}\n"
+    block = f"{start}\n{_section(report)}\n{end}\n"  # a blank line ends the section's last table first
     body = card.body
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
     if pattern.search(body):
