@@ -32,9 +32,6 @@ METRIC_NAMES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "bits_per_token": ("bits_per_token", "Bits per token", None),
     "loss": ("loss", "Loss", None),
 }
-_PIPELINE = {"text-classification": ("text-classification", "Text Classification"),
-             "token-classification": ("token-classification", "Token Classification"),
-             "masked-lm": ("fill-mask", "Fill-Mask"), "causal-lm": ("text-generation", "Text Generation")}
 
 
 def _model_index_result(report: dict[str, Any]) -> dict[str, Any]:
@@ -45,20 +42,19 @@ def _model_index_result(report: dict[str, Any]) -> dict[str, Any]:
             kind, name, args = METRIC_NAMES[key]
             metrics.append({"type": kind, "value": round(float(value), 6), "name": name, **({"args": args} if args
                                                                                                else {})})
-    pipeline, title = _PIPELINE[report["task"]]
-    return {"task": {"type": pipeline, "name": title},
+    from fmhub.train._tasks import PIPELINE_TAGS, task_for
+
+    return {"task": {"type": PIPELINE_TAGS[report["task"]], "name": task_for(report["task"]).title},
             "dataset": {"name": dataset["repo"], "type": dataset["repo"], "split": dataset["split"],
                         "revision": dataset["commit"]},
             "metrics": metrics,
             "source": {"name": "fmhub eval", "url": report["files"]["predictions"].rsplit("/", 1)[0] + "/report.json"}}
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: Any) -> str:
     if value is None:
         return "–"
-    if isinstance(value, float):
-        return f"{value:+.{digits}f}" if digits < 0 else f"{value:.{digits}f}"
-    return str(value)
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _delta(value: Any) -> str:

@@ -20,14 +20,13 @@ import numpy as np
 from fmhub.cards import parse_card, render_card, validate_metadata
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
 from fmhub.loading import LoadedModel, fmhub_section, load_folder
+from fmhub.train._tasks import PIPELINE_TAGS
 
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
            "VariantOutcome"]
 
 _SAMPLE_ROWS = 32
 _LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub"}  # what loads each format
-_PIPELINE = {"text-classification": "text-classification", "token-classification": "token-classification",
-             "masked-lm": "fill-mask", "causal-lm": "text-generation"}
 
 
 @dataclass
@@ -131,7 +130,7 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
     metadata: dict[str, Any] = {
         "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
-        "pipeline_tag": _PIPELINE[task], "library_name": _LIBRARY[variant["format"]],
+        "pipeline_tag": PIPELINE_TAGS[task], "library_name": _LIBRARY[variant["format"]],
         "tags": ["fmhub", task, variant["method"]] + (["onnx"] if variant["format"] == "onnx" else []),
         "fmhub": {"variant": variant, "lineage": lineage}}
     if variant.get("quantized"):
