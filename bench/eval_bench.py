@@ -26,6 +26,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from _bbc import add_home_options, bbc_home
+
 _EVAL = r"""
 import json, sys
 import datasets, transformers
@@ -53,22 +55,11 @@ def _child(argv: list[str], env: dict[str, str]) -> tuple[str, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, help="FMHUB_HOME holding bench/bbc-minilm and bench/bbc-news "
-                                                  "(from train_bench.py --full --home DIR)")
-    parser.add_argument("--epochs", type=float, default=5.0, help="without --home: epochs of the fine-tune")
-    parser.add_argument("--lr", type=float, default=1e-4, help="without --home: learning rate of the fine-tune")
+    add_home_options(parser, epochs=5.0)
     parser.add_argument("--latency-runs", type=int, default=50, help="timed batch-1 runs (default 50)")
     args = parser.parse_args()
-    home = args.home
-    if home is None or not (home / "fmhub.db").exists():
-        home = home or Path(__file__).parent / ".bbc-home"
-        subprocess.run([sys.executable, str(Path(__file__).with_name("train_bench.py")), "--steps", "1", "--full",
-                        "--epochs", str(args.epochs), "--lr", str(args.lr), "--home", str(home)], check=True)
-    env = {**os.environ, "FMHUB_HOME": str(home.resolve()), "TOKENIZERS_PARALLELISM": "false",
-           "TRANSFORMERS_VERBOSITY": "error"}
-    for key in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT"):
-        env.pop(key, None)
-    output = home / "eval-bench"
+    env = bbc_home(args)
+    output = Path(env["FMHUB_HOME"]) / "eval-bench"
     out, seconds, rss = _child([_EVAL, str(args.latency_runs), str(output)], env)
     report = json.loads(out.strip().splitlines()[-1])
     metrics, baseline = report["metrics"], report["baseline"]["metrics"]

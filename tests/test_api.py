@@ -10,7 +10,7 @@ EXPORTS = {
     "fmhub": ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"],
     "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of",
                       "fmhub_section"],
-    "fmhub.optimize": ["export_onnx", "quantize", "prune", "VariantOutcome"],
+    "fmhub.optimize": ["export_onnx", "quantize", "prune", "distill", "VariantOutcome"],
     "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",
                        "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
                        "report_folder", "schema"],

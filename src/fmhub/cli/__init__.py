@@ -7,6 +7,7 @@ line naming the fix, with exit code 2, never a traceback.
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
 from fmhub.cli import _eval_commands, _optimize_commands, _runs_commands, _train_commands
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="fmhub", standalone_mode=False)
     except FmhubError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         return 2
     except typer.Abort:
         err_console.print("aborted")

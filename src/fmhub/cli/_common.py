@@ -7,7 +7,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -134,6 +134,46 @@ class LateProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+
+
+class WorkProgress:
+    """One live display for a long command: a bar per stage of rows (``progress(stage, rows)`` returns the
+    advance function, as ``fmhub.evaluate`` calls it) and a bar of optimizer steps with loss, samples/s and
+    ETA (``update`` / ``metrics``, as ``fmhub.train`` calls them); evaluation results print above the bars.
+
+    One display, because rich allows one live display at a time and a command may train, then evaluate.
+    """
+
+    def __init__(self, train_label: str = "train") -> None:
+        self._train_label = train_label
+        self._train_task: Any = None
+
+    def __enter__(self) -> WorkProgress:
+        from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+        self._progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                  console=err_console, transient=False)
+        self._progress.__enter__()
+        return self
+
+    def __call__(self, stage: str, rows: int) -> Callable[[int], None]:
+        task = self._progress.add_task(stage, total=rows or None, detail="")
+        return lambda n: self._progress.advance(task, n)
+
+    def update(self, step: int, total: int, loss: float, rate: float) -> None:
+        detail = f"loss {loss:.4f}  {rate:.1f} samples/s"
+        if self._train_task is None:
+            self._train_task = self._progress.add_task(self._train_label, total=total, detail=detail)
+        self._progress.update(self._train_task, completed=step, detail=detail)
+
+    def metrics(self, step: int, epoch: float, values: dict[str, float]) -> None:
+        if any(k.startswith("eval_") for k in values):
+            shown = "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in values.items())
+            self._progress.console.print(f"step {step} (epoch {epoch:.2f}): {shown}", highlight=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
 
 
 def quiet_ml_libraries() -> None:

@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, quiet_ml_libraries
+from fmhub.cli._common import (EndpointOption, TokenOption, WorkProgress, console, err_console, opened_hub,
+                               quiet_ml_libraries)
 from fmhub.errors import InvalidInputError
 
 
@@ -25,25 +26,6 @@ DataOption = Annotated[str, typer.Option("--data", help="Dataset repo, REPO or R
 SplitOption = Annotated[str, typer.Option("--split", help="Split to evaluate on.")]
 SkipOption = Annotated[list[str] | None, typer.Option("--skip", help="Leave a section out: robustness, slices, "
                                                                      "efficiency or baseline (repeatable).")]
-
-
-class StageProgress:
-    """One rich progress bar per stage (rows scored), with the stage's name."""
-
-    def __enter__(self) -> StageProgress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=err_console, transient=False)
-        self._progress.__enter__()
-        return self
-
-    def __call__(self, stage: str, rows: int) -> Any:
-        task = self._progress.add_task(stage, total=rows or None)
-        return lambda n: self._progress.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
 
 
 def _skip(values: list[str] | None) -> tuple[str, ...]:
@@ -68,20 +50,20 @@ def eval_command(
     push: Annotated[bool, typer.Option("--push", help="Commit the card (eval/<dataset>/<split>/) and the model card's "
                                                      "evaluation section to the model repo, and index it.")] = False,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Where to write eval/<dataset>/<split>/ "
-                                                    "[default: $FMHUB_HOME/evals/<model>--<commit>].")] = None,
+                                                    "\\[default: $FMHUB_HOME/evals/<model>--<commit>].")] = None,
     skip: SkipOption = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Column of the text [default: text; token "
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Column of the text \\[default: text; token "
                                                                           "classification: tokens].")] = None,
-    label_column: Annotated[str | None, typer.Option("--label-column", help="Column of the labels [default: label; "
+    label_column: Annotated[str | None, typer.Option("--label-column", help="Column of the labels \\[default: label; "
                                                                             "token classification: tags].")] = None,
     train_split: Annotated[str, typer.Option("--train-split", help="Split the baseline is trained on.")] = "train",
-    max_length: Annotated[int | None, typer.Option("--max-length", help="Tokens per text [default: the model's "
+    max_length: Annotated[int | None, typer.Option("--max-length", help="Tokens per text \\[default: the model's "
                                                    "training max length, else its positions up to 512].")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per forward pass.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the perturbations and masked-LM positions.")] = 0,
     latency_runs: Annotated[int, typer.Option("--latency-runs", help="Timed batch-1 runs for latency p50/p95.")
                             ] = 20,
-    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads [default: the cores "
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads \\[default: the cores "
                                                                   "available].")] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
@@ -102,7 +84,7 @@ def eval_command(
                         label_column=label_column, slice_by=slice_by, max_length=max_length, batch_size=batch_size,
                         seed=seed, latency_runs=latency_runs, skip=_skip(skip), threads=threads)
     config.validate()
-    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         outcome = evaluate(config, hub, output_dir=output_dir, push=push, progress=progress)
     _print_report(outcome.report)
     folder = outcome.folder / outcome.files[0].rsplit("/", 1)[0]
@@ -165,7 +147,7 @@ def compare_command(
         raise InvalidInputError("compare needs at least two model versions", hint="e.g. acme/m@v1 acme/m@v2")
     quiet_ml_libraries()
     reports: list[dict[str, Any]] = []
-    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         data_repo, data_rev = split_ref(data, "--data")
         data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
         for ref in models:

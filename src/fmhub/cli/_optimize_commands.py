@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, opened_hub, quiet_ml_libraries
-from fmhub.cli._eval_commands import StageProgress
+from fmhub.cli._common import (EndpointOption, TokenOption, WorkProgress, console, opened_hub,
+                               quiet_ml_libraries)
 
 optimize_app = typer.Typer(help="Make a model smaller or faster; every variant is a new model version whose card "
                                 "names its parent and records how it was made.", no_args_is_help=True)
@@ -23,12 +23,12 @@ ModelArgument = Annotated[str, typer.Argument(help="The parent model, REPO or RE
 OutputOption = Annotated[str, typer.Option("--output", help="Repo of the variant (created if missing).",
                                            show_default=False)]
 DataOption = Annotated[str | None, typer.Option("--data", help="Dataset whose rows check the variant against its "
-                                                               "parent [default: the parent's training dataset].")]
+                                                               "parent \\[default: the parent's training dataset].")]
 PrivateOption = Annotated[bool, typer.Option("--private", help="Create the output repo private.")]
 EvalOption = Annotated[bool, typer.Option("--eval/--no-eval", help="Push the variant's report card with its deltas "
                                                                   "against the parent's (parent card reused when "
                                                                   "pushed).")]
-EvalDataOption = Annotated[str | None, typer.Option("--eval-data", help="Dataset of the report cards [default: the "
+EvalDataOption = Annotated[str | None, typer.Option("--eval-data", help="Dataset of the report cards \\[default: the "
                                                                         "parent's training dataset].")]
 EvalSplitOption = Annotated[str, typer.Option("--eval-split", help="Split of the report cards.")]
 EvalSkipOption = Annotated[list[str] | None, typer.Option("--eval-skip", help="Report card sections to leave out: "
@@ -36,10 +36,11 @@ EvalSkipOption = Annotated[list[str] | None, typer.Option("--eval-skip", help="R
 
 
 def _committed(outcome: Any, what: str) -> int:
-    parity = outcome.variant["parity"]
-    console.print(f"committed {outcome.commit} to {outcome.repo}: {what}; against the parent on {parity['inputs']}: "
-                  f"argmax agreement {parity['argmax_agreement']:.1%}, max |Δ logit| "
-                  f"{parity['max_abs_logit_diff']:.2e}")
+    parity = outcome.variant.get("parity")  # a distilled student is compared by its report card only
+    checked = "" if parity is None else (f"; against the parent on {parity['inputs']}: argmax agreement "
+                                         f"{parity['argmax_agreement']:.1%}, max |Δ logit| "
+                                         f"{parity['max_abs_logit_diff']:.2e}")
+    console.print(f"committed {outcome.commit} to {outcome.repo}: {what}{checked}")
     if outcome.report is not None:
         _print_comparison(outcome.report)
         console.print(f"report card committed {outcome.card_commit}")
@@ -67,9 +68,13 @@ def _print_comparison(report: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _eval_parts(skip: list[str] | None) -> tuple[str, ...]:
+    return tuple(p.strip() for value in skip or [] for p in value.split(",") if p.strip())
+
+
 def _eval_kwargs(run: bool, data: str | None, split: str, skip: list[str] | None, progress: Any) -> dict[str, Any]:
-    parts = tuple(p.strip() for value in skip or [] for p in value.split(",") if p.strip())
-    return {"report": run, "eval_data": data, "eval_split": split, "eval_skip": parts, "progress": progress}
+    return {"report": run, "eval_data": data, "eval_split": split, "eval_skip": _eval_parts(skip),
+            "progress": progress}
 
 
 @optimize_app.command("export-onnx", no_args_is_help=True)
@@ -103,7 +108,7 @@ def export_onnx_command(
     from fmhub.optimize import export_onnx
 
     quiet_ml_libraries()
-    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         outcome = export_onnx(model, output, data=data, opset=opset, tolerance=tolerance, optimize=optimize,
                               max_length=max_length, private=private, hub=hub,
                               **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
@@ -139,7 +144,7 @@ def quantize_command(
     from fmhub.optimize import quantize
 
     quiet_ml_libraries()
-    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         outcome = quantize(model, output, method=method, backend=backend, data=data, min_agreement=min_agreement,
                            max_length=max_length, private=private, hub=hub,
                            **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
@@ -156,8 +161,17 @@ def prune_command(
     structured: Annotated[str | None, typer.Option("--structured", help="neurons: remove whole feed-forward neurons "
                                                                         "(smaller, faster); default: unstructured "
                                                                         "magnitude pruning.")] = None,
-    data: DataOption = None,
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check.", min=8)] = 128,
+    data: Annotated[str | None, typer.Option("--data", help="Dataset of the check and of the recovery fine-tune "
+                                                            "\\[default: the parent's training dataset].")] = None,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check and the fine-tune.",
+                                            min=8)] = 128,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Recover accuracy with N optimizer steps "
+                                                                         "(batch 16) on --data, tracked as a run; "
+                                                                         "pruned weights stay zero. 0: none.",
+                                                min=0)] = 0,
+    finetune_learning_rate: Annotated[float, typer.Option("--finetune-learning-rate", help="Peak learning rate of "
+                                                                                           "the recovery fine-tune.")
+                                      ] = 5e-5,
     private: PrivateOption = False,
     run_eval: EvalOption = True,
     eval_data: EvalDataOption = None,
@@ -170,12 +184,77 @@ def prune_command(
 
     Example:
         fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --output acme/bbc-minilm-sparse
+        fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --finetune-steps 100 --output acme/bbc-minilm-sparse
         fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --structured neurons --output acme/bbc-minilm-ffn
     """
     from fmhub.optimize import prune
 
     quiet_ml_libraries()
-    with opened_hub(endpoint, token) as hub, StageProgress() as progress:
+    with opened_hub(endpoint, token) as hub, WorkProgress("recovery fine-tune") as progress:
         outcome = prune(model, output, sparsity=sparsity, structured=structured, data=data, max_length=max_length,
-                        private=private, hub=hub, **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
+                        finetune_steps=finetune_steps, finetune_learning_rate=finetune_learning_rate,
+                        private=private, hub=hub, on_step=progress.update,
+                        **_eval_kwargs(run_eval, eval_data, eval_split, eval_skip, progress))
     return _committed(outcome, f"{outcome.variant['description']}")
+
+
+@optimize_app.command("distill", no_args_is_help=True)
+def distill_command(
+    teacher: Annotated[str, typer.Option("--teacher", help="The teacher: a classifier, REPO or REPO@REVISION.",
+                                         show_default=False)],
+    output: OutputOption,
+    data: Annotated[str | None, typer.Option("--data", help="Dataset to distill on \\[default: the teacher's training "
+                                                            "dataset].")] = None,
+    student_layers: Annotated[int, typer.Option("--student-layers", help="Layers of the student, taken evenly "
+                                                                         "spaced from the teacher's (6 → 3: layers "
+                                                                         "0, 2, 4).", min=1)] = 3,
+    temperature: Annotated[float, typer.Option("--temperature", help="Softens teacher and student distributions in "
+                                                                     "the KL term (scaled back by T²).")] = 2.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="Weight of the soft-target (KL) term; 1 - alpha goes to "
+                                                         "the labels' cross-entropy.")] = 0.5,
+    hidden_loss: Annotated[float, typer.Option("--hidden-loss", help="Weight of a hidden-state MSE between student "
+                                                                     "and teacher layers (0: off).")] = 0.0,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the training split.")] = 3.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps (overrides --epochs).")
+                         ] = None,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr", help="Peak learning rate of AdamW "
+                                                                                "(linear decay).")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Rows per optimizer step.")] = 16,
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per text, truncated beyond.", min=8)] = 256,
+    train_eval_split: Annotated[str, typer.Option("--eval-split", help="Split validated on after each epoch, or "
+                                                                      "'none'.")] = "validation",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the batch order and dropout.")] = 0,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch threads \\[default: the cores available].")
+                       ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest checkpoint of the same "
+                                                          "distillation (after a crash or kill).")] = False,
+    private: PrivateOption = False,
+    run_eval: EvalOption = True,
+    eval_data: EvalDataOption = None,
+    eval_split: Annotated[str, typer.Option("--eval-test-split", help="Split of the report cards.")] = "test",
+    eval_skip: EvalSkipOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> int:
+    """Distill a classifier into a smaller student made of some of its layers; commit it to --output.
+
+    The student trains with the training engine (tracked as a run: fmhub runs show; resumable with
+    --resume) on the loss alpha·T²·KL(teacher‖student) + (1-alpha)·cross-entropy [+ hidden-state MSE].
+
+    Example:
+        fmhub optimize distill --teacher acme/bbc-minilm@v1 --student-layers 3 --output acme/bbc-minilm-l3
+    """
+    from fmhub.cli._train_commands import command_line
+    from fmhub.optimize import distill
+
+    quiet_ml_libraries()
+    with opened_hub(endpoint, token) as hub, WorkProgress("distill") as progress:
+        outcome = distill(teacher, output, data=data, student_layers=student_layers, temperature=temperature,
+                          alpha=alpha, hidden_loss=hidden_loss, epochs=epochs, max_steps=max_steps,
+                          learning_rate=learning_rate, batch_size=batch_size, max_length=max_length,
+                          eval_split=None if train_eval_split.lower() == "none" else train_eval_split, seed=seed,
+                          threads=threads, resume=resume, private=private, hub=hub, command=command_line(),
+                          on_step=progress.update, on_metrics=progress.metrics, report=run_eval, eval_data=eval_data,
+                          eval_test_split=eval_split, eval_skip=_eval_parts(eval_skip), progress=progress)
+    run = outcome.variant["run_id"]
+    return _committed(outcome, f"{outcome.variant['description']}; run {run} (fmhub runs show {run})")

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, quiet_ml_libraries
+from fmhub.cli._common import (EndpointOption, TokenOption, WorkProgress, console, err_console, opened_hub,
+                               quiet_ml_libraries)
 from fmhub.errors import InvalidInputError
 
 
@@ -29,44 +30,44 @@ def train_command(
                                                                 "missing).")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", "-c", help="A train.yaml with any of these options "
                                                                             "(flags given here win).")] = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Dataset column of the text [default: "
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Dataset column of the text \\[default: "
                                                                           "text; token classification: tokens].")
                            ] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Dataset column of the class label "
-                                                                            "[default: label; token "
+                                                                            "\\[default: label; token "
                                                                             "classification: tags].")] = None,
     multi_label: Annotated[bool | None, typer.Option("--multi-label", help="Text classification with any number of "
                                                      "labels per row (a column of label lists; sigmoid per label).",
                                                      show_default=False)] = None,
-    train_split: Annotated[str | None, typer.Option("--train-split", help="Split to train on [default: train].")
+    train_split: Annotated[str | None, typer.Option("--train-split", help="Split to train on \\[default: train].")
                            ] = None,
     eval_split: Annotated[str | None, typer.Option("--eval-split", help="Split to evaluate on, or 'none' "
-                                                                        "[default: validation].")] = None,
+                                                                        "\\[default: validation].")] = None,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Peak learning rate of AdamW "
-                                                                                       "[default: 5e-5].")] = None,
+                                                                                       "\\[default: 5e-5].")] = None,
     schedule: Annotated[str | None, typer.Option("--schedule", help="Learning-rate schedule after warmup: linear, "
-                                                                    "cosine or constant [default: linear].")] = None,
+                                                                    "cosine or constant \\[default: linear].")] = None,
     warmup_ratio: Annotated[float | None, typer.Option("--warmup-ratio", help="Share of the steps spent warming up "
-                                                                              "[default: 0].")] = None,
-    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the training split [default: 3].")
+                                                                              "\\[default: 0].")] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the training split \\[default: 3].")
                       ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Optimizer steps to run (overrides --epochs).")
                          ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per forward pass [default: 16].")
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per forward pass \\[default: 16].")
                           ] = None,
     gradient_accumulation: Annotated[int | None, typer.Option("--gradient-accumulation", help="Forward passes per "
-                                                              "optimizer step [default: 1].")] = None,
+                                                              "optimizer step \\[default: 1].")] = None,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Tokens per text, truncated beyond "
-                                                                        "[default: 256].")] = None,
+                                                                        "\\[default: 256].")] = None,
     weight_decay: Annotated[float | None, typer.Option("--weight-decay", help="AdamW weight decay (not on biases "
-                                                                              "and norms) [default: 0.01].")] = None,
+                                                                              "and norms) \\[default: 0.01].")] = None,
     max_grad_norm: Annotated[float | None, typer.Option("--max-grad-norm", help="Gradient clipping norm, 0 for none "
-                                                                                "[default: 1.0].")] = None,
+                                                                                "\\[default: 1.0].")] = None,
     label_smoothing: Annotated[float | None, typer.Option("--label-smoothing", help="Cross-entropy label smoothing "
-                                                                                    "[default: 0].")] = None,
+                                                                                    "\\[default: 0].")] = None,
     attention_dropout: Annotated[str | None, typer.Option("--attention-dropout", help="Dropout on attention "
                                                           "probabilities while training, or 'model' to keep the "
-                                                          "model's value [default: 0: PyTorch's fused CPU attention "
+                                                          "model's value \\[default: 0: PyTorch's fused CPU attention "
                                                           "has no dropout, so other values train ~1.7x slower]."
                                                           )] = None,
     class_weights: Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Weight the loss "
@@ -75,7 +76,7 @@ def train_command(
     freeze: Annotated[str | None, typer.Option("--freeze", help="Keep a part of the model fixed: embeddings "
                                                                 "(YAML: freeze_embeddings: true).")] = None,
     freeze_layers: Annotated[int | None, typer.Option("--freeze-layers", help="Keep the first N encoder layers fixed "
-                                                                              "[default: 0].")] = None,
+                                                                              "\\[default: 0].")] = None,
     eval_steps: Annotated[int | None, typer.Option("--eval-steps", help="Evaluate every N steps (always at each "
                                                                         "epoch end).")] = None,
     save_steps: Annotated[int | None, typer.Option("--save-steps", help="Checkpoint every N steps (always at each "
@@ -84,13 +85,29 @@ def train_command(
                                                                 "evaluations without a better --metric.")] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="Validation metric for early stopping: accuracy or "
                                                                 "f1_macro; for token classification f1, precision, "
-                                                                "recall or accuracy [default: accuracy; f1].")] = None,
+                                                                "recall or accuracy \\[default: accuracy; f1].")] = None,
     ignore_mismatched_sizes: Annotated[bool | None, typer.Option("--ignore-mismatched-sizes", help="Replace a base "
                                                                  "classifier head whose labels differ from the "
                                                                  "dataset's.", show_default=False)] = None,
+    teacher: Annotated[str | None, typer.Option("--teacher", help="Distill: a classifier (REPO or REPO@REV) whose soft "
+                                                                  "targets join the labels in the loss (same labels "
+                                                                  "and vocabulary).")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Distill: softening temperature of the "
+                                                                            "KL term \\[default: 2].")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Distill: weight of the KL term; 1 - alpha on the "
+                                                                "labels \\[default: 0.5].")] = None,
+    hidden_loss: Annotated[float | None, typer.Option("--hidden-loss", help="Distill: weight of the hidden-state "
+                                                                            "MSE to the teacher \\[default: 0 (off)].")
+                           ] = None,
+    student_layers: Annotated[int | None, typer.Option("--student-layers", help="Train a model made of N of "
+                                                                                "--model's layers, evenly spaced.")
+                              ] = None,
+    keep_zeros: Annotated[bool | None, typer.Option("--keep-zeros", help="Weight matrices' exact zeros stay zero "
+                                                                         "(fine-tuning a pruned model).",
+                                                    show_default=False)] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the head init, data order and dropout "
-                                                            "[default: 0].")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads [default: the cores available]."
+                                                            "\\[default: 0].")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads \\[default: the cores available]."
                                                 )] = None,
     license_id: Annotated[str | None, typer.Option("--license", help="License id for the model card.")] = None,
     private: Annotated[bool | None, typer.Option("--private", help="Create the output repo private.",
@@ -101,13 +118,13 @@ def train_command(
     from_config: Annotated[str | None, typer.Option("--from-config", help="Pretrain from scratch from this "
                                                                           "transformers config.json.")] = None,
     hidden_size: Annotated[int | None, typer.Option("--hidden-size", help="From scratch: hidden size "
-                                                                          "[default: 128].")] = None,
-    layers: Annotated[int | None, typer.Option("--layers", help="From scratch: layers [default: 2].")] = None,
-    heads: Annotated[int | None, typer.Option("--heads", help="From scratch: attention heads [default: 2].")] = None,
+                                                                          "\\[default: 128].")] = None,
+    layers: Annotated[int | None, typer.Option("--layers", help="From scratch: layers \\[default: 2].")] = None,
+    heads: Annotated[int | None, typer.Option("--heads", help="From scratch: attention heads \\[default: 2].")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="From scratch: size of the tokenizer "
-                                                                        "trained on the data [default: 8000].")] = None,
+                                                                        "trained on the data \\[default: 8000].")] = None,
     mlm_probability: Annotated[float | None, typer.Option("--mlm-probability", help="Masked LM: share of tokens "
-                                                                                    "masked [default: 0.15].")] = None,
+                                                                                    "masked \\[default: 0.15].")] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", help="Train with N data-parallel processes per node (torch "
                                                               "DDP via torchrun; gloo on CPU, nccl on GPU).")] = None,
     nnodes: Annotated[str | None, typer.Option("--nnodes", help="Multi-node: number of nodes (torchrun syntax, e.g. 2 "
@@ -143,7 +160,9 @@ def train_command(
                  early_stopping_patience=early_stopping_patience, metric=metric,
                  ignore_mismatched_sizes=ignore_mismatched_sizes, seed=seed, threads=threads, license=license_id,
                  private=private, architecture=architecture, from_config=from_config, hidden_size=hidden_size,
-                 layers=layers, heads=heads, vocab_size=vocab_size, mlm_probability=mlm_probability)
+                 layers=layers, heads=heads, vocab_size=vocab_size, mlm_probability=mlm_probability,
+                 teacher=teacher, temperature=temperature, alpha=alpha, hidden_loss=hidden_loss,
+                 student_layers=student_layers, keep_zeros=keep_zeros)
     if config_file is not None:
         config = TrainConfig.from_yaml(config_file, **flags)
     else:
@@ -154,10 +173,10 @@ def train_command(
         if endpoint or token:
             raise InvalidInputError("--nproc trains against the store FMHUB_DB_URL/FMHUB_BLOB_URL name",
                                     hint="set FMHUB_ENDPOINT/FMHUB_TOKEN in the environment instead of flags")
-        return launch(config.to_dict(), nproc=nproc or 1, resume=resume, command=_command_line(), nnodes=nnodes,
+        return launch(config.to_dict(), nproc=nproc or 1, resume=resume, command=command_line(), nnodes=nnodes,
                       node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
-    with opened_hub(endpoint, token) as hub, _StepProgress() as progress:
-        outcome = train(config, hub, resume=resume, command=_command_line(), on_step=progress.update,
+    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
+        outcome = train(config, hub, resume=resume, command=command_line(), on_step=progress.update,
                         on_metrics=progress.metrics)
     result = outcome.result
     shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in result.metrics.items())
@@ -193,35 +212,8 @@ def _freeze_option(value: str | None) -> bool | None:
     return True
 
 
-def _command_line() -> str:
+def command_line() -> str:
     """The command as typed, for the run record (``fmhub train`` when called from Python)."""
     if Path(sys.argv[0]).name == "fmhub":
         return shlex.join(["fmhub", *sys.argv[1:]])
     return "fmhub train"
-
-
-class _StepProgress:
-    """A rich progress bar of optimizer steps with loss, samples/s and ETA; evaluation results printed above it."""
-
-    def __enter__(self) -> _StepProgress:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                                  TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.1f} samples/s"),
-                                  TimeRemainingColumn(), console=err_console, transient=False)
-        self._progress.__enter__()
-        self._task = None
-        return self
-
-    def update(self, step: int, total: int, loss: float, rate: float) -> None:
-        if self._task is None:
-            self._task = self._progress.add_task("train", total=total, loss=loss, rate=rate)
-        self._progress.update(self._task, completed=step, loss=loss, rate=rate)
-
-    def metrics(self, step: int, epoch: float, values: dict[str, float]) -> None:
-        if any(k.startswith("eval_") for k in values):
-            shown = "  ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in values.items())
-            self._progress.console.print(f"step {step} (epoch {epoch:.2f}): {shown}", highlight=False)
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)

@@ -7,11 +7,16 @@
 - ``--structured neurons``: in every layer, the ``sparsity`` share of feed-forward neurons with the
   smallest L2 norm of their in- and out-weights, removed (``intermediate_size`` shrinks by as many in
   every layer, so the config stays one number): smaller and faster.
+
+``finetune_steps`` > 0 recovers accuracy with that many optimizer steps of the training engine on the
+dataset the parent was trained on (``data`` else), tracked as a run; unstructured zeros stay zero
+(``keep_zeros``), so the asked sparsity holds after the fine-tune.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +112,15 @@ def _linear(weight: Any, bias: Any) -> Any:
 
 
 def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | None = None, data: str | None = None,
-          max_length: int = 128, private: bool = False, hub: Any = None, report: bool = True,
-          eval_data: str | None = None, eval_split: str = "test", eval_skip: tuple[str, ...] = (),
-          progress: Any = None) -> VariantOutcome:
+          max_length: int = 128, finetune_steps: int = 0, finetune_learning_rate: float = 5e-5,
+          private: bool = False, hub: Any = None, report: bool = True, eval_data: str | None = None,
+          eval_split: str = "test", eval_skip: tuple[str, ...] = (), progress: Any = None,
+          on_step: Callable[[int, int, float, float], None] | None = None) -> VariantOutcome:
     """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""
+    if finetune_steps < 0:
+        raise InvalidInputError(f"--finetune-steps {finetune_steps} must be 0 (none) or more")
+    if not finetune_learning_rate > 0:
+        raise InvalidInputError(f"--finetune-learning-rate {finetune_learning_rate} must be positive")
     if not 0 < sparsity < 1:
         raise InvalidInputError(f"--sparsity {sparsity} must be between 0 and 1 (exclusive)",
                                 hint="e.g. --sparsity 0.5")
@@ -123,7 +133,11 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
                                     hint="prune its torch parent, then export or quantize the result")
         pruned = copy.deepcopy(parent.loaded.model).eval()
         fields = (prune_neurons if structured == "neurons" else prune_unstructured)(pruned, sparsity)
-        pruned.save_pretrained(folder, safe_serialization=True)
+        if finetune_steps:
+            fields["finetune"] = _recover(parent, pruned)
+            if structured is None:
+                fields["sparsity"] = sparsity_of(pruned)
+        pruned.eval().save_pretrained(folder, safe_serialization=True)
         parent.loaded.tokenizer.save_pretrained(folder)
         return {"format": "torch", "method": "prune", **fields, "asked_sparsity": sparsity,
                 "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})"}
@@ -131,8 +145,23 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
     def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:  # recorded, not a gate
         return check_parity(f"pruning {parent.repo}", parent.loaded, variant, batch, tolerance=None)
 
+    def _recover(parent: Parent, pruned: Any) -> dict[str, Any]:
+        """Fine-tune ``pruned`` in place for ``finetune_steps`` with the training engine (zeros kept)."""
+        from fmhub.train import TrainConfig, train
+
+        dataset = data or parent.training_data("--data")
+        config = TrainConfig(task=parent.loaded.task, model=f"{parent.repo}@{parent.commit}", data=dataset,
+                             output=output, max_steps=finetune_steps, learning_rate=finetune_learning_rate,
+                             max_length=max_length, eval_split=None, keep_zeros=structured is None)
+        trained = train(config, parent.hub, model=pruned, publish=False, on_step=on_step,
+                        command=f"fmhub optimize prune --finetune-steps {finetune_steps}")
+        assert trained is not None  # one process, never cut short
+        return {"steps": trained.result.steps, "learning_rate": finetune_learning_rate, "data": dataset,
+                "run_id": trained.run_id}
+
     return make_variant(model, output, build=build, check=check,
                         title=f"Prune {{parent}} ({structured or 'unstructured'}, {sparsity:g})",
-                        args={"method": "prune", "sparsity": sparsity, "structured": structured},
+                        args={"method": "prune", "sparsity": sparsity, "structured": structured,
+                              "finetune_steps": finetune_steps, "finetune_learning_rate": finetune_learning_rate},
                         data=data, max_length=max_length, private=private, hub=hub, report=report,
                         eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)

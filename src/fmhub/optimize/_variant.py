@@ -35,6 +35,7 @@ class Parent:
     commit: str
     loaded: LoadedModel
     metadata: dict[str, Any]  # the parent's card YAML
+    hub: Any  # the hub it came from (where a variant's own work, e.g. a fine-tune, reads data)
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
     loaded = load_folder(folder, repo, commit, threads)
     readme = folder / "README.md"
     metadata = parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata if readme.is_file() else {}
-    return Parent(repo, commit, loaded, metadata)
+    return Parent(repo, commit, loaded, metadata, hub)
 
 
 def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:

@@ -78,6 +78,14 @@ class TrainConfig:
     layers: int = 2
     heads: int = 2
     vocab_size: int = 8000  # of the tokenizer trained on the corpus when the model has none
+    # Distillation (classification): a teacher's soft targets join the labels in the loss.
+    teacher: str | None = None  # REPO[@REV] of a classifier with the dataset's labels and the model's vocabulary
+    temperature: float = 2.0  # softens both distributions in the KL term (scaled back by T²)
+    alpha: float = 0.5  # weight of the soft-target term; 1 - alpha on the labels
+    hidden_loss: float = 0.0  # weight of the MSE between student and teacher hidden states (0: off)
+    student_layers: int | None = None  # train a student made of this many of the model's layers (evenly spaced)
+    # Sparse fine-tuning (after pruning): weight matrices' exact zeros stay zero.
+    keep_zeros: bool = False
 
     @classmethod
     def from_yaml(cls, path: Path | str, **overrides: Any) -> TrainConfig:
@@ -174,6 +182,10 @@ class TrainConfig:
             ("layers", self.layers >= 1, "positive"),
             ("heads", self.heads >= 1, "positive"),
             ("vocab_size", 100 <= self.vocab_size <= 1_000_000, "between 100 and 1,000,000"),
+            ("temperature", self.temperature > 0 and math.isfinite(self.temperature), "a positive number"),
+            ("alpha", 0 <= self.alpha <= 1, "in [0, 1]"),
+            ("hidden_loss", self.hidden_loss >= 0 and math.isfinite(self.hidden_loss), "≥ 0"),
+            ("student_layers", self.student_layers is None or self.student_layers >= 1, "positive"),
         ]
         for name, ok, rule in checks:
             if not ok:
@@ -189,6 +201,16 @@ class TrainConfig:
         if self.metric is not None and self.metric not in allowed:
             raise InvalidInputError(f"--metric {self.metric!r} is not a {self.task} metric",
                                     hint=f"choose from {', '.join(allowed)}")
+        if self.teacher is not None:
+            split_ref(self.teacher, "--teacher")
+            if self.task not in ("text-classification", "token-classification") or self.multi_label:
+                raise InvalidInputError(f"--teacher distills single-label classifiers, not {self.task}"
+                                        f"{' (multi-label)' if self.multi_label else ''}",
+                                        hint="use text-classification or token-classification")
+        if self.student_layers is not None and self.model is None:
+            raise InvalidInputError("--student-layers keeps layers of a --model", hint="name the model to cut down")
+        if self.hidden_loss and self.teacher is None:
+            raise InvalidInputError("--hidden-loss needs a --teacher to compare hidden states with")
         if self.early_stopping_patience and not self.eval_split:
             raise InvalidInputError("early stopping needs an evaluation split",
                                     hint="pass --eval-split validation (or drop --early-stopping-patience)")

@@ -26,8 +26,9 @@ from fmhub.train import _distributed as distributed
 from fmhub.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from fmhub.train._config import TrainConfig, split_ref
 from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
+from fmhub.train._distill import Distiller, keep_layers, load_teacher
 from fmhub.train._scratch import scratch_config, scratch_tokenizer
-from fmhub.train._tasks import LanguageModeling, MultiLabelClassification, Task, task_for
+from fmhub.train._tasks import IGNORE, LanguageModeling, MultiLabelClassification, Task, task_for
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "prepare", "run", "checkpoint_dir"]
 
@@ -52,6 +53,10 @@ class Prepared:
     label_names: list[str]
     train: TokenizedSplit
     eval: TokenizedSplit | None
+    distiller: Distiller | None = None  # --teacher
+    teacher_repo: str | None = None
+    teacher_commit: str | None = None
+    layers_from: list[int] | None = None  # --student-layers: the model's layers the student kept
 
 
 @dataclass
@@ -74,8 +79,12 @@ def checkpoint_dir(config: TrainConfig) -> Path:
     return settings().home / "checkpoints" / config.output.replace("/", "--") / digest
 
 
-def prepare(config: TrainConfig, hub: Any) -> Prepared:
-    """Resolve, download, load and check the base model and dataset (raises InvalidInputError early)."""
+def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
+    """Resolve, download, load and check the base model and dataset (raises InvalidInputError early).
+
+    ``model``: train this in-memory model (e.g. a pruned copy of ``config.model``) instead of loading
+    ``config.model``'s weights; its tokenizer, checks and lineage still come from ``config.model``.
+    """
     from transformers import AutoConfig, AutoTokenizer
 
     from fmhub.data import load
@@ -86,6 +95,7 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
     label_column = config.label_column or task.default_columns[1]
     data_repo, data_rev = split_ref(config.data, "--data")
     model_repo = model_commit = folder = None
+    given = model
     if config.model is not None:
         model_repo, model_rev = split_ref(config.model, "--model")
         model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
@@ -126,13 +136,21 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
                                     hint=f"use --max-length {positions} or less")
         tokenizer = AutoTokenizer.from_pretrained(folder)
         dropout = _attention_dropout(base, config)
-        if language_model:
+        if given is not None:
+            _set_attention_dropout(given, dropout)
+            model = given
+        elif language_model:
             model = task.model_class().from_pretrained(folder, **dropout)
         else:
             model = task.model_class().from_pretrained(
                 folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                 label2id={name: i for i, name in enumerate(label_names)},
                 ignore_mismatched_sizes=config.ignore_mismatched_sizes, **dropout, **task.model_options())
+    layers_from = keep_layers(model, config.student_layers) if config.student_layers else None
+    distiller = teacher_repo = teacher_commit = None
+    if config.teacher is not None:
+        distiller, teacher_repo, teacher_commit = load_teacher(config, hub, model, tokenizer, label_names,
+                                                               task.model_class())
     if isinstance(task, MultiLabelClassification):
         task = task.bind(len(label_names))
     if language_model:
@@ -146,7 +164,8 @@ def prepare(config: TrainConfig, hub: Any) -> Prepared:
                  for name in splits}
     return Prepared(config, model_repo, model_commit, data_repo, data_commit, folder, tokenizer, model, task,
                     label_names, tokenized[config.train_split],
-                    tokenized.get(config.eval_split) if config.eval_split else None)
+                    tokenized.get(config.eval_split) if config.eval_split else None, distiller, teacher_repo,
+                    teacher_commit, layers_from)
 
 
 # How transformers configs name the dropout on attention probabilities (BERT/RoBERTa, GPT-2, DistilBERT/Llama).
@@ -158,6 +177,21 @@ def _attention_dropout(model_config: Any, config: TrainConfig) -> dict[str, floa
     if config.attention_dropout is None:
         return {}
     return {name: float(config.attention_dropout) for name in _ATTENTION_DROPOUT if hasattr(model_config, name)}
+
+
+def _set_attention_dropout(model: Any, overrides: dict[str, float]) -> None:
+    """Apply ``--attention-dropout`` to a model already built (its modules read the config when made)."""
+    import torch
+
+    for name, value in overrides.items():
+        setattr(model.config, name, value)
+    if overrides:
+        value = next(iter(overrides.values()))
+        for module in model.modules():
+            if "Attention" in type(module).__name__:
+                for attribute in ("dropout", "attn_dropout"):
+                    if isinstance(getattr(module, attribute, None), torch.nn.Dropout):
+                        getattr(module, attribute).p = value
 
 
 def _check_head(base: Any, label_names: list[str], config: TrainConfig) -> None:
@@ -242,6 +276,7 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     task = prepared.task
     weights = task.class_weights(train, len(prepared.label_names)) if config.class_weights else None
     loss_fn = task.loss_function(weights, config.label_smoothing)
+    distiller = prepared.distiller
     folder = checkpoint_dir(config)
     state: dict[str, Any] = {"epoch": 0, "micro": 0, "best": None, "best_step": None, "bad_evals": 0,
                              "history": [], "samples": 0, "seconds": 0.0}
@@ -249,6 +284,9 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     if resume and (found := latest_checkpoint(folder)) is not None:
         state = load_checkpoint(found, model, optimizer)
         step = state.pop("step")
+    # --keep-zeros: the weight matrices' zeros (a pruned model's) are put back after every optimizer step.
+    zeros = [(p, p != 0) for p in model.parameters() if config.keep_zeros and p.requires_grad and p.ndim >= 2
+             and bool((p == 0).any())]
     stopped_early = False
     # Throughput counts training time only: evaluation and checkpointing are left out ("seconds" = training).
     started = time.perf_counter() - state["seconds"]
@@ -309,8 +347,12 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
             batch = task.collate(train, rows, pad_id)
             syncs = (state["micro"] + 1) % config.gradient_accumulation == 0
             with contextlib.nullcontext() if syncs or world == 1 else forward.no_sync():
-                logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss = task.loss(logits, batch["labels"], loss_fn)
+                outputs = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  **({"output_hidden_states": True} if distiller and distiller.wants_hidden_states
+                                     else {}))
+                loss = task.loss(outputs.logits, batch["labels"], loss_fn)
+                if distiller is not None:
+                    loss = distiller.loss(outputs, batch, loss, IGNORE)
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(
                         f"the loss became {loss.item()} at step {step + 1}; the last good checkpoint is kept in "
@@ -329,6 +371,10 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
                 group["lr"] = lr
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if zeros:
+                with torch.no_grad():
+                    for parameter, kept in zeros:
+                        parameter.mul_(kept)
             step += 1
             running_loss, running_count = distributed.all_sum(running_loss, running_count)
             state["samples"] += int(running_count)

@@ -19,7 +19,7 @@ from fmhub.train._config import LM_TASKS
 from fmhub.train._loop import Prepared, TrainResult
 from fmhub.train._tasks import PIPELINE_TAGS
 
-__all__ = ["publish", "model_card"]
+__all__ = ["publish", "model_card", "distillation"]
 
 def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
     config = prepared.config
@@ -37,9 +37,14 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
             "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.eval_split,
                         "revision": prepared.data_commit},
             "metrics": metrics}]}]
-    metadata["fmhub"] = {"lineage": {"base_model": prepared.model_repo, "base_model_commit": prepared.model_commit,
-                                     "dataset": prepared.data_repo, "dataset_commit": prepared.data_commit,
-                                     "run_id": run_id}}
+    lineage = {"base_model": prepared.model_repo, "base_model_commit": prepared.model_commit,
+               "dataset": prepared.data_repo, "dataset_commit": prepared.data_commit, "run_id": run_id}
+    metadata["fmhub"] = {"lineage": lineage}
+    variant = distillation(prepared)
+    if variant is not None:  # a student: its parent is the teacher, as for every optimized variant
+        metadata["fmhub"] = {"variant": variant, "lineage": {**lineage, "parent": prepared.teacher_repo,
+                                                             "parent_commit": prepared.teacher_commit}}
+        metadata["tags"].append("distill")
     problems = validate_metadata(metadata, "model")
     if not problems.ok:
         raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
@@ -49,6 +54,10 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         origin = f"`{prepared.model_repo}` with continued pretraining ({config.task})"
     else:
         origin = f"`{prepared.model_repo}` fine-tuned for {config.task}"
+    if variant is not None:
+        origin += f", {variant['description']}"
+    elif prepared.layers_from:
+        origin += f", keeping {len(prepared.layers_from)} of its layers ({', '.join(map(str, prepared.layers_from))})"
     labels = f" (labels: {', '.join(prepared.label_names)})" if prepared.label_names else ""
     lines = [f"# {config.output}\n", f"{origin} on `{prepared.data_repo}`{labels} by `fmhub train`.\n",
              "## Results\n"]
@@ -58,6 +67,9 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         lines += [f"| {m['name']} | {m['value']:.4f} |" for m in metrics]
     else:
         lines.append("No evaluation split was used.")
+    if variant is not None:
+        lines += ["", "## Distillation\n", "| | |", "|---|---|"]
+        lines += [f"| {k} | `{v}` |" for k, v in variant.items() if k != "description"]
     lines += ["", "## Training\n", "| option | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in config.to_dict().items() if k not in ("private",)]
     lines += ["", "## Lineage\n",
@@ -69,6 +81,19 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     lines += ["", "## Use\n", "```python", "from transformers import pipeline",
               f'model = pipeline("{pipeline_tag}", model="{config.output}")', "```"]
     return render_card(metadata, "\n".join(lines) + "\n")
+
+
+def distillation(prepared: Prepared) -> dict[str, Any] | None:
+    """The card's ``fmhub.variant`` of a distilled student (None when no teacher took part)."""
+    config = prepared.config
+    if prepared.distiller is None:
+        return None
+    layers = prepared.model.config.num_hidden_layers
+    kept = f" (its layers {', '.join(map(str, prepared.layers_from))})" if prepared.layers_from else ""
+    return {"format": "torch", "method": "distill", "teacher": f"{prepared.teacher_repo}@{prepared.teacher_commit}",
+            "student_layers": layers, "layers_from": prepared.layers_from, "temperature": config.temperature,
+            "alpha": config.alpha, "hidden_loss": config.hidden_loss,
+            "description": f"distilled from `{prepared.teacher_repo}` into a {layers}-layer student{kept}"}
 
 
 def publish(hub: Any, prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
