@@ -25,6 +25,7 @@ EXPORTS = {
     "fmhub.store.maintenance": ["Problem", "FsckReport", "GcReport", "fsck", "gc", "DEFAULT_GC_GRACE_SECONDS"],
     "fmhub.store.transfer": ["PlannedFile", "plan_upload", "upload", "download_snapshot", "download_files",
                              "FileFetcher", "select_files", "snapshot_folder"],
+    "fmhub.serve": ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"],
     "fmhub.cli": ["app", "main"],
     "fmhub.hub": ["create_app", "HubConfig"],
     "fmhub.data": ["load"],

@@ -38,6 +38,10 @@ __all__ = [
     "RunNotFoundError",
     "AmbiguousRunError",
     "ParityError",
+    "InputTooLongError",
+    "OverloadedError",
+    "RequestTimeoutError",
+    "EndpointNotServedError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -301,6 +305,36 @@ class ParityError(FmhubError, ValueError):
         self.min_agreement = min_agreement
 
 
+# -- SERVE ----------------------------------------------------------------------------------------
+
+
+class InputTooLongError(InvalidInputError):
+    """An input has more tokens than the server takes (and truncation was not asked for)."""
+
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(f"an input has {tokens} tokens; this server takes at most {limit}",
+                         hint='shorten it, or pass "parameters": {"truncate": true}')
+        self.tokens = tokens
+        self.limit = limit
+
+
+class OverloadedError(FmhubError):
+    """The server's queue is full: the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, queued: int, limit: int, retry_after: int = 1) -> None:
+        super().__init__(f"the server is busy ({queued} inputs queued, limit {limit})",
+                         hint=f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class RequestTimeoutError(FmhubError, TimeoutError):
+    """A request was not answered within the server's time limit."""
+
+
+class EndpointNotServedError(FmhubError, LookupError):
+    """The served model's task has no such endpoint (e.g. /v1/generate on a classifier)."""
+
+
 # -- STORAGE ----------------------------------------------------------------------------------------
 
 
@@ -363,6 +397,10 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     PayloadTooLargeError: 413,
     RunNotFoundError: 404,
     ParityError: 422,
+    InputTooLongError: 422,
+    OverloadedError: 429,
+    RequestTimeoutError: 504,
+    EndpointNotServedError: 404,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
     StorageUnavailableError: 503,

@@ -8,15 +8,10 @@ Accounts made for every hub test (tokens in :class:`Tokens`):
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
-import uvicorn
 
 from fmhub.accounts import Accounts
 from fmhub.hub import HubConfig, create_app
@@ -32,35 +27,6 @@ class Tokens:
     alice_read: str
     bob: str
     carol: str
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn server on an ephemeral port; yield its base URL."""
-    # IPPROTO_TCP, not socket()'s default 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-    # without it every response waits ~40 ms on Nagle's algorithm and the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "hub server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@pytest.fixture
-def serve_app():
-    """:func:`serve` as a fixture, for tests that need a server with another :class:`HubConfig`."""
-    return serve
 
 
 @pytest.fixture
@@ -91,9 +57,9 @@ def hub_config() -> HubConfig:
 
 
 @pytest.fixture
-def hub_url(local_store: Store, tokens: Tokens, hub_config: HubConfig) -> Iterator[str]:
+def hub_url(local_store: Store, tokens: Tokens, hub_config: HubConfig, serve_app) -> Iterator[str]:
     """Base URL of a real uvicorn server serving ``local_store`` (threads, not mocks)."""
-    with serve(create_app(local_store, hub_config)) as url:
+    with serve_app(create_app(local_store, hub_config)) as url:
         yield url
 
 

@@ -207,7 +207,8 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.UnsafeFileError("w.bin"), errors.InvalidWeightsError("w.safetensors", "short"),
         errors.AuthenticationError("m"), errors.PermissionDeniedError("m"), errors.AccountNotFoundError("user", "x"),
         errors.AccountExistsError("x"), errors.PayloadTooLargeError("m"), errors.RunNotFoundError("r-abcd"),
-        errors.ParityError("export", 0.5, 0.9, 1e-3),
+        errors.ParityError("export", 0.5, 0.9, 1e-3), errors.InputTooLongError(600, 512),
+        errors.OverloadedError(256, 256), errors.RequestTimeoutError("m"), errors.EndpointNotServedError("m"),
         errors.AmbiguousRunError("r-ab12", ["r-ab1200000000", "r-ab1211111111"]),
     ]
 

@@ -23,9 +23,11 @@ class BodyLimitMiddleware:
     (chunked) body is counted as it arrives and refused once it passes the limit.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_JSON_BYTES, streaming_markers: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_JSON_BYTES, streaming_markers: tuple[str, ...] = (),
+                 server: str = "hub") -> None:
         self.app = app
         self.limit = limit
+        self.server = server  # how the refusal names this server
         self.streaming_markers = streaming_markers  # path fragments of routes that enforce their own limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,7 +62,7 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        message = f"the request body is over this hub's limit of {self.limit} bytes"
+        message = f"the request body is over this {self.server}'s limit of {self.limit} bytes"
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
+from fmhub.loading import LoadedModel
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -61,16 +62,18 @@ def _optimize(path: Path, config: Any) -> str:
     return "onnxruntime basic graph optimization"
 
 
-def write_onnx(parent: Parent, batch: dict[str, Any], folder: Path, opset: int, optimize: bool) -> dict[str, Any]:
-    """Write ``model.onnx``, config and tokenizer files of ``parent`` to ``folder``; return the variant fields."""
-    if parent.loaded.format != "torch":
-        raise InvalidInputError(f"{parent.repo} is already {parent.loaded.format}; export-onnx converts a torch model",
+def write_onnx(loaded: LoadedModel, batch: dict[str, Any], folder: Path, opset: int, optimize: bool
+               ) -> dict[str, Any]:
+    """Write ``model.onnx``, config and tokenizer files of a loaded torch model to ``folder``; return the variant
+    fields. ``batch`` (padded ``input_ids`` and ``attention_mask`` arrays) is what the export traces."""
+    if loaded.format != "torch":
+        raise InvalidInputError(f"{loaded.repo} is already {loaded.format}; export-onnx converts a torch model",
                                 hint="export its parent, or use it as it is")
-    per_token = parent.loaded.task != "text-classification"
-    _export(parent.loaded.model, batch, folder / "model.onnx", opset, per_token)
-    optimization = _optimize(folder / "model.onnx", parent.loaded.config) if optimize else "none"
-    parent.loaded.config.save_pretrained(folder)
-    parent.loaded.tokenizer.save_pretrained(folder)
+    per_token = loaded.task != "text-classification"
+    _export(loaded.model, batch, folder / "model.onnx", opset, per_token)
+    optimization = _optimize(folder / "model.onnx", loaded.config) if optimize else "none"
+    loaded.config.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
     return {"format": "onnx", "opset": opset, "graph_optimization": optimization}
 
 
@@ -88,7 +91,7 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
         raise InvalidInputError(f"--tolerance {tolerance} must be positive")
 
     def build(parent: Parent, batch: dict[str, Any], folder: Path) -> dict[str, Any]:
-        return {**write_onnx(parent, batch, folder, opset, optimize), "method": "export-onnx",
+        return {**write_onnx(parent.loaded, batch, folder, opset, optimize), "method": "export-onnx",
                 "description": "an ONNX graph (fp32)"}
 
     def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def _onnx_int8(parent: Any, batch: dict[str, Any], folder: Path) -> dict[str, An
         parent.loaded.tokenizer.save_pretrained(folder)
         graph = parent.loaded.variant.get("graph_optimization", "as the parent")
     else:
-        graph = write_onnx(parent, batch, folder, DEFAULT_OPSET, optimize=True)["graph_optimization"]
+        graph = write_onnx(parent.loaded, batch, folder, DEFAULT_OPSET, optimize=True)["graph_optimization"]
         (folder / "model.onnx").replace(source)
     # Fused operators (com.microsoft Attention, SkipLayerNormalization) defeat ONNX shape inference: float it is.
     root = logging.getLogger()

@@ -1,0 +1,115 @@
+"""``fmhub serve``: any model version of the hub as an HTTP inference service with dynamic batching.
+
+Example:
+    >>> from fmhub.serve import ServeConfig, serve
+    >>> serve(ServeConfig(model="acme/bbc-minilm@prod", backend="onnx", port=8080))   # blocks; SIGTERM drains
+
+    $ curl -s localhost:8080/v1/classify -d '{"inputs": "Shares rose on Monday", "parameters": {"top_k": 2}}'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from fmhub.errors import InvalidInputError
+from fmhub.serve._app import create_app
+from fmhub.serve._config import BACKENDS, ServeConfig
+from fmhub.serve._model import ServedModel, open_model, pull
+
+__all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"]
+
+_CONFIG_ENV = "FMHUB_SERVE_CONFIG"  # how worker processes receive the configuration
+
+
+def prepare(config: ServeConfig, hub: Any = None) -> str:
+    """Check ``config`` and pull the exact version into the local cache (verified); return its commit.
+
+    Runs before the server starts, so a bad model or option fails the command (exit 2), not a worker.
+    """
+    from fmhub.client import Hub
+
+    config.validate()
+    owned = hub is None
+    hub = hub or Hub.open()
+    try:
+        repo, commit, folder = pull(hub, config.model)
+    finally:
+        if owned:
+            hub.close()
+    if config.max_input_tokens is not None:
+        import json
+
+        model_config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        positions = model_config.get("max_position_embeddings") or model_config.get("n_positions")
+        if positions and config.max_input_tokens > positions:
+            raise InvalidInputError(f"--max-input-tokens {config.max_input_tokens} is beyond the model's {positions} "
+                                    "positions", hint=f"use {positions} or less")
+    return f"{repo}@{commit}"
+
+
+def app_for(config: ServeConfig, hub: Any = None, *, load_first: bool = False) -> Any:
+    """The app for ``config``; the model loads in the background after startup (``/readyz``), or before the
+    app accepts requests with ``load_first``."""
+    from fmhub.client import Hub
+    from fmhub.constants import settings
+
+    def load() -> ServedModel:
+        owned = hub is None
+        opened = hub or Hub.open()
+        try:
+            served = open_model(opened, config.model, config.backend, config.threads, settings().home / "cache")
+        finally:
+            if owned:
+                opened.close()
+        served.limit_tokens(config.max_input_tokens)
+        return served
+
+    return create_app(config, load, load_first=load_first)
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, except that a SIGTERM/SIGINT it drained cleanly ends the process with 0.
+
+        uvicorn re-raises the captured signal after its graceful shutdown, so the process would die by it
+        (exit -15); for a service manager a requested stop that lost no request is a success.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return DrainingServer
+
+
+def app_from_env() -> Any:
+    """The app factory each ``--workers`` process calls (``uvicorn --factory``)."""
+    return app_for(ServeConfig.from_json(os.environ[_CONFIG_ENV]), load_first=True)
+
+
+def serve(config: ServeConfig, ref: str | None = None) -> None:
+    """Pull the version (unless :func:`prepare` gave ``ref``), then serve it until SIGINT/SIGTERM (in-flight
+    requests finish first)."""
+    import uvicorn
+
+    ref = ref or prepare(config)
+    threads = config.threads or max(1, len(os.sched_getaffinity(0)) // config.workers)
+    pinned = dataclasses.replace(config, model=ref, threads=threads)  # every worker serves exactly this commit
+    if pinned.workers == 1:
+        config = uvicorn.Config(app_for(pinned), host=pinned.host, port=pinned.port, log_level=pinned.log_level,
+                                timeout_graceful_shutdown=pinned.timeout_s + 5)
+        _server_class()(config).run()
+        return
+    os.environ[_CONFIG_ENV] = pinned.to_json()
+    uvicorn.run("fmhub.serve:app_from_env", factory=True, host=pinned.host, port=pinned.port,
+                workers=pinned.workers, log_level=pinned.log_level, timeout_graceful_shutdown=pinned.timeout_s + 5)

@@ -1,0 +1,356 @@
+"""The inference server's FastAPI app: endpoints by the model's task, dynamic batching, limits, metrics.
+
+Bodies follow the Hugging Face inference convention — ``{"inputs": "text" | ["text", ...],
+"parameters": {...}}`` — and every answer carries the served commit in ``X-Model-Commit``. Client
+errors answer 4xx with a JSON ``{"error", "hint"}`` body: 413 (body over ``--max-body-bytes``), 422
+(malformed JSON, unknown parameter, input over the token limit), 429 with ``Retry-After`` (queue
+full), 404 (an endpoint this model's task has not), 504 (no answer within ``--timeout``), and 503
+while the model is still loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import fmhub
+from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
+from fmhub.serve._batcher import Batcher, QueueGauge
+from fmhub.serve._config import ServeConfig
+from fmhub.serve._metrics import ServeMetrics
+from fmhub.serve._model import ServedModel
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("uvicorn.error")
+
+_BATCHED = ("classify", "tokens", "fill-mask", "embed")
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    truncate: bool = Field(False, description="Cut inputs over the token limit instead of refusing them (422).")
+
+
+class ClassifyParameters(_Parameters):
+    top_k: int | None = Field(None, ge=1, description="Labels per input, best first (default: all).")
+
+
+class FillMaskParameters(_Parameters):
+    top_k: int = Field(5, ge=1, le=100, description="Candidate tokens per mask.")
+
+
+class EmbedParameters(_Parameters):
+    normalize: bool = Field(True, description="L2-normalize each embedding.")
+
+
+class GenerateParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_new_tokens: int = Field(32, ge=1, le=2048, description="Tokens to generate at most.")
+    temperature: float = Field(0.0, ge=0.0, le=100.0, description="0: greedy; above: sampling.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    seed: int | None = Field(None, description="Seed of the sampling, for a repeatable answer.")
+    stream: bool = Field(False, description="Send tokens as server-sent events as they are made.")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: str | list[str] = Field(description="One text, or a list of texts.")
+
+
+class ClassifyRequest(_Body):
+    parameters: ClassifyParameters = ClassifyParameters()
+
+
+class TokensRequest(_Body):
+    parameters: _Parameters = _Parameters()
+
+
+class FillMaskRequest(_Body):
+    parameters: FillMaskParameters = FillMaskParameters()
+
+
+class EmbedRequest(_Body):
+    parameters: EmbedParameters = EmbedParameters()
+
+
+class GenerateRequest(_Body):
+    parameters: GenerateParameters = GenerateParameters()
+
+
+class _ServerState:
+    """What the app holds once started: the model (None while loading), batchers, executor, metrics."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.served: ServedModel | None = None
+        self.load_error: BaseException | None = None
+        self.batchers: dict[str, Batcher] = {}
+        self.metrics: ServeMetrics | None = None
+        self.queue = QueueGauge(config.max_queue)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fmhub-model")
+
+
+def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_first: bool = False) -> FastAPI:
+    """The app serving what ``load()`` returns; ``load`` runs in the model thread after startup, so /healthz
+    answers while /readyz says 503 until it is done — or, with ``load_first``, before the app accepts any
+    request (each of several workers: one still loading must not answer 503 beside a ready one)."""
+    state = _ServerState(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        loading = loop.run_in_executor(state.executor, load)
+
+        def loaded(done: asyncio.Future[ServedModel]) -> None:
+            if done.exception() is not None:
+                state.load_error = done.exception()
+                _log.error("fmhub serve: the model failed to load: %s", state.load_error)
+                return
+            served = done.result()
+            state.metrics = ServeMetrics(served.loaded.commit)
+            state.queue = QueueGauge(config.max_queue, state.metrics.queue_depth.set)
+            processes = {"classify": served.classify, "tokens": served.tokens, "fill-mask": served.fill_mask,
+                         "embed": served.embed}
+            for name in served.endpoints:
+                if name in processes:
+                    state.batchers[name] = Batcher(name, processes[name], state.executor,
+                                                   max_batch_size=config.max_batch_size,
+                                                   max_wait_ms=config.max_wait_ms, queue=state.queue,
+                                                   on_batch=state.metrics.batch)
+                    state.batchers[name].start()
+            state.served = served
+
+        loading.add_done_callback(loaded)
+        if load_first:
+            await asyncio.wait([loading])
+            await asyncio.sleep(0)  # let the done callback run
+        try:
+            yield
+        finally:
+            for batcher in state.batchers.values():
+                await batcher.stop()
+            state.executor.shutdown(wait=True, cancel_futures=False)
+
+    app = FastAPI(title="fmhub serve", version=fmhub.__version__, lifespan=lifespan,
+                  description="Inference for one model version of an fmhub hub.")
+    app.state.server = state
+    _install_errors(app)
+
+    def ready() -> ServedModel:
+        if state.served is None:
+            if state.load_error is not None:
+                raise _NotReady(f"the model failed to load: {state.load_error}",
+                                hint="see the server's log; fix the model version and restart")
+            raise _NotReady("the model is still loading", hint="retry when /readyz answers 200")
+        return state.served
+
+    async def run_batched(endpoint: str, body: _Body) -> JSONResponse:
+        served = ready()
+        served.check(endpoint)
+        texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+        if not texts:
+            raise InvalidInputError("inputs is an empty list", hint='send {"inputs": "text"} or a non-empty list')
+        if len(texts) > config.max_inputs:
+            raise InvalidInputError(f"{len(texts)} inputs in one request; this server takes at most "
+                                    f"{config.max_inputs}", hint="split the request")
+        parameters = body.parameters.model_dump()  # type: ignore[attr-defined]
+        futures = state.batchers[endpoint].submit(texts, parameters)
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*futures), config.timeout_s)
+        except TimeoutError:
+            raise RequestTimeoutError(f"no answer within {config.timeout_s:g} s",
+                                      hint="retry later, or send fewer or shorter inputs") from None
+        return JSONResponse(results)
+
+    @app.post("/v1/classify", summary="Labels and scores of each text (text classification)")
+    async def classify(body: ClassifyRequest) -> JSONResponse:
+        return await run_batched("classify", body)
+
+    @app.post("/v1/tokens", summary="Entities with character offsets (token classification)")
+    async def tokens(body: TokensRequest) -> JSONResponse:
+        return await run_batched("tokens", body)
+
+    @app.post("/v1/fill-mask", summary="Most likely tokens for each mask token (masked LM)")
+    async def fill_mask(body: FillMaskRequest) -> JSONResponse:
+        return await run_batched("fill-mask", body)
+
+    @app.post("/v1/embed", summary="Mean-pooled, normalized sentence embeddings (encoders)")
+    async def embed(body: EmbedRequest) -> JSONResponse:
+        return await run_batched("embed", body)
+
+    @app.post("/v1/generate", summary="Continue a text (causal LM); server-sent events with stream=true")
+    async def generate(body: GenerateRequest) -> Response:
+        served = ready()
+        served.check("generate")
+        texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+        if not texts or len(texts) > config.max_inputs:
+            raise InvalidInputError(f"{len(texts)} inputs; send 1 to {config.max_inputs}")
+        parameters = body.parameters.model_dump()
+        if parameters["stream"]:
+            if len(texts) != 1:
+                raise InvalidInputError("stream=true takes one input", hint='send {"inputs": "text"}')
+            return await _stream(state, served, texts[0], parameters)
+        loop = asyncio.get_running_loop()
+        state.queue.reserve(len(texts))
+        try:
+            answers = []
+            for text in texts:
+                answers.append(await asyncio.wait_for(
+                    loop.run_in_executor(state.executor, served.generate, text, parameters), config.timeout_s))
+        except TimeoutError:
+            raise RequestTimeoutError(f"no answer within {config.timeout_s:g} s",
+                                      hint="ask for fewer max_new_tokens") from None
+        finally:
+            state.queue.release(len(texts))
+        return JSONResponse([{"generated_text": text + answer} for text, answer in zip(texts, answers, strict=True)])
+
+    @app.get("/v1/model", summary="The served version: repo, commit, task, labels, endpoints, card summary")
+    async def model_info() -> JSONResponse:
+        served = ready()
+        return JSONResponse(_summary(served, config))
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", summary="The model is loaded (503 until then)")
+    async def readyz() -> JSONResponse:
+        served = ready()
+        return JSONResponse({"status": "ready", "commit": served.loaded.commit})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        if state.metrics is None:
+            return Response(b"", media_type="text/plain; version=0.0.4")
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    from fmhub.hub._limits import BodyLimitMiddleware
+
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
+    app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
+    return app
+
+
+class _NotReady(FmhubError):
+    """503: no model to answer with (yet)."""
+
+
+async def _stream(state: _ServerState, served: ServedModel, text: str, parameters: dict[str, Any]) -> Response:
+    """Server-sent events: one ``data:`` line per new piece of text, then the whole generation, then [DONE]."""
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    state.queue.reserve(1)
+
+    def on_text(piece: str) -> None:
+        loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+    job = loop.run_in_executor(state.executor, served.generate, text, parameters, on_text)
+    job.add_done_callback(lambda _: (state.queue.release(1), pieces.put_nowait(None)))
+
+    async def events() -> AsyncIterator[bytes]:
+        while (piece := await pieces.get()) is not None:
+            yield f"data: {json.dumps({'token': {'text': piece}, 'generated_text': None})}\n\n".encode()
+        try:
+            answer = await job
+        except FmhubError as exc:
+            yield f"data: {json.dumps({'error': exc.message})}\n\n".encode()
+            return
+        yield f"data: {json.dumps({'token': None, 'generated_text': text + answer})}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
+    from fmhub.cards import parse_card
+
+    loaded = served.loaded
+    readme = loaded.folder / "README.md"
+    metadata: dict[str, Any] = {}
+    if readme.is_file():
+        try:
+            metadata = parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata
+        except FmhubError:
+            metadata = {}
+    card = {k: metadata[k] for k in ("license", "base_model", "datasets", "pipeline_tag", "tags") if k in metadata}
+    fmhub_section = metadata.get("fmhub") if isinstance(metadata.get("fmhub"), dict) else {}
+    card.update({k: fmhub_section[k] for k in ("lineage", "variant") if k in fmhub_section})
+    return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task, "backend": loaded.format,
+            "labels": served.labels, "endpoints": [f"/v1/{e}" for e in served.endpoints],
+            "max_input_tokens": served.max_tokens, "max_batch_size": config.max_batch_size,
+            "max_wait_ms": config.max_wait_ms, "threads": loaded.threads, "card": card}
+
+
+def _install_errors(app: FastAPI) -> None:
+    from fmhub.hub._errors import error_response
+
+    @app.exception_handler(FmhubError)
+    async def _fmhub_error(_request: Request, exc: FmhubError) -> JSONResponse:
+        response = error_response(exc)
+        if isinstance(exc, InvalidInputError):
+            response.status_code = 422  # the request was understood; its content cannot be processed
+        elif isinstance(exc, _NotReady):
+            response.status_code = 503
+            response.headers["Retry-After"] = "1"
+        elif isinstance(exc, OverloadedError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                             for e in exc.errors())
+        return JSONResponse({"error": f"invalid request: {problems}",
+                             "hint": 'send JSON like {"inputs": "text", "parameters": {...}}'}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _server_error(_request: Request, exc: Exception) -> JSONResponse:  # a bug: say so, keep serving
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+class _Observed:
+    """Outermost ASGI layer: ``X-Model-Commit`` on every answer, request count and latency into /metrics."""
+
+    def __init__(self, app: ASGIApp, state: _ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                served = self.state.served
+                if served is not None:
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"x-model-commit", served.loaded.commit.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            if self.state.metrics is not None:
+                path = scope.get("path", "")
+                endpoint = path if path.startswith("/v1/") or path in ("/healthz", "/readyz", "/metrics") \
+                    else "other"
+                self.state.metrics.observe(endpoint, status, time.perf_counter() - started)
+

@@ -1,0 +1,80 @@
+"""``fmhub serve`` as a process: SIGTERM drains accepted requests and exits 0; several workers serve alike."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+import fmhub
+
+FMHUB = str(Path(sys.executable).with_name("fmhub"))
+
+
+def _start(model: str, *options: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([FMHUB, "serve", model, "--port", str(port), "--threads", "1", "--log-level",
+                                "warning", *options], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the server did not become ready"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+
+def _queued(url: str) -> float:
+    match = re.search(r"^fmhub_queue_depth (\S+)$", httpx.get(f"{url}/metrics").text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_sigterm_finishes_every_accepted_request_then_exits_0(classifier: str) -> None:
+    process, url = _start(classifier, "--max-wait-ms", "3000", "--max-batch-size", "64")
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            pending = [pool.submit(httpx.post, f"{url}/v1/classify", json={"inputs": f"goal match {i}"}, timeout=60)
+                       for i in range(8)]
+            deadline = time.monotonic() + 30
+            while _queued(url) < 8:  # all eight accepted and waiting for their batch
+                assert time.monotonic() < deadline, "the requests were not queued"
+                time.sleep(0.02)
+            process.send_signal(signal.SIGTERM)
+            answers = [p.result() for p in pending]
+        assert [a.status_code for a in answers] == [200] * 8
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_two_workers_serve_the_same_commit(classifier: str) -> None:
+    commit = fmhub.load(classifier).commit
+    process, url = _start(classifier, "--workers", "2")
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: httpx.post(f"{url}/v1/classify", json={"inputs": "data cloud"},
+                                                         timeout=60), range(8)))
+        assert [(a.status_code, a.headers.get("x-model-commit")) for a in answers] == [(200, commit)] * 8, \
+            [a.text for a in answers]
+        assert len({a.text for a in answers}) == 1  # the same answer from either worker
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
