@@ -10,10 +10,13 @@ baseline sections skipped to save time):
 - a 3-layer student distilled from it (`distill --student-layers 3`, every other layer, T=2, alpha=0.5),
 - 50% pruned: unstructured magnitude and whole FFN neurons, each with a recovery fine-tune (`--finetune-steps`).
 
-Then one child process loads every version with `fmhub.load` and measures them alike, interleaved
-(row by row for latency, so drift in the machine hits all of them): batch-1 latency over the first
-`--latency-rows` test articles, batch-32 throughput and accuracy over the whole test split, all at
-256 tokens (as trained), and the bytes of the weight files. Prints a table, writes JSON.
+Then each version is measured in a child process of its own (one model's thread pool per process: torch's
+OpenMP threads and ONNX Runtime's both spin after work and slow each other down when they share one),
+the versions one after the other in `--rounds` rounds (so drift in the machine hits all of them; each
+figure is the mean over rounds): `fmhub.load`, batch-1 latency over the first `--latency-rows` test
+articles, batch-32 throughput and accuracy over the whole test split, all at 256 tokens (as trained),
+and the bytes of the weight files. Prints a table, writes JSON. `--reuse` measures the variants the
+store already holds (each repo's head) instead of building them again.
 
     .venv/bin/python bench/optimize_bench.py --home bench/.bbc-home
 """
@@ -41,36 +44,30 @@ import fmhub
 from fmhub.data import load
 from fmhub.evaluate._efficiency import WEIGHT_SUFFIXES
 datasets.disable_progress_bars(); transformers.utils.logging.set_verbosity_error()
-refs, latency_rows, max_length = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-models = {name: fmhub.load(ref) for name, ref in refs.items()}
+ref, latency_rows, max_length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model = fmhub.load(ref)
 test = load("bench/bbc-news", split="test")
 texts, gold = list(test["text"]), np.asarray(list(test["label"]))
-tokenizer = next(iter(models.values())).tokenizer  # every variant keeps the parent's tokenizer
-rows = [tokenizer([t], truncation=True, max_length=max_length, return_tensors="np") for t in texts[:latency_rows]]
-timings = {name: [] for name in models}
-for name, model in models.items():  # warm-up
-    for row in rows[:3]:
-        model.logits(row["input_ids"], row["attention_mask"])
-for row in rows:  # interleaved: each row through every model in turn
-    for name, model in models.items():
-        started = time.perf_counter()
-        model.logits(row["input_ids"], row["attention_mask"])
-        timings[name].append(time.perf_counter() - started)
-batches = [tokenizer(texts[i:i + 32], truncation=True, max_length=max_length, padding=True, return_tensors="np")
-           for i in range(0, len(texts), 32)]
-results = {}
-for name, model in models.items():
-    model.logits(batches[0]["input_ids"], batches[0]["attention_mask"])  # warm-up at batch 32
+rows = [model.tokenizer([t], truncation=True, max_length=max_length, return_tensors="np") for t in texts[:latency_rows]]
+for row in rows[:3]:  # warm-up
+    model.logits(row["input_ids"], row["attention_mask"])
+timings = []
+for row in rows:
     started = time.perf_counter()
-    predictions = np.concatenate([model.logits(b["input_ids"], b["attention_mask"]).argmax(-1) for b in batches])
-    seconds = time.perf_counter() - started
-    weights = sum(p.stat().st_size for p in model.folder.rglob("*") if p.name.endswith(WEIGHT_SUFFIXES))
-    ms = np.asarray(timings[name]) * 1000
-    results[name] = {"ref": f"{model.repo}@{model.commit}", "format": model.format, "parameters": model.parameters(),
-                     "weights_bytes": weights, "latency_ms_p50": float(np.percentile(ms, 50)),
-                     "latency_ms_p95": float(np.percentile(ms, 95)), "throughput": len(texts) / seconds,
-                     "accuracy": float((predictions == gold).mean()), "threads": torch.get_num_threads()}
-print(json.dumps(results))
+    model.logits(row["input_ids"], row["attention_mask"])
+    timings.append(time.perf_counter() - started)
+batches = [model.tokenizer(texts[i:i + 32], truncation=True, max_length=max_length, padding=True, return_tensors="np")
+           for i in range(0, len(texts), 32)]
+model.logits(batches[0]["input_ids"], batches[0]["attention_mask"])  # warm-up at batch 32
+started = time.perf_counter()
+predictions = np.concatenate([model.logits(b["input_ids"], b["attention_mask"]).argmax(-1) for b in batches])
+seconds = time.perf_counter() - started
+weights = sum(p.stat().st_size for p in model.folder.rglob("*") if p.name.endswith(WEIGHT_SUFFIXES))
+ms = np.asarray(timings) * 1000
+print(json.dumps({"ref": f"{model.repo}@{model.commit}", "format": model.format, "parameters": model.parameters(),
+                  "weights_bytes": weights, "latency_ms_p50": float(np.percentile(ms, 50)),
+                  "latency_ms_p95": float(np.percentile(ms, 95)), "throughput": len(texts) / seconds,
+                  "accuracy": float((predictions == gold).mean()), "threads": model.threads}))
 """
 
 
@@ -80,9 +77,11 @@ def main() -> None:
     parser.add_argument("--distill-epochs", type=float, default=3.0, help="epochs of the distillation (default 3)")
     parser.add_argument("--finetune-steps", type=int, default=50, help="recovery steps after pruning (default 50)")
     parser.add_argument("--latency-rows", type=int, default=100, help="test articles timed at batch 1 (default 100)")
+    parser.add_argument("--rounds", type=int, default=2, help="measurements of each version (default 2)")
+    parser.add_argument("--reuse", action="store_true", help="measure the variants already in the store")
     args = parser.parse_args()
     env = bbc_home(args)
-    console = Console()
+    console = Console(width=200)
     fmhub_cli = str(Path(sys.executable).with_name("fmhub"))
     parent = json.loads(subprocess.run([sys.executable, "-c", "import json; from fmhub.client import Hub\n"
                                         "with Hub.open() as hub: print(json.dumps(hub.repo_info('bench/bbc-minilm')"
@@ -106,21 +105,33 @@ def main() -> None:
                                    "bench/bbc-minilm-ffn", *cards],
     }
     refs = {"fp32 torch (parent)": model}
-    build_seconds = {}
+    build_seconds: dict[str, float] = {}
     for name, argv in steps.items():
+        output = argv[argv.index("--output") + 1]
+        if args.reuse:
+            refs[name] = output
+            continue
         started = time.perf_counter()
         done = subprocess.run([fmhub_cli, "optimize", *argv], env=env, capture_output=True, text=True)
         build_seconds[name] = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
         summary = json.loads(done.stdout.strip().splitlines()[-1])
-        refs[name] = f"{argv[argv.index('--output') + 1]}@{summary['commit']}"
+        refs[name] = f"{output}@{summary['commit']}"
         console.print(f"built {name} in {build_seconds[name]:.0f} s: {refs[name]}")
-    done = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(refs), str(args.latency_rows), "256"], env=env,
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"measuring failed:\n{done.stderr[-4000:]}")
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    rounds: dict[str, list[dict]] = {name: [] for name in refs}
+    for _ in range(args.rounds):
+        for name, ref in refs.items():
+            done = subprocess.run([sys.executable, "-c", _MEASURE, ref, str(args.latency_rows), "256"], env=env,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"measuring {name} failed:\n{done.stderr[-4000:]}")
+            rounds[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = {}
+    for name, measured in rounds.items():
+        results[name] = {**measured[0], "rounds": measured}
+        for key in ("latency_ms_p50", "latency_ms_p95", "throughput"):
+            results[name][key] = sum(m[key] for m in measured) / len(measured)
     base = results["fp32 torch (parent)"]
     table = Table(title=f"fmhub optimize: BBC News MiniLM variants, test split, 256 tokens, {base['threads']} threads")
     for column in ("variant", "size MB", "size ×", "batch-1 p50 ms", "speed-up", "batch-32 /s", "× thr.",

@@ -143,7 +143,7 @@ def main() -> None:
         "fmhub serve (onnx int8)": lambda port: [fmhub_cli, "serve", "bench/bbc-minilm-onnx-int8", "--port",
                                                  str(port), "--log-level", "warning"],
     }
-    console = Console()
+    console = Console(width=200)
     results: dict[str, dict[int, dict[str, float]]] = {}
     for name, argv in servers.items():
         port = _port()

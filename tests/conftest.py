@@ -11,15 +11,11 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from fmhub.constants import Settings, settings
 from fmhub.store import Database, Store, open_blob_store
@@ -28,33 +24,12 @@ PG_URL = os.environ.get("FMHUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.
 S3_STAND_IN = "moto"  # the S3-compatible server the tests start (a stand-in for real S3)
 
 
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn server on an ephemeral port; yield its base URL."""
-    # IPPROTO_TCP, not socket()'s default 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-    # without it every response waits ~40 ms on Nagle's algorithm and the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture
 def serve_app():
-    """:func:`serve` as a fixture: ``with serve_app(app) as url`` runs any ASGI app on a loopback port."""
-    return serve
+    """``with serve_app(app) as url``: any ASGI app under a real uvicorn server on a loopback port."""
+    from fmhub.serve._live import running
+
+    return lambda app: running(app, ready_path=None)
 
 
 def _free_port() -> int:

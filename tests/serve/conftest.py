@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from fmhub.client import Hub
 from fmhub.serve import ServeConfig, app_for, prepare
+from fmhub.serve._live import running
 
 
 @pytest.fixture
-def live(serve_app) -> Callable[..., AbstractContextManager[str]]:
+def live() -> Callable[..., AbstractContextManager[str]]:
     """``with live("acme/clf", backend="onnx", max_wait_ms=20) as url``: a ready server (``/readyz`` 200)."""
 
     @contextmanager
     def start(model: str, **options) -> Iterator[str]:
         config = ServeConfig(model=model, threads=1, **options)
-        ref = prepare(config)
-        config = dataclasses.replace(config, model=ref)
-        with serve_app(app_for(config)) as url:
-            deadline = time.monotonic() + 60
-            while httpx.get(f"{url}/readyz").status_code != 200:
-                assert time.monotonic() < deadline, httpx.get(f"{url}/readyz").text
-                time.sleep(0.05)
+        config = dataclasses.replace(config, model=prepare(config))
+        with running(app_for(config)) as url:
             yield url
 
     return start

@@ -142,3 +142,24 @@ def test_max_steps_inside_an_epoch_still_reports_the_final_weights(tiny_model: s
     outcome = train(config(tiny_model, tiny_data, "acme/short", max_steps=5))
     assert outcome is not None and outcome.result.steps == 5
     assert [h["step"] for h in outcome.result.history] == [5]  # evaluated once, at the last step
+
+
+def test_load_best_at_end_publishes_the_best_evaluation(tiny_model: str, tiny_data: str) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    outcome = train(config(tiny_model, tiny_data, "acme/best", epochs=5, learning_rate=0.02, eval_steps=3,
+                           load_best_at_end=True))
+    assert outcome is not None
+    history = [h for h in outcome.result.history if "eval_accuracy" in h]
+    best = max(history, key=lambda h: h["eval_accuracy"])  # the first of the best, as the engine keeps it
+    assert outcome.result.best_step == best["step"] == outcome.result.weights_step
+    assert outcome.result.metrics["eval_accuracy"] == best["eval_accuracy"]
+    with Hub.open() as hub:
+        folder = hub.download("acme/best", revision=outcome.commit)
+    published = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    prepared = outcome.prepared
+    metrics = prepared.task.evaluate(published, prepared.eval, 8, prepared.tokenizer.pad_token_id,
+                                     prepared.label_names)
+    assert metrics["accuracy"] == pytest.approx(best["eval_accuracy"])  # the published weights are the best's
+    with pytest.raises(InvalidInputError, match="--load-best-at-end needs an evaluation split"):
+        config(tiny_model, tiny_data, "acme/x", load_best_at_end=True, eval_split=None).validate()

@@ -157,6 +157,11 @@ class WorkProgress:
         self._progress.__enter__()
         return self
 
+    @property
+    def console(self) -> Console:
+        """Print through this to put lines above the live bars."""
+        return self._progress.console
+
     def __call__(self, stage: str, rows: int) -> Callable[[int], None]:
         task = self._progress.add_task(stage, total=rows or None, detail="")
         return lambda n: self._progress.advance(task, n)

@@ -85,7 +85,12 @@ def train_command(
                                                                 "evaluations without a better --metric.")] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="Validation metric for early stopping: accuracy or "
                                                                 "f1_macro; for token classification f1, precision, "
-                                                                "recall or accuracy \\[default: accuracy; f1].")] = None,
+                                                                "recall or accuracy \\[default: accuracy; f1].")
+                        ] = None,
+    load_best_at_end: Annotated[bool | None, typer.Option("--load-best-at-end", help="Publish the weights of the "
+                                                          "best evaluation by --metric instead of the last "
+                                                          "(a checkpoint at every evaluation).", show_default=False)
+                                ] = None,
     ignore_mismatched_sizes: Annotated[bool | None, typer.Option("--ignore-mismatched-sizes", help="Replace a base "
                                                                  "classifier head whose labels differ from the "
                                                                  "dataset's.", show_default=False)] = None,
@@ -122,9 +127,11 @@ def train_command(
     layers: Annotated[int | None, typer.Option("--layers", help="From scratch: layers \\[default: 2].")] = None,
     heads: Annotated[int | None, typer.Option("--heads", help="From scratch: attention heads \\[default: 2].")] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="From scratch: size of the tokenizer "
-                                                                        "trained on the data \\[default: 8000].")] = None,
+                                                                        "trained on the data \\[default: 8000].")
+                        ] = None,
     mlm_probability: Annotated[float | None, typer.Option("--mlm-probability", help="Masked LM: share of tokens "
-                                                                                    "masked \\[default: 0.15].")] = None,
+                                                                                    "masked \\[default: 0.15].")
+                             ] = None,
     nproc: Annotated[int | None, typer.Option("--nproc", help="Train with N data-parallel processes per node (torch "
                                                               "DDP via torchrun; gloo on CPU, nccl on GPU).")] = None,
     nnodes: Annotated[str | None, typer.Option("--nnodes", help="Multi-node: number of nodes (torchrun syntax, e.g. 2 "
@@ -157,7 +164,7 @@ def train_command(
                  class_weights=class_weights,
                  freeze_embeddings=_freeze_option(freeze),
                  freeze_layers=freeze_layers, eval_steps=eval_steps, save_steps=save_steps,
-                 early_stopping_patience=early_stopping_patience, metric=metric,
+                 early_stopping_patience=early_stopping_patience, metric=metric, load_best_at_end=load_best_at_end,
                  ignore_mismatched_sizes=ignore_mismatched_sizes, seed=seed, threads=threads, license=license_id,
                  private=private, architecture=architecture, from_config=from_config, hidden_size=hidden_size,
                  layers=layers, heads=heads, vocab_size=vocab_size, mlm_probability=mlm_probability,

@@ -22,10 +22,11 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "accounts", "memberships",
-           "tokens", "audit_log", "lfs_uploads", "hub_settings", "runs", "run_metrics", "evaluations", "SCHEMA_HEAD"]
+           "tokens", "audit_log", "lfs_uploads", "hub_settings", "runs", "run_metrics", "evaluations", "pipeline_steps",
+           "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 metadata = MetaData(
     naming_convention={
@@ -255,4 +256,22 @@ evaluations = Table(
     Column("metrics", Text, nullable=False),  # JSON object: flat name -> number
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "model", "created_at"),
+)
+
+
+# -- pipeline step records (0005) ----------------------------------------------------------------------
+
+# What a pipeline step produced for a key (sha256 of its kind, resolved options and inputs' commits):
+# fmhub run skips a step whose key is here and whose output commit still exists.
+pipeline_steps = Table(
+    "pipeline_steps",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("output", String(300), nullable=False),  # repo@commit
+    Column("metrics", Text, nullable=False),  # JSON
+    Column("detail", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "checkpoint_path"]
 
 _PREFIX = "step-"
 
@@ -28,7 +28,7 @@ def save_checkpoint(folder: Path, step: int, model: Any, optimizer: Any, state: 
     from safetensors.torch import save_file, save_model
 
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{_PREFIX}{step:08d}"
+    target = checkpoint_path(folder, step)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=folder))
     try:
         save_model(model, str(tmp / "model.safetensors"))
@@ -60,6 +60,11 @@ def save_checkpoint(folder: Path, step: int, model: Any, optimizer: Any, state: 
         if int(old.name[len(_PREFIX):]) not in keep_steps:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives under ``folder``."""
+    return folder / f"{_PREFIX}{step:08d}"
 
 
 def _checkpoints(folder: Path) -> list[Path]:

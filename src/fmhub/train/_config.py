@@ -65,6 +65,7 @@ class TrainConfig:
     save_steps: int | None = None  # checkpoint every N optimizer steps (and at each epoch end)
     early_stopping_patience: int | None = None  # evaluations without improvement before stopping
     metric: str | None = None  # validation metric for early stopping and "best" (default: accuracy; entity f1)
+    load_best_at_end: bool = False  # publish the weights of the best evaluation by --metric, not the last
     ignore_mismatched_sizes: bool = False
     seed: int = 0
     threads: int | None = None  # torch threads (default: the cores this process may use)
@@ -211,6 +212,9 @@ class TrainConfig:
             raise InvalidInputError("--student-layers keeps layers of a --model", hint="name the model to cut down")
         if self.hidden_loss and self.teacher is None:
             raise InvalidInputError("--hidden-loss needs a --teacher to compare hidden states with")
+        if self.load_best_at_end and not self.eval_split:
+            raise InvalidInputError("--load-best-at-end needs an evaluation split to pick the best weights by",
+                                    hint="pass --eval-split validation (or drop --load-best-at-end)")
         if self.early_stopping_patience and not self.eval_split:
             raise InvalidInputError("early stopping needs an evaluation split",
                                     hint="pass --eval-split validation (or drop --early-stopping-patience)")

@@ -23,7 +23,7 @@ from typing import Any
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.train import _distributed as distributed
-from fmhub.train._checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from fmhub.train._checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from fmhub.train._config import TrainConfig, split_ref
 from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
@@ -70,6 +70,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False  # stopped by ``stop_after`` before the end
     ranks_in_sync: bool | None = None  # DDP: every rank ended with the same weights (None: one process)
+    weights_step: int | None = None  # the step whose weights the model holds (--load-best-at-end: the best)
 
 
 def checkpoint_dir(config: TrainConfig) -> Path:
@@ -385,8 +386,10 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
                 on_metrics(step, step / steps_per_epoch, train_metrics)
             if on_step:
                 on_step(step, total, train_metrics["loss"], rate)
-            if config.eval_steps and step % config.eval_steps == 0 and evaluate_now():
-                stopped_early = True
+            if config.eval_steps and step % config.eval_steps == 0:
+                stopped_early = evaluate_now()
+                if config.load_best_at_end and not (config.save_steps and step % config.save_steps == 0):
+                    save()  # any evaluated step may turn out the best, to come back to at the end
             if config.save_steps and step % config.save_steps == 0:
                 save()
             if stopped_early or (stop_after is not None and step >= stop_after):
@@ -406,12 +409,19 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
     final: dict[str, float] = {}
     if state["history"]:
         final = {k: v for k, v in state["history"][-1].items() if k.startswith("eval_")}
+    weights_step = step
+    best = state["best_step"]
+    if config.load_best_at_end and best is not None and best != step:
+        load_checkpoint(checkpoint_path(folder, best), model)  # the weights of the best evaluation, not the last
+        weights_step = best
+        final = {k: v for k, v in next(h for h in state["history"] if h["step"] == best).items()
+                 if k.startswith("eval_")}
     in_sync = None
     if world > 1:  # identical weights give bit-identical checksums on every rank
         checksum = float(sum(p.detach().double().sum().item() for p in model.parameters()))
         in_sync = distributed.all_sum(checksum)[0] == checksum * world
     return TrainResult(step, step / steps_per_epoch, final, state["best_step"], state["samples"] / max(seconds, 1e-9),
-                       stopped_early, state["history"], ranks_in_sync=in_sync)
+                       stopped_early, state["history"], ranks_in_sync=in_sync, weights_step=weights_step)
 
 
 def _no_decay(name: str) -> bool:

@@ -62,7 +62,10 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     lines = [f"# {config.output}\n", f"{origin} on `{prepared.data_repo}`{labels} by `fmhub train`.\n",
              "## Results\n"]
     if metrics:
-        lines += [f"On the `{config.eval_split}` split after {result.steps} steps ({result.epochs:.2f} epochs):\n",
+        at = result.weights_step if result.weights_step is not None else result.steps
+        best = f" (the best evaluation of {result.steps} steps: --load-best-at-end)" if at != result.steps else ""
+        epochs = result.epochs * at / max(1, result.steps)
+        lines += [f"On the `{config.eval_split}` split after {at} steps ({epochs:.2f} epochs){best}:\n",
                   "| metric | value |", "|---|---:|"]
         lines += [f"| {m['name']} | {m['value']:.4f} |" for m in metrics]
     else:

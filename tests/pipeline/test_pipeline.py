@@ -1,0 +1,145 @@
+"""fmhub run: the tiny example end to end and cached the second time; every problem listed before running;
+a failed gate stops the run and the next run resumes there; --from / --only."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from fmhub.client import Hub
+from fmhub.pipeline import GateError, PipelineError, check_requirements, parse, run_pipeline
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "tiny"
+
+
+def test_the_tiny_example_runs_then_is_cached(capsys) -> None:
+    from fmhub.cli import main
+
+    assert main(["run", str(EXAMPLE / "pipeline.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline tiny" in out and "lineage:" in out
+    with Hub.open() as hub:
+        first = run_pipeline(parse(EXAMPLE / "pipeline.yaml"), hub)
+        assert [o.status for o in first] == ["cached"] * 7  # the CLI run recorded every step
+        outputs = {o.name: o.output for o in first}
+        prod = hub.repo_info("tiny/topics-bert-int8", revision="prod").commit.oid
+        assert outputs["prod"] == f"tiny/topics-bert-int8@{prod}" == outputs["int8"]
+        [card] = [c for c in hub.list_evaluations(model="tiny/topics-bert-int8") if c.card_commit == prod]
+        assert card.metrics["accuracy"] >= 0.8
+        assert {o.name: o.metrics for o in first}["check"]["agreement"] == 1.0
+        started = time.perf_counter()
+        again = run_pipeline(parse(EXAMPLE / "pipeline.yaml"), hub)
+        assert [o.status for o in again] == ["cached"] * 7 and time.perf_counter() - started < 10
+    assert {o.name: o.output for o in again} == outputs
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    shutil.copy(EXAMPLE / "topics.csv", tmp_path / "topics.csv")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+_SMALL = """\
+    name: small
+    steps:
+      data: {kind: import-data, source: topics.csv, repo: t/topics, split: "train=0.7,validation=0.15,test=0.15"}
+      model:
+        kind: train
+        task: masked-lm
+        architecture: bert
+        hidden_size: 16
+        layers: 1
+        heads: 2
+        vocab_size: 100
+        data: ${data.output}
+        output: t/bert
+        max_steps: 2
+        max_length: 32
+        eval_split: none
+      classifier:
+        kind: train
+        task: text-classification
+        model: ${model.output}
+        data: ${data.output}
+        output: t/clf
+        epochs: 2
+        learning_rate: 0.003
+        max_length: 32
+        eval_split: none
+      card: {kind: eval, model: "${classifier.output}", data: "${data.output}", skip: [robustness, baseline]}
+      prod: {kind: publish, model: "${card.output}", ref: prod, require: {accuracy: "REQUIRE"}}
+    """
+
+
+def test_a_failed_gate_stops_the_run_and_the_next_run_resumes_there(tmp_path: Path) -> None:
+    path = _write(tmp_path, _SMALL.replace("REQUIRE", ">= 1.01"))
+    with Hub.open() as hub:
+        with pytest.raises(GateError, match="accuracy .* is not >= 1.01") as refused:
+            run_pipeline(parse(path), hub)
+        assert [o.status for o in refused.value.outcomes] == ["ran"] * 4 + ["failed"]
+        with pytest.raises(Exception):
+            hub.repo_info("t/clf", revision="prod")  # nothing was published
+        path.write_text(path.read_text().replace(">= 1.01", ">= 0"))
+        resumed = run_pipeline(parse(path), hub)
+        assert [o.status for o in resumed] == ["cached"] * 4 + ["ran"]
+        assert hub.repo_info("t/clf", revision="prod").commit.oid == resumed[-1].output.split("@")[1]
+        only = run_pipeline(parse(path), hub, only="card")
+        assert [o.status for o in only] == ["cached", "cached", "cached", "ran", "not run"]
+        start = run_pipeline(parse(path), hub, start="classifier")
+        assert [o.status for o in start] == ["cached", "cached", "ran", "ran", "ran"]
+        with pytest.raises(Exception, match="--from 'nope': no such step"):
+            run_pipeline(parse(path), hub, start="nope")
+    changed = path.read_text().replace("epochs: 2", "epochs: 1")
+    path.write_text(changed)
+    with Hub.open() as hub:  # a changed option runs that step and the steps after it
+        assert [o.status for o in run_pipeline(parse(path), hub)] == ["cached", "cached", "ran", "ran", "ran"]
+
+
+def test_every_problem_is_listed_with_its_line_before_anything_runs(tmp_path: Path, capsys) -> None:
+    from fmhub.cli import main
+
+    path = _write(tmp_path, """\
+        name: broken
+        steps:
+          data: {kind: import-data, source: topics.csv, repo: t/topics}
+          model:
+            kind: train
+            task: text-classification
+            data: ${data.output}
+            output: t/x
+            modle: t/typo
+          card:
+            kind: evaluate
+          a: {kind: eval, model: "${b.output}", data: "${data.output}"}
+          b: {kind: eval, model: "${a.output}", data: "${missing.output}"}
+          q: {kind: optimize, method: shrink, model: "${data.output}", output: t/q}
+        color: blue
+        """)
+    with pytest.raises(PipelineError) as error:
+        parse(path)
+    problems = "\n".join(error.value.problems)
+    for needle in ("line 9, step 'model': unknown train option 'modle'",
+                   "line 10, step 'card': unknown kind 'evaluate'",
+                   "line 13, step 'b': data names ${missing.output}, but there is no step 'missing'",
+                   "need each other (a cycle)", "method 'shrink' is not one of",
+                   "line 15: unknown top-level key 'color'"):
+        assert needle in problems, (needle, problems)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "6 problems" in err and "nothing ran" in err
+    with Hub.open() as hub:
+        assert hub.list_repos() == []  # nothing ran
+
+
+def test_requirements() -> None:
+    metrics = {"accuracy": 0.96, "latency_p95_ms": 40.0}
+    assert check_requirements(metrics, {"accuracy": ">= 0.95", "latency_p95_ms": "<= 50"}) == []
+    assert check_requirements(metrics, {"accuracy": "> 0.97", "f1": ">= 0"}) == [
+        "accuracy 0.96 is not > 0.97", "f1 is not on the report card"]
+    with pytest.raises(Exception, match="not a check like"):
+        check_requirements(metrics, {"accuracy": "at least 0.9"})
