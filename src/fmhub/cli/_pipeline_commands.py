@@ -71,7 +71,7 @@ def run_command(
     _summary(pipeline.name, outcomes, time.perf_counter() - began)
     console.print("\nlineage:")
     for line in lineage_lines(outcomes):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {escape(line)}", highlight=False)
     return 0
 
 
