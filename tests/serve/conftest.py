@@ -45,14 +45,14 @@ def ner_model(tiny_model: str, tiny_ner: str) -> str:
 
 
 @pytest.fixture
-def masked_lm(tiny_model: str) -> str:
+def masked_lm(tiny_model: str, tmp_path: Path) -> str:
     """A random-init BERT masked LM over the tiny vocabulary."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     with Hub.open() as hub:
         folder = hub.download(tiny_model)
-    out = folder.parent / "masked-lm"
+    out = tmp_path / "masked-lm"
     torch.manual_seed(0)
     config = BertConfig.from_pretrained(folder)
     BertForMaskedLM(config).save_pretrained(out)
