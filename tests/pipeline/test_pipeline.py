@@ -143,3 +143,12 @@ def test_requirements() -> None:
         "accuracy 0.96 is not > 0.97", "f1 is not on the report card"]
     with pytest.raises(Exception, match="not a check like"):
         check_requirements(metrics, {"accuracy": "at least 0.9"})
+
+
+def test_importing_the_same_model_folder_again_keeps_its_version(tiny_model: str, tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"steps:\n  base: {{kind: import-model, source: {tmp_path / 'tiny-bert'}, repo: t/bert}}\n")
+    with Hub.open() as hub:
+        [first] = run_pipeline(parse(path), hub)
+        [again] = run_pipeline(parse(path), hub, force=True)  # the repo already holds these files
+    assert first.status == again.status == "ran" and first.output == again.output

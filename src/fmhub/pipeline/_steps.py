@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmhub.errors import InvalidInputError
+from fmhub.errors import EmptyCommitError, InvalidInputError
 
 __all__ = ["StepResult", "RUNNERS", "source_digest", "GateError"]
 
@@ -78,9 +78,12 @@ def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResul
     if store is None:
         raise InvalidInputError("import-model writes to the embedded store", hint="run the pipeline without "
                                 "FMHUB_ENDPOINT, or upload the model folder with fmhub upload")
-    commit = import_model(store, options["source"], options["repo"], private=bool(options.get("private")),
-                          exist_ok=True)
-    return StepResult(f"{options['repo']}@{commit.oid}")
+    try:
+        oid = import_model(store, options["source"], options["repo"], private=bool(options.get("private")),
+                           exist_ok=True).oid
+    except EmptyCommitError:  # run again (--force, --only) on the same folder: the repo already holds it
+        oid = hub.repo_info(options["repo"]).commit.oid
+    return StepResult(f"{options['repo']}@{oid}")
 
 
 def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
