@@ -10,7 +10,6 @@ similar lengths only to its longest, run the forward pass and shape each input's
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +29,12 @@ ENDPOINTS = {"text-classification": ("classify", "embed"), "token-classification
              "masked-lm": ("fill-mask", "embed"), "causal-lm": ("generate",)}
 _WEIGHTS = (".safetensors", ".onnx")
 _GROUP_SPREAD = 1.5  # a padding group's longest input is at most this many times its shortest
-_CHUNK = 1024 * 1024
 
 
 def pull(hub: Any, ref: str) -> tuple[str, str, Path]:
     """``(repo, commit, folder)`` of a verified local copy of ``ref`` (no pickle files, no card folder): every
     file is re-hashed against the commit's sha256 (a damaged cached file is fetched again)."""
+    from fmhub.store.blobs._base import hash_file
     from fmhub.store.safety import PICKLE_SUFFIXES, is_pickle_path
     from fmhub.train._config import split_ref
 
@@ -51,24 +50,16 @@ def pull(hub: Any, ref: str) -> tuple[str, str, Path]:
                                      "save_pretrained(safe_serialization=True)")
     exclude = ["eval/*", *(f"*{suffix}" for suffix in PICKLE_SUFFIXES)]
     folder = hub.download(repo, revision=commit, exclude=exclude, verify=True)
-    damaged = [e for e in kept if _sha256(folder / e.path) != e.blob_sha256]
+    damaged = [e for e in kept if hash_file(folder / e.path)[0] != e.blob_sha256]
     if damaged:  # the cache checks sizes only: a file changed in place is fetched again, once
         for entry in damaged:
             (folder / entry.path).unlink()
         folder = hub.download(repo, revision=commit, exclude=exclude, verify=True)
         for entry in damaged:
-            if _sha256(folder / entry.path) != entry.blob_sha256:
+            if hash_file(folder / entry.path)[0] != entry.blob_sha256:
                 raise IntegrityError(f"{entry.path} of {repo}@{commit[:12]} does not match the commit's sha256 even "
                                      "after fetching it again", expected=entry.blob_sha256)
     return repo, commit, folder
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def open_model(hub: Any, ref: str, backend: str, threads: int | None, cache: Path) -> ServedModel:
