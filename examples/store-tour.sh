@@ -2,10 +2,10 @@
 # A walk through the versioned store on the embedded default (SQLite + a local blob folder):
 # create a repo, commit files, branch, tag, download a revision, check integrity; then serve it over
 # HTTP to the unmodified huggingface_hub client with a user, a token and a private repo.
-# Run it with `make demo`; it starts from a fresh store in .fmhub-demo/ every time.
+# Run it with `make tour`; it starts from a fresh store in .fmhub-tour/ every time.
 set -euo pipefail
 
-export FMHUB_HOME="${FMHUB_DEMO_HOME:-$PWD/.fmhub-demo}"
+export FMHUB_HOME="${FMHUB_TOUR_HOME:-$PWD/.fmhub-tour}"
 export FMHUB_USER="${FMHUB_USER:-demo}"
 unset FMHUB_DB_URL FMHUB_BLOB_URL
 rm -rf "$FMHUB_HOME"

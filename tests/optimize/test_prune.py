@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -39,7 +41,10 @@ def test_neuron_pruning_shrinks_the_model_and_it_reloads(classifier: str, capsys
     AutoModelForSequenceClassification.from_pretrained(loaded.folder)  # plain transformers loads it too
     with Hub.open() as hub:
         [card] = hub.list_evaluations(model="acme/clf-ffn")
+        report = json.loads(hub.read_bytes("acme/clf-ffn", card.report_path, card.card_commit))
     assert card.metrics["parameters"] == loaded.parameters()
+    # like for like: the variant is measured at the parent card's length (the parent trained at 32 of 64 positions)
+    assert report["max_length"] == 32 and report["efficiency"]["sequence_length"] <= 32
 
 
 def test_bad_options(classifier: str, capsys) -> None:

@@ -152,3 +152,10 @@ def test_importing_the_same_model_folder_again_keeps_its_version(tiny_model: str
         [first] = run_pipeline(parse(path), hub)
         [again] = run_pipeline(parse(path), hub, force=True)  # the repo already holds these files
     assert first.status == again.status == "ran" and first.output == again.output
+
+
+@pytest.mark.parametrize("example", ["tiny", "bbc-news"])
+def test_the_example_pipelines_are_valid(example: str) -> None:
+    pipeline = parse(EXAMPLE.parent / example / "pipeline.yaml")  # every option name checked, references resolved
+    kinds = [step.kind for step in pipeline.steps]
+    assert kinds[0] == "import-data" and kinds[-2:] == ["publish", "serve-check"]

@@ -81,6 +81,11 @@ def test_client_errors_are_4xx_with_json(classifier: str, live) -> None:
         assert too_big.status_code == 413 and "4096" in too_big.json()["error"]
         malformed = post({"content": b"{not json", "headers": {"content-type": "application/json"}})
         assert malformed.status_code == 422 and "invalid request" in malformed.json()["error"]
+        for content_type in ("application/x-www-form-urlencoded", "text/plain"):  # curl -d; a body is JSON anyway
+            as_curl = post({"content": json.dumps({"inputs": "goal"}), "headers": {"content-type": content_type}})
+            assert as_curl.status_code == 200 and as_curl.json()[0][0]["label"]
+        not_json = post({"content": b"inputs=goal", "headers": {"content-type": "application/x-www-form-urlencoded"}})
+        assert not_json.status_code == 422 and "invalid request" in not_json.json()["error"]
         unknown = post({"json": {"inputs": "x", "parameters": {"topk": 2}}})
         assert unknown.status_code == 422 and "topk" in unknown.json()["error"]
         wrong_type = post({"json": {"inputs": 3}})

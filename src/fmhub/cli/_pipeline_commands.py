@@ -77,13 +77,16 @@ def run_command(
 
 def _summary(name: str, outcomes: list[Any], seconds: float) -> None:
     table = Table(title=f"pipeline {name}: {seconds:.1f} s")
-    for column in ("step", "kind", "status", "seconds", "output", "key metric"):
-        table.add_column(column, justify="right" if column == "seconds" else "left")
+    metrics = {o.name: [f"{k}={v:.4g}" for k, v in list(o.metrics.items())[:2]] for o in outcomes}
+    widest = {"output": max((len(_short(o.output)) for o in outcomes if o.output), default=6),
+              "key metric": max((len(m) for ms in metrics.values() for m in ms), default=10)}
+    for column in ("step", "status", "s", "output", "key metric"):  # kinds: in the lines above
+        table.add_column(column, justify="right" if column == "s" else "left", no_wrap=True,
+                         min_width=widest.get(column))
     for o in outcomes:
-        metric = ", ".join(f"{k} {v:.4g}" for k, v in list(o.metrics.items())[:2])
         output = "" if o.output is None else _short(o.output)
-        table.add_row(o.name, o.kind, f"[{_STYLES.get(o.status, '')}]{o.status}[/]",
-                      f"{o.seconds:.1f}" if o.status == "ran" else "", output, metric)
+        table.add_row(o.name, f"[{_STYLES.get(o.status, '')}]{o.status}[/]",
+                      f"{o.seconds:.1f}" if o.status == "ran" else "", output, "\n".join(metrics[o.name]))
     console.print(table)
 
 

@@ -2,7 +2,8 @@
 
 The variant is evaluated on a dataset split (default: the test split of the dataset its parent was
 trained on, at that commit) and its card is pushed with a ``parent`` section; the parent's card on the
-same split is reused when the hub has one for exactly that commit, else computed now (not pushed).
+same split is reused when the hub has one for exactly that commit, else computed now (not pushed). Both
+cards read the texts at the same length: the parent's.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ def report_against_parent(hub: Any, parent: Parent, outcome: VariantOutcome, *, 
     if theirs is None:
         theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip),
                           hub, progress=progress).report
-    mine = evaluate(EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip), hub,
-                    push=True, progress=progress, parent_report=theirs)
+    # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
+    # training_args.json, so on its own it would read up to its positions, and compare slower).
+    config = EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip,
+                        max_length=theirs.get("max_length"))
+    mine = evaluate(config, hub, push=True, progress=progress, parent_report=theirs)
     outcome.card_commit = mine.commit
     outcome.report = mine.report
     return mine.report

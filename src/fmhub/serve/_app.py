@@ -240,6 +240,7 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
     from fmhub.hub._limits import BodyLimitMiddleware
 
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
+    app.add_middleware(_JsonBodies)
     app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
     return app
 
@@ -319,6 +320,23 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _server_error(_request: Request, exc: Exception) -> JSONResponse:  # a bug: say so, keep serving
         return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+class _JsonBodies:
+    """Read every POST body under /v1/ as JSON, whatever content type the client sent or left out.
+
+    ``curl -d '{"inputs": …}'`` says ``application/x-www-form-urlencoded``; inference servers (Hugging Face
+    endpoints, TGI) take such bodies as JSON, and so does this one. A body that is not JSON still gets 422.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/v1/"):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
 
 
 class _Observed:
