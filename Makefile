@@ -34,9 +34,12 @@ $(EXAMPLES_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,examples]'
 	touch $@
 
-# What bench/ needs beyond the examples: accelerate, for the transformers.Trainer anchor.
+# What bench/ needs beyond the examples: accelerate, for the transformers.Trainer anchor, and Debian's wrk,
+# the load generator of bench/serve_bench.py (which falls back to an httpx client without it).
 bench-deps: $(EXAMPLES_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check accelerate==1.15.0
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		echo "bench-deps: wrk is not installed and apt-get could not install it (as root: apt-get install wrk)" >&2
 
 # docs/cli.md and the README's command table, from the commands' --help (the tests check they are current).
 docs: $(STAMP)

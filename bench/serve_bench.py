@@ -10,9 +10,13 @@ in its own process on a loopback port with the machine's cores:
 - `fmhub serve bench/bbc-minilm-onnx-int8` (the ONNX int8 variant `optimize_bench.py` makes; made here
   with `fmhub optimize quantize` when the store has none).
 
-An async load generator (httpx, one process) keeps `c` requests in flight for `--seconds` at each
-concurrency 1, 8 and 32, every request one BBC test article cut to its first `--words` words (about 128
-tokens at 96 words); requests/s, p50/p99 latency and errors per server and concurrency.
+A load generator keeps `c` requests in flight for `--seconds` at each concurrency 1, 8 and 32, every
+request one BBC test article cut to its first `--words` words (about 128 tokens at 96 words); requests/s,
+p50/p99 latency and errors per server and concurrency. `--client wrk` (the default when Debian's `wrk`
+is installed: `apt-get install wrk`) is a C load generator that needs a few percent of a core; `--client
+httpx` is an asyncio client in this process, which on a 2-core machine takes CPU from the servers.
+Before the servers, each served model's own ceiling is measured offline in a child process (the same
+texts in batches of 32, no HTTP): the most inputs/s any server of that model could answer here.
 
     .venv/bin/python bench/serve_bench.py --home bench/.bbc-home
 """
@@ -22,10 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,13 +123,71 @@ async def _load(url: str, texts: list[str], concurrency: int, seconds: float) ->
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": errors}
 
 
+_WRK_SCRIPT = r"""
+local bodies, i = {}, 0
+init = function(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+request = function()
+  i = i + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[(i - 1) % #bodies + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "duration_us": %d, "errors": %d, "p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _load_wrk(url: str, texts: list[str], concurrency: int, seconds: float, workdir: Path) -> dict[str, float]:
+    """The same measurement with wrk (one thread, ``concurrency`` connections, each one request in flight)."""
+    script, bodies = workdir / "post.lua", workdir / "bodies.jsonl"
+    script.write_text(_WRK_SCRIPT)
+    bodies.write_text("".join(json.dumps({"inputs": t}) + "\n" for t in texts))
+    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "120s", "-s", str(script),
+                          url, "--", str(bodies)], check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return {"requests": r["requests"], "requests_per_second": r["requests"] / (r["duration_us"] / 1e6),
+            "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "errors": r["errors"]}
+
+
+_CEILING = r"""
+import json, sys, time
+import fmhub
+loaded = fmhub.load(sys.argv[1])
+texts = json.loads(sys.stdin.read())
+def run(rows):
+    for i in range(0, len(rows), 32):
+        batch = loaded.tokenizer(rows[i:i + 32], truncation=True, max_length=512, padding=True, return_tensors="np")
+        loaded.logits(batch["input_ids"], batch["attention_mask"])
+run(texts[:64])  # warm-up
+started = time.perf_counter()
+run(texts)
+print(len(texts) / (time.perf_counter() - started))
+"""
+
+
+def _ceiling(ref: str, texts: list[str], env: dict[str, str]) -> float:
+    """Offline inputs/s of the model itself, batches of 32 in one process: what no server can exceed."""
+    out = subprocess.run([sys.executable, "-c", _CEILING, ref], input=json.dumps(texts), env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_home_options(parser, epochs=3.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="load per concurrency level (default 20)")
     parser.add_argument("--words", type=int, default=96, help="words of each article sent (default 96)")
     parser.add_argument("--concurrency", default="1,8,32", help="levels, comma-separated (default 1,8,32)")
+    parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto",
+                        help="load generator (default auto: wrk when installed, else httpx)")
     args = parser.parse_args()
+    client = args.client if args.client != "auto" else "wrk" if shutil.which("wrk") else "httpx"
+    if client == "wrk" and not shutil.which("wrk"):
+        raise SystemExit("--client wrk: wrk is not installed (apt-get install wrk), or use --client httpx")
     env = bbc_home(args)
     levels = [int(c) for c in args.concurrency.split(",")]
     fmhub_cli = str(Path(sys.executable).with_name("fmhub"))
@@ -143,7 +207,11 @@ def main() -> None:
         "fmhub serve (onnx int8)": lambda port: [fmhub_cli, "serve", "bench/bbc-minilm-onnx-int8", "--port",
                                                  str(port), "--log-level", "warning"],
     }
+    ceilings = {"fmhub serve (torch)": _ceiling("bench/bbc-minilm", texts, env),
+                "fmhub serve (onnx int8)": _ceiling("bench/bbc-minilm-onnx-int8", texts, env)}
     console = Console(width=200)
+    for name, value in ceilings.items():
+        console.print(f"{name.removeprefix('fmhub serve ')} model offline, batches of 32: {value:.1f} inputs/s")
     results: dict[str, dict[int, dict[str, float]]] = {}
     for name, argv in servers.items():
         port = _port()
@@ -154,7 +222,11 @@ def main() -> None:
                 httpx.post(url, json={"inputs": text}, timeout=120)
             results[name] = {}
             for level in levels:
-                results[name][level] = asyncio.run(_load(url, texts, level, args.seconds))
+                if client == "wrk":
+                    with tempfile.TemporaryDirectory() as workdir:
+                        results[name][level] = _load_wrk(url, texts, level, args.seconds, Path(workdir))
+                else:
+                    results[name][level] = asyncio.run(_load(url, texts, level, args.seconds))
                 r = results[name][level]
                 console.print(f"{name} · c={level}: {r['requests_per_second']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
                               f"p99 {r['p99_ms']:.0f} ms, {r['errors']} errors")
@@ -165,13 +237,15 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
     naive = results["naive FastAPI + transformers.pipeline"]
-    table = Table(title=f"Serving the BBC MiniLM: {args.words}-word articles, {args.seconds:g} s per level")
-    for column in ("server", "concurrency", "req/s", "× naive", "p50 ms", "p99 ms", "errors"):
+    table = Table(title=f"Serving the BBC MiniLM: {args.words}-word articles, {args.seconds:g} s per level, "
+                        f"load from {client}")
+    for column in ("server", "concurrency", "req/s", "× naive", "of ceiling", "p50 ms", "p99 ms", "errors"):
         table.add_column(column, justify="left" if column == "server" else "right")
     for name, levels_result in results.items():
         for level, r in levels_result.items():
             r["ratio"] = r["requests_per_second"] / naive[level]["requests_per_second"]
-            table.add_row(name, str(level), f"{r['requests_per_second']:.1f}", f"{r['ratio']:.2f}×",
+            share = f"{r['requests_per_second'] / ceilings[name]:.0%}" if name in ceilings else ""
+            table.add_row(name, str(level), f"{r['requests_per_second']:.1f}", f"{r['ratio']:.2f}×", share,
                           f"{r['p50_ms']:.0f}", f"{r['p99_ms']:.0f}", str(r["errors"]))
     console.print(table)
     top = max(levels)
@@ -179,12 +253,15 @@ def main() -> None:
         r, anchor = results[name][top], naive[top]
         met = r["ratio"] >= 4 and r["p99_ms"] <= anchor["p99_ms"] and r["errors"] == 0
         console.print(f"{'✔' if met else '✘'} {name} at c={top}: {r['ratio']:.2f}× the naive server's requests/s "
-                      f"(goal ≥ 4×), p99 {r['p99_ms']:.0f} vs {anchor['p99_ms']:.0f} ms, {r['errors']} errors")
+                      f"(goal ≥ 4×), p99 {r['p99_ms']:.0f} vs {anchor['p99_ms']:.0f} ms, {r['errors']} errors; "
+                      f"the model alone tops out at {ceilings[name] / anchor['requests_per_second']:.2f}× "
+                      f"({ceilings[name]:.1f} inputs/s)")
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     path = out / f"serve_bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps({"command": " ".join(sys.argv), "words": args.words, "seconds": args.seconds,
-                                "results": results}, indent=2) + "\n")
+    path.write_text(json.dumps({"command": " ".join(sys.argv), "client": client, "words": args.words,
+                                "seconds": args.seconds, "ceilings": ceilings, "results": results},
+                               indent=2) + "\n")
     console.print(f"JSON written to {path}")
 
 

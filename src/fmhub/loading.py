@@ -30,7 +30,7 @@ import numpy as np
 from fmhub.errors import InvalidInputError
 
 __all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of",
-           "fmhub_section"]
+           "fmhub_section", "require_torch_weights"]
 
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
 FORMATS = ("torch", "onnx", "torch-int8")
@@ -67,6 +67,28 @@ def variant_of(folder: Path) -> dict[str, Any]:
     except InvalidInputError:
         return {}
     return fmhub_section(metadata, "variant")
+
+
+def require_torch_weights(folder: Path, repo: str, role: str) -> None:
+    """Refuse, as an input error, a variant whose weights plain transformers cannot load (ONNX, torch int8).
+
+    Training (``--model``, ``--teacher``) loads weights with ``from_pretrained``; an optimized variant is an
+    end product, so the fix is to start from the model it was made from (its ``fmhub.lineage`` parent).
+    """
+    form = variant_of(folder).get("format", "torch")
+    if form == "torch":
+        return
+    from fmhub.cards import parse_card
+
+    try:
+        metadata = parse_card((folder / "README.md").read_text(encoding="utf-8", errors="replace")).metadata
+    except (OSError, InvalidInputError):
+        metadata = {}
+    parent = fmhub_section(metadata, "lineage").get("parent")
+    named = {"onnx": "an ONNX", "torch-int8": "a PyTorch int8"}.get(form, f"a {form}")
+    raise InvalidInputError(f"{role} {repo} is {named} variant; training needs a model with torch weights",
+                            hint=f"use the model it was made from ({parent})" if parent else
+                            "use the torch model it was made from (see its card)")
 
 
 def fmhub_section(metadata: dict[str, Any], name: str) -> dict[str, Any]:

@@ -131,12 +131,25 @@ def test_bad_teachers_and_options(classifier: str, tiny_model: str, tiny_data: s
         TrainConfig(task="masked-lm", model=classifier, teacher=classifier, data=tiny_data, output="acme/x").validate()
 
 
-def test_an_onnx_teacher_is_refused(classifier: str) -> None:
-    from fmhub.optimize import export_onnx
+def test_an_onnx_or_int8_variant_is_refused_as_teacher_or_base_model(classifier: str, tiny_data: str,
+                                                                      capsys) -> None:
+    from fmhub.cli import main
+    from fmhub.optimize import export_onnx, quantize
 
     export_onnx(classifier, "acme/clf-onnx", report=False)
+    quantize(classifier, "acme/clf-qt", backend="torch", report=False)
     with pytest.raises(InvalidInputError, match="a teacher must be torch weights"):
         distill("acme/clf-onnx", "acme/x", student_layers=1, report=False)
+    for variant, form in (("acme/clf-onnx", "an ONNX"), ("acme/clf-qt", "a PyTorch int8")):
+        for flags in (["--model", variant], ["--model", classifier, "--teacher", variant]):
+            argv = ["train", "--task", "text-classification", *flags, "--data", tiny_data, "--output", "acme/x",
+                    "--max-steps", "1", "--max-length", "32"]
+            assert main(argv) == 2  # a clear message before training, not a transformers traceback
+            err = capsys.readouterr().err
+            assert f"is {form} variant; training needs a model with torch weights" in err, err
+            assert f"use the model it was made from ({classifier.split('@')[0]})" in err
+    with Hub.open() as hub:
+        assert "acme/x" not in [r.repo_id for r in hub.list_repos()]
 
 
 def test_pruning_with_a_recovery_fine_tune_keeps_the_sparsity(classifier: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fmhub.errors import InvalidInputError
+from fmhub.loading import require_torch_weights
 
 __all__ = ["Distiller", "keep_layers", "layer_indices", "load_teacher"]
 
@@ -111,6 +112,7 @@ def load_teacher(config: Any, hub: Any, student: Any, tokenizer: Any, label_name
     repo, revision = split_ref(config.teacher, "--teacher")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
+    require_torch_weights(folder, repo, "the teacher")
     teacher = model_class.from_pretrained(folder).eval()
     teacher.requires_grad_(False)
     theirs = [teacher.config.id2label[i] for i in sorted(teacher.config.id2label)] if teacher.config.id2label else []

@@ -22,6 +22,7 @@ from typing import Any
 
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError
+from fmhub.loading import require_torch_weights
 from fmhub.train import _distributed as distributed
 from fmhub.train._checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
 from fmhub.train._config import TrainConfig, split_ref
@@ -103,6 +104,8 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
     data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
     if model_repo is not None:
         folder = hub.download(model_repo, revision=model_commit)
+        if given is None:
+            require_torch_weights(folder, model_repo, "--model")
     dataset = load(data_repo, revision=data_commit, hub=hub)
     splits = [config.train_split] + ([config.eval_split] if config.eval_split else [])
     for name in splits:
