@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--latency-rows", type=int, default=100, help="test articles timed at batch 1 (default 100)")
     parser.add_argument("--rounds", type=int, default=2, help="measurements of each version (default 2)")
     parser.add_argument("--reuse", action="store_true", help="measure the variants already in the store")
+    parser.add_argument("--only", help="only the variants whose names contain one of these comma-separated words "
+                                       "(e.g. heads,int8), beside the parent")
     args = parser.parse_args()
     env = bbc_home(args)
     console = Console(width=200)
@@ -103,7 +105,15 @@ def main() -> None:
         "pruned 50% FFN neurons": ["prune", model, "--sparsity", "0.5", "--structured", "neurons", "--finetune-steps",
                                    str(args.finetune_steps), "--max-length", "256", "--output",
                                    "bench/bbc-minilm-ffn", *cards],
+        "pruned 50% attention heads": ["prune", model, "--sparsity", "0.5", "--structured", "heads",
+                                       "--finetune-steps", str(args.finetune_steps), "--max-length", "256",
+                                       "--output", "bench/bbc-minilm-heads", *cards],
     }
+    if args.only:
+        wanted = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+        steps = {name: argv for name, argv in steps.items() if any(w in name.lower() for w in wanted)}
+        if not steps:
+            raise SystemExit(f"--only {args.only!r} names no variant")
     refs = {"fp32 torch (parent)": model}
     build_seconds: dict[str, float] = {}
     for name, argv in steps.items():

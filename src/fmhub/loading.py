@@ -6,7 +6,9 @@ A model repo holds one of these forms, named in its card's ``fmhub.variant.forma
 - ``onnx``: ``model.onnx`` (fp32, or int8 after dynamic quantization) — an onnxruntime
   ``InferenceSession`` on the CPU;
 - ``torch-int8``: PyTorch dynamic int8 ``Linear`` layers saved as int8 tensors with their scales in
-  ``model.safetensors`` — rebuilt by :func:`fmhub.optimize._quantize.load_torch_int8`.
+  ``model.safetensors`` — rebuilt by :func:`fmhub.optimize._quantize.load_torch_int8`;
+- ``torch-pruned-heads``: transformers weights with fewer attention heads per layer than the config
+  names — rebuilt by :func:`fmhub.optimize._prune.load_pruned_heads`.
 
 Every form answers :meth:`LoadedModel.logits` on padded ``input_ids`` and ``attention_mask`` arrays,
 which is what evaluation, optimization and serving call; ``model`` is the native object for anything else.
@@ -29,11 +31,13 @@ import numpy as np
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TASK_HEADS", "task_of_config", "variant_of",
-           "fmhub_section", "require_torch_weights"]
+__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "TASK_HEADS", "task_of_config",
+           "variant_of", "fmhub_section", "require_torch_weights"]
 
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
-FORMATS = ("torch", "onnx", "torch-int8")
+FORMATS = ("torch", "onnx", "torch-int8", "torch-pruned-heads")
+#: The forms whose ``model`` is a torch module (the others: an onnxruntime session).
+TORCH_FORMATS = ("torch", "torch-int8", "torch-pruned-heads")
 #: task → the transformers auto class of its head
 TASK_HEADS = {"text-classification": "AutoModelForSequenceClassification",
               "token-classification": "AutoModelForTokenClassification",
@@ -85,7 +89,8 @@ def require_torch_weights(folder: Path, repo: str, role: str) -> None:
     except (OSError, InvalidInputError):
         metadata = {}
     parent = fmhub_section(metadata, "lineage").get("parent")
-    named = {"onnx": "an ONNX", "torch-int8": "a PyTorch int8"}.get(form, f"a {form}")
+    named = {"onnx": "an ONNX", "torch-int8": "a PyTorch int8", "torch-pruned-heads": "a head-pruned"}.get(
+        form, f"a {form}")
     raise InvalidInputError(f"{role} {repo} is {named} variant; training needs a model with torch weights",
                             hint=f"use the model it was made from ({parent})" if parent else
                             "use the torch model it was made from (see its card)")
@@ -182,6 +187,10 @@ def load_folder(folder: Path, repo: str = "", commit: str = "", threads: int | N
             from fmhub.optimize._quantize import load_torch_int8
 
             model = load_torch_int8(folder, config, head)
+        elif form == "torch-pruned-heads":
+            from fmhub.optimize._prune import load_pruned_heads
+
+            model = load_pruned_heads(folder, config, head)
         else:
             model = head.from_pretrained(folder).eval()
         used = torch.get_num_threads()

@@ -52,6 +52,43 @@ def test_bad_options(classifier: str, capsys) -> None:
 
     for argv, needle in ((["--sparsity", "1"], "--sparsity 1.0 must be between 0 and 1"),
                          (["--sparsity", "0"], "--sparsity 0.0 must be between 0 and 1"),
-                         (["--structured", "heads"], "unknown --structured 'heads'")):
+                         (["--structured", "blocks"], "unknown --structured 'blocks'")):
         assert main(["optimize", "prune", classifier, "--output", "acme/x", *argv]) == 2
         assert needle in capsys.readouterr().err
+
+
+def test_head_pruning_narrows_attention_and_the_variant_reloads_exports_and_serves(classifier: str, capsys) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from fmhub.cli import main
+    from fmhub.optimize import export_onnx
+    from fmhub.optimize._prune import heads_of
+    from fmhub.serve import ServeConfig, app_for
+
+    assert main(["optimize", "prune", classifier, "--output", "acme/clf-heads", "--sparsity", "0.5",
+                 "--structured", "heads", "--eval-skip", "robustness,baseline,slices"]) == 0
+    assert "variant vs parent" in capsys.readouterr().out
+    parent, loaded = fmhub.load(classifier), fmhub.load("acme/clf-heads")
+    assert loaded.format == "torch-pruned-heads" and heads_of(loaded.model) == 1 and heads_of(parent.model) == 2
+    layer = loaded.model.bert.encoder.layer[0].attention
+    assert layer.self.query.weight.shape == (16, 32) and layer.output.dense.weight.shape == (32, 16)
+    kept = loaded.variant["kept"][0][0]  # the kept head's rows are the parent's, unchanged
+    assert torch.equal(layer.self.query.weight, parent.model.bert.encoder.layer[0].attention.self.query
+                       .weight[kept * 16:(kept + 1) * 16])
+    assert loaded.parameters() == parent.parameters() - 2 * (3 * 16 * 32 + 3 * 16 + 32 * 16)
+    with pytest.raises(Exception, match="size mismatch|mismatched|shape"):  # why the format has its own name
+        AutoModelForSequenceClassification.from_pretrained(loaded.folder)
+    onnx = export_onnx("acme/clf-heads", "acme/clf-heads-onnx", report=False)  # fusions told of 1 head, parity held
+    assert onnx.variant["parity"]["max_abs_logit_diff"] <= 1e-3 and "optimizer" in onnx.variant["graph_optimization"]
+    texts = ["the striker scored a late goal", "shares fell in london"]
+    batch = loaded.tokenizer(texts, padding=True, return_tensors="np")
+    expected = loaded.logits(batch["input_ids"], batch["attention_mask"]).argmax(-1)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app_for(ServeConfig(model="acme/clf-heads", threads=1), load_first=True)) as client:
+        answers = client.post("/v1/classify", json={"inputs": texts}).json()
+    labels = [loaded.config.id2label[int(i)] for i in expected]
+    assert [a[0]["label"] for a in answers] == labels
+    tuned = prune(classifier, "acme/clf-heads-ft", sparsity=0.5, structured="heads", finetune_steps=2,
+                  finetune_learning_rate=1e-3, max_length=32, report=False)  # the engine trains the narrower model
+    assert tuned.variant["finetune"]["steps"] == 2 and heads_of(fmhub.load("acme/clf-heads-ft").model) == 1

@@ -156,11 +156,13 @@ def prune_command(
     model: ModelArgument,
     output: OutputOption,
     sparsity: Annotated[float, typer.Option("--sparsity", help="Share to remove, in (0, 1): of the Linear weights "
-                                                               "(unstructured) or of each layer's FFN neurons.")
-                        ] = 0.5,
+                                                               "(unstructured), or of each layer's FFN neurons or "
+                                                               "attention heads.")] = 0.5,
     structured: Annotated[str | None, typer.Option("--structured", help="neurons: remove whole feed-forward neurons "
-                                                                        "(smaller, faster); default: unstructured "
-                                                                        "magnitude pruning.")] = None,
+                                                                        "(plain transformers loads the result); heads: "
+                                                                        "remove whole attention heads (fmhub.load "
+                                                                        "loads it); both smaller and faster. Default: "
+                                                                        "unstructured magnitude pruning.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Dataset of the check and of the recovery fine-tune "
                                                             "\\[default: the parent's training dataset].")] = None,
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per row of the check and the fine-tune.",
@@ -186,6 +188,8 @@ def prune_command(
         fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --output acme/bbc-minilm-sparse
         fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --finetune-steps 100 --output acme/bbc-minilm-sparse
         fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --structured neurons --output acme/bbc-minilm-ffn
+        fmhub optimize prune acme/bbc-minilm@v1 --sparsity 0.5 --structured heads --finetune-steps 50 \
+            --output acme/bbc-minilm-heads
     """
     from fmhub.optimize import prune
 

@@ -40,15 +40,15 @@ def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token
                           do_constant_folding=True)
 
 
-def _optimize(path: Path, config: Any) -> str:
-    """Fuse in place; return what was done (recorded in the card)."""
+def _optimize(path: Path, config: Any, heads: int | None = None) -> str:
+    """Fuse in place; return what was done (recorded in the card). ``heads``: per layer, when pruned."""
     import onnxruntime as ort
 
     family = _FUSIONS.get(config.model_type)
     if family is not None:
         from onnxruntime.transformers.optimizer import optimize_model
 
-        heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 0)
+        heads = heads or getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 0)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
         optimized = optimize_model(str(path), model_type=family, num_heads=heads, hidden_size=hidden, opt_level=1,
                                    use_gpu=False)
@@ -66,12 +66,17 @@ def write_onnx(loaded: LoadedModel, batch: dict[str, Any], folder: Path, opset: 
                ) -> dict[str, Any]:
     """Write ``model.onnx``, config and tokenizer files of a loaded torch model to ``folder``; return the variant
     fields. ``batch`` (padded ``input_ids`` and ``attention_mask`` arrays) is what the export traces."""
-    if loaded.format != "torch":
+    if loaded.format not in ("torch", "torch-pruned-heads"):
         raise InvalidInputError(f"{loaded.repo} is already {loaded.format}; export-onnx converts a torch model",
                                 hint="export its parent, or use it as it is")
     per_token = loaded.task != "text-classification"
     _export(loaded.model, batch, folder / "model.onnx", opset, per_token)
-    optimization = _optimize(folder / "model.onnx", loaded.config) if optimize else "none"
+    heads = None
+    if loaded.format == "torch-pruned-heads":  # the fusions must know the narrower attention
+        from fmhub.optimize._prune import heads_of
+
+        heads = heads_of(loaded.model)
+    optimization = _optimize(folder / "model.onnx", loaded.config, heads) if optimize else "none"
     loaded.config.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     return {"format": "onnx", "opset": opset, "graph_optimization": optimization}

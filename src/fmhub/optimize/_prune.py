@@ -7,6 +7,12 @@
 - ``--structured neurons``: in every layer, the ``sparsity`` share of feed-forward neurons with the
   smallest L2 norm of their in- and out-weights, removed (``intermediate_size`` shrinks by as many in
   every layer, so the config stays one number): smaller and faster.
+- ``--structured heads``: in every layer, the ``sparsity`` share of attention heads with the smallest L2
+  norm of their query, key and value rows and output-projection columns, removed (the same number in
+  every layer). transformers 5 has no config field for fewer heads than ``hidden_size / head size``
+  (it dropped ``pruned_heads``), so the variant's format is ``torch-pruned-heads``: a plain
+  ``model.safetensors`` with narrower attention matrices that :func:`load_pruned_heads` (``fmhub.load``)
+  rebuilds from the file's own shapes.
 
 ``finetune_steps`` > 0 recovers accuracy with that many optimizer steps of the training engine on the
 dataset the parent was trained on (``data`` else), tracked as a run; unstructured zeros stay zero
@@ -23,11 +29,12 @@ from typing import Any
 from fmhub.errors import InvalidInputError
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
-__all__ = ["prune", "prune_unstructured", "prune_neurons", "STRUCTURES", "sparsity_of"]
+__all__ = ["prune", "prune_unstructured", "prune_neurons", "prune_heads", "load_pruned_heads", "STRUCTURES",
+           "sparsity_of"]
 
-#: Structured pruning that keeps a config transformers can load (one intermediate size for every layer).
-#: Attention heads are not here: transformers 5 dropped per-layer ``pruned_heads``.
-STRUCTURES = ("neurons",)
+#: Structured pruning: feed-forward neurons (plain transformers loads the result) or attention heads
+#: (``fmhub.load`` does; see the module docstring).
+STRUCTURES = ("neurons", "heads")
 
 
 def _encoder_layers(model: Any) -> list[Any]:
@@ -99,6 +106,95 @@ def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
             "sparsity": 1 - keep / width}
 
 
+def _attention(layer: Any, model_type: str) -> tuple[Any, Any]:
+    """A layer's self-attention (with ``query``/``key``/``value``) and its output projection's holder."""
+    attention = getattr(layer, "attention", None)
+    inner, output = getattr(attention, "self", None), getattr(attention, "output", None)
+    if not all(isinstance(getattr(inner, n, None), _nn_linear()) for n in ("query", "key", "value")) \
+            or not isinstance(getattr(output, "dense", None), _nn_linear()):
+        raise InvalidInputError(f"head pruning supports BERT-family encoders whose attention has query, key, value "
+                                f"and output.dense layers (bert, roberta, electra…), not {model_type}",
+                                hint="use --structured neurons, or unstructured pruning")
+    return inner, output
+
+
+def _nn_linear() -> type:
+    import torch
+
+    return torch.nn.Linear
+
+
+def _keep_heads(layer: Any, kept: list[int], head_size: int, model_type: str) -> None:
+    """Narrow one layer's attention to the heads ``kept`` (in place)."""
+    import torch
+
+    inner, output = _attention(layer, model_type)
+    rows = torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in kept])
+    for name in ("query", "key", "value"):
+        linear = getattr(inner, name)
+        setattr(inner, name, _linear(linear.weight[rows], None if linear.bias is None else linear.bias[rows]))
+    output.dense = _linear(output.dense.weight[:, rows], output.dense.bias)
+    inner.num_attention_heads, inner.all_head_size = len(kept), len(kept) * head_size
+
+
+def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
+    """Remove the weakest ``sparsity`` share of attention heads in every layer (the same number in each)."""
+    import torch
+
+    layers = _encoder_layers(model)
+    heads = model.config.num_attention_heads
+    head_size = model.config.hidden_size // heads
+    keep = max(1, heads - int(round(sparsity * heads)))
+    kept_per_layer = []
+    for layer in layers:
+        inner, output = _attention(layer, model.config.model_type)
+        norms = sum(getattr(inner, n).weight.detach().reshape(heads, -1).pow(2).sum(1)
+                    for n in ("query", "key", "value"))
+        norms = norms + output.dense.weight.detach().reshape(-1, heads, head_size).pow(2).sum((0, 2))
+        kept = sorted(torch.topk(norms, keep).indices.tolist())
+        _keep_heads(layer, kept, head_size, model.config.model_type)
+        kept_per_layer.append(kept)
+    return {"structure": "heads", "heads_kept": keep, "heads_total": heads, "layers": len(layers),
+            "kept": kept_per_layer, "sparsity": 1 - keep / heads}
+
+
+def heads_of(model: Any) -> int:
+    """Attention heads per layer of a (possibly head-pruned) BERT-family model."""
+    inner, _ = _attention(_encoder_layers(model)[0], model.config.model_type)
+    return int(inner.query.out_features // (model.config.hidden_size // model.config.num_attention_heads))
+
+
+def load_pruned_heads(folder: Path, config: Any, head: Any) -> Any:
+    """Rebuild a ``torch-pruned-heads`` variant: the architecture, each layer narrowed to the heads its saved
+    query matrix holds, then the saved weights (all of them, or an input error)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    model = head.from_config(config).eval()
+    head_size = config.hidden_size // config.num_attention_heads
+    names = {id(module): name for name, module in model.named_modules()}
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
+    for layer in _encoder_layers(model):
+        inner, _ = _attention(layer, config.model_type)
+        rows = shapes.get(f"{names[id(inner.query)]}.weight", [0])[0]
+        if not rows or rows % head_size:
+            raise InvalidInputError(f"{folder}: no whole attention heads in {names[id(inner.query)]}",
+                                    hint="the variant is damaged; prune its parent again")
+        _keep_heads(layer, list(range(rows // head_size)), head_size, config.model_type)
+    result = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
+    tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
+    missing = [k for k in result.missing_keys if k not in tied]
+    unexpected = result.unexpected_keys
+    if missing or unexpected:
+        raise InvalidInputError(f"{folder}: saved weights do not fit the architecture (missing "
+                                f"{', '.join(missing[:3]) or 'none'}; unexpected {', '.join(unexpected[:3]) or 'none'})",
+                                hint="the variant is damaged; prune its parent again")
+    if tied:
+        model.tie_weights()
+    return model.eval()
+
+
 def _linear(weight: Any, bias: Any) -> Any:
     import torch
 
@@ -132,14 +228,16 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
             raise InvalidInputError(f"{parent.repo} is {parent.loaded.format}; pruning works on torch weights",
                                     hint="prune its torch parent, then export or quantize the result")
         pruned = copy.deepcopy(parent.loaded.model).eval()
-        fields = (prune_neurons if structured == "neurons" else prune_unstructured)(pruned, sparsity)
+        how = {"neurons": prune_neurons, "heads": prune_heads}.get(structured or "", prune_unstructured)
+        fields = how(pruned, sparsity)
         if finetune_steps:
             fields["finetune"] = _recover(parent, pruned)
             if structured is None:
                 fields["sparsity"] = sparsity_of(pruned)
         pruned.eval().save_pretrained(folder, safe_serialization=True)
         parent.loaded.tokenizer.save_pretrained(folder)
-        return {"format": "torch", "method": "prune", **fields, "asked_sparsity": sparsity,
+        return {"format": "torch-pruned-heads" if structured == "heads" else "torch", "method": "prune", **fields,
+                "asked_sparsity": sparsity,
                 "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})"}
 
     def check(parent: Parent, variant: Any, batch: dict[str, Any]) -> dict[str, Any]:  # recorded, not a gate

@@ -26,7 +26,8 @@ __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_var
            "VariantOutcome"]
 
 _SAMPLE_ROWS = 32
-_LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub"}  # what loads each format
+_LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub",  # what loads each format
+            "torch-pruned-heads": "fmhub"}
 
 
 @dataclass
