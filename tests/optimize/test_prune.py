@@ -52,7 +52,9 @@ def test_bad_options(classifier: str, capsys) -> None:
 
     for argv, needle in ((["--sparsity", "1"], "--sparsity 1.0 must be between 0 and 1"),
                          (["--sparsity", "0"], "--sparsity 0.0 must be between 0 and 1"),
-                         (["--structured", "blocks"], "unknown --structured 'blocks'")):
+                         (["--structured", "blocks"], "unknown --structured 'blocks'"),
+                         (["--structured", "heads", "--sparsity", "0.2"], "removes no head of 2 per layer"),
+                         (["--structured", "neurons", "--sparsity", "0.01"], "removes no neuron of 37 per layer")):
         assert main(["optimize", "prune", classifier, "--output", "acme/x", *argv]) == 2
         assert needle in capsys.readouterr().err
 

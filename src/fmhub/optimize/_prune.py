@@ -95,6 +95,9 @@ def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
     layers = _encoder_layers(model)
     width = model.config.intermediate_size
     keep = max(1, width - int(round(sparsity * width)))
+    if keep == width:
+        raise InvalidInputError(f"--sparsity {sparsity:g} removes no neuron of {width} per layer",
+                                hint=f"ask for at least {0.5 / width:.3g} (half a neuron)")
     for layer in layers:
         inner, outer = layer.intermediate.dense, layer.output.dense
         norms = inner.weight.detach().pow(2).sum(1) + outer.weight.detach().pow(2).sum(0)
@@ -145,6 +148,9 @@ def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
     heads = model.config.num_attention_heads
     head_size = model.config.hidden_size // heads
     keep = max(1, heads - int(round(sparsity * heads)))
+    if keep == heads:
+        raise InvalidInputError(f"--sparsity {sparsity:g} removes no head of {heads} per layer",
+                                hint=f"ask for at least {0.5 / heads:.3g} (half a head)")
     kept_per_layer = []
     for layer in layers:
         inner, output = _attention(layer, model.config.model_type)
