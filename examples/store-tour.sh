@@ -99,4 +99,4 @@ PY
 kill $server; wait $server 2>/dev/null || true
 step "Every write is in the audit log" fmhub audit --limit 5
 
-printf '\nThe demo store is in %s (delete it freely).\n' "$FMHUB_HOME"
+printf "\nThe tour's store is in %s (delete it freely).\n" "$FMHUB_HOME"
