@@ -325,8 +325,8 @@ def _install_errors(app: FastAPI) -> None:
 class _JsonBodies:
     """Read every POST body under /v1/ as JSON, whatever content type the client sent or left out.
 
-    ``curl -d '{"inputs": …}'`` says ``application/x-www-form-urlencoded``; inference servers (Hugging Face
-    endpoints, TGI) take such bodies as JSON, and so does this one. A body that is not JSON still gets 422.
+    ``curl -d '{"inputs": …}'`` says ``application/x-www-form-urlencoded``; every endpoint here takes JSON
+    only, so such a body is read as the JSON it is, and a body that is not JSON still gets 422.
     """
 
     def __init__(self, app: ASGIApp) -> None:
