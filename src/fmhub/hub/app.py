@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import fmhub
+from fmhub._docs import serve_docs
 from fmhub.accounts import Accounts
 from fmhub.hub import _admin, _evals, _hf, _hf_write, _lfs
 from fmhub.hub._auth import HubConfig
@@ -49,8 +50,9 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan,
+    app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
+    serve_docs(app)
     install_error_handlers(app)
     # Commits and LFS uploads stream their bodies and enforce their own (larger) limits.
     app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/"))

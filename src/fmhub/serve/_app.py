@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fmhub
+from fmhub._docs import serve_docs
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
 from fmhub.serve._batcher import Batcher, QueueGauge
 from fmhub.serve._config import ServeConfig
@@ -144,8 +145,9 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
                 await batcher.stop()
             state.executor.shutdown(wait=True, cancel_futures=False)
 
-    app = FastAPI(title="fmhub serve", version=fmhub.__version__, lifespan=lifespan,
+    app = FastAPI(title="fmhub serve", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Inference for one model version of an fmhub hub.")
+    serve_docs(app)
     app.state.server = state
     _install_errors(app)
 
