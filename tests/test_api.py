@@ -8,8 +8,8 @@ import pytest
 
 EXPORTS = {
     "fmhub": ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"],
-    "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "TASK_HEADS",
-                      "task_of_config", "variant_of", "fmhub_section", "require_torch_weights"],
+    "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "EXPORTABLE_FORMATS",
+                      "TASK_HEADS", "task_of_config", "variant_of", "fmhub_section", "require_torch_weights"],
     "fmhub.optimize": ["export_onnx", "quantize", "prune", "distill", "VariantOutcome"],
     "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",
                        "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",

@@ -31,13 +31,15 @@ import numpy as np
 
 from fmhub.errors import InvalidInputError
 
-__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "TASK_HEADS", "task_of_config",
-           "variant_of", "fmhub_section", "require_torch_weights"]
+__all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "EXPORTABLE_FORMATS", "TASK_HEADS",
+           "task_of_config", "variant_of", "fmhub_section", "require_torch_weights"]
 
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
 FORMATS = ("torch", "onnx", "torch-int8", "torch-pruned-heads")
 #: The forms whose ``model`` is a torch module (the others: an onnxruntime session).
 TORCH_FORMATS = ("torch", "torch-int8", "torch-pruned-heads")
+#: The float torch forms, which an ONNX export starts from.
+EXPORTABLE_FORMATS = ("torch", "torch-pruned-heads")
 #: task → the transformers auto class of its head
 TASK_HEADS = {"text-classification": "AutoModelForSequenceClassification",
               "token-classification": "AutoModelForTokenClassification",
@@ -59,18 +61,22 @@ def task_of_config(model_config: Any, repo: str) -> str:
                                  "with a classification, token-classification or language-model head")
 
 
-def variant_of(folder: Path) -> dict[str, Any]:
-    """The card's ``fmhub.variant`` mapping (``{}`` for a plain transformers model)."""
+def _card_metadata(folder: Path) -> dict[str, Any]:
+    """The YAML of the folder's ``README.md`` card (``{}`` without one, or when it does not parse)."""
     from fmhub.cards import parse_card
 
     readme = folder / "README.md"
     if not readme.is_file():
         return {}
     try:
-        metadata = parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata
+        return parse_card(readme.read_text(encoding="utf-8", errors="replace")).metadata
     except InvalidInputError:
         return {}
-    return fmhub_section(metadata, "variant")
+
+
+def variant_of(folder: Path) -> dict[str, Any]:
+    """The card's ``fmhub.variant`` mapping (``{}`` for a plain transformers model)."""
+    return fmhub_section(_card_metadata(folder), "variant")
 
 
 def require_torch_weights(folder: Path, repo: str, role: str) -> None:
@@ -79,15 +85,10 @@ def require_torch_weights(folder: Path, repo: str, role: str) -> None:
     Training (``--model``, ``--teacher``) loads weights with ``from_pretrained``; an optimized variant is an
     end product, so the fix is to start from the model it was made from (its ``fmhub.lineage`` parent).
     """
-    form = variant_of(folder).get("format", "torch")
+    metadata = _card_metadata(folder)
+    form = fmhub_section(metadata, "variant").get("format", "torch")
     if form == "torch":
         return
-    from fmhub.cards import parse_card
-
-    try:
-        metadata = parse_card((folder / "README.md").read_text(encoding="utf-8", errors="replace")).metadata
-    except (OSError, InvalidInputError):
-        metadata = {}
     parent = fmhub_section(metadata, "lineage").get("parent")
     named = {"onnx": "an ONNX", "torch-int8": "a PyTorch int8", "torch-pruned-heads": "a head-pruned"}.get(
         form, f"a {form}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
-from fmhub.loading import LoadedModel
+from fmhub.loading import EXPORTABLE_FORMATS, LoadedModel
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -66,7 +66,7 @@ def write_onnx(loaded: LoadedModel, batch: dict[str, Any], folder: Path, opset: 
                ) -> dict[str, Any]:
     """Write ``model.onnx``, config and tokenizer files of a loaded torch model to ``folder``; return the variant
     fields. ``batch`` (padded ``input_ids`` and ``attention_mask`` arrays) is what the export traces."""
-    if loaded.format not in ("torch", "torch-pruned-heads"):
+    if loaded.format not in EXPORTABLE_FORMATS:
         raise InvalidInputError(f"{loaded.repo} is already {loaded.format}; export-onnx converts a torch model",
                                 hint="export its parent, or use it as it is")
     per_token = loaded.task != "text-classification"

@@ -111,20 +111,16 @@ def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
 
 def _attention(layer: Any, model_type: str) -> tuple[Any, Any]:
     """A layer's self-attention (with ``query``/``key``/``value``) and its output projection's holder."""
+    from torch.nn import Linear
+
     attention = getattr(layer, "attention", None)
     inner, output = getattr(attention, "self", None), getattr(attention, "output", None)
-    if not all(isinstance(getattr(inner, n, None), _nn_linear()) for n in ("query", "key", "value")) \
-            or not isinstance(getattr(output, "dense", None), _nn_linear()):
+    if not all(isinstance(getattr(inner, n, None), Linear) for n in ("query", "key", "value")) \
+            or not isinstance(getattr(output, "dense", None), Linear):
         raise InvalidInputError(f"head pruning supports BERT-family encoders whose attention has query, key, value "
                                 f"and output.dense layers (bert, roberta, electra…), not {model_type}",
                                 hint="use --structured neurons, or unstructured pruning")
     return inner, output
-
-
-def _nn_linear() -> type:
-    import torch
-
-    return torch.nn.Linear
 
 
 def _keep_heads(layer: Any, kept: list[int], head_size: int, model_type: str) -> None:

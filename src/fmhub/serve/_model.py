@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fmhub.errors import EndpointNotServedError, InputTooLongError, IntegrityError, InvalidInputError
-from fmhub.loading import TORCH_FORMATS, LoadedModel, load_folder, variant_of
+from fmhub.loading import EXPORTABLE_FORMATS, TORCH_FORMATS, LoadedModel, load_folder, variant_of
 from fmhub.serve._batcher import Item
 
 __all__ = ["ServedModel", "pull", "open_model", "ENDPOINTS"]
@@ -72,7 +72,7 @@ def open_model(hub: Any, ref: str, backend: str, threads: int | None, cache: Pat
     if backend == "onnx" and declared == "torch-int8":
         raise InvalidInputError(f"{repo}@{commit[:12]} is PyTorch int8; it has no ONNX form",
                                 hint="serve it with --backend torch, or quantize its parent with --backend onnx")
-    if backend == "onnx" and declared in ("torch", "torch-pruned-heads"):
+    if backend == "onnx" and declared in EXPORTABLE_FORMATS:
         folder = _onnx_copy(folder, repo, commit, threads, cache)
     if threads is not None:
         import torch
