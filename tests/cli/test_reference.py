@@ -39,3 +39,11 @@ def test_a_stale_file_is_reported_and_written(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "docs" / "cli.md").read_text() == reference(app)
     assert main(["--root", str(tmp_path), "--check"]) == 0
     assert render_readme(readme, app) == readme
+
+
+def test_a_folder_without_the_readme_or_its_markers_is_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["--root", str(tmp_path)]) == 2
+    assert "README.md" in capsys.readouterr().err
+    (tmp_path / "README.md").write_text("# no markers\n")
+    assert main(["--root", str(tmp_path), "--check"]) == 2
+    assert "lacks the markers" in capsys.readouterr().err and not (tmp_path / "docs").exists()

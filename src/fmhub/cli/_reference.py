@@ -135,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a file is not current; write nothing")
     args = parser.parse_args(argv)
     readme_path, doc_path = args.root / "README.md", args.root / "docs" / "cli.md"
-    wanted = {doc_path: reference(app), readme_path: render_readme(readme_path.read_text(encoding="utf-8"), app)}
+    try:
+        readme = render_readme(readme_path.read_text(encoding="utf-8"), app)
+    except (OSError, ValueError) as exc:  # no README there, or one without the markers
+        print(f"error: {exc}\nhint: run it from the project folder, or pass --root PROJECT", file=sys.stderr)
+        return 2
+    wanted = {doc_path: reference(app), readme_path: readme}
     stale = [path for path, text in wanted.items()
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
