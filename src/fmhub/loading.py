@@ -34,6 +34,10 @@ from fmhub.errors import InvalidInputError
 __all__ = ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "EXPORTABLE_FORMATS", "TASK_HEADS",
            "task_of_config", "variant_of", "fmhub_section", "require_torch_weights"]
 
+#: ONNX Runtime graph transformers every fmhub session leaves out: its CPU SkipLayerNormalization kernel is
+#: slower than the Add and LayerNormalization it would replace (see :mod:`fmhub.optimize._onnx`).
+ORT_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
+
 #: The forms a model version can take (``fmhub.variant.format`` in its card).
 FORMATS = ("torch", "onnx", "torch-int8", "torch-pruned-heads")
 #: The forms whose ``model`` is a torch module (the others: an onnxruntime session).
@@ -157,7 +161,8 @@ def _onnx_session(path: Path, threads: int) -> Any:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=list(ORT_DISABLED_OPTIMIZERS))
 
 
 def load_folder(folder: Path, repo: str = "", commit: str = "", threads: int | None = None) -> LoadedModel:

@@ -23,6 +23,12 @@ def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_
     graph = onnx.load(str(folder / "model.onnx"))
     assert graph.opset_import[0].version >= 17
     assert [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim] == ["batch", "sequence"]
+    # The CPU-fast graph: attention fused (traced eagerly; the SDPA trace's IsNaN/Where masking is not fusable)
+    # and residual layer norms left as Add + LayerNormalization (ORT's SkipLayerNormalization is slower on CPU).
+    ops = [n.op_type for n in graph.graph.node]
+    assert ops.count("Attention") == 2 and "LayerNormalization" in ops, sorted(set(ops))
+    unfused = {"IsNaN", "Softmax", "SkipLayerNormalization"} & set(ops)
+    assert not unfused, unfused
     card = parse_card((folder / "README.md").read_text()).metadata
     assert card["base_model"] == parent and card["fmhub"]["lineage"]["parent_commit"] == parent_commit
     variant = card["fmhub"]["variant"]
@@ -38,6 +44,17 @@ def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_
     expected = torch_model.logits(batch["input_ids"], batch["attention_mask"])
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert onnx_model.parameters() == pytest.approx(torch_model.parameters(), rel=0.05)
+
+
+def test_tracing_switches_to_eager_attention_only_for_the_export(classifier: str) -> None:
+    from fmhub.optimize._onnx import _traced_attention
+
+    model = fmhub.load(classifier).model
+    before = model.config._attn_implementation
+    assert before != "eager"
+    with _traced_attention(model):
+        assert model.config._attn_implementation == "eager"
+    assert model.config._attn_implementation == before
 
 
 def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(classifier: str) -> None:

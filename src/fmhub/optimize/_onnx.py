@@ -2,14 +2,26 @@
 
 The model is traced by ``torch.onnx.export`` (the TorchScript exporter; opset ≥ 17) with dynamic batch
 and sequence axes and inputs ``input_ids`` and ``attention_mask``, output ``logits``. ONNX Runtime's
-transformer optimizer then fuses attention, layer norm and GELU for the BERT and GPT-2 families (other
-architectures get ONNX Runtime's portable basic pass). The result must match the parent on real rows
-(:func:`check_parity`) or nothing is pushed.
+transformer optimizer then fuses attention, embeddings + layer norm and bias + GELU for the BERT and GPT-2
+families (other architectures get ONNX Runtime's portable basic pass). The result must match the parent on
+real rows (:func:`check_parity`) or nothing is pushed.
+
+Two choices make the CPU graph fast (``bench/optimize_bench.py``):
+
+- BERT-family models are traced with transformers' eager attention: the optimizer fuses its pattern
+  (scores + additive mask, softmax) into one ``Attention`` node, which int8 quantization turns into
+  ``QAttention``; the SDPA trace's masking (``IsNaN`` + ``Where`` on every score) is not fused and took
+  a third of the int8 model's time.
+- Residual adds stay ``Add`` + ``LayerNormalization``: ONNX Runtime's CPU ``SkipLayerNormalization``
+  kernel is a scalar loop, 3–4× slower than the two standard kernels. The optimizer is told not to fuse
+  them, and :func:`fmhub.loading.load_folder` tells the session not to either (``ORT_DISABLED_OPTIMIZERS``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +38,20 @@ _FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilber
             "camembert": "bert", "gpt2": "gpt2"}
 
 
+@contextmanager
+def _traced_attention(model: Any) -> Iterator[None]:
+    """Eager attention while a BERT-family model is traced (see the module docstring), then as it was."""
+    before = model.config._attn_implementation
+    if _FUSIONS.get(model.config.model_type) != "bert" or before == "eager":
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
+
+
 def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token: bool) -> None:
     import torch
 
@@ -33,7 +59,7 @@ def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token
             "logits": {0: "batch", 1: "sequence"} if per_token else {0: "batch"}}
     sample = {k: torch.from_numpy(v[:2]) for k, v in batch.items()}
     model.eval()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _traced_attention(model):
         warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
         torch.onnx.export(model, (), str(path), kwargs=sample, input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
@@ -46,14 +72,17 @@ def _optimize(path: Path, config: Any, heads: int | None = None) -> str:
 
     family = _FUSIONS.get(config.model_type)
     if family is not None:
+        from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
 
         heads = heads or getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 0)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 0)
+        fusions = FusionOptions(family)
+        fusions.enable_skip_layer_norm = False  # slower on the CPU than Add + LayerNormalization
         optimized = optimize_model(str(path), model_type=family, num_heads=heads, hidden_size=hidden, opt_level=1,
-                                   use_gpu=False)
+                                   use_gpu=False, optimization_options=fusions)
         optimized.save_model_to_file(str(path))
-        return f"onnxruntime transformer optimizer ({family} fusions)"
+        return f"onnxruntime transformer optimizer ({family} fusions, residual layer norms unfused)"
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
