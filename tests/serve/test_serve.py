@@ -173,6 +173,22 @@ def test_onnx_backend_matches_torch(classifier: str, live) -> None:
         assert {s["label"]: s["score"] for s in a} == pytest.approx({s["label"]: s["score"] for s in b}, abs=1e-4)
 
 
+def test_onnx_exports_are_cached_per_commit_and_export_recipe(classifier: str, tmp_path) -> None:
+    from fmhub.optimize._onnx import EXPORT_RECIPE
+    from fmhub.serve._model import open_model
+
+    commit = prepare(ServeConfig(model=classifier)).split("@")[1]
+    stale = tmp_path / "serve-onnx" / commit  # where an fmhub before the recipe key kept its export
+    stale.mkdir(parents=True)
+    (stale / "model.onnx").write_bytes(b"an export of an older recipe")
+    with Hub.open() as hub:
+        served = open_model(hub, f"{classifier}@{commit}", "onnx", 1, tmp_path)
+        assert served.loaded.folder == tmp_path / "serve-onnx" / f"{commit}-r{EXPORT_RECIPE}"
+        written = (served.loaded.folder / "model.onnx").stat().st_mtime_ns
+        again = open_model(hub, f"{classifier}@{commit}", "onnx", 1, tmp_path)
+    assert (again.loaded.folder / "model.onnx").stat().st_mtime_ns == written  # made once
+
+
 def test_bad_versions_are_refused_before_serving(classifier: str, tiny_model: str, tmp_path) -> None:
     from fmhub.serve._model import open_model
 

@@ -32,6 +32,9 @@ from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_v
 __all__ = ["export_onnx", "write_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 17
+#: Bumped whenever the export writes a different graph for the same model (2: eager attention, residual layer
+#: norms unfused); ``fmhub serve`` keys the exports it caches on it, so an upgrade does not serve a stale graph.
+EXPORT_RECIPE = 2
 MIN_OPSET = 17
 #: config.model_type → ONNX Runtime transformer-optimizer model type (fusions for that family)
 _FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilbert": "bert", "electra": "bert",

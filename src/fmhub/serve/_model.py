@@ -3,9 +3,9 @@
 :func:`pull` resolves ``REPO[@REV]`` to a commit, refuses versions whose weights are only pickle files,
 downloads the rest into the local cache and re-hashes every file against the commit's sha256.
 :func:`open_model` loads it with :func:`fmhub.loading.load_folder` (``--backend onnx`` on a torch
-version exports an ONNX graph once per commit into the cache). :class:`ServedModel` runs one batch of
-one endpoint: tokenize the batch at once with the fast tokenizer, sort by length, pad each group of
-similar lengths only to its longest, run the forward pass and shape each input's answer.
+version exports an ONNX graph once per commit and export recipe into the cache). :class:`ServedModel` runs
+one batch of one endpoint: tokenize the batch at once with the fast tokenizer, sort by length, pad each
+group of similar lengths only to its longest, run the forward pass and shape each input's answer.
 """
 
 from __future__ import annotations
@@ -86,13 +86,14 @@ def open_model(hub: Any, ref: str, backend: str, threads: int | None, cache: Pat
 
 
 def _onnx_copy(folder: Path, repo: str, commit: str, threads: int | None, cache: Path) -> Path:
-    """An ONNX export of a torch version, made once per commit under ``cache`` (written whole, then renamed)."""
+    """An ONNX export of a torch version, made once per commit and export recipe under ``cache`` (written whole,
+    then renamed)."""
     import shutil
     import tempfile
 
-    from fmhub.optimize._onnx import DEFAULT_OPSET, write_onnx
+    from fmhub.optimize._onnx import DEFAULT_OPSET, EXPORT_RECIPE, write_onnx
 
-    target = cache / "serve-onnx" / commit
+    target = cache / "serve-onnx" / f"{commit}-r{EXPORT_RECIPE}"
     if (target / "model.onnx").is_file():
         return target
     loaded = load_folder(folder, repo, commit, threads)
