@@ -47,14 +47,35 @@ def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_
 
 
 def test_tracing_switches_to_eager_attention_only_for_the_export(classifier: str) -> None:
-    from fmhub.optimize._onnx import _traced_attention
+    from fmhub.optimize._onnx import _tracing
 
     model = fmhub.load(classifier).model
     before = model.config._attn_implementation
     assert before != "eager"
-    with _traced_attention(model):
+    with _tracing(model):
         assert model.config._attn_implementation == "eager"
     assert model.config._attn_implementation == before
+
+
+def test_a_gpt2_classifier_exports_without_its_key_value_cache(tiny_model: str, tiny_data: str, tmp_path) -> None:
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2ForSequenceClassification
+
+    with Hub.open() as hub:
+        tokenizer = AutoTokenizer.from_pretrained(hub.download(tiny_model))
+    torch.manual_seed(0)
+    labels = {0: "sport", 1: "tech"}
+    GPT2ForSequenceClassification(GPT2Config(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2, bos_token_id=None,
+        eos_token_id=None, pad_token_id=tokenizer.pad_token_id, id2label=labels,
+        label2id={v: k for k, v in labels.items()})).save_pretrained(tmp_path / "gpt")
+    tokenizer.save_pretrained(tmp_path / "gpt")
+    with Hub.open() as hub:
+        hub.create_repo("acme/gpt-clf")
+        hub.upload(tmp_path / "gpt", "acme/gpt-clf")
+    outcome = export_onnx("acme/gpt-clf", "acme/gpt-clf-onnx", data=tiny_data, report=False)
+    assert outcome.variant["parity"]["argmax_agreement"] == 1.0
+    assert "gpt2 fusions" in outcome.variant["graph_optimization"]
 
 
 def test_a_tolerance_nothing_meets_fails_loudly_and_pushes_nothing(classifier: str) -> None:

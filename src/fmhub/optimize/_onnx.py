@@ -42,17 +42,23 @@ _FUSIONS = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "distilber
 
 
 @contextmanager
-def _traced_attention(model: Any) -> Iterator[None]:
-    """Eager attention while a BERT-family model is traced (see the module docstring), then as it was."""
-    before = model.config._attn_implementation
-    if _FUSIONS.get(model.config.model_type) != "bert" or before == "eager":
-        yield
-        return
-    model.set_attn_implementation("eager")
+def _tracing(model: Any) -> Iterator[None]:
+    """The model as it is traced, then as it was: BERT-family attention eager (see the module docstring), and
+    no key/value cache returned (GPT-2's default output, which the tracer cannot take)."""
+    config = model.config
+    attention, cache = config._attn_implementation, getattr(config, "use_cache", None)
+    eager = _FUSIONS.get(config.model_type) == "bert" and attention != "eager"
+    if eager:
+        model.set_attn_implementation("eager")
+    if cache:
+        config.use_cache = False
     try:
         yield
     finally:
-        model.set_attn_implementation(before)
+        if eager:
+            model.set_attn_implementation(attention)
+        if cache:
+            config.use_cache = cache
 
 
 def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token: bool) -> None:
@@ -62,7 +68,7 @@ def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token
             "logits": {0: "batch", 1: "sequence"} if per_token else {0: "batch"}}
     sample = {k: torch.from_numpy(v[:2]) for k, v in batch.items()}
     model.eval()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _traced_attention(model):
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _tracing(model):
         warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
         torch.onnx.export(model, (), str(path), kwargs=sample, input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
