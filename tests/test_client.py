@@ -1,6 +1,6 @@
 """The Hub client without a server: which hub opens, and how HTTP answers become fmhub errors.
 
-The same behaviour tests over LocalHub and a live RemoteHub are in tests/hub/test_client_remote.py
+The same behaviour tests over LocalHub and a live RemoteHub are in tests/server/test_client_remote.py
 (they need the hub server fixtures).
 """
 

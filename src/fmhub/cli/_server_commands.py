@@ -46,7 +46,7 @@ def server_command(
     """
     import uvicorn
 
-    from fmhub.hub._auth import HubConfig  # here, not at import: the rest of the CLI does not need FastAPI
+    from fmhub.server._auth import HubConfig  # here, not at import: the rest of the CLI does not need FastAPI
 
     if not 0 <= port <= 65535:
         raise InvalidInputError(f"--port {port} is not a TCP port", hint="use 1-65535, or 0 for any free port")
@@ -68,4 +68,4 @@ def server_command(
     HubConfig.from_env()  # a bad value fails here, with its message, not in every worker
     err_console.print(f"fmhub hub on http://{host}:{port} — clients: export HF_ENDPOINT=http://{host}:{port} "
                       "(and HF_HUB_DISABLE_XET=1 to upload files ≥ 10 MB with huggingface_hub)")
-    uvicorn.run("fmhub.hub:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)
+    uvicorn.run("fmhub.server:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import fmhub
-from fmhub._docs import serve_docs
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
+from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
 from fmhub.serve._config import ServeConfig
 from fmhub.serve._metrics import ServeMetrics
@@ -239,8 +239,6 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
             return Response(b"", media_type="text/plain; version=0.0.4")
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    from fmhub.hub._limits import BodyLimitMiddleware
-
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
     app.add_middleware(_JsonBodies)
     app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
@@ -298,8 +296,6 @@ def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
 
 
 def _install_errors(app: FastAPI) -> None:
-    from fmhub.hub._errors import error_response
-
     @app.exception_handler(FmhubError)
     async def _fmhub_error(_request: Request, exc: FmhubError) -> JSONResponse:
         response = error_response(exc)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from huggingface_hub import hf_hub_download
 
-from fmhub.hub import HubConfig, create_app
+from fmhub.server import HubConfig, create_app
 from fmhub.store import AddFile, Store
 
 NGINX = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")

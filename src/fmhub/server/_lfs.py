@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
 from fmhub.errors import AuthenticationError, BlobNotFoundError, InvalidInputError, PayloadTooLargeError
-from fmhub.hub._auth import StoreDep, WriterDep, may_reference_blob, writable_repo
-from fmhub.hub._hf import repo_url
+from fmhub.server._auth import StoreDep, WriterDep, may_reference_blob, writable_repo
+from fmhub.server._hf import repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
 

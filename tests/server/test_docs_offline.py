@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from fmhub._docs import ASSETS
+from fmhub.http import ASSETS
 
 
 def _check_docs(url: str) -> None:

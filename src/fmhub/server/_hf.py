@@ -1,7 +1,7 @@
 """The read side of the Hugging Face Hub protocol: file downloads, repo info, trees, refs, commits, listings.
 
 Shapes follow what ``huggingface_hub`` parses (``file_download.py``, ``hf_api.py``). Every route goes
-through :func:`~fmhub.hub._auth.visible_repo`, so a private repo answers exactly like a missing one to
+through :func:`~fmhub.server._auth.visible_repo`, so a private repo answers exactly like a missing one to
 anyone who may not see it.
 """
 
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from fmhub.accounts import Principal
 from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
-from fmhub.hub._auth import ReaderDep, StoreDep, can_see, visible_repo
+from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.safety import is_pickle_path

@@ -8,7 +8,7 @@ from fmhub.accounts import Accounts
 from fmhub.client import Hub, UploadFile
 from fmhub.errors import EntryNotFoundError, InvalidInputError, RepoNotFoundError
 from fmhub.evaluate import EvalConfig, evaluate
-from fmhub.hub import HubConfig, create_app
+from fmhub.server import HubConfig, create_app
 from fmhub.store import open_store
 from fmhub.train import TrainConfig, train
 

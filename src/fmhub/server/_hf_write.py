@@ -1,7 +1,7 @@
 """The write side of the Hugging Face Hub protocol: repos, settings, branches, tags, preupload, commits.
 
 Shapes follow what ``huggingface_hub`` sends and parses (``hf_api.py``, ``_commit_api.py``). Large files
-arrive through the Git LFS batch API (:mod:`fmhub.hub._lfs`) and are referenced by ``lfsFile`` lines.
+arrive through the Git LFS batch API (:mod:`fmhub.server._lfs`) and are referenced by ``lfsFile`` lines.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from fmhub.errors import (
     PayloadTooLargeError,
     RepoExistsError,
 )
-from fmhub.hub._auth import (
+from fmhub.server._auth import (
     AuthenticatedDep,
     ReaderDep,
     StoreDep,
@@ -36,15 +36,15 @@ from fmhub.hub._auth import (
     may_reference_blob,
     writable_repo,
 )
-from fmhub.hub._errors import error_response
-from fmhub.hub._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
+from fmhub.http import error_response
+from fmhub.server._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
 from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
 from fmhub.store.blobs import check_sha256
 from fmhub.store.paths import validate_path, validate_repo_id
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
 
-logger = logging.getLogger("fmhub.hub")
+logger = logging.getLogger("fmhub.server")
 
 router = APIRouter(tags=["huggingface"])
 

@@ -9,10 +9,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fmhub.errors import HF_ERROR_CODE, FmhubError, http_status
 
-__all__ = ["install_error_handlers", "error_response"]
+__all__ = ["install_error_handlers", "error_response", "header_safe"]
 
 
-def _header_safe(text: str) -> str:
+def header_safe(text: str) -> str:
     """Header values must be latin-1 and one line."""
     return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:500]
 
@@ -20,7 +20,7 @@ def _header_safe(text: str) -> str:
 def error_response(error: FmhubError, **extra: object) -> JSONResponse:
     """The JSON error answer (``error``, ``hint``, and ``extra`` fields the client reads, e.g. ``url``)."""
     # X-Fmhub-Error names the class so fmhub's own client re-raises exactly what the store raised.
-    headers = {"X-Error-Message": _header_safe(error.message), "X-Fmhub-Error": type(error).__name__}
+    headers = {"X-Error-Message": header_safe(error.message), "X-Fmhub-Error": type(error).__name__}
     for cls in type(error).__mro__:
         if cls in HF_ERROR_CODE:
             headers["X-Error-Code"] = HF_ERROR_CODE[cls]
@@ -41,7 +41,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400,
-                            headers={"X-Error-Message": _header_safe(problems)})
+                            headers={"X-Error-Message": header_safe(problems)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

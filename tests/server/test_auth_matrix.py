@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from fmhub.hub import HubConfig, create_app
+from fmhub.server import HubConfig, create_app
 from fmhub.store import Store
 
 SECRET, MISSING = "acme/secret", "acme/nothing"
@@ -87,7 +87,7 @@ ROUTES = {
     ("POST", "/api/fmhub/evaluations"):
         ("write", lambda r: ("POST", "/api/fmhub/evaluations",
                              {"repo": r, "commit": "0" * 40, "path": "eval/acme/data/test/report.json"}, None)),
-    ("GET", "/api/fmhub/evaluations"):  # cards of models the caller may see (tests/hub/test_evals_api.py)
+    ("GET", "/api/fmhub/evaluations"):  # cards of models the caller may see (tests/server/test_evals_api.py)
         ("native", lambda r: ("GET", f"/api/fmhub/evaluations?model={r}", None, None), (200,) * 6),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fmhub.hub._auth import HubConfig
-from fmhub.hub.app import create_app
+from fmhub.server._auth import HubConfig
+from fmhub.server.app import create_app
 
 __all__ = ["create_app", "HubConfig"]

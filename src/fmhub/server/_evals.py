@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.errors import RepoNotFoundError
 from fmhub.evaluate._index import Evaluations, check_report_path
-from fmhub.hub._auth import ReaderDep, StoreDep, WriterDep, can_see, writable_repo
+from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, can_see, writable_repo
 
 __all__ = ["router"]
 

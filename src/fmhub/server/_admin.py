@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.accounts import Accounts, Member, Principal, TokenInfo
 from fmhub.errors import PermissionDeniedError
-from fmhub.hub._auth import AdminDep, AuthenticatedDep, StoreDep, WriterDep, require_write_token
-from fmhub.hub._hf import iso
+from fmhub.server._auth import AdminDep, AuthenticatedDep, StoreDep, WriterDep, require_write_token
+from fmhub.server._hf import iso
 
 __all__ = ["router"]
 

@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import CommitOperationAdd, hf_hub_download, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-from fmhub.hub import HubConfig, create_app
+from fmhub.server import HubConfig, create_app
 from fmhub.store import Store
 
 BIG = 10 * 1024 * 1024 + 123  # just over the LFS threshold

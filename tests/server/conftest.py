@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from fmhub.accounts import Accounts
-from fmhub.hub import HubConfig, create_app
+from fmhub.server import HubConfig, create_app
 from fmhub.store import Store
 
 ADMIN_TOKEN = "fmhub_test-admin-token-0123456789"

@@ -10,12 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import fmhub
-from fmhub._docs import serve_docs
+from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
-from fmhub.hub import _admin, _evals, _hf, _hf_write, _lfs
-from fmhub.hub._auth import HubConfig
-from fmhub.hub._errors import install_error_handlers
-from fmhub.hub._limits import BodyLimitMiddleware
+from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs
+from fmhub.server._auth import HubConfig
+from fmhub.http import install_error_handlers
+from fmhub.http import BodyLimitMiddleware
 from fmhub.store import Store, open_store
 
 __all__ = ["create_app", "HubConfig"]
@@ -28,7 +28,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     with ``FMHUB_ADMIN_TOKEN`` set, that value is the administrator's token instead.
 
     Example:
-        uvicorn --factory fmhub.hub:create_app   # or: fmhub server
+        uvicorn --factory fmhub.server:create_app   # or: fmhub server
     """
 
     @asynccontextmanager
