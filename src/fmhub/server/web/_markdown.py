@@ -11,7 +11,8 @@ would fail to fetch it, and a remote image would tell a third party who reads th
 from __future__ import annotations
 
 from collections import OrderedDict
-from urllib.parse import quote, urljoin, urlsplit
+import posixpath
+from urllib.parse import quote, unquote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -39,7 +40,7 @@ def _parser() -> MarkdownIt:
 _MD = _parser()
 
 
-def _attribute_filter(base: str):
+def _attribute_filter(base: str, folder: str, files: frozenset[str] | None):
     def keep(tag: str, attribute: str, value: str) -> str | None:
         if tag == "code" and attribute == "class":
             return value if value.startswith("language-") and value[9:].replace("-", "").isalnum() else None
@@ -47,26 +48,32 @@ def _attribute_filter(base: str):
             parts = urlsplit(value)
             if parts.scheme or parts.netloc or value.startswith("/"):
                 return None  # remote or absolute: not loaded (the alt text stays)
-            return urljoin(base, quote(value, safe="/%#?=&"))
+            path = posixpath.normpath(posixpath.join(folder, unquote(parts.path)))
+            if path.startswith("../") or (files is not None and path not in files):
+                return None  # not a file of this revision: no request for it
+            return base + quote(path)
         return value
     return keep
 
 
-def render_markdown(text: str, *, base: str, cache_key: str | None = None) -> str:
+def render_markdown(text: str, *, base: str, cache_key: str | None = None, folder: str = "",
+                    files: frozenset[str] | None = None) -> str:
     """Sanitized HTML of ``text`` (markdown with optional HTML); relative images resolve under ``base``.
 
     Args:
-        base: URL folder relative image paths resolve against (the repo's ``resolve/<rev>/``).
-        cache_key: an id of the text (a blob sha256): the same text and base render once.
+        base: the repo's ``resolve/<commit>/`` URL; an image's repo path is appended to it.
+        folder: the repo folder of the markdown file (relative image paths start there).
+        files: the revision's file paths: an image that is none of them is dropped, not requested.
+        cache_key: an id of the text (a blob sha256): the same text, base and folder render once.
     """
-    key = (cache_key, base) if cache_key else None
+    key = (cache_key, base + "\0" + folder) if cache_key else None
     if key is not None and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     html = _MD.render(text)
     clean = nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES,
                       link_rel="noopener noreferrer nofollow", strip_comments=True,
-                      attribute_filter=_attribute_filter(base))
+                      attribute_filter=_attribute_filter(base, folder, files))
     if key is not None:
         _CACHE[key] = clean
         if len(_CACHE) > _CACHE_SIZE:

@@ -74,7 +74,8 @@ def _card_page(request: Request, repo_type: str, repo_id: str, revision: str | N
     store = store_of(request)
     view = open_repo(request, repo_type, repo_id, revision, tab="card")
     body, sha = read_card(store, view)
-    html = render_markdown(body, base=f"{view.base}/resolve/{view.commit.oid}/", cache_key=sha) if sha else ""
+    html = render_markdown(body, base=f"{view.base}/resolve/{view.commit.oid}/", cache_key=sha,
+                           files=frozenset(e.path for e in view.files)) if sha else ""
     splits = []
     if repo_type == "dataset":
         for split in split_names(view.files):
@@ -147,9 +148,10 @@ def _preview(store: Any, view: RepoView, entry: Any) -> dict[str, Any]:
                 body = parse_card(text).body
             except FmhubError:
                 pass
-        return {"kind": "markdown", "html": render_markdown(body, base=f"{view.base}/resolve/{view.commit.oid}/"
-                                                            + (entry.path.rsplit("/", 1)[0] + "/" if "/" in entry.path
-                                                               else ""), cache_key=entry.blob_sha256),
+        folder = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
+        return {"kind": "markdown", "html": render_markdown(body, base=f"{view.base}/resolve/{view.commit.oid}/",
+                                                            folder=folder, cache_key=entry.blob_sha256,
+                                                            files=frozenset(e.path for e in view.files)),
                 "text": text}
     if name.endswith(".json"):
         try:
