@@ -86,7 +86,10 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
     """
     check = _Visibility(store, caller)
     out = []
-    for info in Evaluations(store.db).list(model=model, dataset=dataset, split=split, limit=limit):
+    unfiltered = model is None and dataset is None and split is None
+    cards = _all_cards(store, limit) if unfiltered else \
+        Evaluations(store.db).list(model=model, dataset=dataset, split=split, limit=limit)
+    for info in cards:
         if visible_models is not None:
             shown = info.model.lower() in visible_models
         else:
@@ -94,6 +97,27 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
         if shown:
             out.append(info)
     return out
+
+
+_ALL: dict[tuple[str, int], tuple[Any, list[EvaluationInfo]]] = {}
+
+
+def _all_cards(store: Store, limit: int) -> list[EvaluationInfo]:
+    """Every indexed card, newest first, read again only when a newer card was indexed.
+
+    Home and leaderboards read the whole index on each view; the newest card (one indexed row) tells
+    whether the last read is still current, which turns a 10,000-row read into a one-row probe.
+    """
+    index = Evaluations(store.db)
+    newest = index.list(limit=1)
+    probe = (newest[0].model, newest[0].card_commit, newest[0].report_path, newest[0].created_at) if newest else None
+    key = (store.db.safe_url, limit)
+    cached = _ALL.get(key)
+    if cached is None or cached[0] != probe:
+        cached = (probe, index.list(limit=limit))
+        _ALL.clear()  # one store per server: keep one entry
+        _ALL[key] = cached
+    return cached[1]
 
 
 #: The final metric a runs list shows, the first one a run's summary has.

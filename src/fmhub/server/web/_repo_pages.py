@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fmhub.errors import EntryNotFoundError, InvalidInputError
 from fmhub.server.web._markdown import render_markdown
 from fmhub.server.web._parquet import open_parquet, split_names
 from fmhub.server.web._records import runs_of_repo
-from fmhub.server.web._render import render
+from fmhub.server.web._render import render, rev_part
 from fmhub.server.web._repo import RepoView, diff_files, lineage_links, open_repo, read_card, snippets, store_of
 from fmhub.server.web._reports import headline, read_report, report_cards
 from fmhub.server.web._routing import PageRoute, int_param, raw_segments
@@ -207,8 +207,14 @@ def _commit_page(request: Request, repo_type: str) -> HTMLResponse:
                   compare=None)
 
 
-def _compare_page(request: Request, repo_type: str) -> HTMLResponse:
+def _compare_page(request: Request, repo_type: str) -> Response:
     repo_id, rest = repo_segments(request, repo_type)
+    if len(rest) == 1:  # the commits page's form without script: ?a=OLD&b=NEW
+        old, new = request.query_params.get("a"), request.query_params.get("b")
+        if not old or not new:
+            raise InvalidInputError("pick two commits to compare (a and b)")
+        view = open_repo(request, repo_type, repo_id, tab="commits")
+        return RedirectResponse(f"{view.base}/compare/{rev_part(old)}...{rev_part(new)}", status_code=303)
     spec = "/".join(rest[1:])
     if "..." not in spec:
         raise InvalidInputError("compare two revisions as /compare/A...B")
@@ -244,7 +250,7 @@ def _register() -> None:
             return _card_page(request, _t, f"{namespace}/{name}")
 
         def bind(function: Any, _t: str = repo_type) -> Any:
-            def page(request: Request) -> HTMLResponse:
+            def page(request: Request) -> Response:
                 return function(request, _t)
             page.__name__ = f"{function.__name__.strip('_')}_{_t}"
             return page
@@ -256,6 +262,7 @@ def _register() -> None:
         router.add_api_route(base + "/commits", bind(_commits_page), methods=["GET"])
         router.add_api_route(base + "/commit/{sha}", bind(_commit_page), methods=["GET"])
         router.add_api_route(base + "/compare/{rest:path}", bind(_compare_page), methods=["GET"])
+        router.add_api_route(base + "/compare", bind(_compare_page), methods=["GET"])
         router.add_api_route(base + "/refs", bind(_refs_page), methods=["GET"])
         if repo_type == "model":
             router.add_api_route(base + "/runs", bind(_runs_tab), methods=["GET"])

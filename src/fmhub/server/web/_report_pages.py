@@ -101,7 +101,7 @@ def _other_cards(request: Request, view: Any, ref: CardRef, report: dict[str, An
     split = (report.get("provenance") or {}).get("dataset", {}).get("split") or ref.split
     out, seen = [], set()
     here = f"{view.repo.repo_id}@{view.commit.oid}"
-    for info in evaluations(store, view.caller, dataset=ref.dataset, split=split, limit=500):
+    for info in evaluations(store, view.caller, dataset=ref.dataset, split=split, limit=40):  # the newest only
         key = f"{info.model}@{info.card_commit}"
         if key == here or key in seen:
             continue
@@ -224,6 +224,9 @@ def _viewer(request: Request, repo_id: str, split: str | None) -> HTMLResponse:
     quality = _quality(store, view)
     distribution = None
     if quality:
+        for key in ("leakage", "near_duplicates"):  # rows found again across splits
+            found = quality.get(key) if isinstance(quality.get(key), list) else []
+            quality[f"{key}_rows"] = sum(int(item.get("count", 0)) for item in found if isinstance(item, dict))
         for item in quality.get("splits", []):
             if item.get("name") == split and item.get("labels"):
                 distribution = item["labels"]
