@@ -134,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repos", type=int, default=10_000, help="repos to seed (80%% models)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (after 5 warm-ups)")
+    parser.add_argument("--store", type=Path, help="keep the seeded store in this folder and reuse it on later runs "
+                                                   "(default: a temporary folder, deleted at the end)")
     args = parser.parse_args()
 
     import httpx
@@ -143,10 +145,17 @@ def main() -> None:
     from fmhub.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="fmhub-web-bench-") as tmp:
-        home = Path(tmp)
+        home = args.store or Path(tmp)
+        home.mkdir(parents=True, exist_ok=True)
+        seeded = (home / "seeded.json")
         with open_store(f"sqlite:///{home / 'fmhub.db'}", (home / "blobs").as_uri()) as store:
-            print(f"seeding {args.repos:,} repos (SQLite, file:// blobs)…", flush=True)
-            model = seed(store, args.repos)
+            if seeded.exists() and json.loads(seeded.read_text())["repos"] == args.repos:
+                model = json.loads(seeded.read_text())["model"]
+                print(f"reusing the {args.repos:,} repos seeded in {home}", flush=True)
+            else:
+                print(f"seeding {args.repos:,} repos (SQLite, file:// blobs)…", flush=True)
+                model = seed(store, args.repos)
+                seeded.write_text(json.dumps({"repos": args.repos, "model": model}))
             pages = {"home (search + leaderboards)": "/", "search ?q=model-004": "/models?q=model-004",
                      "model repo page": f"/{model}",
                      "report card page": f"/{model}/eval/main/bench/news/test",

@@ -21,7 +21,9 @@ PAGES = {
     "report-variant": "/tiny/topics-bert-int8/eval/prod/tiny/topics/test", "dataset-card": "/datasets/tiny/topics",
     "dataset-viewer": "/datasets/tiny/topics/viewer/default/train", "parquet-file":
         "/datasets/tiny/topics/blob/main/data/test-00000-of-00001.parquet",
-    "runs": "/-/runs", "leaderboards": "/-/leaderboards", "profile": "/tiny", "login": "/login",
+    "runs": "/-/runs", "leaderboards": "/-/leaderboards",
+    "compare-reports": "/-/compare/reports?card=tiny/topics-bert@main:tiny/topics/test"
+                       "&card=tiny/topics-bert-int8@prod:tiny/topics/test", "profile": "/tiny", "login": "/login",
     "not-found": "/tiny/no-such-model",
 }
 

@@ -50,7 +50,9 @@ PAGES = ["/", "/models", "/datasets?q=topics", "/?sort=metric:accuracy", "/tiny/
          "/tiny/topics-bert-int8/eval/prod/tiny/topics/test", "/datasets/tiny/topics",
          "/datasets/tiny/topics/viewer", "/datasets/tiny/topics/viewer/default/test",
          "/datasets/tiny/topics/blob/main/quality.json", "/-/runs", "/-/leaderboards",
-         "/-/leaderboards?dataset=tiny/topics&split=test", "/tiny", "/login"]
+         "/-/leaderboards?dataset=tiny/topics&split=test", "/tiny", "/login",
+         "/datasets/tiny/topics/viewer/default/train?p=3",
+         "/-/compare/reports?card=tiny/topics-bert@main:tiny/topics/test&card=tiny/topics-bert-int8@prod:tiny/topics/test"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -188,3 +190,28 @@ def test_static_files_and_plotly_are_served_by_the_hub(web_url: str) -> None:
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert b"plotly.js" in script.content[:200]
     assert httpx.get(f"{web_url}/static/app.js").headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_dataset_viewer_pages_through_the_split_in_order(web_url: str, web_store) -> None:
+    import io
+
+    import pyarrow.parquet as pq
+
+    files = [e for e in web_store.list_files("tiny/topics", repo_type="dataset") if e.path.startswith("data/train-")]
+    texts = [t for e in files for t in pq.read_table(io.BytesIO(web_store.read_bytes(
+        "tiny/topics", e.path, repo_type="dataset"))).column("text").to_pylist()]
+    shown = []
+    for page in (1, 2, 3):
+        html = get(web_url, f"/datasets/tiny/topics/viewer/default/train?p={page}").text
+        shown += [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r'<td class="text-cell">(.*?)</td>', html)]
+    import html as html_lib
+
+    assert [html_lib.unescape(t) for t in shown] == texts and len(texts) == 112
+
+
+def test_comparing_two_picked_commits_redirects_to_the_compare_page(web_url: str, web_store) -> None:
+    history = web_store.list_commits("tiny/topics-bert")
+    answer = get(web_url, f"/tiny/topics-bert/compare?a={history[-1].oid}&b={history[0].oid}")
+    assert answer.status_code == 303 and answer.headers["location"].endswith(f"{history[-1].oid}...{history[0].oid}")
+    page = get(web_url, answer.headers["location"])
+    assert page.status_code == 200 and "config.json" in page.text and "added" in page.text

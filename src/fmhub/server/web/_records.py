@@ -11,6 +11,7 @@ card only to those who may see its model.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fmhub.accounts import Principal
@@ -102,6 +103,12 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
 _ALL: dict[tuple[str, int], tuple[Any, list[EvaluationInfo]]] = {}
 
 
+def _max_age(store: Store) -> float:
+    from fmhub.server.web._search import max_age  # the same rule as repo listings
+
+    return max_age(store)
+
+
 def _all_cards(store: Store, limit: int) -> list[EvaluationInfo]:
     """Every indexed card, newest first, read again only when a newer card was indexed.
 
@@ -113,8 +120,9 @@ def _all_cards(store: Store, limit: int) -> list[EvaluationInfo]:
     probe = (newest[0].model, newest[0].card_commit, newest[0].report_path, newest[0].created_at) if newest else None
     key = (store.db.safe_url, limit)
     cached = _ALL.get(key)
-    if cached is None or cached[0] != probe:
-        cached = (probe, index.list(limit=limit))
+    now = time.monotonic()
+    if cached is None or cached[0][0] != probe or now - cached[0][1] > _max_age(store):
+        cached = ((probe, now), index.list(limit=limit))
         _ALL.clear()  # one store per server: keep one entry
         _ALL[key] = cached
     return cached[1]

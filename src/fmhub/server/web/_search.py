@@ -10,6 +10,7 @@ these two functions are re-pointed at it; the pages only see :class:`SearchPage`
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,8 +113,41 @@ def card_summary(store: Store, repo: Repo) -> CardSummary:
     return summary
 
 
+_LISTING: dict[str, tuple[Any, list[Repo]]] = {}
+#: Seconds a listing is reused at most on PostgreSQL, even when no newer write was seen: there, a write
+#: may commit after a later-numbered one was already seen (SQLite commits one writer at a time, in order).
+MAX_LISTING_AGE = 5.0
+
+
+def max_age(store: Store) -> float:
+    return float("inf") if store.db.engine.dialect.name == "sqlite" else MAX_LISTING_AGE
+
+
+def _all_repos(store: Store) -> list[Repo]:
+    """Every repo (``Store.list_repos()``), read again only after a write.
+
+    Every change to a repo (create, commit, ref, settings, delete) is recorded in the audit log in the
+    same transaction, so the newest audit event is a one-row probe that says whether the last listing
+    is still current: a hub with 10,000 repos lists them once per write, not once per page view.
+    """
+    newest = store.audit_events(limit=1)
+    probe = (newest[0].at, newest[0].action, newest[0].repo_id, newest[0].commit_oid, newest[0].ref) if newest else None
+    key = store.db.safe_url
+    cached = _LISTING.get(key)
+    now = time.monotonic()
+    if cached is None or cached[0][0] != probe or now - cached[0][1] > max_age(store):
+        cached = ((probe, now), store.list_repos())
+        _LISTING.clear()  # one store per server: keep one listing
+        _LISTING[key] = cached
+    return cached[1]
+
+
 def _visible(store: Store, caller: Principal | None, repo_type: str | None, query: str) -> list[Repo]:
-    return [r for r in store.list_repos(repo_type=repo_type, search=query or None) if can_see(caller, r)]
+    """Repos of ``repo_type`` (None: both) the caller may see whose id contains ``query`` (case-insensitive),
+    as ``Store.list_repos(search=...)`` matches them."""
+    needle = query.lower()
+    return [r for r in _all_repos(store) if (repo_type is None or r.repo_type == repo_type)
+            and (not needle or needle in r.repo_id.lower()) and can_see(caller, r)]
 
 
 def search_repos(store: Store, caller: Principal | None, *, query: str = "", repo_type: str | None = None,
