@@ -125,11 +125,29 @@ def read_rows(store: Store, shards: SplitShards, indices: list[int], columns: li
             group = bisect.bisect_right(groups, local) - 1
             by_group.setdefault(group, []).append((index, local - groups[group]))
         for group, members in by_group.items():
-            table = parquet.read_row_group(group, columns=columns)
+            table = _row_group(parquet, shards.entries[shard].blob_sha256, group, columns)
             taken = table.take(pa.array([m[1] for m in members])).to_pylist()
             for (index, _), row in zip(members, taken, strict=True):
                 out[index] = row
     return out
+
+
+_GROUPS: OrderedDict[tuple[str, int, tuple[str, ...] | None], pa.Table] = OrderedDict()
+_GROUPS_BYTES = 64 * 1024 * 1024  # decoded row groups kept, at most (a BBC-size split's texts are ~5 MB)
+
+
+def _row_group(parquet: pq.ParquetFile, sha256: str, group: int, columns: list[str] | None) -> pa.Table:
+    """A decoded row group, kept while recently used: paging through a split decodes each group once."""
+    key = (sha256, group, tuple(columns) if columns is not None else None)
+    table = _GROUPS.get(key)
+    if table is None:
+        table = parquet.read_row_group(group, columns=columns)
+        _GROUPS[key] = table
+        while len(_GROUPS) > 1 and sum(t.nbytes for t in _GROUPS.values()) > _GROUPS_BYTES:
+            _GROUPS.popitem(last=False)
+    else:
+        _GROUPS.move_to_end(key)
+    return table
 
 
 def read_range(store: Store, shards: SplitShards, start: int, count: int, columns: list[str] | None = None

@@ -22,10 +22,10 @@ from fmhub.server._auth import can_see
 from fmhub.store import Store
 
 __all__ = ["visible_runs", "visible_run", "run_metrics", "runs_of_repo", "evaluations", "EvaluationInfo",
-           "RunInfo", "MetricPoint", "main_metric"]
+           "RunInfo", "MetricPoint", "main_metric", "all_cards"]
 
 
-class _Visibility:
+class _Visibility:  # for runs: a few repos per page, each looked up once
     """``can_see`` over repos by id, each looked up once per page."""
 
     def __init__(self, store: Store, caller: Principal | None) -> None:
@@ -82,21 +82,20 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
                 visible_models: set[str] | None = None) -> list[EvaluationInfo]:
     """Indexed report cards of models the caller may see, newest first (as ``GET /api/fmhub/evaluations``).
 
-    ``visible_models`` (lower-case ids), when the page already listed what the caller may see, saves a
-    lookup per model.
+    ``visible_models`` (lower-case ids), when the page already listed what the caller may see, saves
+    listing them again.
     """
-    check = _Visibility(store, caller)
+    if visible_models is None:
+        from fmhub.server.web._search import visible_ids  # the repo listing the search pages keep
+
+        visible_models = visible_ids(store, caller, "model")
     out = []
-    unfiltered = model is None and dataset is None and split is None
-    cards = _all_cards(store, limit) if unfiltered else \
-        Evaluations(store.db).list(model=model, dataset=dataset, split=split, limit=limit)
-    for info in cards:
-        if visible_models is not None:
-            shown = info.model.lower() in visible_models
-        else:
-            shown = check(info.model) and check.seen.get(("model", info.model)) is not None
-        if shown:
+    for info in all_cards(store):  # the whole index, cached until a card is indexed; filtered here
+        if (model is None or info.model == model) and (dataset is None or info.dataset == dataset) \
+                and (split is None or info.split == split) and info.model.lower() in visible_models:
             out.append(info)
+            if len(out) == limit:
+                break
     return out
 
 
@@ -109,22 +108,36 @@ def _max_age(store: Store) -> float:
     return max_age(store)
 
 
+def all_cards(store: Store) -> list[EvaluationInfo]:
+    """Every indexed card, newest first, before visibility (the same list object until the index changes)."""
+    return _all_cards(store, 100_000)
+
+
+#: Seconds between two checks of the index for a newer card (the check sorts the index: ~10 ms at 10,000 cards).
+RECHECK_SECONDS = 1.0
+
+
 def _all_cards(store: Store, limit: int) -> list[EvaluationInfo]:
     """Every indexed card, newest first, read again only when a newer card was indexed.
 
     Home and leaderboards read the whole index on each view; the newest card (one indexed row) tells
-    whether the last read is still current, which turns a 10,000-row read into a one-row probe.
+    whether the last read is still current, which turns a 10,000-row read into a one-row probe, made at
+    most once a second: a card pushed now shows within a second.
     """
-    index = Evaluations(store.db)
-    newest = index.list(limit=1)
-    probe = (newest[0].model, newest[0].card_commit, newest[0].report_path, newest[0].created_at) if newest else None
     key = (store.db.safe_url, limit)
     cached = _ALL.get(key)
     now = time.monotonic()
+    if cached is not None and now - cached[0][2] < RECHECK_SECONDS:
+        return cached[1]
+    index = Evaluations(store.db)
+    newest = index.list(limit=1)
+    probe = (newest[0].model, newest[0].card_commit, newest[0].report_path, newest[0].created_at) if newest else None
     if cached is None or cached[0][0] != probe or now - cached[0][1] > _max_age(store):
-        cached = ((probe, now), index.list(limit=limit))
-        _ALL.clear()  # one store per server: keep one entry
-        _ALL[key] = cached
+        cached = ((probe, now, now), index.list(limit=limit))
+    else:
+        cached = ((probe, cached[0][1], now), cached[1])
+    _ALL.clear()  # one store per server: keep one entry
+    _ALL[key] = cached
     return cached[1]
 
 

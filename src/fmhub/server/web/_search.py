@@ -23,7 +23,7 @@ from fmhub.server.web._records import EvaluationInfo, evaluations
 from fmhub.store import Repo, Store
 
 __all__ = ["search_repos", "leaderboards", "leaderboard", "card_summary", "SearchPage", "RepoHit", "Leaderboard",
-           "SORTS", "PRIMARY_METRIC", "lower_is_better"]
+           "SORTS", "PRIMARY_METRIC", "lower_is_better", "visible_ids"]
 
 #: Sort orders besides ``metric:<name>``.
 SORTS = ("updated", "name", "created")
@@ -150,6 +150,22 @@ def _visible(store: Store, caller: Principal | None, repo_type: str | None, quer
             and (not needle or needle in r.repo_id.lower()) and can_see(caller, r)]
 
 
+_IDS: dict[tuple[Any, ...], set[str]] = {}
+
+
+def visible_ids(store: Store, caller: Principal | None, repo_type: str | None = None) -> set[str]:
+    """Lower-case ids of the repos (of ``repo_type``) the caller may see; one set per listing and caller."""
+    listing = _all_repos(store)
+    who = None if caller is None else (caller.user, caller.is_admin, tuple(sorted(caller.orgs.items())))
+    key = (id(listing), who, repo_type)
+    found = _IDS.get(key)
+    if found is None:
+        if len(_IDS) > 256 or any(k[0] != id(listing) for k in _IDS):
+            _IDS.clear()  # a new listing: the sets of the old one are stale
+        found = _IDS[key] = {r.repo_id.lower() for r in _visible(store, caller, repo_type, "")}
+    return found
+
+
 def search_repos(store: Store, caller: Principal | None, *, query: str = "", repo_type: str | None = None,
                  sort: str = "updated", dataset: str | None = None, split: str | None = None, page: int = 1,
                  per_page: int = 20) -> SearchPage:
@@ -195,26 +211,54 @@ def search_repos(store: Store, caller: Principal | None, *, query: str = "", rep
     return SearchPage([RepoHit(r, card_summary(store, r)) for r in chosen], len(found), page, per_page, sort)
 
 
-def leaderboards(store: Store, caller: Principal | None, *, rows: int = 5) -> list[Leaderboard]:
-    """One board per (dataset, split, task) of the evaluations index, ranked by the task's primary metric."""
-    visible = {r.repo_id.lower() for r in _visible(store, caller, "model", "")}
+_BOARDS: dict[str, tuple[Any, list[Leaderboard]]] = {}
+
+
+def _all_boards(store: Store) -> list[Leaderboard]:
+    """Every board, each model's newest card ranked, before visibility; rebuilt when the index changes."""
+    from fmhub.server.web._records import all_cards
+
+    cards = all_cards(store)
+    key = store.db.safe_url
+    cached = _BOARDS.get(key)
+    if cached is not None and cached[0] is cards:
+        return cached[1]
     boards: dict[tuple[str, str, str], Leaderboard] = {}
     seen: set[tuple[str, str, str, str]] = set()
-    for info in evaluations(store, caller, visible_models=visible):
-        key = (info.dataset, info.split, info.task)
-        board = boards.get(key)
+    for info in cards:
+        group = (info.dataset, info.split, info.task)
+        board = boards.get(group)
         if board is None:
-            board = boards[key] = Leaderboard(info.dataset, info.split, info.task, PRIMARY_METRIC.get(info.task, ""))
-        if (*key, info.model) not in seen:  # the newest card of each model only
-            seen.add((*key, info.model))
+            board = boards[group] = Leaderboard(info.dataset, info.split, info.task, PRIMARY_METRIC.get(info.task, ""))
+        if (*group, info.model) not in seen:  # the newest card of each model only
+            seen.add((*group, info.model))
             board.rows.append(info)
     out = []
     for board in boards.values():
         board.metrics = tuple(sorted({m for r in board.rows for m in r.metrics}))
         _rank(board)
-        board.rows = board.rows[:rows]
         out.append(board)
-    return sorted(out, key=lambda b: (b.dataset, b.split))
+    out.sort(key=lambda b: (b.dataset, b.split))
+    _BOARDS.clear()
+    _BOARDS[key] = (cards, out)
+    return out
+
+
+def leaderboards(store: Store, caller: Principal | None, *, rows: int = 5) -> list[Leaderboard]:
+    """One board per (dataset, split, task) of the evaluations index, ranked by the task's primary metric;
+    only models the caller may see, the best ``rows`` of each."""
+    visible = visible_ids(store, caller, "model")
+    out = []
+    for board in _all_boards(store):
+        shown = []
+        for info in board.rows:
+            if info.model.lower() in visible:
+                shown.append(info)
+                if len(shown) == rows:
+                    break
+        if shown:
+            out.append(Leaderboard(board.dataset, board.split, board.task, board.metric, shown, board.metrics))
+    return out
 
 
 def _rank(board: Leaderboard) -> None:
@@ -227,8 +271,7 @@ def _rank(board: Leaderboard) -> None:
 def leaderboard(store: Store, caller: Principal | None, dataset: str, split: str, metric: str | None = None
                 ) -> Leaderboard | None:
     """The full board of one dataset split (every model's newest card), ranked by ``metric`` (default: primary)."""
-    visible = {r.repo_id.lower() for r in _visible(store, caller, "model", "")}
-    cards = evaluations(store, caller, dataset=dataset, split=split, visible_models=visible)
+    cards = evaluations(store, caller, dataset=dataset, split=split)
     if not cards:
         return None
     board = Leaderboard(dataset, split, cards[0].task, metric or PRIMARY_METRIC.get(cards[0].task, ""))
