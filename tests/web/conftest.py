@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from browsing import Watched
 from web_site import ADMIN_TOKEN, build
 
 CHROMIUM = os.environ.get("FMHUB_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-#: Screenshots of every page, for people to look at (gitignored).
-ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -70,47 +69,6 @@ def browser():
         launched.close()
 
 
-class Watched:
-    """A page whose console errors, page errors, dialogs and failed requests are recorded."""
-
-    def __init__(self, page, base: str) -> None:
-        self.page, self.base = page, base
-        self.problems: list[str] = []
-        self.requests: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}")
-                if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"request failed: {r.url} {r.failure}"))
-        page.on("request", lambda r: self.requests.append(r.url))
-        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}")
-                if r.status >= 400 and r.request.resource_type != "document" else None)
-
-        def dismiss(dialog) -> None:
-            self.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("dialog", dismiss)
-
-    def open(self, path: str, *, shot: str | None = None, status: int = 200):
-        response = self.page.goto(self.base + path)
-        assert response is not None and response.status == status, (path, response and response.status)
-        self.page.wait_for_load_state("networkidle")
-        if status >= 400:  # the browser logs the document's own status; nothing else may fail
-            self.problems = [p for p in self.problems if not p.startswith("console error: Failed to load resource")]
-        if shot:
-            self.shoot(shot)
-        return response
-
-    def shoot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-    def clean(self) -> None:
-        assert self.problems == [], self.problems
-        assert self.dialogs == [], self.dialogs
-
-
 @pytest.fixture
 def visit(browser, web_url: str) -> Iterator[Watched]:
     """A fresh browser context (no cookies) on the live hub."""
@@ -118,10 +76,3 @@ def visit(browser, web_url: str) -> Iterator[Watched]:
     watched = Watched(context.new_page(), web_url)
     yield watched
     context.close()
-
-
-def log_in(watched: Watched, token: str) -> None:
-    watched.open("/login")
-    watched.page.fill("input[name=token]", token)
-    watched.page.click("form.stack-form button[type=submit]")
-    watched.page.wait_for_load_state("networkidle")

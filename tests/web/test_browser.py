@@ -9,7 +9,7 @@ import json
 
 import httpx
 
-from conftest import log_in
+from browsing import log_in
 from web_site import ALICE_TOKEN
 
 PAGES = {
