@@ -12,7 +12,9 @@ the last byte received, so it includes ~0.3 ms of loopback HTTP.
     .venv/bin/python bench/web_bench.py                    # 10,000 repos, 200 requests per page
     .venv/bin/python bench/web_bench.py --repos 1000 --requests 50   # quick check
 
-Prints a table and writes bench/results/web_bench.json. Goal: p95 < 100 ms for every page.
+"first" is each page's first request after the server started (its caches cold: the repo listing and
+the evaluations index are read once, then reused until a write); p50/p95 are over the timed requests
+after 4 more warm-ups. Prints a table and writes bench/results/web_bench.json. Goal: p95 < 100 ms.
 """
 
 from __future__ import annotations
@@ -164,7 +166,10 @@ def main() -> None:
             with running(create_app(store, HubConfig(admin_token="fmhub_bench-admin-token-0123456789")),
                          ready_path=None) as url, httpx.Client(base_url=url, headers={"Accept": "text/html"}) as client:
                 for name, path in pages.items():
-                    for _ in range(5):
+                    start = time.perf_counter()  # the first request: this page's caches are cold
+                    assert client.get(path).status_code == 200, path
+                    first = (time.perf_counter() - start) * 1000
+                    for _ in range(4):
                         assert client.get(path).status_code == 200, path
                     times = []
                     for _ in range(args.requests):
@@ -173,14 +178,15 @@ def main() -> None:
                         times.append((time.perf_counter() - start) * 1000)
                         assert response.status_code == 200
                     times.sort()
-                    results[name] = {"path": path, "p50_ms": statistics.median(times),
+                    results[name] = {"path": path, "first_ms": first, "p50_ms": statistics.median(times),
                                      "p95_ms": times[int(0.95 * (len(times) - 1))], "max_ms": times[-1],
                                      "requests": len(times), "bytes": len(response.content)}
     print(f"\nweb UI page times, {args.repos:,} repos, SQLite, one uvicorn worker ({platform.processor() or 'cpu'})")
-    print(f"{'page':32} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'kB':>6}  goal p95 < 100 ms")
+    print(f"{'page':32} {'first ms':>9} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'kB':>6}  goal p95 < 100 ms")
     for name, r in results.items():
         verdict = "ok" if r["p95_ms"] < 100 else "MISSED"
-        print(f"{name:32} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f} {r['bytes'] / 1000:6.1f}  {verdict}")
+        print(f"{name:32} {r['first_ms']:9.1f} {r['p50_ms']:8.1f} {r['p95_ms']:8.1f} {r['max_ms']:8.1f} "
+              f"{r['bytes'] / 1000:6.1f}  {verdict}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "web_bench.json").write_text(json.dumps({"repos": args.repos, "requests": args.requests,
                                                         "pages": results}, indent=2) + "\n")
