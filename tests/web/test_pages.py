@@ -165,10 +165,14 @@ def test_account_pages_follow_the_api_rules(web_url: str) -> None:
         csrf = _form(alice, "/settings/organizations/acme")
         assert alice.post("/settings/organizations/acme/members",
                           data={"csrf": csrf, "user": "bob", "role": "read"}).status_code == 303
-        assert "bob" in alice.get("/settings/organizations/acme").text
-    with httpx.Client(base_url=web_url, follow_redirects=False,
-                      headers={"Authorization": f"Bearer {BOB_TOKEN}"}) as bob:
-        assert bob.get("/acme/secret-model", headers=HTML).status_code == 200  # now a reader of acme
+        try:
+            assert "bob" in alice.get("/settings/organizations/acme").text
+            assert get(web_url, "/acme/secret-model", headers={"Authorization": f"Bearer {BOB_TOKEN}"}
+                       ).status_code == 200  # now a reader of acme
+        finally:  # other tests rely on bob being outside acme
+            assert alice.post("/settings/organizations/acme/members",
+                              data={"csrf": csrf, "user": "bob", "action": "remove"}).status_code == 303
+        assert get(web_url, "/acme/secret-model", headers={"Authorization": f"Bearer {BOB_TOKEN}"}).status_code == 404
 
 
 def test_require_auth_sends_browsers_to_log_in(web_store) -> None:
@@ -215,3 +219,18 @@ def test_comparing_two_picked_commits_redirects_to_the_compare_page(web_url: str
     assert answer.status_code == 303 and answer.headers["location"].endswith(f"{history[-1].oid}...{history[0].oid}")
     page = get(web_url, answer.headers["location"])
     assert page.status_code == 200 and "config.json" in page.text and "added" in page.text
+
+
+def test_runs_of_private_repos_answer_as_missing_ones(web_url: str, web_home) -> None:
+    run_id = (web_home / "secret-run.txt").read_text()
+    missing = "r-" + ("0" if run_id[2] != "0" else "1") * 12
+    for headers in ({}, {"Authorization": f"Bearer {BOB_TOKEN}"}):
+        assert run_id not in get(web_url, "/-/runs", headers=headers).text
+        with httpx.Client(base_url=web_url, headers={**HTML, **headers}) as browser:
+            browser.get("/login")
+            hidden, absent = browser.get(f"/-/runs/{run_id}"), browser.get(f"/-/runs/{missing}")
+        assert hidden.status_code == absent.status_code == 404
+        assert hidden.text == absent.text.replace(missing, run_id)
+    alice = {"Authorization": f"Bearer {ALICE_READ_TOKEN}"}
+    assert run_id in get(web_url, "/-/runs", headers=alice).text
+    assert get(web_url, f"/-/runs/{run_id}", headers=alice).status_code == 200

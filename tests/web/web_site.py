@@ -4,7 +4,8 @@
   variant published as ``prod``);
 - ``tiny/topics-noisy``: the same texts with every fifth label flipped, and the classifier's report card on
   it, so the error browser has real mistakes to list;
-- ``acme/secret-model``: a private model of the organization ``acme`` (alice is its admin);
+- ``acme/secret-model``: a private model of the organization ``acme`` (alice is its admin), and a run
+  that made it (its id in ``secret-run.txt``);
 - ``tiny/xss-card``: a public model whose card carries script payloads (they must run nothing);
 - accounts: ``admin`` (site administrator, :data:`ADMIN_TOKEN`), ``alice`` (:data:`ALICE_TOKEN`), ``bob``.
 """
@@ -106,6 +107,15 @@ def build(home: Path) -> None:
             blob = store.put_bytes(b"---\nlicense: mit\n---\n# Secret model\n\nOnly acme sees this.\n")
             store.commit("acme/secret-model", [AddFile("README.md", blob.sha256, blob.size)], title="Add card",
                          author="alice")
+            from fmhub.runs import Runs
+
+            runs = Runs(store.db)  # a run whose output is private: shown only to those who may see the model
+            run = runs.start(task="text-classification", config={"learning_rate": 0.1}, command="fmhub train secret",
+                             base_model=None, base_commit=None, dataset=None, dataset_commit=None,
+                             output="acme/secret-model", name="secret-run")
+            runs.log(run.id, step=1, metrics={"loss": 1.0})
+            runs.finish(run.id, "completed", summary={"eval_accuracy": 0.5})
+            (home / "secret-run.txt").write_text(run.id)
     finally:
         for key, value in saved.items():
             if value is None:
