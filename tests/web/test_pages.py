@@ -73,7 +73,12 @@ BAD = [("/nobody/nothing", 404), ("/tiny/topics-bert/tree/no-such-branch", 404),
        ("/datasets/tiny/topics/viewer/default/nope", 404), ("/datasets/tiny/topics/viewer/default/test?p=999", 400),
        ("/-/runs/r-000000000000", 404), ("/-/runs?status=nope", 400), ("/tiny/topics-bert/commits/main?p=x", 400),
        ("/?sort=bogus", 400), ("/tiny/topics-bert/eval/main/tiny/topics/test?gold=nope", 400),
-       ("/no/such/deep/path/at/all", 404), ("/-/compare/reports?card=x", 400), ("/nosuchaccount", 404)]
+       ("/no/such/deep/path/at/all", 404), ("/-/compare/reports?card=x", 400), ("/nosuchaccount", 404),
+       ("/tiny/topics-bert/tree/%00", 404), ("/tiny/topics-bert/blob/main/%ff%fe", 404), ("/%2e%2e/x", 400),
+       ("/tiny/topics-bert/eval/main/a/b/c/d", 404), ("/datasets/tiny/topics/viewer/other/test", 404),
+       ("/tiny/topics-bert/compare/main", 400), ("/tiny/topics-bert/commit/zz", 404), ("/?p=0", 400),
+       ("/tiny/topics-bert/tree/main/%2e%2e", 400), ("/datasets/tiny/topics/viewer/default/test?revision=nope", 404),
+       ("/-/runs/compare?run=x", 400), ("/-/leaderboards?dataset=tiny/topics&split=test&metric=zz", 400)]
 
 
 @pytest.mark.parametrize(("path", "status"), BAD)
