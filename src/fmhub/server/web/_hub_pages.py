@@ -12,9 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from fmhub.errors import AccountNotFoundError, InvalidInputError
-from fmhub.runs import RUN_STATUSES
 from fmhub.server._auth import can_see
-from fmhub.server.web._records import run_metrics, visible_run, visible_runs
+from fmhub.server.web._records import RUN_STATUSES, run_metrics, visible_run, visible_runs
 from fmhub.server.web._render import render
 from fmhub.server.web._repo import store_of
 from fmhub.server.web._routing import PageRoute, int_param

@@ -17,12 +17,13 @@ from typing import Any
 from fmhub.accounts import Principal
 from fmhub.errors import FmhubError, RepoNotFoundError, RunNotFoundError
 from fmhub.evaluate._index import EvaluationInfo, Evaluations
-from fmhub.runs import MetricPoint, RunInfo, Runs
+from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo, Runs
 from fmhub.server._auth import can_see
+from fmhub.server.web._listing import max_age, visible_ids
 from fmhub.store import Store
 
 __all__ = ["visible_runs", "visible_run", "run_metrics", "runs_of_repo", "evaluations", "EvaluationInfo",
-           "RunInfo", "MetricPoint", "main_metric", "all_cards"]
+           "RunInfo", "MetricPoint", "main_metric", "all_cards", "RUN_STATUSES"]
 
 
 class _Visibility:  # for runs: a few repos per page, each looked up once
@@ -86,8 +87,6 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
     listing them again.
     """
     if visible_models is None:
-        from fmhub.server.web._search import visible_ids  # the repo listing the search pages keep
-
         visible_models = visible_ids(store, caller, "model")
     out = []
     for info in all_cards(store):  # the whole index, cached until a card is indexed; filtered here
@@ -100,12 +99,6 @@ def evaluations(store: Store, caller: Principal | None, *, model: str | None = N
 
 
 _ALL: dict[tuple[str, int], tuple[Any, list[EvaluationInfo]]] = {}
-
-
-def _max_age(store: Store) -> float:
-    from fmhub.server.web._search import max_age  # the same rule as repo listings
-
-    return max_age(store)
 
 
 def all_cards(store: Store) -> list[EvaluationInfo]:
@@ -132,7 +125,7 @@ def _all_cards(store: Store, limit: int) -> list[EvaluationInfo]:
     index = Evaluations(store.db)
     newest = index.list(limit=1)
     probe = (newest[0].model, newest[0].card_commit, newest[0].report_path, newest[0].created_at) if newest else None
-    if cached is None or cached[0][0] != probe or now - cached[0][1] > _max_age(store):
+    if cached is None or cached[0][0] != probe or now - cached[0][1] > max_age(store):
         cached = ((probe, now, now), index.list(limit=limit))
     else:
         cached = ((probe, cached[0][1], now), cached[1])

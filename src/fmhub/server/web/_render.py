@@ -21,7 +21,6 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-import fmhub
 from fmhub.errors import FmhubError, http_status
 
 __all__ = ["render", "error_page", "security_headers", "repo_path", "STATIC", "plotly_url", "fmt_size", "CSP"]
@@ -139,7 +138,7 @@ def _env() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(size=fmt_size, ago=fmt_ago, time=fmt_time, num=fmt_num, delta=fmt_delta,
                        json_island=to_json_script, rev=rev_part, urlq=lambda v: quote(str(v), safe=""))
-    env.globals.update(repo_path=repo_path, static=STATIC, version=fmhub.__version__, plotly_url=plotly_url,
+    env.globals.update(repo_path=repo_path, static=STATIC, plotly_url=plotly_url,
                        urlencode=urlencode, short=lambda oid: (oid or "")[:8], main_metric=_main_metric)
     return env
 
@@ -149,7 +148,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     from fmhub.server.web._session import csrf_field, pending_cookies, viewer_or_none
 
     html = _env().get_template(template).render(request=request, viewer=viewer_or_none(request),
-                                                csrf=csrf_field(request), **context)
+                                                csrf=csrf_field(request), version=request.app.version, **context)
     response = HTMLResponse(html, status_code=status_code)
     pending_cookies(request, response)
     return security_headers(response)

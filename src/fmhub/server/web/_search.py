@@ -10,20 +10,19 @@ these two functions are re-pointed at it; the pages only see :class:`SearchPage`
 from __future__ import annotations
 
 import math
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from fmhub.accounts import Principal
 from fmhub.errors import FmhubError, InvalidInputError
-from fmhub.server._auth import can_see
 from fmhub.server._hf import card_metadata
+from fmhub.server.web._listing import visible_ids, visible_repos
 from fmhub.server.web._records import EvaluationInfo, evaluations
 from fmhub.store import Repo, Store
 
 __all__ = ["search_repos", "leaderboards", "leaderboard", "card_summary", "SearchPage", "RepoHit", "Leaderboard",
-           "SORTS", "PRIMARY_METRIC", "lower_is_better", "visible_ids"]
+           "SORTS", "PRIMARY_METRIC", "lower_is_better"]
 
 #: Sort orders besides ``metric:<name>``.
 SORTS = ("updated", "name", "created")
@@ -113,59 +112,6 @@ def card_summary(store: Store, repo: Repo) -> CardSummary:
     return summary
 
 
-_LISTING: dict[str, tuple[Any, list[Repo]]] = {}
-#: Seconds a listing is reused at most on PostgreSQL, even when no newer write was seen: there, a write
-#: may commit after a later-numbered one was already seen (SQLite commits one writer at a time, in order).
-MAX_LISTING_AGE = 5.0
-
-
-def max_age(store: Store) -> float:
-    return float("inf") if store.db.engine.dialect.name == "sqlite" else MAX_LISTING_AGE
-
-
-def _all_repos(store: Store) -> list[Repo]:
-    """Every repo (``Store.list_repos()``), read again only after a write.
-
-    Every change to a repo (create, commit, ref, settings, delete) is recorded in the audit log in the
-    same transaction, so the newest audit event is a one-row probe that says whether the last listing
-    is still current: a hub with 10,000 repos lists them once per write, not once per page view.
-    """
-    newest = store.audit_events(limit=1)
-    probe = (newest[0].at, newest[0].action, newest[0].repo_id, newest[0].commit_oid, newest[0].ref) if newest else None
-    key = store.db.safe_url
-    cached = _LISTING.get(key)
-    now = time.monotonic()
-    if cached is None or cached[0][0] != probe or now - cached[0][1] > max_age(store):
-        cached = ((probe, now), store.list_repos())
-        _LISTING.clear()  # one store per server: keep one listing
-        _LISTING[key] = cached
-    return cached[1]
-
-
-def _visible(store: Store, caller: Principal | None, repo_type: str | None, query: str) -> list[Repo]:
-    """Repos of ``repo_type`` (None: both) the caller may see whose id contains ``query`` (case-insensitive),
-    as ``Store.list_repos(search=...)`` matches them."""
-    needle = query.lower()
-    return [r for r in _all_repos(store) if (repo_type is None or r.repo_type == repo_type)
-            and (not needle or needle in r.repo_id.lower()) and can_see(caller, r)]
-
-
-_IDS: dict[tuple[Any, ...], set[str]] = {}
-
-
-def visible_ids(store: Store, caller: Principal | None, repo_type: str | None = None) -> set[str]:
-    """Lower-case ids of the repos (of ``repo_type``) the caller may see; one set per listing and caller."""
-    listing = _all_repos(store)
-    who = None if caller is None else (caller.user, caller.is_admin, tuple(sorted(caller.orgs.items())))
-    key = (id(listing), who, repo_type)
-    found = _IDS.get(key)
-    if found is None:
-        if len(_IDS) > 256 or any(k[0] != id(listing) for k in _IDS):
-            _IDS.clear()  # a new listing: the sets of the old one are stale
-        found = _IDS[key] = {r.repo_id.lower() for r in _visible(store, caller, repo_type, "")}
-    return found
-
-
 def search_repos(store: Store, caller: Principal | None, *, query: str = "", repo_type: str | None = None,
                  sort: str = "updated", dataset: str | None = None, split: str | None = None, page: int = 1,
                  per_page: int = 20) -> SearchPage:
@@ -187,7 +133,7 @@ def search_repos(store: Store, caller: Principal | None, *, query: str = "", rep
         metric = sort.split(":", 1)[1]
         if not metric:
             raise InvalidInputError("sort=metric: needs a metric name, e.g. sort=metric:accuracy")
-        repos = {r.repo_id.lower(): r for r in _visible(store, caller, "model", query)}
+        repos = {r.repo_id.lower(): r for r in visible_repos(store, caller, "model", query)}
         best: dict[str, EvaluationInfo] = {}
         for info in evaluations(store, caller, dataset=dataset, split=split, visible_models=set(repos)):
             key = info.model.lower()
@@ -200,7 +146,7 @@ def search_repos(store: Store, caller: Principal | None, *, query: str = "", rep
         return SearchPage(hits, total, page, per_page, sort)
     if sort not in SORTS:
         raise InvalidInputError(f"unknown sort {sort!r}", hint="use updated, name, created or metric:<name>")
-    found = _visible(store, caller, repo_type, query)
+    found = visible_repos(store, caller, repo_type, query)
     if sort == "updated":
         found.sort(key=lambda r: r.updated_at, reverse=True)
     elif sort == "created":
