@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fmhub.client import Hub
 from fmhub.errors import FmhubError
-from fmhub.loading import LoadedModel, load
+from fmhub.formats import LoadedModel, load
 from fmhub.store import Store, open_store
 
 __all__ = ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"]

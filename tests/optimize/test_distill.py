@@ -100,7 +100,7 @@ def test_token_classification_student_with_hidden_state_loss(tiny_model: str, ti
     out = capsys.readouterr().out
     assert "variant vs parent acme/ner-bert" in out and "distilled from" in out
     student = fmhub.load("acme/ner-student")
-    assert student.task == "token-classification" and student.config.num_hidden_layers == 1
+    assert student.task.name == "token-classification" and student.config.num_hidden_layers == 1
     with Hub.open() as hub:
         [card] = hub.list_evaluations(model="acme/ner-student")
     assert "f1" in card.metrics

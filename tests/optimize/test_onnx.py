@@ -47,7 +47,7 @@ def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_
 
 
 def test_tracing_switches_to_eager_attention_only_for_the_export(classifier: str) -> None:
-    from fmhub.optimize._onnx import _tracing
+    from fmhub.formats.onnx import _tracing
 
     model = fmhub.load(classifier).model
     before = model.config._attn_implementation

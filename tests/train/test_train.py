@@ -158,7 +158,7 @@ def test_load_best_at_end_publishes_the_best_evaluation(tiny_model: str, tiny_da
         folder = hub.download("acme/best", revision=outcome.commit)
     published = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     prepared = outcome.prepared
-    metrics = prepared.task.evaluate(published, prepared.eval, 8, prepared.tokenizer.pad_token_id,
+    metrics = prepared.task.validate(published, prepared.eval, 8, prepared.tokenizer.pad_token_id,
                                      prepared.label_names)
     assert metrics["accuracy"] == pytest.approx(best["eval_accuracy"])  # the published weights are the best's
     with pytest.raises(InvalidInputError, match="--load-best-at-end needs an evaluation split"):

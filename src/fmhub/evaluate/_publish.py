@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub import tasks
 from fmhub.cards import parse_card, render_card, validate_metadata
 from fmhub.errors import EmptyCommitError, InvalidInputError
 
@@ -42,9 +43,8 @@ def _model_index_result(report: dict[str, Any]) -> dict[str, Any]:
             kind, name, args = METRIC_NAMES[key]
             metrics.append({"type": kind, "value": round(float(value), 6), "name": name, **({"args": args} if args
                                                                                                else {})})
-    from fmhub.train._tasks import PIPELINE_TAGS, task_for
-
-    return {"task": {"type": PIPELINE_TAGS[report["task"]], "name": task_for(report["task"]).title},
+    task = tasks.get(report["task"])
+    return {"task": {"type": task.pipeline_tag, "name": task.title},
             "dataset": {"name": dataset["repo"], "type": dataset["repo"], "split": dataset["split"],
                         "revision": dataset["commit"]},
             "metrics": metrics,

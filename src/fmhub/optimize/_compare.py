@@ -19,7 +19,7 @@ def report_against_parent(hub: Any, parent: Parent, outcome: VariantOutcome, *, 
                           skip: tuple[str, ...] = (), progress: Any = None) -> dict[str, Any]:
     """Push the variant's card (with its ``parent`` comparison) and return it."""
     from fmhub.evaluate import EvalConfig, evaluate, stored_report
-    from fmhub.train._config import split_ref
+    from fmhub.refs import split_ref
 
     data = data or parent.training_data("--eval-data")
     data_repo, data_rev = split_ref(data, "--eval-data")

@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fmhub import tasks
 from fmhub.errors import InvalidInputError
 from fmhub.optimize._variant import VariantOutcome, open_parent
 
-__all__ = ["distill", "DISTILLABLE"]
-
-#: Tasks a teacher can have: its head's logits are the soft targets.
-DISTILLABLE = ("text-classification", "token-classification")
+__all__ = ["distill"]
 
 
 def distill(teacher: str, output: str, *, data: str | None = None, student_layers: int = 3,
@@ -50,16 +48,16 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
     try:
         parent = open_parent(hub, teacher)
         loaded = parent.loaded
-        if loaded.format != "torch":
+        if not loaded.form.trainable:
             raise InvalidInputError(f"{parent.repo} is a {loaded.format} model; a teacher must be torch weights",
                                     hint="distill from the torch model this variant was made from")
-        if loaded.task not in DISTILLABLE or getattr(loaded.config, "problem_type", None) == \
-                "multi_label_classification":
-            raise InvalidInputError(f"{parent.repo} is a {loaded.task} model; a teacher needs a single-label "
-                                    f"classification head ({' or '.join(DISTILLABLE)})",
+        if not loaded.task.distillable:
+            heads = " or ".join(t.name for t in tasks.all_tasks() if t.distillable)
+            raise InvalidInputError(f"{parent.repo} is a {loaded.task.name} model; a teacher needs a single-label "
+                                    f"classification head ({heads})",
                                     hint="fine-tune it first with fmhub train --task text-classification")
         ref = f"{parent.repo}@{parent.commit}"
-        config = TrainConfig(task=loaded.task, model=ref, teacher=ref, data=data or parent.training_data("--data"),
+        config = TrainConfig(task=loaded.task.name, model=ref, teacher=ref, data=data or parent.training_data("--data"),
                              output=output, student_layers=student_layers, temperature=temperature, alpha=alpha,
                              hidden_loss=hidden_loss, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
                              batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,

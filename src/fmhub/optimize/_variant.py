@@ -17,17 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.cards import parse_card, render_card, validate_metadata
+from fmhub import formats
+from fmhub.cards import fmhub_section, parse_card, render_card, validate_metadata
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
-from fmhub.loading import LoadedModel, fmhub_section, load_folder
-from fmhub.train._tasks import PIPELINE_TAGS
+from fmhub.formats import LoadedModel, load_folder
+from fmhub.refs import split_ref
 
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
            "VariantOutcome"]
 
 _SAMPLE_ROWS = 32
-_LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub",  # what loads each format
-            "torch-pruned-heads": "fmhub"}
 
 
 @dataclass
@@ -61,8 +60,6 @@ class VariantOutcome:
 
 
 def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
-    from fmhub.train._config import split_ref
-
     repo, revision = split_ref(ref, "MODEL")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
@@ -75,7 +72,6 @@ def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
 def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
     """A padded batch of real rows for parity checks: ``--data``, else the dataset the parent was trained on."""
     from fmhub.data import load
-    from fmhub.train._config import split_ref
 
     data = data or parent.training_data("--data")
     repo, revision = split_ref(data, "--data")
@@ -84,17 +80,9 @@ def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) ->
     rows = dataset[split].select(range(min(_SAMPLE_ROWS, len(dataset[split]))))
     if len(rows) == 0:
         raise InvalidInputError(f"{data} has no rows to check the conversion on", hint="pass another --data")
-    tokenizer = parent.loaded.tokenizer
-    if parent.loaded.task == "token-classification":
-        column = "tokens" if "tokens" in rows.features else next(iter(rows.features))
-        encoded = tokenizer([list(w) for w in rows[column]], is_split_into_words=True, truncation=True,
-                            max_length=max_length, padding=True, return_tensors="np")
-    else:
-        column = "text" if "text" in rows.features else next(iter(rows.features))
-        encoded = tokenizer([t or "" for t in rows[column]], truncation=True, max_length=max_length, padding=True,
-                            return_tensors="np")
-    batch = {"input_ids": encoded["input_ids"].astype(np.int64),
-             "attention_mask": encoded["attention_mask"].astype(np.int64)}
+    task = parent.loaded.task
+    column = task.input_column if task.input_column in rows.features else next(iter(rows.features))
+    batch = task.encode_batch(parent.loaded.tokenizer, rows[column], max_length)
     return batch, f"{len(rows)} rows of {repo} ({split})"
 
 
@@ -105,8 +93,8 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
     Raises ParityError when the difference is beyond ``tolerance`` (exports) or the agreement below
     ``min_agreement`` (quantization, which changes logits by design).
     """
-    expected = parent.logits(batch["input_ids"], batch["attention_mask"])
-    actual = variant.logits(batch["input_ids"], batch["attention_mask"])
+    expected = parent.logits(batch)
+    actual = variant.logits(batch)
     if expected.ndim == 3:  # per token: only real (unpadded) positions count
         real = batch["attention_mask"].astype(bool)
         expected, actual = expected[real], actual[real]
@@ -129,11 +117,13 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     from fmhub.client import UploadFile
 
     task = parent.loaded.task
+    form = formats.get(variant["format"])
     lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
     metadata: dict[str, Any] = {
         "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
-        "pipeline_tag": PIPELINE_TAGS[task], "library_name": _LIBRARY[variant["format"]],
-        "tags": ["fmhub", task, variant["method"]] + (["onnx"] if variant["format"] == "onnx" else []),
+        "pipeline_tag": task.pipeline_tag, "library_name": form.library,
+        "tags": ["fmhub", task.name, variant["method"]] + ([form.library] if form.library not in ("transformers",
+                                                                                                  "fmhub") else []),
         "fmhub": {"variant": variant, "lineage": lineage}}
     if variant.get("quantized"):
         metadata["base_model_relation"] = "quantized"
@@ -149,7 +139,7 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     lines += [f"| {k} | `{json.dumps(v) if isinstance(v, (dict, list)) else v}` |" for k, v in variant.items()]
     lines += ["", "## Use\n", "```python", "import fmhub", f'model = fmhub.load("{output}")',
               'batch = model.tokenizer(["some text"], return_tensors="np")',
-              'logits = model.logits(batch["input_ids"], batch["attention_mask"])', "```"]
+              "logits = model.logits(batch)", "```"]
     (folder / "README.md").write_text(render_card(metadata, "\n".join(lines) + "\n"))
     hub.create_repo(output, private=private, exist_ok=True)
     files = sorted(p for p in folder.rglob("*") if p.is_file())

@@ -72,7 +72,7 @@ class _Records:
 
 
 def _exists(hub: Any, output: str) -> bool:
-    from fmhub.train._config import split_ref
+    from fmhub.refs import split_ref
 
     repo, commit = split_ref(output, "output")
     for repo_type in ("model", "dataset"):

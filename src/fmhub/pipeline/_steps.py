@@ -166,7 +166,7 @@ def check_requirements(metrics: dict[str, float], require: dict[str, Any]) -> li
 
 def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
     from fmhub.errors import RevisionNotFoundError
-    from fmhub.train._config import split_ref
+    from fmhub.refs import split_ref
 
     repo, revision = split_ref(options["model"], "model")
     commit = hub.repo_info(repo, revision=revision).commit.oid
@@ -209,7 +209,7 @@ def _serve_check(hub: Any, options: dict[str, Any], progress: Any) -> StepResult
     from fmhub.data import load
     from fmhub.serve import ServeConfig, app_for, prepare
     from fmhub.serve._live import running
-    from fmhub.train._config import split_ref
+    from fmhub.refs import split_ref
 
     rows = int(options.get("rows", 32))
     data_repo, data_rev = split_ref(options["data"], "data")
@@ -221,11 +221,13 @@ def _serve_check(hub: Any, options: dict[str, Any], progress: Any) -> StepResult
     config = ServeConfig(model=options["model"], backend=options.get("backend", "auto"))
     config = dataclasses.replace(config, model=prepare(config, hub))
     offline = fmhub.load(config.model, hub=hub)
-    if offline.task != "text-classification":
-        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task}")
-    labels = [offline.config.id2label[i] for i in sorted(offline.config.id2label)]
-    encoded = offline.tokenizer(texts, truncation=True, padding=True, return_tensors="np")
-    expected = [labels[i] for i in offline.logits(encoded["input_ids"], encoded["attention_mask"]).argmax(-1)]
+    if "classify" not in {e.name for e in offline.task.endpoints}:
+        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task.name}")
+    labels = offline.labels
+    positions = getattr(offline.config, "max_position_embeddings", None) or getattr(offline.config, "n_positions",
+                                                                                      None) or 512
+    batch = offline.task.encode_batch(offline.tokenizer, texts, min(offline.tokenizer.model_max_length, positions))
+    expected = [labels[i] for i in offline.logits(batch).argmax(-1)]
     with running(app_for(config, hub)) as url:
         started = time.perf_counter()
         answers = httpx.post(f"{url}/v1/classify", json={"inputs": texts, "parameters": {"top_k": 1,

@@ -7,8 +7,8 @@ Example:
     >>> outcome.commit, outcome.result.metrics["eval_accuracy"]
 """
 
-from fmhub.train._config import SCHEDULES, TASKS, TrainConfig
+from fmhub.train._config import SCHEDULES, TrainConfig
 from fmhub.train._loop import TrainingDivergedError, TrainResult
 from fmhub.train._run import TrainOutcome, train
 
-__all__ = ["TrainConfig", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "TASKS", "SCHEDULES"]
+__all__ = ["TrainConfig", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "SCHEDULES"]

@@ -12,22 +12,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from fmhub import tasks
 from fmhub.errors import InvalidInputError
+from fmhub.refs import split_ref
 
-__all__ = ["TrainConfig", "TASKS", "LM_TASKS", "ARCHITECTURES", "SCHEDULES", "split_ref"]
+__all__ = ["TrainConfig", "ARCHITECTURES", "SCHEDULES"]
 
-TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
 ARCHITECTURES = ("bert", "gpt2")
-LM_TASKS = ("masked-lm", "causal-lm")
 SCHEDULES = ("linear", "cosine", "constant")
-
-
-def split_ref(ref: str, what: str) -> tuple[str, str | None]:
-    """``"acme/bert@v1"`` → ``("acme/bert", "v1")``; no ``@`` → the default branch."""
-    repo, sep, revision = ref.partition("@")
-    if not repo or (sep and not revision):
-        raise InvalidInputError(f"{what} {ref!r} is not REPO or REPO@REVISION", hint="e.g. acme/name@v1")
-    return repo, revision or None
 
 
 @dataclass(frozen=True)
@@ -129,18 +121,23 @@ class TrainConfig:
         config.validate()
         return config
 
+    @property
+    def task_spec(self) -> tasks.Task:
+        """The registered task this run trains (its multi-label variant with ``multi_label``)."""
+        return tasks.get(self.task).with_options(multi_label=self.multi_label)
+
     def validate(self) -> None:
         """Raise InvalidInputError naming the first bad option and its fix (before any work starts)."""
-        if self.task not in TASKS:
-            raise InvalidInputError(f"unknown task {self.task!r}", hint=f"choose from {', '.join(TASKS)}")
+        task = tasks.get(self.task)
         if self.schedule not in SCHEDULES:
             raise InvalidInputError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
         if self.model is not None:
             split_ref(self.model, "--model")
         split_ref(self.data, "--data")
         scratch = self.from_config is not None or self.architecture is not None
-        if scratch and self.task not in LM_TASKS:
-            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(LM_TASKS)}, not {self.task}",
+        if scratch and task.scratch_architecture is None:
+            pretrainable = [t.name for t in tasks.all_tasks() if t.scratch_architecture]
+            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(pretrainable)}, not {self.task}",
                                     hint="fine-tune a pretrained --model instead")
         if scratch and self.model is not None:
             raise InvalidInputError("--model and --from-config/--architecture both given",
@@ -150,12 +147,10 @@ class TrainConfig:
         if self.architecture is not None and self.architecture not in ARCHITECTURES:
             raise InvalidInputError(f"unknown architecture {self.architecture!r}",
                                     hint=f"choose from {', '.join(ARCHITECTURES)}")
-        if self.architecture is not None and \
-                (self.architecture == "bert") != (self.task == "masked-lm"):
-            raise InvalidInputError(f"--architecture {self.architecture} does not fit {self.task}",
-                                    hint="bert for masked-lm, gpt2 for causal-lm")
-        if self.class_weights and self.task in LM_TASKS:
-            raise InvalidInputError("--class-weights applies to classification tasks")
+        if self.architecture is not None and self.architecture != task.scratch_architecture:
+            fits = ", ".join(f"{t.scratch_architecture} for {t.name}" for t in tasks.all_tasks()
+                             if t.scratch_architecture)
+            raise InvalidInputError(f"--architecture {self.architecture} does not fit {self.task}", hint=fits)
         if self.hidden_size % self.heads:
             raise InvalidInputError(f"--hidden-size {self.hidden_size} is not a multiple of --heads {self.heads}")
         checks = [
@@ -191,23 +186,11 @@ class TrainConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
-        if self.multi_label and self.task != "text-classification":
-            raise InvalidInputError("--multi-label applies to text-classification")
-        if self.multi_label and self.label_smoothing:
-            raise InvalidInputError("--label-smoothing applies to single-label classification")
-        allowed = {"text-classification": ("f1_micro", "f1_macro", "subset_accuracy") if self.multi_label else
-                   ("accuracy", "f1_macro"),
-                   "token-classification": ("f1", "precision", "recall", "accuracy"),
-                   "masked-lm": ("perplexity",), "causal-lm": ("perplexity",)}[self.task]
-        if self.metric is not None and self.metric not in allowed:
-            raise InvalidInputError(f"--metric {self.metric!r} is not a {self.task} metric",
-                                    hint=f"choose from {', '.join(allowed)}")
         if self.teacher is not None:
             split_ref(self.teacher, "--teacher")
-            if self.task not in ("text-classification", "token-classification") or self.multi_label:
-                raise InvalidInputError(f"--teacher distills single-label classifiers, not {self.task}"
-                                        f"{' (multi-label)' if self.multi_label else ''}",
-                                        hint="use text-classification or token-classification")
+        task.with_options(multi_label=self.multi_label).check_options(
+            metric=self.metric, class_weights=self.class_weights, label_smoothing=self.label_smoothing,
+            teacher=self.teacher is not None)
         if self.student_layers is not None and self.model is None:
             raise InvalidInputError("--student-layers keeps layers of a --model", hint="name the model to cut down")
         if self.hidden_loss and self.teacher is None:

@@ -22,14 +22,15 @@ from typing import Any
 
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError
-from fmhub.loading import require_torch_weights
 from fmhub.train import _distributed as distributed
 from fmhub.train._checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
-from fmhub.train._config import TrainConfig, split_ref
-from fmhub.train._data import TokenizedSplit, batch_order, tokenize_split, tokenizer_digest
+from fmhub.formats import require_trainable
+from fmhub.refs import split_ref
+from fmhub.tasks import IGNORE, Task, TokenizedSplit, batch_order
+from fmhub.train._config import TrainConfig
+from fmhub.train._data import tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
 from fmhub.train._scratch import scratch_config, scratch_tokenizer
-from fmhub.train._tasks import IGNORE, LanguageModeling, MultiLabelClassification, Task, task_for
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "prepare", "run", "checkpoint_dir"]
 
@@ -91,10 +92,10 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
 
     from fmhub.data import load
 
-    task = task_for(config.task, config.multi_label)
-    language_model = isinstance(task, LanguageModeling)
-    input_column = config.text_column or task.default_columns[0]
-    label_column = config.label_column or task.default_columns[1]
+    task = config.task_spec
+    labelled = task.label_column is not None
+    input_column = config.text_column or task.input_column
+    label_column = (config.label_column or task.label_column) if labelled else None
     data_repo, data_rev = split_ref(config.data, "--data")
     model_repo = model_commit = folder = None
     given = model
@@ -105,7 +106,7 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
     if model_repo is not None:
         folder = hub.download(model_repo, revision=model_commit)
         if given is None:
-            require_torch_weights(folder, model_repo, "--model")
+            require_trainable(folder, model_repo, "--model")
     dataset = load(data_repo, revision=data_commit, hub=hub)
     splits = [config.train_split] + ([config.eval_split] if config.eval_split else [])
     for name in splits:
@@ -114,7 +115,7 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
                                     hint="name one with --train-split / --eval-split" +
                                          (", or pass --eval-split none" if name == config.eval_split else ""))
     features = dataset[config.train_split].features
-    for column in (input_column,) if language_model else (input_column, label_column):
+    for column in (input_column, label_column) if labelled else (input_column,):
         if column not in features:
             raise InvalidInputError(f"dataset {data_repo} has no column {column!r}; its columns are: "
                                     f"{', '.join(features)}", hint="name it with --text-column / --label-column")
@@ -132,8 +133,8 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
     else:
         tokenizer_folder = folder
         base = AutoConfig.from_pretrained(folder)
-        if not language_model:
-            _check_head(base, label_names, config)
+        if labelled:
+            _check_head(base, task, label_names, config)
         positions = getattr(base, "max_position_embeddings", None) or getattr(base, "n_positions", None)
         if positions is not None and config.max_length > positions:
             raise InvalidInputError(f"--max-length {config.max_length} is beyond the model's {positions} positions",
@@ -143,7 +144,7 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
         if given is not None:
             _set_attention_dropout(given, dropout)
             model = given
-        elif language_model:
+        elif not labelled:
             model = task.model_class().from_pretrained(folder, **dropout)
         else:
             model = task.model_class().from_pretrained(
@@ -155,12 +156,9 @@ def prepare(config: TrainConfig, hub: Any, model: Any = None) -> Prepared:
     if config.teacher is not None:
         distiller, teacher_repo, teacher_commit = load_teacher(config, hub, model, tokenizer, label_names,
                                                                task.model_class())
-    if isinstance(task, MultiLabelClassification):
-        task = task.bind(len(label_names))
-    if language_model:
-        task = task.bind(tokenizer, config.mlm_probability)
-        if tokenizer.pad_token_id is None:  # GPT-2 style tokenizers have none; padding is masked out anyway
-            tokenizer.pad_token = tokenizer.eos_token
+    task = task.bind(tokenizer, num_labels=len(label_names), options=config.to_dict())
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 style tokenizers have none; padding is masked out anyway
     key = {"dataset": data_commit, "tokenizer": tokenizer_digest(tokenizer_folder)}
     tokenized = {name: tokenize_split(dataset[name], task, tokenizer, input_column=input_column,
                                       label_column=label_column, max_length=config.max_length,
@@ -198,11 +196,9 @@ def _set_attention_dropout(model: Any, overrides: dict[str, float]) -> None:
                         getattr(module, attribute).p = value
 
 
-def _check_head(base: Any, label_names: list[str], config: TrainConfig) -> None:
+def _check_head(base: Any, task: Task, label_names: list[str], config: TrainConfig) -> None:
     """A base model that already classifies must have the dataset's labels, unless told otherwise."""
-    head = "ForTokenClassification" if config.task == "token-classification" else "ForSequenceClassification"
-    is_classifier = any(a.endswith(head) for a in (base.architectures or []))
-    if not is_classifier or config.ignore_mismatched_sizes:
+    if not task.recognizes(base) or config.ignore_mismatched_sizes:
         return
     current = [base.id2label[i] for i in sorted(base.id2label)] if base.id2label else []
     if current != label_names:
@@ -326,13 +322,13 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
         return paused(lambda: distributed.broadcast_flag(evaluate_and_update()))
 
     def evaluate_and_update() -> bool:
-        metrics = task.evaluate(model, prepared.eval, config.batch_size, pad_id, prepared.label_names)
+        metrics = task.validate(model, prepared.eval, config.batch_size, pad_id, prepared.label_names)
         record = {f"eval_{k}": v for k, v in metrics.items()}
         epoch = step / steps_per_epoch
         state["history"].append({"step": step, "epoch": round(epoch, 4), **record})
         if on_metrics:
             on_metrics(step, epoch, record)
-        name = config.metric or task.metrics[0][0].removeprefix("eval_")
+        name = config.metric or task.validation_metrics[0].short
         value = -metrics[name] if name in ("perplexity", "loss") else metrics[name]  # higher is better
         if state["best"] is None or value > state["best"]:
             state["best"], state["best_step"], state["bad_evals"] = value, step, 0
@@ -351,9 +347,8 @@ def run(prepared: Prepared, *, resume: bool = False, on_metrics: Callable[[int, 
             batch = task.collate(train, rows, pad_id)
             syncs = (state["micro"] + 1) % config.gradient_accumulation == 0
             with contextlib.nullcontext() if syncs or world == 1 else forward.no_sync():
-                outputs = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  **({"output_hidden_states": True} if distiller and distiller.wants_hidden_states
-                                     else {}))
+                hidden = {"output_hidden_states": True} if distiller and distiller.wants_hidden_states else {}
+                outputs = forward(**task.model_inputs(batch), **hidden)
                 loss = task.loss(outputs.logits, batch["labels"], loss_fn)
                 if distiller is not None:
                     loss = distiller.loss(outputs, batch, loss, IGNORE)

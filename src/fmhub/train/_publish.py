@@ -15,17 +15,17 @@ from typing import Any
 from fmhub.cards import render_card, validate_metadata
 from fmhub.client import UploadFile
 from fmhub.errors import EmptyCommitError, InvalidInputError
-from fmhub.train._config import LM_TASKS
+from fmhub.tasks import Metric
 from fmhub.train._loop import Prepared, TrainResult
-from fmhub.train._tasks import PIPELINE_TAGS
 
 __all__ = ["publish", "model_card", "distillation"]
 
 def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
     config = prepared.config
-    metrics = [{"type": kind, "value": round(result.metrics[key], 6), "name": name}
-               for key, kind, name in (*prepared.task.metrics, ("eval_loss", "loss", "Loss")) if key in result.metrics]
-    pipeline_tag = PIPELINE_TAGS[config.task]
+    task = prepared.task
+    metrics = [{"type": m.kind, "value": round(result.metrics[m.key], 6), "name": m.name}
+               for m in (*task.validation_metrics, Metric("eval_loss", "loss", "Loss")) if m.key in result.metrics]
+    pipeline_tag = task.pipeline_tag
     metadata: dict[str, Any] = {"license": config.license or "unknown"}
     if prepared.model_repo is not None:
         metadata["base_model"] = prepared.model_repo
@@ -50,7 +50,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
     if prepared.model_repo is None:
         origin = f"Pretrained from scratch ({config.from_config or config.architecture}, {config.task})"
-    elif config.task in LM_TASKS:
+    elif task.label_column is None:  # self-supervised: more of the same objective
         origin = f"`{prepared.model_repo}` with continued pretraining ({config.task})"
     else:
         origin = f"`{prepared.model_repo}` fine-tuned for {config.task}"

@@ -41,7 +41,7 @@ def _read_config(config: TrainConfig) -> dict[str, Any]:
 
 def scratch_tokenizer(config: TrainConfig, texts: Any, cache: Path, key: dict[str, Any]) -> Path:
     """Train (or reuse) the tokenizer for a from-scratch run; return the folder it is saved in."""
-    wordpiece = config.task == "masked-lm"
+    wordpiece = config.task_spec.scratch_architecture == "bert"  # BERT's WordPiece; GPT-2's byte-level BPE
     size = config.vocab_size
     if config.from_config is not None:
         size = int(_read_config(config).get("vocab_size") or size)
