@@ -17,12 +17,16 @@ Example:
 
 from __future__ import annotations
 
-from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author, register_backend
 from fmhub.client._local import LocalHub
 from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
 
 __all__ = ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation", "UNKNOWN_TIME",
            "default_author"]
+
+
+register_backend("local", LocalHub)
+register_backend("remote", RemoteHub)
 
 
 def hub(endpoint: str | None = None, token: str | None = None) -> Hub:

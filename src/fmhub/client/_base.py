@@ -19,7 +19,18 @@ from fmhub.store.transfer import PlannedFile, plan_upload
 if TYPE_CHECKING:
     from fmhub.evaluate._index import EvaluationInfo
 
-__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author", "register_backend"]
+
+#: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
+#: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
+#: so the interface needs no import of them.
+_BACKENDS: dict[str, Callable[..., Hub]] = {}
+
+
+def register_backend(kind: str, factory: Callable[..., Hub]) -> None:
+    """Make ``Hub.open`` build ``kind`` (``local``: no arguments; ``remote``: ``(endpoint, token=...)``) with
+    ``factory``."""
+    _BACKENDS[kind] = factory
 
 
 @dataclass(frozen=True)
@@ -102,12 +113,8 @@ class Hub(abc.ABC):
         """
         endpoint = endpoint or settings().endpoint
         if endpoint:
-            from fmhub.client._remote import RemoteHub
-
-            return RemoteHub(endpoint, token=token or settings().token)
-        from fmhub.client._local import LocalHub
-
-        return LocalHub()
+            return _BACKENDS["remote"](endpoint, token=token or settings().token)
+        return _BACKENDS["local"]()
 
     @property
     @abc.abstractmethod

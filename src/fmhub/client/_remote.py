@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from fmhub._version import __version__
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile
 from fmhub.client._errors import error_from_response, unreachable
 from fmhub.errors import (
@@ -128,8 +129,6 @@ class RemoteHub(Hub):
 
     def __init__(self, endpoint: str, *, token: str | None = None, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        from fmhub import __version__
-
         endpoint = endpoint.strip().rstrip("/")
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"the hub endpoint {endpoint!r} is not an http(s) URL",

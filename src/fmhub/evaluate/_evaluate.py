@@ -17,18 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from fmhub import tasks
+from fmhub.client import Hub
+from fmhub.constants import settings
+from fmhub.data import load as load_dataset
 from fmhub.errors import InvalidInputError
+from fmhub.evaluate import _plots
+from fmhub.evaluate._efficiency import measure_efficiency
+from fmhub.evaluate._publish import push_report
+from fmhub.formats import load_folder
 from fmhub.refs import split_ref
-from fmhub.tasks import PERTURBATIONS, Scored, Task
-from fmhub.tasks import _metrics
-
-if TYPE_CHECKING:
-    from fmhub.client import Hub
+from fmhub.runs import environment
+from fmhub.tasks import PERTURBATIONS, Scored, Task, _metrics
 
 __all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA_ID", "SECTIONS", "report_folder",
            "task_of_model"]
@@ -130,8 +134,6 @@ class _Inputs:
 def _prepare(config: EvalConfig, hub: Hub) -> _Inputs:
     from transformers import AutoConfig
 
-    from fmhub.data import load
-
     model_repo, model_rev = split_ref(config.model, "MODEL")
     data_repo, data_rev = split_ref(config.data, "--data")
     model_commit = hub.repo_info(model_repo, revision=model_rev).commit.oid
@@ -139,7 +141,7 @@ def _prepare(config: EvalConfig, hub: Hub) -> _Inputs:
     folder = hub.download(model_repo, revision=model_commit, exclude=["eval/*"])
     model_config = AutoConfig.from_pretrained(folder)
     task = task_of_model(model_config, model_repo)
-    dataset = load(data_repo, revision=data_commit, hub=hub)
+    dataset = load_dataset(data_repo, revision=data_commit, hub=hub)
     if config.split not in dataset:
         raise InvalidInputError(f"dataset {data_repo} has no {config.split!r} split; its splits are: "
                                 f"{', '.join(dataset)}", hint="name one with --split")
@@ -259,8 +261,6 @@ def _slices(inputs: _Inputs, scored: Scored) -> list[dict[str, Any]]:
 
 
 def _efficiency(inputs: _Inputs) -> dict[str, Any]:
-    from fmhub.evaluate._efficiency import measure_efficiency
-
     example = inputs.task.efficiency_input(inputs.tokenizer, inputs.values, inputs.max_length)
     return measure_efficiency(inputs.loaded, example, inputs.config.latency_runs)
 
@@ -288,8 +288,6 @@ def _baseline(inputs: _Inputs, scored: Scored) -> dict[str, Any]:
 def _provenance(inputs: _Inputs, started: datetime, seconds: float) -> dict[str, Any]:
     import torch
 
-    from fmhub.runs import environment
-
     env = environment()
     return {"model": {"repo": inputs.model_repo, "commit": inputs.model_commit, "requested": inputs.config.model},
             "dataset": {"repo": inputs.data_repo, "commit": inputs.data_commit, "split": inputs.config.split,
@@ -314,10 +312,8 @@ def _write_predictions(inputs: _Inputs, scored: Scored, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def _plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
+def _write_plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
     """The plots the report's sections call for (a confusion matrix where there is one, ...)."""
-    from fmhub.evaluate import _plots
-
     plots = folder / "plots"
     written: list[Path] = []
     if "confusion_matrix" in report:
@@ -371,10 +367,6 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
     """
     import torch
 
-    from fmhub.client import Hub
-    from fmhub.constants import settings
-    from fmhub.formats import load_folder
-
     config.validate()
     owned = hub is None
     hub = hub or Hub.open()
@@ -404,7 +396,7 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
         folder = root / relative
         folder.mkdir(parents=True, exist_ok=True)
         _write_predictions(inputs, clean, folder / "predictions.parquet")
-        plots = _plots(inputs, report, folder)
+        plots = _write_plots(inputs, report, folder)
         report["files"] = {"predictions": f"{relative}/predictions.parquet",
                            "plots": sorted(f"{relative}/{p.relative_to(folder).as_posix()}" for p in plots)}
         if parent_report is not None:
@@ -414,8 +406,6 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
         outcome = EvalOutcome(report, root, files=[f"{relative}/report.json", report["files"]["predictions"],
                                                    *report["files"]["plots"]])
         if push:
-            from fmhub.evaluate._publish import push_report
-
             outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome)
         return outcome
     finally:

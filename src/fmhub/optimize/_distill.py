@@ -16,8 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fmhub import tasks
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._variant import VariantOutcome, open_parent
+from fmhub.optimize._variant import VariantOutcome, open_parent, report_against_parent
+from fmhub.store.paths import validate_repo_id
+from fmhub.train import TrainConfig, train
+from fmhub.train._publish import distillation
 
 __all__ = ["distill"]
 
@@ -36,12 +40,6 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
     ``data`` defaults to the dataset the teacher's card says it was trained on; ``eval_split`` is the
     split validated on during training (None: none), ``eval_test_split`` the split of the report cards.
     """
-    from fmhub.client import Hub
-    from fmhub.optimize._compare import report_against_parent
-    from fmhub.store.paths import validate_repo_id
-    from fmhub.train import TrainConfig, train
-    from fmhub.train._publish import distillation
-
     validate_repo_id(output)
     owned = hub is None
     hub = hub or Hub.open()

@@ -23,7 +23,7 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
                 eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
     """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring.
 
-    ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
+    ``report``: then push the variant's report card against its parent (:func:`fmhub.optimize._variant.report_against_parent`).
     """
     if opset < MIN_OPSET:
         raise InvalidInputError(f"--opset {opset} is below {MIN_OPSET}", hint=f"use --opset {MIN_OPSET} or more")

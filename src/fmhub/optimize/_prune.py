@@ -29,6 +29,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.formats.pruned_heads import PrunedHeads, attention_of, encoder_layers, keep_heads, linear
 from fmhub.formats.torch import TorchWeights
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
+from fmhub.train import TrainConfig, train
 
 __all__ = ["prune", "prune_unstructured", "prune_neurons", "prune_heads", "STRUCTURES", "sparsity_of"]
 
@@ -162,8 +163,6 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
 
     def _recover(parent: Parent, pruned: Any) -> dict[str, Any]:
         """Fine-tune ``pruned`` in place for ``finetune_steps`` with the training engine (zeros kept)."""
-        from fmhub.train import TrainConfig, train
-
         dataset = data or parent.training_data("--data")
         config = TrainConfig(task=parent.loaded.task.name, model=f"{parent.repo}@{parent.commit}", data=dataset,
                              output=output, max_steps=finetune_steps, learning_rate=finetune_learning_rate,

@@ -64,7 +64,7 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
              eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
     """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring.
 
-    ``report``: then push the variant's report card against its parent (:mod:`fmhub.optimize._compare`).
+    ``report``: then push the variant's report card against its parent (:func:`fmhub.optimize._variant.report_against_parent`).
     """
     if method not in METHODS:
         raise InvalidInputError(f"unknown --method {method!r}", hint=f"choose from {', '.join(METHODS)}")

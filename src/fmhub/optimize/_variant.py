@@ -1,8 +1,14 @@
-"""What every optimization shares: the parent version, real sample inputs, parity, and publishing a variant.
+"""What every optimization shares: the parent version, real sample inputs, parity, publishing a variant, and
+its report card against the parent's.
 
 A variant is a new commit on its own repo whose card names its parent (repo + commit) as
 ``base_model`` and in ``fmhub.lineage``, declares its form in ``fmhub.variant`` (what
 :func:`fmhub.load` reads) and records how it was made (method, options, parity on real inputs).
+
+Its report card is computed on a dataset split (default: the test split of the dataset its parent was
+trained on, at that commit) and pushed with a ``parent`` section; the parent's card on the same split is
+reused when the hub has one for exactly that commit, else computed now (not pushed). Both cards read the
+texts at the same length: the parent's.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import numpy as np
 
 from fmhub import formats
 from fmhub.cards import fmhub_section, parse_card, render_card, validate_metadata
+from fmhub.client import Hub, UploadFile
+from fmhub.data import load as load_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
+from fmhub.evaluate import EvalConfig, evaluate, stored_report
 from fmhub.formats import LoadedModel, load_folder
 from fmhub.refs import split_ref
+from fmhub.store.paths import validate_repo_id
 
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
-           "VariantOutcome"]
+           "VariantOutcome", "report_against_parent"]
 
 _SAMPLE_ROWS = 32
 
@@ -71,11 +81,9 @@ def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
 
 def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
     """A padded batch of real rows for parity checks: ``--data``, else the dataset the parent was trained on."""
-    from fmhub.data import load
-
     data = data or parent.training_data("--data")
     repo, revision = split_ref(data, "--data")
-    dataset = load(repo, revision=revision, hub=hub)
+    dataset = load_dataset(repo, revision=revision, hub=hub)
     split = next((s for s in ("validation", "test", "train") if s in dataset), next(iter(dataset)))
     rows = dataset[split].select(range(min(_SAMPLE_ROWS, len(dataset[split]))))
     if len(rows) == 0:
@@ -114,8 +122,6 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
 def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
                     private: bool = False) -> VariantOutcome:
     """Commit ``folder`` (weights, config, tokenizer) plus a card naming the parent to ``output``."""
-    from fmhub.client import UploadFile
-
     task = parent.loaded.task
     form = formats.get(variant["format"])
     lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
@@ -165,10 +171,6 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
     ``format``, ``method`` and ``description``); ``check`` returns the parity record or raises
     ParityError. ``title`` may name ``{parent}``; ``args`` are saved as ``optimize_args.json``.
     """
-    from fmhub.client import Hub
-    from fmhub.optimize._compare import report_against_parent
-    from fmhub.store.paths import validate_repo_id
-
     validate_repo_id(output)  # before any work: a bad --output must not cost a conversion
     owned = hub is None
     hub = hub or Hub.open()
@@ -194,3 +196,24 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
     finally:
         if owned:
             hub.close()
+
+
+def report_against_parent(hub: Any, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
+                          skip: tuple[str, ...] = (), progress: Any = None) -> dict[str, Any]:
+    """Push the variant's card (with its ``parent`` comparison) and return it."""
+    data = data or parent.training_data("--eval-data")
+    data_repo, data_rev = split_ref(data, "--eval-data")
+    data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
+    dataset = f"{data_repo}@{data_commit}"
+    theirs = stored_report(hub, parent.repo, parent.commit, data_commit, split)
+    if theirs is None:
+        theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip),
+                          hub, progress=progress).report
+    # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
+    # training_args.json, so on its own it would read up to its positions, and compare slower).
+    config = EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip,
+                        max_length=theirs.get("max_length"))
+    mine = evaluate(config, hub, push=True, progress=progress, parent_report=theirs)
+    outcome.card_commit = mine.commit
+    outcome.report = mine.report
+    return mine.report

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub import formats, optimize
+from fmhub.data import load as load_dataset
+from fmhub.data._import import ImportOptions, import_dataset
+from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
+from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.refs import split_ref
+from fmhub.serve import ServeConfig, app_for, prepare
+from fmhub.serve._live import running
+from fmhub.train import TrainConfig, train
 
 __all__ = ["StepResult", "RUNNERS", "source_digest", "GateError"]
 
@@ -63,8 +71,6 @@ def source_digest(path: Path) -> str:
 
 
 def _import_data(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.data._import import ImportOptions, import_dataset
-
     source, repo = Path(options.pop("source")), options.pop("repo")
     result = import_dataset(hub, source, repo, ImportOptions(**options))
     return StepResult(f"{repo}@{result.commit.oid}", {"rows": float(sum(result.splits.values()))},
@@ -87,8 +93,6 @@ def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResul
 
 
 def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.train import TrainConfig, train
-
     config = TrainConfig.from_dict(options, source="train step")
     outcome = train(config, hub, command="fmhub run", on_step=getattr(progress, "update", None),
                     on_metrics=getattr(progress, "metrics", None))
@@ -98,8 +102,6 @@ def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
 
 
 def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.evaluate import EvalConfig, evaluate
-
     push = options.pop("push", True)
     if isinstance(options.get("skip"), (list, str)):
         skip = options["skip"]
@@ -112,8 +114,6 @@ def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
 
 
 def _optimize(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub import optimize
-
     method = options.pop("method")
     model, output = options.pop("model"), options.pop("output")
     options["report"] = options.pop("eval", True)
@@ -165,9 +165,6 @@ def check_requirements(metrics: dict[str, float], require: dict[str, Any]) -> li
 
 
 def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.errors import RevisionNotFoundError
-    from fmhub.refs import split_ref
-
     repo, revision = split_ref(options["model"], "model")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     ref, kind = str(options["ref"]), options.get("kind", "branch")
@@ -205,22 +202,16 @@ def _serve_check(hub: Any, options: dict[str, Any], progress: Any) -> StepResult
     import httpx
     import numpy as np
 
-    import fmhub
-    from fmhub.data import load
-    from fmhub.serve import ServeConfig, app_for, prepare
-    from fmhub.serve._live import running
-    from fmhub.refs import split_ref
-
     rows = int(options.get("rows", 32))
     data_repo, data_rev = split_ref(options["data"], "data")
-    split = load(data_repo, revision=data_rev, split=options.get("split", "test"), hub=hub)
+    split = load_dataset(data_repo, revision=data_rev, split=options.get("split", "test"), hub=hub)
     column = options.get("text_column", "text")
     if column not in split.column_names:
         raise InvalidInputError(f"serve-check: {data_repo} has no column {column!r}", hint="set text_column")
     texts = [t or "" for t in list(split[column])[:rows]]
     config = ServeConfig(model=options["model"], backend=options.get("backend", "auto"))
     config = dataclasses.replace(config, model=prepare(config, hub))
-    offline = fmhub.load(config.model, hub=hub)
+    offline = formats.load(config.model, hub=hub)
     if "classify" not in {e.name for e in offline.task.endpoints}:
         raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task.name}")
     labels = offline.labels

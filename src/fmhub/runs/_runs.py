@@ -64,7 +64,7 @@ class Environment:
 
 def environment() -> Environment:
     """Describe this process's code, libraries and machine. Never fails: what cannot be read is left out."""
-    from fmhub import __version__
+    from fmhub._version import __version__
 
     libraries = {"python": platform.python_version()}
     for name in _LIBRARIES:

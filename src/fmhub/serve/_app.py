@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import fmhub
+from fmhub._version import __version__
 from fmhub import tasks
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
 from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
@@ -89,7 +89,7 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
                 await batcher.stop()
             state.executor.shutdown(wait=True, cancel_futures=False)
 
-    app = FastAPI(title="fmhub serve", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="fmhub serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Inference for one model version of an fmhub hub.")
     serve_docs(app)
     app.state.server = state

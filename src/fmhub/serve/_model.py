@@ -16,7 +16,10 @@ from typing import Any
 from fmhub import formats
 from fmhub.errors import EndpointNotServedError, IntegrityError, InvalidInputError
 from fmhub.formats import LoadedModel, load_folder
+from fmhub.formats.onnx import DEFAULT_OPSET, EXPORT_RECIPE, write_onnx
 from fmhub.refs import split_ref
+from fmhub.store.blobs import hash_file
+from fmhub.store.safety import PICKLE_SUFFIXES, is_pickle_path
 from fmhub.tasks import Endpoint, ServingContext
 
 __all__ = ["ServedModel", "pull", "open_model"]
@@ -27,9 +30,6 @@ _WEIGHTS = (".safetensors", ".onnx")
 def pull(hub: Any, ref: str) -> tuple[str, str, Path]:
     """``(repo, commit, folder)`` of a verified local copy of ``ref`` (no pickle files, no card folder): every
     file is re-hashed against the commit's sha256 (a damaged cached file is fetched again)."""
-    from fmhub.store.blobs._base import hash_file
-    from fmhub.store.safety import PICKLE_SUFFIXES, is_pickle_path
-
     repo, revision = split_ref(ref, "MODEL")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     entries = [e for e in hub.list_files(repo, commit) if not e.path.startswith("eval/")]
@@ -84,8 +84,6 @@ def _onnx_copy(folder: Path, repo: str, commit: str, threads: int | None, cache:
     then renamed)."""
     import shutil
     import tempfile
-
-    from fmhub.formats.onnx import DEFAULT_OPSET, EXPORT_RECIPE, write_onnx
 
     target = cache / "serve-onnx" / f"{commit}-r{EXPORT_RECIPE}"
     if (target / "model.onnx").is_file():

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-import fmhub
+from fmhub._version import __version__
 from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
 from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs
@@ -50,7 +50,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
     serve_docs(app)
     install_error_handlers(app)
