@@ -91,7 +91,7 @@ def test_bad_input(classifier: str, tiny_model: str, capsys) -> None:
 
     parent = classifier
     assert main(["optimize", "export-onnx", parent, "--output", "acme/x", "--opset", "13"]) == 2
-    assert "--opset 13 is below 17" in capsys.readouterr().err
+    assert "--opset 13 must be 17 or more" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", tiny_model, "--output", "acme/x"]) == 2
     assert "has no task head" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", parent, "--output", "acme/clf-onnx", "--no-eval"]) == 0

@@ -27,8 +27,8 @@ def test_ner_fine_tune_finds_the_entities(tiny_model: str, tiny_ner: str) -> Non
 
     from fmhub.client import Hub
 
-    config = TrainConfig(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
-                         learning_rate=3e-3, epochs=6, batch_size=8, max_length=32, threads=1)
+    config = TrainConfig.from_flat(dict(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
+                         learning_rate=3e-3, epochs=6, batch_size=8, max_length=32, threads=1))
     outcome = train(config)
     assert outcome is not None
     assert outcome.result.metrics["eval_f1"] >= 0.9, outcome.result.metrics

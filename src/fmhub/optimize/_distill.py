@@ -55,14 +55,13 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
                                     f"classification head ({heads})",
                                     hint="fine-tune it first with fmhub train --task text-classification")
         ref = f"{parent.repo}@{parent.commit}"
-        config = TrainConfig(task=loaded.task.name, model=ref, teacher=ref, data=data or parent.training_data("--data"),
-                             output=output, student_layers=student_layers, temperature=temperature, alpha=alpha,
-                             hidden_loss=hidden_loss, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
-                             batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
-                             eval_split=eval_split, seed=seed, threads=threads, private=private,
-                             license=license_id if isinstance(license_id := parent.metadata.get("license"), str)
-                             else None)
-        config.validate()
+        license_id = parent.metadata.get("license")
+        config = TrainConfig.from_flat(dict(
+            task=loaded.task.name, model=ref, teacher=ref, data=data or parent.training_data("--data"), output=output,
+            student_layers=student_layers, temperature=temperature, alpha=alpha, hidden_loss=hidden_loss,
+            epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+            max_length=max_length, warmup_ratio=warmup_ratio, eval_split=eval_split, seed=seed, threads=threads,
+            private=private, license=license_id if isinstance(license_id, str) else None), source="distill")
         trained = train(config, hub, resume=resume, command=command, on_step=on_step, on_metrics=on_metrics)
         assert trained is not None and trained.commit is not None  # one process, never cut short
         variant = distillation(trained.prepared) or {}

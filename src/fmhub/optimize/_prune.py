@@ -164,9 +164,10 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
     def _recover(parent: Parent, pruned: Any) -> dict[str, Any]:
         """Fine-tune ``pruned`` in place for ``finetune_steps`` with the training engine (zeros kept)."""
         dataset = data or parent.training_data("--data")
-        config = TrainConfig(task=parent.loaded.task.name, model=f"{parent.repo}@{parent.commit}", data=dataset,
-                             output=output, max_steps=finetune_steps, learning_rate=finetune_learning_rate,
-                             max_length=max_length, eval_split=None, keep_zeros=structured is None)
+        config = TrainConfig.from_flat(dict(
+            task=parent.loaded.task.name, model=f"{parent.repo}@{parent.commit}", data=dataset, output=output,
+            max_steps=finetune_steps, learning_rate=finetune_learning_rate, max_length=max_length, eval_split=None,
+            keep_zeros=structured is None), source="the pruned model's fine-tune")
         trained = train(config, parent.hub, model=pruned, publish=False, on_step=on_step,
                         command=f"fmhub optimize prune --finetune-steps {finetune_steps}")
         assert trained is not None  # one process, never cut short

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmhub import formats, optimize
+from fmhub import formats
 from fmhub.data import load as load_dataset
 from fmhub.data._import import ImportOptions, import_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
 from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.optimize._methods import run_method
 from fmhub.refs import split_ref
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
@@ -114,28 +115,10 @@ def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
 
 
 def _optimize(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    method = options.pop("method")
-    model, output = options.pop("model"), options.pop("output")
-    options["report"] = options.pop("eval", True)
-    if isinstance(options.get("eval_skip"), (list, str)):
-        skip = options["eval_skip"]
-        options["eval_skip"] = tuple(s.strip() for s in (skip.split(",") if isinstance(skip, str) else skip))
-    run: Callable[..., Any] = {"export-onnx": optimize.export_onnx, "quantize": optimize.quantize,
-                               "prune": optimize.prune}.get(method)  # type: ignore[assignment]
-    if method in ("distill", "prune") and progress is not None:  # both train: show their steps
-        options.setdefault("on_step", getattr(progress, "update", None))
-    if method == "distill" and progress is not None:
-        options.setdefault("on_metrics", getattr(progress, "metrics", None))
-    try:
-        if method == "distill":
-            if "eval_split" in options:
-                options["eval_test_split"] = options.pop("eval_split")
-            outcome = optimize.distill(model, output, hub=hub, progress=progress, **options)
-        else:
-            outcome = run(model, output, hub=hub, progress=progress, **options)
-    except TypeError as exc:  # an option this method does not take
-        raise InvalidInputError(f"optimize {method}: {exc}", hint="see fmhub optimize "
-                                                                  f"{method} --help for its options") from None
+    method, model, output = options.pop("method"), options.pop("model"), options.pop("output")
+    outcome = run_method(method, model, output, options, hub=hub, progress=progress,
+                         source=f"optimize {method} step", on_step=getattr(progress, "update", None),
+                         on_metrics=getattr(progress, "metrics", None), command="fmhub run")
     commit = outcome.card_commit or outcome.commit
     metrics = _key_metrics((outcome.report or {}).get("metrics", {}))
     parent = (outcome.report or {}).get("parent") or {}

@@ -105,7 +105,8 @@ class Distiller:
 
 def load_teacher(config: Any, hub: Any, student: Any, tokenizer: Any, label_names: list[str],
                  model_class: Any) -> tuple[Distiller, str, str]:
-    """Load ``config.teacher`` and check it can teach ``student``; return it with its repo and commit."""
+    """Load ``config.teacher`` (the run's :class:`~fmhub.train.DistillOptions`) and check it can teach ``student``;
+    return it with its repo and commit."""
     from transformers import AutoTokenizer
 
     repo, revision = split_ref(config.teacher, "--teacher")

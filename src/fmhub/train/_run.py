@@ -46,7 +46,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
     owned = hub is None
     hub = hub or Hub.open()
     try:
-        torch.manual_seed(config.seed)  # a new classification head starts from the same weights every run
+        torch.manual_seed(config.loop.seed)  # a new classification head starts from the same weights every run
         prepared = prepare(config, hub, model)
         if not distributed.is_main():  # another DDP rank: train its share; rank 0 records and publishes
             run(prepared, resume=resume, stop_after=stop_after)
