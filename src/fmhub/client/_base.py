@@ -17,7 +17,7 @@ from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
 
 if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
+    from fmhub.evaluations import EvaluationInfo
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
 

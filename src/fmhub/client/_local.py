@@ -13,7 +13,7 @@ from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
 
 if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
+    from fmhub.evaluations import EvaluationInfo
 
 __all__ = ["LocalHub"]
 
@@ -145,13 +145,13 @@ class LocalHub(Hub):
         self.store.delete_tag(repo_id, tag, repo_type=repo_type, actor=self.author)
 
     def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
-        from fmhub.evaluate._index import Evaluations, check_report_path
+        from fmhub.evaluations import Evaluations, check_report_path
 
         path = check_report_path(path)
         return Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
-        from fmhub.evaluate._index import Evaluations
+        from fmhub.evaluations import Evaluations
 
         return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)

@@ -59,7 +59,7 @@ from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
 
 if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
+    from fmhub.evaluations import EvaluationInfo
 
 __all__ = ["RemoteHub"]
 
@@ -561,7 +561,7 @@ class RemoteHub(Hub):
                       fields={"repo_type": repo_type, "repo_id": repo_id, "revision": f"tag {tag}"})
 
     def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
-        from fmhub.evaluate._index import EvaluationInfo
+        from fmhub.evaluations import EvaluationInfo
 
         answer = self._json("POST", f"{self.endpoint}/api/fmhub/evaluations",
                             json={"repo": repo_id, "commit": commit, "path": path})
@@ -569,7 +569,7 @@ class RemoteHub(Hub):
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
-        from fmhub.evaluate._index import EvaluationInfo
+        from fmhub.evaluations import EvaluationInfo
 
         params = {k: v for k, v in (("model", model), ("dataset", dataset), ("split", split)) if v is not None}
         listed = self._json("GET", f"{self.endpoint}/api/fmhub/evaluations", params={**params, "limit": limit})

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.pipeline._spec import Pipeline, Step, substitute
 from fmhub.pipeline._steps import RUNNERS, StepResult, source_digest
-from fmhub.store import _schema as t
+from fmhub.runs import _tables as t
 
 __all__ = ["StepOutcome", "run_pipeline", "step_key"]
 

@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from fmhub.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
-from fmhub.store import _schema as t
-from fmhub.store._db import Database
+from fmhub.runs import _tables as t
+from fmhub.store import Database
 
 __all__ = ["Runs", "RunInfo", "MetricPoint", "Environment", "environment", "RUN_STATUSES", "FINAL_STATUSES",
            "RUN_ID_PREFIX"]
