@@ -33,7 +33,8 @@ EXPORTS = {
     "fmhub.data": ["load"],
     "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",
                        "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
-    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
+    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "StepMetrics", "MetricsBuffer", "PipelineStepRecord",
+                   "PipelineSteps", "check_step_key", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
                    "FINAL_STATUSES", "RUN_ID_PREFIX"],
     "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path"],
 }
