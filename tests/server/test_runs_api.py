@@ -15,7 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from fmhub.cli import main
 from fmhub.client import Hub, LocalHub, RemoteHub
+from fmhub.constants import settings
 from fmhub.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -275,3 +277,40 @@ def test_bad_input_is_a_4xx_with_a_json_body(hub_url: str, tokens) -> None:
     with RemoteHub(hub_url, token=tokens.alice) as alice:
         assert [r.id for r in alice.list_runs()] == [run.id] and alice.run_metrics(run.id) == []
         assert alice.get_run(run.id).status == "running" and alice.find_pipeline_step("0" * 64) is None
+
+
+def test_fmhub_runs_reads_a_server(capsys, hub_url: str, tokens, local_store: Store, monkeypatch) -> None:
+    from fmhub.cli._common import console
+
+    monkeypatch.setattr(console, "width", 220)
+    local_store.create_repo("acme/private-clf", private=True)
+    with RemoteHub(hub_url, token=tokens.alice) as alice:
+        first = _start(alice, "acme/private-clf", name="baseline")
+        alice.log_run_metrics(first.id, [StepMetrics(10, {"eval_f1": 0.88, "eval_loss": 0.3}, 1.0)])
+        alice.finish_run(first.id, "completed", summary={"eval_f1": 0.88, "eval_loss": 0.3})
+        second = _start(alice, "acme/private-clf", name="higher-lr", config={"lr": 1e-4})
+        alice.log_run_metrics(second.id, [StepMetrics(10, {"eval_f1": 0.91}, 1.0)])
+
+    assert main(["runs", "list", "--endpoint", hub_url, "--token", tokens.alice]) == 0
+    out = capsys.readouterr().out
+    assert out.index(second.id) < out.index(first.id) and "eval_f1=0.88" in out and "eval_f1=0.91" in out
+    monkeypatch.setenv("FMHUB_ENDPOINT", hub_url)  # the same through the environment
+    monkeypatch.setenv("FMHUB_TOKEN", tokens.bob)
+    settings.cache_clear()
+    assert main(["runs", "show", first.id[:8]]) == 0
+    out = capsys.readouterr().out
+    assert first.id in out and "baseline" in out and "acme/private-clf" in out and "H100" in out
+    assert main(["runs", "compare", first.id, second.id]) == 0
+    out = capsys.readouterr().out
+    assert "lr" in out and "0.91" in out and "0.88" in out
+
+    monkeypatch.setenv("FMHUB_TOKEN", tokens.carol)  # may not see acme's private repo: as missing
+    settings.cache_clear()
+    assert main(["runs", "show", first.id]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "fmhub runs list" in err and "Traceback" not in err
+    assert main(["runs", "list"]) == 0 and first.id not in capsys.readouterr().out
+    monkeypatch.delenv("FMHUB_TOKEN")
+    settings.cache_clear()
+    assert main(["runs", "show", "r-ffffffffffff"]) == 2
+    assert "not found" in capsys.readouterr().err
