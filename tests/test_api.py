@@ -21,7 +21,7 @@ EXPORTS = {
     "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
                      "UNKNOWN_TIME", "default_author"],
     "fmhub.store": [
-        "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
+        "open_store", "Store", "Database", "metadata", "complete_metadata", "SCHEMA_HEAD", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
         "TreeEntry",
         "Ref", "RepoRefs", "AddFile", "DeleteFile", "DeleteFolder", "CopyFile", "Operation", "DEFAULT_BRANCH",
         "REPO_TYPES", "validate_path", "validate_repo_id", "validate_ref_name", "validate_repo_type",
@@ -37,8 +37,10 @@ EXPORTS = {
     "fmhub.data": ["load"],
     "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",
                        "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
-    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
+    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "StepMetrics", "MetricsBuffer", "PipelineStepRecord",
+                   "PipelineSteps", "check_step_key", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
                    "FINAL_STATUSES", "RUN_ID_PREFIX"],
+    "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path"],
 }
 
 

@@ -7,6 +7,11 @@ the embedded store (``$FMHUB_HOME``) runs against a remote server by setting ``F
 - :class:`LocalHub` — the store in this process (SQLite/PostgreSQL metadata, file/S3 blobs);
 - :class:`RemoteHub` — HTTP to ``fmhub server`` in the Hugging Face Hub protocol.
 
+Records go the same way as repos: training runs (``start_run``, ``run_metrics_logger``, ``finish_run``,
+``get_run``, ``list_runs``...), report cards (``record_evaluation``, ``list_evaluations``) and pipeline
+step records (``find_pipeline_step``, ``save_pipeline_step``) are kept by the hub the client talks to
+(remotely through fmhub's native API, ``/api/fmhub/…``), never in a local database beside it.
+
 Example:
     >>> from fmhub.client import hub
     >>> with hub() as h:                                  # FMHUB_ENDPOINT set? remote : embedded

@@ -14,7 +14,7 @@ Example:
 
 from fmhub.evaluate._evaluate import (SCHEMA_ID, SECTIONS, EvalConfig, EvalOutcome, evaluate, parent_comparison,
                                       report_folder)
-from fmhub.evaluate._index import EvaluationInfo, Evaluations, flat_metrics, stored_report
+from fmhub.evaluations import EvaluationInfo, Evaluations, flat_metrics, stored_report
 from fmhub.tasks import LOWER_IS_BETTER
 
 __all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",

@@ -81,12 +81,8 @@ def _import_data(hub: Any, options: dict[str, Any], progress: Any) -> StepResult
 def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
     from fmhub.importing import import_model
 
-    store = getattr(hub, "store", None)
-    if store is None:
-        raise InvalidInputError("import-model writes to the embedded store", hint="run the pipeline without "
-                                "FMHUB_ENDPOINT, or upload the model folder with fmhub upload")
-    try:
-        oid = import_model(store, options["source"], options["repo"], private=bool(options.get("private")),
+    try:  # converted to safetensors here; the hub (embedded or a server) receives no pickle weights
+        oid = import_model(hub, options["source"], options["repo"], private=bool(options.get("private")),
                            exist_ok=True).oid
     except EmptyCommitError:  # run again (--force, --only) on the same folder: the repo already holds it
         oid = hub.repo_info(options["repo"]).commit.oid

@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from fmhub.errors import InvalidInputError
-from fmhub.store import _schema as t
-from fmhub.store._db import Database
-from fmhub.store.paths import validate_path
+from fmhub.evaluations import _tables as t
+from fmhub.store import Database, validate_path
 
 __all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path", "stored_report"]
 
