@@ -13,7 +13,8 @@ from typing import Any
 
 from fmhub import tasks
 from fmhub.cards import parse_card, render_card, validate_metadata
-from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.client import Hub, UploadFile
+from fmhub.errors import EmptyCommitError, EntryNotFoundError, InvalidInputError
 
 __all__ = ["push_report", "update_card", "METRIC_NAMES"]
 
@@ -162,14 +163,11 @@ def _weights(files: list[Any]) -> dict[str, str]:
     return {e.path: e.blob_sha256 for e in files if not e.path.startswith("eval/") and e.path != "README.md"}
 
 
-def push_report(hub: Any, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
+def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
     """Commit the card's files and updated README to the default branch; have the hub index the card.
 
     Returns the commit.
     """
-    from fmhub.client import UploadFile
-    from fmhub.errors import EntryNotFoundError
-
     head = hub.repo_info(repo_id)
     if head.commit.oid != evaluated_commit and _weights(head.files) != _weights(hub.list_files(repo_id,
                                                                                                 evaluated_commit)):

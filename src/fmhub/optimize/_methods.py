@@ -21,7 +21,8 @@ from fmhub.formats.onnx import DEFAULT_OPSET, MIN_OPSET
 from fmhub.optimize._distill import distill
 from fmhub.optimize._onnx import export_onnx
 from fmhub.optimize._prune import STRUCTURES, prune
-from fmhub.optimize._quantize import BACKENDS, METHODS as QUANTIZATIONS, quantize
+from fmhub.optimize._quantize import BACKENDS, quantize
+from fmhub.optimize._quantize import METHODS as QUANTIZATIONS
 from fmhub.optimize._variant import VariantOutcome
 from fmhub.options import option
 

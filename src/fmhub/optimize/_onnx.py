@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats.onnx import DEFAULT_OPSET, MIN_OPSET, write_onnx
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
@@ -19,7 +20,7 @@ __all__ = ["export_onnx"]
 
 def export_onnx(model: str, output: str, *, data: str | None = None, opset: int = DEFAULT_OPSET,
                 tolerance: float = 1e-3, optimize: bool = True, max_length: int = 128, private: bool = False,
-                hub: Any = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
+                hub: Hub | None = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
                 eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
     """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring.
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats.pruned_heads import PrunedHeads, attention_of, encoder_layers, keep_heads, linear
 from fmhub.formats.torch import TorchWeights
@@ -126,7 +127,7 @@ def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
 
 def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | None = None, data: str | None = None,
           max_length: int = 128, finetune_steps: int = 0, finetune_learning_rate: float = 5e-5,
-          private: bool = False, hub: Any = None, report: bool = True, eval_data: str | None = None,
+          private: bool = False, hub: Hub | None = None, report: bool = True, eval_data: str | None = None,
           eval_split: str = "test", eval_skip: tuple[str, ...] = (), progress: Any = None,
           on_step: Callable[[int, int, float, float], None] | None = None) -> VariantOutcome:
     """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""

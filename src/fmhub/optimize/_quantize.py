@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats.onnx import DEFAULT_OPSET, write_onnx
 from fmhub.formats.torch_int8 import save_torch_int8
@@ -60,7 +61,7 @@ def _onnx_int8(parent: Any, batch: dict[str, Any], folder: Path) -> dict[str, An
 
 def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: str = "onnx",
              data: str | None = None, min_agreement: float = 0.9, max_length: int = 128, private: bool = False,
-             hub: Any = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
+             hub: Hub | None = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
              eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
     """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring.
 

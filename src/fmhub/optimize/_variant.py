@@ -45,7 +45,7 @@ class Parent:
     commit: str
     loaded: LoadedModel
     metadata: dict[str, Any]  # the parent's card YAML
-    hub: Any  # the hub it came from (where a variant's own work, e.g. a fine-tune, reads data)
+    hub: Hub  # the hub it came from (where a variant's own work, e.g. a fine-tune, reads data)
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -69,7 +69,7 @@ class VariantOutcome:
     card_commit: str | None = None  # the commit holding that card
 
 
-def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
+def open_parent(hub: Hub, ref: str, threads: int | None = None) -> Parent:
     repo, revision = split_ref(ref, "MODEL")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
@@ -79,7 +79,7 @@ def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
     return Parent(repo, commit, loaded, metadata, hub)
 
 
-def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
+def sample_batch(hub: Hub, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
     """A padded batch of real rows for parity checks: ``--data``, else the dataset the parent was trained on."""
     data = data or parent.training_data("--data")
     repo, revision = split_ref(data, "--data")
@@ -119,7 +119,7 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
     return out
 
 
-def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
+def publish_variant(hub: Hub, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
                     private: bool = False) -> VariantOutcome:
     """Commit ``folder`` (weights, config, tokenizer) plus a card naming the parent to ``output``."""
     task = parent.loaded.task
@@ -162,7 +162,7 @@ Check = Callable[[Parent, LoadedModel, dict[str, np.ndarray]], dict[str, Any]]
 
 
 def make_variant(model: str, output: str, *, build: Build, check: Check, title: str, args: dict[str, Any],
-                 data: str | None, max_length: int, private: bool, hub: Any, report: bool, eval_data: str | None,
+                 data: str | None, max_length: int, private: bool, hub: Hub, report: bool, eval_data: str | None,
                  eval_split: str, eval_skip: tuple[str, ...], progress: Any) -> VariantOutcome:
     """The shape of every optimization: parent → ``build`` the variant's files → ``check`` it on real rows →
     commit it with its card → push its report card against the parent (``report``).
@@ -198,7 +198,7 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
             hub.close()
 
 
-def report_against_parent(hub: Any, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
+def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
                           skip: tuple[str, ...] = (), progress: Any = None) -> dict[str, Any]:
     """Push the variant's card (with its ``parent`` comparison) and return it."""
     data = data or parent.training_data("--eval-data")

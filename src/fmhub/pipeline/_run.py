@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.pipeline._spec import Pipeline, Step, substitute
 from fmhub.pipeline._steps import RUNNERS, source_digest
@@ -56,7 +57,7 @@ def step_key(step: Step, resolved: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _exists(hub: Any, output: str) -> bool:
+def _exists(hub: Hub, output: str) -> bool:
     from fmhub.refs import split_ref
 
     repo, commit = split_ref(output, "output")
@@ -69,7 +70,7 @@ def _exists(hub: Any, output: str) -> bool:
     return False
 
 
-def run_pipeline(pipeline: Pipeline, hub: Any, *, start: str | None = None, only: str | None = None,
+def run_pipeline(pipeline: Pipeline, hub: Hub, *, start: str | None = None, only: str | None = None,
                  force: bool = False, progress: Any = None,
                  on_step: Callable[[StepOutcome], None] | None = None) -> list[StepOutcome]:
     """Run ``pipeline`` in dependency order; return every step's outcome (raises after a failed step, the

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub import formats
+from fmhub.client import Hub
 from fmhub.data import load as load_dataset
 from fmhub.data._import import ImportOptions, import_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
@@ -71,14 +72,14 @@ def source_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _import_data(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _import_data(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     source, repo = Path(options.pop("source")), options.pop("repo")
     result = import_dataset(hub, source, repo, ImportOptions(**options))
     return StepResult(f"{repo}@{result.commit.oid}", {"rows": float(sum(result.splits.values()))},
                       ", ".join(f"{k} {v}" for k, v in result.splits.items()))
 
 
-def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _import_model(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     from fmhub.importing import import_model
 
     try:  # converted to safetensors here; the hub (embedded or a server) receives no pickle weights
@@ -89,7 +90,7 @@ def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResul
     return StepResult(f"{options['repo']}@{oid}")
 
 
-def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _train(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     config = TrainConfig.from_dict(options, source="train step")
     outcome = train(config, hub, command="fmhub run", on_step=getattr(progress, "update", None),
                     on_metrics=getattr(progress, "metrics", None))
@@ -98,7 +99,7 @@ def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
         {k.removeprefix("eval_"): v for k, v in outcome.result.metrics.items()}), f"run {outcome.run_id}")
 
 
-def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _eval(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     push = options.pop("push", True)
     if isinstance(options.get("skip"), (list, str)):
         skip = options["skip"]
@@ -110,7 +111,7 @@ def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
     return StepResult(f"{repo}@{commit}", _key_metrics(outcome.report["metrics"]), "card pushed" if push else "")
 
 
-def _optimize(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _optimize(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     method, model, output = options.pop("method"), options.pop("model"), options.pop("output")
     outcome = run_method(method, model, output, options, hub=hub, progress=progress,
                          source=f"optimize {method} step", on_step=getattr(progress, "update", None),
@@ -143,7 +144,7 @@ def check_requirements(metrics: dict[str, float], require: dict[str, Any]) -> li
     return failures
 
 
-def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _publish(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     repo, revision = split_ref(options["model"], "model")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     ref, kind = str(options["ref"]), options.get("kind", "branch")
@@ -175,7 +176,7 @@ def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
                       f"{kind} {ref} → {commit[:12]}")
 
 
-def _serve_check(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     import time
 
     import httpx

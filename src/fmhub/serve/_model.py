@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub import formats
+from fmhub.client import Hub
 from fmhub.errors import EndpointNotServedError, IntegrityError, InvalidInputError
 from fmhub.formats import LoadedModel, load_folder
 from fmhub.formats.onnx import DEFAULT_OPSET, EXPORT_RECIPE, write_onnx
@@ -27,7 +28,7 @@ __all__ = ["ServedModel", "pull", "open_model"]
 _WEIGHTS = (".safetensors", ".onnx")
 
 
-def pull(hub: Any, ref: str) -> tuple[str, str, Path]:
+def pull(hub: Hub, ref: str) -> tuple[str, str, Path]:
     """``(repo, commit, folder)`` of a verified local copy of ``ref`` (no pickle files, no card folder): every
     file is re-hashed against the commit's sha256 (a damaged cached file is fetched again)."""
     repo, revision = split_ref(ref, "MODEL")
@@ -54,7 +55,7 @@ def pull(hub: Any, ref: str) -> tuple[str, str, Path]:
     return repo, commit, folder
 
 
-def open_model(hub: Any, ref: str, backend: str, threads: int | None, cache: Path) -> ServedModel:
+def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Path) -> ServedModel:
     """Pull ``ref`` and load it for ``backend`` (auto: the form its card declares)."""
     repo, commit, folder = pull(hub, ref)
     declared = formats.format_of(folder, f"{repo}@{commit[:12]}")

@@ -48,13 +48,13 @@ def pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
 
-def logsoftmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    return np.exp(logsoftmax(logits)).astype(np.float32)
+    return np.exp(log_softmax(logits)).astype(np.float32)
 
 
 def classify(forward: Any, tokenizer: Any, texts: list[str], max_length: int, num_labels: int,
@@ -137,7 +137,7 @@ def score_language_model(forward: Any, tokenizer: Any, texts: list[str], masked:
                 length = int(mask[position].sum())
                 where, predicted_from = np.arange(1, length), np.arange(0, length - 1)
             target = original[position, where]
-            scores = logsoftmax(logits[position, predicted_from])
+            scores = log_softmax(logits[position, predicted_from])
             nll[i] = float(-scores[np.arange(len(target)), target].sum())
             tokens[i] = len(target)
             targets[i] = target.astype(np.int64)

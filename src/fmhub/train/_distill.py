@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats import require_trainable
 from fmhub.refs import split_ref
@@ -103,7 +104,7 @@ class Distiller:
         return loss
 
 
-def load_teacher(config: Any, hub: Any, student: Any, tokenizer: Any, label_names: list[str],
+def load_teacher(config: Any, hub: Hub, student: Any, tokenizer: Any, label_names: list[str],
                  model_class: Any) -> tuple[Distiller, str, str]:
     """Load ``config.teacher`` (the run's :class:`~fmhub.train.DistillOptions`) and check it can teach ``student``;
     return it with its repo and commit."""
