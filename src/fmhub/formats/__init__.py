@@ -21,10 +21,11 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fmhub import tasks
 from fmhub.cards import fmhub_section, parse_card
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats._base import LoadedModel, ModelFormat
 from fmhub.formats.onnx import OnnxGraph
@@ -32,9 +33,6 @@ from fmhub.formats.pruned_heads import PrunedHeads
 from fmhub.formats.torch import TorchWeights
 from fmhub.formats.torch_int8 import TorchInt8
 from fmhub.refs import split_ref
-
-if TYPE_CHECKING:
-    from fmhub.client import Hub
 
 __all__ = ["ModelFormat", "LoadedModel", "register", "get", "names", "load", "load_folder", "card_metadata",
            "variant_of", "format_of", "require_trainable", "DEFAULT"]
@@ -124,8 +122,6 @@ def load_folder(folder: Path, repo: str = "", commit: str = "", threads: int | N
 
 def load(ref: str, *, hub: Hub | None = None, threads: int | None = None) -> LoadedModel:
     """Download ``REPO[@REV]`` (embedded store or ``FMHUB_ENDPOINT``) and load it by its declared format."""
-    from fmhub.client import Hub
-
     repo, revision = split_ref(ref, "MODEL")
     owned = hub is None
     opened = hub or Hub.open()

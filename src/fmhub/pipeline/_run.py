@@ -22,6 +22,7 @@ from fmhub.client import Hub
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.pipeline._spec import Pipeline, Step, substitute
 from fmhub.pipeline._steps import RUNNERS, source_digest
+from fmhub.refs import split_ref
 from fmhub.runs import PipelineStepRecord
 
 __all__ = ["StepOutcome", "run_pipeline", "step_key"]
@@ -58,8 +59,6 @@ def step_key(step: Step, resolved: dict[str, Any]) -> str:
 
 
 def _exists(hub: Hub, output: str) -> bool:
-    from fmhub.refs import split_ref
-
     repo, commit = split_ref(output, "output")
     for repo_type in ("model", "dataset"):
         try:

@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from fmhub import options
+from fmhub.data._import import ImportOptions
 from fmhub.errors import InvalidInputError
+from fmhub.evaluate import EvalConfig
+from fmhub.optimize._methods import METHODS
+from fmhub.train import TrainConfig
 
 __all__ = ["Pipeline", "Step", "PipelineError", "parse", "KINDS", "REFERENCE"]
 
@@ -37,10 +41,6 @@ def _fields(cls: Any, *drop: str) -> set[str]:
 def _kinds() -> dict[str, tuple[set[str], set[str]]]:
     """kind → (required options, optional options), ``kind`` itself excluded; the train, eval and optimize kinds'
     options are those the stage's own configs declare (an optimize step's: its method's, from the method table)."""
-    from fmhub.data._import import ImportOptions
-    from fmhub.evaluate import EvalConfig
-    from fmhub.train import TrainConfig
-
     train_required = {"task", "data", "output"}
     return {
         "import-data": ({"source", "repo"}, _fields(ImportOptions, "message", "source_name")),
@@ -54,15 +54,11 @@ def _kinds() -> dict[str, tuple[set[str], set[str]]]:
 
 
 def _method_names() -> list[str]:
-    from fmhub.optimize._methods import METHODS
-
     return list(METHODS)
 
 
 def _method_options(method: Any) -> set[str]:
     """The options an optimize step of ``method`` takes (its method's, as ``fmhub optimize <method>`` does)."""
-    from fmhub.optimize._methods import METHODS
-
     found = METHODS.get(method) if isinstance(method, str) else None
     return set(options.flat_names(found.options)) if found is not None else set()
 

@@ -28,6 +28,7 @@ from fmhub.data import load as load_dataset
 from fmhub.data._import import ImportOptions, import_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
 from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.importing import import_model
 from fmhub.optimize._methods import run_method
 from fmhub.refs import split_ref
 from fmhub.serve import ServeConfig, app_for, prepare
@@ -80,8 +81,6 @@ def _import_data(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult
 
 
 def _import_model(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.importing import import_model
-
     try:  # converted to safetensors here; the hub (embedded or a server) receives no pickle weights
         oid = import_model(hub, options["source"], options["repo"], private=bool(options.get("private")),
                            exist_ok=True).oid

@@ -10,15 +10,16 @@ import platform
 import re
 import secrets
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from fmhub._version import __version__
 from fmhub.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
 from fmhub.runs import _tables as t
 from fmhub.store import Database
@@ -74,8 +75,6 @@ class Environment:
 
 def environment() -> Environment:
     """Describe this process's code, libraries and machine. Never fails: what cannot be read is left out."""
-    from fmhub._version import __version__
-
     libraries = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:

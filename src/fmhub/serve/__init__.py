@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fmhub.client import Hub
+from fmhub.constants import settings
 from fmhub.errors import InvalidInputError
 from fmhub.serve._app import create_app
 from fmhub.serve._config import BACKENDS, ServeConfig
@@ -53,8 +54,6 @@ def prepare(config: ServeConfig, hub: Hub | None = None) -> str:
 def app_for(config: ServeConfig, hub: Hub | None = None, *, load_first: bool = False) -> Any:
     """The app for ``config``; the model loads in the background after startup (``/readyz``), or before the
     app accepts requests with ``load_first``."""
-    from fmhub.constants import settings
-
     def load() -> ServedModel:
         owned = hub is None
         opened = hub or Hub.open()

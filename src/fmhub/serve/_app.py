@@ -24,8 +24,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fmhub._version import __version__
 from fmhub import tasks
+from fmhub._version import __version__
+from fmhub.cards import parse_card
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
 from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
@@ -216,8 +217,6 @@ async def _stream(state: _ServerState, served: ServedModel, name: str, text: str
 
 
 def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
-    from fmhub.cards import parse_card
-
     loaded = served.loaded
     readme = loaded.folder / "README.md"
     metadata: dict[str, Any] = {}

@@ -22,11 +22,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from fmhub.errors import InputTooLongError, InvalidInputError
 from fmhub.tasks import _metrics
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
+from fmhub.tasks._baselines import unigram_nll
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, pad_rows
 from fmhub.tasks._perturb import perturb_text
 from fmhub.tasks._predict import score_language_model, softmax
-from fmhub.tasks._serving import (EMBED, Encoded, Item, ServingContext, TextParameters, TextRequest, answer_valid,
-                                  encode, grouped_forward, text_request)
+from fmhub.tasks._serving import (
+    EMBED,
+    Encoded,
+    Item,
+    ServingContext,
+    TextParameters,
+    TextRequest,
+    answer_valid,
+    encode,
+    grouped_forward,
+    text_request,
+)
 from fmhub.tasks.text_classification import median_row, word_counts
 
 __all__ = ["LanguageModeling", "MaskedLanguageModeling", "CausalLanguageModeling", "FILL_MASK", "GENERATE"]
@@ -236,8 +247,6 @@ class LanguageModeling(Task):
     def baseline(self, train: Any, input_column: str, label_column: str | None, values: list[Any], gold: Any,
                  scored: Scored, *, labels: list[str], preprocessor: Any, max_length: int, seed: int
                  ) -> tuple[str, dict[str, Any]]:
-        from fmhub.tasks._baselines import unigram_nll
-
         ids = preprocessor([t or "" for t in train[input_column]], truncation=True, max_length=max_length)["input_ids"]
         nll, tokens = unigram_nll(ids, scored.extra["targets"], len(preprocessor))
         return "add-one unigram model of the train split's tokens", _metrics.language_model_metrics(nll, tokens)

@@ -18,11 +18,20 @@ from pydantic import Field
 from fmhub.errors import InvalidInputError
 from fmhub.tasks import _metrics
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
+from fmhub.tasks._baselines import text_baseline
 from fmhub.tasks._batches import TokenizedSplit, pad_rows
 from fmhub.tasks._perturb import perturb_text
 from fmhub.tasks._predict import classify, softmax
-from fmhub.tasks._serving import (EMBED, Encoded, Item, ServingContext, TextParameters, answer_valid, grouped_forward,
-                                  text_request)
+from fmhub.tasks._serving import (
+    EMBED,
+    Encoded,
+    Item,
+    ServingContext,
+    TextParameters,
+    answer_valid,
+    grouped_forward,
+    text_request,
+)
 
 __all__ = ["TextClassification", "MultiLabelClassification", "CLASSIFY", "model_label_ids", "median_row",
            "word_counts"]
@@ -189,8 +198,6 @@ class TextClassification(Task):
     def baseline(self, train: Any, input_column: str, label_column: str | None, values: list[Any], gold: Any,
                  scored: Scored, *, labels: list[str], preprocessor: Any, max_length: int, seed: int
                  ) -> tuple[str, dict[str, Any]]:
-        from fmhub.tasks._baselines import text_baseline
-
         to_model = model_label_ids(list(train.features[label_column].names), labels)
         ids = np.asarray(train[label_column], dtype=np.int64)
         keep = ids >= 0

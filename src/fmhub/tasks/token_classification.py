@@ -16,11 +16,20 @@ import numpy as np
 from fmhub.errors import InvalidInputError
 from fmhub.tasks import _metrics
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
+from fmhub.tasks._baselines import token_baseline
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, pad_rows
 from fmhub.tasks._perturb import perturb_words
 from fmhub.tasks._predict import softmax, tag
-from fmhub.tasks._serving import EMBED, Encoded, Item, ServingContext, TextParameters, answer_valid, grouped_forward, \
-    text_request
+from fmhub.tasks._serving import (
+    EMBED,
+    Encoded,
+    Item,
+    ServingContext,
+    TextParameters,
+    answer_valid,
+    grouped_forward,
+    text_request,
+)
 from fmhub.tasks.text_classification import median_row, model_label_ids
 
 __all__ = ["TokenClassification", "TOKENS"]
@@ -218,8 +227,6 @@ class TokenClassification(Task):
     def baseline(self, train: Any, input_column: str, label_column: str | None, values: list[Any], gold: Any,
                  scored: Scored, *, labels: list[str], preprocessor: Any, max_length: int, seed: int
                  ) -> tuple[str, dict[str, Any]]:
-        from fmhub.tasks._baselines import token_baseline
-
         to_model = model_label_ids(list(train.features[label_column].feature.names), labels)
         tags = [to_model[np.asarray(t, dtype=np.int64)] for t in train[label_column]]
         per_row = token_baseline(train[input_column], tags, values, len(labels), seed)

@@ -10,6 +10,8 @@ from typing import Any
 
 from fmhub.client import Hub
 from fmhub.constants import settings
+from fmhub.errors import FmhubError
+from fmhub.runs import TensorBoardWriter
 from fmhub.train import _distributed as distributed
 from fmhub.train._config import TrainConfig
 from fmhub.train._loop import Prepared, TrainResult, checkpoint_dir, prepare, run
@@ -63,8 +65,6 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
              on_step: Callable[[int, int, float, float], None] | None, stop_after: int | None,
              publish_model: bool) -> TrainOutcome | None:
     """Rank 0: train with a run record (on the hub) and TensorBoard curves, publish, close the record."""
-    from fmhub.runs import TensorBoardWriter
-
     config = prepared.config
     record = hub.start_run(task=config.task, config={**config.to_dict(), "resume": resume,
                                                      "processes": distributed.world_size()}, command=command,
@@ -108,8 +108,6 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
 
 def _end_quietly(end: Callable[..., None], *args: Any) -> None:
     """Close the run record after a failure; the failure, not a problem closing the record, is what is raised."""
-    from fmhub.errors import FmhubError
-
     try:
         end(*args)
     except FmhubError:
