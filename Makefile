@@ -11,7 +11,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,test]'
 	touch $@
 
 test: $(STAMP)
@@ -31,7 +31,7 @@ tour: $(STAMP)
 examples-deps: $(EXAMPLES_STAMP)
 
 $(EXAMPLES_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,examples]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[ml,test,examples]'
 	touch $@
 
 # What bench/ needs beyond the examples: accelerate, for the transformers.Trainer anchor, and Debian's wrk,

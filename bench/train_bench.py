@@ -63,9 +63,9 @@ steps, threads, full, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "f
 options = dict(task="text-classification", model="bench/minilm", data="bench/bbc-news", output="bench/bbc-minilm",
                learning_rate=lr, batch_size=16, max_length=int(sys.argv[6]), seed=0, threads=threads)
 if full:
-    config = TrainConfig(**options, epochs=float(sys.argv[4]), eval_split="validation")
+    config = TrainConfig.from_flat(dict(**options, epochs=float(sys.argv[4]), eval_split="validation"))
 else:
-    config = TrainConfig(**options, max_steps=steps, eval_split=None)
+    config = TrainConfig.from_flat(dict(**options, max_steps=steps, eval_split=None))
 outcome = train(config)
 print(json.dumps({"samples_per_second": outcome.result.samples_per_second, "steps": outcome.result.steps,
                   "commit": outcome.commit, "metrics": outcome.result.metrics}))

@@ -246,7 +246,7 @@ def classifier(tiny_model: str, tiny_data: str) -> str:
     """``acme/clf``: the tiny BERT fine-tuned on the two-topic dataset (a classifier to optimize and serve)."""
     from fmhub.train import TrainConfig, train
 
-    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
+    assert train(TrainConfig.from_flat(dict(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
                              epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
+                             eval_split=None))) is not None
     return "acme/clf"

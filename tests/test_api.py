@@ -8,16 +8,20 @@ import pytest
 
 EXPORTS = {
     "fmhub": ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"],
-    "fmhub.loading": ["load", "load_folder", "LoadedModel", "FORMATS", "TORCH_FORMATS", "EXPORTABLE_FORMATS",
-                      "TASK_HEADS", "task_of_config", "variant_of", "fmhub_section", "require_torch_weights"],
+    "fmhub.formats": ["ModelFormat", "LoadedModel", "register", "get", "names", "load", "load_folder",
+                      "card_metadata", "variant_of", "format_of", "require_trainable", "DEFAULT"],
+    "fmhub.tasks": ["Task", "Metric", "Scored", "Endpoint", "Forward", "OnRows", "Item", "ServingContext",
+                    "TokenizedSplit", "batch_order", "pad_rows", "IGNORE", "PERTURBATIONS", "register", "get", "names",
+                    "all_tasks", "for_model", "endpoints", "LOWER_IS_BETTER"],
+    "fmhub.refs": ["split_ref"],
     "fmhub.optimize": ["export_onnx", "quantize", "prune", "distill", "VariantOutcome"],
     "fmhub.evaluate": ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",
-                       "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
+                       "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "LOWER_IS_BETTER",
                        "report_folder", "schema"],
     "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
                      "UNKNOWN_TIME", "default_author"],
     "fmhub.store": [
-        "open_store", "Store", "Database", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
+        "open_store", "Store", "Database", "metadata", "complete_metadata", "SCHEMA_HEAD", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
         "TreeEntry",
         "Ref", "RepoRefs", "AddFile", "DeleteFile", "DeleteFolder", "CopyFile", "Operation", "DEFAULT_BRANCH",
         "REPO_TYPES", "validate_path", "validate_repo_id", "validate_ref_name", "validate_repo_type",
@@ -34,8 +38,10 @@ EXPORTS = {
     "fmhub.data": ["load"],
     "fmhub.accounts": ["Accounts", "Account", "Member", "TokenInfo", "Principal", "ORG_ROLES", "TOKEN_ROLES",
                        "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
-    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
+    "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "StepMetrics", "MetricsBuffer", "PipelineStepRecord",
+                   "PipelineSteps", "check_step_key", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
                    "FINAL_STATUSES", "RUN_ID_PREFIX"],
+    "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path"],
 }
 
 

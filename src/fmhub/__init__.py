@@ -10,11 +10,10 @@ Hub client reaches it embedded or on a hub server (``FMHUB_ENDPOINT``) alike::
 
 from __future__ import annotations
 
+from fmhub._version import __version__
 from fmhub.client import Hub
 from fmhub.errors import FmhubError
-from fmhub.loading import LoadedModel, load
+from fmhub.formats import LoadedModel, load
 from fmhub.store import Store, open_store
 
 __all__ = ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"]
-
-__version__ = "0.1.0"

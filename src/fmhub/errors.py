@@ -37,6 +37,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RunNotFoundError",
     "AmbiguousRunError",
+    "PipelineStepNotFoundError",
     "ParityError",
     "InputTooLongError",
     "OverloadedError",
@@ -285,6 +286,15 @@ class AmbiguousRunError(RunNotFoundError):
         self.matches = matches
 
 
+class PipelineStepNotFoundError(FmhubError, LookupError):
+    """No pipeline step record has this key (or the caller may not read its output repo)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no pipeline step record has the key {key!r}",
+                         hint="fmhub run records a step's output once the step has run")
+        self.key = key
+
+
 # -- OPTIMIZE ---------------------------------------------------------------------------------------
 
 
@@ -396,6 +406,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     AccountExistsError: 409,
     PayloadTooLargeError: 413,
     RunNotFoundError: 404,
+    PipelineStepNotFoundError: 404,
     ParityError: 422,
     InputTooLongError: 422,
     OverloadedError: 429,

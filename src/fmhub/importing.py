@@ -9,14 +9,15 @@ containers and nothing else; a file that needs more is refused, never loaded ano
 pickle file (``.pt``, ``.pkl``, ``training_args.bin``...) is refused unless the caller allows it,
 and then stored as-is: fmhub never loads it.
 
-Conversions are written to a temporary folder that is removed afterwards; the source folder is
-only read.
+Conversions happen on this machine, into a temporary folder that is removed afterwards (the source
+folder is only read); the result is committed through the Hub client, so an import into a hub server
+(``FMHUB_ENDPOINT``) sends safetensors, never the pickle weights.
 
 Example:
-    >>> from fmhub import open_store
+    >>> from fmhub.client import Hub
     >>> from fmhub.importing import import_model
-    >>> with open_store() as store:
-    ...     commit = import_model(store, "./tiny-bert", "acme/tiny-bert", author="me")
+    >>> with Hub.open() as hub:                          # FMHUB_ENDPOINT set? that server : the embedded store
+    ...     commit = import_model(hub, "./tiny-bert", "acme/tiny-bert")
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fmhub.errors import InvalidInputError, RepoExistsError, RepoNotFoundError, RevisionNotFoundError
-from fmhub.store.blobs._base import Progress
-from fmhub.store.objects import AddFile, Commit
+from fmhub.client import Hub, LocalHub, UploadFile
+from fmhub.errors import InvalidInputError, RepoExistsError, RepoNotFoundError
+from fmhub.store import Repo, Store
+from fmhub.store.blobs import Progress
+from fmhub.store.objects import Commit
 from fmhub.store.paths import validate_path, validate_repo_id
 from fmhub.store.safety import is_pickle_path
-from fmhub.store.store import Store
 from fmhub.store.transfer import PlannedFile
 
 __all__ = [
@@ -120,22 +122,26 @@ class ImportPlan:
 # -- the import ------------------------------------------------------------------------------------
 
 
-def import_model(store: Store, path: Path | str, repo_id: str, *, private: bool = False,
+def import_model(hub: Hub | Store, path: Path | str, repo_id: str, *, private: bool = False,
                  revision: str | None = None, title: str | None = None, message: str | None = None,
-                 author: str = "fmhub", exist_ok: bool = False, allow_pickle: bool = False,
+                 author: str | None = None, exist_ok: bool = False, allow_pickle: bool = False,
                  progress: Progress | None = None, hash_progress: Progress | None = None,
                  on_plan: Callable[[ImportPlan], None] | None = None,
                  notify: Callable[[str], None] | None = None) -> Commit:
     """Commit a local Hugging Face model folder to a new model repo, pickle weights as safetensors.
 
     Args:
+        hub: the hub to import into (embedded or remote); a :class:`~fmhub.store.Store` is used through a
+            :class:`~fmhub.client.LocalHub` over it.
         path: a folder holding ``config.json`` (what ``save_pretrained`` writes).
         revision: branch to commit to (created from the default branch if missing).
         title: commit title (default ``Import <folder name>``).
         message: commit body (default: a note of each conversion and skipped file).
+        author: who the commit is by when ``hub`` is a store (default ``fmhub``); a hub names its own
+            (``$FMHUB_USER`` on the embedded store, the token's user on a server).
         exist_ok: commit onto the repo if it already exists (adding and replacing files).
         allow_pickle: store pickle files other than the model's weights as-is instead of refusing.
-        progress / hash_progress: called with byte counts while files are stored / hashed.
+        progress / hash_progress: called with byte counts while files are stored (sent) / hashed.
         on_plan: called once with the plan, after conversions and before any byte is stored.
         notify: called with a line before each conversion (they can take a while).
 
@@ -148,10 +154,15 @@ def import_model(store: Store, path: Path | str, repo_id: str, *, private: bool 
         RepoExistsError: the repo exists and ``exist_ok`` is false.
         EmptyCommitError: with ``exist_ok``, the branch already holds exactly these files.
     """
+    if isinstance(hub, Store):
+        with LocalHub(hub, author=author or "fmhub") as local:
+            return import_model(local, path, repo_id, private=private, revision=revision, title=title,
+                                message=message, exist_ok=exist_ok, allow_pickle=allow_pickle, progress=progress,
+                                hash_progress=hash_progress, on_plan=on_plan, notify=notify)
     folder = Path(path).expanduser()
     repo_id = validate_repo_id(repo_id)
     _check_model_folder(folder)
-    if not exist_ok and _repo_exists(store, repo_id):  # fail before converting gigabytes
+    if not exist_ok and _repo_exists(hub, repo_id):  # fail before converting gigabytes
         raise RepoExistsError("model", repo_id)
     with tempfile.TemporaryDirectory(prefix="fmhub-import-") as workdir:
         plan = prepare_import(folder, Path(workdir), allow_pickle=allow_pickle, notify=notify)
@@ -159,47 +170,39 @@ def import_model(store: Store, path: Path | str, repo_id: str, *, private: bool 
             on_plan(plan)
         created = False
         try:
-            repo = store.create_repo(repo_id, private=private, author=author)
+            repo = hub.create_repo(repo_id, private=private)
             created = True
         except RepoExistsError:
             if not exist_ok:
                 raise
-            repo = store.get_repo(repo_id)
+            repo = hub.get_repo(repo_id)
         try:
-            branch = _branch(store, repo.repo_id, revision, repo.default_branch)
-            operations = []
-            for planned in plan.files:
-                info = store.put_file(planned.local, progress=progress, hash_progress=hash_progress)
-                operations.append(AddFile(planned.path_in_repo, info.sha256, info.size))
-            return store.commit(repo.repo_id, operations, revision=branch,
-                                title=title or f"Import {folder.resolve().name}",
-                                message=_describe(plan) if message is None else message, author=author,
-                                allow_pickle=allow_pickle)
+            return hub.commit(repo.repo_id, [UploadFile(f.path_in_repo, f.local) for f in plan.files],
+                              revision=_branch(hub, repo, revision), title=title or f"Import {folder.resolve().name}",
+                              message=_describe(plan) if message is None else message, allow_pickle=allow_pickle,
+                              progress=progress, hash_progress=hash_progress)
         except BaseException:
             if created:  # leave nothing behind: the repo was made for this commit only
                 with contextlib.suppress(Exception):
-                    store.delete_repo(repo.repo_id)
+                    hub.delete_repo(repo.repo_id)
             raise
 
 
-def _repo_exists(store: Store, repo_id: str) -> bool:
+def _repo_exists(hub: Hub, repo_id: str) -> bool:
     try:
-        store.get_repo(repo_id)
+        hub.get_repo(repo_id)
     except RepoNotFoundError:
         return False
     return True
 
 
-def _branch(store: Store, repo_id: str, revision: str | None, default_branch: str) -> str | None:
+def _branch(hub: Hub, repo: Repo, revision: str | None) -> str | None:
     """The branch to commit to, created from the default branch when missing (as ``fmhub upload`` does)."""
     if revision is None:
         return None
     branch = revision.removeprefix("refs/heads/")
-    if branch != default_branch:
-        try:
-            store.resolve_revision(repo_id, f"refs/heads/{branch}")
-        except RevisionNotFoundError:
-            store.create_branch(repo_id, branch)
+    if branch != repo.default_branch and branch not in {r.name for r in hub.list_refs(repo.repo_id).branches}:
+        hub.create_branch(repo.repo_id, branch)
     return branch
 
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select, update
 
 from fmhub.accounts import Accounts
+from fmhub.accounts import _tables as t
 from fmhub.cli import main
 from fmhub.errors import AccountExistsError, AccountNotFoundError, AuthenticationError, ConfigError, InvalidInputError
 from fmhub.store import Store, open_store
-from fmhub.store import _schema as t
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from fmhub.cli import main
 from fmhub.store import open_store
-from fmhub.store._schema import SCHEMA_HEAD
+from fmhub.store import SCHEMA_HEAD
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

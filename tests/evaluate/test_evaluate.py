@@ -19,8 +19,8 @@ from fmhub.train import TrainConfig, train
 
 
 def _train(task: str, model: str, data: str, output: str, **extra) -> str:
-    config = TrainConfig(task=task, model=model, data=data, output=output, epochs=2, batch_size=8, learning_rate=3e-3,
-                         max_length=32, threads=1, eval_split=None, seed=0, **extra)
+    config = TrainConfig.from_flat(dict(task=task, model=model, data=data, output=output, epochs=2, batch_size=8, learning_rate=3e-3,
+                         max_length=32, threads=1, eval_split=None, seed=0, **extra))
     assert train(config) is not None
     return output
 

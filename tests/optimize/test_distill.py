@@ -71,9 +71,9 @@ def test_a_killed_distillation_resumes_to_the_same_weights(classifier: str, tiny
     from safetensors.torch import load_file
 
     def config(output: str) -> TrainConfig:
-        return TrainConfig(task="text-classification", model=classifier, teacher=classifier, student_layers=1,
+        return TrainConfig.from_flat(dict(task="text-classification", model=classifier, teacher=classifier, student_layers=1,
                            hidden_loss=0.5, data=tiny_data, output=output, epochs=2, batch_size=8,
-                           learning_rate=3e-3, max_length=32, threads=1, save_steps=4, eval_split=None)
+                           learning_rate=3e-3, max_length=32, threads=1, save_steps=4, eval_split=None))
 
     whole = train(config("acme/whole"))
     assert train(config("acme/resumed"), stop_after=6) is None
@@ -90,9 +90,9 @@ def test_a_killed_distillation_resumes_to_the_same_weights(classifier: str, tiny
 def test_token_classification_student_with_hidden_state_loss(tiny_model: str, tiny_ner: str, capsys) -> None:
     from fmhub.cli import main
 
-    assert train(TrainConfig(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
+    assert train(TrainConfig.from_flat(dict(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
                              epochs=3, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
+                             eval_split=None))) is not None
     assert main(["optimize", "distill", "--teacher", "acme/ner-bert", "--output", "acme/ner-student",
                  "--student-layers", "1", "--hidden-loss", "1.0", "--epochs", "1", "--learning-rate", "3e-3",
                  "--batch-size", "8", "--max-length", "32", "--eval-split", "none", "--eval-test-split",
@@ -100,7 +100,7 @@ def test_token_classification_student_with_hidden_state_loss(tiny_model: str, ti
     out = capsys.readouterr().out
     assert "variant vs parent acme/ner-bert" in out and "distilled from" in out
     student = fmhub.load("acme/ner-student")
-    assert student.task == "token-classification" and student.config.num_hidden_layers == 1
+    assert student.task.name == "token-classification" and student.config.num_hidden_layers == 1
     with Hub.open() as hub:
         [card] = hub.list_evaluations(model="acme/ner-student")
     assert "f1" in card.metrics
@@ -125,10 +125,10 @@ def test_bad_teachers_and_options(classifier: str, tiny_model: str, tiny_data: s
     with Hub.open() as hub:
         assert "acme/x" not in [r.repo_id for r in hub.list_repos()]
     with pytest.raises(InvalidInputError, match="--hidden-loss needs a --teacher"):
-        TrainConfig(task="text-classification", model=classifier, data=tiny_data, output="acme/x",
-                    hidden_loss=1.0).validate()
+        TrainConfig.from_flat(dict(task="text-classification", model=classifier, data=tiny_data, output="acme/x",
+                    hidden_loss=1.0)).validate()
     with pytest.raises(InvalidInputError, match="distills single-label classifiers"):
-        TrainConfig(task="masked-lm", model=classifier, teacher=classifier, data=tiny_data, output="acme/x").validate()
+        TrainConfig.from_flat(dict(task="masked-lm", model=classifier, teacher=classifier, data=tiny_data, output="acme/x")).validate()
 
 
 def test_an_onnx_or_int8_variant_is_refused_as_teacher_or_base_model(classifier: str, tiny_data: str,

@@ -47,7 +47,7 @@ def test_export_matches_the_parent_and_loads_by_its_card(classifier: str, topic_
 
 
 def test_tracing_switches_to_eager_attention_only_for_the_export(classifier: str) -> None:
-    from fmhub.optimize._onnx import _tracing
+    from fmhub.formats.onnx import _tracing
 
     model = fmhub.load(classifier).model
     before = model.config._attn_implementation
@@ -91,7 +91,7 @@ def test_bad_input(classifier: str, tiny_model: str, capsys) -> None:
 
     parent = classifier
     assert main(["optimize", "export-onnx", parent, "--output", "acme/x", "--opset", "13"]) == 2
-    assert "--opset 13 is below 17" in capsys.readouterr().err
+    assert "--opset 13 must be 17 or more" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", tiny_model, "--output", "acme/x"]) == 2
     assert "has no task head" in capsys.readouterr().err
     assert main(["optimize", "export-onnx", parent, "--output", "acme/clf-onnx", "--no-eval"]) == 0

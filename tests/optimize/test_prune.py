@@ -64,7 +64,7 @@ def test_head_pruning_narrows_attention_and_the_variant_reloads_exports_and_serv
 
     from fmhub.cli import main
     from fmhub.optimize import export_onnx
-    from fmhub.optimize._prune import heads_of
+    from fmhub.formats.pruned_heads import heads_of
     from fmhub.serve import ServeConfig, app_for
 
     assert main(["optimize", "prune", classifier, "--output", "acme/clf-heads", "--sparsity", "0.5",

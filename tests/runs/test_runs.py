@@ -11,8 +11,8 @@ from sqlalchemy import insert, select
 
 from fmhub.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
 from fmhub.runs import Runs, environment
+from fmhub.runs import _tables as t
 from fmhub.store import Database
-from fmhub.store import _schema as t
 
 BASE = "a" * 40
 DATA = "b" * 40

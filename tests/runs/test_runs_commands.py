@@ -1,4 +1,5 @@
-"""``fmhub runs list|show|compare`` end to end, as a user types them (in-process, on the embedded store)."""
+"""``fmhub runs list|show|compare`` end to end, as a user types them (in-process, on the embedded store;
+tests/server/test_runs_api.py runs them against a hub server)."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ def test_unknown_or_ambiguous_input_exits_2_with_a_hint(capsys, recorded: tuple[
     assert code == 2 and "not found" in err and "fmhub runs list" in err
     code, _, err = run(capsys, "runs", "compare", recorded[0].id)
     assert code == 2 and "at least two runs" in err
-    code, _, err = run(capsys, "runs", "list", "--endpoint", "http://127.0.0.1:9")
-    assert code == 2 and "--endpoint" in err
+    code, _, err = run(capsys, "runs", "list", "--endpoint", "http://127.0.0.1:9")  # nothing listens there
+    assert code == 2 and "cannot reach the hub at http://127.0.0.1:9" in err and "--endpoint" in err
     code, _, err = run(capsys, "runs", "list", "--status", "done")
     assert code == 2 and "invalid run status" in err
 

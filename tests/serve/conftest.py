@@ -38,9 +38,9 @@ def _upload(folder: Path, repo: str) -> str:
 def ner_model(tiny_model: str, tiny_ner: str) -> str:
     from fmhub.train import TrainConfig, train
 
-    assert train(TrainConfig(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
+    assert train(TrainConfig.from_flat(dict(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
                              epochs=4, batch_size=8, learning_rate=5e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
+                             eval_split=None))) is not None
     return "acme/ner-bert"
 
 

@@ -174,7 +174,7 @@ def test_onnx_backend_matches_torch(classifier: str, live) -> None:
 
 
 def test_onnx_exports_are_cached_per_commit_and_export_recipe(classifier: str, tmp_path) -> None:
-    from fmhub.optimize._onnx import EXPORT_RECIPE
+    from fmhub.formats.onnx import EXPORT_RECIPE
     from fmhub.serve._model import open_model
 
     commit = prepare(ServeConfig(model=classifier)).split("@")[1]

@@ -19,6 +19,10 @@ from fmhub.store import Store
 
 SECRET, MISSING = "acme/secret", "acme/nothing"
 OID = "a" * 64
+RUN = "r-5ec2e75ec2e7"  # a run of acme/secret (made by the private_repos fixture)
+STEP = "5" * 64  # a pipeline step record whose output is acme/secret
+NEW_RUN = {"task": "text-classification", "config": {}, "command": "fmhub train", "output": SECRET,
+           "environment": {"code_version": "0"}}
 
 # (method, route path) -> (kind, request builder). Kinds: public | read | write | admin | signed | whoami.
 # The builder returns (method, url path, json body or None, raw content or None) for a repo id.
@@ -90,6 +94,30 @@ ROUTES = {
                              {"repo": r, "commit": "0" * 40, "path": "eval/acme/data/test/report.json"}, None)),
     ("GET", "/api/fmhub/evaluations"):  # cards of models the caller may see (tests/server/test_evals_api.py)
         ("native", lambda r: ("GET", f"/api/fmhub/evaluations?model={r}", None, None), (200,) * 6),
+    # runs and pipeline step records follow their output repo (tests/server/test_runs_api.py has the rest)
+    ("POST", "/api/fmhub/runs"): ("native", lambda r: ("POST", "/api/fmhub/runs", NEW_RUN, None),
+                                  (401, 403, 403, 403, 201, 201)),
+    ("GET", "/api/fmhub/runs"): ("native", lambda r: ("GET", "/api/fmhub/runs", None, None), (200,) * 6),
+    ("GET", "/api/fmhub/runs/{run_id}"): ("native", lambda r: ("GET", f"/api/fmhub/runs/{RUN}", None, None),
+                                          (404, 404, 200, 200, 200, 200)),
+    ("GET", "/api/fmhub/runs/{run_id}/metrics"):
+        ("native", lambda r: ("GET", f"/api/fmhub/runs/{RUN}/metrics", None, None), (404, 404, 200, 200, 200, 200)),
+    ("GET", "/api/fmhub/runs/{run_id}/metrics/latest"):
+        ("native", lambda r: ("GET", f"/api/fmhub/runs/{RUN}/metrics/latest", None, None),
+         (404, 404, 200, 200, 200, 200)),
+    ("POST", "/api/fmhub/runs/{run_id}/metrics"):
+        ("native", lambda r: ("POST", f"/api/fmhub/runs/{RUN}/metrics",
+                              {"entries": [{"step": 1, "metrics": {"loss": 0.5}}]}, None),
+         (401, 404, 403, 403, 200, 200)),
+    ("POST", "/api/fmhub/runs/{run_id}/finish"):
+        ("native", lambda r: ("POST", f"/api/fmhub/runs/{RUN}/finish", {"status": "completed"}, None),
+         (401, 404, 403, 403, 200, 400)),  # the admin finds it finished by alice
+    ("GET", "/api/fmhub/pipeline-steps/{key}"):
+        ("native", lambda r: ("GET", f"/api/fmhub/pipeline-steps/{STEP}", None, None), (404, 404, 200, 200, 200, 200)),
+    ("PUT", "/api/fmhub/pipeline-steps/{key}"):
+        ("native", lambda r: ("PUT", f"/api/fmhub/pipeline-steps/{STEP}", {
+            "pipeline": "p", "step": "s", "kind": "train", "output": f"{SECRET}@{'0' * 40}"}, None),
+         (401, 403, 403, 403, 200, 200)),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
     ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),
@@ -127,6 +155,17 @@ def private_repos(local_store: Store, tokens) -> None:
                                                                                        blob.size)],
                            repo_type=repo_type, title="secret", author="alice")
     local_store.create_tag(SECRET, "v1")
+    from sqlalchemy import update
+
+    from fmhub.runs import PipelineStepRecord, PipelineSteps, Runs
+    from fmhub.runs import _tables
+
+    made = Runs(local_store.db).start(task="text-classification", config={}, command="fmhub train", base_model=None,
+                                      base_commit=None, dataset=None, dataset_commit=None, output=SECRET)
+    with local_store.db.write() as conn:  # a known id, for the table above
+        conn.execute(update(_tables.runs).where(_tables.runs.c.id == made.id).values(id=RUN))
+    oid = local_store.resolve_revision(SECRET, None).oid
+    PipelineSteps(local_store.db).save(PipelineStepRecord(STEP, "p", "s", "train", f"{SECRET}@{oid}"))
 
 
 def _routes(routes) -> set[tuple[str, str]]:

@@ -17,9 +17,9 @@ ADMIN = "fmhub_test-admin-token-evals-0123456789"
 
 def test_a_card_pushed_through_a_server_is_indexed_and_private_like_its_repo(tiny_model: str, tiny_data: str,
                                                                             serve_app) -> None:
-    assert train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
+    assert train(TrainConfig.from_flat(dict(task="text-classification", model=tiny_model, data=tiny_data, output="acme/clf",
                              epochs=1, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
-                             eval_split=None)) is not None
+                             eval_split=None))) is not None
     with open_store() as store:
         accounts = Accounts(store.db)
         accounts.create_user("alice")

@@ -18,7 +18,9 @@ from sqlalchemy.engine import make_url
 from fmhub.errors import ConfigError, SchemaOutOfDateError
 from fmhub.store import Database, open_store
 from fmhub.store._db import _alembic_config
-from fmhub.store._schema import SCHEMA_HEAD, metadata
+from fmhub.store._schema import SCHEMA_HEAD, complete_metadata
+
+metadata = complete_metadata()  # the store's tables and every domain's (accounts, runs, evaluations)
 
 ALEMBIC_TABLE = "alembic_version"
 
@@ -36,7 +38,7 @@ def _free_port() -> int:
 
 
 def _describe(conn, table: str) -> dict:
-    """What a table looks like in the database, in terms comparable with _schema.metadata."""
+    """What a table looks like in the database, in terms comparable with the declared metadata."""
     inspector = inspect(conn)
     return {
         "columns": [(c["name"], bool(c["nullable"])) for c in inspector.get_columns(table)],

@@ -20,8 +20,8 @@ SMALL = dict(learning_rate=3e-3, batch_size=8, max_length=32, threads=1, hidden_
 def test_masked_lm_from_scratch_then_fill_mask(tiny_data: str) -> None:
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-    outcome = train(TrainConfig(task="masked-lm", model=None, data=tiny_data, output="acme/scratch-bert",
-                                architecture="bert", epochs=8, **SMALL))
+    outcome = train(TrainConfig.from_flat(dict(task="masked-lm", model=None, data=tiny_data, output="acme/scratch-bert",
+                                architecture="bert", epochs=8, **SMALL)))
     assert outcome is not None
     perplexity = outcome.result.metrics["eval_perplexity"]
     first = outcome.result.history[0]["eval_perplexity"]
@@ -39,13 +39,13 @@ def test_masked_lm_from_scratch_then_fill_mask(tiny_data: str) -> None:
 def test_causal_lm_from_scratch_and_continued(tiny_data: str, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    scratch = train(TrainConfig(task="causal-lm", model=None, data=tiny_data, output="acme/scratch-gpt",
-                                architecture="gpt2", epochs=4, **SMALL))
+    scratch = train(TrainConfig.from_flat(dict(task="causal-lm", model=None, data=tiny_data, output="acme/scratch-gpt",
+                                architecture="gpt2", epochs=4, **SMALL)))
     assert scratch is not None
-    continued = train(TrainConfig(task="causal-lm", model="acme/scratch-gpt", data=tiny_data,
+    continued = train(TrainConfig.from_flat(dict(task="causal-lm", model="acme/scratch-gpt", data=tiny_data,
                                   output="acme/scratch-gpt-more", epochs=4,
                                   **{k: v for k, v in SMALL.items() if k not in ("hidden_size", "layers", "heads",
-                                                                                   "vocab_size")}))
+                                                                                   "vocab_size")})))
     assert continued is not None
     assert continued.result.metrics["eval_perplexity"] < scratch.result.metrics["eval_perplexity"]
     with Hub.open() as hub:
@@ -55,23 +55,23 @@ def test_causal_lm_from_scratch_and_continued(tiny_data: str, tmp_path: Path) ->
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.config.model_type == "gpt2"
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 32, "n_layer": 1, "n_head": 2}))
-    from_file = train(TrainConfig(task="causal-lm", model=None, data=tiny_data, output="acme/from-file",
+    from_file = train(TrainConfig.from_flat(dict(task="causal-lm", model=None, data=tiny_data, output="acme/from-file",
                                   from_config=str(tmp_path / "config.json"), epochs=1, **{
-                                      k: v for k, v in SMALL.items() if k not in ("hidden_size", "layers", "heads")}))
+                                      k: v for k, v in SMALL.items() if k not in ("hidden_size", "layers", "heads")})))
     assert from_file is not None and math.isfinite(from_file.result.metrics["eval_perplexity"])
 
 
 def test_language_modeling_checks(tiny_model: str, tiny_data: str, tmp_path: Path) -> None:
     base = dict(data=tiny_data, output="acme/never")
     with pytest.raises(InvalidInputError, match="does not fit masked-lm"):
-        TrainConfig(task="masked-lm", model=None, architecture="gpt2", **base).validate()
+        TrainConfig.from_flat(dict(task="masked-lm", model=None, architecture="gpt2", **base)).validate()
     with pytest.raises(InvalidInputError, match="from scratch is for"):
-        TrainConfig(task="text-classification", model=None, architecture="bert", **base).validate()
+        TrainConfig.from_flat(dict(task="text-classification", model=None, architecture="bert", **base)).validate()
     with pytest.raises(InvalidInputError, match="both given"):
-        TrainConfig(task="masked-lm", model=tiny_model, architecture="bert", **base).validate()
+        TrainConfig.from_flat(dict(task="masked-lm", model=tiny_model, architecture="bert", **base)).validate()
     with pytest.raises(InvalidInputError, match="missing model"):
         TrainConfig.from_dict({"task": "masked-lm", **base})
     with pytest.raises(InvalidInputError, match="no such file"):
-        train(TrainConfig(task="causal-lm", model=None, from_config=str(tmp_path / "nope.json"), **base))
+        train(TrainConfig.from_flat(dict(task="causal-lm", model=None, from_config=str(tmp_path / "nope.json"), **base)))
     with pytest.raises(InvalidInputError, match="class-weights"):
-        TrainConfig(task="masked-lm", model=tiny_model, class_weights=True, **base).validate()
+        TrainConfig.from_flat(dict(task="masked-lm", model=tiny_model, class_weights=True, **base)).validate()

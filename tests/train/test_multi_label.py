@@ -38,9 +38,9 @@ def test_multi_label_fine_tune(tiny_model: str, tiny_multi: str) -> None:
 
     from fmhub.client import Hub
 
-    outcome = train(TrainConfig(task="text-classification", multi_label=True, model=tiny_model, data=tiny_multi,
+    outcome = train(TrainConfig.from_flat(dict(task="text-classification", multi_label=True, model=tiny_model, data=tiny_multi,
                                 output="acme/multi-bert", learning_rate=3e-3, epochs=8, batch_size=8, max_length=32,
-                                threads=1))
+                                threads=1)))
     assert outcome is not None
     metrics = outcome.result.metrics
     assert metrics["eval_f1_micro"] >= 0.9 and metrics["eval_subset_accuracy"] >= 0.7, metrics
@@ -56,11 +56,11 @@ def test_multi_label_fine_tune(tiny_model: str, tiny_multi: str) -> None:
 
 def test_multi_label_checks(tiny_model: str, tiny_data: str, tiny_multi: str) -> None:
     with pytest.raises(InvalidInputError, match="drop --multi-label"):
-        train(TrainConfig(task="text-classification", multi_label=True, model=tiny_model, data=tiny_data,
-                          output="acme/never", max_length=32))
+        train(TrainConfig.from_flat(dict(task="text-classification", multi_label=True, model=tiny_model, data=tiny_data,
+                          output="acme/never", max_length=32)))
     with pytest.raises(InvalidInputError, match="applies to text-classification"):
-        TrainConfig(task="token-classification", multi_label=True, model=tiny_model, data=tiny_data,
-                    output="acme/never").validate()
+        TrainConfig.from_flat(dict(task="token-classification", multi_label=True, model=tiny_model, data=tiny_data,
+                    output="acme/never")).validate()
     with pytest.raises(InvalidInputError, match="--multi-label"):
-        train(TrainConfig(task="text-classification", model=tiny_model, data=tiny_multi, output="acme/never",
-                          max_length=32))
+        train(TrainConfig.from_flat(dict(task="text-classification", model=tiny_model, data=tiny_multi, output="acme/never",
+                          max_length=32)))

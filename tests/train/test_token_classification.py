@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from fmhub.train import TrainConfig, train
-from fmhub.train._tasks import IGNORE, task_for
+from fmhub import tasks
+from fmhub.tasks import IGNORE
 
 
 def test_tags_go_to_the_first_sub_word(tmp_path) -> None:
@@ -16,7 +17,7 @@ def test_tags_go_to_the_first_sub_word(tmp_path) -> None:
                                                    "fast"]) + "\n")
     tokenizer = BertTokenizer(vocab=str(tmp_path / "vocab.txt"))
     rows = datasets.Dataset.from_dict({"tokens": [["running", "fast"]], "tags": [[1, 0]]})
-    ids, labels = task_for("token-classification").tokenize(rows, tokenizer, "tokens", "tags", 16)
+    ids, labels = tasks.get("token-classification").tokenize(rows, tokenizer, "tokens", "tags", 16)
     assert tokenizer.convert_ids_to_tokens(ids[0]) == ["[CLS]", "run", "##ning", "fast", "[SEP]"]
     assert labels[0] == [IGNORE, 1, IGNORE, 0, IGNORE]
 
@@ -26,8 +27,8 @@ def test_ner_fine_tune_finds_the_entities(tiny_model: str, tiny_ner: str) -> Non
 
     from fmhub.client import Hub
 
-    config = TrainConfig(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
-                         learning_rate=3e-3, epochs=6, batch_size=8, max_length=32, threads=1)
+    config = TrainConfig.from_flat(dict(task="token-classification", model=tiny_model, data=tiny_ner, output="acme/ner-bert",
+                         learning_rate=3e-3, epochs=6, batch_size=8, max_length=32, threads=1))
     outcome = train(config)
     assert outcome is not None
     assert outcome.result.metrics["eval_f1"] >= 0.9, outcome.result.metrics

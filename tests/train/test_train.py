@@ -16,7 +16,7 @@ from fmhub.train import TrainConfig, train
 def config(tiny_model: str, tiny_data: str, output: str, **overrides) -> TrainConfig:
     options = dict(task="text-classification", model=tiny_model, data=tiny_data, output=output, epochs=3,
                    batch_size=8, learning_rate=3e-3, max_length=32, threads=1, save_steps=4, seed=0)
-    return TrainConfig(**{**options, **overrides})
+    return TrainConfig.from_flat({**options, **overrides})
 
 
 def weights(repo: str) -> dict[str, torch.Tensor]:
@@ -95,7 +95,7 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_model: str, tiny_data
 
 
 def test_bad_input_fails_before_training(tiny_model: str, tiny_data: str) -> None:
-    with pytest.raises(InvalidInputError, match="unknown task"):
+    with pytest.raises(InvalidInputError, match="unknown --task"):
         config(tiny_model, tiny_data, "acme/x", task="translation").validate()
     with pytest.raises(InvalidInputError, match="no column 'body'"):
         train(config(tiny_model, tiny_data, "acme/x", text_column="body"))
@@ -158,7 +158,7 @@ def test_load_best_at_end_publishes_the_best_evaluation(tiny_model: str, tiny_da
         folder = hub.download("acme/best", revision=outcome.commit)
     published = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     prepared = outcome.prepared
-    metrics = prepared.task.evaluate(published, prepared.eval, 8, prepared.tokenizer.pad_token_id,
+    metrics = prepared.task.validate(published, prepared.eval, 8, prepared.tokenizer.pad_token_id,
                                      prepared.label_names)
     assert metrics["accuracy"] == pytest.approx(best["eval_accuracy"])  # the published weights are the best's
     with pytest.raises(InvalidInputError, match="--load-best-at-end needs an evaluation split"):

@@ -31,7 +31,7 @@ def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_pat
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
-    (["--task", "translation"], "unknown task"),
+    (["--task", "translation"], "unknown --task"),
     (["--lr", "-1"], "--learning-rate"),
     (["--freeze", "attention"], "only embeddings can be frozen by name"),
     (["--attention-dropout", "lots"], "--attention-dropout 'lots' is not a number"),
@@ -70,8 +70,8 @@ def test_a_diverging_loss_stops_with_a_clear_error(tiny_model: str, tiny_data: s
     from fmhub.store import open_store
     from fmhub.train import TrainConfig, TrainingDivergedError, train
 
-    config = TrainConfig(task="text-classification", model=tiny_model, data=tiny_data, output="acme/boom",
-                         learning_rate=1e30, max_grad_norm=0, batch_size=8, max_length=32, threads=1)
+    config = TrainConfig.from_flat(dict(task="text-classification", model=tiny_model, data=tiny_data, output="acme/boom",
+                         learning_rate=1e30, max_grad_norm=0, batch_size=8, max_length=32, threads=1))
     with pytest.raises(TrainingDivergedError, match="loss became") as error:
         train(config)
     assert "--learning-rate" in error.value.hint

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from fmhub.accounts import _tables as t
 from fmhub.errors import (
     AccountExistsError,
     AccountNotFoundError,
@@ -19,8 +20,7 @@ from fmhub.errors import (
     ConfigError,
     InvalidInputError,
 )
-from fmhub.store import _schema as t
-from fmhub.store._db import Database
+from fmhub.store import Database
 
 __all__ = [
     "Accounts",

@@ -31,6 +31,7 @@ from fmhub.cards._metadata import (
 )
 
 __all__ = [
+    "fmhub_section",
     "Card",
     "ValidationResult",
     "parse_card",
@@ -42,3 +43,10 @@ __all__ = [
     "MAX_METADATA_NODES",
     "MAX_METADATA_DEPTH",
 ]
+
+
+def fmhub_section(metadata: dict, name: str) -> dict:
+    """``metadata["fmhub"][name]`` of a card's YAML when it is a mapping, else ``{}`` (e.g. ``"lineage"``)."""
+    fmhub = metadata.get("fmhub")
+    section = fmhub.get(name) if isinstance(fmhub, dict) else None
+    return section if isinstance(section, dict) else {}

@@ -17,6 +17,10 @@ from fmhub.errors import FmhubError
 
 __all__ = ["app", "main"]
 
+#: The packages of the ``ml`` extra: a command that needs one of them on a hub-only install says how to add them.
+_ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
+                          "matplotlib", "tensorboard", "charset_normalizer"})
+
 app = typer.Typer(
     name="fmhub",
     help="Self-hosted hub and toolchain for foundation models.\n\n"
@@ -59,5 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _ML_PACKAGES:
+            raise
+        err_console.print(f"[bold red]error:[/] this command needs the ML stack ({exc.name} is not installed); this "
+                          "is a hub-only install", highlight=False, soft_wrap=True)
+        err_console.print("[bold]hint:[/] " + escape("pip install 'fmhub[ml]'"), highlight=False, soft_wrap=True)
+        return 2
     return result if isinstance(result, int) else 0
 

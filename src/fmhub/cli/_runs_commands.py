@@ -1,7 +1,7 @@
 """``fmhub runs list|show|compare``: training runs recorded by ``fmhub train``.
 
-Runs are read from the metadata database directly (FMHUB_DB_URL, default the embedded store under
-$FMHUB_HOME), as ``fmhub audit`` reads the audit log; the hub server has no runs API yet.
+Runs are read through the Hub client: from the hub server ``--endpoint`` / FMHUB_ENDPOINT names (the runs
+the token may see: those whose output repo it may read), else from the embedded store.
 """
 
 from __future__ import annotations
@@ -15,19 +15,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import console, err_console, opened_store
+from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo, Runs
+from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo
 
 runs_app = typer.Typer(help="Training runs recorded by fmhub train: inputs (repo + commit), config, environment, "
-                            "metrics. Read from the store's database (FMHUB_DB_URL or $FMHUB_HOME).",
+                            "metrics. Read from the hub server --endpoint / FMHUB_ENDPOINT names, else from the "
+                            "embedded store.",
                        no_args_is_help=True)
 
 RunArgument = Annotated[str, typer.Argument(help="Run id (r-1a2b3c4d5e6f) or a unique prefix of ≥ 4 hex digits.",
                                             metavar="RUN", show_default=False)]
-LocalEndpointOption = Annotated[str | None, typer.Option(
-    "--endpoint", help="Not supported yet: runs are read from the store's database directly (FMHUB_DB_URL), "
-                       "so run this where that database is reachable.", show_default=False)]
 
 _STATUS_STYLE = {"running": "yellow", "completed": "green", "failed": "red", "stopped": "dim"}
 _EVAL_PREFIXES = ("eval_", "eval/", "val_", "val/", "validation_", "validation/", "test_", "test/")
@@ -38,13 +37,6 @@ _EPOCH_TABLE_COLUMNS = 8
 
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
-
-
-def _local_only(endpoint: str | None) -> None:
-    if endpoint:
-        raise InvalidInputError("fmhub runs reads runs from the store's database directly; --endpoint is not "
-                                "supported yet",
-                                hint="run it where FMHUB_DB_URL reaches the hub's database, without --endpoint")
 
 
 # -- formatting -------------------------------------------------------------------------------------
@@ -117,9 +109,9 @@ def _lower_is_better(key: str) -> bool:
     return any(word in key.lower() for word in _LOWER_IS_BETTER)
 
 
-def _final_metrics(runs: Runs, info: RunInfo) -> dict[str, Any]:
+def _final_metrics(hub: Hub, info: RunInfo) -> dict[str, Any]:
     """The run's summary, or (still running, or no summary given) each metric's latest value."""
-    return info.summary if info.summary else runs.latest_metrics(info.id)
+    return info.summary if info.summary else hub.latest_run_metrics(info.id)
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -132,14 +124,15 @@ def runs_list(
         "--status", help=f"Only runs with this status: {' | '.join(RUN_STATUSES)}.", show_default=False)] = None,
     task: Annotated[str | None, typer.Option(
         "--task", help="Only runs of this task, e.g. text-classification.", show_default=False)] = None,
-    endpoint: LocalEndpointOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List training runs, newest first, with their main validation metric."""
-    _local_only(endpoint)
-    with opened_store() as store:
-        runs = Runs(store.db)
-        infos = runs.list(limit=limit, status=status, task=task)
-        finals = {info.id: _final_metrics(runs, info) for info in infos}
+    if limit < 1:
+        raise InvalidInputError(f"--limit must be at least 1, got {limit}")
+    with opened_hub(endpoint, token) as hub:
+        infos = hub.list_runs(limit=limit, status=status, task=task)
+        finals = {info.id: _final_metrics(hub, info) for info in infos}
     if not infos:
         err_console.print("no runs" + (" match" if status or task else " yet (fmhub train records them)"))
         return
@@ -157,14 +150,13 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(
     run: RunArgument,
-    endpoint: LocalEndpointOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Everything recorded about a run: inputs, config, environment, latest metrics, metrics per epoch."""
-    _local_only(endpoint)
-    with opened_store() as store:
-        runs = Runs(store.db)
-        info = runs.get(run)
-        points = runs.metrics(info.id)
+    with opened_hub(endpoint, token) as hub:
+        info = hub.get_run(run)
+        points = hub.run_metrics(info.id)
 
     fields = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     fields.add_column(style="bold", no_wrap=True)
@@ -232,16 +224,15 @@ def _epoch_table(points: list[MetricPoint]) -> Table:
 def runs_compare(
     run_ids: Annotated[list[str], typer.Argument(
         help="Two or more run ids (or unique prefixes of ≥ 4 hex digits).", metavar="RUN", show_default=False)],
-    endpoint: LocalEndpointOption = None,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Compare runs side by side: the config values that differ and the final metrics, best in bold green."""
-    _local_only(endpoint)
     if len(run_ids) < 2:
         raise InvalidInputError("compare needs at least two runs", hint="e.g. fmhub runs compare r-1a2b r-3c4d")
-    with opened_store() as store:
-        runs = Runs(store.db)
-        infos = [runs.get(run_id) for run_id in run_ids]
-        finals = [_final_metrics(runs, info) for info in infos]
+    with opened_hub(endpoint, token) as hub:
+        infos = [hub.get_run(run_id) for run_id in run_ids]
+        finals = [_final_metrics(hub, info) for info in infos]
 
     table = Table("", *(f"{info.id}\n{escape(info.name)}" for info in infos))
     table.columns[0].style = "bold"

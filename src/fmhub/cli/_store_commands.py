@@ -402,7 +402,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target schema revis
 def db_current() -> None:
     """Show the metadata database's schema revision. Local only."""
     from fmhub.constants import settings
-    from fmhub.store._schema import SCHEMA_HEAD
+    from fmhub.store import SCHEMA_HEAD
 
     db = Database(settings().db_url, auto_upgrade=False)
     try:

@@ -7,6 +7,11 @@ the embedded store (``$FMHUB_HOME``) runs against a remote server by setting ``F
 - :class:`LocalHub` — the store in this process (SQLite/PostgreSQL metadata, file/S3 blobs);
 - :class:`RemoteHub` — HTTP to ``fmhub server`` in the Hugging Face Hub protocol.
 
+Records go the same way as repos: training runs (``start_run``, ``run_metrics_logger``, ``finish_run``,
+``get_run``, ``list_runs``...), report cards (``record_evaluation``, ``list_evaluations``) and pipeline
+step records (``find_pipeline_step``, ``save_pipeline_step``) are kept by the hub the client talks to
+(remotely through fmhub's native API, ``/api/fmhub/…``), never in a local database beside it.
+
 Example:
     >>> from fmhub.client import hub
     >>> with hub() as h:                                  # FMHUB_ENDPOINT set? remote : embedded
@@ -17,12 +22,16 @@ Example:
 
 from __future__ import annotations
 
-from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author, register_backend
 from fmhub.client._local import LocalHub
 from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
 
 __all__ = ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation", "UNKNOWN_TIME",
            "default_author"]
+
+
+register_backend("local", LocalHub)
+register_backend("remote", RemoteHub)
 
 
 def hub(endpoint: str | None = None, token: str | None = None) -> Hub:

@@ -7,19 +7,29 @@ import getpass
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fmhub.constants import settings
 from fmhub.errors import RepoNotFoundError
-from fmhub.store.blobs._base import Progress
+from fmhub.evaluations import EvaluationInfo
+from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
+from fmhub.store.blobs import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
 
-if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author", "register_backend"]
 
-__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author"]
+#: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
+#: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
+#: so the interface needs no import of them.
+_BACKENDS: dict[str, Callable[..., Hub]] = {}
+
+
+def register_backend(kind: str, factory: Callable[..., Hub]) -> None:
+    """Make ``Hub.open`` build ``kind`` (``local``: no arguments; ``remote``: ``(endpoint, token=...)``) with
+    ``factory``."""
+    _BACKENDS[kind] = factory
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,9 @@ class Hub(abc.ABC):
 
     #: True when calls go over HTTP to a hub server.
     remote: bool = False
+    #: When :meth:`run_metrics_logger` sends a batch: after this many steps, or this many seconds.
+    metrics_batch_steps: int = 1
+    metrics_batch_seconds: float = 0.0
 
     @staticmethod
     def open(endpoint: str | None = None, token: str | None = None) -> Hub:
@@ -102,12 +115,8 @@ class Hub(abc.ABC):
         """
         endpoint = endpoint or settings().endpoint
         if endpoint:
-            from fmhub.client._remote import RemoteHub
-
-            return RemoteHub(endpoint, token=token or settings().token)
-        from fmhub.client._local import LocalHub
-
-        return LocalHub()
+            return _BACKENDS["remote"](endpoint, token=token or settings().token)
+        return _BACKENDS["local"]()
 
     @property
     @abc.abstractmethod
@@ -326,3 +335,75 @@ class Hub(abc.ABC):
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
         """Indexed cards the caller may see, newest first."""
+
+    # -- training runs (fmhub train; fmhub runs list|show|compare) ----------------------------------
+
+    @abc.abstractmethod
+    def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
+                  base_model: str | None = None, base_commit: str | None = None, dataset: str | None = None,
+                  dataset_commit: str | None = None, name: str | None = None,
+                  env: Environment | None = None) -> RunInfo:
+        """Record a new ``running`` run that will publish to model repo ``output``.
+
+        Args:
+            config: the resolved config (JSON-able).
+            env: where it runs (default: this process, :func:`fmhub.runs.environment`).
+
+        Raises:
+            PermissionDeniedError: a hub server refuses a caller who may not write to ``output``'s namespace.
+        """
+
+    @abc.abstractmethod
+    def log_run_metrics(self, run_id: str, entries: Sequence[StepMetrics]) -> int:
+        """Store metric values of several steps in one call; returns how many values were stored.
+
+        Non-finite values are skipped. Training logs through :meth:`run_metrics_logger`, which batches.
+        """
+
+    def run_metrics_logger(self, run_id: str) -> MetricsBuffer:
+        """A buffer that sends a run's metric values in batches (see :class:`fmhub.runs.MetricsBuffer`):
+        one call per step on the embedded store, one request per :attr:`metrics_batch_steps` steps or
+        :attr:`metrics_batch_seconds` seconds to a hub server. Close it (or use ``with``) to send the rest.
+        """
+        return MetricsBuffer(lambda batch: self.log_run_metrics(run_id, batch), max_steps=self.metrics_batch_steps,
+                             max_seconds=self.metrics_batch_seconds)
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
+                   output_commit: str | None = None) -> RunInfo:
+        """End a running run as ``completed``, ``failed`` or ``stopped``, with its final metrics."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunInfo:
+        """A run by id or unique id prefix (≥ 4 hex digits); ``get_run(prefix).id`` resolves a prefix.
+
+        Raises:
+            RunNotFoundError: no such run, or one the caller may not see (a run answers as its output repo
+                does); AmbiguousRunError: the prefix names several runs.
+        """
+
+    @abc.abstractmethod
+    def list_runs(self, *, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
+        """Runs the caller may see, newest first."""
+
+    @abc.abstractmethod
+    def run_metrics(self, run_id: str, *, key: str | None = None) -> list[MetricPoint]:
+        """A run's metric values ordered by step (``key``: one metric only)."""
+
+    @abc.abstractmethod
+    def latest_run_metrics(self, run_id: str) -> dict[str, float]:
+        """Each metric's value at the last step it was logged."""
+
+    # -- pipeline step records (fmhub run's cache) ---------------------------------------------------
+
+    @abc.abstractmethod
+    def find_pipeline_step(self, key: str) -> PipelineStepRecord | None:
+        """The record of step key ``key``, or None (also when the caller may not read its output repo)."""
+
+    @abc.abstractmethod
+    def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
+        """Record what a step produced for its key.
+
+        Raises:
+            PermissionDeniedError: a hub server refuses a caller who may not write to the output's namespace.
+        """

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
+from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.store import Store, open_store
-from fmhub.store.blobs._base import Progress
+from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
-
-if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
 
 __all__ = ["LocalHub"]
 
@@ -144,14 +143,49 @@ class LocalHub(Hub):
     def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
         self.store.delete_tag(repo_id, tag, repo_type=repo_type, actor=self.author)
 
-    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
-        from fmhub.evaluate._index import Evaluations, check_report_path
+    # -- evaluation report cards ------------------------------------------------------------------
 
+    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
         path = check_report_path(path)
         return Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
-        from fmhub.evaluate._index import Evaluations
-
         return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)
+
+    # -- training runs ----------------------------------------------------------------------------
+
+    def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
+                  base_model: str | None = None, base_commit: str | None = None, dataset: str | None = None,
+                  dataset_commit: str | None = None, name: str | None = None,
+                  env: Environment | None = None) -> RunInfo:
+        return Runs(self.store.db).start(task=task, config=config, command=command, base_model=base_model,
+                                         base_commit=base_commit, dataset=dataset, dataset_commit=dataset_commit,
+                                         output=output, name=name, created_by=self.author, env=env)
+
+    def log_run_metrics(self, run_id: str, entries: Sequence[StepMetrics]) -> int:
+        return Runs(self.store.db).log_many(run_id, entries)
+
+    def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
+                   output_commit: str | None = None) -> RunInfo:
+        return Runs(self.store.db).finish(run_id, status, summary=summary, output_commit=output_commit)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        return Runs(self.store.db).get(run_id)
+
+    def list_runs(self, *, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
+        return Runs(self.store.db).list(limit=limit, status=status, task=task)
+
+    def run_metrics(self, run_id: str, *, key: str | None = None) -> list[MetricPoint]:
+        return Runs(self.store.db).metrics(run_id, key=key)
+
+    def latest_run_metrics(self, run_id: str) -> dict[str, float]:
+        return Runs(self.store.db).latest_metrics(run_id)
+
+    # -- pipeline step records --------------------------------------------------------------------
+
+    def find_pipeline_step(self, key: str) -> PipelineStepRecord | None:
+        return PipelineSteps(self.store.db).find(key)
+
+    def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
+        return PipelineSteps(self.store.db).save(record)

@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
 
+from fmhub._version import __version__
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile
 from fmhub.client._errors import error_from_response, unreachable
 from fmhub.errors import (
@@ -30,10 +32,13 @@ from fmhub.errors import (
     IntegrityError,
     InvalidInputError,
     PayloadTooLargeError,
+    PipelineStepNotFoundError,
     RefExistsError,
     RepoExistsError,
 )
-from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
+from fmhub.evaluations import EvaluationInfo
+from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics, check_step_key, environment
+from fmhub.store.blobs import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.objects import (
     AddFile,
     Commit,
@@ -58,9 +63,6 @@ from fmhub.store.safety import check_not_pickle
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
 
-if TYPE_CHECKING:
-    from fmhub.evaluate._index import EvaluationInfo
-
 __all__ = ["RemoteHub"]
 
 _LFS_JSON = "application/vnd.git-lfs+json"
@@ -70,6 +72,8 @@ _BATCH_SIZE = 1000
 UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 #: A PUT of many GB, and the server's final fsync, may take long: only a silent peer is given up on.
 _TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+#: Steps of metric values per request (the hub accepts up to 10,000).
+_METRICS_PER_REQUEST = 1000
 
 
 def _time(value: object) -> datetime:
@@ -125,11 +129,13 @@ class RemoteHub(Hub):
     """
 
     remote = True
+    # Metric values go in one request per 50 steps or 10 s (and at a run's end): training is not slowed
+    # by a round trip per step, and `fmhub runs show` is at most seconds behind.
+    metrics_batch_steps = 50
+    metrics_batch_seconds = 10.0
 
     def __init__(self, endpoint: str, *, token: str | None = None, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None) -> None:
-        from fmhub import __version__
-
         endpoint = endpoint.strip().rstrip("/")
         if not endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"the hub endpoint {endpoint!r} is not an http(s) URL",
@@ -560,17 +566,100 @@ class RemoteHub(Hub):
         self._request("DELETE", self._api(repo_type, repo_id, "tag", quote(tag, safe="")),
                       fields={"repo_type": repo_type, "repo_id": repo_id, "revision": f"tag {tag}"})
 
-    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
-        from fmhub.evaluate._index import EvaluationInfo
+    # -- evaluation report cards (fmhub's native API) -------------------------------------------------
 
+    def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        repo_id = validate_repo_id(repo_id)
         answer = self._json("POST", f"{self.endpoint}/api/fmhub/evaluations",
-                            json={"repo": repo_id, "commit": commit, "path": path})
+                            json={"repo": repo_id, "commit": commit, "path": path},
+                            fields={"repo_type": "model", "repo_id": repo_id, "revision": commit, "path": path})
         return EvaluationInfo.from_json(answer)
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
-        from fmhub.evaluate._index import EvaluationInfo
-
         params = {k: v for k, v in (("model", model), ("dataset", dataset), ("split", split)) if v is not None}
         listed = self._json("GET", f"{self.endpoint}/api/fmhub/evaluations", params={**params, "limit": limit})
         return [EvaluationInfo.from_json(item) for item in listed]
+
+    # -- training runs (fmhub's native API) ---------------------------------------------------------
+
+    def _run_url(self, run_id: str, *parts: str) -> str:
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidInputError(f"invalid run id {run_id!r}", hint="e.g. r-1a2b3c4d5e6f or its first digits")
+        return "/".join((f"{self.endpoint}/api/fmhub/runs", quote(run_id.strip(), safe=""), *parts))
+
+    def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
+                  base_model: str | None = None, base_commit: str | None = None, dataset: str | None = None,
+                  dataset_commit: str | None = None, name: str | None = None,
+                  env: Environment | None = None) -> RunInfo:
+        output = validate_repo_id(output)
+        # The config goes as the record keeps it: JSON, with paths and enums as text (as Runs.start stores it).
+        body = {"task": task, "config": json.loads(json.dumps(_finite(config), default=str)), "command": command,
+                "output": output, "base_model": base_model, "base_commit": base_commit, "dataset": dataset,
+                "dataset_commit": dataset_commit, "name": name, "environment": (env or environment()).to_json()}
+        return RunInfo.from_json(self._json("POST", f"{self.endpoint}/api/fmhub/runs", json=body,
+                                            fields={"repo_type": "model", "repo_id": output}))
+
+    def log_run_metrics(self, run_id: str, entries: Sequence[StepMetrics]) -> int:
+        stored = 0
+        entries = list(entries)
+        for start in range(0, len(entries), _METRICS_PER_REQUEST):
+            batch = [entry.to_json() for entry in entries[start:start + _METRICS_PER_REQUEST]]
+            answer = self._json("POST", self._run_url(run_id, "metrics"), json={"entries": batch},
+                                fields={"run_id": run_id})
+            stored += int(answer["stored"])
+        return stored
+
+    def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
+                   output_commit: str | None = None) -> RunInfo:
+        body = {"status": status, "summary": None if summary is None else _finite(summary),
+                "output_commit": output_commit}
+        return RunInfo.from_json(self._json("POST", self._run_url(run_id, "finish"), json=body,
+                                            fields={"run_id": run_id}))
+
+    def get_run(self, run_id: str) -> RunInfo:
+        return RunInfo.from_json(self._json("GET", self._run_url(run_id), fields={"run_id": run_id}))
+
+    def list_runs(self, *, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
+        params = {k: v for k, v in (("status", status), ("task", task)) if v is not None}
+        listed = self._json("GET", f"{self.endpoint}/api/fmhub/runs", params={**params, "limit": limit})
+        return [RunInfo.from_json(item) for item in listed]
+
+    def run_metrics(self, run_id: str, *, key: str | None = None) -> list[MetricPoint]:
+        listed = self._json("GET", self._run_url(run_id, "metrics"), params={"key": key} if key is not None else {},
+                            fields={"run_id": run_id})
+        return [MetricPoint.from_json(item) for item in listed]
+
+    def latest_run_metrics(self, run_id: str) -> dict[str, float]:
+        latest = self._json("GET", self._run_url(run_id, "metrics", "latest"), fields={"run_id": run_id})
+        return {str(k): float(v) for k, v in latest.items()}
+
+    # -- pipeline step records (fmhub's native API) -------------------------------------------------
+
+    def find_pipeline_step(self, key: str) -> PipelineStepRecord | None:
+        key = check_step_key(key)
+        try:
+            answer = self._json("GET", f"{self.endpoint}/api/fmhub/pipeline-steps/{key}", fields={"key": key})
+        except PipelineStepNotFoundError:
+            return None
+        return PipelineStepRecord.from_json(answer)
+
+    def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
+        key = check_step_key(record.key)
+        body = {k: v for k, v in record.to_json().items() if k not in ("key", "created_at")}
+        body["metrics"] = {k: v for k, v in body["metrics"].items() if math.isfinite(v)}  # never stored anyway
+        repo = record.output_repo
+        answer = self._json("PUT", f"{self.endpoint}/api/fmhub/pipeline-steps/{key}", json=body,
+                            fields={"key": key, "repo_type": "model", "repo_id": repo})
+        return PipelineStepRecord.from_json(answer)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and ±inf as null (JSON has no spelling for them; the store keeps them as null too)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -12,12 +12,13 @@ Example:
     0.9594...
 """
 
-from fmhub.evaluate._evaluate import (LOWER_IS_BETTER, SCHEMA_ID, SECTIONS, TASK_METRICS, EvalConfig, EvalOutcome,
-                                      evaluate, parent_comparison, report_folder)
-from fmhub.evaluate._index import EvaluationInfo, Evaluations, flat_metrics, stored_report
+from fmhub.evaluate._evaluate import (SCHEMA_ID, SECTIONS, EvalConfig, EvalOutcome, evaluate, parent_comparison,
+                                      report_folder)
+from fmhub.evaluations import EvaluationInfo, Evaluations, flat_metrics, stored_report
+from fmhub.tasks import LOWER_IS_BETTER
 
-__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations", "EvaluationInfo", "flat_metrics", "SCHEMA_ID",
-           "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER", "report_folder", "schema"]
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "stored_report", "Evaluations",
+           "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "LOWER_IS_BETTER", "report_folder", "schema"]
 
 
 def schema() -> dict:

@@ -1,7 +1,7 @@
 """Efficiency of a model on the evaluated texts: size, batch-1 latency, batch-32 throughput, peak memory.
 
-Latency and throughput use a real row of the split whose token length is the split's median (so "the
-evaluated text length"), after warm-up runs, under ``inference_mode`` with the process's torch threads.
+Latency and throughput use a real row of the split of median size (so "the evaluated text length"; the
+task picks it), after warm-up runs, under ``inference_mode`` with the process's torch threads.
 Peak RSS is the evaluating process's high-water mark (``getrusage``), which includes the dataset and
 the predictions held so far.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +30,24 @@ def _peak_rss() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
 
 
-def measure_efficiency(loaded: Any, input_ids: list[int], runs: int) -> dict[str, Any]:
-    """The report card's ``efficiency`` section of a :class:`~fmhub.loading.LoadedModel` on one row."""
+def measure_efficiency(loaded: Any, example: Mapping[str, np.ndarray], runs: int) -> dict[str, Any]:
+    """The report card's ``efficiency`` section of a :class:`~fmhub.formats.LoadedModel` on one row (``example``:
+    its model inputs, a batch of one)."""
     folder: Path = loaded.folder
     weights = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
     files = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    ids = np.asarray([input_ids], dtype=np.int64)
-    mask = np.ones_like(ids)
+    one = dict(example)
     timings = []
     for i in range(_WARMUP + runs):
         started = time.perf_counter()
-        loaded.logits(ids, mask)
+        loaded.logits(one)
         if i >= _WARMUP:
             timings.append(time.perf_counter() - started)
-    batch, batch_mask = np.repeat(ids, _THROUGHPUT_BATCH, axis=0), np.repeat(mask, _THROUGHPUT_BATCH, axis=0)
-    loaded.logits(batch, batch_mask)  # warm-up at this shape
+    batch = {name: np.repeat(array, _THROUGHPUT_BATCH, axis=0) for name, array in one.items()}
+    loaded.logits(batch)  # warm-up at this shape
     started = time.perf_counter()
     for _ in range(_THROUGHPUT_BATCHES):
-        loaded.logits(batch, batch_mask)
+        loaded.logits(batch)
     elapsed = time.perf_counter() - started
     milliseconds = np.asarray(timings) * 1000.0
     return {
@@ -54,7 +55,7 @@ def measure_efficiency(loaded: Any, input_ids: list[int], runs: int) -> dict[str
         "format": loaded.format,
         "weights_bytes": int(weights),
         "files_bytes": int(files),
-        "sequence_length": len(input_ids),
+        "sequence_length": int(next(iter(one.values())).shape[-1]),
         "threads": loaded.threads,
         "latency_ms": {"batch_size": 1, "runs": runs, "p50": float(np.percentile(milliseconds, 50)),
                        "p95": float(np.percentile(milliseconds, 95)), "mean": float(milliseconds.mean())},

@@ -21,22 +21,25 @@ from typing import Any
 
 import numpy as np
 
+from fmhub import tasks
+from fmhub.client import Hub
+from fmhub.constants import settings
+from fmhub.data import load as load_dataset
 from fmhub.errors import InvalidInputError
-from fmhub.evaluate import _metrics
-from fmhub.evaluate._perturb import PERTURBATIONS, perturb_text, perturb_words
-from fmhub.train._config import split_ref
+from fmhub.evaluate import _plots
+from fmhub.evaluate._efficiency import measure_efficiency
+from fmhub.evaluate._publish import push_report
+from fmhub.formats import load_folder
+from fmhub.refs import split_ref
+from fmhub.runs import environment
+from fmhub.tasks import PERTURBATIONS, Scored, Task, _metrics
 
-__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA_ID", "SECTIONS", "TASK_METRICS", "LOWER_IS_BETTER",
-           "report_folder", "task_of_model"]
+__all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA_ID", "SECTIONS", "report_folder",
+           "task_of_model"]
 
 SCHEMA_ID = "https://fmhub.dev/schemas/eval-report/v1"
 #: The optional sections ``--skip`` can leave out (each then records ``{"skipped": reason}``).
 SECTIONS = ("robustness", "slices", "efficiency", "baseline")
-#: The headline metrics of each task: compared across versions, used for robustness, slices and baselines.
-TASK_METRICS = {"text-classification": ("accuracy", "f1_macro"), "token-classification": ("f1", "accuracy"),
-                "masked-lm": ("perplexity", "bits_per_token"), "causal-lm": ("perplexity", "bits_per_token")}
-LOWER_IS_BETTER = frozenset({"loss", "perplexity", "bits_per_token", "ece", "latency_p50_ms", "latency_p95_ms",
-                             "weights_bytes", "peak_rss_bytes", "parameters"})
 _MAX_SLICES = 50
 _MAX_POSITIONS = 512
 
@@ -91,13 +94,11 @@ def report_folder(data_repo: str, split: str) -> str:
     return f"eval/{data_repo}/{split}"
 
 
-def task_of_model(model_config: Any, repo: str) -> str:
-    """The task a model's head does; a headless or multi-label model is an input error (see the hint)."""
-    from fmhub.loading import task_of_config
-
-    task = task_of_config(model_config, repo)
-    if task == "text-classification" and model_config.problem_type == "multi_label_classification":
-        raise InvalidInputError(f"{repo} is a multi-label classifier; fmhub eval scores single-label models for now",
+def task_of_model(model_config: Any, repo: str) -> Task:
+    """The task a model's head does; a model no report card can score yet is an input error (see the hint)."""
+    task = tasks.for_model(model_config, repo)
+    if task.report_card is not None:
+        raise InvalidInputError(f"{repo} is {task.report_card}",
                                 hint="its validation metrics from fmhub train are in its card's model-index")
     return task
 
@@ -108,7 +109,7 @@ def task_of_model(model_config: Any, repo: str) -> str:
 @dataclass
 class _Inputs:
     config: EvalConfig
-    task: str
+    task: Task
     model_repo: str
     model_commit: str
     folder: Path
@@ -118,18 +119,20 @@ class _Inputs:
     rows: Any  # the evaluated datasets.Dataset
     train_rows: Any | None
     input_column: str
-    label_column: str
+    label_column: str | None
     label_names: list[str]  # the model's, in id order
-    gold: Any  # class ids (n,), tag id lists, or None for language models (in the model's ids)
+    gold: Any  # the task's gold labels in the model's ids (None for tasks without labels)
     max_length: int
-    loaded: Any = None  # fmhub.loading.LoadedModel
+    loaded: Any = None  # fmhub.formats.LoadedModel
     tokenizer: Any = None
 
+    @property
+    def values(self) -> list[Any]:
+        return self.rows[self.input_column]
 
-def _prepare(config: EvalConfig, hub: Any) -> _Inputs:
+
+def _prepare(config: EvalConfig, hub: Hub) -> _Inputs:
     from transformers import AutoConfig
-
-    from fmhub.data import load
 
     model_repo, model_rev = split_ref(config.model, "MODEL")
     data_repo, data_rev = split_ref(config.data, "--data")
@@ -138,7 +141,7 @@ def _prepare(config: EvalConfig, hub: Any) -> _Inputs:
     folder = hub.download(model_repo, revision=model_commit, exclude=["eval/*"])
     model_config = AutoConfig.from_pretrained(folder)
     task = task_of_model(model_config, model_repo)
-    dataset = load(data_repo, revision=data_commit, hub=hub)
+    dataset = load_dataset(data_repo, revision=data_commit, hub=hub)
     if config.split not in dataset:
         raise InvalidInputError(f"dataset {data_repo} has no {config.split!r} split; its splits are: "
                                 f"{', '.join(dataset)}", hint="name one with --split")
@@ -146,41 +149,17 @@ def _prepare(config: EvalConfig, hub: Any) -> _Inputs:
     if len(rows) == 0:
         raise InvalidInputError(f"split {config.split!r} of {data_repo} is empty: nothing to evaluate",
                                 hint="evaluate another --split")
-    token_task = task == "token-classification"
-    input_column = config.text_column or ("tokens" if token_task else "text")
-    label_column = config.label_column or ("tags" if token_task else "label")
-    language_model = task in ("masked-lm", "causal-lm")
-    for column in (input_column,) if language_model else (input_column, label_column):
-        if column not in rows.features:
+    input_column = config.text_column or task.input_column
+    label_column = (config.label_column or task.label_column) if task.label_column is not None else None
+    for column in (input_column, label_column):
+        if column is not None and column not in rows.features:
             raise InvalidInputError(f"dataset {data_repo} has no column {column!r}; its columns are: "
                                     f"{', '.join(rows.features)}", hint="name it with --text-column / --label-column")
     if config.slice_by is not None and config.slice_by not in rows.features:
         raise InvalidInputError(f"--slice-by {config.slice_by!r}: no such column; the columns are: "
                                 f"{', '.join(rows.features)}")
-    label_names: list[str] = []
-    gold = None
-    if not language_model:
-        label_names = [model_config.id2label[i] for i in range(model_config.num_labels)]
-        feature = rows.features[label_column]
-        inner = getattr(feature, "feature", feature) if token_task else feature
-        names = list(getattr(inner, "names", None) or [])
-        if not names:
-            raise InvalidInputError(f"column {label_column!r} holds {feature}, not class labels",
-                                    hint="import the dataset with fmhub data import, which stores label names")
-        missing = [n for n in names if n not in label_names]
-        if missing:
-            raise InvalidInputError(f"the dataset's labels don't match the model's: dataset {names}, model "
-                                    f"{label_names} (not in the model: {missing})",
-                                    hint="evaluate on a dataset with the labels the model was trained on")
-        to_model = np.asarray([label_names.index(n) for n in names], dtype=np.int64)
-        values = rows[label_column]
-        if token_task:
-            gold = [to_model[np.asarray(tags, dtype=np.int64)] for tags in values]
-        else:
-            if any(v is None or (isinstance(v, int) and v < 0) for v in values):
-                raise InvalidInputError(f"split {config.split!r} has rows without a label",
-                                        hint="evaluate a labelled split (e.g. --split test)")
-            gold = to_model[np.asarray(values, dtype=np.int64)]
+    label_names = task.labels_of(model_config)
+    gold = task.gold(rows, label_column, label_names)
     max_length = config.max_length or _trained_length(folder) or min(
         _positions(model_config) or _MAX_POSITIONS, _MAX_POSITIONS)
     positions = _positions(model_config)
@@ -205,7 +184,7 @@ def _trained_length(folder: Path) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def _content_hash(hub: Any, repo: str, commit: str, split: str) -> str:
+def _content_hash(hub: Hub, repo: str, commit: str, split: str) -> str:
     """sha256 over the split's Parquet files (path and blob sha256): the rows, independent of the commit."""
     digest = hashlib.sha256()
     for entry in hub.list_files(repo, commit, repo_type="dataset", folder="data"):
@@ -215,116 +194,39 @@ def _content_hash(hub: Any, repo: str, commit: str, split: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-# -- predictions and metrics --------------------------------------------------------------------------
+# -- the report's sections ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Scored:
-    """One pass of the model over (possibly perturbed) inputs, and its metrics."""
-
-    metrics: dict[str, Any]
-    probabilities: Any = None  # (n, k) classification; per-row arrays for tags
-    predicted: Any = None  # class ids, or per-row tag ids (word level, truncated words → O)
-    gold: Any = None  # what was scored against (tags cut by truncation)
-    truncated_words: int = 0
-    lm: Any = None  # LanguageModelScores
+def _run(inputs: _Inputs, values: list[Any], gold: Any, progress: Progress | None, stage: str) -> Scored:
+    on_rows = progress(stage, len(values)) if progress is not None else None
+    return inputs.task.score(inputs.loaded.logits, inputs.tokenizer, values, gold, labels=inputs.label_names,
+                             max_length=inputs.max_length, batch_size=inputs.config.batch_size,
+                             seed=inputs.config.seed, on_rows=on_rows)
 
 
-def _run(inputs: _Inputs, texts: list[Any], gold: Any, progress: Progress | None, stage: str) -> _Scored:
-    from fmhub.evaluate import _predict
-
-    on_rows = None
-    if progress is not None:
-        on_rows = progress(stage, len(texts))
-    task, config = inputs.task, inputs.config
-    forward = inputs.loaded.logits
-    if task == "text-classification":
-        probabilities = _predict.classify(forward, inputs.tokenizer, texts, inputs.max_length,
-                                          len(inputs.label_names), config.batch_size, on_rows)
-        scored = _metrics.classification_metrics(gold, probabilities.astype(np.float64), inputs.label_names)
-        return _Scored(scored, probabilities, probabilities.argmax(-1), gold)
-    if task == "token-classification":
-        per_row = _predict.tag(forward, inputs.tokenizer, texts, inputs.max_length, len(inputs.label_names),
-                               config.batch_size, on_rows)
-        outside = inputs.label_names.index("O") if "O" in inputs.label_names else 0
-        predicted, truncated = [], 0
-        for probabilities, words in zip(per_row, texts, strict=True):
-            guess = np.full(len(words), outside, dtype=np.int64)
-            guess[:len(probabilities)] = probabilities.argmax(-1) if len(probabilities) else []
-            truncated += len(words) - len(probabilities)
-            predicted.append(guess)
-        names = inputs.label_names
-        scored = _metrics.entity_metrics([[names[i] for i in row] for row in gold],
-                                         [[names[i] for i in row] for row in predicted])
-        return _Scored(scored, per_row, predicted, gold, truncated)
-    lm = _predict.score_language_model(forward, inputs.tokenizer, texts, task == "masked-lm",
-                                       inputs.max_length, config.seed, max(1, config.batch_size // 2), on_rows)
-    return _Scored({"metrics": _metrics.language_model_metrics(float(lm.nll.sum()), int(lm.tokens.sum()))}, lm=lm)
-
-
-def _calibration(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
-    if inputs.task == "text-classification":
-        confidence = scored.probabilities.max(-1).astype(np.float64)
-        correct = scored.predicted == scored.gold
-    elif inputs.task == "token-classification":
-        kept = [p for p in scored.probabilities if len(p)]
-        confidence = np.concatenate([p.max(-1) for p in kept]).astype(np.float64) if kept else np.zeros(0)
-        correct = np.concatenate([p.argmax(-1) == g[:len(p)] for p, g in zip(scored.probabilities, scored.gold,
-                                                                             strict=True) if len(p)]) \
-            if kept else np.zeros(0, bool)
-    else:
+def _calibration(inputs: _Inputs, scored: Scored) -> dict[str, Any]:
+    found = inputs.task.calibration_inputs(scored)
+    if found is None:
         return {"skipped": "calibration applies to classifiers"}
-    return {"bins_count": 15, "basis": "top-label confidence" + (" per word" if inputs.task != "text-classification"
-                                                                  else ""),
-            **_metrics.calibration(confidence, correct, bins=15)}
+    confidence, correct, basis = found
+    return {"bins_count": 15, "basis": basis, **_metrics.calibration(confidence, correct, bins=15)}
 
 
-def _headline(task: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: metrics.get(k) for k in TASK_METRICS[task]}
-
-
-def _robustness(inputs: _Inputs, clean: _Scored, progress: Progress | None) -> dict[str, Any]:
-    texts = inputs.rows[inputs.input_column]
-    token_task = inputs.task == "token-classification"
-    base = _headline(inputs.task, clean.metrics["metrics"])
+def _robustness(inputs: _Inputs, clean: Scored, progress: Progress | None) -> dict[str, Any]:
+    task = inputs.task
+    base = task.headline(clean.metrics)
     out = []
     for name, description in PERTURBATIONS.items():
-        if token_task:
-            changed = [perturb_words(name, list(words), inputs.config.seed, row) for row, words in enumerate(texts)]
-            gold = [g[:len(words)] for g, words in zip(inputs.gold, changed, strict=True)]
-        else:
-            changed = [perturb_text(name, text, inputs.config.seed, row) for row, text in enumerate(texts)]
-            gold = inputs.gold
-        scored = _run(inputs, changed, gold, progress, f"robustness: {name}")
-        metrics = _headline(inputs.task, scored.metrics["metrics"])
+        changed, gold = task.perturb(name, inputs.values, inputs.gold, inputs.config.seed)
+        metrics = task.headline(_run(inputs, changed, gold, progress, f"robustness: {name}").metrics)
         out.append({"name": name, "description": description, "metrics": metrics,
                     "delta": {k: (None if v is None or base[k] is None else v - base[k]) for k, v in metrics.items()}})
     return {"seed": inputs.config.seed, "perturbations": out}
 
 
-def _word_counts(inputs: _Inputs) -> np.ndarray:
-    values = inputs.rows[inputs.input_column]
-    if inputs.task == "token-classification":
-        return np.asarray([len(v) for v in values], dtype=np.int64)
-    return np.asarray([len((v or "").split()) for v in values], dtype=np.int64)
-
-
-def _group_metrics(inputs: _Inputs, scored: _Scored, rows: np.ndarray) -> dict[str, Any]:
-    if inputs.task == "text-classification":
-        metrics = _metrics.classification_metrics(scored.gold[rows], scored.probabilities[rows].astype(np.float64),
-                                                  inputs.label_names)["metrics"]
-    elif inputs.task == "token-classification":
-        names = inputs.label_names
-        metrics = _metrics.entity_metrics([[names[i] for i in scored.gold[r]] for r in rows],
-                                          [[names[i] for i in scored.predicted[r]] for r in rows])["metrics"]
-    else:
-        metrics = _metrics.language_model_metrics(float(scored.lm.nll[rows].sum()), int(scored.lm.tokens[rows].sum()))
-    return _headline(inputs.task, metrics)
-
-
-def _slices(inputs: _Inputs, scored: _Scored) -> list[dict[str, Any]]:
-    primary = TASK_METRICS[inputs.task][0]
-    words = _word_counts(inputs)
+def _slices(inputs: _Inputs, scored: Scored) -> list[dict[str, Any]]:
+    primary = inputs.task.primary_metric
+    words = inputs.task.sizes(inputs.values)
     edges = sorted({int(e) for e in np.quantile(words, [0.25, 0.5, 0.75])}) if len(words) else []
     bucket = np.searchsorted(np.asarray(edges), words, side="left")
     def bucket_name(b: int) -> str:
@@ -350,7 +252,8 @@ def _slices(inputs: _Inputs, scored: _Scored) -> list[dict[str, Any]]:
         groupings.append((f"column:{column}", [(value, np.flatnonzero(shown == value)) for value in distinct]))
     out = []
     for by, members in groupings:
-        groups = [{"value": value, "rows": int(len(rows)), "metrics": _group_metrics(inputs, scored, rows)}
+        groups = [{"value": value, "rows": int(len(rows)),
+                   "metrics": inputs.task.group_metrics(scored, rows, inputs.label_names)}
                   for value, rows in members if len(rows)]
         out.append({"by": by, "metric": primary, "groups": groups,
                     "largest_gap": _metrics.largest_gap(groups, primary)})
@@ -358,58 +261,23 @@ def _slices(inputs: _Inputs, scored: _Scored) -> list[dict[str, Any]]:
 
 
 def _efficiency(inputs: _Inputs) -> dict[str, Any]:
-    from fmhub.evaluate._efficiency import measure_efficiency
-
-    values = inputs.rows[inputs.input_column]
-    if inputs.task == "token-classification":
-        ids = inputs.tokenizer([list(v) for v in values], is_split_into_words=True, truncation=True,
-                               max_length=inputs.max_length)["input_ids"]
-    else:
-        ids = inputs.tokenizer([v or "" for v in values], truncation=True, max_length=inputs.max_length)["input_ids"]
-    lengths = np.asarray([len(x) for x in ids])
-    median = int(np.argsort(lengths, kind="stable")[len(lengths) // 2])
-    return measure_efficiency(inputs.loaded, ids[median], inputs.config.latency_runs)
+    example = inputs.task.efficiency_input(inputs.tokenizer, inputs.values, inputs.max_length)
+    return measure_efficiency(inputs.loaded, example, inputs.config.latency_runs)
 
 
-def _baseline(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
-    from fmhub.evaluate import _baseline
-
+def _baseline(inputs: _Inputs, scored: Scored) -> dict[str, Any]:
     config = inputs.config
     if inputs.train_rows is None or len(inputs.train_rows) == 0:
         return {"skipped": f"the dataset has no {config.train_split!r} split to train a baseline on"}
     train = inputs.train_rows
-    same = config.train_split == config.split
-    if inputs.task == "text-classification":
-        names = train.features[inputs.label_column].names
-        to_model = np.asarray([inputs.label_names.index(n) for n in names], dtype=np.int64)
-        labels = np.asarray(train[inputs.label_column], dtype=np.int64)
-        keep = labels >= 0
-        texts = train[inputs.input_column]
-        probabilities = _baseline.text_baseline([t for t, k in zip(texts, keep, strict=True) if k],
-                                                to_model[labels[keep]], inputs.rows[inputs.input_column],
-                                                len(inputs.label_names), config.seed)
-        metrics = _metrics.classification_metrics(inputs.gold, probabilities, inputs.label_names)["metrics"]
-        name = "tf-idf (word 1-2-grams) + logistic regression"
-    elif inputs.task == "token-classification":
-        names = train.features[inputs.label_column].feature.names
-        to_model = np.asarray([inputs.label_names.index(n) for n in names], dtype=np.int64)
-        tags = [to_model[np.asarray(t, dtype=np.int64)] for t in train[inputs.label_column]]
-        per_row = _baseline.token_baseline(train[inputs.input_column], tags,
-                                           inputs.rows[inputs.input_column], len(inputs.label_names), config.seed)
-        label_names = inputs.label_names
-        metrics = _metrics.entity_metrics([[label_names[i] for i in row] for row in inputs.gold],
-                                          [[label_names[i] for i in p.argmax(-1)] for p in per_row])["metrics"]
-        name = "word-feature logistic regression tagger"
-    else:
-        ids = inputs.tokenizer([t or "" for t in train[inputs.input_column]], truncation=True,
-                               max_length=inputs.max_length)["input_ids"]
-        nll, tokens = _baseline.unigram_nll(ids, scored.lm.targets, len(inputs.tokenizer))
-        metrics = _metrics.language_model_metrics(nll, tokens)
-        name = "add-one unigram model of the train split's tokens"
-    headline = _headline(inputs.task, metrics)
-    model = _headline(inputs.task, scored.metrics["metrics"])
+    task = inputs.task
+    name, metrics = task.baseline(train, inputs.input_column, inputs.label_column, inputs.values, inputs.gold,
+                                  scored, labels=inputs.label_names, preprocessor=inputs.tokenizer,
+                                  max_length=inputs.max_length, seed=config.seed)
+    headline = task.headline(metrics)
+    model = task.headline(scored.metrics)
     return {"name": name, "train_split": config.train_split, "train_rows": len(train),
-            "trained_on_evaluated_split": same, "metrics": headline,
+            "trained_on_evaluated_split": config.train_split == config.split, "metrics": headline,
             "model_minus_baseline": {k: (None if v is None or headline[k] is None else v - headline[k])
                                      for k, v in model.items()}}
 
@@ -419,8 +287,6 @@ def _baseline(inputs: _Inputs, scored: _Scored) -> dict[str, Any]:
 
 def _provenance(inputs: _Inputs, started: datetime, seconds: float) -> dict[str, Any]:
     import torch
-
-    from fmhub.runs import environment
 
     env = environment()
     return {"model": {"repo": inputs.model_repo, "commit": inputs.model_commit, "requested": inputs.config.model},
@@ -433,48 +299,34 @@ def _provenance(inputs: _Inputs, started: datetime, seconds: float) -> dict[str,
             "options": inputs.config.to_dict()}
 
 
-def _write_predictions(inputs: _Inputs, scored: _Scored, path: Path) -> None:
+def _write_predictions(inputs: _Inputs, scored: Scored, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    n = len(inputs.rows)
-    columns: dict[str, Any] = {"row": pa.array(np.arange(n, dtype=np.int64))}
-    if inputs.task == "text-classification":
-        columns["label"] = pa.array(np.asarray(scored.gold, dtype=np.int64))
-        columns["prediction"] = pa.array(np.asarray(scored.predicted, dtype=np.int64))
-        columns["scores"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(scored.probabilities.astype(np.float32).reshape(-1)), len(inputs.label_names))
-    elif inputs.task == "token-classification":
-        columns["labels"] = pa.array([g.tolist() for g in scored.gold], pa.list_(pa.int64()))
-        columns["predictions"] = pa.array([p.tolist() for p in scored.predicted], pa.list_(pa.int64()))
-        columns["scores"] = pa.array([p.astype(np.float32).tolist() for p in scored.probabilities],
-                                     pa.list_(pa.list_(pa.float32())))
-        columns["scored_words"] = pa.array([len(p) for p in scored.probabilities], pa.int64())
-    else:
-        columns["tokens"] = pa.array(scored.lm.tokens)
-        columns["nll"] = pa.array(scored.lm.nll)
+    columns: dict[str, Any] = {"row": pa.array(np.arange(len(inputs.rows), dtype=np.int64)),
+                               **inputs.task.prediction_columns(scored, inputs.label_names)}
     table = pa.table(columns).replace_schema_metadata({
-        "fmhub.task": inputs.task, "fmhub.labels": json.dumps(inputs.label_names),
+        "fmhub.task": inputs.task.name, "fmhub.labels": json.dumps(inputs.label_names),
         "fmhub.model": f"{inputs.model_repo}@{inputs.model_commit}",
         "fmhub.dataset": f"{inputs.data_repo}@{inputs.data_commit}:{inputs.config.split}"})
     pq.write_table(table, path, compression="zstd")
 
 
-def _plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
-    from fmhub.evaluate import _plots
-
+def _write_plots(inputs: _Inputs, report: dict[str, Any], folder: Path) -> list[Path]:
+    """The plots the report's sections call for (a confusion matrix where there is one, ...)."""
     plots = folder / "plots"
     written: list[Path] = []
-    if inputs.task == "text-classification":
+    if "confusion_matrix" in report:
         written += _plots.confusion_matrix_plot(report["confusion_matrix"], inputs.label_names,
                                                 plots / "confusion_matrix")
+    if "per_class" in report:
         written += _plots.per_class_f1_plot(report["per_class"], plots / "per_class_f1")
-    if inputs.task == "token-classification":
+    if "per_type" in report:
         written += _plots.per_class_f1_plot(report["per_type"], plots / "per_type_f1", key="type")
     if "ece" in report["calibration"]:
         written += _plots.reliability_plot(report["calibration"]["bins"], report["calibration"]["ece"],
                                            plots / "reliability")
-    primary = TASK_METRICS[inputs.task][0]
+    primary = inputs.task.primary_metric
     if "perturbations" in report["robustness"]:
         written += _plots.robustness_plot(report["robustness"]["perturbations"], primary, plots / "robustness")
     if isinstance(report["slices"], list):
@@ -504,7 +356,7 @@ def parent_comparison(report: dict[str, Any], parent: dict[str, Any]) -> dict[st
             "throughput_ratio": ratio(speed[0], speed[1])}
 
 
-def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | None = None, push: bool = False,
+def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | str | None = None, push: bool = False,
              progress: Progress | None = None, parent_report: dict[str, Any] | None = None) -> EvalOutcome:
     """Build the report card of ``config.model`` on ``config.data``; write it under ``output_dir``; push it.
 
@@ -514,10 +366,6 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
     metric deltas and size, latency and throughput ratios.
     """
     import torch
-
-    from fmhub.client import Hub
-    from fmhub.constants import settings
-    from fmhub.loading import load_folder
 
     config.validate()
     owned = hub is None
@@ -530,15 +378,10 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
         torch.manual_seed(config.seed)
         inputs.loaded = load_folder(inputs.folder, inputs.model_repo, inputs.model_commit, config.threads)
         inputs.tokenizer = inputs.loaded.tokenizer
-        if inputs.task == "token-classification" and not getattr(inputs.tokenizer, "is_fast", False):
-            raise InvalidInputError("token classification needs a fast tokenizer (tokenizer.json) to align words",
-                                    hint="use a model repo that ships tokenizer.json")
-        clean = _run(inputs, inputs.rows[inputs.input_column], inputs.gold, progress, "predictions")
-        report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task,
+        clean = _run(inputs, inputs.values, inputs.gold, progress, "predictions")
+        report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task.name,
                                   "labels": inputs.label_names, "max_length": inputs.max_length,
-                                  **clean.metrics}
-        if inputs.task == "token-classification":
-            report["truncated_words"] = clean.truncated_words
+                                  **clean.sections}
         report["calibration"] = _calibration(inputs, clean)
         skipped = {"skipped": "--skip"}
         report["robustness"] = skipped if "robustness" in config.skip else _robustness(inputs, clean, progress)
@@ -553,7 +396,7 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
         folder = root / relative
         folder.mkdir(parents=True, exist_ok=True)
         _write_predictions(inputs, clean, folder / "predictions.parquet")
-        plots = _plots(inputs, report, folder)
+        plots = _write_plots(inputs, report, folder)
         report["files"] = {"predictions": f"{relative}/predictions.parquet",
                            "plots": sorted(f"{relative}/{p.relative_to(folder).as_posix()}" for p in plots)}
         if parent_report is not None:
@@ -563,8 +406,6 @@ def evaluate(config: EvalConfig, hub: Any = None, *, output_dir: Path | str | No
         outcome = EvalOutcome(report, root, files=[f"{relative}/report.json", report["files"]["predictions"],
                                                    *report["files"]["plots"]])
         if push:
-            from fmhub.evaluate._publish import push_report
-
             outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome)
         return outcome
     finally:

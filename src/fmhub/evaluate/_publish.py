@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmhub import tasks
 from fmhub.cards import parse_card, render_card, validate_metadata
-from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub.client import Hub, UploadFile
+from fmhub.errors import EmptyCommitError, EntryNotFoundError, InvalidInputError
 
 __all__ = ["push_report", "update_card", "METRIC_NAMES"]
 
@@ -42,9 +44,8 @@ def _model_index_result(report: dict[str, Any]) -> dict[str, Any]:
             kind, name, args = METRIC_NAMES[key]
             metrics.append({"type": kind, "value": round(float(value), 6), "name": name, **({"args": args} if args
                                                                                                else {})})
-    from fmhub.train._tasks import PIPELINE_TAGS, task_for
-
-    return {"task": {"type": PIPELINE_TAGS[report["task"]], "name": task_for(report["task"]).title},
+    task = tasks.get(report["task"])
+    return {"task": {"type": task.pipeline_tag, "name": task.title},
             "dataset": {"name": dataset["repo"], "type": dataset["repo"], "split": dataset["split"],
                         "revision": dataset["commit"]},
             "metrics": metrics,
@@ -162,14 +163,11 @@ def _weights(files: list[Any]) -> dict[str, str]:
     return {e.path: e.blob_sha256 for e in files if not e.path.startswith("eval/") and e.path != "README.md"}
 
 
-def push_report(hub: Any, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
+def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
     """Commit the card's files and updated README to the default branch; have the hub index the card.
 
     Returns the commit.
     """
-    from fmhub.client import UploadFile
-    from fmhub.errors import EntryNotFoundError
-
     head = hub.repo_info(repo_id)
     if head.commit.oid != evaluated_commit and _weights(head.files) != _weights(hub.list_files(repo_id,
                                                                                                 evaluated_commit)):

@@ -15,20 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fmhub import tasks
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._variant import VariantOutcome, open_parent
+from fmhub.optimize._variant import VariantOutcome, open_parent, report_against_parent
+from fmhub.store.paths import validate_repo_id
+from fmhub.train import TrainConfig, train
+from fmhub.train._publish import distillation
 
-__all__ = ["distill", "DISTILLABLE"]
-
-#: Tasks a teacher can have: its head's logits are the soft targets.
-DISTILLABLE = ("text-classification", "token-classification")
+__all__ = ["distill"]
 
 
 def distill(teacher: str, output: str, *, data: str | None = None, student_layers: int = 3,
             temperature: float = 2.0, alpha: float = 0.5, hidden_loss: float = 0.0, epochs: float = 3.0,
             max_steps: int | None = None, learning_rate: float = 1e-4, batch_size: int = 16, max_length: int = 256,
             warmup_ratio: float = 0.0, eval_split: str | None = "validation", seed: int = 0,
-            threads: int | None = None, resume: bool = False, private: bool = False, hub: Any = None,
+            threads: int | None = None, resume: bool = False, private: bool = False, hub: Hub | None = None,
             report: bool = True, eval_data: str | None = None, eval_test_split: str = "test",
             eval_skip: tuple[str, ...] = (), progress: Any = None, command: str = "fmhub.optimize.distill()",
             on_step: Callable[[int, int, float, float], None] | None = None,
@@ -38,35 +40,28 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
     ``data`` defaults to the dataset the teacher's card says it was trained on; ``eval_split`` is the
     split validated on during training (None: none), ``eval_test_split`` the split of the report cards.
     """
-    from fmhub.client import Hub
-    from fmhub.optimize._compare import report_against_parent
-    from fmhub.store.paths import validate_repo_id
-    from fmhub.train import TrainConfig, train
-    from fmhub.train._publish import distillation
-
     validate_repo_id(output)
     owned = hub is None
     hub = hub or Hub.open()
     try:
         parent = open_parent(hub, teacher)
         loaded = parent.loaded
-        if loaded.format != "torch":
+        if not loaded.form.trainable:
             raise InvalidInputError(f"{parent.repo} is a {loaded.format} model; a teacher must be torch weights",
                                     hint="distill from the torch model this variant was made from")
-        if loaded.task not in DISTILLABLE or getattr(loaded.config, "problem_type", None) == \
-                "multi_label_classification":
-            raise InvalidInputError(f"{parent.repo} is a {loaded.task} model; a teacher needs a single-label "
-                                    f"classification head ({' or '.join(DISTILLABLE)})",
+        if not loaded.task.distillable:
+            heads = " or ".join(t.name for t in tasks.all_tasks() if t.distillable)
+            raise InvalidInputError(f"{parent.repo} is a {loaded.task.name} model; a teacher needs a single-label "
+                                    f"classification head ({heads})",
                                     hint="fine-tune it first with fmhub train --task text-classification")
         ref = f"{parent.repo}@{parent.commit}"
-        config = TrainConfig(task=loaded.task, model=ref, teacher=ref, data=data or parent.training_data("--data"),
-                             output=output, student_layers=student_layers, temperature=temperature, alpha=alpha,
-                             hidden_loss=hidden_loss, epochs=epochs, max_steps=max_steps, learning_rate=learning_rate,
-                             batch_size=batch_size, max_length=max_length, warmup_ratio=warmup_ratio,
-                             eval_split=eval_split, seed=seed, threads=threads, private=private,
-                             license=license_id if isinstance(license_id := parent.metadata.get("license"), str)
-                             else None)
-        config.validate()
+        license_id = parent.metadata.get("license")
+        config = TrainConfig.from_flat(dict(
+            task=loaded.task.name, model=ref, teacher=ref, data=data or parent.training_data("--data"), output=output,
+            student_layers=student_layers, temperature=temperature, alpha=alpha, hidden_loss=hidden_loss,
+            epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+            max_length=max_length, warmup_ratio=warmup_ratio, eval_split=eval_split, seed=seed, threads=threads,
+            private=private, license=license_id if isinstance(license_id, str) else None), source="distill")
         trained = train(config, hub, resume=resume, command=command, on_step=on_step, on_metrics=on_metrics)
         assert trained is not None and trained.commit is not None  # one process, never cut short
         variant = distillation(trained.prepared) or {}

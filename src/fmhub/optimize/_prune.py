@@ -10,9 +10,8 @@
 - ``--structured heads``: in every layer, the ``sparsity`` share of attention heads with the smallest L2
   norm of their query, key and value rows and output-projection columns, removed (the same number in
   every layer). transformers 5 has no config field for fewer heads than ``hidden_size / head size``
-  (it dropped ``pruned_heads``), so the variant's format is ``torch-pruned-heads``: a plain
-  ``model.safetensors`` with narrower attention matrices that :func:`load_pruned_heads` (``fmhub.load``)
-  rebuilds from the file's own shapes.
+  (it dropped ``pruned_heads``), so the variant's format is ``torch-pruned-heads``
+  (:mod:`fmhub.formats.pruned_heads`), a plain ``model.safetensors`` with narrower attention matrices.
 
 ``finetune_steps`` > 0 recovers accuracy with that many optimizer steps of the training engine on the
 dataset the parent was trained on (``data`` else), tracked as a run; unstructured zeros stay zero
@@ -26,25 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
+from fmhub.formats.pruned_heads import PrunedHeads, attention_of, encoder_layers, keep_heads, linear
+from fmhub.formats.torch import TorchWeights
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
+from fmhub.train import TrainConfig, train
 
-__all__ = ["prune", "prune_unstructured", "prune_neurons", "prune_heads", "load_pruned_heads", "STRUCTURES",
-           "sparsity_of"]
+__all__ = ["prune", "prune_unstructured", "prune_neurons", "prune_heads", "STRUCTURES", "sparsity_of"]
 
 #: Structured pruning: feed-forward neurons (plain transformers loads the result) or attention heads
 #: (``fmhub.load`` does; see the module docstring).
 STRUCTURES = ("neurons", "heads")
-
-
-def _encoder_layers(model: Any) -> list[Any]:
-    """The transformer blocks of a BERT-family model (``<base>.encoder.layer``)."""
-    base = getattr(model, model.base_model_prefix, model)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if layers is None:
-        raise InvalidInputError(f"structured pruning supports BERT-family encoders (bert, roberta, electra…), not "
-                                f"{model.config.model_type}", hint="use unstructured pruning (no --structured)")
-    return list(layers)
 
 
 def _prunable(model: Any) -> list[tuple[str, Any]]:
@@ -92,7 +84,7 @@ def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
     """Remove the weakest ``sparsity`` share of feed-forward neurons in every layer."""
     import torch
 
-    layers = _encoder_layers(model)
+    layers = encoder_layers(model)
     width = model.config.intermediate_size
     keep = max(1, width - int(round(sparsity * width)))
     if keep == width:
@@ -102,45 +94,18 @@ def prune_neurons(model: Any, sparsity: float) -> dict[str, Any]:
         inner, outer = layer.intermediate.dense, layer.output.dense
         norms = inner.weight.detach().pow(2).sum(1) + outer.weight.detach().pow(2).sum(0)
         kept = torch.sort(torch.topk(norms, keep).indices).values
-        layer.intermediate.dense = _linear(inner.weight[kept], inner.bias[kept])
-        layer.output.dense = _linear(outer.weight[:, kept], outer.bias)
+        layer.intermediate.dense = linear(inner.weight[kept], inner.bias[kept])
+        layer.output.dense = linear(outer.weight[:, kept], outer.bias)
     model.config.intermediate_size = keep
     return {"structure": "neurons", "neurons_kept": keep, "neurons_total": width, "layers": len(layers),
             "sparsity": 1 - keep / width}
-
-
-def _attention(layer: Any, model_type: str) -> tuple[Any, Any]:
-    """A layer's self-attention (with ``query``/``key``/``value``) and its output projection's holder."""
-    from torch.nn import Linear
-
-    attention = getattr(layer, "attention", None)
-    inner, output = getattr(attention, "self", None), getattr(attention, "output", None)
-    if not all(isinstance(getattr(inner, n, None), Linear) for n in ("query", "key", "value")) \
-            or not isinstance(getattr(output, "dense", None), Linear):
-        raise InvalidInputError(f"head pruning supports BERT-family encoders whose attention has query, key, value "
-                                f"and output.dense layers (bert, roberta, electra…), not {model_type}",
-                                hint="use --structured neurons, or unstructured pruning")
-    return inner, output
-
-
-def _keep_heads(layer: Any, kept: list[int], head_size: int, model_type: str) -> None:
-    """Narrow one layer's attention to the heads ``kept`` (in place)."""
-    import torch
-
-    inner, output = _attention(layer, model_type)
-    rows = torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in kept])
-    for name in ("query", "key", "value"):
-        linear = getattr(inner, name)
-        setattr(inner, name, _linear(linear.weight[rows], None if linear.bias is None else linear.bias[rows]))
-    output.dense = _linear(output.dense.weight[:, rows], output.dense.bias)
-    inner.num_attention_heads, inner.all_head_size = len(kept), len(kept) * head_size
 
 
 def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
     """Remove the weakest ``sparsity`` share of attention heads in every layer (the same number in each)."""
     import torch
 
-    layers = _encoder_layers(model)
+    layers = encoder_layers(model)
     heads = model.config.num_attention_heads
     head_size = model.config.hidden_size // heads
     keep = max(1, heads - int(round(sparsity * heads)))
@@ -149,69 +114,20 @@ def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
                                 hint=f"ask for at least {0.5 / heads:.3g} (half a head)")
     kept_per_layer = []
     for layer in layers:
-        inner, output = _attention(layer, model.config.model_type)
+        inner, output = attention_of(layer, model.config.model_type)
         norms = sum(getattr(inner, n).weight.detach().reshape(heads, -1).pow(2).sum(1)
                     for n in ("query", "key", "value"))
         norms = norms + output.dense.weight.detach().reshape(-1, heads, head_size).pow(2).sum((0, 2))
         kept = sorted(torch.topk(norms, keep).indices.tolist())
-        _keep_heads(layer, kept, head_size, model.config.model_type)
+        keep_heads(layer, kept, head_size, model.config.model_type)
         kept_per_layer.append(kept)
     return {"structure": "heads", "heads_kept": keep, "heads_total": heads, "layers": len(layers),
             "kept": kept_per_layer, "sparsity": 1 - keep / heads}
 
 
-def heads_of(model: Any) -> int:
-    """Attention heads per layer of a (possibly head-pruned) BERT-family model."""
-    inner, _ = _attention(_encoder_layers(model)[0], model.config.model_type)
-    return int(inner.query.out_features // (model.config.hidden_size // model.config.num_attention_heads))
-
-
-def load_pruned_heads(folder: Path, config: Any, head: Any) -> Any:
-    """Rebuild a ``torch-pruned-heads`` variant: the architecture, each layer narrowed to the heads its saved
-    query matrix holds, then the saved weights (all of them, or an input error)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    model = head.from_config(config).eval()
-    head_size = config.hidden_size // config.num_attention_heads
-    names = {id(module): name for name, module in model.named_modules()}
-    with safe_open(str(folder / "model.safetensors"), "pt") as f:
-        shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}
-    for layer in _encoder_layers(model):
-        inner, _ = _attention(layer, config.model_type)
-        rows = shapes.get(f"{names[id(inner.query)]}.weight", [0])[0]
-        if not rows or rows % head_size:
-            raise InvalidInputError(f"{folder}: no whole attention heads in {names[id(inner.query)]}",
-                                    hint="the variant is damaged; prune its parent again")
-        _keep_heads(layer, list(range(rows // head_size)), head_size, config.model_type)
-    result = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=False)
-    tied = set(getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or ())
-    missing = [k for k in result.missing_keys if k not in tied]
-    unexpected = result.unexpected_keys
-    if missing or unexpected:
-        raise InvalidInputError(f"{folder}: saved weights do not fit the architecture (missing "
-                                f"{', '.join(missing[:3]) or 'none'}; unexpected {', '.join(unexpected[:3]) or 'none'})",
-                                hint="the variant is damaged; prune its parent again")
-    if tied:
-        model.tie_weights()
-    return model.eval()
-
-
-def _linear(weight: Any, bias: Any) -> Any:
-    import torch
-
-    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    with torch.no_grad():
-        layer.weight.copy_(weight)
-        if bias is not None:
-            layer.bias.copy_(bias)
-    return layer
-
-
-
 def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | None = None, data: str | None = None,
           max_length: int = 128, finetune_steps: int = 0, finetune_learning_rate: float = 5e-5,
-          private: bool = False, hub: Any = None, report: bool = True, eval_data: str | None = None,
+          private: bool = False, hub: Hub | None = None, report: bool = True, eval_data: str | None = None,
           eval_split: str = "test", eval_skip: tuple[str, ...] = (), progress: Any = None,
           on_step: Callable[[int, int, float, float], None] | None = None) -> VariantOutcome:
     """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""
@@ -226,7 +142,7 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
         raise InvalidInputError(f"unknown --structured {structured!r}", hint=f"choose from {', '.join(STRUCTURES)}")
 
     def build(parent: Parent, batch: dict[str, Any], folder: Path) -> dict[str, Any]:
-        if parent.loaded.format != "torch":
+        if not parent.loaded.form.trainable:
             raise InvalidInputError(f"{parent.repo} is {parent.loaded.format}; pruning works on torch weights",
                                     hint="prune its torch parent, then export or quantize the result")
         pruned = copy.deepcopy(parent.loaded.model).eval()
@@ -238,7 +154,8 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
                 fields["sparsity"] = sparsity_of(pruned)
         pruned.eval().save_pretrained(folder, safe_serialization=True)
         parent.loaded.tokenizer.save_pretrained(folder)
-        return {"format": "torch-pruned-heads" if structured == "heads" else "torch", "method": "prune", **fields,
+        form = PrunedHeads.name if structured == "heads" else TorchWeights.name
+        return {"format": form, "method": "prune", **fields,
                 "asked_sparsity": sparsity,
                 "description": f"pruned ({fields['structure']}, {fields['sparsity']:.0%})"}
 
@@ -247,12 +164,11 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
 
     def _recover(parent: Parent, pruned: Any) -> dict[str, Any]:
         """Fine-tune ``pruned`` in place for ``finetune_steps`` with the training engine (zeros kept)."""
-        from fmhub.train import TrainConfig, train
-
         dataset = data or parent.training_data("--data")
-        config = TrainConfig(task=parent.loaded.task, model=f"{parent.repo}@{parent.commit}", data=dataset,
-                             output=output, max_steps=finetune_steps, learning_rate=finetune_learning_rate,
-                             max_length=max_length, eval_split=None, keep_zeros=structured is None)
+        config = TrainConfig.from_flat(dict(
+            task=parent.loaded.task.name, model=f"{parent.repo}@{parent.commit}", data=dataset, output=output,
+            max_steps=finetune_steps, learning_rate=finetune_learning_rate, max_length=max_length, eval_split=None,
+            keep_zeros=structured is None), source="the pruned model's fine-tune")
         trained = train(config, parent.hub, model=pruned, publish=False, on_step=on_step,
                         command=f"fmhub optimize prune --finetune-steps {finetune_steps}")
         assert trained is not None  # one process, never cut short

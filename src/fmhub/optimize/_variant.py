@@ -1,8 +1,14 @@
-"""What every optimization shares: the parent version, real sample inputs, parity, and publishing a variant.
+"""What every optimization shares: the parent version, real sample inputs, parity, publishing a variant, and
+its report card against the parent's.
 
 A variant is a new commit on its own repo whose card names its parent (repo + commit) as
 ``base_model`` and in ``fmhub.lineage``, declares its form in ``fmhub.variant`` (what
 :func:`fmhub.load` reads) and records how it was made (method, options, parity on real inputs).
+
+Its report card is computed on a dataset split (default: the test split of the dataset its parent was
+trained on, at that commit) and pushed with a ``parent`` section; the parent's card on the same split is
+reused when the hub has one for exactly that commit, else computed now (not pushed). Both cards read the
+texts at the same length: the parent's.
 """
 
 from __future__ import annotations
@@ -17,17 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.cards import parse_card, render_card, validate_metadata
+from fmhub import formats
+from fmhub.cards import fmhub_section, parse_card, render_card, validate_metadata
+from fmhub.client import Hub, UploadFile
+from fmhub.data import load as load_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
-from fmhub.loading import LoadedModel, fmhub_section, load_folder
-from fmhub.train._tasks import PIPELINE_TAGS
+from fmhub.evaluate import EvalConfig, evaluate, stored_report
+from fmhub.formats import LoadedModel, load_folder
+from fmhub.refs import split_ref
+from fmhub.store.paths import validate_repo_id
 
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
-           "VariantOutcome"]
+           "VariantOutcome", "report_against_parent"]
 
 _SAMPLE_ROWS = 32
-_LIBRARY = {"torch": "transformers", "onnx": "onnx", "torch-int8": "fmhub",  # what loads each format
-            "torch-pruned-heads": "fmhub"}
 
 
 @dataclass
@@ -36,7 +45,7 @@ class Parent:
     commit: str
     loaded: LoadedModel
     metadata: dict[str, Any]  # the parent's card YAML
-    hub: Any  # the hub it came from (where a variant's own work, e.g. a fine-tune, reads data)
+    hub: Hub  # the hub it came from (where a variant's own work, e.g. a fine-tune, reads data)
 
     @property
     def lineage(self) -> dict[str, Any]:
@@ -60,9 +69,7 @@ class VariantOutcome:
     card_commit: str | None = None  # the commit holding that card
 
 
-def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
-    from fmhub.train._config import split_ref
-
+def open_parent(hub: Hub, ref: str, threads: int | None = None) -> Parent:
     repo, revision = split_ref(ref, "MODEL")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
@@ -72,29 +79,18 @@ def open_parent(hub: Any, ref: str, threads: int | None = None) -> Parent:
     return Parent(repo, commit, loaded, metadata, hub)
 
 
-def sample_batch(hub: Any, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
+def sample_batch(hub: Hub, parent: Parent, data: str | None, max_length: int) -> tuple[dict[str, np.ndarray], str]:
     """A padded batch of real rows for parity checks: ``--data``, else the dataset the parent was trained on."""
-    from fmhub.data import load
-    from fmhub.train._config import split_ref
-
     data = data or parent.training_data("--data")
     repo, revision = split_ref(data, "--data")
-    dataset = load(repo, revision=revision, hub=hub)
+    dataset = load_dataset(repo, revision=revision, hub=hub)
     split = next((s for s in ("validation", "test", "train") if s in dataset), next(iter(dataset)))
     rows = dataset[split].select(range(min(_SAMPLE_ROWS, len(dataset[split]))))
     if len(rows) == 0:
         raise InvalidInputError(f"{data} has no rows to check the conversion on", hint="pass another --data")
-    tokenizer = parent.loaded.tokenizer
-    if parent.loaded.task == "token-classification":
-        column = "tokens" if "tokens" in rows.features else next(iter(rows.features))
-        encoded = tokenizer([list(w) for w in rows[column]], is_split_into_words=True, truncation=True,
-                            max_length=max_length, padding=True, return_tensors="np")
-    else:
-        column = "text" if "text" in rows.features else next(iter(rows.features))
-        encoded = tokenizer([t or "" for t in rows[column]], truncation=True, max_length=max_length, padding=True,
-                            return_tensors="np")
-    batch = {"input_ids": encoded["input_ids"].astype(np.int64),
-             "attention_mask": encoded["attention_mask"].astype(np.int64)}
+    task = parent.loaded.task
+    column = task.input_column if task.input_column in rows.features else next(iter(rows.features))
+    batch = task.encode_batch(parent.loaded.tokenizer, rows[column], max_length)
     return batch, f"{len(rows)} rows of {repo} ({split})"
 
 
@@ -105,8 +101,8 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
     Raises ParityError when the difference is beyond ``tolerance`` (exports) or the agreement below
     ``min_agreement`` (quantization, which changes logits by design).
     """
-    expected = parent.logits(batch["input_ids"], batch["attention_mask"])
-    actual = variant.logits(batch["input_ids"], batch["attention_mask"])
+    expected = parent.logits(batch)
+    actual = variant.logits(batch)
     if expected.ndim == 3:  # per token: only real (unpadded) positions count
         real = batch["attention_mask"].astype(bool)
         expected, actual = expected[real], actual[real]
@@ -123,17 +119,17 @@ def check_parity(what: str, parent: LoadedModel, variant: LoadedModel, batch: di
     return out
 
 
-def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
+def publish_variant(hub: Hub, parent: Parent, output: str, folder: Path, variant: dict[str, Any], *, title: str,
                     private: bool = False) -> VariantOutcome:
     """Commit ``folder`` (weights, config, tokenizer) plus a card naming the parent to ``output``."""
-    from fmhub.client import UploadFile
-
     task = parent.loaded.task
+    form = formats.get(variant["format"])
     lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
     metadata: dict[str, Any] = {
         "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
-        "pipeline_tag": PIPELINE_TAGS[task], "library_name": _LIBRARY[variant["format"]],
-        "tags": ["fmhub", task, variant["method"]] + (["onnx"] if variant["format"] == "onnx" else []),
+        "pipeline_tag": task.pipeline_tag, "library_name": form.library,
+        "tags": ["fmhub", task.name, variant["method"]] + ([form.library] if form.library not in ("transformers",
+                                                                                                  "fmhub") else []),
         "fmhub": {"variant": variant, "lineage": lineage}}
     if variant.get("quantized"):
         metadata["base_model_relation"] = "quantized"
@@ -149,7 +145,7 @@ def publish_variant(hub: Any, parent: Parent, output: str, folder: Path, variant
     lines += [f"| {k} | `{json.dumps(v) if isinstance(v, (dict, list)) else v}` |" for k, v in variant.items()]
     lines += ["", "## Use\n", "```python", "import fmhub", f'model = fmhub.load("{output}")',
               'batch = model.tokenizer(["some text"], return_tensors="np")',
-              'logits = model.logits(batch["input_ids"], batch["attention_mask"])', "```"]
+              "logits = model.logits(batch)", "```"]
     (folder / "README.md").write_text(render_card(metadata, "\n".join(lines) + "\n"))
     hub.create_repo(output, private=private, exist_ok=True)
     files = sorted(p for p in folder.rglob("*") if p.is_file())
@@ -166,7 +162,7 @@ Check = Callable[[Parent, LoadedModel, dict[str, np.ndarray]], dict[str, Any]]
 
 
 def make_variant(model: str, output: str, *, build: Build, check: Check, title: str, args: dict[str, Any],
-                 data: str | None, max_length: int, private: bool, hub: Any, report: bool, eval_data: str | None,
+                 data: str | None, max_length: int, private: bool, hub: Hub, report: bool, eval_data: str | None,
                  eval_split: str, eval_skip: tuple[str, ...], progress: Any) -> VariantOutcome:
     """The shape of every optimization: parent → ``build`` the variant's files → ``check`` it on real rows →
     commit it with its card → push its report card against the parent (``report``).
@@ -175,10 +171,6 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
     ``format``, ``method`` and ``description``); ``check`` returns the parity record or raises
     ParityError. ``title`` may name ``{parent}``; ``args`` are saved as ``optimize_args.json``.
     """
-    from fmhub.client import Hub
-    from fmhub.optimize._compare import report_against_parent
-    from fmhub.store.paths import validate_repo_id
-
     validate_repo_id(output)  # before any work: a bad --output must not cost a conversion
     owned = hub is None
     hub = hub or Hub.open()
@@ -204,3 +196,24 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
     finally:
         if owned:
             hub.close()
+
+
+def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
+                          skip: tuple[str, ...] = (), progress: Any = None) -> dict[str, Any]:
+    """Push the variant's card (with its ``parent`` comparison) and return it."""
+    data = data or parent.training_data("--eval-data")
+    data_repo, data_rev = split_ref(data, "--eval-data")
+    data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
+    dataset = f"{data_repo}@{data_commit}"
+    theirs = stored_report(hub, parent.repo, parent.commit, data_commit, split)
+    if theirs is None:
+        theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip),
+                          hub, progress=progress).report
+    # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
+    # training_args.json, so on its own it would read up to its positions, and compare slower).
+    config = EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip,
+                        max_length=theirs.get("max_length"))
+    mine = evaluate(config, hub, push=True, progress=progress, parent_report=theirs)
+    outcome.card_commit = mine.commit
+    outcome.report = mine.report
+    return mine.report

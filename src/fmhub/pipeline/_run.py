@@ -2,8 +2,10 @@
 already produced a version is not run again (cached), so a failed or killed run resumes at the first
 unfinished step, and a second run of an unchanged pipeline only checks its keys.
 
-The records live in the metadata database of the embedded store (table ``pipeline_steps``), beside the
-runs and evaluations; a cached output whose commit is gone from the hub runs again.
+The records are kept by the hub the pipeline runs against (``hub.find_pipeline_step`` /
+``hub.save_pipeline_step``: the embedded store, or a hub server with ``FMHUB_ENDPOINT``), beside the runs
+and evaluations, so a second machine running the same pipeline against the same hub finds it cached; a
+cached output whose commit is gone from the hub runs again.
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
+from fmhub.client import Hub
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.pipeline._spec import Pipeline, Step, substitute
-from fmhub.pipeline._steps import RUNNERS, StepResult, source_digest
-from fmhub.store import _schema as t
+from fmhub.pipeline._steps import RUNNERS, source_digest
+from fmhub.refs import split_ref
+from fmhub.runs import PipelineStepRecord
 
 __all__ = ["StepOutcome", "run_pipeline", "step_key"]
 
-_RECIPE_VERSION = 1  # bump when a kind's behaviour changes so old keys no longer match
+_RECIPE_VERSION = 2  # bump when a kind's behaviour changes so old keys no longer match
 
 
 @dataclass
@@ -42,38 +43,22 @@ class StepOutcome:
 
 
 def step_key(step: Step, resolved: dict[str, Any]) -> str:
-    """sha256 of the kind, the resolved options (inputs as repo@commit) and an imported source's content."""
-    recipe: dict[str, Any] = {"kind": step.kind, "options": resolved, "version": _RECIPE_VERSION}
+    """sha256 of the kind, the resolved options (inputs as repo@commit) and an imported source's content.
+
+    An imported source counts by its content and name, not by where this machine keeps it: another machine
+    (or checkout) running the same pipeline against the same hub finds the step cached.
+    """
+    recipe: dict[str, Any] = {"kind": step.kind, "options": dict(resolved), "version": _RECIPE_VERSION}
     if step.kind in ("import-data", "import-model"):
         source = Path(str(resolved["source"])).expanduser()
         if not source.exists():
             raise InvalidInputError(f"step {step.name!r}: source {str(source)!r} does not exist")
         recipe["source_sha256"] = source_digest(source)
+        recipe["options"]["source"] = source.name
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class _Records:
-    def __init__(self, db: Any) -> None:
-        self.db = db
-
-    def find(self, key: str) -> dict[str, Any] | None:
-        with self.db.read() as conn:
-            row = conn.execute(select(t.pipeline_steps).where(t.pipeline_steps.c.key == key)).first()
-        return None if row is None else {"output": row.output, "metrics": json.loads(row.metrics),
-                                         "detail": row.detail}
-
-    def save(self, key: str, pipeline: str, step: Step, result: StepResult) -> None:
-        with self.db.write() as conn:
-            conn.execute(t.pipeline_steps.delete().where(t.pipeline_steps.c.key == key))
-            conn.execute(insert(t.pipeline_steps).values(
-                key=key, pipeline=pipeline, step=step.name, kind=step.kind, output=result.output,
-                metrics=json.dumps(result.metrics, sort_keys=True), detail=result.detail[:1000],
-                created_at=datetime.now(UTC)))
-
-
-def _exists(hub: Any, output: str) -> bool:
-    from fmhub.train._config import split_ref
-
+def _exists(hub: Hub, output: str) -> bool:
     repo, commit = split_ref(output, "output")
     for repo_type in ("model", "dataset"):
         try:
@@ -84,7 +69,7 @@ def _exists(hub: Any, output: str) -> bool:
     return False
 
 
-def run_pipeline(pipeline: Pipeline, hub: Any, *, start: str | None = None, only: str | None = None,
+def run_pipeline(pipeline: Pipeline, hub: Hub, *, start: str | None = None, only: str | None = None,
                  force: bool = False, progress: Any = None,
                  on_step: Callable[[StepOutcome], None] | None = None) -> list[StepOutcome]:
     """Run ``pipeline`` in dependency order; return every step's outcome (raises after a failed step, the
@@ -95,15 +80,10 @@ def run_pipeline(pipeline: Pipeline, hub: Any, *, start: str | None = None, only
         only: run only this step (even if cached); the steps it needs must be cached.
         force: run every step.
     """
-    from fmhub.store import open_store
-
     names = [s.name for s in pipeline.steps]
     for flag, value in (("--from", start), ("--only", only)):
         if value is not None and value not in names:
             raise InvalidInputError(f"{flag} {value!r}: no such step", hint=f"steps: {', '.join(names)}")
-    local = getattr(hub, "store", None)
-    store = local or open_store()
-    records = _Records(store.db)
     outputs: dict[str, str] = {}
     outcomes = [StepOutcome(s.name, s.kind, "not run", needs=list(s.needs)) for s in pipeline.steps]
     forced = set(names) if force else set()
@@ -119,11 +99,11 @@ def run_pipeline(pipeline: Pipeline, hub: Any, *, start: str | None = None, only
             if step.kind in ("import-data", "import-model"):  # a relative source is beside the pipeline file
                 resolved["source"] = str((pipeline.path.parent / str(resolved["source"])).resolve())
             key = step_key(step, resolved)
-            cached = None if step.name in forced else records.find(key)
-            if cached is not None and _exists(hub, cached["output"]):
-                outcome.status, outcome.output = "cached", cached["output"]
-                outcome.metrics, outcome.detail = cached["metrics"], cached["detail"]
-                outputs[step.name] = cached["output"]
+            cached = None if step.name in forced else hub.find_pipeline_step(key)
+            if cached is not None and _exists(hub, cached.output):
+                outcome.status, outcome.output = "cached", cached.output
+                outcome.metrics, outcome.detail = dict(cached.metrics), cached.detail
+                outputs[step.name] = cached.output
                 if on_step:
                     on_step(outcome)
                 continue
@@ -140,16 +120,14 @@ def run_pipeline(pipeline: Pipeline, hub: Any, *, start: str | None = None, only
                 raise
             outcome.status, outcome.seconds = "ran", time.perf_counter() - began
             outcome.output, outcome.metrics, outcome.detail = result.output, result.metrics, result.detail
-            records.save(key, pipeline.name, step, result)
+            hub.save_pipeline_step(PipelineStepRecord(key, pipeline.name, step.name, step.kind, result.output,
+                                                      result.metrics, result.detail))
             outputs[step.name] = result.output
             if on_step:
                 on_step(outcome)
     except BaseException as exc:
         exc.outcomes = outcomes  # type: ignore[attr-defined]
         raise
-    finally:
-        if local is None:
-            store.close()
     return outcomes
 
 

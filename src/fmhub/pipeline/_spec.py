@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmhub import options
+from fmhub.data._import import ImportOptions
 from fmhub.errors import InvalidInputError
+from fmhub.evaluate import EvalConfig
+from fmhub.optimize._methods import METHODS
+from fmhub.train import TrainConfig
 
-__all__ = ["Pipeline", "Step", "PipelineError", "parse", "KINDS", "REFERENCE", "OPTIMIZE_METHODS"]
+__all__ = ["Pipeline", "Step", "PipelineError", "parse", "KINDS", "REFERENCE"]
 
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_-]+)\.output\}")
 PACKAGE = re.compile(r"\$\{package:([A-Za-z0-9_.]+)\}")
-OPTIMIZE_METHODS = ("export-onnx", "quantize", "prune", "distill")
 
 
 def _fields(cls: Any, *drop: str) -> set[str]:
@@ -35,26 +39,28 @@ def _fields(cls: Any, *drop: str) -> set[str]:
 
 
 def _kinds() -> dict[str, tuple[set[str], set[str]]]:
-    """kind → (required options, optional options), ``kind`` itself excluded."""
-    from fmhub.data._import import ImportOptions
-    from fmhub.evaluate import EvalConfig
-    from fmhub.train import TrainConfig
-
+    """kind → (required options, optional options), ``kind`` itself excluded; the train, eval and optimize kinds'
+    options are those the stage's own configs declare (an optimize step's: its method's, from the method table)."""
     train_required = {"task", "data", "output"}
     return {
         "import-data": ({"source", "repo"}, _fields(ImportOptions, "message", "source_name")),
         "import-model": ({"source", "repo"}, {"private"}),
-        "train": (train_required, _fields(TrainConfig) - train_required),
+        "train": (train_required, set(options.flat_names(TrainConfig)) - train_required),
         "eval": ({"model", "data"}, _fields(EvalConfig, "model", "data") | {"push"}),
-        "optimize": ({"method", "model", "output"},
-                     {"data", "max_length", "private", "eval", "eval_data", "eval_split", "eval_skip", "opset",
-                      "tolerance", "optimize", "backend", "min_agreement", "sparsity", "structured",
-                      "finetune_steps", "finetune_learning_rate", "student_layers", "temperature", "alpha",
-                      "hidden_loss", "epochs", "max_steps", "learning_rate", "batch_size", "warmup_ratio", "seed",
-                      "threads"}),
+        "optimize": ({"method", "model", "output"}, set()),  # + the method's own options (see _method_options)
         "publish": ({"model", "ref"}, {"kind", "require", "data", "split"}),
         "serve-check": ({"model", "data"}, {"split", "rows", "backend", "text_column", "min_agreement"}),
     }
+
+
+def _method_names() -> list[str]:
+    return list(METHODS)
+
+
+def _method_options(method: Any) -> set[str]:
+    """The options an optimize step of ``method`` takes (its method's, as ``fmhub optimize <method>`` does)."""
+    found = METHODS.get(method) if isinstance(method, str) else None
+    return set(options.flat_names(found.options)) if found is not None else set()
 
 
 KINDS = ("import-data", "import-model", "train", "eval", "optimize", "publish", "serve-check")
@@ -117,29 +123,32 @@ def parse(path: Path | str) -> Pipeline:
     kinds = _kinds()
     steps: list[Step] = []
     step_nodes = _lines(top["steps"][1])
-    for name, options in data["steps"].items():
+    for name, step_options in data["steps"].items():
         line, node = step_nodes[name]
         where = f"line {line}, step {name!r}"
         if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name)):
             problems.append(f"{where}: a step name is letters, digits, '-' and '_'")
-        if not isinstance(options, dict):
-            problems.append(f"{where}: a step is a mapping of options with a kind")
+        if not isinstance(step_options, dict):
+            problems.append(f"{where}: a step is a mapping of step_options with a kind")
             continue
         lines = {k: ln for k, (ln, _) in _lines(node).items()}
-        kind = options.get("kind")
+        kind = step_options.get("kind")
         if kind not in kinds:
             problems.append(f"{where}: unknown kind {kind!r} (choose from {', '.join(KINDS)})")
             continue
         required, optional = kinds[kind]
-        for key in sorted(set(options) - required - optional - {"kind"}):
-            problems.append(f"line {lines[key]}, step {name!r}: unknown {kind} option {key!r}")
-        for key in sorted(required - set(options)):
+        if kind == "optimize":
+            optional = _method_options(step_options.get("method"))
+            if not optional:
+                problems.append(f"line {lines.get('method', line)}, step {name!r}: method "
+                                f"{step_options.get('method')!r} is not one of {', '.join(_method_names())}")
+        for key in sorted(set(step_options) - required - optional - {"kind"}):
+            what = f"{kind} {step_options['method']}" if kind == "optimize" and optional else kind
+            problems.append(f"line {lines[key]}, step {name!r}: unknown {what} option {key!r}")
+        for key in sorted(required - set(step_options)):
             problems.append(f"{where}: {kind} needs {key!r}")
-        if kind == "optimize" and options.get("method") not in OPTIMIZE_METHODS:
-            problems.append(f"line {lines.get('method', line)}, step {name!r}: method {options.get('method')!r} "
-                            f"is not one of {', '.join(OPTIMIZE_METHODS)}")
         needs: list[str] = []
-        for key, value in options.items():
+        for key, value in step_options.items():
             for reference in REFERENCE.findall(_text(value)):
                 if reference not in data["steps"]:
                     problems.append(f"line {lines[key]}, step {name!r}: {key} names ${{{reference}.output}}, but "
@@ -148,7 +157,7 @@ def parse(path: Path | str) -> Pipeline:
                     problems.append(f"line {lines[key]}, step {name!r}: {key} names its own output")
                 elif reference not in needs:
                     needs.append(reference)
-        steps.append(Step(str(name), kind, {k: v for k, v in options.items() if k != "kind"}, line, needs))
+        steps.append(Step(str(name), kind, {k: v for k, v in step_options.items() if k != "kind"}, line, needs))
     ordered, cycle = _order(steps)
     if cycle:
         problems.append(f"line {steps[0].line if steps else 1}: the steps {' → '.join(cycle)} need each other "

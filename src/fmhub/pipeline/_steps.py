@@ -22,7 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fmhub.errors import EmptyCommitError, InvalidInputError
+from fmhub import formats
+from fmhub.client import Hub
+from fmhub.data import load as load_dataset
+from fmhub.data._import import ImportOptions, import_dataset
+from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
+from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.importing import import_model
+from fmhub.optimize._methods import run_method
+from fmhub.refs import split_ref
+from fmhub.serve import ServeConfig, app_for, prepare
+from fmhub.serve._live import running
+from fmhub.train import TrainConfig, train
 
 __all__ = ["StepResult", "RUNNERS", "source_digest", "GateError"]
 
@@ -62,33 +73,23 @@ def source_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _import_data(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.data._import import ImportOptions, import_dataset
-
+def _import_data(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     source, repo = Path(options.pop("source")), options.pop("repo")
     result = import_dataset(hub, source, repo, ImportOptions(**options))
     return StepResult(f"{repo}@{result.commit.oid}", {"rows": float(sum(result.splits.values()))},
                       ", ".join(f"{k} {v}" for k, v in result.splits.items()))
 
 
-def _import_model(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.importing import import_model
-
-    store = getattr(hub, "store", None)
-    if store is None:
-        raise InvalidInputError("import-model writes to the embedded store", hint="run the pipeline without "
-                                "FMHUB_ENDPOINT, or upload the model folder with fmhub upload")
-    try:
-        oid = import_model(store, options["source"], options["repo"], private=bool(options.get("private")),
+def _import_model(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
+    try:  # converted to safetensors here; the hub (embedded or a server) receives no pickle weights
+        oid = import_model(hub, options["source"], options["repo"], private=bool(options.get("private")),
                            exist_ok=True).oid
     except EmptyCommitError:  # run again (--force, --only) on the same folder: the repo already holds it
         oid = hub.repo_info(options["repo"]).commit.oid
     return StepResult(f"{options['repo']}@{oid}")
 
 
-def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.train import TrainConfig, train
-
+def _train(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     config = TrainConfig.from_dict(options, source="train step")
     outcome = train(config, hub, command="fmhub run", on_step=getattr(progress, "update", None),
                     on_metrics=getattr(progress, "metrics", None))
@@ -97,9 +98,7 @@ def _train(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
         {k.removeprefix("eval_"): v for k, v in outcome.result.metrics.items()}), f"run {outcome.run_id}")
 
 
-def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.evaluate import EvalConfig, evaluate
-
+def _eval(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     push = options.pop("push", True)
     if isinstance(options.get("skip"), (list, str)):
         skip = options["skip"]
@@ -111,31 +110,11 @@ def _eval(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
     return StepResult(f"{repo}@{commit}", _key_metrics(outcome.report["metrics"]), "card pushed" if push else "")
 
 
-def _optimize(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub import optimize
-
-    method = options.pop("method")
-    model, output = options.pop("model"), options.pop("output")
-    options["report"] = options.pop("eval", True)
-    if isinstance(options.get("eval_skip"), (list, str)):
-        skip = options["eval_skip"]
-        options["eval_skip"] = tuple(s.strip() for s in (skip.split(",") if isinstance(skip, str) else skip))
-    run: Callable[..., Any] = {"export-onnx": optimize.export_onnx, "quantize": optimize.quantize,
-                               "prune": optimize.prune}.get(method)  # type: ignore[assignment]
-    if method in ("distill", "prune") and progress is not None:  # both train: show their steps
-        options.setdefault("on_step", getattr(progress, "update", None))
-    if method == "distill" and progress is not None:
-        options.setdefault("on_metrics", getattr(progress, "metrics", None))
-    try:
-        if method == "distill":
-            if "eval_split" in options:
-                options["eval_test_split"] = options.pop("eval_split")
-            outcome = optimize.distill(model, output, hub=hub, progress=progress, **options)
-        else:
-            outcome = run(model, output, hub=hub, progress=progress, **options)
-    except TypeError as exc:  # an option this method does not take
-        raise InvalidInputError(f"optimize {method}: {exc}", hint="see fmhub optimize "
-                                                                  f"{method} --help for its options") from None
+def _optimize(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
+    method, model, output = options.pop("method"), options.pop("model"), options.pop("output")
+    outcome = run_method(method, model, output, options, hub=hub, progress=progress,
+                         source=f"optimize {method} step", on_step=getattr(progress, "update", None),
+                         on_metrics=getattr(progress, "metrics", None), command="fmhub run")
     commit = outcome.card_commit or outcome.commit
     metrics = _key_metrics((outcome.report or {}).get("metrics", {}))
     parent = (outcome.report or {}).get("parent") or {}
@@ -164,10 +143,7 @@ def check_requirements(metrics: dict[str, float], require: dict[str, Any]) -> li
     return failures
 
 
-def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
-    from fmhub.errors import RevisionNotFoundError
-    from fmhub.train._config import split_ref
-
+def _publish(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     repo, revision = split_ref(options["model"], "model")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     ref, kind = str(options["ref"]), options.get("kind", "branch")
@@ -199,33 +175,29 @@ def _publish(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
                       f"{kind} {ref} → {commit[:12]}")
 
 
-def _serve_check(hub: Any, options: dict[str, Any], progress: Any) -> StepResult:
+def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     import time
 
     import httpx
     import numpy as np
 
-    import fmhub
-    from fmhub.data import load
-    from fmhub.serve import ServeConfig, app_for, prepare
-    from fmhub.serve._live import running
-    from fmhub.train._config import split_ref
-
     rows = int(options.get("rows", 32))
     data_repo, data_rev = split_ref(options["data"], "data")
-    split = load(data_repo, revision=data_rev, split=options.get("split", "test"), hub=hub)
+    split = load_dataset(data_repo, revision=data_rev, split=options.get("split", "test"), hub=hub)
     column = options.get("text_column", "text")
     if column not in split.column_names:
         raise InvalidInputError(f"serve-check: {data_repo} has no column {column!r}", hint="set text_column")
     texts = [t or "" for t in list(split[column])[:rows]]
     config = ServeConfig(model=options["model"], backend=options.get("backend", "auto"))
     config = dataclasses.replace(config, model=prepare(config, hub))
-    offline = fmhub.load(config.model, hub=hub)
-    if offline.task != "text-classification":
-        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task}")
-    labels = [offline.config.id2label[i] for i in sorted(offline.config.id2label)]
-    encoded = offline.tokenizer(texts, truncation=True, padding=True, return_tensors="np")
-    expected = [labels[i] for i in offline.logits(encoded["input_ids"], encoded["attention_mask"]).argmax(-1)]
+    offline = formats.load(config.model, hub=hub)
+    if "classify" not in {e.name for e in offline.task.endpoints}:
+        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task.name}")
+    labels = offline.labels
+    positions = getattr(offline.config, "max_position_embeddings", None) or getattr(offline.config, "n_positions",
+                                                                                      None) or 512
+    batch = offline.task.encode_batch(offline.tokenizer, texts, min(offline.tokenizer.model_max_length, positions))
+    expected = [labels[i] for i in offline.logits(batch).argmax(-1)]
     with running(app_for(config, hub)) as url:
         started = time.perf_counter()
         answers = httpx.post(f"{url}/v1/classify", json={"inputs": texts, "parameters": {"top_k": 1,

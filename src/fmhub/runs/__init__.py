@@ -1,8 +1,12 @@
-"""Training runs: what went in, where it ran, how it went, what came out; and TensorBoard curves.
+"""Training runs: what went in, where it ran, how it went, what came out; pipeline step records; and
+TensorBoard curves.
 
-A run is a record in the hub's metadata database (beside the repos, in the same transactions), so
+A run is a record in the hub's metadata database (beside the repos; this package owns its tables), so
 ``fmhub runs list|show|compare`` answer "which data and base model made this model, with which config,
-and how did it score?" without the training machine.
+and how did it score?" without the training machine. Stages reach runs through the Hub client
+(``hub.start_run``, ``hub.run_metrics_logger``, ``hub.finish_run``...), so a run trained against a hub
+server is recorded on that server, where everyone who may read its output repo finds it. A pipeline step
+record (``fmhub run``'s cache: which version a step produced for a key) is a kind of run record, kept here.
 
 Example:
     >>> from fmhub.runs import Runs
@@ -14,6 +18,7 @@ Example:
     >>> runs.finish(run.id, "completed", summary={"eval_accuracy": 0.97})
 """
 
+from fmhub.runs._buffer import MetricsBuffer
 from fmhub.runs._runs import (
     FINAL_STATUSES,
     RUN_ID_PREFIX,
@@ -22,14 +27,21 @@ from fmhub.runs._runs import (
     MetricPoint,
     RunInfo,
     Runs,
+    StepMetrics,
     environment,
 )
+from fmhub.runs._steps import PipelineStepRecord, PipelineSteps, check_step_key
 from fmhub.runs._tensorboard import TensorBoardWriter
 
 __all__ = [
     "Runs",
     "RunInfo",
     "MetricPoint",
+    "StepMetrics",
+    "MetricsBuffer",
+    "PipelineStepRecord",
+    "PipelineSteps",
+    "check_step_key",
     "Environment",
     "environment",
     "TensorBoardWriter",

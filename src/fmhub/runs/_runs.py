@@ -10,6 +10,7 @@ import platform
 import re
 import secrets
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
@@ -18,12 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from fmhub._version import __version__
 from fmhub.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
-from fmhub.store import _schema as t
-from fmhub.store._db import Database
+from fmhub.runs import _tables as t
+from fmhub.store import Database
 
-__all__ = ["Runs", "RunInfo", "MetricPoint", "Environment", "environment", "RUN_STATUSES", "FINAL_STATUSES",
-           "RUN_ID_PREFIX"]
+__all__ = ["Runs", "RunInfo", "MetricPoint", "StepMetrics", "Environment", "environment", "RUN_STATUSES",
+           "FINAL_STATUSES", "RUN_ID_PREFIX"]
 
 #: Every status a run can have; a run starts ``running`` and ends in one of :data:`FINAL_STATUSES`.
 RUN_STATUSES = ("running", "completed", "failed", "stopped")
@@ -34,6 +36,8 @@ _ID_HEX = 12
 _MIN_PREFIX = 4  # hex digits a prefix needs, as short commit ids need 7
 _HEX = re.compile(r"^[0-9a-f]+$")
 _MAX_KEY = 255
+_MAX_STEP = 2**31 - 1  # the column is a 32-bit INTEGER on PostgreSQL
+_CANDIDATES = 50  # rows a prefix is resolved among (before the caller's visibility filter)
 #: The libraries whose versions decide what a training run computes (read from package metadata, not
 #: imported, so recording them costs nothing).
 _LIBRARIES = ("torch", "transformers", "datasets", "tokenizers", "numpy")
@@ -61,11 +65,16 @@ class Environment:
     libraries: dict[str, str]  # name -> version; "python" included; libraries not installed are absent
     hardware: dict[str, Any]  # cpu, cores, ram_gib, gpus (names; [] for none), os; unknown fields absent
 
+    def to_json(self) -> dict[str, Any]:
+        return {"code_version": self.code_version, "libraries": dict(self.libraries), "hardware": dict(self.hardware)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Environment:
+        return cls(str(data["code_version"]), dict(data.get("libraries") or {}), dict(data.get("hardware") or {}))
+
 
 def environment() -> Environment:
     """Describe this process's code, libraries and machine. Never fails: what cannot be read is left out."""
-    from fmhub import __version__
-
     libraries = {"python": platform.python_version()}
     for name in _LIBRARIES:
         try:
@@ -144,6 +153,19 @@ class RunInfo:
         """How long it ran (so far, for a running run)."""
         return (self.ended_at or _now()) - self.started_at
 
+    def to_json(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        data["started_at"] = self.started_at.isoformat()
+        data["ended_at"] = None if self.ended_at is None else self.ended_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunInfo:
+        values = {f: data.get(f) for f in cls.__dataclass_fields__}
+        values["started_at"] = _parse_time(data["started_at"])
+        values["ended_at"] = None if data.get("ended_at") is None else _parse_time(data["ended_at"])
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class MetricPoint:
@@ -152,6 +174,42 @@ class MetricPoint:
     key: str
     value: float
     at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "key": self.key, "value": self.value,
+                "at": self.at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MetricPoint:
+        epoch = data.get("epoch")
+        return cls(int(data["step"]), None if epoch is None else float(epoch), str(data["key"]), float(data["value"]),
+                   _parse_time(data["at"]))
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """Metric values logged at one training step: what :meth:`Runs.log_many` (and a hub) takes in a batch."""
+
+    step: int
+    metrics: dict[str, float]
+    epoch: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe: non-finite values (which are never stored) are left out, as JSON has no spelling for them."""
+        metrics = {k: float(v) for k, v in self.metrics.items() if _finite_number(v)}
+        epoch = None if self.epoch is None or not math.isfinite(float(self.epoch)) else float(self.epoch)
+        return {"step": int(self.step), "epoch": epoch, "metrics": metrics}
+
+
+def _finite_number(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True  # not a number at all: kept, so the hub refuses it by name (InvalidInputError)
+
+
+def _parse_time(value: str) -> datetime:
+    return _aware(datetime.fromisoformat(value))  # type: ignore[return-value]
 
 
 def _json(value: Any) -> str:
@@ -185,6 +243,24 @@ def _metric_value(key: object, value: object) -> float:
         raise InvalidInputError(f"metric {key!r} is not a number: {value!r}") from None
 
 
+def _checked_step(step: object) -> int:
+    try:
+        checked = -1 if isinstance(step, bool) else operator.index(step)  # ints and numpy integers
+    except TypeError:
+        checked = -1
+    if not 0 <= checked <= _MAX_STEP:
+        raise InvalidInputError(f"invalid step {step!r}", hint=f"steps are integers from 0 to {_MAX_STEP}")
+    return checked
+
+
+def _checked_epoch(epoch: object) -> float | None:
+    try:
+        value = float(epoch)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"epoch {epoch!r} is not a number") from None
+    return value if math.isfinite(value) else None
+
+
 class Runs:
     """Training runs, stored beside the repos (same database, same transaction discipline).
 
@@ -206,20 +282,22 @@ class Runs:
 
     def start(self, *, task: str, config: dict[str, Any], command: str, base_model: str | None,
               base_commit: str | None, dataset: str | None, dataset_commit: str | None, output: str | None,
-              name: str | None = None, created_by: str | None = None) -> RunInfo:
-        """Record a new ``running`` run with this process's environment (see :func:`environment`).
+              name: str | None = None, created_by: str | None = None, env: Environment | None = None) -> RunInfo:
+        """Record a new ``running`` run with the environment it runs in.
 
         Args:
             task: what is trained, e.g. ``text-classification``.
             config: the resolved config (JSON-able; other values are stored as their ``str``).
             command: the command line that started it.
             name: a label for people (default: ``<task>-<YYYYmmdd-HHMMSS>``).
+            env: where it runs (default: this process, see :func:`environment`); a hub server records the
+                training machine's, which the client sends.
         """
         if not isinstance(task, str) or not task or len(task) > 64:
             raise InvalidInputError(f"invalid task {task!r}", hint="use 1-64 characters, e.g. text-classification")
         if name is not None and (not name.strip() or len(name) > 255):
             raise InvalidInputError(f"invalid run name {name!r}", hint="use 1-255 characters")
-        env = environment()
+        env = env or environment()
         now = _now()
         values = dict(
             name=name or f"{task}-{now:%Y%m%d-%H%M%S}", task=task, status="running", config=_json(config),
@@ -248,23 +326,25 @@ class Runs:
             InvalidInputError: a metric name that is not a string of 1-255 characters, or a value that is not
                 a number.
         """
-        try:
-            checked = -1 if isinstance(step, bool) else operator.index(step)  # ints and numpy integers
-        except TypeError:
-            checked = -1
-        if checked < 0:
-            raise InvalidInputError(f"invalid step {step!r}", hint="steps are integers ≥ 0")
-        step = checked
-        if epoch is not None:
-            epoch = float(epoch)
-            if not math.isfinite(epoch):
-                epoch = None
+        return self.log_many(run_id, [StepMetrics(step, metrics, epoch)])
+
+    def log_many(self, run_id: str, entries: Iterable[StepMetrics]) -> int:
+        """:meth:`log` for several steps at once (a batch a client buffered), in one transaction.
+
+        Every entry is checked before anything is stored: a bad one stores none of the batch.
+        """
         now = _now()
         rows = []
-        for key, value in metrics.items():
-            number = _metric_value(key, value)
-            if math.isfinite(number):
-                rows.append({"step": step, "epoch": epoch, "key": key, "value": number, "at": now})
+        for entry in entries:
+            step, epoch = _checked_step(entry.step), entry.epoch
+            if epoch is not None:
+                epoch = _checked_epoch(epoch)
+            if not isinstance(entry.metrics, dict):
+                raise InvalidInputError(f"metrics at step {step} are not a mapping of names to numbers")
+            for key, value in entry.metrics.items():
+                number = _metric_value(key, value)
+                if math.isfinite(number):
+                    rows.append({"step": step, "epoch": epoch, "key": key, "value": number, "at": now})
         with self.db.write() as conn:
             row = self._row(conn, run_id)
             if rows:
@@ -295,19 +375,26 @@ class Runs:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def get(self, run_id: str) -> RunInfo:
-        """A run by id or unique id prefix (≥ 4 hex digits, with or without ``r-``)."""
-        with self.db.read() as conn:
-            return self._info(self._row(conn, run_id))
+    def get(self, run_id: str, visible: Callable[[RunInfo], bool] | None = None) -> RunInfo:
+        """A run by id or unique id prefix (≥ 4 hex digits, with or without ``r-``).
 
-    def resolve(self, run_id: str) -> str:
+        Args:
+            visible: the runs the caller may see (a hub server's access rule); the others are not found,
+                exactly as missing runs are, and do not make a prefix ambiguous.
+        """
+        with self.db.read() as conn:
+            return self._info(self._row(conn, run_id, visible))
+
+    def resolve(self, run_id: str, visible: Callable[[RunInfo], bool] | None = None) -> str:
         """The full id of a run given by id or unique prefix."""
         with self.db.read() as conn:
-            return self._row(conn, run_id).id
+            return self._row(conn, run_id, visible).id
 
-    def list(self, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
-        """Runs, newest first."""
-        query = select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc()).limit(max(0, limit))
+    def list(self, limit: int = 50, status: str | None = None, task: str | None = None,
+             offset: int = 0) -> list[RunInfo]:
+        """Runs, newest first (``offset`` skips that many, for pages)."""
+        query = (select(t.runs).order_by(t.runs.c.started_at.desc(), t.runs.c.id.desc())
+                 .limit(max(0, limit)).offset(max(0, offset)))
         if status is not None:
             query = query.where(t.runs.c.status == _check_status(status, RUN_STATUSES))
         if task is not None:
@@ -335,9 +422,9 @@ class Runs:
 
     # -- rows -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _row(conn: Connection, run_id: str):
-        """The row of a full run id or a unique prefix of one."""
+    @classmethod
+    def _row(cls, conn: Connection, run_id: str, visible: Callable[[RunInfo], bool] | None = None):
+        """The row of a full run id or a unique prefix of one (among the ``visible`` runs, if given)."""
         if not isinstance(run_id, str):
             raise InvalidInputError(f"invalid run id {run_id!r}", hint="e.g. r-1a2b3c4d5e6f or its first digits")
         given = run_id.strip().lower()
@@ -346,7 +433,7 @@ class Runs:
             raise RunNotFoundError(run_id)
         if len(digits) == _ID_HEX:
             row = conn.execute(select(t.runs).where(t.runs.c.id == RUN_ID_PREFIX + digits)).one_or_none()
-            if row is None:
+            if row is None or (visible is not None and not visible(cls._info(row))):
                 raise RunNotFoundError(run_id)
             return row
         if len(digits) < _MIN_PREFIX:
@@ -354,11 +441,13 @@ class Runs:
                                     hint=f"give at least {_MIN_PREFIX} hex digits of the id (see: fmhub runs list)")
         # Hex digits only (checked above), so the prefix has no LIKE wildcards to escape.
         rows = conn.execute(select(t.runs).where(t.runs.c.id.like(RUN_ID_PREFIX + digits + "%"))
-                            .order_by(t.runs.c.id).limit(10)).all()
+                            .order_by(t.runs.c.id).limit(_CANDIDATES)).all()
+        if visible is not None:
+            rows = [row for row in rows if visible(cls._info(row))]
         if not rows:
             raise RunNotFoundError(run_id)
         if len(rows) > 1:
-            raise AmbiguousRunError(run_id, [r.id for r in rows])
+            raise AmbiguousRunError(run_id, [r.id for r in rows[:10]])
         return rows[0]
 
     @staticmethod

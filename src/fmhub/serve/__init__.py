@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from fmhub.client import Hub
+from fmhub.constants import settings
 from fmhub.errors import InvalidInputError
 from fmhub.serve._app import create_app
 from fmhub.serve._config import BACKENDS, ServeConfig
@@ -25,13 +27,11 @@ __all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepar
 _CONFIG_ENV = "FMHUB_SERVE_CONFIG"  # how worker processes receive the configuration
 
 
-def prepare(config: ServeConfig, hub: Any = None) -> str:
+def prepare(config: ServeConfig, hub: Hub | None = None) -> str:
     """Check ``config`` and pull the exact version into the local cache (verified); return its commit.
 
     Runs before the server starts, so a bad model or option fails the command (exit 2), not a worker.
     """
-    from fmhub.client import Hub
-
     config.validate()
     owned = hub is None
     hub = hub or Hub.open()
@@ -51,12 +51,9 @@ def prepare(config: ServeConfig, hub: Any = None) -> str:
     return f"{repo}@{commit}"
 
 
-def app_for(config: ServeConfig, hub: Any = None, *, load_first: bool = False) -> Any:
+def app_for(config: ServeConfig, hub: Hub | None = None, *, load_first: bool = False) -> Any:
     """The app for ``config``; the model loads in the background after startup (``/readyz``), or before the
     app accepts requests with ``load_first``."""
-    from fmhub.client import Hub
-    from fmhub.constants import settings
-
     def load() -> ServedModel:
         owned = hub is None
         opened = hub or Hub.open()

@@ -22,10 +22,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import fmhub
+from fmhub import tasks
+from fmhub._version import __version__
+from fmhub.cards import parse_card
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
 from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
@@ -36,60 +37,6 @@ from fmhub.serve._model import ServedModel
 __all__ = ["create_app"]
 
 _log = logging.getLogger("uvicorn.error")
-
-_BATCHED = ("classify", "tokens", "fill-mask", "embed")
-
-
-class _Parameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    truncate: bool = Field(False, description="Cut inputs over the token limit instead of refusing them (422).")
-
-
-class ClassifyParameters(_Parameters):
-    top_k: int | None = Field(None, ge=1, description="Labels per input, best first (default: all).")
-
-
-class FillMaskParameters(_Parameters):
-    top_k: int = Field(5, ge=1, le=100, description="Candidate tokens per mask.")
-
-
-class EmbedParameters(_Parameters):
-    normalize: bool = Field(True, description="L2-normalize each embedding.")
-
-
-class GenerateParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    max_new_tokens: int = Field(32, ge=1, le=2048, description="Tokens to generate at most.")
-    temperature: float = Field(0.0, ge=0.0, le=100.0, description="0: greedy; above: sampling.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    seed: int | None = Field(None, description="Seed of the sampling, for a repeatable answer.")
-    stream: bool = Field(False, description="Send tokens as server-sent events as they are made.")
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    inputs: str | list[str] = Field(description="One text, or a list of texts.")
-
-
-class ClassifyRequest(_Body):
-    parameters: ClassifyParameters = ClassifyParameters()
-
-
-class TokensRequest(_Body):
-    parameters: _Parameters = _Parameters()
-
-
-class FillMaskRequest(_Body):
-    parameters: FillMaskParameters = FillMaskParameters()
-
-
-class EmbedRequest(_Body):
-    parameters: EmbedParameters = EmbedParameters()
-
-
-class GenerateRequest(_Body):
-    parameters: GenerateParameters = GenerateParameters()
-
 
 class _ServerState:
     """What the app holds once started: the model (None while loading), batchers, executor, metrics."""
@@ -123,11 +70,9 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
             served = done.result()
             state.metrics = ServeMetrics(served.loaded.commit)
             state.queue = QueueGauge(config.max_queue, state.metrics.queue_depth.set)
-            processes = {"classify": served.classify, "tokens": served.tokens, "fill-mask": served.fill_mask,
-                         "embed": served.embed}
             for name in served.endpoints:
-                if name in processes:
-                    state.batchers[name] = Batcher(name, processes[name], state.executor,
+                if served.endpoint(name).batched:
+                    state.batchers[name] = Batcher(name, served.batch_function(name), state.executor,
                                                    max_batch_size=config.max_batch_size,
                                                    max_wait_ms=config.max_wait_ms, queue=state.queue,
                                                    on_batch=state.metrics.batch)
@@ -145,7 +90,7 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
                 await batcher.stop()
             state.executor.shutdown(wait=True, cancel_futures=False)
 
-    app = FastAPI(title="fmhub serve", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="fmhub serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Inference for one model version of an fmhub hub.")
     serve_docs(app)
     app.state.server = state
@@ -159,17 +104,18 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
             raise _NotReady("the model is still loading", hint="retry when /readyz answers 200")
         return state.served
 
-    async def run_batched(endpoint: str, body: _Body) -> JSONResponse:
-        served = ready()
-        served.check(endpoint)
-        texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
-        if not texts:
+    def inputs_of(body: Any) -> list[Any]:
+        given = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+        if not given:
             raise InvalidInputError("inputs is an empty list", hint='send {"inputs": "text"} or a non-empty list')
-        if len(texts) > config.max_inputs:
-            raise InvalidInputError(f"{len(texts)} inputs in one request; this server takes at most "
+        if len(given) > config.max_inputs:
+            raise InvalidInputError(f"{len(given)} inputs in one request; this server takes at most "
                                     f"{config.max_inputs}", hint="split the request")
-        parameters = body.parameters.model_dump()  # type: ignore[attr-defined]
-        futures = state.batchers[endpoint].submit(texts, parameters)
+        return given
+
+    async def run_batched(name: str, body: Any) -> JSONResponse:
+        ready().endpoint(name)
+        futures = state.batchers[name].submit(inputs_of(body), body.parameters.model_dump())
         try:
             results = await asyncio.wait_for(asyncio.gather(*futures), config.timeout_s)
         except TimeoutError:
@@ -177,47 +123,31 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
                                       hint="retry later, or send fewer or shorter inputs") from None
         return JSONResponse(results)
 
-    @app.post("/v1/classify", summary="Labels and scores of each text (text classification)")
-    async def classify(body: ClassifyRequest) -> JSONResponse:
-        return await run_batched("classify", body)
-
-    @app.post("/v1/tokens", summary="Entities with character offsets (token classification)")
-    async def tokens(body: TokensRequest) -> JSONResponse:
-        return await run_batched("tokens", body)
-
-    @app.post("/v1/fill-mask", summary="Most likely tokens for each mask token (masked LM)")
-    async def fill_mask(body: FillMaskRequest) -> JSONResponse:
-        return await run_batched("fill-mask", body)
-
-    @app.post("/v1/embed", summary="Mean-pooled, normalized sentence embeddings (encoders)")
-    async def embed(body: EmbedRequest) -> JSONResponse:
-        return await run_batched("embed", body)
-
-    @app.post("/v1/generate", summary="Continue a text (causal LM); server-sent events with stream=true")
-    async def generate(body: GenerateRequest) -> Response:
+    async def run_unbatched(name: str, body: Any) -> Response:
         served = ready()
-        served.check("generate")
-        texts = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
-        if not texts or len(texts) > config.max_inputs:
-            raise InvalidInputError(f"{len(texts)} inputs; send 1 to {config.max_inputs}")
+        served.endpoint(name)
+        given = inputs_of(body)
         parameters = body.parameters.model_dump()
-        if parameters["stream"]:
-            if len(texts) != 1:
+        if parameters.get("stream"):
+            if len(given) != 1:
                 raise InvalidInputError("stream=true takes one input", hint='send {"inputs": "text"}')
-            return await _stream(state, served, texts[0], parameters)
+            return await _stream(state, served, name, given[0], parameters)
         loop = asyncio.get_running_loop()
-        state.queue.reserve(len(texts))
+        state.queue.reserve(len(given))
         try:
             answers = []
-            for text in texts:
+            for one in given:
                 answers.append(await asyncio.wait_for(
-                    loop.run_in_executor(state.executor, served.generate, text, parameters), config.timeout_s))
+                    loop.run_in_executor(state.executor, served.run_one, name, one, parameters), config.timeout_s))
         except TimeoutError:
             raise RequestTimeoutError(f"no answer within {config.timeout_s:g} s",
                                       hint="ask for fewer max_new_tokens") from None
         finally:
-            state.queue.release(len(texts))
-        return JSONResponse([{"generated_text": text + answer} for text, answer in zip(texts, answers, strict=True)])
+            state.queue.release(len(given))
+        return JSONResponse([{"generated_text": one + answer} for one, answer in zip(given, answers, strict=True)])
+
+    for endpoint in tasks.endpoints().values():  # every task's routes; a model answers its own, 404 the others
+        _route(app, endpoint, run_batched if endpoint.batched else run_unbatched)
 
     @app.get("/v1/model", summary="The served version: repo, commit, task, labels, endpoints, card summary")
     async def model_info() -> JSONResponse:
@@ -249,7 +179,18 @@ class _NotReady(FmhubError):
     """503: no model to answer with (yet)."""
 
 
-async def _stream(state: _ServerState, served: ServedModel, text: str, parameters: dict[str, Any]) -> Response:
+def _route(app: FastAPI, endpoint: tasks.Endpoint, run: Callable[[str, Any], Any]) -> None:
+    """``POST /v1/<name>`` with the endpoint's own request schema (in the OpenAPI document)."""
+
+    async def route(body: Any) -> Response:
+        return await run(endpoint.name, body)
+
+    route.__annotations__ = {"body": endpoint.request, "return": Response}
+    app.post(f"/v1/{endpoint.name}", summary=endpoint.summary, name=endpoint.name.replace("-", "_"))(route)
+
+
+async def _stream(state: _ServerState, served: ServedModel, name: str, text: str, parameters: dict[str, Any]
+                  ) -> Response:
     """Server-sent events: one ``data:`` line per new piece of text, then the whole generation, then [DONE]."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[str | None] = asyncio.Queue()
@@ -258,7 +199,7 @@ async def _stream(state: _ServerState, served: ServedModel, text: str, parameter
     def on_text(piece: str) -> None:
         loop.call_soon_threadsafe(pieces.put_nowait, piece)
 
-    job = loop.run_in_executor(state.executor, served.generate, text, parameters, on_text)
+    job = loop.run_in_executor(state.executor, served.run_one, name, text, parameters, on_text)
     job.add_done_callback(lambda _: (state.queue.release(1), pieces.put_nowait(None)))
 
     async def events() -> AsyncIterator[bytes]:
@@ -276,8 +217,6 @@ async def _stream(state: _ServerState, served: ServedModel, text: str, parameter
 
 
 def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
-    from fmhub.cards import parse_card
-
     loaded = served.loaded
     readme = loaded.folder / "README.md"
     metadata: dict[str, Any] = {}
@@ -289,7 +228,7 @@ def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
     card = {k: metadata[k] for k in ("license", "base_model", "datasets", "pipeline_tag", "tags") if k in metadata}
     fmhub_section = metadata.get("fmhub") if isinstance(metadata.get("fmhub"), dict) else {}
     card.update({k: fmhub_section[k] for k in ("lineage", "variant") if k in fmhub_section})
-    return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task, "backend": loaded.format,
+    return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task.name, "backend": loaded.format,
             "labels": served.labels, "endpoints": [f"/v1/{e}" for e in served.endpoints],
             "max_input_tokens": served.max_tokens, "max_batch_size": config.max_batch_size,
             "max_wait_ms": config.max_wait_ms, "threads": loaded.threads, "card": card}

@@ -14,19 +14,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from typing import Any
 
 from fmhub.errors import OverloadedError
+from fmhub.tasks import Item
 
 __all__ = ["Batcher", "Item"]
-
-
-@dataclass
-class Item:
-    text: str
-    parameters: dict[str, Any]
-    future: asyncio.Future[Any] = field(repr=False)
 
 
 class Batcher:

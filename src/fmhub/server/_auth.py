@@ -9,6 +9,9 @@ Every route declares one of three dependencies, and the auth-matrix test checks 
   is looked up, so missing and private repos answer alike), and the user must have write rights on
   the namespace (403).
 - :data:`AdminDep` — a site administrator's write token.
+
+Records about repos (training runs, pipeline step records) follow the repo they produce — their *output*
+repo: :func:`can_read_output` and :func:`check_output_write` are the one rule for them.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from fmhub.accounts import Accounts, Principal
-from fmhub.errors import AuthenticationError, ConfigError, PermissionDeniedError, RepoNotFoundError
-from fmhub.store import Repo, Store
+from fmhub.errors import AuthenticationError, ConfigError, FmhubError, PermissionDeniedError, RepoNotFoundError
+from fmhub.store import REPO_TYPES, Repo, Store, validate_repo_id
 
 __all__ = [
     "HubConfig",
@@ -37,6 +40,9 @@ __all__ = [
     "require_write_token",
     "AuthenticatedDep",
     "may_reference_blob",
+    "can_see",
+    "can_read_output",
+    "check_output_write",
 ]
 
 GiB = 1024**3
@@ -210,3 +216,39 @@ def writable_repo(store: Store, caller: Principal, repo_type: str, repo_id: str)
     repo = visible_repo(store, caller, repo_type, repo_id)
     check_namespace_write(caller, repo.namespace)
     return repo
+
+
+def _namespace(repo_id: str | None) -> str | None:
+    try:
+        return validate_repo_id(repo_id).split("/")[0] if repo_id else None
+    except FmhubError:
+        return None
+
+
+def can_read_output(store: Store, caller: Principal | None, repo_id: str | None) -> bool:
+    """May the caller read a record (a run, a pipeline step record) whose output is repo ``repo_id``?
+
+    Exactly those who may read the repo: a model or dataset repo of that id the caller may see. While no
+    repo of that id exists (not published yet, a failed run, or deleted since), the record is treated as a
+    private repo of its namespace: its members and site administrators read it, nobody else learns of it.
+    """
+    found = False
+    if repo_id:
+        for repo_type in REPO_TYPES:
+            try:
+                repo = store.get_repo(repo_id, repo_type=repo_type)
+            except FmhubError:  # missing, or not a valid id (records copied from elsewhere)
+                continue
+            if can_see(caller, repo):
+                return True
+            found = True
+    if caller is None or found:
+        return False
+    namespace = _namespace(repo_id)
+    return caller.is_admin if namespace is None else caller.can_read_namespace(namespace)
+
+
+def check_output_write(caller: Principal, repo_id: str) -> None:
+    """Writing a record whose output is ``repo_id`` needs what pushing to that repo needs: a write token and
+    write rights on its namespace (the repo itself may not exist yet: training creates it at the end)."""
+    check_namespace_write(caller, validate_repo_id(repo_id).split("/")[0])

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.errors import RepoNotFoundError
-from fmhub.evaluate._index import Evaluations, check_report_path
+from fmhub.evaluations import Evaluations, check_report_path
 from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, can_see, writable_repo
 
 __all__ = ["router"]

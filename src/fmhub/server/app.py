@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-import fmhub
+from fmhub._version import __version__
 from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
-from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, web
+from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, web
 from fmhub.server._auth import HubConfig
 from fmhub.http import install_error_handlers
 from fmhub.http import BodyLimitMiddleware
@@ -50,7 +50,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
             if owned:
                 app.state.store.close()
 
-    app = FastAPI(title="fmhub", version=fmhub.__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
     serve_docs(app)
     install_error_handlers(app)
@@ -71,6 +71,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     # Write routes first: their paths are more specific than the read side's catch-alls.
     app.include_router(_admin.router)
     app.include_router(_evals.router)
+    app.include_router(_runs.router)
     app.include_router(_hf_write.router)
     app.include_router(_lfs.router)
     app.include_router(_hf.router)

@@ -1,7 +1,9 @@
 """The versioned repository store: repos, commits, trees, refs and content-addressed blobs.
 
 It knows nothing of HTTP or ML. Metadata lives behind a SQLAlchemy URL (SQLite by default,
-PostgreSQL for teams), blobs behind a URI (``file://`` by default, ``s3://``).
+PostgreSQL for teams), blobs behind a URI (``file://`` by default, ``s3://``). Other domains (accounts,
+runs, evaluations) keep their own tables in the same database: they declare them on :data:`metadata` and
+read and write them through :class:`Database`'s transactions, never through the store's tables.
 
 Example:
     >>> from fmhub.store import open_store, AddFile
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from fmhub.constants import Settings, settings
 from fmhub.store._db import Database
+from fmhub.store._schema import SCHEMA_HEAD, complete_metadata, metadata
 from fmhub.store.blobs import BlobInfo, BlobStore, open_blob_store
 from fmhub.store.objects import (
     AddFile,
@@ -37,6 +40,9 @@ __all__ = [
     "open_store",
     "Store",
     "Database",
+    "metadata",
+    "complete_metadata",
+    "SCHEMA_HEAD",
     "BlobStore",
     "BlobInfo",
     "open_blob_store",

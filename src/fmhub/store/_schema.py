@@ -1,16 +1,21 @@
-"""Metadata tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create and evolve them.
+"""The store's metadata tables (SQLAlchemy Core), and the one ``MetaData`` every domain declares its tables on.
 
-The tables hold names, commits and trees; bytes live in the blob store, keyed by sha256.
+The store owns repos, commits, trees, refs, blobs, LFS upload grants, hub settings and the audit log: names,
+commits and trees; bytes live in the blob store, keyed by sha256. Other domains own their tables and declare
+them on :data:`metadata` in their own package (accounts in ``fmhub.accounts``, runs and pipeline step records
+in ``fmhub.runs``, the evaluations index in ``fmhub.evaluations``), listed in :data:`DOMAIN_TABLE_MODULES`.
+Alembic migrations in ``migrations/`` create and evolve all of them (one database, one schema version).
 """
 
 from __future__ import annotations
+
+import importlib
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
     DateTime,
-    Double,
     ForeignKey,
     Index,
     Integer,
@@ -21,9 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "repos", "commits", "trees", "tree_entries", "refs", "blobs", "accounts", "memberships",
-           "tokens", "audit_log", "lfs_uploads", "hub_settings", "runs", "run_metrics", "evaluations", "pipeline_steps",
-           "SCHEMA_HEAD"]
+__all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
+           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
 SCHEMA_HEAD = "0005"
@@ -36,6 +40,19 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+#: The modules declaring the other domains' tables on :data:`metadata`. Named, not imported: the store sits
+#: below those domains and never depends on them; only :func:`complete_metadata` (for Alembic's view of the
+#: whole schema, and the migration tests) loads them.
+DOMAIN_TABLE_MODULES = ("fmhub.accounts._tables", "fmhub.runs._tables", "fmhub.evaluations._tables")
+
+
+def complete_metadata() -> MetaData:
+    """:data:`metadata` with every domain's tables declared on it (what the migrations create)."""
+    for module in DOMAIN_TABLE_MODULES:
+        importlib.import_module(module)
+    return metadata
+
 
 repos = Table(
     "repos",
@@ -109,51 +126,6 @@ blobs = Table(
 )
 
 
-# -- accounts (0002) ---------------------------------------------------------------------------------
-
-# Users and organizations share one namespace (a repo's namespace is one or the other), as on the Hub.
-accounts = Table(
-    "accounts",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(8), nullable=False),  # "user" | "org"
-    Column("name", String(96), nullable=False),
-    Column("key", String(96), nullable=False, unique=True),  # lower(name): names are unique case-insensitively
-    Column("fullname", String(255), nullable=True),
-    Column("email", String(255), nullable=True),
-    Column("is_admin", Boolean, nullable=False, default=False),  # site administrator (users only)
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-memberships = Table(
-    "memberships",
-    metadata,
-    Column("org_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), primary_key=True),
-    Column("user_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), primary_key=True),
-    Column("role", String(8), nullable=False),  # "read" | "write" | "admin"
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Index(None, "user_pk"),
-)
-
-# A token is shown once; the table keeps a lookup prefix of its sha256 (to find the row) and a salted
-# sha256 (to check it in constant time), never the token.
-tokens = Table(
-    "tokens",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("user_pk", Integer, ForeignKey("accounts.pk", ondelete="CASCADE"), nullable=False),
-    Column("name", String(96), nullable=False),
-    Column("role", String(8), nullable=False),  # "read" | "write"
-    Column("lookup", String(16), nullable=False, unique=True),
-    Column("salt", String(32), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
-    Index(None, "user_pk"),
-)
-
 # Every write, in the transaction that made it: who, what, which repo, which ref and commit, when.
 # Repo ids are copied, not referenced, so the trail outlives deleted repos.
 audit_log = Table(
@@ -188,90 +160,4 @@ hub_settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
-)
-
-
-# -- runs (0003) -------------------------------------------------------------------------------------
-
-# A training run: what went in (base model and dataset as repo + commit, the resolved config, the command),
-# where it ran (code and library versions, hardware) and what came out (output repo + commit, final
-# metrics). Repo ids are copied, not referenced, so a run outlives the repos it names (as audit_log).
-runs = Table(
-    "runs",
-    metadata,
-    Column("id", String(32), primary_key=True),  # "r-" + 12 hex
-    Column("name", String(255), nullable=False),
-    Column("task", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # "running" | "completed" | "failed" | "stopped"
-    Column("config", Text, nullable=False),  # JSON object: the resolved config
-    Column("command", Text, nullable=False),
-    Column("base_model", String(200), nullable=True),
-    Column("base_commit", String(40), nullable=True),
-    Column("dataset", String(200), nullable=True),
-    Column("dataset_commit", String(40), nullable=True),
-    Column("output", String(200), nullable=True),
-    Column("output_commit", String(40), nullable=True),  # set when the output is published
-    Column("code_version", String(64), nullable=False),
-    Column("libraries", Text, nullable=False),  # JSON object: name -> version
-    Column("hardware", Text, nullable=False),  # JSON object: cpu, cores, ram_gib, gpus
-    Column("created_by", String(255), nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("ended_at", DateTime(timezone=True), nullable=True),
-    Column("summary", Text, nullable=True),  # JSON object: final metrics
-    Index(None, "started_at"),
-)
-
-# One row per (run, step, metric); only finite values are stored.
-run_metrics = Table(
-    "run_metrics",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("step", Integer, nullable=False),
-    Column("epoch", Double, nullable=True),
-    Column("key", String(255), nullable=False),
-    Column("value", Double, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Index(None, "run_id", "key", "step"),
-)
-
-
-# -- evaluations (0004) ------------------------------------------------------------------------------
-
-# A pushed evaluation report card: which model version was evaluated on which dataset version and split,
-# the commit holding the card (eval/<dataset>/<split>/report.json) and its headline metrics, so versions
-# can be listed and compared by metric without reading every report.
-evaluations = Table(
-    "evaluations",
-    metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("model", String(200), nullable=False),
-    Column("model_commit", String(40), nullable=False),  # the evaluated weights
-    Column("card_commit", String(40), nullable=False),  # the commit holding the report
-    Column("dataset", String(200), nullable=False),
-    Column("dataset_commit", String(40), nullable=False),
-    Column("split", String(255), nullable=False),
-    Column("task", String(64), nullable=False),
-    Column("report_path", String(1000), nullable=False),
-    Column("metrics", Text, nullable=False),  # JSON object: flat name -> number
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Index(None, "model", "created_at"),
-)
-
-
-# -- pipeline step records (0005) ----------------------------------------------------------------------
-
-# What a pipeline step produced for a key (sha256 of its kind, resolved options and inputs' commits):
-# fmhub run skips a step whose key is here and whose output commit still exists.
-pipeline_steps = Table(
-    "pipeline_steps",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("pipeline", String(200), nullable=False),
-    Column("step", String(200), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("output", String(300), nullable=False),  # repo@commit
-    Column("metrics", Text, nullable=False),  # JSON
-    Column("detail", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
 )

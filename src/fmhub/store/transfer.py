@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fmhub.constants import settings
 from fmhub.errors import EntryNotFoundError, IntegrityError, InvalidInputError
 from fmhub.store.blobs._base import Progress, hash_file
 from fmhub.store.blobs.file import fsync_dir as _fsync_dir
@@ -245,8 +246,6 @@ def download_files(fetch: FileFetcher, repo_id: str, commit: Commit, files: Sequ
         check_hash = True
     else:
         if cache_dir is None:
-            from fmhub.constants import settings
-
             cache_dir = settings().home / "cache"
         root = snapshot_folder(Path(cache_dir), repo_id, repo_type, commit.oid)
         check_hash = False  # a cache snapshot is keyed by commit and written atomically: size suffices

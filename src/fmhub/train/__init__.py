@@ -2,13 +2,16 @@
 
 Example:
     >>> from fmhub.train import TrainConfig, train
-    >>> outcome = train(TrainConfig(task="text-classification", model="acme/minilm@v1", data="acme/bbc-news@v1",
-    ...                             output="acme/bbc-minilm", epochs=3))
+    >>> config = TrainConfig.from_flat({"task": "text-classification", "model": "acme/minilm@v1",
+    ...                                 "data": "acme/bbc-news@v1", "output": "acme/bbc-minilm", "epochs": 3})
+    >>> outcome = train(config)
     >>> outcome.commit, outcome.result.metrics["eval_accuracy"]
 """
 
-from fmhub.train._config import SCHEDULES, TASKS, TrainConfig
+from fmhub.train._config import (SCHEDULES, DataOptions, DistillOptions, LoopOptions, ModelOptions, OptimizerOptions,
+                                 ScratchOptions, TrainConfig)
 from fmhub.train._loop import TrainingDivergedError, TrainResult
 from fmhub.train._run import TrainOutcome, train
 
-__all__ = ["TrainConfig", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "TASKS", "SCHEDULES"]
+__all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
+           "DistillOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "SCHEDULES"]

@@ -1,96 +1,196 @@
-"""The training configuration: one dataclass, filled from CLI options or a YAML file, checked up front.
+"""The training configuration: typed option groups, each option defined once (:mod:`fmhub.options`).
 
-Every field is a ``fmhub train`` option of the same name (``learning_rate`` → ``--learning-rate``) and
-a key of ``train.yaml``; the resolved configuration is saved with the output as ``training_args.json``.
+The groups nest (``config.optimizer.learning_rate``, ``config.loop.epochs``), as litgpt's configs do; the
+command line, ``train.yaml`` and pipeline steps name every option flat (``--learning-rate``,
+``learning_rate: 1e-4``), and the resolved configuration is saved flat with the output as
+``training_args.json`` — all derived from the declarations below.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fmhub import options, tasks
 from fmhub.errors import InvalidInputError
+from fmhub.options import option
+from fmhub.refs import split_ref
 
-__all__ = ["TrainConfig", "TASKS", "LM_TASKS", "ARCHITECTURES", "SCHEDULES", "split_ref"]
+__all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
+           "DistillOptions", "ARCHITECTURES", "SCHEDULES"]
 
-TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
 ARCHITECTURES = ("bert", "gpt2")
-LM_TASKS = ("masked-lm", "causal-lm")
 SCHEDULES = ("linear", "cosine", "constant")
 
 
-def split_ref(ref: str, what: str) -> tuple[str, str | None]:
-    """``"acme/bert@v1"`` → ``("acme/bert", "v1")``; no ``@`` → the default branch."""
-    repo, sep, revision = ref.partition("@")
-    if not repo or (sep and not revision):
-        raise InvalidInputError(f"{what} {ref!r} is not REPO or REPO@REVISION", hint="e.g. acme/name@v1")
-    return repo, revision or None
+def _positive(value: Any) -> bool:
+    return value > 0 and math.isfinite(value)
+
+
+def _attention_dropout(value: Any) -> Any:
+    """``--attention-dropout``: a probability, or ``model`` (kept as is, read as "the model's own value")."""
+    if isinstance(value, str) and value.strip().lower() == "model":
+        return "model"
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"--attention-dropout {value!r} is not a number",
+                                hint="a probability in [0, 1), or 'model' for the model's own value") from None
+
+
+def _freeze(value: Any) -> bool:
+    if value != "embeddings":
+        raise InvalidInputError(f"--freeze {value!r}: only embeddings can be frozen by name",
+                                hint="--freeze embeddings, or --freeze-layers N for the first N layers")
+    return True
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Which rows and columns of the dataset, and how much of each text."""
+
+    text_column: str | None = option(None, help="Dataset column of the text [default: text; token classification: "
+                                                "tokens].", show_default=False)
+    label_column: str | None = option(None, help="Dataset column of the class label [default: label; token "
+                                                 "classification: tags].", show_default=False)
+    multi_label: bool = option(False, help="Text classification with any number of labels per row (a column of "
+                                           "label lists; sigmoid per label).")
+    train_split: str = option("train", help="Split to train on.")
+    eval_split: str | None = option("validation", help="Split to evaluate on, or 'none'.")
+    max_length: int = option(256, help="Tokens per text, truncated beyond.", check=lambda v: v >= 8,
+                             rule="at least 8")
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """AdamW, its schedule and the loss."""
+
+    learning_rate: float = option(5e-5, help="Peak learning rate of AdamW.", aliases=("--lr",), check=_positive,
+                                  rule="a positive number")
+    schedule: str = option("linear", help="Learning-rate schedule after warmup.", choices=SCHEDULES)
+    warmup_ratio: float = option(0.0, help="Share of the steps spent warming up.", check=lambda v: 0 <= v < 1,
+                                 rule="in [0, 1)")
+    weight_decay: float = option(0.01, help="AdamW weight decay (not on biases and norms).", check=lambda v: v >= 0,
+                                 rule="≥ 0")
+    max_grad_norm: float = option(1.0, help="Gradient clipping norm, 0 for none.", check=lambda v: v >= 0,
+                                  rule="≥ 0 (0 turns clipping off)")
+    label_smoothing: float = option(0.0, help="Cross-entropy label smoothing.", check=lambda v: 0 <= v < 1,
+                                    rule="in [0, 1)")
+    class_weights: bool = option(False, help="Weight the loss by inverse label frequency (imbalanced data).",
+                                 negative="--no-class-weights")
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """How long to train, in which batches, and when to evaluate, checkpoint and stop."""
+
+    epochs: float = option(3.0, help="Passes over the training split.", check=lambda v: v > 0, rule="positive")
+    max_steps: int | None = option(None, help="Optimizer steps to run (overrides --epochs).", check=lambda v: v > 0,
+                                   rule="positive")
+    batch_size: int = option(16, help="Rows per forward pass.", check=lambda v: v > 0, rule="positive")
+    gradient_accumulation: int = option(1, help="Forward passes per optimizer step.", check=lambda v: v > 0,
+                                        rule="positive")
+    eval_steps: int | None = option(None, help="Evaluate every N steps (always at each epoch end).",
+                                    check=lambda v: v > 0, rule="positive")
+    save_steps: int | None = option(None, help="Checkpoint every N steps (always at each epoch end).",
+                                    check=lambda v: v > 0, rule="positive")
+    early_stopping_patience: int | None = option(None, help="Stop after N evaluations without a better --metric.",
+                                                 check=lambda v: v > 0, rule="positive")
+    metric: str | None = option(None, help="Validation metric for early stopping and 'best' [default: the task's "
+                                           "first: accuracy for text classification, f1 for token classification, "
+                                           "perplexity for language models].", show_default=False)
+    load_best_at_end: bool = option(False, help="Publish the weights of the best evaluation by --metric instead of "
+                                                "the last (a checkpoint at every evaluation).")
+    seed: int = option(0, help="Seed of the head init, data order and dropout.")
+    threads: int | None = option(None, help="Torch CPU threads [default: the cores available].", check=lambda v: v > 0,
+                                 rule="positive", show_default=False)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What of the model is trained, and how."""
+
+    # 0 by default: PyTorch's fused CPU attention kernel has no dropout, so any other value falls back to the
+    # unfused path (1.7x slower steps for all-MiniLM-L6-v2 at 256 tokens); hidden-state dropout is kept either way.
+    attention_dropout: float | str | None = option(
+        0.0, help="Dropout on attention probabilities while training, or 'model' to keep the model's value "
+                  "[default: 0: PyTorch's fused CPU attention has no dropout, so other values train ~1.7x slower].",
+        cli_type=str, parse=_attention_dropout, show_default=False,
+        check=lambda v: v == "model" or 0 <= v < 1, rule="in [0, 1), or 'model' for the model's own value")
+    freeze_embeddings: bool = option(False, help="Keep a part of the model fixed: embeddings (YAML: "
+                                                 "freeze_embeddings: true).", flag="--freeze", cli_type=str,
+                                     parse=_freeze, show_default=False)
+    freeze_layers: int = option(0, help="Keep the first N encoder layers fixed.", check=lambda v: v >= 0, rule="≥ 0")
+    ignore_mismatched_sizes: bool = option(False, help="Replace a base classifier head whose labels differ from the "
+                                                       "dataset's.")
+    keep_zeros: bool = option(False, help="Weight matrices' exact zeros stay zero (fine-tuning a pruned model).")
+
+
+@dataclass(frozen=True)
+class ScratchOptions:
+    """Pretraining from scratch (language modeling): a new model and a tokenizer trained on the data."""
+
+    architecture: str | None = option(None, help="Pretrain from scratch: bert (masked-lm) or gpt2 (causal-lm), with "
+                                                 "a tokenizer trained on the data.", choices=ARCHITECTURES)
+    from_config: str | None = option(None, help="Pretrain from scratch from this transformers config.json.")
+    hidden_size: int = option(128, help="From scratch: hidden size.", check=lambda v: v >= 8, rule="at least 8")
+    layers: int = option(2, help="From scratch: layers.", check=lambda v: v >= 1, rule="positive")
+    heads: int = option(2, help="From scratch: attention heads.", check=lambda v: v >= 1, rule="positive")
+    vocab_size: int = option(8000, help="From scratch: size of the tokenizer trained on the data.",
+                             check=lambda v: 100 <= v <= 1_000_000, rule="between 100 and 1,000,000")
+    mlm_probability: float = option(0.15, help="Masked LM: share of tokens masked.", check=lambda v: 0 < v < 1,
+                                    rule="in (0, 1)")
+
+
+@dataclass(frozen=True)
+class DistillOptions:
+    """Distillation: a teacher's soft targets join the labels in the loss."""
+
+    teacher: str | None = option(None, help="Distill: a classifier (REPO or REPO@REV) whose soft targets join the "
+                                            "labels in the loss (same labels and vocabulary).")
+    temperature: float = option(2.0, help="Distill: softening temperature of the KL term.", check=_positive,
+                                rule="a positive number")
+    alpha: float = option(0.5, help="Distill: weight of the KL term; 1 - alpha on the labels.",
+                          check=lambda v: 0 <= v <= 1, rule="in [0, 1]")
+    hidden_loss: float = option(0.0, help="Distill: weight of the hidden-state MSE to the teacher (0: off).",
+                                check=lambda v: v >= 0 and math.isfinite(v), rule="≥ 0")
+    student_layers: int | None = option(None, help="Train a model made of N of --model's layers, evenly spaced.",
+                                        check=lambda v: v >= 1, rule="positive")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What to train, on what, and how (see ``fmhub train --help`` for each field)."""
+    """What to train, on what, and how (see ``fmhub train --help`` for each option).
 
-    task: str
-    data: str  # REPO[@REV] of the dataset
-    output: str  # model repo the result is committed to
-    model: str | None = None  # REPO[@REV] of the base model; None: pretrain from scratch (language modeling)
-    text_column: str | None = None  # default: text (token classification: tokens)
-    label_column: str | None = None  # default: label (token classification: tags)
-    multi_label: bool = False  # text classification with any number of labels per row (sigmoid, BCE)
-    train_split: str = "train"
-    eval_split: str | None = "validation"  # None: no evaluation during training
-    learning_rate: float = 5e-5
-    schedule: str = "linear"
-    warmup_ratio: float = 0.0
-    epochs: float = 3.0
-    max_steps: int | None = None  # optimizer steps; overrides epochs
-    batch_size: int = 16
-    gradient_accumulation: int = 1
-    max_length: int = 256
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    label_smoothing: float = 0.0
-    # Dropout on the attention probabilities while training; None keeps the model's own value. 0 by default:
-    # PyTorch's fused CPU attention kernel has no dropout, so any other value falls back to the unfused path
-    # (1.7x slower steps for all-MiniLM-L6-v2 at 256 tokens); hidden-state dropout is kept either way.
-    attention_dropout: float | None = 0.0
-    class_weights: bool = False  # weight the loss by inverse label frequency ("balanced")
-    freeze_embeddings: bool = False
-    freeze_layers: int = 0
-    eval_steps: int | None = None  # evaluate every N optimizer steps (and at each epoch end)
-    save_steps: int | None = None  # checkpoint every N optimizer steps (and at each epoch end)
-    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
-    metric: str | None = None  # validation metric for early stopping and "best" (default: accuracy; entity f1)
-    load_best_at_end: bool = False  # publish the weights of the best evaluation by --metric, not the last
-    ignore_mismatched_sizes: bool = False
-    seed: int = 0
-    threads: int | None = None  # torch threads (default: the cores this process may use)
-    license: str | None = None
-    private: bool = False
-    # Language modeling (masked-lm, causal-lm).
-    mlm_probability: float = 0.15
-    from_config: str | None = None  # a config.json to pretrain from scratch
-    architecture: str | None = None  # bert (masked-lm) or gpt2 (causal-lm), to pretrain from scratch
-    hidden_size: int = 128
-    layers: int = 2
-    heads: int = 2
-    vocab_size: int = 8000  # of the tokenizer trained on the corpus when the model has none
-    # Distillation (classification): a teacher's soft targets join the labels in the loss.
-    teacher: str | None = None  # REPO[@REV] of a classifier with the dataset's labels and the model's vocabulary
-    temperature: float = 2.0  # softens both distributions in the KL term (scaled back by T²)
-    alpha: float = 0.5  # weight of the soft-target term; 1 - alpha on the labels
-    hidden_loss: float = 0.0  # weight of the MSE between student and teacher hidden states (0: off)
-    student_layers: int | None = None  # train a student made of this many of the model's layers (evenly spaced)
-    # Sparse fine-tuning (after pruning): weight matrices' exact zeros stay zero.
-    keep_zeros: bool = False
+    Example:
+        >>> TrainConfig.from_flat({"task": "text-classification", "model": "acme/minilm@v1",
+        ...                        "data": "acme/bbc-news@v1", "output": "acme/bbc-minilm", "epochs": 3})
+        >>> TrainConfig(task="text-classification", model="acme/minilm@v1", data="acme/bbc-news@v1",
+        ...             output="acme/bbc-minilm", loop=LoopOptions(epochs=3))
+    """
+
+    task: str = option(help="What to train.", choices=tasks.names)
+    data: str = option(help="Dataset repo, REPO or REPO@REVISION (from fmhub data import).")
+    output: str = option(help="Model repo the result is committed to (created if missing).")
+    model: str | None = option(None, help="Base model repo, REPO or REPO@REVISION (omit with "
+                                          "--architecture/--from-config).")
+    license: str | None = option(None, help="License id for the model card.")
+    private: bool = option(False, help="Create the output repo private.")
+    inputs: DataOptions = field(default_factory=DataOptions)
+    optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
+    loop: LoopOptions = field(default_factory=LoopOptions)
+    tuning: ModelOptions = field(default_factory=ModelOptions)
+    scratch: ScratchOptions = field(default_factory=ScratchOptions)
+    distill: DistillOptions = field(default_factory=DistillOptions)
+
+    # -- reading -------------------------------------------------------------------------------------------
 
     @classmethod
     def from_yaml(cls, path: Path | str, **overrides: Any) -> TrainConfig:
-        """Read ``train.yaml`` (keys are field names, ``-`` or ``_``); ``overrides`` (non-None) win."""
+        """Read ``train.yaml`` (option names, ``-`` or ``_``; or group sections like ``optimizer:``); ``overrides``
+        (non-None) win."""
         import yaml
 
         try:
@@ -101,17 +201,21 @@ class TrainConfig:
             raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(data, dict):
             raise InvalidInputError(f"{path}: the config must be a mapping of option: value")
-        data = {str(k).replace("-", "_"): v for k, v in data.items()}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(data, source=str(path))
+        flat: dict[str, Any] = {}
+        groups = {f for f in cls.__dataclass_fields__ if f not in options.flat_names(cls)}
+        for key, value in data.items():
+            key = str(key).replace("-", "_")
+            if key in groups and isinstance(value, dict):
+                flat.update({str(k).replace("-", "_"): v for k, v in value.items()})
+            else:
+                flat[key] = value
+        flat.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_flat(flat, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise InvalidInputError(f"{source}: unknown option(s) {', '.join(unknown)}",
-                                    hint="see fmhub train --help for the options")
+    def from_flat(cls, data: dict[str, Any], source: str = "config", *, cli: bool = False) -> TrainConfig:
+        """Build and check a config from flat option names (the CLI's, a YAML file's, a pipeline step's)."""
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
         required = ("task", "data", "output") if data.get("from_config") or data.get("architecture") else \
             ("task", "model", "data", "output")
         missing = [name for name in required if data.get(name) in (None, "")]
@@ -122,103 +226,70 @@ class TrainConfig:
                                     hint="e.g. --task text-classification --model acme/bert --data acme/news "
                                          f"--output acme/news-bert{scratch}")
         if str(data.get("eval_split", "")).lower() == "none":
-            data = {**data, "eval_split": None}
-        if str(data.get("attention_dropout", "")).lower() == "model":
-            data = {**data, "attention_dropout": None}
-        config = cls(**data)
+            data["eval_split"] = None
+        config = options.from_flat(cls, data, source=source, cli=cli)
         config.validate()
         return config
 
+    from_dict = from_flat
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options flat and JSON-ready (``training_args.json``, the run record)."""
+        return options.to_flat(self)
+
+    # -- what the options mean -----------------------------------------------------------------------------
+
+    @property
+    def task_spec(self) -> tasks.Task:
+        """The registered task this run trains (its multi-label variant with ``--multi-label``)."""
+        return tasks.get(self.task).with_options(multi_label=self.inputs.multi_label)
+
+    @property
+    def attention_dropout(self) -> float | None:
+        """The attention dropout to train with; None keeps the model's own value."""
+        value = self.tuning.attention_dropout
+        return None if value is None or value == "model" else float(value)
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.scratch.from_config is not None or self.scratch.architecture is not None
+
     def validate(self) -> None:
         """Raise InvalidInputError naming the first bad option and its fix (before any work starts)."""
-        if self.task not in TASKS:
-            raise InvalidInputError(f"unknown task {self.task!r}", hint=f"choose from {', '.join(TASKS)}")
-        if self.schedule not in SCHEDULES:
-            raise InvalidInputError(f"unknown schedule {self.schedule!r}", hint=f"choose from {', '.join(SCHEDULES)}")
+        options.check(self)
+        task = tasks.get(self.task)
         if self.model is not None:
             split_ref(self.model, "--model")
         split_ref(self.data, "--data")
-        scratch = self.from_config is not None or self.architecture is not None
-        if scratch and self.task not in LM_TASKS:
-            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(LM_TASKS)}, not {self.task}",
+        scratch = self.scratch
+        if self.from_scratch and task.scratch_architecture is None:
+            pretrainable = [t.name for t in tasks.all_tasks() if t.scratch_architecture]
+            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(pretrainable)}, not {self.task}",
                                     hint="fine-tune a pretrained --model instead")
-        if scratch and self.model is not None:
+        if self.from_scratch and self.model is not None:
             raise InvalidInputError("--model and --from-config/--architecture both given",
                                     hint="--model continues pretraining a hub model; the others start from scratch")
-        if self.from_config is not None and self.architecture is not None:
+        if scratch.from_config is not None and scratch.architecture is not None:
             raise InvalidInputError("--from-config and --architecture both given", hint="pass one of them")
-        if self.architecture is not None and self.architecture not in ARCHITECTURES:
-            raise InvalidInputError(f"unknown architecture {self.architecture!r}",
-                                    hint=f"choose from {', '.join(ARCHITECTURES)}")
-        if self.architecture is not None and \
-                (self.architecture == "bert") != (self.task == "masked-lm"):
-            raise InvalidInputError(f"--architecture {self.architecture} does not fit {self.task}",
-                                    hint="bert for masked-lm, gpt2 for causal-lm")
-        if self.class_weights and self.task in LM_TASKS:
-            raise InvalidInputError("--class-weights applies to classification tasks")
-        if self.hidden_size % self.heads:
-            raise InvalidInputError(f"--hidden-size {self.hidden_size} is not a multiple of --heads {self.heads}")
-        checks = [
-            ("learning_rate", self.learning_rate > 0 and math.isfinite(self.learning_rate), "a positive number"),
-            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
-            ("epochs", self.epochs > 0, "positive"),
-            ("max_steps", self.max_steps is None or self.max_steps > 0, "positive"),
-            ("batch_size", self.batch_size > 0, "positive"),
-            ("gradient_accumulation", self.gradient_accumulation > 0, "positive"),
-            ("max_length", self.max_length >= 8, "at least 8"),
-            ("weight_decay", self.weight_decay >= 0, "≥ 0"),
-            ("max_grad_norm", self.max_grad_norm >= 0, "≥ 0 (0 turns clipping off)"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("attention_dropout", self.attention_dropout is None or (isinstance(self.attention_dropout, (int, float))
-                                                                     and 0 <= self.attention_dropout < 1),
-             "in [0, 1), or 'model' for the model's own value"),
-            ("freeze_layers", self.freeze_layers >= 0, "≥ 0"),
-            ("eval_steps", self.eval_steps is None or self.eval_steps > 0, "positive"),
-            ("save_steps", self.save_steps is None or self.save_steps > 0, "positive"),
-            ("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience > 0,
-             "positive"),
-            ("threads", self.threads is None or self.threads > 0, "positive"),
-            ("mlm_probability", 0 < self.mlm_probability < 1, "in (0, 1)"),
-            ("hidden_size", self.hidden_size >= 8, "at least 8"),
-            ("layers", self.layers >= 1, "positive"),
-            ("heads", self.heads >= 1, "positive"),
-            ("vocab_size", 100 <= self.vocab_size <= 1_000_000, "between 100 and 1,000,000"),
-            ("temperature", self.temperature > 0 and math.isfinite(self.temperature), "a positive number"),
-            ("alpha", 0 <= self.alpha <= 1, "in [0, 1]"),
-            ("hidden_loss", self.hidden_loss >= 0 and math.isfinite(self.hidden_loss), "≥ 0"),
-            ("student_layers", self.student_layers is None or self.student_layers >= 1, "positive"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
-        if self.multi_label and self.task != "text-classification":
-            raise InvalidInputError("--multi-label applies to text-classification")
-        if self.multi_label and self.label_smoothing:
-            raise InvalidInputError("--label-smoothing applies to single-label classification")
-        allowed = {"text-classification": ("f1_micro", "f1_macro", "subset_accuracy") if self.multi_label else
-                   ("accuracy", "f1_macro"),
-                   "token-classification": ("f1", "precision", "recall", "accuracy"),
-                   "masked-lm": ("perplexity",), "causal-lm": ("perplexity",)}[self.task]
-        if self.metric is not None and self.metric not in allowed:
-            raise InvalidInputError(f"--metric {self.metric!r} is not a {self.task} metric",
-                                    hint=f"choose from {', '.join(allowed)}")
-        if self.teacher is not None:
-            split_ref(self.teacher, "--teacher")
-            if self.task not in ("text-classification", "token-classification") or self.multi_label:
-                raise InvalidInputError(f"--teacher distills single-label classifiers, not {self.task}"
-                                        f"{' (multi-label)' if self.multi_label else ''}",
-                                        hint="use text-classification or token-classification")
-        if self.student_layers is not None and self.model is None:
+        if scratch.architecture is not None and scratch.architecture != task.scratch_architecture:
+            fits = ", ".join(f"{t.scratch_architecture} for {t.name}" for t in tasks.all_tasks()
+                             if t.scratch_architecture)
+            raise InvalidInputError(f"--architecture {scratch.architecture} does not fit {self.task}", hint=fits)
+        if scratch.hidden_size % scratch.heads:
+            raise InvalidInputError(f"--hidden-size {scratch.hidden_size} is not a multiple of --heads {scratch.heads}")
+        distill = self.distill
+        if distill.teacher is not None:
+            split_ref(distill.teacher, "--teacher")
+        task.with_options(multi_label=self.inputs.multi_label).check_options(
+            metric=self.loop.metric, class_weights=self.optimizer.class_weights,
+            label_smoothing=self.optimizer.label_smoothing, teacher=distill.teacher is not None)
+        if distill.student_layers is not None and self.model is None:
             raise InvalidInputError("--student-layers keeps layers of a --model", hint="name the model to cut down")
-        if self.hidden_loss and self.teacher is None:
+        if distill.hidden_loss and distill.teacher is None:
             raise InvalidInputError("--hidden-loss needs a --teacher to compare hidden states with")
-        if self.load_best_at_end and not self.eval_split:
+        if self.loop.load_best_at_end and not self.inputs.eval_split:
             raise InvalidInputError("--load-best-at-end needs an evaluation split to pick the best weights by",
                                     hint="pass --eval-split validation (or drop --load-best-at-end)")
-        if self.early_stopping_patience and not self.eval_split:
+        if self.loop.early_stopping_patience and not self.inputs.eval_split:
             raise InvalidInputError("early stopping needs an evaluation split",
                                     hint="pass --eval-split validation (or drop --early-stopping-patience)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (``training_args.json``)."""
-        return dataclasses.asdict(self)

@@ -2,9 +2,8 @@
 
 The tokenized split is cached as Parquet under ``$FMHUB_HOME/cache/tokenized/<key>.parquet``, where
 the key hashes the dataset commit, split, columns, max length and the tokenizer's files, so a second
-run (or a resumed one) tokenizes nothing. Batches group rows of similar length (sorted within
-megabatches of 50 batches, then the batches shuffled) and pad only to the longest row of the batch;
-the order depends only on (seed, epoch), which is what makes a resumed run see the same batches.
+run (or a resumed one) tokenizes nothing. The batches made of it are the task's
+(:func:`fmhub.tasks.batch_order`, ``Task.collate``).
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fmhub.errors import InvalidInputError
+from fmhub.tasks import TokenizedSplit
 
-__all__ = ["TokenizedSplit", "tokenize_split", "tokenizer_digest", "batch_order", "pad_rows"]
-
-_MEGABATCH = 50
-
-
-@dataclass(frozen=True)
-class TokenizedSplit:
-    """Token ids (one int32 array per row) and labels (an int per row, or an int32 array per row)."""
-
-    input_ids: list[np.ndarray]
-    labels: Any
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter((len(ids) for ids in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+__all__ = ["tokenize_split", "tokenizer_digest"]
 
 
 def tokenizer_digest(folder: Path) -> str:
@@ -53,7 +35,7 @@ def tokenizer_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def tokenize_split(dataset: Any, task: Any, tokenizer: Any, *, input_column: str, label_column: str,
+def tokenize_split(dataset: Any, task: Any, tokenizer: Any, *, input_column: str, label_column: str | None,
                    max_length: int, cache_dir: Path, cache_key: dict[str, Any]) -> TokenizedSplit:
     """Tokenize ``dataset`` (a ``datasets.Dataset``) with ``task.tokenize``, or read the cached result."""
     key = hashlib.sha256(json.dumps({**cache_key, "task": task.name, "input": input_column, "label": label_column,
@@ -79,32 +61,3 @@ def _lists(column: pa.ListArray) -> list[np.ndarray]:
     offsets = column.offsets.to_numpy()
     values = column.values.to_numpy()
     return [values[offsets[i]:offsets[i + 1]] for i in range(len(column))]
-
-
-def batch_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True
-                ) -> list[np.ndarray]:
-    """The batches of one epoch as arrays of row indices, grouped by length; a function of (seed, epoch)."""
-    if not shuffle:  # evaluation: longest first, so padding is small and memory peaks early
-        order = np.argsort(-lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    rng = np.random.Generator(np.random.PCG64([seed, epoch]))
-    order = rng.permutation(len(lengths))
-    step = batch_size * _MEGABATCH
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), step):
-        mega = order[start:start + step]
-        mega = mega[np.argsort(-lengths[mega], kind="stable")]
-        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def pad_rows(arrays: list[np.ndarray], rows: np.ndarray, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """``arrays[rows]`` padded with ``pad`` to the longest of them, and the attention mask (1 = real)."""
-    width = max(len(arrays[i]) for i in rows)
-    out = np.full((len(rows), width), pad, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for position, i in enumerate(rows):
-        values = arrays[i]
-        out[position, :len(values)] = values
-        mask[position, :len(values)] = 1
-    return out, mask

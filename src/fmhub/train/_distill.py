@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.loading import require_torch_weights
+from fmhub.formats import require_trainable
+from fmhub.refs import split_ref
 
 __all__ = ["Distiller", "keep_layers", "layer_indices", "load_teacher"]
 
@@ -102,17 +104,16 @@ class Distiller:
         return loss
 
 
-def load_teacher(config: Any, hub: Any, student: Any, tokenizer: Any, label_names: list[str],
+def load_teacher(config: Any, hub: Hub, student: Any, tokenizer: Any, label_names: list[str],
                  model_class: Any) -> tuple[Distiller, str, str]:
-    """Load ``config.teacher`` and check it can teach ``student``; return it with its repo and commit."""
+    """Load ``config.teacher`` (the run's :class:`~fmhub.train.DistillOptions`) and check it can teach ``student``;
+    return it with its repo and commit."""
     from transformers import AutoTokenizer
-
-    from fmhub.train._config import split_ref
 
     repo, revision = split_ref(config.teacher, "--teacher")
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
-    require_torch_weights(folder, repo, "the teacher")
+    require_trainable(folder, repo, "the teacher")
     teacher = model_class.from_pretrained(folder).eval()
     teacher.requires_grad_(False)
     theirs = [teacher.config.id2label[i] for i in sorted(teacher.config.id2label)] if teacher.config.id2label else []

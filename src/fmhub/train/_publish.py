@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.cards import render_card, validate_metadata
-from fmhub.client import UploadFile
+from fmhub.client import Hub, UploadFile
 from fmhub.errors import EmptyCommitError, InvalidInputError
-from fmhub.train._config import LM_TASKS
+from fmhub.tasks import Metric
 from fmhub.train._loop import Prepared, TrainResult
-from fmhub.train._tasks import PIPELINE_TAGS
 
 __all__ = ["publish", "model_card", "distillation"]
 
 def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
     config = prepared.config
-    metrics = [{"type": kind, "value": round(result.metrics[key], 6), "name": name}
-               for key, kind, name in (*prepared.task.metrics, ("eval_loss", "loss", "Loss")) if key in result.metrics]
-    pipeline_tag = PIPELINE_TAGS[config.task]
+    task = prepared.task
+    metrics = [{"type": m.kind, "value": round(result.metrics[m.key], 6), "name": m.name}
+               for m in (*task.validation_metrics, Metric("eval_loss", "loss", "Loss")) if m.key in result.metrics]
+    pipeline_tag = task.pipeline_tag
     metadata: dict[str, Any] = {"license": config.license or "unknown"}
     if prepared.model_repo is not None:
         metadata["base_model"] = prepared.model_repo
@@ -34,7 +34,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     if metrics:
         metadata["model-index"] = [{"name": config.output.split("/", 1)[1], "results": [{
             "task": {"type": pipeline_tag, "name": prepared.task.title},
-            "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.eval_split,
+            "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.inputs.eval_split,
                         "revision": prepared.data_commit},
             "metrics": metrics}]}]
     lineage = {"base_model": prepared.model_repo, "base_model_commit": prepared.model_commit,
@@ -49,8 +49,8 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     if not problems.ok:
         raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
     if prepared.model_repo is None:
-        origin = f"Pretrained from scratch ({config.from_config or config.architecture}, {config.task})"
-    elif config.task in LM_TASKS:
+        origin = f"Pretrained from scratch ({config.scratch.from_config or config.scratch.architecture}, {config.task})"
+    elif task.label_column is None:  # self-supervised: more of the same objective
         origin = f"`{prepared.model_repo}` with continued pretraining ({config.task})"
     else:
         origin = f"`{prepared.model_repo}` fine-tuned for {config.task}"
@@ -65,7 +65,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         at = result.weights_step if result.weights_step is not None else result.steps
         best = f" (the best evaluation of {result.steps} steps: --load-best-at-end)" if at != result.steps else ""
         epochs = result.epochs * at / max(1, result.steps)
-        lines += [f"On the `{config.eval_split}` split after {at} steps ({epochs:.2f} epochs){best}:\n",
+        lines += [f"On the `{config.inputs.eval_split}` split after {at} steps ({epochs:.2f} epochs){best}:\n",
                   "| metric | value |", "|---|---:|"]
         lines += [f"| {m['name']} | {m['value']:.4f} |" for m in metrics]
     else:
@@ -94,12 +94,12 @@ def distillation(prepared: Prepared) -> dict[str, Any] | None:
     layers = prepared.model.config.num_hidden_layers
     kept = f" (its layers {', '.join(map(str, prepared.layers_from))})" if prepared.layers_from else ""
     return {"format": "torch", "method": "distill", "teacher": f"{prepared.teacher_repo}@{prepared.teacher_commit}",
-            "student_layers": layers, "layers_from": prepared.layers_from, "temperature": config.temperature,
-            "alpha": config.alpha, "hidden_loss": config.hidden_loss,
+            "student_layers": layers, "layers_from": prepared.layers_from, "temperature": config.distill.temperature,
+            "alpha": config.distill.alpha, "hidden_loss": config.distill.hidden_loss,
             "description": f"distilled from `{prepared.teacher_repo}` into a {layers}-layer student{kept}"}
 
 
-def publish(hub: Any, prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
+def publish(hub: Hub, prepared: Prepared, result: TrainResult, run_id: str | None) -> str:
     """Commit the model to ``config.output`` (created if missing); return the commit id."""
     config = prepared.config
     with tempfile.TemporaryDirectory(prefix="fmhub-train-") as tmp:

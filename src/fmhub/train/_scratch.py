@@ -28,22 +28,22 @@ _GPT2_SPECIAL = "<|endoftext|>"
 
 def _read_config(config: TrainConfig) -> dict[str, Any]:
     try:
-        data = json.loads(Path(config.from_config).read_text(encoding="utf-8"))
+        data = json.loads(Path(config.scratch.from_config).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInputError(f"--from-config {config.from_config}: no such file") from None
+        raise InvalidInputError(f"--from-config {config.scratch.from_config}: no such file") from None
     except ValueError as exc:
-        raise InvalidInputError(f"--from-config {config.from_config}: not JSON ({exc})") from None
+        raise InvalidInputError(f"--from-config {config.scratch.from_config}: not JSON ({exc})") from None
     if not isinstance(data, dict) or "model_type" not in data:
-        raise InvalidInputError(f"--from-config {config.from_config}: a transformers config.json with a model_type "
+        raise InvalidInputError(f"--from-config {config.scratch.from_config}: a transformers config.json with a model_type "
                                 "is needed", hint='e.g. {"model_type": "bert", "hidden_size": 128, ...}')
     return data
 
 
 def scratch_tokenizer(config: TrainConfig, texts: Any, cache: Path, key: dict[str, Any]) -> Path:
     """Train (or reuse) the tokenizer for a from-scratch run; return the folder it is saved in."""
-    wordpiece = config.task == "masked-lm"
-    size = config.vocab_size
-    if config.from_config is not None:
+    wordpiece = config.task_spec.scratch_architecture == "bert"  # BERT's WordPiece; GPT-2's byte-level BPE
+    size = config.scratch.vocab_size
+    if config.scratch.from_config is not None:
         size = int(_read_config(config).get("vocab_size") or size)
     digest = hashlib.sha256(json.dumps({**key, "wordpiece": wordpiece, "size": size}, sort_keys=True)
                             .encode()).hexdigest()[:24]
@@ -91,22 +91,22 @@ def scratch_config(config: TrainConfig, tokenizer: Any) -> Any:
     """The transformers config of the new model, its vocabulary and special ids taken from ``tokenizer``."""
     from transformers import AutoConfig, BertConfig, GPT2Config
 
-    positions = max(config.max_length, 128)
-    if config.from_config is not None:
+    positions = max(config.inputs.max_length, 128)
+    if config.scratch.from_config is not None:
         data = _read_config(config)
         model_type = data.pop("model_type")
         try:
             built = AutoConfig.for_model(model_type, **data)
         except ValueError as exc:
-            raise InvalidInputError(f"--from-config {config.from_config}: {exc}") from None
+            raise InvalidInputError(f"--from-config {config.scratch.from_config}: {exc}") from None
         built.vocab_size = len(tokenizer)
-    elif config.architecture == "bert":
-        built = BertConfig(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
-                           num_hidden_layers=config.layers, num_attention_heads=config.heads,
-                           intermediate_size=4 * config.hidden_size, max_position_embeddings=positions)
+    elif config.scratch.architecture == "bert":
+        built = BertConfig(vocab_size=len(tokenizer), hidden_size=config.scratch.hidden_size,
+                           num_hidden_layers=config.scratch.layers, num_attention_heads=config.scratch.heads,
+                           intermediate_size=4 * config.scratch.hidden_size, max_position_embeddings=positions)
     else:
-        built = GPT2Config(vocab_size=len(tokenizer), n_embd=config.hidden_size, n_layer=config.layers,
-                           n_head=config.heads, n_positions=positions)
+        built = GPT2Config(vocab_size=len(tokenizer), n_embd=config.scratch.hidden_size, n_layer=config.scratch.layers,
+                           n_head=config.scratch.heads, n_positions=positions)
     built.pad_token_id = tokenizer.pad_token_id
     if tokenizer.bos_token_id is not None:
         built.bos_token_id = tokenizer.bos_token_id

@@ -1,12 +1,12 @@
 """Every read the web UI makes of training runs and of the evaluations index, in one place.
 
-Runs and indexed report cards live in the server's metadata database today (``fmhub.runs.Runs`` and
-``fmhub.evaluate._index.Evaluations`` over ``store.db``); they are moving behind the Hub interface.
+Runs and indexed report cards live in the server's metadata database (``fmhub.runs.Runs`` and
+``fmhub.evaluations.Evaluations`` over ``store.db``, the tables those packages own), read here as the
+native API's routes read them.
 Pages import only the functions below, so that move re-points this module and nothing else.
 
-Visibility follows the repos a record names (:func:`fmhub.server._auth.can_see`): a run is shown only
-to those who may see every existing repo it names (its output, dataset and base model), a report
-card only to those who may see its model.
+Visibility is the API's: a run follows its output repo (:func:`fmhub.server._auth.can_read_output`), a
+report card its model.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 from fmhub.accounts import Principal
-from fmhub.errors import FmhubError, RepoNotFoundError, RunNotFoundError
-from fmhub.evaluate._index import EvaluationInfo, Evaluations
+
+from fmhub.evaluations import EvaluationInfo, Evaluations
 from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo, Runs
-from fmhub.server._auth import can_see
+from fmhub.server._auth import can_read_output
 from fmhub.server.web._listing import max_age, visible_ids
 from fmhub.store import Store
 
@@ -26,44 +26,28 @@ __all__ = ["visible_runs", "visible_run", "run_metrics", "runs_of_repo", "evalua
            "RunInfo", "MetricPoint", "main_metric", "all_cards", "RUN_STATUSES"]
 
 
-class _Visibility:  # for runs: a few repos per page, each looked up once
-    """``can_see`` over repos by id, each looked up once per page."""
+def _readable(store: Store, caller: Principal | None):
+    """The API's rule for records (:func:`fmhub.server._auth.can_read_output`), each output looked up once."""
+    seen: dict[str | None, bool] = {}
 
-    def __init__(self, store: Store, caller: Principal | None) -> None:
-        self.store, self.caller, self.seen = store, caller, {}
+    def check(run: RunInfo) -> bool:
+        if run.output not in seen:
+            seen[run.output] = can_read_output(store, caller, run.output)
+        return seen[run.output]
 
-    def __call__(self, repo_id: str | None, repo_type: str = "model") -> bool:
-        if not repo_id:
-            return True
-        key = (repo_type, repo_id)
-        if key not in self.seen:
-            try:
-                self.seen[key] = can_see(self.caller, self.store.get_repo(repo_id, repo_type=repo_type))
-            except RepoNotFoundError:
-                self.seen[key] = None  # deleted since: it hides nothing
-            except FmhubError:  # an id that is not valid any more: treat as gone
-                self.seen[key] = None
-        return self.seen[key] is not False
-
-
-def _run_visible(check: _Visibility, run: RunInfo) -> bool:
-    return check(run.output) and check(run.dataset, "dataset") and check(run.base_model)
+    return check
 
 
 def visible_runs(store: Store, caller: Principal | None, *, limit: int = 50, status: str | None = None,
                  task: str | None = None) -> list[RunInfo]:
     """Newest first, only runs the caller may see."""
-    check = _Visibility(store, caller)
-    return [r for r in Runs(store.db).list(limit=max(limit * 4, 200), status=status, task=task)
-            if _run_visible(check, r)][:limit]
+    check = _readable(store, caller)
+    return [r for r in Runs(store.db).list(limit=max(limit * 4, 200), status=status, task=task) if check(r)][:limit]
 
 
 def visible_run(store: Store, caller: Principal | None, run_id: str) -> RunInfo:
     """A run by id or prefix; RunNotFoundError, the same as for a missing run, when the caller may not see it."""
-    run = Runs(store.db).get(run_id)
-    if not _run_visible(_Visibility(store, caller), run):
-        raise RunNotFoundError(run_id)
-    return run
+    return Runs(store.db).get(run_id, visible=_readable(store, caller))
 
 
 def run_metrics(store: Store, run: RunInfo) -> list[MetricPoint]:
@@ -73,9 +57,9 @@ def run_metrics(store: Store, run: RunInfo) -> list[MetricPoint]:
 
 def runs_of_repo(store: Store, caller: Principal | None, repo_id: str, *, limit: int = 20) -> list[RunInfo]:
     """Runs whose output is ``repo_id`` (the runs that made its versions), newest first."""
-    check = _Visibility(store, caller)
+    check = _readable(store, caller)
     found = [r for r in Runs(store.db).list(limit=1000) if r.output and r.output.lower() == repo_id.lower()]
-    return [r for r in found if _run_visible(check, r)][:limit]
+    return [r for r in found if check(r)][:limit]
 
 
 def evaluations(store: Store, caller: Principal | None, *, model: str | None = None, dataset: str | None = None,

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 from fmhub.errors import ConfigError
-from fmhub.store.blobs._base import BlobInfo, BlobStore, StoredBlob, check_sha256
+from fmhub.store.blobs._base import CHUNK_SIZE, BlobInfo, BlobStore, Progress, StoredBlob, check_sha256, hash_file
 from fmhub.store.blobs.file import FileBlobStore
 
-__all__ = ["BlobStore", "BlobInfo", "StoredBlob", "FileBlobStore", "open_blob_store", "check_sha256"]
+__all__ = ["BlobStore", "BlobInfo", "StoredBlob", "FileBlobStore", "open_blob_store", "check_sha256", "hash_file",
+           "Progress", "CHUNK_SIZE"]
 
 
 def _open_s3(url: str, **options: object) -> BlobStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from fmhub.store._schema import metadata
+from fmhub.store._schema import complete_metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - fmhub always passes a connection
@@ -12,7 +12,7 @@ if connection is None:  # pragma: no cover - fmhub always passes a connection
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=complete_metadata(),  # every domain's tables, for autogenerate
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():

@@ -9,7 +9,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmhub.evaluate._perturb import PERTURBATIONS, TYPO_RATE, perturb_text, perturb_words
+from fmhub.tasks._perturb import PERTURBATIONS, TYPO_RATE, perturb_text, perturb_words
 
 TEXT = ("Markets rallied on Tuesday as the central bank held rates steady, while technology shares led the gains "
         "and investors weighed fresh figures on inflation and jobs.")
@@ -23,7 +23,7 @@ def test_same_seed_same_text_other_seed_other_typos() -> None:
 
 
 def test_the_same_texts_in_another_process() -> None:
-    script = ("import json; from fmhub.evaluate._perturb import PERTURBATIONS, perturb_text; "
+    script = ("import json; from fmhub.tasks._perturb import PERTURBATIONS, perturb_text; "
               f"print(json.dumps([perturb_text(n, {TEXT!r}, 3, 5) for n in PERTURBATIONS]))")
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "123"}).stdout

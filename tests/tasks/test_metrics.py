@@ -20,7 +20,7 @@ from seqeval import metrics as seqeval_metrics
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
-from fmhub.evaluate._metrics import (
+from fmhub.tasks._metrics import (
     calibration,
     classification_metrics,
     entity_metrics,

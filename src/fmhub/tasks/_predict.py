@@ -1,7 +1,7 @@
 """Run a model over a split: class probabilities, per-word tag probabilities, or per-row log-likelihoods.
 
-The model is any :class:`fmhub.loading.LoadedModel` forward function (torch or ONNX Runtime): padded
-int64 ``input_ids`` and ``attention_mask`` in, float32 logits out. Rows are tokenized once, run longest
+The model is any forward function (:data:`fmhub.tasks.Forward`, e.g. a loaded version's ``logits``, torch or
+ONNX Runtime): padded int64 ``input_ids`` and ``attention_mask`` arrays by name in, float32 logits out. Rows are tokenized once, run longest
 first in batches (little padding) and put back in row order. What each task produces:
 
 - text classification: softmax probabilities ``(rows, labels)``;
@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["classify", "tag", "score_language_model", "LanguageModelScores", "MASK_PROBABILITY", "Forward"]
+__all__ = ["classify", "tag", "score_language_model", "LanguageModelScores", "MASK_PROBABILITY", "padded", "pad_id",
+           "softmax", "log_softmax"]
 
 MASK_PROBABILITY = 0.15
-Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (input_ids, attention_mask) -> logits
 
 
 def _batches(lengths: list[int], batch_size: int) -> Iterator[np.ndarray]:
@@ -33,43 +33,44 @@ def _batches(lengths: list[int], batch_size: int) -> Iterator[np.ndarray]:
         yield order[start:start + batch_size]
 
 
-def _padded(ids: list[list[int]], rows: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+def padded(ids: list[list[int]], rows: np.ndarray, pad_id: int) -> dict[str, np.ndarray]:
+    """Rows ``ids[rows]`` padded to the longest, as model inputs (``input_ids``, ``attention_mask``)."""
     width = max(1, max(len(ids[i]) for i in rows))
     out = np.full((len(rows), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(rows), width), dtype=np.int64)
     for position, i in enumerate(rows):
         out[position, :len(ids[i])] = ids[i]
         mask[position, :len(ids[i])] = 1
-    return out, mask
+    return {"input_ids": out, "attention_mask": mask}
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    return np.exp(_log_softmax(logits)).astype(np.float32)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(logits)).astype(np.float32)
 
 
-def classify(forward: Forward, tokenizer: Any, texts: list[str], max_length: int, num_labels: int,
+def classify(forward: Any, tokenizer: Any, texts: list[str], max_length: int, num_labels: int,
              batch_size: int = 32, on_rows: Callable[[int], None] | None = None) -> np.ndarray:
     """Softmax probabilities ``(len(texts), num_labels)`` as float32."""
     ids = tokenizer([t or "" for t in texts], truncation=True, max_length=max_length, return_attention_mask=False,
                     return_token_type_ids=False)["input_ids"]
     out = np.zeros((len(texts), num_labels), dtype=np.float32)
     for rows in _batches([len(x) for x in ids], batch_size):
-        out[rows] = _softmax(forward(*_padded(ids, rows, _pad_id(tokenizer))))
+        out[rows] = softmax(forward(padded(ids, rows, pad_id(tokenizer))))
         if on_rows:
             on_rows(len(rows))
     return out
 
 
-def tag(forward: Forward, tokenizer: Any, words: list[list[str]], max_length: int, num_labels: int,
+def tag(forward: Any, tokenizer: Any, words: list[list[str]], max_length: int, num_labels: int,
         batch_size: int = 32, on_rows: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Per row, the tag probabilities ``(kept words, labels)`` of each word's first sub-word (float32)."""
     encoded = tokenizer([list(w) for w in words], is_split_into_words=True, truncation=True, max_length=max_length,
@@ -84,7 +85,7 @@ def tag(forward: Forward, tokenizer: Any, words: list[list[str]], max_length: in
     ids = encoded["input_ids"]
     out: list[np.ndarray] = [np.zeros((0, num_labels), np.float32)] * len(words)
     for rows in _batches([len(x) for x in ids], batch_size):
-        probabilities = _softmax(forward(*_padded(ids, rows, _pad_id(tokenizer))))
+        probabilities = softmax(forward(padded(ids, rows, pad_id(tokenizer))))
         for position, i in enumerate(rows):
             out[i] = probabilities[position, first[i]]
         if on_rows:
@@ -111,7 +112,7 @@ def _masked_positions(ids: list[list[int]], special: set[int], seed: int) -> lis
     return masks
 
 
-def score_language_model(forward: Forward, tokenizer: Any, texts: list[str], masked: bool, max_length: int,
+def score_language_model(forward: Any, tokenizer: Any, texts: list[str], masked: bool, max_length: int,
                          seed: int, batch_size: int = 16,
                          on_rows: Callable[[int], None] | None = None) -> LanguageModelScores:
     """Per-row negative log-likelihoods (see the module docstring for what is scored)."""
@@ -122,12 +123,13 @@ def score_language_model(forward: Forward, tokenizer: Any, texts: list[str], mas
     targets: list[np.ndarray] = [np.zeros(0, np.int64)] * len(texts)
     masks = _masked_positions(ids, set(tokenizer.all_special_ids), seed) if masked else []
     for rows in _batches([len(x) for x in ids], batch_size):
-        input_ids, mask = _padded(ids, rows, _pad_id(tokenizer))
+        inputs = padded(ids, rows, pad_id(tokenizer))
+        input_ids, mask = inputs["input_ids"], inputs["attention_mask"]
         original = input_ids.copy()
         if masked:
             for position, i in enumerate(rows):
                 input_ids[position, masks[i]] = tokenizer.mask_token_id
-        logits = forward(input_ids, mask)
+        logits = forward(inputs)
         for position, i in enumerate(rows):
             if masked:
                 where, predicted_from = masks[i], masks[i]
@@ -135,7 +137,7 @@ def score_language_model(forward: Forward, tokenizer: Any, texts: list[str], mas
                 length = int(mask[position].sum())
                 where, predicted_from = np.arange(1, length), np.arange(0, length - 1)
             target = original[position, where]
-            scores = _log_softmax(logits[position, predicted_from])
+            scores = log_softmax(logits[position, predicted_from])
             nll[i] = float(-scores[np.arange(len(target)), target].sum())
             tokens[i] = len(target)
             targets[i] = target.astype(np.int64)

@@ -17,14 +17,13 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from fmhub.errors import InvalidInputError
-from fmhub.store import _schema as t
-from fmhub.store._db import Database
-from fmhub.store.paths import validate_path
+from fmhub.evaluations import _tables as t
+from fmhub.store import Database, validate_path
 
 __all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path", "stored_report"]
 
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
-_TASKS = ("text-classification", "token-classification", "masked-lm", "causal-lm")
+_TASK = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a task's name (the stages' task registry names them)
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def _parsed(data: bytes, repo: str, path: str) -> tuple[dict[str, Any], dict[str
         report = json.loads(data)
         prov = report["provenance"]
         model, dataset = prov["model"], prov["dataset"]
-        fields_ok = (report["task"] in _TASKS and isinstance(report.get("metrics"), dict)
+        fields_ok = (_TASK.match(str(report["task"])) and isinstance(report.get("metrics"), dict)
                      and model["repo"] == repo and _SHA1.match(str(model["commit"]))
                      and isinstance(dataset["repo"], str) and _SHA1.match(str(dataset["commit"]))
                      and isinstance(dataset["split"], str))

@@ -1,0 +1,163 @@
+"""What the serve endpoints of text tasks share: the request bodies, the served model's context, tokenizing a
+batch of texts at once, and running them in groups of similar length.
+
+Bodies follow the Hugging Face inference convention — ``{"inputs": "text" | ["text", ...], "parameters": {...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from fmhub.errors import InputTooLongError
+from fmhub.tasks._base import Endpoint
+from fmhub.tasks._batches import pad_rows
+
+__all__ = ["ServingContext", "Item", "Encoded", "TextParameters", "TextRequest", "text_request", "encode",
+           "grouped_forward", "answer_valid", "EMBED"]
+
+_GROUP_SPREAD = 1.5  # a padding group's longest input is at most this many times its shortest
+
+
+@dataclass
+class Item:
+    """One input of a request, as the batcher holds it: the input, its request's parameters (and, in the
+    server, the future its answer goes to)."""
+
+    text: Any
+    parameters: dict[str, Any]
+    future: Any = field(default=None, repr=False)
+
+
+@dataclass
+class ServingContext:
+    """The served model version as endpoints see it.
+
+    ``model`` is the loaded version (``fmhub.formats.LoadedModel``: ``logits``, ``tokenizer``, ``config``,
+    and for torch weights ``hidden_states`` and ``generate``); ``labels`` its label names in id order.
+    """
+
+    model: Any
+    labels: list[str]
+    max_tokens: int
+    multi_label: bool = False
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.model.tokenizer.pad_token_id
+        return pad if pad is not None else 0
+
+
+class TextParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    truncate: bool = Field(False, description="Cut inputs over the token limit instead of refusing them (422).")
+
+
+class TextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: str | list[str] = Field(description="One text, or a list of texts.")
+
+
+def text_request(name: str, parameters: type[BaseModel]) -> type[BaseModel]:
+    """The body model ``{"inputs": ..., "parameters": <parameters>}`` of one endpoint (named for the OpenAPI)."""
+    return type(name, (TextRequest,), {"__annotations__": {"parameters": parameters}, "parameters": parameters(),
+                                       "__module__": __name__})
+
+
+@dataclass
+class Encoded:
+    ids: list[int]
+    offsets: list[tuple[int, int]] | None
+    words: list[int | None] | None
+
+
+def encode(context: ServingContext, items: list[Item], *, offsets: bool = False) -> list[Encoded | Exception]:
+    """Tokenize every text at once; inputs over the limit fail alone (or are cut, with ``truncate``)."""
+    if not items:
+        return []
+    tokenizer, limit = context.tokenizer, context.max_tokens
+    texts = [item.text for item in items]
+    encoded = tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False,
+                        return_offsets_mapping=offsets)
+    cut = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) > limit and items[i].parameters.get("truncate")]
+    again = tokenizer([texts[i] for i in cut], truncation=True, max_length=limit, return_attention_mask=False,
+                      return_token_type_ids=False, return_offsets_mapping=offsets) if cut else None
+    out: list[Encoded | Exception] = []
+    for i in range(len(texts)):
+        source, row = (again, cut.index(i)) if i in cut else (encoded, i)
+        ids = source["input_ids"][row]
+        if len(ids) > limit:
+            out.append(InputTooLongError(len(ids), limit))
+            continue
+        out.append(Encoded(ids, [tuple(o) for o in source["offset_mapping"][row]] if offsets else None,
+                           source.word_ids(row) if offsets else None))
+    return out
+
+
+def grouped_forward(context: ServingContext, encoded: list[Encoded],
+                    run: Callable[[dict[str, np.ndarray]], np.ndarray]) -> list[np.ndarray]:
+    """``run`` over groups of similar length (each padded to its longest); one output row per input."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
+    arrays = [np.asarray(e.ids, dtype=np.int64) for e in encoded]
+    outputs: list[np.ndarray | None] = [None] * len(encoded)
+    start = 0
+    while start < len(order):
+        end = start + 1
+        shortest = max(1, len(encoded[order[start]].ids))
+        while end < len(order) and len(encoded[order[end]].ids) <= _GROUP_SPREAD * shortest:
+            end += 1
+        group = np.asarray(order[start:end])
+        ids, mask = pad_rows(arrays, group, context.pad_id)
+        result = run({"input_ids": ids, "attention_mask": mask})
+        for row, i in enumerate(group):
+            outputs[i] = result[row]
+        start = end
+    return outputs  # type: ignore[return-value]
+
+
+def answer_valid(context: ServingContext, items: list[Item],
+                 answer: Callable[[list[Encoded], list[Item]], list[Any]], *, offsets: bool = False) -> list[Any]:
+    """Encode ``items``; ``answer`` the ones that encoded, keep each failure as its item's result."""
+    encoded = encode(context, items, offsets=offsets)
+    good = [i for i, e in enumerate(encoded) if not isinstance(e, Exception)]
+    results: list[Any] = list(encoded)
+    if good:
+        for i, value in zip(good, answer([encoded[i] for i in good], [items[i] for i in good]), strict=True):  # type: ignore[misc]
+            results[i] = value
+    return results
+
+
+class EmbedParameters(TextParameters):
+    normalize: bool = Field(True, description="L2-normalize each embedding.")
+
+
+def _embed(context: ServingContext, items: list[Item]) -> list[Any]:
+    """Mean of the last hidden states over real tokens, L2-normalized unless ``normalize`` is false."""
+
+    def pooled(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        states = context.model.hidden_states(inputs)  # (B, T, H)
+        weights = inputs["attention_mask"][..., None].astype(np.float32)
+        return (states * weights).sum(1) / np.maximum(weights.sum(1), 1.0)
+
+    def answer(encoded: list[Encoded], items: list[Item]) -> list[Any]:
+        out = []
+        for vector, item in zip(grouped_forward(context, encoded, pooled), items, strict=True):
+            if item.parameters.get("normalize", True):
+                vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+            out.append([float(x) for x in vector])
+        return out
+
+    return answer_valid(context, items, answer)
+
+
+#: Sentence embeddings: any encoder whose loaded form exposes its hidden states (torch weights).
+EMBED = Endpoint("embed", "Mean-pooled, normalized sentence embeddings (encoders)",
+                 text_request("EmbedRequest", EmbedParameters), _embed, needs="hidden_states")
