@@ -91,7 +91,7 @@ def _predictions() -> bytes:
 
 def seed(store, repos: int) -> str:
     """Fill ``store``; returns a model repo id to time the repo and report pages on."""
-    from fmhub.evaluate._index import Evaluations
+    from fmhub.evaluations import Evaluations
     from fmhub.store import AddFile
 
     rng = random.Random(0)
