@@ -32,6 +32,7 @@ EXPORTS = {
     "fmhub.serve": ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"],
     "fmhub.cli": ["app", "main"],
     "fmhub.server": ["create_app", "HubConfig"],
+    "fmhub.server.web": ["install"],
     "fmhub.http": ["ASSETS", "serve_docs", "error_response", "header_safe", "install_error_handlers",
                    "BodyLimitMiddleware", "MAX_JSON_BYTES"],
     "fmhub.data": ["load"],

@@ -33,3 +33,7 @@ hint "fmhub runs show $run_id" "the training run: config, environment, metrics"
 hint "fmhub evals demo/bbc-minilm-int8" "its report card (the parent's: demo/bbc-minilm)"
 hint "fmhub serve demo/bbc-minilm-int8@prod --port 8080" "then, in another shell:"
 printf '  %s\n' "curl -s localhost:8080/v1/classify -d '{\"inputs\": \"Shares fell after the bank raised rates\"}'"
+printf '\nSee the results in a browser (the hub server on this store; its web UI at /):\n\n'
+printf '  FMHUB_HOME="%s" %s/.venv/bin/fmhub server --port 8000\n' "$FMHUB_HOME" "$PWD"
+printf '  then open http://127.0.0.1:8000/demo/bbc-minilm-int8                               # the int8 model\n'
+printf '           http://127.0.0.1:8000/demo/bbc-minilm-int8/eval/prod/demo/bbc-news/test   # its report card\n'

@@ -35,7 +35,7 @@ def server_command(
                                  "/_fmhub_blobs/); downloads are handed to nginx (sendfile). See the README.")
     ] = None,
 ) -> None:
-    """Serve the store over HTTP in the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT).
+    """Serve the store over HTTP in the Hugging Face Hub protocol (HF_ENDPOINT=http://HOST:PORT), with its web UI at /.
 
     On first start an administrator `admin` is created and its token printed once; set
     FMHUB_ADMIN_TOKEN to choose that token instead (automation). Manage accounts with
@@ -66,6 +66,6 @@ def server_command(
     if accel_redirect:
         os.environ["FMHUB_ACCEL_REDIRECT"] = accel_redirect
     HubConfig.from_env()  # a bad value fails here, with its message, not in every worker
-    err_console.print(f"fmhub hub on http://{host}:{port} — clients: export HF_ENDPOINT=http://{host}:{port} "
+    err_console.print(f"fmhub hub on http://{host}:{port} (web UI at /) — clients: export HF_ENDPOINT=http://{host}:{port} "
                       "(and HF_HUB_DISABLE_XET=1 to upload files ≥ 10 MB with huggingface_hub)")
     uvicorn.run("fmhub.server:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fmhub._version import __version__
 from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
-from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs
+from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, web
 from fmhub.server._auth import HubConfig
 from fmhub.http import install_error_handlers
 from fmhub.http import BodyLimitMiddleware
@@ -75,4 +75,5 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app.include_router(_hf_write.router)
     app.include_router(_lfs.router)
     app.include_router(_hf.router)
+    web.install(app)  # the web UI last: its page routes never shadow an API route
     return app

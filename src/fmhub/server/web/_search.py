@@ -1,0 +1,231 @@
+"""The home page's search and leaderboards, behind one seam: :func:`search_repos` and :func:`leaderboards`.
+
+Today they run on what the store offers (``Store.list_repos(search=...)``: a substring of the repo id)
+and on the evaluations index (metric sorting, leaderboards). Once the hub's search API lands
+(``/api/models?search=&filter=&sort=`` over names, tasks, tags, libraries, datasets and licenses),
+these two functions are re-pointed at it; the pages only see :class:`SearchPage` and
+:class:`Leaderboard`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fmhub.accounts import Principal
+from fmhub.errors import FmhubError, InvalidInputError
+from fmhub.server._hf import card_metadata
+from fmhub.server.web._listing import visible_ids, visible_repos
+from fmhub.server.web._records import EvaluationInfo, evaluations
+from fmhub.store import Repo, Store
+
+__all__ = ["search_repos", "leaderboards", "leaderboard", "card_summary", "SearchPage", "RepoHit", "Leaderboard",
+           "SORTS", "PRIMARY_METRIC", "lower_is_better"]
+
+#: Sort orders besides ``metric:<name>``.
+SORTS = ("updated", "name", "created")
+#: The metric each task's leaderboard ranks by (the report card's first headline metric).
+PRIMARY_METRIC = {"text-classification": "accuracy", "token-classification": "f1", "masked-lm": "perplexity",
+                  "causal-lm": "perplexity"}
+#: Metrics where smaller is better, as the report card defines them (losses, perplexity, calibration
+#: error, latency, size).
+_LOWER = ("loss", "perplexity", "bits_per_token", "ece", "latency_p50_ms", "latency_p95_ms", "weights_bytes",
+          "parameters", "peak_rss_bytes")
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in _LOWER or metric.endswith("_loss")
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """What a result line shows of a repo's card (default branch)."""
+
+    task: str | None = None
+    license: str | None = None
+    library: str | None = None
+    datasets: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RepoHit:
+    repo: Repo
+    card: CardSummary
+    metric: float | None = None  # the sort metric's value, when sorting by one
+    evaluation: EvaluationInfo | None = None  # the card the value comes from
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: list[RepoHit]
+    total: int
+    page: int
+    per_page: int
+    sort: str
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+@dataclass
+class Leaderboard:
+    dataset: str
+    split: str
+    task: str
+    metric: str
+    rows: list[EvaluationInfo] = field(default_factory=list)  # best first, one (newest) card per model
+    metrics: tuple[str, ...] = ()  # every metric the cards have, for the board's metric picker
+
+
+_CARDS: OrderedDict[tuple[str, str, str], CardSummary] = OrderedDict()
+_CARDS_SIZE = 4096
+
+
+def card_summary(store: Store, repo: Repo) -> CardSummary:
+    """The card's task, license, library, datasets and tags; cached until the repo changes (``updated_at``)."""
+    key = (repo.repo_type, repo.repo_id, repo.updated_at.isoformat())
+    if key in _CARDS:
+        _CARDS.move_to_end(key)
+        return _CARDS[key]
+    try:
+        files = store.list_files(repo.repo_id, repo.default_branch, repo_type=repo.repo_type)
+        metadata = card_metadata(store, files) or {}
+    except FmhubError:
+        metadata = {}
+
+    def strings(value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value] if value else []
+        return tuple(str(v) for v in items if isinstance(v, (str, int, float)))[:8]
+
+    task = metadata.get("pipeline_tag") or next(iter(strings(metadata.get("task_categories"))), None)
+    summary = CardSummary(task=str(task) if task else None,
+                          license=str(metadata["license"]) if metadata.get("license") else None,
+                          library=str(metadata["library_name"]) if metadata.get("library_name") else None,
+                          datasets=strings(metadata.get("datasets")), tags=strings(metadata.get("tags")))
+    _CARDS[key] = summary
+    if len(_CARDS) > _CARDS_SIZE:
+        _CARDS.popitem(last=False)
+    return summary
+
+
+def search_repos(store: Store, caller: Principal | None, *, query: str = "", repo_type: str | None = None,
+                 sort: str = "updated", dataset: str | None = None, split: str | None = None, page: int = 1,
+                 per_page: int = 20) -> SearchPage:
+    """Repos the caller may see whose id contains ``query``, sorted, one page of them.
+
+    Args:
+        repo_type: ``model``, ``dataset`` or None for both.
+        sort: ``updated`` (newest first), ``name``, ``created`` or ``metric:<name>`` (models with an indexed
+            report card having that metric, best first; on ``dataset``/``split`` when given).
+        page: 1-based.
+
+    Raises:
+        InvalidInputError: an unknown sort or a page below 1.
+    """
+    if page < 1 or not 1 <= per_page <= 100:
+        raise InvalidInputError("page must be ≥ 1 and per_page 1-100")
+    query = query.strip()[:200]
+    if sort.startswith("metric:"):
+        metric = sort.split(":", 1)[1]
+        if not metric:
+            raise InvalidInputError("sort=metric: needs a metric name, e.g. sort=metric:accuracy")
+        repos = {r.repo_id.lower(): r for r in visible_repos(store, caller, "model", query)}
+        best: dict[str, EvaluationInfo] = {}
+        for info in evaluations(store, caller, dataset=dataset, split=split, visible_models=set(repos)):
+            key = info.model.lower()
+            if key in repos and key not in best and metric in info.metrics:  # newest card per model
+                best[key] = info
+        ranked = sorted(best.items(), key=lambda kv: kv[1].metrics[metric], reverse=not lower_is_better(metric))
+        total = len(ranked)
+        chosen = ranked[(page - 1) * per_page: page * per_page]
+        hits = [RepoHit(repos[k], card_summary(store, repos[k]), info.metrics[metric], info) for k, info in chosen]
+        return SearchPage(hits, total, page, per_page, sort)
+    if sort not in SORTS:
+        raise InvalidInputError(f"unknown sort {sort!r}", hint="use updated, name, created or metric:<name>")
+    found = visible_repos(store, caller, repo_type, query)
+    if sort == "updated":
+        found.sort(key=lambda r: r.updated_at, reverse=True)
+    elif sort == "created":
+        found.sort(key=lambda r: r.created_at, reverse=True)
+    else:
+        found.sort(key=lambda r: r.repo_id.lower())
+    chosen = found[(page - 1) * per_page: page * per_page]
+    return SearchPage([RepoHit(r, card_summary(store, r)) for r in chosen], len(found), page, per_page, sort)
+
+
+_BOARDS: dict[str, tuple[Any, list[Leaderboard]]] = {}
+
+
+def _all_boards(store: Store) -> list[Leaderboard]:
+    """Every board, each model's newest card ranked, before visibility; rebuilt when the index changes."""
+    from fmhub.server.web._records import all_cards
+
+    cards = all_cards(store)
+    key = store.db.safe_url
+    cached = _BOARDS.get(key)
+    if cached is not None and cached[0] is cards:
+        return cached[1]
+    boards: dict[tuple[str, str, str], Leaderboard] = {}
+    seen: set[tuple[str, str, str, str]] = set()
+    for info in cards:
+        group = (info.dataset, info.split, info.task)
+        board = boards.get(group)
+        if board is None:
+            board = boards[group] = Leaderboard(info.dataset, info.split, info.task, PRIMARY_METRIC.get(info.task, ""))
+        if (*group, info.model) not in seen:  # the newest card of each model only
+            seen.add((*group, info.model))
+            board.rows.append(info)
+    out = []
+    for board in boards.values():
+        board.metrics = tuple(sorted({m for r in board.rows for m in r.metrics}))
+        _rank(board)
+        out.append(board)
+    out.sort(key=lambda b: (b.dataset, b.split))
+    _BOARDS.clear()
+    _BOARDS[key] = (cards, out)
+    return out
+
+
+def leaderboards(store: Store, caller: Principal | None, *, rows: int = 5) -> list[Leaderboard]:
+    """One board per (dataset, split, task) of the evaluations index, ranked by the task's primary metric;
+    only models the caller may see, the best ``rows`` of each."""
+    visible = visible_ids(store, caller, "model")
+    out = []
+    for board in _all_boards(store):
+        shown = []
+        for info in board.rows:
+            if info.model.lower() in visible:
+                shown.append(info)
+                if len(shown) == rows:
+                    break
+        if shown:
+            out.append(Leaderboard(board.dataset, board.split, board.task, board.metric, shown, board.metrics))
+    return out
+
+
+def _rank(board: Leaderboard) -> None:
+    metric = board.metric
+    ranked = [r for r in board.rows if metric in r.metrics]
+    ranked.sort(key=lambda r: r.metrics[metric], reverse=not lower_is_better(metric))
+    board.rows = ranked
+
+
+def leaderboard(store: Store, caller: Principal | None, dataset: str, split: str, metric: str | None = None
+                ) -> Leaderboard | None:
+    """The full board of one dataset split (every model's newest card), ranked by ``metric`` (default: primary)."""
+    cards = evaluations(store, caller, dataset=dataset, split=split)
+    if not cards:
+        return None
+    board = Leaderboard(dataset, split, cards[0].task, metric or PRIMARY_METRIC.get(cards[0].task, ""))
+    models: set[str] = set()
+    for info in cards:
+        if info.model not in models:
+            models.add(info.model)
+            board.rows.append(info)
+    board.metrics = tuple(sorted({m for r in board.rows for m in r.metrics}))
+    _rank(board)
+    return board

@@ -1,0 +1,147 @@
+// fmhub charts: plotly.js (served by the hub from the plotly wheel) over JSON data islands in the page.
+"use strict";
+
+const FONT = { family: "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: "#1f2937" };
+const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+const COLORS = ["#4f46e5", "#f59e0b", "#10b981", "#ef4444", "#06b6d4", "#8b5cf6", "#84cc16", "#ec4899"];
+
+function island(id) {
+  const node = document.getElementById(id);
+  return node ? JSON.parse(node.textContent) : null;
+}
+
+function layout(extra) {
+  return Object.assign({ font: FONT, margin: { l: 56, r: 16, t: 12, b: 48 }, paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "rgba(0,0,0,0)", hoverlabel: { font: FONT } }, extra || {});
+}
+
+function draw(node, traces, extra) {
+  node.replaceChildren();
+  return Plotly.newPlot(node, traces, layout(extra), CONFIG);
+}
+
+function confusion(node, data) {
+  const labels = data.labels, matrix = data.confusion_matrix;
+  const totals = matrix.map((row) => row.reduce((a, b) => a + b, 0));
+  const share = matrix.map((row, i) => row.map((n) => (totals[i] ? n / totals[i] : 0)));
+  const text = matrix.map((row) => row.map(String));
+  draw(node, [{
+    type: "heatmap", z: share, x: labels, y: labels, text: text, texttemplate: "%{text}", customdata: matrix,
+    colorscale: [[0, "#f8fafc"], [0.5, "#a5b4fc"], [1, "#3730a3"]], zmin: 0, zmax: 1, showscale: false,
+    hovertemplate: "gold %{y}<br>predicted %{x}<br>%{customdata} rows (%{z:.1%} of %{y})<extra></extra>", xgap: 2, ygap: 2,
+  }], {
+    height: Math.max(260, 60 + 44 * labels.length), margin: { l: 110, r: 16, t: 8, b: 90 },
+    xaxis: { title: { text: "predicted" }, type: "category", tickangle: -30, side: "bottom" },
+    yaxis: { title: { text: "gold" }, type: "category", autorange: "reversed" },
+  }).then((plot) => {
+    plot.on("plotly_click", (event) => {
+      const point = event.points[0];
+      const url = new URL(node.dataset.pageUrl, window.location.href);
+      url.searchParams.set("gold", point.y);
+      url.searchParams.set("pred", point.x);
+      window.fmhubLoadErrors(url.toString());
+    });
+  });
+}
+
+function perClass(node, data) {
+  const rows = data.per_class || data.per_type;
+  const names = rows.map((r) => r.label ?? r.type);
+  const traces = ["precision", "recall", "f1"].map((key, i) => ({
+    type: "bar", name: key, x: names, y: rows.map((r) => r[key]), marker: { color: COLORS[i] },
+    hovertemplate: `%{x}<br>${key} %{y:.4f}<extra></extra>`,
+  }));
+  draw(node, traces, { height: 260, barmode: "group", yaxis: { range: [0, 1.05], title: { text: "score" } },
+    legend: { orientation: "h", y: 1.12 }, margin: { l: 56, r: 16, t: 24, b: 70 } });
+}
+
+function calibration(node, data) {
+  const bins = data.calibration.bins.filter((b) => b.count > 0);
+  draw(node, [
+    { type: "scatter", mode: "lines", x: [0, 1], y: [0, 1], name: "perfect", line: { dash: "dot", color: "#9ca3af" }, hoverinfo: "skip" },
+    { type: "scatter", mode: "lines+markers", name: "model", x: bins.map((b) => b.confidence), y: bins.map((b) => b.accuracy),
+      marker: { size: bins.map((b) => 6 + Math.min(14, Math.sqrt(b.count))), color: COLORS[0] }, line: { color: COLORS[0] },
+      customdata: bins.map((b) => b.count), hovertemplate: "confidence %{x:.3f}<br>accuracy %{y:.3f}<br>%{customdata} rows<extra></extra>" },
+  ], { height: 280, xaxis: { range: [0, 1.02], title: { text: "confidence" } }, yaxis: { range: [0, 1.02], title: { text: "accuracy" } },
+    legend: { orientation: "h", y: 1.12 }, margin: { l: 56, r: 16, t: 24, b: 48 } });
+}
+
+function robustness(node, data) {
+  const items = data.robustness;
+  const keys = Object.keys(items[0]?.delta || {});
+  const traces = keys.map((key, i) => ({
+    type: "bar", name: key, y: items.map((p) => p.name), x: items.map((p) => p.delta[key]), orientation: "h",
+    marker: { color: COLORS[i] }, customdata: items.map((p) => p.description),
+    hovertemplate: `%{y}: %{customdata}<br>${key} change %{x:+.4f}<extra></extra>`,
+  }));
+  draw(node, traces, { height: 60 + 44 * items.length, barmode: "group", xaxis: { title: { text: "change from clean inputs" }, zeroline: true },
+    margin: { l: 90, r: 16, t: 24, b: 48 }, legend: { orientation: "h", y: 1.15 } });
+}
+
+function slices(node, data) {
+  const traces = [];
+  data.slices.forEach((grouping, i) => {
+    const metric = grouping.metric;
+    traces.push({ type: "bar", name: `${metric} by ${grouping.by.replace("column:", "")}`, x: grouping.groups.map((g) => g.value),
+      y: grouping.groups.map((g) => g.metrics[metric]), customdata: grouping.groups.map((g) => g.rows), marker: { color: COLORS[i + 2] },
+      hovertemplate: `%{x}<br>${metric} %{y:.4f}<br>%{customdata} rows<extra></extra>` });
+  });
+  draw(node, traces, { height: 260, yaxis: { title: { text: data.slices[0].metric } }, legend: { orientation: "h", y: 1.15 },
+    margin: { l: 56, r: 16, t: 24, b: 60 } });
+}
+
+function labelBars(node, counts) {
+  const names = Object.keys(counts);
+  draw(node, [{ type: "bar", x: names, y: names.map((n) => counts[n]), marker: { color: COLORS[0] },
+    hovertemplate: "%{x}: %{y} rows<extra></extra>" }], { height: 200, yaxis: { title: { text: "rows" } }, margin: { l: 56, r: 8, t: 8, b: 48 } });
+}
+
+function curves(node, data, axis) {
+  const keys = [...new Set(data.runs.flatMap((run) => Object.keys(run.series)))].sort();
+  node.replaceChildren();
+  if (!keys.length) { node.textContent = "No metric was logged."; node.classList.add("muted"); return; }
+  keys.forEach((key) => {
+    const box = document.createElement("div");
+    box.className = "curve";
+    const title = document.createElement("h3");
+    title.textContent = key;
+    const plot = document.createElement("div");
+    box.append(title, plot);
+    node.append(box);
+    const traces = data.runs.filter((run) => run.series[key]).map((run, i) => {
+      const s = run.series[key];
+      const x = axis === "epoch" ? s.epoch : s.step;
+      return { type: "scatter", mode: s.value.length > 1 ? "lines+markers" : "markers", name: run.id, x: x, y: s.value,
+        marker: { size: 5, color: COLORS[i % COLORS.length] }, line: { color: COLORS[i % COLORS.length] },
+        hovertemplate: `${run.id}<br>${axis} %{x}<br>${key} %{y:.5g}<extra></extra>` };
+    });
+    Plotly.newPlot(plot, traces, layout({ height: 240, showlegend: data.runs.length > 1, legend: { orientation: "h", y: 1.2 },
+      xaxis: { title: { text: axis } }, margin: { l: 56, r: 12, t: data.runs.length > 1 ? 28 : 8, b: 44 } }), CONFIG);
+  });
+}
+
+function start() {
+  if (typeof Plotly === "undefined") { return; }
+  const report = island("report-data");
+  if (report) {
+    const charts = { confusion, "per-class": perClass, calibration, robustness, slices };
+    document.querySelectorAll("[data-chart]").forEach((node) => {
+      const fn = charts[node.dataset.chart];
+      if (fn) { fn(node, report); }
+    });
+  }
+  const labels = island("labels-data");
+  const labelNode = document.querySelector("[data-chart=labels]");
+  if (labels && labelNode) { labelBars(labelNode, labels); }
+  const runs = island("run-data");
+  const curveNode = document.querySelector("[data-role=curves]");
+  if (runs && curveNode) {
+    curves(curveNode, runs, "step");
+    document.querySelectorAll("[data-axis]").forEach((button) => button.addEventListener("click", () => {
+      document.querySelectorAll("[data-axis]").forEach((b) => b.classList.toggle("active", b === button));
+      curves(curveNode, runs, button.dataset.axis);
+    }));
+  }
+}
+
+if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
