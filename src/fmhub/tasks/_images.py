@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,11 +41,12 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".t
 class ImageTooLargeError(PayloadTooLargeError):
     """An image with more pixels than the limit (a possible decompression bomb); nothing of it was decoded."""
 
-    def __init__(self, width: int, height: int, limit: int, what: str = "the image",
-                 hint: str = "resize it, or raise the limit") -> None:
-        super().__init__(f"{what} is {width}×{height} = {width * height:,} pixels, over the limit of {limit:,} "
-                         "pixels (refused undecoded: a possible decompression bomb)", hint=hint)
-        self.width, self.height, self.limit = width, height, limit
+    def __init__(self, pixels: int, limit: int, what: str = "the image", hint: str = "resize it, or raise the limit",
+                 size: tuple[int, int] | None = None) -> None:
+        shown = f"{size[0]}×{size[1]} = {pixels:,}" if size else f"{pixels:,}"
+        super().__init__(f"{what} is {shown} pixels, over the limit of {limit:,} pixels (refused undecoded: a "
+                         "possible decompression bomb)", hint=hint)
+        self.pixels, self.limit, self.size = pixels, limit, size
 
 
 def image_bytes(value: Any) -> tuple[bytes | None, str | None]:
@@ -118,14 +120,14 @@ def _opened(data: bytes, max_pixels: int, what: str, hint: str) -> Any:
     except UnidentifiedImageError:
         raise InvalidInputError(f"{what} is not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)",
                                 hint="send an image file") from None
-    except Image.DecompressionBombError:
-        raise InvalidInputError(f"{what} declares more pixels than Pillow will decode (a decompression bomb)",
-                                hint=hint) from None
+    except Image.DecompressionBombError as exc:  # beyond twice Pillow's own threshold: it refuses to open it
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ImageTooLargeError(int(found.group(1)) if found else max_pixels + 1, max_pixels, what, hint) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidInputError(f"{what} cannot be read: {exc}", hint="check that the file is a whole image") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLargeError(width, height, max_pixels, what, hint)
+        raise ImageTooLargeError(width * height, max_pixels, what, hint, (width, height))
     if width < 1 or height < 1:
         raise InvalidInputError(f"{what} has no pixels ({width}×{height})")
     return image
