@@ -4,10 +4,12 @@ the same decisions, its card compares it with its parent."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fmhub
 from fmhub.client import Hub
 from fmhub.data import load
+from fmhub.errors import InvalidInputError
 from fmhub.optimize import export_onnx, quantize
 
 
@@ -38,3 +40,14 @@ def test_onnx_export_and_int8_of_an_image_model(image_classifier: str, tiny_imag
     parent_section = int8.report["parent"]
     assert parent_section["repo"] == image_classifier and parent_section["speedup"] is not None
     assert int8.report["efficiency"]["format"] == "onnx"
+
+    static = quantize(image_classifier, "acme/digits-static", method="static-int8", calibration_rows=40, report=False)
+    with Hub.open() as hub:
+        graph = onnx.load(str(hub.download(static.repo, revision=static.commit) / "model.onnx")).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.node}
+    assert "Conv" in static.variant["weights"] and "QDQ" in static.variant["weights"]
+    assert "calibrated (MinMax) on 40 training rows" in static.variant["activations"]
+    calibrated = fmhub.load(static.repo)
+    assert float((calibrated.logits(batch).argmax(-1) == expected.argmax(-1)).mean()) >= 0.9
+    with pytest.raises(InvalidInputError, match="static-int8 quantizes ONNX graphs"):
+        quantize(image_classifier, "acme/never", method="static-int8", backend="torch", report=False)
