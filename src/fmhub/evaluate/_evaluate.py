@@ -387,7 +387,8 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
         inputs.tokenizer = inputs.loaded.tokenizer
         clean = _run(inputs, inputs.values, inputs.gold, progress, "predictions")
         report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task.name,
-                                  "labels": inputs.label_names, "max_length": inputs.max_length,
+                                  "labels": inputs.label_names, "input_column": inputs.input_column,
+                                  "max_length": inputs.max_length,
                                   **clean.sections}
         report["calibration"] = _calibration(inputs, clean)
         skipped = {"skipped": "--skip"}
