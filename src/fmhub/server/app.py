@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fmhub._version import __version__
 from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
-from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs
+from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, _xet
 from fmhub.server._auth import HubConfig
 from fmhub.http import install_error_handlers
 from fmhub.http import BodyLimitMiddleware
@@ -39,6 +39,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
         app.state.config = config or HubConfig.from_env()
         app.state.accounts = Accounts(app.state.store.db)
         app.state.lfs_key = None
+        app.state.xet_key = None
         secret = app.state.accounts.bootstrap_admin(name=app.state.config.admin_name,
                                                     token=app.state.config.admin_token)
         if secret is not None:
@@ -54,8 +55,10 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
     serve_docs(app)
     install_error_handlers(app)
-    # Commits and LFS uploads stream their bodies and enforce their own (larger) limits.
-    app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/"))
+    # Commits, LFS uploads, xorbs and shards stream their bodies and enforce their own (larger) limits.
+    app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/",
+                                                               _xet.CAS_PREFIX + "/v1/xorbs/",
+                                                               _xet.CAS_PREFIX + "/v1/shards"))
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> dict[str, str]:
@@ -74,5 +77,6 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app.include_router(_runs.router)
     app.include_router(_hf_write.router)
     app.include_router(_lfs.router)
+    app.include_router(_xet.router)
     app.include_router(_hf.router)
     return app
