@@ -202,9 +202,6 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
         raise InvalidInputError(f"grace period must be ≥ 0 seconds, got {grace_seconds}", hint="e.g. --grace 1h")
     report = GcReport(dry_run=dry_run)
     extensions = registered_extensions()
-    for extension in extensions:  # first: records that let go of blobs, so those blobs go in this same run
-        for what, count in extension.collect(store, grace_seconds=grace_seconds, dry_run=dry_run).items():
-            report.collected[what] = report.collected.get(what, 0) + count
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
     cutoff_ts = time.time() - grace_seconds
 
@@ -219,6 +216,11 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
             for batch in _chunks(orphans):
                 conn.execute(delete(t.tree_entries).where(t.tree_entries.c.tree_id.in_(batch)))
                 conn.execute(delete(t.trees).where(t.trees.c.tree_id.in_(batch)))
+
+    # After the orphan trees, before the blobs: records that let go of blobs, so those go in this same run.
+    for extension in extensions:
+        for what, count in extension.collect(store, grace_seconds=grace_seconds, dry_run=dry_run).items():
+            report.collected[what] = report.collected.get(what, 0) + count
 
     stored = {blob.sha256: blob for blob in store.blobs.iter_blobs()}
     with store.db.read() as conn:
