@@ -131,7 +131,8 @@ async def upload_shard(store: StoreDep, request: Request) -> JSONResponse:
     with spool:
         await run_in_threadpool(
             XetStorage(store).receive_shard, spool, repo=grant.repo, actor=caller.user if caller else "anonymous",
-            may_read=lambda sha256: may_read_blob(store, caller, sha256))
+            may_read=lambda sha256: may_read_blob(store, caller, sha256),
+            max_file_bytes=request.app.state.config.max_file_bytes)
     return JSONResponse({"result": 1})
 
 

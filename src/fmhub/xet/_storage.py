@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Connection, delete, exists, insert, select, update
 
-from fmhub.errors import RangeNotSatisfiableError, XetFileNotFoundError, XetObjectError
+from fmhub.errors import PayloadTooLargeError, RangeNotSatisfiableError, XetFileNotFoundError, XetObjectError
 from fmhub.store import Repo, Store
 from fmhub.xet import _tables as x
 from fmhub.xet._hashes import file_hash, from_hex, keyed_hash, to_hex, verification_hash
@@ -182,7 +182,8 @@ class XetStorage:
 
     # -- shards ---------------------------------------------------------------------------------
 
-    def receive_shard(self, shard: BinaryIO, *, repo: Repo, actor: str, may_read: MayRead) -> int:
+    def receive_shard(self, shard: BinaryIO, *, repo: Repo, actor: str, may_read: MayRead,
+                      max_file_bytes: int | None = None) -> int:
         """Validate an uploaded shard, then record its files for ``repo``; returns how many are new.
 
         ``shard`` must be seekable (it is read twice: to check, then into the blob store). A commit to
@@ -193,7 +194,7 @@ class XetStorage:
                 read; nothing is recorded.
         """
         files: list[FileEntry] = []
-        checks = _ShardCheck(self, repo, may_read)
+        checks = _ShardCheck(self, repo, may_read, max_file_bytes)
         for item in read_shard(shard):
             if isinstance(item, FileEntry):
                 files.append(item)
@@ -558,9 +559,10 @@ class _Access:
 class _ShardCheck:
     """The checks of one uploaded shard, against the stored chunk index."""
 
-    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead) -> None:
+    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead, max_file_bytes: int | None) -> None:
         self._xet = xet
         self._access = _Access(xet, repo, may_read)
+        self._max_file_bytes = max_file_bytes
         self._xorbs: dict[str, _Xorb] = {}
         self.blocks: list[XorbBlock] = []
 
@@ -610,6 +612,9 @@ class _ShardCheck:
             raise XetObjectError(f"file {file_hex} has no sha256")
         sha256 = entry.sha256.hex()
         size = sum(size for _, size in leaves)
+        if self._max_file_bytes is not None and size > self._max_file_bytes:
+            raise PayloadTooLargeError(f"file {file_hex} is {size} bytes, over this hub's limit of "
+                                       f"{self._max_file_bytes}")
         known = self._xet.file_by_hash(file_hex)
         if known is not None and (known.sha256, known.size) != (sha256, size):
             raise XetObjectError(f"file {file_hex} is stored with sha256 {known.sha256}, the shard says {sha256}")

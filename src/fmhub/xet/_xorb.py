@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import lz4.frame
-import numpy as np
 
 from fmhub.errors import PayloadTooLargeError, XetObjectError
 from fmhub.xet._hashes import chunk_hash, to_hex, xorb_hash
@@ -50,15 +49,14 @@ class ChunkInfo:
 def _ungroup4(data: bytes) -> bytes:
     """Undo byte grouping: groups of every 4th byte (the first ``n % 4`` groups one byte longer) → interleaved."""
     n = len(data)
-    out = np.empty(n, dtype=np.uint8)
-    src = np.frombuffer(data, dtype=np.uint8)
+    out = bytearray(n)
     base, extra = divmod(n, 4)
     offset = 0
-    for i in range(4):
+    for i in range(4):  # extended-slice assignment: a C loop, no per-byte Python
         length = base + (1 if i < extra else 0)
-        out[i::4] = src[offset:offset + length]
+        out[i::4] = data[offset:offset + length]
         offset += length
-    return out.tobytes()
+    return bytes(out)
 
 
 def decode_chunk(scheme: int, payload: bytes | memoryview, size: int) -> bytes:
