@@ -16,6 +16,7 @@ what is in :mod:`fmhub.server._auth`; every rule about the data is in :mod:`fmhu
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 from typing import Any
@@ -54,6 +55,17 @@ CAS_PREFIX = "/xet-cas"
 MAX_SHARD_BYTES = 512 * 1024 * 1024
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
 _PREFIXES = ("default", "default-merkledb")
+#: Xorbs taken in at once per worker. A client sends many in parallel; each in flight holds a few MB of
+#: buffers and a core's worth of decompressing and hashing, so more at once only costs memory. The others
+#: wait unread (TCP holds them back) until a slot frees.
+XORBS_AT_ONCE = 2
+
+
+def _xorb_slots(request: Request) -> asyncio.Semaphore:
+    state = request.app.state
+    if getattr(state, "xorb_slots", None) is None:
+        state.xorb_slots = asyncio.Semaphore(XORBS_AT_ONCE)
+    return state.xorb_slots
 
 
 def _cas_url(request: Request) -> str:
@@ -99,8 +111,9 @@ async def upload_xorb(store: StoreDep, request: Request, prefix: str, xorb_hash:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_XORB_BYTES:
         raise PayloadTooLargeError(f"a xorb is at most {MAX_XORB_BYTES} bytes, this one {declared}")
-    body = io.BufferedReader(BodyReader(request.stream(), 2 * MAX_XORB_BYTES), buffer_size=1024 * 1024)
-    inserted = await run_in_threadpool(XetStorage(store).receive_xorb, xorb_hash, body, repo=grant.repo)
+    async with _xorb_slots(request):
+        body = io.BufferedReader(BodyReader(request.stream(), 2 * MAX_XORB_BYTES), buffer_size=1024 * 1024)
+        inserted = await run_in_threadpool(XetStorage(store).receive_xorb, xorb_hash, body, repo=grant.repo)
     return JSONResponse({"was_inserted": inserted})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,26 @@ from fmhub.store import Store, open_store
 __all__ = ["create_app", "HubConfig"]
 
 
+def _return_large_buffers_to_the_os() -> None:
+    """Serve large transfers in bounded memory under glibc.
+
+    Each transfer thread allocates MB-sized buffers; glibc's default raises its mmap threshold to the largest
+    freed buffer, so later ones come from per-thread arenas that keep the memory after use (measured: a
+    1 GiB Xet download pushed the server from 160 to 215 MB). A fixed threshold keeps buffers over 256 KiB
+    in their own mappings, returned when freed; fewer arenas bound what small objects keep.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, …): nothing to tune
+        return
+    m_mmap_threshold, m_arena_max = -3, -8
+    mallopt(m_mmap_threshold, 256 * 1024)
+    mallopt(m_arena_max, 2)
+
+
 def create_app(store: Store | None = None, config: HubConfig | None = None) -> FastAPI:
     """Build the hub app over ``store`` (default: the store the environment names, opened at startup).
 
@@ -33,6 +54,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _return_large_buffers_to_the_os()
         owned = store is None
         app.state.store = open_store() if owned else store
         app.state.store.db.ensure_schema()  # fail at start, not on the first request
