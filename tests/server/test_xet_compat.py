@@ -91,7 +91,8 @@ def test_upload_folder_small_and_large_files(alice_api, hub_url: str, local_stor
     alice_api.upload_folder(folder_path=folder, repo_id="alice/folder")
     files = {e.path: e.blob_sha256 for e in local_store.list_files("alice/folder")}
     assert files["a.dat"] == sha_a and files["sub/b.dat"] == sha_b
-    out = snapshot_download("alice/folder", endpoint=hub_url, token=tokens.alice, local_dir=tmp_path / "back")
+    # A public repo: anonymous readers get a Xet read token too.
+    out = snapshot_download("alice/folder", endpoint=hub_url, token=False, local_dir=tmp_path / "back")
     assert _sha(Path(out) / "a.dat") == sha_a and _sha(Path(out) / "sub" / "b.dat") == sha_b
     assert (Path(out) / "config.json").read_text() == '{"hidden_size": 32}'
 
@@ -163,3 +164,35 @@ def test_a_second_version_sends_and_stores_only_changed_chunks(alice_api, hub_ur
     old = local_store.list_commits("alice/dedup")[1].oid
     assert _sha(hf_hub_download("alice/dedup", "model.dat", revision=old, endpoint=hub_url, token=tokens.alice,
                                 cache_dir=tmp_path / "dl-old")) == _sha(path)
+
+
+def test_global_dedup_answers_are_understood_by_the_client(alice_api, hub_url: str, local_store: Store,
+                                                          tmp_path, tokens, monkeypatch) -> None:
+    """A second machine (an empty client cache) uploading a file the hub mostly has: the client asks the hub
+    (GET /v1/chunks/…), reads its answer shard and sends only what is new."""
+    from huggingface_hub.utils import _xet
+
+    path, _ = _file(tmp_path / "v1.dat", 16 * MB)
+    alice_api.create_repo("alice/shared")
+    alice_api.upload_file(path_or_fileobj=str(path), path_in_repo="a.dat", repo_id="alice/shared")
+    stored = _blob_bytes(local_store)
+    answers: list[bool] = []
+    original = XetStorage.dedup_answer
+
+    def counted(self, *args, **kwargs):
+        answer = original(self, *args, **kwargs)
+        answers.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(XetStorage, "dedup_answer", counted)  # the live server runs in this process
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "second-machine"))
+    _xet._GLOBAL_XET_HOLDER._session = None  # noqa: SLF001 - a fresh client, knowing nothing
+    data = path.read_bytes() + os.urandom(MB)  # the same weights, one more MiB
+    v2 = tmp_path / "v2.dat"
+    v2.write_bytes(data)
+    alice_api.upload_file(path_or_fileobj=str(v2), path_in_repo="b.dat", repo_id="alice/shared")
+    assert any(answers)  # the client asked, and the hub answered with a shard
+    added = _blob_bytes(local_store) - stored
+    assert added < 4 * MB, added  # the new MiB (and a chunk or two around the seam), not 17 MiB
+    assert _sha(hf_hub_download("alice/shared", "b.dat", endpoint=hub_url, token=tokens.alice,
+                                cache_dir=tmp_path / "dl")) == hashlib.sha256(data).hexdigest()

@@ -172,3 +172,25 @@ def test_chunks_shared_by_two_versions_are_stored_once(local_store: Store, repo)
     shard = make_shard([(file_hash(leaves), terms, hashlib.sha256(changed).hexdigest())], [new])
     assert xet.receive_shard(io.BytesIO(shard), repo=repo, actor="alice", may_read=lambda s: False) == 1
     assert b"".join(local_store.iter_blob(hashlib.sha256(changed).hexdigest())) == bytes(changed)
+
+
+def test_every_backend_holds_and_collects_xet_files(store: Store) -> None:
+    """SQLite and PostgreSQL metadata, file and S3 blobs: xorbs and shards are ordinary blobs."""
+    repo = store.create_repo("alice/model")
+    upload = _upload(store, repo)
+    store.commit("alice/model", [AddFile("w.dat", upload.sha256, len(DATA))], title="add", author="alice")
+    assert b"".join(store.iter_blob(upload.sha256, 70_000, 200_000)) == DATA[70_000:200_000]
+    assert fsck(store).ok
+    store.delete_repo("alice/model")
+    report = gc(store, grace_seconds=0)
+    assert report.collected["xet xorbs"] == 1 and store.blob_size(upload.sha256) is None
+
+
+def test_fmhub_download_of_a_xet_file_from_the_embedded_store(local_store: Store, repo, tmp_path) -> None:
+    from fmhub.client import LocalHub
+
+    upload = _upload(local_store, repo)
+    local_store.commit("alice/model", [AddFile("w.dat", upload.sha256, len(DATA))], title="add", author="alice")
+    for verify in (False, True):
+        out = LocalHub(local_store).download("alice/model", local_dir=tmp_path / f"out-{verify}", verify=verify)
+        assert (out / "w.dat").read_bytes() == DATA
