@@ -65,6 +65,7 @@ __all__ = [
     "sign_fetch",
     "check_fetch",
     "may_read_blob",
+    "may_read_xet_file",
     "XET_TOKEN_TTL",
     "FETCH_URL_TTL",
 ]
@@ -397,3 +398,11 @@ def check_fetch(request: Request, xorb_hash: str, byte_range: str, expires: int,
 def may_read_blob(store: Store, caller: Principal | None, sha256: str) -> bool:
     """May the caller read the file with this sha256: is it in a repo they may see (any revision)?"""
     return any(can_see(caller, repo) for repo in store.repos_holding_blob(sha256))
+
+
+def may_read_xet_file(store: Store, grant: XetGrant, sha256: str) -> bool:
+    """May a Xet token rebuild the file with this sha256: its repo received it (uploaded, not committed yet),
+    or the caller may read a repo holding it."""
+    repo = grant.repo
+    return store.has_upload(repo.repo_id, sha256, repo_type=repo.repo_type) or \
+        may_read_blob(store, grant.caller, sha256)

@@ -33,6 +33,7 @@ from fmhub.server._auth import (
     XetGrant,
     check_fetch,
     may_read_blob,
+    may_read_xet_file,
     mint_xet_token,
     sign_fetch,
     visible_repo,
@@ -152,16 +153,6 @@ async def upload_shard(store: StoreDep, request: Request) -> JSONResponse:
 # -- CAS: downloads ---------------------------------------------------------------------------------
 
 
-def _may_read_file(store: Store, grant: XetGrant):
-    """A Xet file is readable through a token of repo R if R received it (not committed yet) or if the caller
-    may read a repo holding it."""
-    def rule(sha256: str) -> bool:
-        repo = grant.repo
-        return store.has_upload(repo.repo_id, sha256, repo_type=repo.repo_type) or \
-            may_read_blob(store, grant.caller, sha256)
-    return rule
-
-
 def _range(header: str | None) -> tuple[int, int] | None:
     """``bytes=a-b`` (inclusive) → [a, b + 1); None for no header."""
     if not header:
@@ -181,7 +172,7 @@ def _reconstruction(store: Store, request: Request, file_hash: str) -> dict[str,
     grant = xet_caller(request, "read")
     from_hex(file_hash, "file hash")
     plan = XetStorage(store).reconstruction(file_hash, _range(request.headers.get("range")),
-                                            may_read=_may_read_file(store, grant))
+                                            may_read=lambda sha256: may_read_xet_file(store, grant, sha256))
     base = _cas_url(request)
     fetch_info: dict[str, list[dict[str, Any]]] = {}
     for item in plan.fetch:
