@@ -11,12 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from fmhub._version import __version__
-from fmhub.http import serve_docs
 from fmhub.accounts import Accounts
+from fmhub.http import BodyLimitMiddleware, install_error_handlers, serve_docs
 from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, _xet, web
 from fmhub.server._auth import HubConfig
-from fmhub.http import install_error_handlers
-from fmhub.http import BodyLimitMiddleware
 from fmhub.store import Store, open_store
 
 __all__ = ["create_app", "HubConfig"]
