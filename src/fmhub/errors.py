@@ -25,6 +25,9 @@ __all__ = [
     "EmptyCommitError",
     "BlobNotFoundError",
     "IntegrityError",
+    "XetObjectError",
+    "XetFileNotFoundError",
+    "RangeNotSatisfiableError",
     "ConfigError",
     "SchemaOutOfDateError",
     "StorageUnavailableError",
@@ -363,6 +366,29 @@ class IntegrityError(FmhubError, ValueError):
         self.actual = actual
 
 
+class RangeNotSatisfiableError(FmhubError):
+    """A byte range starts at or past the end of what it asks for (HTTP 416)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the requested range starts at or past the end ({size} bytes)")
+        self.size = size
+
+
+# -- XET --------------------------------------------------------------------------------------------
+
+
+class XetObjectError(InvalidInputError):
+    """A xorb, a shard or a hash a Xet client sent is malformed, or does not match what it claims."""
+
+
+class XetFileNotFoundError(FmhubError, LookupError):
+    """No Xet file of this hash that the caller may read (missing and unreadable answer alike)."""
+
+    def __init__(self, file_hash: str) -> None:
+        super().__init__(f"Xet file {file_hash[:80]} not found", hint="upload the file first")
+        self.file_hash = file_hash
+
+
 # -- CONFIG -----------------------------------------------------------------------------------------
 
 
@@ -400,6 +426,8 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     ConflictError: 409,
     ProtectedRefError: 403,
     IntegrityError: 422,
+    RangeNotSatisfiableError: 416,
+    XetFileNotFoundError: 404,
     AuthenticationError: 401,
     PermissionDeniedError: 403,
     AccountNotFoundError: 404,

@@ -72,6 +72,22 @@ ROUTES = {
                              {"files": [{"path": "f.txt", "size": 3, "sample": ""}]}, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/xet-write-token/{revision:path}"):
         ("write", lambda r: ("GET", f"/api/models/{r}/xet-write-token/main", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/xet-read-token/{revision:path}"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/xet-read-token/main", None, None)),
+    # The CAS API takes Xet tokens only (tests/server/test_xet_security.py walks who may do what with them).
+    ("POST", "/xet-cas/v1/xorbs/{prefix}/{xorb_hash}"):
+        ("xet", lambda r: ("POST", f"/xet-cas/v1/xorbs/default/{OID}", None, b"x")),
+    ("POST", "/xet-cas/v1/shards"): ("xet", lambda r: ("POST", "/xet-cas/v1/shards", None, b"x")),
+    ("GET", "/xet-cas/v1/reconstructions/{file_hash}"):
+        ("xet", lambda r: ("GET", f"/xet-cas/v1/reconstructions/{OID}", None, None)),
+    ("GET", "/xet-cas/v2/reconstructions/{file_hash}"):
+        ("xet", lambda r: ("GET", f"/xet-cas/v2/reconstructions/{OID}", None, None)),
+    ("POST", "/xet-cas/v2/shards"): ("xet", lambda r: ("POST", "/xet-cas/v2/shards", None, b"x")),
+    ("GET", "/xet-cas/v1/chunks/{prefix}/{chunk_hash}"):
+        ("xet", lambda r: ("GET", f"/xet-cas/v1/chunks/default-merkledb/{OID}", None, None)),
+    ("GET", "/xet-cas/v1/fetch/{xorb_hash}"):
+        ("signed", lambda r: ("GET", f"/xet-cas/v1/fetch/{OID}?range=0-9&expires=9999999999&token=0"
+                                     f"&repo_type=model&repo={r}&sig={'0' * 64}", None, None)),
     ("POST", "/api/{plural}/{namespace}/{name}/commit/{revision:path}"):
         ("write", lambda r: ("POST", f"/api/models/{r}/commit/main", None, "\n".join(json.dumps(x) for x in [
             {"key": "header", "value": {"summary": "x"}},
@@ -241,6 +257,9 @@ def test_route_checks_auth(route, hub_url: str, tokens, private_repos) -> None:
         callers = (None, tokens.carol, tokens.bob, tokens.alice_read, tokens.alice, tokens.admin)
         statuses = tuple(_call(hub_url, build, SECRET, token).status_code for token in callers)
         assert statuses == ROUTES[route][2]
+    elif kind == "xet":  # a Xet token, nothing else
+        assert anonymous.status_code == 401
+        assert _call(hub_url, build, SECRET, tokens.admin).status_code == 401  # a hub token is no Xet token
     elif kind == "signed":
         assert anonymous.status_code == 401  # a forged signature
         assert _call(hub_url, build, SECRET, tokens.admin).status_code == 401  # a token is no signature

@@ -84,23 +84,6 @@ def test_upload_folder_small_and_large_through_lfs(alice_api, hub_url: str, loca
     assert local_store.resolve_revision("alice/folder").oid == before
 
 
-def test_large_upload_through_xet_is_refused_clearly(alice_api, local_store: Store, tmp_path) -> None:
-    """Without HF_HUB_DISABLE_XET=1, huggingface_hub 2.x sends LFS-mode files to Xet: fmhub answers 501.
-
-    (The Xet client does not show response bodies, so the fix is documented in the README and logged.)
-    """
-    from huggingface_hub.utils._runtime import is_xet_available
-
-    if not is_xet_available():
-        pytest.skip("hf_xet is not installed, so huggingface_hub never tries Xet")
-    alice_api.create_repo("alice/xet")
-    with pytest.raises(Exception) as error:
-        alice_api.upload_file(path_or_fileobj=str(_write(tmp_path / "big.safetensors", BIG)),
-                              path_in_repo="big.safetensors", repo_id="alice/xet")
-    assert "501" in str(error.value) and "xet-write-token" in str(error.value)
-    assert [e.path for e in local_store.list_files("alice/xet")] == [".gitattributes"]
-
-
 def _write(path, size: int):
     path.write_bytes(_safetensors({"w": (size - 200) // 4}))
     return path

@@ -210,7 +210,8 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.ParityError("export", 0.5, 0.9, 1e-3), errors.InputTooLongError(600, 512),
         errors.OverloadedError(256, 256), errors.RequestTimeoutError("m"), errors.EndpointNotServedError("m"),
         errors.AmbiguousRunError("r-ab12", ["r-ab1200000000", "r-ab1211111111"]),
-        errors.PipelineStepNotFoundError("5" * 64),
+        errors.PipelineStepNotFoundError("5" * 64), errors.RangeNotSatisfiableError(10),
+        errors.XetObjectError("m"), errors.XetFileNotFoundError("0" * 64),
     ]
 
 

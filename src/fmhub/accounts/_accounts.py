@@ -144,6 +144,9 @@ class Principal:
     is_admin: bool = False
     orgs: dict[str, str] = field(default_factory=dict)  # lower(org name) -> role in it
     token_name: str | None = None
+    #: The id of the token used: what credentials derived from it (Xet tokens, signed URLs) name, so that
+    #: revoking the token revokes them too (:meth:`Accounts.authenticate_id`).
+    token_id: int | None = None
 
     def namespace_role(self, namespace: str) -> str | None:
         """The user's role over a namespace: ``admin`` for their own, their org role, else None."""
@@ -367,7 +370,27 @@ class Accounts:
         if info.last_used_at is None or _now() - info.last_used_at > _LAST_USED_RESOLUTION:
             with self.db.write() as conn:
                 conn.execute(update(t.tokens).where(t.tokens.c.pk == row.pk).values(last_used_at=_now()))
-        return Principal(row.user_name, row.role, bool(row.is_admin), orgs, row.name)
+        return Principal(row.user_name, row.role, bool(row.is_admin), orgs, row.name, row.pk)
+
+    def authenticate_id(self, token_id: int) -> Principal:
+        """The principal of the token with this id, as long as it is active (not revoked, not expired).
+
+        For credentials minted from a token (they carry its id, never its secret): they stop working the
+        moment the token does.
+
+        Raises:
+            AuthenticationError: unknown, revoked or expired token.
+        """
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(t.tokens, t.accounts.c.name.label("user_name"), t.accounts.c.is_admin)
+                .join(t.accounts, t.accounts.c.pk == t.tokens.c.user_pk).where(t.tokens.c.pk == token_id)
+            ).one_or_none()
+            if row is None or not self._token(row).active:
+                raise AuthenticationError("the token this credential was made from is revoked or expired",
+                                          hint="ask for a new one with a valid token")
+            orgs = self.orgs_of(conn, row.user_pk)
+        return Principal(row.user_name, row.role, bool(row.is_admin), orgs, row.name, row.pk)
 
     # -- bootstrap ------------------------------------------------------------------------------
 

@@ -41,8 +41,8 @@ def server_command(
     FMHUB_ADMIN_TOKEN to choose that token instead (automation). Manage accounts with
     `fmhub user|org|token`.
 
-    huggingface_hub 2.x sends files ≥ 10 MB through Xet, which fmhub does not speak: its users set
-    HF_HUB_DISABLE_XET=1 (fmhub's own client needs nothing).
+    huggingface_hub 2.x uploads and downloads files ≥ 10 MB through Xet storage, which the hub serves
+    (only changed chunks of a new version are sent and stored); LFS clients keep working.
     """
     import uvicorn
 
@@ -66,6 +66,5 @@ def server_command(
     if accel_redirect:
         os.environ["FMHUB_ACCEL_REDIRECT"] = accel_redirect
     HubConfig.from_env()  # a bad value fails here, with its message, not in every worker
-    err_console.print(f"fmhub hub on http://{host}:{port} (web UI at /) — clients: export HF_ENDPOINT=http://{host}:{port} "
-                      "(and HF_HUB_DISABLE_XET=1 to upload files ≥ 10 MB with huggingface_hub)")
+    err_console.print(f"fmhub hub on http://{host}:{port} (web UI at /) — clients: export HF_ENDPOINT=http://{host}:{port}")
     uvicorn.run("fmhub.server:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level)

@@ -12,13 +12,29 @@ Every route declares one of three dependencies, and the auth-matrix test checks 
 
 Records about repos (training runs, pipeline step records) follow the repo they produce — their *output*
 repo: :func:`can_read_output` and :func:`check_output_write` are the one rule for them.
+
+Xet (the CAS API ``huggingface_hub`` uploads and downloads large files through) has two credentials of its
+own, both minted here and both checked again on every use:
+
+- a **Xet token** (:func:`mint_xet_token`): a repo, a scope (read or write), an expiry and the id of the hub
+  token that asked for it, signed with the hub's key. :func:`xet_caller` accepts it only while it has not
+  expired, the hub token is still active (revoking it revokes the Xet token) and its user may still read
+  (or write) the repo;
+- a **signed fetch URL** (:func:`sign_fetch`): one byte range of one xorb, for as long as the same holds.
+  It never allows another range, so knowing a xorb's hash or a URL for part of it reads nothing else.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 
@@ -43,6 +59,15 @@ __all__ = [
     "can_see",
     "can_read_output",
     "check_output_write",
+    "XetGrant",
+    "mint_xet_token",
+    "xet_caller",
+    "sign_fetch",
+    "check_fetch",
+    "may_read_blob",
+    "may_read_xet_file",
+    "XET_TOKEN_TTL",
+    "FETCH_URL_TTL",
 ]
 
 GiB = 1024**3
@@ -252,3 +277,132 @@ def check_output_write(caller: Principal, repo_id: str) -> None:
     """Writing a record whose output is ``repo_id`` needs what pushing to that repo needs: a write token and
     write rights on its namespace (the repo itself may not exist yet: training creates it at the end)."""
     check_namespace_write(caller, validate_repo_id(repo_id).split("/")[0])
+
+
+# -- Xet ---------------------------------------------------------------------------------------------
+
+#: Seconds a Xet token lives; the client asks the token route for a new one before it expires.
+XET_TOKEN_TTL = 3600
+#: Seconds a signed xorb fetch URL lives (a client fetches right after asking for the reconstruction).
+FETCH_URL_TTL = 3600
+_XET_PREFIX = "xet_"
+
+
+def _xet_key(request: Request) -> bytes:
+    state = request.app.state
+    if getattr(state, "xet_key", None) is None:
+        store: Store = state.store
+        state.xet_key = bytes.fromhex(store.shared_setting("xet_signing_key", lambda: secrets.token_hex(32)))
+    return state.xet_key
+
+
+def _sign(key: bytes, *parts: object) -> str:
+    return hmac.new(key, "\n".join(str(p) for p in parts).encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class XetGrant:
+    """What a verified Xet token allows: who (the caller, None for anonymous), on which repo, how."""
+
+    caller: Principal | None
+    repo: Repo
+    scope: str  # "read" | "write"
+
+
+def mint_xet_token(request: Request, caller: Principal | None, repo: Repo, scope: str) -> tuple[str, int]:
+    """A Xet token for ``repo`` (the caller must already have been checked for ``scope``); (token, expiry)."""
+    expires = int(time.time()) + XET_TOKEN_TTL
+    token_id = caller.token_id if caller is not None and caller.token_id is not None else 0
+    payload = "\n".join((repo.repo_type, repo.repo_id, scope, str(token_id), str(expires)))
+    signature = _sign(_xet_key(request), payload)
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return f"{_XET_PREFIX}{encoded}.{signature}", expires
+
+
+def _caller_of(request: Request, token_id: int) -> Principal | None:
+    if token_id == 0:
+        if request.app.state.config.require_auth:
+            raise AuthenticationError("this hub requires a token", hint="ask for a Xet token with a hub token")
+        return None
+    accounts: Accounts = request.app.state.accounts
+    return accounts.authenticate_id(token_id)
+
+
+def xet_caller(request: Request, scope: str) -> XetGrant:
+    """The grant of the Xet token in ``Authorization``, checked again now (see the module docstring).
+
+    Raises:
+        AuthenticationError (401): missing, forged or expired Xet token, or its hub token revoked.
+        RepoNotFoundError (404) / PermissionDeniedError (403): the caller lost access to the repo.
+    """
+    invalid = AuthenticationError("invalid or expired Xet token", hint="ask the xet-read-token or "
+                                  "xet-write-token route for a new one")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(_XET_PREFIX) or "." not in token or len(token) > 2048:
+        raise invalid
+    encoded, _, signature = token[len(_XET_PREFIX):].rpartition(".")
+    try:
+        payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        repo_type, repo_id, granted, token_id, expires = payload.split("\n")
+        token_number, expiry = int(token_id), int(expires)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if not hmac.compare_digest(_sign(_xet_key(request), payload), signature) or expiry < time.time():
+        raise invalid
+    if scope == "write" and granted != "write":
+        raise PermissionDeniedError("this needs a Xet write token", hint="ask the xet-write-token route")
+    caller = _caller_of(request, token_number)
+    store: Store = request.app.state.store
+    repo = writable_repo(store, caller, repo_type, repo_id) if granted == "write" and caller is not None \
+        else visible_repo(store, caller, repo_type, repo_id)
+    return XetGrant(caller, repo, granted)
+
+
+def sign_fetch(request: Request, grant: XetGrant, xorb_hash: str, byte_start: int, byte_end: int) -> str:
+    """The query string of a URL that fetches bytes ``[byte_start, byte_end]`` of a xorb, and nothing else."""
+    expires = int(time.time()) + FETCH_URL_TTL
+    token_id = grant.caller.token_id if grant.caller is not None and grant.caller.token_id is not None else 0
+    repo = grant.repo
+    signature = _sign(_xet_key(request), "fetch", xorb_hash, byte_start, byte_end, expires, token_id,
+                      repo.repo_type, repo.repo_id)
+    return urlencode({"range": f"{byte_start}-{byte_end}", "expires": expires, "token": token_id,
+                      "repo_type": repo.repo_type, "repo": repo.repo_id, "sig": signature})
+
+
+def check_fetch(request: Request, xorb_hash: str, byte_range: str, expires: int, token: int, repo_type: str,
+                repo_id: str, sig: str) -> tuple[int, int]:
+    """The signed byte span ``[start, end]`` of a fetch URL, if its signature, expiry, hub token and the
+    caller's access to its repo all still hold.
+
+    Raises:
+        AuthenticationError (401) for anything else, the same answer whatever failed.
+    """
+    invalid = AuthenticationError("invalid or expired fetch URL", hint="ask for the file's reconstruction again")
+    first, _, last = byte_range.partition("-")
+    if not first.isdigit() or not last.isdigit():
+        raise invalid
+    start, end = int(first), int(last)
+    expected = _sign(_xet_key(request), "fetch", xorb_hash, start, end, expires, token, repo_type, repo_id)
+    if not hmac.compare_digest(expected, sig) or expires < time.time():
+        raise invalid
+    try:
+        caller = _caller_of(request, token)
+        visible_repo(request.app.state.store, caller, repo_type, repo_id)
+    except FmhubError:
+        raise invalid from None
+    return start, end
+
+
+def may_read_blob(store: Store, caller: Principal | None, sha256: str) -> bool:
+    """May the caller read the file with this sha256: is it in a repo they may see (any revision)?"""
+    return any(can_see(caller, repo) for repo in store.repos_holding_blob(sha256))
+
+
+def may_read_xet_file(store: Store, grant: XetGrant, sha256: str) -> bool:
+    """May a Xet token rebuild the file with this sha256: its repo received it (uploaded, not committed yet),
+    or the caller may read a repo holding it."""
+    repo = grant.repo
+    return store.has_upload(repo.repo_id, sha256, repo_type=repo.repo_type) or \
+        may_read_blob(store, grant.caller, sha256)

@@ -25,6 +25,7 @@ from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.safety import is_pickle_path
+from fmhub.xet import XetStorage
 
 __all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "URL_PREFIX", "RepoDep", "repo_type_of", "repo_url", "iso",
            "split_raw"]
@@ -111,16 +112,26 @@ class _Unsatisfiable(Exception):
         self.size = size
 
 
+def _xet_headers(store: Store, request: Request, repo: Repo, commit_oid: str, sha256: str) -> dict[str, str]:
+    """The headers that make a Xet client download a file through Xet (see :mod:`fmhub.server._xet`); none
+    for files stored as plain blobs, which the client then downloads with this route's GET."""
+    found = XetStorage(store).file_by_sha256(sha256)
+    if found is None:
+        return {}
+    refresh = f"{str(request.base_url).rstrip('/')}/api/{repo.repo_type}s/{repo.repo_id}/xet-read-token/{commit_oid}"
+    return {"X-Xet-Hash": found.file_hash, "X-Xet-Refresh-Route": refresh, "Link": f'<{refresh}>; rel="xet-auth"'}
+
+
 def _resolve_file(store: Store, caller: Principal | None, repo_type: str,
-                  request: Request) -> tuple[Commit, TreeEntry]:
+                  request: Request) -> tuple[Repo, Commit, TreeEntry]:
     repo_parts, revision, path = split_raw(request, "resolve")
     repo = visible_repo(store, caller, repo_type, "/".join(repo_parts))
     path = validate_path(path)
-    return store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
+    return repo, *store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
 
 
 def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
-    commit, entry = _resolve_file(store, caller, repo_type, request)
+    repo, commit, entry = _resolve_file(store, caller, repo_type, request)
     headers = {
         "X-Repo-Commit": commit.oid,
         "ETag": f'"{entry.blob_sha256}"',
@@ -130,9 +141,11 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
     }
+    if entry.size >= LFS_THRESHOLD:  # only such files are uploaded through Xet
+        headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
     accel = request.app.state.config.accel_redirect
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
-    if local is not None:
+    if local is not None and local.is_file():  # not for files held as Xet chunks: those stream from here
         # Behind nginx: it serves the blob itself (sendfile, Range) from an internal location; the
         # protocol headers travel with this answer (nginx adds them back, see the README).
         return Response(status_code=200, headers={

@@ -1,7 +1,8 @@
 """The write side of the Hugging Face Hub protocol: repos, settings, branches, tags, preupload, commits.
 
 Shapes follow what ``huggingface_hub`` sends and parses (``hf_api.py``, ``_commit_api.py``). Large files
-arrive through the Git LFS batch API (:mod:`fmhub.server._lfs`) and are referenced by ``lfsFile`` lines.
+arrive through Xet (:mod:`fmhub.server._xet`) or the Git LFS batch API (:mod:`fmhub.server._lfs`) and are
+referenced by ``lfsFile`` lines, by sha256 either way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import json
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,8 +43,6 @@ from fmhub.store.blobs import check_sha256
 from fmhub.store.paths import validate_path, validate_repo_id
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
-
-logger = logging.getLogger("fmhub.server")
 
 router = APIRouter(tags=["huggingface"])
 
@@ -211,19 +209,6 @@ def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, n
     return {"files": answers}
 
 
-@router.get("/api/{plural}/{namespace}/{name}/xet-write-token/{revision:path}",
-            summary="Xet is not spoken: tells Xet clients to use LFS")
-def xet_write_token(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str, name: str,
-                    revision: str) -> JSONResponse:
-    writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    message = ("fmhub does not speak the Xet protocol; set HF_HUB_DISABLE_XET=1 so huggingface_hub uploads "
-               "large files through Git LFS")
-    # hf_xet shows only the status and URL to the user, so say it in the server log as well.
-    logger.warning("%s refused a Xet upload from %r to %s/%s: %s", request.url.path, caller.user, namespace, name,
-                   message)
-    return JSONResponse({"error": message}, status_code=501, headers={"X-Error-Message": message})
-
-
 # -- validate-yaml ---------------------------------------------------------------------------------
 
 
@@ -291,9 +276,10 @@ def _lfs_reference(store: Store, caller: Principal, repo: Repo, oid: str, line: 
         oid = check_sha256(oid)
     except InvalidInputError:
         raise InvalidInputError(f"commit line {line}: 'oid' must be a sha256 hex digest") from None
-    if not may_reference_blob(store, caller, repo, oid) or not store.blobs.exists(oid):
+    size = store.blob_size(oid) if may_reference_blob(store, caller, repo, oid) else None
+    if size is None:
         raise BlobNotFoundError(oid)  # same answer whether the bytes exist elsewhere or not at all
-    return store.blobs.size(oid)
+    return size
 
 
 @router.post("/api/{plural}/{namespace}/{name}/commit/{revision:path}",

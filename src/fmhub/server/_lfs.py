@@ -29,7 +29,7 @@ from fmhub.server._hf import repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
 
-__all__ = ["router", "UPLOAD_URL_TTL"]
+__all__ = ["router", "UPLOAD_URL_TTL", "BodyReader"]
 
 router = APIRouter(tags=["git-lfs"])
 
@@ -74,7 +74,7 @@ def _repo_from_git_path(namespace: str, name_git: str) -> str:
 
 def _already_usable(store: Store, caller: Principal, repo: Repo, oid: str, size: int) -> bool:
     """True if the object is stored and this repo may reference it without receiving the bytes again."""
-    if not store.blobs.exists(oid) or store.blobs.size(oid) != size:
+    if store.blob_size(oid) != size:  # a blob, or a file held otherwise (Xet chunks)
         return False
     return may_reference_blob(store, caller, repo, oid)
 
@@ -129,7 +129,7 @@ def lfs_batch_dataset(store: StoreDep, caller: WriterDep, request: Request, name
     return _batch(store, caller, request, "dataset", namespace, name_git, body)
 
 
-class _BodyReader(io.RawIOBase):
+class BodyReader(io.RawIOBase):
     """A blocking file over the request's async body, for the blob store's writer thread."""
 
     def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
@@ -181,7 +181,7 @@ async def lfs_upload(store: StoreDep, request: Request, repo_type: str, namespac
         raise (PayloadTooLargeError if int(declared) > size else InvalidInputError)(
             f"the body is {declared} bytes, the batch declared {size}")
     await run_in_threadpool(store.get_repo, repo_id, repo_type=repo_type)  # deleted since? 404
-    reader = io.BufferedReader(_BodyReader(request.stream(), size), buffer_size=_BRIDGE_CHUNK)
+    reader = io.BufferedReader(BodyReader(request.stream(), size), buffer_size=_BRIDGE_CHUNK)
     await run_in_threadpool(store.put_stream, reader, expected_sha256=oid, expected_size=size)
     await run_in_threadpool(store.record_upload, repo_id, oid, repo_type=repo_type)
     return JSONResponse({}, media_type=_LFS_JSON)
@@ -191,10 +191,11 @@ def _verify(store: Store, caller: Principal, repo_type: str, namespace: str, nam
             body: _LfsObject) -> JSONResponse:
     repo = writable_repo(store, caller, repo_type, _repo_from_git_path(namespace, name_git))
     oid = check_sha256(body.oid)
-    if not store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) or not store.blobs.exists(oid):
+    size = store.blob_size(oid) if store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) else None
+    if size is None:
         raise BlobNotFoundError(oid)
-    if store.blobs.size(oid) != body.size:
-        raise InvalidInputError(f"object {oid} holds {store.blobs.size(oid)} bytes, not {body.size}")
+    if size != body.size:
+        raise InvalidInputError(f"object {oid} holds {size} bytes, not {body.size}")
     return JSONResponse({}, media_type=_LFS_JSON)
 
 

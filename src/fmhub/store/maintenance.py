@@ -23,6 +23,7 @@ from sqlalchemy import Connection, delete, select, text
 
 from fmhub.errors import BlobNotFoundError, InvalidInputError
 from fmhub.store import _schema as t
+from fmhub.store.extensions import registered_extensions
 from fmhub.store.objects import compute_commit_id, compute_tree_id
 from fmhub.store.store import Store, _aware
 
@@ -67,6 +68,8 @@ class GcReport:
     blobs_kept_in_grace: int = 0
     temporary_files_removed: int = 0
     deleted: list[str] = field(default_factory=list)
+    #: Records storage extensions dropped before blobs were collected (e.g. ``{"xet files": 2}``).
+    collected: dict[str, int] = field(default_factory=dict)
 
 
 def _chunks(items: list[str], size: int = _BATCH) -> Iterator[list[str]]:
@@ -103,8 +106,13 @@ def fsck(store: Store, *, verify_blobs: bool = True, progress: Callable[[int], N
                 report.problems.append(Problem("corrupt-blob", sha, f"content hashes to {actual_sha} "
                                                                     f"({actual_size} bytes)"))
 
+    held: dict[str, int] = {}
+    for extension in registered_extensions():
+        held.update(extension.held_blobs(store))
+        for kind, subject, detail in extension.check(store, verify=verify_blobs):
+            report.problems.append(Problem(kind, subject, f"{detail} ({extension.name})"))
     with store.db.read() as conn:
-        _check_trees(conn, stored, report)
+        _check_trees(conn, {**held, **stored}, report)
         commits = _check_commits(conn, report)
         _check_refs(conn, commits, report)
 
@@ -193,6 +201,7 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
     if grace_seconds < 0:
         raise InvalidInputError(f"grace period must be ≥ 0 seconds, got {grace_seconds}", hint="e.g. --grace 1h")
     report = GcReport(dry_run=dry_run)
+    extensions = registered_extensions()
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
     cutoff_ts = time.time() - grace_seconds
 
@@ -208,6 +217,11 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
                 conn.execute(delete(t.tree_entries).where(t.tree_entries.c.tree_id.in_(batch)))
                 conn.execute(delete(t.trees).where(t.trees.c.tree_id.in_(batch)))
 
+    # After the orphan trees, before the blobs: records that let go of blobs, so those go in this same run.
+    for extension in extensions:
+        for what, count in extension.collect(store, grace_seconds=grace_seconds, dry_run=dry_run).items():
+            report.collected[what] = report.collected.get(what, 0) + count
+
     stored = {blob.sha256: blob for blob in store.blobs.iter_blobs()}
     with store.db.read() as conn:
         recorded = set(conn.execute(select(t.blobs.c.sha256)).scalars())
@@ -217,6 +231,8 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
             referenced = set(conn.execute(
                 select(t.tree_entries.c.blob_sha256).where(t.tree_entries.c.blob_sha256.in_(batch)).distinct()
             ).scalars())
+            for extension in extensions:  # e.g. the xorbs and shards Xet files are made of
+                referenced |= extension.referenced_blobs(conn, batch)
             last_put = {sha: _aware(when) for sha, when in conn.execute(
                 select(t.blobs.c.sha256, t.blobs.c.last_put_at).where(t.blobs.c.sha256.in_(batch)))}
             doomed = []

@@ -32,6 +32,7 @@ from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
+from fmhub.store.extensions import StorageExtension, registered_extensions
 from fmhub.store.objects import (
     AddFile,
     AuditEvent,
@@ -129,6 +130,7 @@ class Store:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
         self.blobs = blobs
+        self._extension_list: list[StorageExtension] | None = None
 
     def close(self) -> None:
         self.blobs.close()
@@ -377,9 +379,9 @@ class Store:
         return commit, TreeEntry(row.path, row.blob_sha256, row.size)
 
     def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
-        """A small file's whole content (use ``blobs.iter_chunks`` to stream large ones)."""
+        """A small file's whole content (use :meth:`iter_file` to stream large ones)."""
         _, entry = self.get_entry(repo_id, path, revision, repo_type=repo_type)
-        return b"".join(self.blobs.iter_chunks(entry.blob_sha256))
+        return b"".join(self.iter_blob(entry.blob_sha256))
 
     # -- commits --------------------------------------------------------------------------------
 
@@ -479,7 +481,7 @@ class Store:
                 check_not_pickle(path, allow_pickle=allow_pickle)
             if isinstance(op, AddFile) and path.lower().endswith(".safetensors"):
                 sha = op.blob_sha256
-                validate_safetensors(path, op.size, lambda start, end: b"".join(self.blobs.iter_chunks(sha, start, end)))
+                validate_safetensors(path, op.size, lambda start, end: b"".join(self.iter_blob(sha, start, end)))
 
     def _apply(self, conn: Connection, repo, branch: str, old: dict[str, tuple[str, int]],
                ops: list[Operation]) -> dict[str, tuple[str, int]]:
@@ -514,9 +516,9 @@ class Store:
 
     def _check_blobs_present(self, sizes: dict[str, int]) -> None:
         for sha, size in sizes.items():
-            if not self.blobs.exists(sha):
+            actual = self.blob_size(sha)
+            if actual is None:
                 raise BlobNotFoundError(sha)
-            actual = self.blobs.size(sha)
             if actual != size:
                 raise IntegrityError(f"blob {sha} holds {actual} bytes, the commit declares {size}",
                                      expected=str(size), actual=str(actual))
@@ -626,6 +628,16 @@ class Store:
                                 .limit(limit)).all()
         return [self._repo(row) for row in rows]
 
+    def blobs_in_trees(self, candidates: Sequence[str]) -> set[str]:
+        """Which of these sha256s some stored tree names (what a commit may still need)."""
+        found: set[str] = set()
+        with self.db.read() as conn:
+            for i in range(0, len(candidates), 500):
+                batch = list(candidates[i:i + 500])
+                found |= set(conn.execute(select(t.tree_entries.c.blob_sha256)
+                                          .where(t.tree_entries.c.blob_sha256.in_(batch)).distinct()).scalars())
+        return found
+
     # -- server settings ------------------------------------------------------------------------
 
     def shared_setting(self, key: str, create: Callable[[], str]) -> str:
@@ -726,4 +738,41 @@ class Store:
     def iter_file(self, entry: TreeEntry, start: int = 0, end: int | None = None, *,
                   chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Stream a file's bytes (or the ``[start, end)`` range) in chunks of ``chunk_size``."""
-        return self.blobs.iter_chunks(entry.blob_sha256, start, end, chunk_size=chunk_size)
+        return self.iter_blob(entry.blob_sha256, start, end, chunk_size=chunk_size)
+
+    # -- files held by storage extensions ------------------------------------------------------
+
+    def _extensions(self) -> list[StorageExtension]:
+        if self._extension_list is None:
+            self._extension_list = registered_extensions()
+        return self._extension_list
+
+    def blob_size(self, sha256: str) -> int | None:
+        """The size of the file with this sha256, stored as a blob or held by a storage extension; None if
+        the store has no such file."""
+        try:
+            return self.blobs.size(sha256)
+        except BlobNotFoundError:
+            pass
+        for extension in self._extensions():
+            size = extension.blob_size(self, sha256)
+            if size is not None:
+                return size
+        return None
+
+    def iter_blob(self, sha256: str, start: int = 0, end: int | None = None, *,
+                  chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream the bytes ``[start, end)`` of the file with this sha256, wherever the store holds it.
+
+        Raises:
+            BlobNotFoundError: neither the blob store nor a storage extension holds it.
+        """
+        try:
+            return self.blobs.iter_chunks(sha256, start, end, chunk_size=chunk_size)
+        except BlobNotFoundError:
+            for extension in self._extensions():
+                size = extension.blob_size(self, sha256)
+                if size is not None:
+                    stop = size if end is None else min(end, size)
+                    return extension.iter_blob(self, sha256, min(start, stop), stop, chunk_size)
+            raise

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fmhub.constants import settings
-from fmhub.errors import EntryNotFoundError, IntegrityError, InvalidInputError
+from fmhub.errors import BlobNotFoundError, EntryNotFoundError, IntegrityError, InvalidInputError
 from fmhub.store.blobs._base import Progress, hash_file
 from fmhub.store.blobs.file import fsync_dir as _fsync_dir
 from fmhub.store.objects import AddFile, Commit, TreeEntry
@@ -158,8 +158,11 @@ def _from_store(store: Store, *, verify: bool) -> FileFetcher:
 
     def fetch(entry: TreeEntry, out: BinaryIO, progress: Progress | None) -> None:
         if not verify:
-            store.blobs.download(entry.blob_sha256, out, progress)
-            return
+            try:
+                store.blobs.download(entry.blob_sha256, out, progress)
+                return
+            except BlobNotFoundError:  # held by a storage extension (e.g. Xet chunks): streamed below
+                pass
         # Stream through sha256 so what lands on disk is proven to be what was committed.
         digest = hashlib.sha256()
         for chunk in store.iter_file(entry):
