@@ -11,7 +11,6 @@ Hugging Face ``Image`` encoding (``struct<bytes, path>``), so ``datasets`` decod
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 import pyarrow as pa

@@ -149,7 +149,6 @@ class ImageSource:
             parquet = pq.ParquetFile(file)
             class_names = _class_names(parquet.schema_arrow, o["label_column"])
             read = sorted({names[c] for c in wanted if names.get(c)})
-            rows = 0
             for batch in parquet.iter_batches(batch_size=IMAGE_BATCH_ROWS if "image" in wanted else 65_536,
                                               columns=read):
                 columns: dict[str, pa.Array] = {}
@@ -161,7 +160,6 @@ class ImageSource:
                         columns[name] = _labels(file, values, names["label"], class_names)
                     else:
                         columns[name] = _splits(values)
-                rows += batch.num_rows
                 yield pa.table(columns)
 
 
