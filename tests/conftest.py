@@ -250,3 +250,50 @@ def classifier(tiny_model: str, tiny_data: str) -> str:
                              epochs=2, batch_size=8, learning_rate=3e-3, max_length=32, threads=1,
                              eval_split=None))) is not None
     return "acme/clf"
+
+
+# -- tiny image data and models: scikit-learn's digits (shipped with it), a few per class ---------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def make_digits():
+    """examples/digits/make_digits.py as a module (the example's own script writes the test images)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_digits", EXAMPLES / "digits" / "make_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+
+@pytest.fixture
+def digits_folder(tmp_path: Path) -> Path:
+    """12 images of each digit as ``<digit>/<index>.png`` (8×8 grayscale), written by examples/digits."""
+    folder = tmp_path / "digits"
+    assert make_digits().write_digits(folder, per_class=12) == 120
+    return folder
+
+
+@pytest.fixture
+def tiny_images(digits_folder: Path) -> str:
+    """``acme/digits``: the 120 digit images imported with splits 70/15/15."""
+    from fmhub.client import Hub
+    from fmhub.data._import import ImportOptions, import_dataset
+
+    with Hub.open() as hub:
+        import_dataset(hub, digits_folder, "acme/digits", ImportOptions(split="train=0.7,validation=0.15,test=0.15"))
+    return "acme/digits"
+
+
+@pytest.fixture
+def image_classifier(tiny_images: str) -> str:
+    """``acme/digits-resnet``: a ResNet of two 8-channel stages at 16×16, pretrained from its config on the digits."""
+    from fmhub.train import TrainConfig, train
+
+    assert train(TrainConfig.from_flat(dict(task="image-classification", architecture="resnet", hidden_size=8,
+                                            layers=2, image_size=16, data=tiny_images, output="acme/digits-resnet",
+                                            epochs=3, batch_size=16, learning_rate=0.01, threads=1,
+                                            eval_split=None))) is not None
+    return "acme/digits-resnet"

@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
 @data_app.command("import")
 def import_command(
     source: Annotated[Path, typer.Argument(help="A .csv/.tsv/.jsonl/.parquet/.conll file, a folder of such files "
-                                                "(train.csv, test.csv...), or a folder of <label>/*.txt.",
-                                           show_default=False)],
+                                                "(train.csv, test.csv...), a folder of <label>/*.txt, or images: a "
+                                                "folder of <label>/<image> (or <split>/<label>/<image>), a table of "
+                                                "image paths, Parquet with image bytes.", show_default=False)],
     repo_id: Annotated[str, typer.Argument(help="The dataset repo (namespace/name); created if missing.",
                                            show_default=False)],
     split: Annotated[str, typer.Option("--split", help="Split recipe when the source has none: name=fraction,...")
@@ -36,6 +37,18 @@ def import_command(
         "--label-separator", metavar="SEP",
         help="Multi-label CSV/TSV: split each label cell on SEP (e.g. '|' for sport|politics); an empty cell "
              "means no labels. JSON Lines/Parquet label columns of lists are multi-label without it.")] = None,
+    image_column: Annotated[str | None, typer.Option("--image-column", help="Images: the table's column of image "
+                                                                            "paths (relative to the table's folder), "
+                                                                            "or the Parquet column of image bytes "
+                                                                            "(default: image, image_path, file_name, "
+                                                                            "filepath or path).")] = None,
+    max_image_pixels: Annotated[int | None, typer.Option("--max-image-pixels", min=1, help="Images: an image with "
+                                                         "more pixels stops the import, refused before it is decoded "
+                                                         "\\[default: 89,478,485, Pillow's decompression-bomb "
+                                                         "threshold].")] = None,
+    similar_images: Annotated[int | None, typer.Option("--similar-images", min=0, max=16, metavar="BITS", help="Images: "
+                                                       "also report images across splits whose 64-bit perceptual "
+                                                       "hashes differ in at most BITS bits (e.g. 6).")] = None,
     tokens_column: Annotated[str | None, typer.Option("--tokens-column", help="Column of token lists "
                                                                               "(token classification).")] = None,
     tags_column: Annotated[str | None, typer.Option("--tags-column", help="Column of tag lists (default: tags)."
@@ -47,8 +60,8 @@ def import_command(
     conll_tag_col: Annotated[int, typer.Option("--conll-tag-col", help="CoNLL: column of the tag (-1 = last, "
                                                                        "e.g. 3 for CoNLL-2003 NER).")] = -1,
     encoding: Annotated[str | None, typer.Option("--encoding", help="Text encoding (default: detected).")] = None,
-    source_format: Annotated[str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet|folder|conll "
-                                                                       "(default: from the name).")] = None,
+    source_format: Annotated[str | None, typer.Option("--format", help="csv|tsv|jsonl|parquet|folder|conll|"
+                                                                       "imagefolder (default: from the name).")] = None,
     redact_pii: Annotated[bool, typer.Option("--redact-pii", help="Replace e-mails, phones, IPs, card numbers and "
                                                                   "IBANs with [EMAIL]-style placeholders.")] = False,
     minhash: Annotated[bool, typer.Option("--minhash", help="Also find similar texts across splits (same article "
@@ -74,6 +87,7 @@ def import_command(
         fmhub data import reviews.csv acme/reviews --text-column body --label-column stars --redact-pii
         fmhub data import ./bbc/data acme/bbc-news --license cc-by-4.0   # <label>/*.txt folders
         fmhub data import topics.csv acme/topics --label-separator '|'     # multi-label: sport|politics
+        fmhub data import ./pets acme/pets --similar-images 6              # images: <label>/<image> folders
     """
     from fmhub.data._import import ImportOptions, import_dataset
     from fmhub.data._quality import render_quality
@@ -82,7 +96,8 @@ def import_command(
                             label_column=label_column, label_separator=label_separator,
                             tokens_column=tokens_column, tags_column=tags_column,
                             split_column=split_column, conll_token_col=conll_token_col,
-                            conll_tag_col=conll_tag_col, redact_pii=redact_pii,
+                            conll_tag_col=conll_tag_col, redact_pii=redact_pii, image_column=image_column,
+                            max_image_pixels=max_image_pixels, similar_images=similar_images,
                             minhash=minhash_threshold if minhash else None, source_name=source_name, license=license_id, private=private,
                             message=message)
     with opened_hub(endpoint, token) as hub:

@@ -52,8 +52,9 @@ def eval_command(
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Where to write eval/<dataset>/<split>/ "
                                                     "\\[default: $FMHUB_HOME/evals/<model>--<commit>].")] = None,
     skip: SkipOption = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="Column of the text \\[default: text; token "
-                                                                          "classification: tokens].")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="Column of the inputs \\[default: the task's: "
+                                                                          "text; token classification: tokens; image "
+                                                                          "classification: image].")] = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="Column of the labels \\[default: label; "
                                                                             "token classification: tags].")] = None,
     train_split: Annotated[str, typer.Option("--train-split", help="Split the baseline is trained on.")] = "train",
@@ -71,8 +72,9 @@ def eval_command(
     """Build the standard report card of a model version on a dataset split.
 
     Metrics (with per-class scores and confusion matrix), calibration (ECE, 15 bins), robustness under
-    seeded perturbations, slices, efficiency and a TF-IDF baseline; every prediction is kept in
-    predictions.parquet so any metric can be recomputed.
+    seeded perturbations (texts: typos, case, whitespace, truncation; images: noise, blur, brightness,
+    rotation, JPEG), slices, efficiency and a cheap baseline (TF-IDF or logistic regression on pixels);
+    every prediction is kept in predictions.parquet so any metric can be recomputed.
 
     Example:
         fmhub eval acme/bbc-minilm@v1 --data acme/bbc-news@v1 --split test --push

@@ -34,7 +34,11 @@ def serve_command(
     max_input_tokens: Annotated[int | None, typer.Option("--max-input-tokens", help="Longest input in tokens; "
                                                          "longer answers 422 unless the request asks truncate "
                                                          "\\[default: the model's positions].")] = None,
-    max_inputs: Annotated[int, typer.Option("--max-inputs", help="Texts in one request at most.")] = 64,
+    max_image_pixels: Annotated[int, typer.Option("--max-image-pixels", help="Most pixels of an image input; more "
+                                                  "answers 413 before the image is decoded (a decompression bomb "
+                                                  "never expands).")] = 16_777_216,
+    max_inputs: Annotated[int, typer.Option("--max-inputs", help="Inputs (texts, images) in one request at most.")
+                          ] = 64,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest request body; beyond, 413.")
                               ] = 1_000_000,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may wait for its answer; beyond, "
@@ -46,13 +50,15 @@ def serve_command(
     """Serve a model version over HTTP with dynamic batching (SIGTERM drains in-flight requests, then exits 0).
 
     The endpoints follow the model's task: POST /v1/classify, /v1/tokens, /v1/fill-mask, /v1/generate
-    (stream with server-sent events), /v1/embed; GET /v1/model, /healthz, /readyz, /metrics
-    (Prometheus), /docs. Bodies: {"inputs": "text" or ["text", ...], "parameters": {...}}. Every
-    answer names the served commit in X-Model-Commit.
+    (stream with server-sent events), /v1/embed, /v1/classify-image; GET /v1/model, /healthz, /readyz,
+    /metrics (Prometheus), /docs. Bodies: {"inputs": "text" or ["text", ...], "parameters": {...}};
+    images as base64 in that JSON, as a raw body with their image content type, or as multipart file
+    parts. Every answer names the served commit in X-Model-Commit.
 
     Example:
         fmhub serve acme/bbc-minilm@prod --backend onnx --port 8080
         curl -s localhost:8080/v1/classify -d '{"inputs": "Shares rose on Monday", "parameters": {"top_k": 2}}'
+        curl -s localhost:8080/v1/classify-image -H 'Content-Type: image/png' --data-binary @digit.png
     """
     import os
 
@@ -65,7 +71,8 @@ def serve_command(
         os.environ["FMHUB_TOKEN"] = token
     config = ServeConfig(model=model, backend=backend, host=host, port=port, workers=workers,
                          max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
-                         threads=threads, max_input_tokens=max_input_tokens, max_inputs=max_inputs,
+                         threads=threads, max_input_tokens=max_input_tokens, max_image_pixels=max_image_pixels,
+                         max_inputs=max_inputs,
                          max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level)
     ref = prepare(config)
     err_console.print(f"fmhub serve {ref} ({backend} backend) on http://{host}:{port} — docs at /docs",

@@ -5,6 +5,9 @@ columns to decide the stratified split of every row (kept as one byte per row; a
 stratified by its rarest label); the second reads the rest, redacts PII if asked, feeds the quality
 report and writes each split's rows to its shards, a batch at a time. Nothing reaches the hub unless
 the whole import succeeded.
+
+Sources are texts (:mod:`._sources`: text + label, tokens + tags) or images (:mod:`._image_sources`: the
+images checked, measured and stored by :mod:`._image_import`, whose quality report is :mod:`._image_quality`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import pyarrow.compute as pc
 
 from fmhub.cards import render_card
 from fmhub.client import Hub, UploadFile
+from fmhub.data._image_import import ImageContent, image_features, image_schema
+from fmhub.data._image_quality import ImageQualityReport
+from fmhub.data._image_sources import ImageSource, open_image_source
 from fmhub.data._parquet import ShardWriter, SplitFiles, arrow_schema, hf_features
 from fmhub.data._pii import Redactor
 from fmhub.data._quality import _MAX_SPLITS, QualityAccumulator, QualityReport, quality_markdown
-from fmhub.data._texts import as_string_array
 from fmhub.data._sources import Source, open_source
+from fmhub.data._texts import as_string_array
 from fmhub.data._splits import DEFAULT_SPLIT, assign_split_codes, parse_split_spec
 from fmhub.errors import EmptyCommitError, InvalidInputError
 from fmhub.store import Commit, DeleteFile, validate_repo_id
@@ -53,6 +59,9 @@ class ImportOptions:
     conll_tag_col: int = -1
     redact_pii: bool = False
     minhash: float | None = None  # threshold for MinHash similar-text detection across splits (None: off)
+    image_column: str | None = None  # a table's column of image paths, or a Parquet column of image bytes
+    max_image_pixels: int | None = None  # images over it stop the import (default: Pillow's bomb threshold)
+    similar_images: int | None = None  # also report images across splits within N bits of perceptual hash
     license: str | None = None
     private: bool = False
     message: str | None = None
@@ -64,7 +73,7 @@ class ImportResult:
     commit: Commit
     splits: dict[str, int]
     label_names: list[str] | None
-    quality: QualityReport
+    quality: QualityReport | ImageQualityReport
     pii_counts: dict[str, int]
     content_hash: str
 
@@ -79,7 +88,7 @@ class _Plan:
     split_of: np.ndarray
 
 
-def _plan(source: Source, ratios: dict[str, float], seed: int) -> _Plan:
+def _plan(source: Source | ImageSource, ratios: dict[str, float], seed: int) -> _Plan:
     """First pass: read the labels (or tags) and given splits, and decide each row's split."""
     wanted = tuple(c for c in ("label", "tags", "split") if c in source.columns) or source.columns[:1]
     labels: list[pa.ChunkedArray] = []
@@ -159,11 +168,20 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         ...     result = import_dataset(hub, "bbc/data", "acme/bbc-news", ImportOptions(license="cc-by-4.0"))
     """
     repo_id = validate_repo_id(repo_id)  # before reading anything: a bad id fails at once
-    source = open_source(source_path, kind=options.format, encoding=options.encoding,
-                         text_column=options.text_column, label_column=options.label_column,
-                         tokens_column=options.tokens_column, tags_column=options.tags_column,
-                         split_column=options.split_column, conll_token_col=options.conll_token_col,
-                         conll_tag_col=options.conll_tag_col, label_separator=options.label_separator)
+    source: Source | ImageSource | None = open_image_source(
+        source_path, kind=options.format, image_column=options.image_column, label_column=options.label_column,
+        split_column=options.split_column, encoding=options.encoding)
+    if source is None:
+        if options.image_column is not None:
+            raise InvalidInputError(f"{source_path}: --image-column {options.image_column!r} given, but this is not "
+                                    "a table of image paths or a Parquet file of images",
+                                    hint="import a CSV/JSON Lines table of paths, a Parquet file with image bytes, or "
+                                         "a folder of <label>/<image> files")
+        source = open_source(source_path, kind=options.format, encoding=options.encoding,
+                             text_column=options.text_column, label_column=options.label_column,
+                             tokens_column=options.tokens_column, tags_column=options.tags_column,
+                             split_column=options.split_column, conll_token_col=options.conll_token_col,
+                             conll_tag_col=options.conll_tag_col, label_separator=options.label_separator)
     ratios = parse_split_spec(options.split)
     if len(ratios) > _MAX_SPLITS:
         raise InvalidInputError(f"--split names {len(ratios)} splits; at most {_MAX_SPLITS}")
@@ -172,13 +190,26 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         raise InvalidInputError(f"{source.path}: the split column names {len(plan.split_names)} splits; at most "
                                 f"{_MAX_SPLITS}", hint="check --split-column")
     label_names, tag_names = plan.label_names, plan.tag_names
+    images = ImageContent(plan.split_names, max_pixels=options.max_image_pixels,
+                          similar_bits=options.similar_images) if isinstance(source, ImageSource) else None
+    if images is None and (options.max_image_pixels is not None or options.similar_images is not None):
+        raise InvalidInputError(f"{source_path}: --max-image-pixels and --similar-images apply to image sources",
+                                hint="drop them for a text source")
     redactor = Redactor() if options.redact_pii else None
-    quality = QualityAccumulator(splits=plan.split_names, minhash=options.minhash)
+    if images is not None and redactor is not None:
+        raise InvalidInputError("--redact-pii applies to texts, not images", hint="drop --redact-pii")
+    quality: Any = images.quality if images is not None else \
+        QualityAccumulator(splits=plan.split_names, minhash=options.minhash)
     digests = {name: hashlib.sha256() for name in plan.split_names}
-    content = ("tokens", "tags") if tag_names is not None else ("text", "label") if label_names is not None else ("text",)
+    if images is not None:
+        content: tuple[str, ...] = ("image", "label") if label_names is not None else ("image",)
+        schema = image_schema(label_names)
+    else:
+        content = ("tokens", "tags") if tag_names is not None else ("text", "label") if label_names is not None \
+            else ("text",)
+        schema = arrow_schema(source.task, label_names, tag_names, multi_label=source.multi_label)
     with tempfile.TemporaryDirectory(prefix="fmhub-import-") as tmp:
-        writer = ShardWriter(Path(tmp), arrow_schema(source.task, label_names, tag_names,
-                                                     multi_label=source.multi_label))
+        writer = ShardWriter(Path(tmp), schema)
         position = 0
         for table in source.batches(content):
             split_of = plan.split_of[position:position + table.num_rows]
@@ -192,15 +223,25 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
             for split_id in np.unique(split_of).tolist():
                 split = plan.split_names[split_id]
                 part = table.filter(pa.array(split_of == split_id))
-                columns = _stored_columns(part, label_names, tag_names, redactor, source.multi_label)
+                if images is not None:
+                    columns = images.store(split, part, label_names)
+                else:
+                    columns = _stored_columns(part, label_names, tag_names, redactor, source.multi_label)
                 writer.write(split, columns)
                 _update_digest(digests[split], columns)
+                if images is not None:  # measured while stored
+                    continue
                 if tag_names is not None:
                     quality.add_batch(split, pc.binary_join(columns["tokens"], " "))
                 else:
                     quality.add_batch(split, columns["text"], part.column("label") if label_names is not None else None)
             if on_progress:
                 on_progress(table.num_rows)
+        if images is not None and not images.stored:
+            problems = "; ".join(f"{u.path}: {u.reason}" for s in images.quality.report().splits
+                                 for u in s.unreadable_examples[:3])
+            raise InvalidInputError(f"{source.path}: no readable image ({problems})",
+                                    hint="check the files are images Pillow can read")
         splits = writer.close()
         report = quality.report()
         content_hash = _content_hash(digests, splits)
@@ -258,19 +299,42 @@ def _list_offsets(lists: pa.ListArray) -> pa.Array:
 
 
 def _update_digest(digest: Any, columns: dict[str, pa.Array]) -> None:
-    """Hash rows as the stored values: per column, each row's value length then the values' bytes."""
+    """Hash rows as the stored values: per column, each row's value length then the values' bytes (a struct: each
+    field in turn; a null counts as length -1)."""
     for name in sorted(columns):
-        values = columns[name]
-        if pa.types.is_list(values.type):
-            digest.update(pc.list_value_length(values).to_numpy().astype("<i8").tobytes())
-            values = pc.list_flatten(values)
-        if pa.types.is_string(values.type):
-            offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
-            digest.update(np.diff(offsets).astype("<i8").tobytes())
-            if len(values) and offsets[-1] > offsets[0]:
-                digest.update(values.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0])))
-        else:
-            digest.update(values.to_numpy().astype("<i8").tobytes())
+        _digest_values(digest, columns[name])
+
+
+def _digest_values(digest: Any, values: pa.Array) -> None:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_struct(values.type):
+        for index in range(values.type.num_fields):
+            _digest_values(digest, pc.struct_field(values, index))
+        return
+    if pa.types.is_binary(values.type):
+        lengths = pc.fill_null(pc.binary_length(values), -1).to_numpy(zero_copy_only=False).astype("<i8")
+        digest.update(lengths.tobytes())
+        for chunk in values.to_pylist():
+            if chunk:
+                digest.update(chunk)
+        return
+    if pa.types.is_string(values.type) and values.null_count:
+        values = values.fill_null("\x00")  # a null path is not an empty one
+    _digest_flat(digest, values)
+
+
+def _digest_flat(digest: Any, values: pa.Array) -> None:
+    if pa.types.is_list(values.type):
+        digest.update(pc.list_value_length(values).to_numpy().astype("<i8").tobytes())
+        values = pc.list_flatten(values)
+    if pa.types.is_string(values.type):
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset:values.offset + len(values) + 1]
+        digest.update(np.diff(offsets).astype("<i8").tobytes())
+        if len(values) and offsets[-1] > offsets[0]:
+            digest.update(values.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0])))
+    else:
+        digest.update(values.to_numpy().astype("<i8").tobytes())
 
 
 def _content_hash(digests: dict[str, Any], splits: dict[str, SplitFiles]) -> str:
@@ -280,12 +344,13 @@ def _content_hash(digests: dict[str, Any], splits: dict[str, SplitFiles]) -> str
     return combined.hexdigest()
 
 
-def _card(repo_id: str, source: Source, options: ImportOptions, ratios: dict[str, float],
+def _card(repo_id: str, source: Source | ImageSource, options: ImportOptions, ratios: dict[str, float],
           splits: dict[str, SplitFiles], label_names: list[str] | None, tag_names: list[str] | None,
-          report: QualityReport, pii: dict[str, int], content_hash: str) -> str:
+          report: QualityReport | ImageQualityReport, pii: dict[str, int], content_hash: str) -> str:
     task = source.task
     multi = source.multi_label
-    features = hf_features(task, label_names, tag_names, multi_label=multi)
+    features = image_features(label_names) if isinstance(source, ImageSource) else \
+        hf_features(task, label_names, tag_names, multi_label=multi)
     metadata: dict[str, Any] = {
         "license": options.license or "unknown",
         "task_categories": [task],
@@ -335,6 +400,8 @@ def _card_feature(name: str, spec: dict) -> dict:
 
 
 def _card_type(spec: dict) -> Any:
+    if spec["_type"] == "Image":
+        return "image"
     if spec["_type"] == "ClassLabel":
         return {"class_label": {"names": {str(i): n for i, n in enumerate(spec["names"])}}}
     return spec["dtype"]

@@ -580,8 +580,12 @@ def _is_lists(labels: Any) -> bool:
 def render_quality(report: QualityReport, console: Any) -> None:
     """Print the report to a rich ``Console``: a per-split table, the label distribution, then findings.
 
-    Leakage and label conflicts print in red, other findings in yellow.
+    Leakage and label conflicts print in red, other findings in yellow. A report of another modality (images)
+    renders itself.
     """
+    if not isinstance(report, QualityReport):
+        report.render(console)
+        return
     from rich.table import Table
     from rich.text import Text
 
@@ -625,8 +629,11 @@ def render_quality(report: QualityReport, console: Any) -> None:
 def quality_markdown(report: QualityReport, heading: str | None = "## Data quality") -> str:
     """A short markdown section for the dataset card: rows per split, labels, and a list of findings.
 
-    Pass ``heading=None`` when the card writes its own heading.
+    Pass ``heading=None`` when the card writes its own heading. A report of another modality (images) writes its
+    own section.
     """
+    if not isinstance(report, QualityReport):
+        return report.markdown(heading)
     lines = [heading, ""] if heading else []
     lines += ["| Split | Rows | Empty | Duplicates | Median chars | Median tokens |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -1,7 +1,7 @@
-"""Efficiency of a model on the evaluated texts: size, batch-1 latency, batch-32 throughput, peak memory.
+"""Efficiency of a model on the evaluated rows: size, batch-1 latency, batch-32 throughput, peak memory.
 
-Latency and throughput use a real row of the split of median size (so "the evaluated text length"; the
-task picks it), after warm-up runs, under ``inference_mode`` with the process's torch threads.
+Latency and throughput use a real row of the split of median size (the evaluated text length, the median
+image; the task picks it), after warm-up runs, under ``inference_mode`` with the process's torch threads.
 Peak RSS is the evaluating process's high-water mark (``getrusage``), which includes the dataset and
 the predictions held so far.
 """
@@ -55,7 +55,7 @@ def measure_efficiency(loaded: Any, example: Mapping[str, np.ndarray], runs: int
         "format": loaded.format,
         "weights_bytes": int(weights),
         "files_bytes": int(files),
-        "sequence_length": int(next(iter(one.values())).shape[-1]),
+        **({"sequence_length": int(one["input_ids"].shape[-1])} if "input_ids" in one else {}),
         "threads": loaded.threads,
         "latency_ms": {"batch_size": 1, "runs": runs, "p50": float(np.percentile(milliseconds, 50)),
                        "p95": float(np.percentile(milliseconds, 95)), "mean": float(milliseconds.mean())},

@@ -32,7 +32,7 @@ from fmhub.evaluate._publish import push_report
 from fmhub.formats import load_folder
 from fmhub.refs import split_ref
 from fmhub.runs import environment
-from fmhub.tasks import PERTURBATIONS, Scored, Task, _metrics
+from fmhub.tasks import Scored, Task, _metrics
 
 __all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA_ID", "SECTIONS", "report_folder",
            "task_of_model"]
@@ -124,11 +124,15 @@ class _Inputs:
     gold: Any  # the task's gold labels in the model's ids (None for tasks without labels)
     max_length: int
     loaded: Any = None  # fmhub.formats.LoadedModel
-    tokenizer: Any = None
+    tokenizer: Any = None  # the preprocessor (a tokenizer, an image processor)
+    _values: list[Any] | None = None
 
     @property
     def values(self) -> list[Any]:
-        return self.rows[self.input_column]
+        """The input column's values as the task reads them (texts; images undecoded), read once."""
+        if self._values is None:
+            self._values = self.task.read_inputs(self.rows, self.input_column)
+        return self._values
 
 
 def _prepare(config: EvalConfig, hub: Hub) -> _Inputs:
@@ -216,7 +220,7 @@ def _robustness(inputs: _Inputs, clean: Scored, progress: Progress | None) -> di
     task = inputs.task
     base = task.headline(clean.metrics)
     out = []
-    for name, description in PERTURBATIONS.items():
+    for name, description in task.perturbations.items():
         changed, gold = task.perturb(name, inputs.values, inputs.gold, inputs.config.seed)
         metrics = task.headline(_run(inputs, changed, gold, progress, f"robustness: {name}").metrics)
         out.append({"name": name, "description": description, "metrics": metrics,
@@ -226,13 +230,15 @@ def _robustness(inputs: _Inputs, clean: Scored, progress: Progress | None) -> di
 
 def _slices(inputs: _Inputs, scored: Scored) -> list[dict[str, Any]]:
     primary = inputs.task.primary_metric
-    words = inputs.task.sizes(inputs.values)
-    edges = sorted({int(e) for e in np.quantile(words, [0.25, 0.5, 0.75])}) if len(words) else []
-    bucket = np.searchsorted(np.asarray(edges), words, side="left")
+    unit = inputs.task.size_unit  # words, pixels...
+    sizes = inputs.task.sizes(inputs.values)
+    edges = sorted({int(e) for e in np.quantile(sizes, [0.25, 0.5, 0.75])}) if len(sizes) else []
+    bucket = np.searchsorted(np.asarray(edges), sizes, side="left")
+
     def bucket_name(b: int) -> str:
         if b == len(edges):
-            return f"> {edges[-1]} words" if edges else "all"
-        return f"≤ {edges[0]} words" if b == 0 else f"{edges[b - 1] + 1}–{edges[b]} words"
+            return f"> {edges[-1]} {unit}" if edges else "all"
+        return f"≤ {edges[0]} {unit}" if b == 0 else f"{edges[b - 1] + 1}–{edges[b]} {unit}"
 
     groupings = [("length", [(bucket_name(b), np.flatnonzero(bucket == b)) for b in range(len(edges) + 1)])]
     if inputs.config.slice_by is not None:
@@ -262,7 +268,8 @@ def _slices(inputs: _Inputs, scored: Scored) -> list[dict[str, Any]]:
 
 def _efficiency(inputs: _Inputs) -> dict[str, Any]:
     example = inputs.task.efficiency_input(inputs.tokenizer, inputs.values, inputs.max_length)
-    return measure_efficiency(inputs.loaded, example, inputs.config.latency_runs)
+    return {**measure_efficiency(inputs.loaded, example, inputs.config.latency_runs),
+            "measured_on": inputs.task.describe_input(example)}
 
 
 def _baseline(inputs: _Inputs, scored: Scored) -> dict[str, Any]:
@@ -380,7 +387,8 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
         inputs.tokenizer = inputs.loaded.tokenizer
         clean = _run(inputs, inputs.values, inputs.gold, progress, "predictions")
         report: dict[str, Any] = {"$schema": SCHEMA_ID, "schema_version": 1, "task": inputs.task.name,
-                                  "labels": inputs.label_names, "max_length": inputs.max_length,
+                                  "labels": inputs.label_names, "input_column": inputs.input_column,
+                                  "max_length": inputs.max_length,
                                   **clean.sections}
         report["calibration"] = _calibration(inputs, clean)
         skipped = {"skipped": "--skip"}

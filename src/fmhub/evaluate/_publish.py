@@ -84,7 +84,7 @@ def _section(report: dict[str, Any]) -> str:
     robustness = report["robustness"]
     if "perturbations" in robustness:
         keys = list(robustness["perturbations"][0]["delta"]) if robustness["perturbations"] else []
-        lines += ["", f"**Robustness** (seed {robustness['seed']}; change from the clean text):\n",
+        lines += ["", f"**Robustness** (seed {robustness['seed']}; change from the clean inputs):\n",
                   "| perturbation | " + " | ".join(f"Δ {k}" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
         lines += [f"| {p['name']} | " + " | ".join(_delta(p["delta"][k]) for k in keys) + " |"
@@ -97,7 +97,8 @@ def _section(report: dict[str, Any]) -> str:
                               f"{gap['gap']:.4f} ({gap['best']} vs {gap['worst']})."]
     efficiency = report["efficiency"]
     if "latency_ms" in efficiency:
-        lines += ["", f"**Efficiency** ({efficiency['threads']} CPU threads, {efficiency['sequence_length']} tokens): "
+        measured = efficiency.get("measured_on") or f"{efficiency.get('sequence_length')} tokens"
+        lines += ["", f"**Efficiency** ({efficiency['threads']} CPU threads, {measured}): "
                       f"{efficiency['parameters']:,} parameters, {efficiency['weights_bytes'] / 1e6:.1f} MB of "
                       "weights, "
                       f"batch-1 latency p50 {efficiency['latency_ms']['p50']:.1f} ms / p95 "

@@ -82,6 +82,12 @@ class LoadedModel:
         return self.form.capabilities
 
     @property
+    def preprocessor(self) -> Any:
+        """What turns raw inputs into model inputs: the tokenizer, or an image processor (``tokenizer`` by its
+        older name)."""
+        return self.tokenizer
+
+    @property
     def labels(self) -> list[str]:
         """The model's label names in id order ([] for tasks without labels)."""
         return self.task.labels_of(self.config)

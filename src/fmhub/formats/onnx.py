@@ -1,8 +1,9 @@
 """``onnx``: an ONNX graph (``model.onnx``, fp32, or int8 after dynamic quantization), run by an ONNX Runtime
 ``InferenceSession`` on the CPU; and how a torch model is exported to it.
 
-The export traces the model with ``torch.onnx.export`` (the TorchScript exporter; opset ≥ 17) with dynamic batch
-and sequence axes and inputs ``input_ids`` and ``attention_mask``, output ``logits``. ONNX Runtime's
+The export traces the model with ``torch.onnx.export`` (the TorchScript exporter; opset ≥ 17) on the inputs its
+task names with their dynamic axes (``input_ids`` and ``attention_mask``, batch and sequence; an image model's
+``pixel_values``, batch), output ``logits``. ONNX Runtime's
 transformer optimizer then fuses attention, embeddings + layer norm and bias + GELU for the BERT and GPT-2
 families (other architectures get ONNX Runtime's portable basic pass).
 
@@ -67,18 +68,18 @@ def _tracing(model: Any) -> Iterator[None]:
             config.use_cache = cache
 
 
-def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, per_token: bool) -> None:
+def _export(model: Any, batch: dict[str, Any], path: Path, opset: int, task: Any) -> None:
+    """Trace ``model`` on ``batch`` into ``path``: the inputs the task names (with their dynamic axes), ``logits``."""
     import torch
 
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            "logits": {0: "batch", 1: "sequence"} if per_token else {0: "batch"}}
-    sample = {k: torch.from_numpy(v[:2]) for k, v in batch.items()}
+    inputs = task.input_axes()
+    axes = {**inputs, "logits": {0: "batch", 1: "sequence"} if task.per_token else {0: "batch"}}
+    sample = {k: torch.from_numpy(batch[k][:2]) for k in inputs}
     model.eval()
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), _tracing(model):
         warnings.simplefilter("ignore")  # tracer notes about Python control flow on shapes
-        torch.onnx.export(model, (), str(path), kwargs=sample, input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False,
-                          do_constant_folding=True)
+        torch.onnx.export(model, (), str(path), kwargs=sample, input_names=list(inputs), output_names=["logits"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False, do_constant_folding=True)
 
 
 def _optimize(path: Path, config: Any, heads: int | None = None) -> str:
@@ -108,12 +109,13 @@ def _optimize(path: Path, config: Any, heads: int | None = None) -> str:
 
 def write_onnx(loaded: LoadedModel, batch: dict[str, Any], folder: Path, opset: int, optimize: bool
                ) -> dict[str, Any]:
-    """Write ``model.onnx``, config and tokenizer files of a loaded torch model to ``folder``; return the variant
-    fields. ``batch`` (padded ``input_ids`` and ``attention_mask`` arrays) is what the export traces."""
+    """Write ``model.onnx``, config and preprocessor files of a loaded torch model to ``folder``; return the variant
+    fields. ``batch`` (the model inputs the task names: padded ``input_ids`` and ``attention_mask``, or
+    ``pixel_values``...) is what the export traces."""
     if not loaded.form.exportable:
         raise InvalidInputError(f"{loaded.repo} is already {loaded.format}; export-onnx converts a torch model",
                                 hint="export its parent, or use it as it is")
-    _export(loaded.model, batch, folder / "model.onnx", opset, loaded.task.per_token)
+    _export(loaded.model, batch, folder / "model.onnx", opset, loaded.task)
     heads = loaded.form.attention_heads(loaded.model)  # the fusions must know a narrower attention
     optimization = _optimize(folder / "model.onnx", loaded.config, heads) if optimize else "none"
     loaded.config.save_pretrained(folder)
@@ -145,8 +147,8 @@ class OnnxGraph(ModelFormat):
 
     def logits(self, model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         names = {i.name for i in model.get_inputs()}
-        feed = {k: np.asarray(v, dtype=np.int64) if np.issubdtype(np.asarray(v).dtype, np.integer) else v
-                for k, v in inputs.items() if k in names}
+        feed = {k: np.asarray(v, dtype=np.int64) if np.issubdtype(np.asarray(v).dtype, np.integer) else
+                np.asarray(v, dtype=np.float32) for k, v in inputs.items() if k in names}
         if "token_type_ids" in names and "token_type_ids" not in feed and "input_ids" in feed:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         return model.run(["logits"], feed)[0]

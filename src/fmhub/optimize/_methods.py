@@ -77,13 +77,18 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class QuantizeOptions:
-    quantization: str = option("dynamic-int8", flag="--method", help="Quantization method (dynamic-int8: int8 "
-                                                                      "weights, activations quantized at run time).",
+    quantization: str = option("dynamic-int8", flag="--method", help="Quantization method: dynamic-int8 (int8 "
+                                                                      "weights, activations quantized at run time; "
+                                                                      "transformers), static-int8 (activation ranges "
+                                                                      "calibrated on training rows; convolutional "
+                                                                      "models, ONNX backend).",
                                choices=QUANTIZATIONS)
     backend: str = option("onnx", help="onnx: ONNX Runtime int8 graph (exports a torch parent first); torch: PyTorch "
                                        "int8 Linear layers, saved as safetensors.", choices=BACKENDS)
     min_agreement: float = option(0.9, help="Least share of argmax decisions that must match the parent's on real "
                                             "rows.", check=lambda v: 0 <= v <= 1, rule="in [0, 1]")
+    calibration_rows: int = option(128, help="static-int8: rows of the training split of --data the activation "
+                                             "ranges are calibrated on.", check=lambda v: v >= 1, rule="positive")
     checked: Checked = field(default_factory=Checked)
     card: Card = field(default_factory=Card)
 
@@ -194,7 +199,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("quantize", quantize, QuantizeOptions,
            "Quantize a model to int8 and commit the variant to --output (loaded back with fmhub.load).",
            ("fmhub optimize quantize acme/bbc-minilm@v1 --method dynamic-int8 --backend onnx "
-            "--output acme/bbc-minilm-int8",),
+            "--output acme/bbc-minilm-int8",
+            "fmhub optimize quantize acme/digits-resnet@v1 --method static-int8 --output acme/digits-resnet-int8"),
            lambda o: f"{o.variant['quantized']} ({o.variant['backend']})",
            renamed={**_CARD, "quantization": "method"}),
     Method("prune", prune, PruneOptions, "Prune a model and commit the variant (safetensors) to --output.",

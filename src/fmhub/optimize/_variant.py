@@ -90,7 +90,7 @@ def sample_batch(hub: Hub, parent: Parent, data: str | None, max_length: int) ->
         raise InvalidInputError(f"{data} has no rows to check the conversion on", hint="pass another --data")
     task = parent.loaded.task
     column = task.input_column if task.input_column in rows.features else next(iter(rows.features))
-    batch = task.encode_batch(parent.loaded.tokenizer, rows[column], max_length)
+    batch = task.encode_batch(parent.loaded.preprocessor, task.read_inputs(rows, column), max_length)
     return batch, f"{len(rows)} rows of {repo} ({split})"
 
 
@@ -144,7 +144,7 @@ def publish_variant(hub: Hub, parent: Parent, output: str, folder: Path, variant
              "## Variant\n", "| | |", "|---|---|"]
     lines += [f"| {k} | `{json.dumps(v) if isinstance(v, (dict, list)) else v}` |" for k, v in variant.items()]
     lines += ["", "## Use\n", "```python", "import fmhub", f'model = fmhub.load("{output}")',
-              'batch = model.tokenizer(["some text"], return_tensors="np")',
+              f"batch = model.task.encode_batch(model.preprocessor, inputs, 128)  # {task.input_column} values",
               "logits = model.logits(batch)", "```"]
     (folder / "README.md").write_text(render_card(metadata, "\n".join(lines) + "\n"))
     hub.create_repo(output, private=private, exist_ok=True)

@@ -7,7 +7,8 @@
 - ``publish``: move branch (or create tag) ``ref`` of the model's repo to its commit, once the report
   card of that commit passes every ``require`` check (``{accuracy: ">= 0.97", latency_p95_ms: "<= 50"}``).
 - ``serve-check``: start ``fmhub serve`` on the version (loopback, ephemeral port), send the first
-  ``rows`` texts of the split, and require the answers to match offline predictions.
+  ``rows`` inputs of the split (texts; images base64-encoded) as the task asks (``Task.check_request``), and
+  require the answers to match offline predictions.
 """
 
 from __future__ import annotations
@@ -184,25 +185,26 @@ def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult
     rows = int(options.get("rows", 32))
     data_repo, data_rev = split_ref(options["data"], "data")
     split = load_dataset(data_repo, revision=data_rev, split=options.get("split", "test"), hub=hub)
-    column = options.get("text_column", "text")
-    if column not in split.column_names:
-        raise InvalidInputError(f"serve-check: {data_repo} has no column {column!r}", hint="set text_column")
-    texts = [t or "" for t in list(split[column])[:rows]]
     config = ServeConfig(model=options["model"], backend=options.get("backend", "auto"))
     config = dataclasses.replace(config, model=prepare(config, hub))
     offline = formats.load(config.model, hub=hub)
-    if "classify" not in {e.name for e in offline.task.endpoints}:
-        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {offline.task.name}")
+    task = offline.task
+    column = options.get("text_column") or task.input_column
+    if column not in split.column_names:
+        raise InvalidInputError(f"serve-check: {data_repo} has no column {column!r}", hint="set text_column")
+    values = task.read_inputs(split.select(range(min(rows, len(split)))), column)
+    request = task.check_request(values)
+    if request is None:
+        raise InvalidInputError(f"serve-check compares classifications; {config.model} is {task.name}")
+    endpoint, body = request
     labels = offline.labels
     positions = getattr(offline.config, "max_position_embeddings", None) or getattr(offline.config, "n_positions",
                                                                                       None) or 512
-    batch = offline.task.encode_batch(offline.tokenizer, texts, min(offline.tokenizer.model_max_length, positions))
-    expected = [labels[i] for i in offline.logits(batch).argmax(-1)]
+    limit = min(getattr(offline.preprocessor, "model_max_length", positions) or positions, positions)
+    expected = [labels[i] for i in offline.logits(task.encode_batch(offline.preprocessor, values, limit)).argmax(-1)]
     with running(app_for(config, hub)) as url:
         started = time.perf_counter()
-        answers = httpx.post(f"{url}/v1/classify", json={"inputs": texts, "parameters": {"top_k": 1,
-                                                                                         "truncate": True}},
-                             timeout=300)
+        answers = httpx.post(f"{url}/v1/{endpoint}", json=body, timeout=300)
         seconds = time.perf_counter() - started
         served_commit = answers.headers.get("x-model-commit")
     if answers.status_code != 200:
@@ -212,9 +214,9 @@ def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult
     least = float(options.get("min_agreement", 1.0))
     if agreement < least or served_commit != config.model.partition("@")[2]:
         raise InvalidInputError(f"serve-check: the server agreed with offline predictions on {agreement:.1%} of "
-                                f"{len(texts)} rows (least {least:.0%}), served commit {served_commit}")
-    return StepResult(config.model, {"agreement": agreement, "rows": float(len(texts))},
-                      f"{len(texts)} rows in {seconds:.2f} s, {agreement:.0%} as offline")
+                                f"{len(values)} rows (least {least:.0%}), served commit {served_commit}")
+    return StepResult(config.model, {"agreement": agreement, "rows": float(len(values))},
+                      f"{len(values)} rows in {seconds:.2f} s, {agreement:.0%} as offline")
 
 
 RUNNERS: dict[str, Callable[[Any, dict[str, Any], Any], StepResult]] = {

@@ -58,7 +58,8 @@ def app_for(config: ServeConfig, hub: Hub | None = None, *, load_first: bool = F
         owned = hub is None
         opened = hub or Hub.open()
         try:
-            served = open_model(opened, config.model, config.backend, config.threads, settings().home / "cache")
+            served = open_model(opened, config.model, config.backend, config.threads, settings().home / "cache",
+                                config.max_image_pixels)
         finally:
             if owned:
                 opened.close()

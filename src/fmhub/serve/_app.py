@@ -1,10 +1,14 @@
 """The inference server's FastAPI app: endpoints by the model's task, dynamic batching, limits, metrics.
 
 Bodies follow the Hugging Face inference convention — ``{"inputs": "text" | ["text", ...],
-"parameters": {...}}`` — and every answer carries the served commit in ``X-Model-Commit``. Client
-errors answer 4xx with a JSON ``{"error", "hint"}`` body: 413 (body over ``--max-body-bytes``), 422
-(malformed JSON, unknown parameter, input over the token limit), 429 with ``Retry-After`` (queue
-full), 404 (an endpoint this model's task has not), 504 (no answer within ``--timeout``), and 503
+"parameters": {...}}`` — and every answer carries the served commit in ``X-Model-Commit``. An endpoint
+that takes uploads (``Endpoint.uploads``: images) also takes a raw body of such a content type, or a
+``multipart/form-data`` body whose file parts are the inputs; either becomes the JSON body it stands for
+before the route reads it (:class:`_Bodies`), so batching, limits and errors are the same for every form.
+Client errors answer 4xx with a JSON ``{"error", "hint"}`` body: 413 (body over ``--max-body-bytes``, an
+image over ``--max-image-pixels``), 415 (a content type the endpoint does not take), 422 (malformed JSON,
+unknown parameter, input over the token limit, an image that does not decode), 429 with ``Retry-After``
+(queue full), 404 (an endpoint this model's task has not), 504 (no answer within ``--timeout``), and 503
 while the model is still loading.
 """
 
@@ -18,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -146,7 +151,8 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
             state.queue.release(len(given))
         return JSONResponse([{"generated_text": one + answer} for one, answer in zip(given, answers, strict=True)])
 
-    for endpoint in tasks.endpoints().values():  # every task's routes; a model answers its own, 404 the others
+    routes = tasks.endpoints()
+    for endpoint in routes.values():  # every task's routes; a model answers its own, 404 the others
         _route(app, endpoint, run_batched if endpoint.batched else run_unbatched)
 
     @app.get("/v1/model", summary="The served version: repo, commit, task, labels, endpoints, card summary")
@@ -169,8 +175,9 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
             return Response(b"", media_type="text/plain; version=0.0.4")
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # Innermost first: uploads become JSON inside the body limit (which counts the bytes as sent).
+    app.add_middleware(_Bodies, uploads={f"/v1/{e.name}": e for e in routes.values() if e.uploads})
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
-    app.add_middleware(_JsonBodies)
     app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
     return app
 
@@ -186,7 +193,17 @@ def _route(app: FastAPI, endpoint: tasks.Endpoint, run: Callable[[str, Any], Any
         return await run(endpoint.name, body)
 
     route.__annotations__ = {"body": endpoint.request, "return": Response}
-    app.post(f"/v1/{endpoint.name}", summary=endpoint.summary, name=endpoint.name.replace("-", "_"))(route)
+    extra = None
+    if endpoint.uploads:  # the other bodies the route takes (made JSON by _Bodies), in the OpenAPI document
+        binary = {"type": "string", "format": "binary"}
+        extra = {"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{endpoint.request.__name__}"}},
+            **{media: {"schema": binary} for media in endpoint.uploads},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "files": {"type": "array", "items": binary, "description": "One input per file part."}},
+                "additionalProperties": {"type": "string", "description": "A parameter (e.g. top_k)."}}}}}}
+    app.post(f"/v1/{endpoint.name}", summary=endpoint.summary, name=endpoint.name.replace("-", "_"),
+             openapi_extra=extra)(route)
 
 
 async def _stream(state: _ServerState, served: ServedModel, name: str, text: str, parameters: dict[str, Any]
@@ -230,7 +247,8 @@ def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
     card.update({k: fmhub_section[k] for k in ("lineage", "variant") if k in fmhub_section})
     return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task.name, "backend": loaded.format,
             "labels": served.labels, "endpoints": [f"/v1/{e}" for e in served.endpoints],
-            "max_input_tokens": served.max_tokens, "max_batch_size": config.max_batch_size,
+            "max_input_tokens": served.max_tokens, "max_image_pixels": config.max_image_pixels,
+            "max_batch_size": config.max_batch_size,
             "max_wait_ms": config.max_wait_ms, "threads": loaded.threads, "card": card}
 
 
@@ -259,21 +277,108 @@ def _install_errors(app: FastAPI) -> None:
         return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
-class _JsonBodies:
-    """Read every POST body under /v1/ as JSON, whatever content type the client sent or left out.
+class _Bodies:
+    """Read every POST body under /v1/ as JSON, whatever content type the client sent or left out — except the
+    uploads an endpoint takes (``Endpoint.uploads``), which become the JSON body they stand for.
 
-    ``curl -d '{"inputs": …}'`` says ``application/x-www-form-urlencoded``; every endpoint here takes JSON
-    only, so such a body is read as the JSON it is, and a body that is not JSON still gets 422.
+    ``curl -d '{"inputs": …}'`` says ``application/x-www-form-urlencoded``; a JSON endpoint takes JSON only, so
+    such a body is read as the JSON it is, and a body that is not JSON still gets 422. On an endpoint that takes
+    uploads, a raw body of one of its media types is one input (query parameters are its parameters), a
+    ``multipart/form-data`` body's file parts are the inputs (its other fields the parameters), and any other
+    declared content type is refused with 415.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    _JSON_LIKE = ("", "application/json", "application/x-www-form-urlencoded", "text/plain+json")
+
+    def __init__(self, app: ASGIApp, uploads: dict[str, tasks.Endpoint]) -> None:
         self.app = app
+        self.uploads = uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/v1/"):
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        declared = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        media = declared.split(";", 1)[0].strip().lower()
+        endpoint = self.uploads.get(scope["path"])
+        if endpoint is None or media in self._JSON_LIKE:
+            await self.app({**scope, "headers": [*headers, (b"content-type", b"application/json")]}, receive, send)
+            return
+        try:
+            if endpoint.takes_upload(media):
+                files, fields = [await _read_body(receive)], dict(parse_qsl(scope.get("query_string", b"").decode()))
+            elif media == "multipart/form-data":
+                files, fields = await _multipart(scope, receive, endpoint)
+            else:
+                raise _Unsupported(f"{scope['path']} takes JSON, {', '.join(endpoint.uploads)} or multipart/form-data "
+                                   f"bodies, not {media}", hint="send the image with its image content type (e.g. "
+                                                                "-H 'Content-Type: image/png'), as multipart file "
+                                                                "parts, or as base64 in JSON")
+        except FmhubError as exc:
+            response = error_response(exc)
+            response.status_code = 415 if isinstance(exc, _Unsupported) else 422
+            await response(scope, receive, send)
+            return
+        body = json.dumps(endpoint.from_uploads(files, fields) if endpoint.from_uploads else {}).encode()
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()  # the client's disconnect, if it comes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        rewritten = [(k, v) for k, v in headers if k != b"content-length"]
+        rewritten += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await self.app({**scope, "headers": rewritten}, replay, send)
+
+
+class _Unsupported(InvalidInputError):
+    """415: a body of a content type the endpoint does not take."""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidInputError("the client went away before sending the whole body")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _multipart(scope: Scope, receive: Receive, endpoint: tasks.Endpoint) -> tuple[list[bytes], dict[str, str]]:
+    """The file parts (in order) and the other fields of a ``multipart/form-data`` body."""
+    from starlette.datastructures import UploadFile
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+
+    try:
+        form = await Request(scope, receive).form(max_files=1024, max_fields=64)
+    except (MultiPartException, ValueError) as exc:  # a malformed body (a body over the limit is not caught here)
+        raise InvalidInputError(f"a malformed multipart/form-data body: {exc}",
+                                hint="send one file part per image, e.g. curl -F 'file=@cat.png'") from None
+    files: list[bytes] = []
+    fields: dict[str, str] = {}
+    try:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                media = (value.content_type or "").split(";", 1)[0].strip().lower()
+                if media not in ("", "application/octet-stream") and not endpoint.takes_upload(media):
+                    raise _Unsupported(f"the file part {value.filename or key!r} is {media}, not "
+                                       f"{' or '.join(endpoint.uploads)}", hint="upload image files")
+                files.append(await value.read())
+            else:
+                fields[key] = value
+    finally:
+        await form.close()
+    if not files:
+        raise InvalidInputError("the multipart/form-data body has no file part",
+                                hint="send one file part per image, e.g. curl -F 'file=@cat.png'")
+    return files, fields
 
 
 class _Observed:

@@ -31,6 +31,7 @@ class ServeConfig:
     threads: int | None = None  # torch / onnxruntime threads per worker (default: cores / workers)
     max_body_bytes: int = 1_000_000
     max_input_tokens: int | None = None  # default: the model's positions
+    max_image_pixels: int = 16_777_216  # an image input with more pixels: 413, refused before it is decoded
     max_inputs: int = 64  # texts in one request
     timeout_s: float = 30.0  # per request: 504 beyond
     log_level: str = "info"
@@ -52,6 +53,7 @@ class ServeConfig:
             ("threads", self.threads is None or self.threads >= 1, "≥ 1"),
             ("max_body_bytes", self.max_body_bytes >= 1024, "at least 1024"),
             ("max_input_tokens", self.max_input_tokens is None or self.max_input_tokens >= 2, "at least 2"),
+            ("max_image_pixels", self.max_image_pixels >= 1, "≥ 1"),
             ("max_inputs", self.max_inputs >= 1, "≥ 1"),
             ("timeout_s", self.timeout_s > 0 and math.isfinite(self.timeout_s), "positive"),
         ]

@@ -55,8 +55,10 @@ def pull(hub: Hub, ref: str) -> tuple[str, str, Path]:
     return repo, commit, folder
 
 
-def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Path) -> ServedModel:
-    """Pull ``ref`` and load it for ``backend`` (auto: the form its card declares)."""
+def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Path,
+               max_pixels: int | None = None) -> ServedModel:
+    """Pull ``ref`` and load it for ``backend`` (auto: the form its card declares); ``max_pixels``: the image
+    inputs' limit."""
     repo, commit, folder = pull(hub, ref)
     declared = formats.format_of(folder, f"{repo}@{commit[:12]}")
     if backend == "torch" and not declared.torch:
@@ -72,7 +74,7 @@ def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Pat
         import torch
 
         torch.set_num_threads(threads)
-    served = ServedModel(load_folder(folder, repo, commit, threads))
+    served = ServedModel(load_folder(folder, repo, commit, threads), max_pixels=max_pixels)
     if not served.endpoints:
         wanted = ", ".join(f"/v1/{e.name} needs {e.needs}" for e in served.loaded.task.endpoints if e.needs)
         raise InvalidInputError(f"{repo}@{commit[:12]} as {served.loaded.format} answers none of its task's endpoints"
@@ -94,7 +96,7 @@ def _onnx_copy(folder: Path, repo: str, commit: str, threads: int | None, cache:
         needs = ", ".join(sorted({e.needs for e in loaded.task.endpoints if e.needs}))
         raise InvalidInputError(f"every endpoint of a {loaded.task.name} model needs {needs}, which an ONNX graph has "
                                 "not", hint="serve this model with --backend torch")
-    batch = loaded.task.example_inputs(loaded.tokenizer)
+    batch = loaded.task.example_inputs(loaded.preprocessor)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
     try:
@@ -113,7 +115,7 @@ def _onnx_copy(folder: Path, repo: str, commit: str, threads: int | None, cache:
 class ServedModel:
     """One loaded model version and the endpoints it answers (their batch functions run in the model thread)."""
 
-    def __init__(self, loaded: LoadedModel, max_tokens: int | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, max_tokens: int | None = None, max_pixels: int | None = None) -> None:
         self.loaded = loaded
         config = loaded.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
@@ -121,6 +123,8 @@ class ServedModel:
         self.labels = loaded.labels
         self.context = ServingContext(loaded, self.labels, max_tokens or self.positions or 512,
                                       loaded.task.multi_label)
+        if max_pixels is not None:
+            self.context.max_pixels = max_pixels
         self._endpoints = {e.name: e for e in loaded.task.endpoints
                            if e.needs is None or e.needs in loaded.capabilities}
 

@@ -21,15 +21,18 @@ from typing import Any
 from fmhub.errors import InvalidInputError
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, batch_order, pad_rows
+from fmhub.tasks._images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageTooLargeError, dhash, inspect_image
 from fmhub.tasks._perturb import PERTURBATIONS
 from fmhub.tasks._serving import Item, ServingContext
+from fmhub.tasks.image_classification import ImageClassification
 from fmhub.tasks.language_modeling import CausalLanguageModeling, MaskedLanguageModeling
 from fmhub.tasks.text_classification import TextClassification
 from fmhub.tasks.token_classification import TokenClassification
 
 __all__ = ["Task", "Metric", "Scored", "Endpoint", "Forward", "OnRows", "Item", "ServingContext", "TokenizedSplit",
            "batch_order", "pad_rows", "IGNORE", "PERTURBATIONS", "register", "get", "names", "all_tasks",
-           "for_model", "endpoints", "LOWER_IS_BETTER"]
+           "for_model", "endpoints", "LOWER_IS_BETTER", "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageTooLargeError",
+           "inspect_image", "dhash"]
 
 _REGISTRY: dict[str, Task] = {}
 
@@ -46,7 +49,8 @@ def register(task: Task, *, replace: bool = False) -> Task:
     return task
 
 
-for _task in (TextClassification(), TokenClassification(), MaskedLanguageModeling(), CausalLanguageModeling()):
+for _task in (TextClassification(), TokenClassification(), MaskedLanguageModeling(), CausalLanguageModeling(),
+              ImageClassification()):
     register(_task)
 
 
@@ -76,7 +80,8 @@ def for_model(model_config: Any, repo: str) -> Task:
     shown = ", ".join(getattr(model_config, "architectures", None) or []) or "none recorded"
     raise InvalidInputError(f"{repo} has no task head (architectures: {shown})",
                             hint="fine-tune it first (fmhub train --task text-classification ...), or use a model "
-                                 "with a classification, token-classification or language-model head")
+                                 "with a classification, token-classification, language-model or image-classification "
+                                 "head")
 
 
 def endpoints() -> dict[str, Endpoint]:

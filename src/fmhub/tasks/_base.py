@@ -5,12 +5,18 @@ tokens, ...). The stages never branch on a task's name: they ask its :class:`Tas
 
 - **identity and cards**: ``name``, ``title``, ``pipeline_tag``, the transformers head (``auto_class``,
   ``head_suffixes``), the default dataset columns, the metrics a model card and a report card headline;
-- **training** (``fmhub train``): label names from the dataset's features, tokenization, batches
-  (``collate``), the loss, validation metrics, which options apply (``check_options``);
+- **inputs**: the preprocessor (a tokenizer, an image processor: :meth:`load_preprocessor`), how the input
+  column is read (:meth:`read_inputs`) and made into model inputs (:meth:`encode_batch`), the inputs' names and
+  dynamic axes for an ONNX export (:meth:`input_axes`);
+- **training** (``fmhub train``): label names from the dataset's features, the rows made ready once
+  (``tokenize``), batches (``collate``, with training-only augmentation), the loss, validation metrics, which
+  options apply (``check_options``, ``option_groups``), pretraining from scratch (``scratch_architectures``,
+  :meth:`scratch_preprocessor`, :meth:`scratch_config`);
 - **evaluation** (``fmhub eval``): gold labels, predictions and their metrics (:meth:`score`), calibration,
-  robustness perturbations, slices, the efficiency input, a cheap baseline, the prediction columns kept in
-  ``predictions.parquet``;
-- **serving** (``fmhub serve``): the endpoints (request schema and batch function), in ``endpoints``;
+  robustness perturbations (``perturbations``), slices (``size_unit``), the efficiency input, a cheap baseline,
+  the prediction columns kept in ``predictions.parquet``;
+- **serving** (``fmhub serve``): the endpoints (request schema and batch function), in ``endpoints``, and the
+  request a serve-check sends (:meth:`check_request`);
 - **optimization**: ``distillable`` (its logits are soft targets), ``per_token`` (logits per token).
 
 Models are reached only through a *forward* function — a mapping of named input arrays in, float32 logits
@@ -22,12 +28,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from fmhub.errors import InvalidInputError
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, batch_order
+from fmhub.tasks._perturb import PERTURBATIONS
 
 __all__ = ["Task", "Metric", "Scored", "Endpoint", "Forward", "OnRows"]
 
@@ -77,6 +85,10 @@ class Endpoint:
     fails only its request); an unbatched one (generation) has ``run(context, inputs, parameters, on_text)``
     answering one input, calling ``on_text`` with each new piece when it streams. ``needs`` names a capability
     the loaded model must have (``hidden_states``, ``generate``), else the endpoint is not served.
+
+    ``uploads``: media types (``image/*``) the endpoint also takes as a raw request body or as the file parts
+    of a ``multipart/form-data`` body; the server hands their bytes (one input each) and the other form fields
+    or query parameters to ``from_uploads(files, fields)``, which returns the JSON body they stand for.
     """
 
     name: str
@@ -85,6 +97,13 @@ class Endpoint:
     run: Callable[..., Any]
     batched: bool = True
     needs: str | None = None
+    uploads: tuple[str, ...] = ()
+    from_uploads: Callable[[list[bytes], dict[str, str]], dict[str, Any]] | None = None
+
+    def takes_upload(self, media_type: str) -> bool:
+        """Whether a body of ``media_type`` (``image/png``; parameters and case ignored) is one of ``uploads``."""
+        kind = media_type.split(";", 1)[0].strip().lower()
+        return any(kind == u or (u.endswith("/*") and kind.startswith(u[:-1])) for u in self.uploads)
 
 
 class Task(abc.ABC):
@@ -103,8 +122,12 @@ class Task(abc.ABC):
     endpoints: ClassVar[tuple[Endpoint, ...]] = ()
     distillable: ClassVar[bool] = False  # its logits can teach a student (soft targets)
     per_token: ClassVar[bool] = False  # logits per token (batch, length, classes), not per row
-    scratch_architecture: ClassVar[str | None] = None  # pretraining from scratch: bert or gpt2
+    scratch_architectures: ClassVar[tuple[str, ...]] = ()  # --architecture values of pretraining from scratch
+    option_groups: ClassVar[frozenset[str]] = frozenset()  # task-specific training option groups it takes (augment)
     multi_label: ClassVar[bool] = False
+    #: Robustness perturbations of the report card: name → what it does (``perturb`` applies them).
+    perturbations: ClassVar[dict[str, str]] = PERTURBATIONS
+    size_unit: ClassVar[str] = "words"  # what ``sizes`` counts (the length slices' unit)
 
     def __repr__(self) -> str:
         return f"<task {self.name}{' (multi-label)' if self.multi_label else ''}>"
@@ -144,6 +167,24 @@ class Task(abc.ABC):
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
+
+    #: Files of a saved preprocessor: what decides the model inputs (the training cache is keyed on their bytes).
+    preprocessor_files: ClassVar[tuple[str, ...]] = (
+        "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json",
+        "spiece.model", "sentencepiece.bpe.model")
+
+    def read_inputs(self, rows: Any, column: str) -> list[Any]:
+        """The values of the input column of a ``datasets.Dataset`` as the task's other methods take them (texts,
+        word lists; an image task reads its images undecoded, with their stored path)."""
+        return rows[column]
+
+    def input_axes(self) -> dict[str, dict[int, str]]:
+        """The model inputs by name with their dynamic axes, for an ONNX export (the outputs' follow the task)."""
+        return {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+
+    def describe_input(self, inputs: Mapping[str, np.ndarray]) -> str:
+        """What one row of model inputs is, in words, for the efficiency section ("128 tokens")."""
+        return f"{next(iter(inputs.values())).shape[-1]} tokens"
 
     def encode_batch(self, preprocessor: Any, values: list[Any], max_length: int) -> dict[str, np.ndarray]:
         """Raw inputs (values of the input column) as one padded batch of model inputs (int64 arrays by name).
@@ -203,9 +244,23 @@ class Task(abc.ABC):
         """Token ids per row and labels per row (an int, one int per token, or a list of label ids)."""
 
     @abc.abstractmethod
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
-                ) -> dict[str, Any]:
-        """A padded batch of torch tensors: the model inputs and ``labels``."""
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None, *,
+                train: bool = False) -> dict[str, Any]:
+        """A padded batch of torch tensors: the model inputs and ``labels``. ``train``: a training batch (the only
+        kind a task augments; random draws from torch's global generator, which checkpoints save)."""
+
+    # -- pretraining from scratch --------------------------------------------------------------------------
+
+    def scratch_preprocessor(self, options: Mapping[str, Any], rows: Any, input_column: str, cache: Path,
+                             key: Mapping[str, Any]) -> Path:
+        """Make (or reuse, from ``cache``) the preprocessor of a model pretrained from scratch and return the folder
+        it is saved in. ``options``: the run's flat options; ``rows``: the training split; ``key``: what identifies
+        the data (dataset commit, split, column)."""
+        raise InvalidInputError(f"{self.name} cannot be pretrained from scratch", hint="fine-tune a --model instead")
+
+    def scratch_config(self, options: Mapping[str, Any], preprocessor: Any) -> Any:
+        """The transformers config of a model pretrained from scratch (``--architecture`` or ``--from-config``)."""
+        raise InvalidInputError(f"{self.name} cannot be pretrained from scratch", hint="fine-tune a --model instead")
 
     def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
         raise InvalidInputError("--class-weights applies to classification tasks")
@@ -272,7 +327,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def sizes(self, values: list[Any]) -> np.ndarray:
-        """A size per row (words) for the length slices."""
+        """A size per row (in ``size_unit``: words, pixels) for the size slices."""
 
     @abc.abstractmethod
     def group_metrics(self, scored: Scored, rows: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -294,3 +349,10 @@ class Task(abc.ABC):
 
     def headline(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         return {k: metrics.get(k) for k in self.report_metrics}
+
+    # -- serve-check ---------------------------------------------------------------------------------------
+
+    def check_request(self, values: list[Any]) -> tuple[str, dict[str, Any]] | None:
+        """``(endpoint, JSON body)`` asking the served model for the top label of each value (what a pipeline's
+        serve-check compares with offline predictions); None: the task has no such endpoint."""
+        return None

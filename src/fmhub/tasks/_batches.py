@@ -1,7 +1,8 @@
 """Token rows and the batches made of them: what a task's collate and predictions work on.
 
-A :class:`TokenizedSplit` holds one int32 array of token ids per row and the labels (an int per row, or
-an int32 array per row). Batches group rows of similar length (sorted within megabatches of 50 batches,
+A :class:`TokenizedSplit` holds one int32 array of token ids per row — or, for tasks whose inputs are decoded a
+batch at a time, each row's encoded input (an image's bytes) — and the labels (an int per row, or an int32
+array per row). Batches group rows of similar length (sorted within megabatches of 50 batches,
 then the batches shuffled) and pad only to the longest row of the batch; the order depends only on
 (seed, epoch), which is what makes a resumed training run see the same batches.
 """
@@ -21,7 +22,9 @@ _MEGABATCH = 50
 
 @dataclass(frozen=True)
 class TokenizedSplit:
-    """Token ids (one int32 array per row) and labels (an int per row, or an int32 array per row)."""
+    """Token ids (one int32 array per row; image tasks: each row's encoded image, ``bytes``) and labels (an int per
+    row, or an int32 array per row). ``lengths`` are token counts (bytes for encoded rows: batches then group
+    files of similar size)."""
 
     input_ids: list[np.ndarray]
     labels: Any

@@ -38,16 +38,23 @@ class ServingContext:
     """The served model version as endpoints see it.
 
     ``model`` is the loaded version (``fmhub.formats.LoadedModel``: ``logits``, ``tokenizer``, ``config``,
-    and for torch weights ``hidden_states`` and ``generate``); ``labels`` its label names in id order.
+    and for torch weights ``hidden_states`` and ``generate``); ``labels`` its label names in id order; the limits
+    of one input: ``max_tokens`` (texts) and ``max_pixels`` (images).
     """
 
     model: Any
     labels: list[str]
     max_tokens: int
     multi_label: bool = False
+    max_pixels: int = 16_777_216  # image inputs: most pixels one may have (checked before decoding)
 
     @property
     def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    @property
+    def preprocessor(self) -> Any:
+        """What turns raw inputs into model inputs (the tokenizer; an image processor)."""
         return self.model.tokenizer
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,6 +27,7 @@ from fmhub.tasks._baselines import unigram_nll
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, pad_rows
 from fmhub.tasks._perturb import perturb_text
 from fmhub.tasks._predict import score_language_model, softmax
+from fmhub.tasks._scratch import scratch_text_config, scratch_tokenizer
 from fmhub.tasks._serving import (
     EMBED,
     Encoded,
@@ -156,6 +158,14 @@ class LanguageModeling(Task):
     def label_names(self, features: Any, label_column: str | None) -> list[str]:
         return []
 
+    def scratch_preprocessor(self, options: Mapping[str, Any], rows: Any, input_column: str, cache: Path,
+                             key: Mapping[str, Any]) -> Path:
+        """A tokenizer trained on the training split's texts (WordPiece for masked LM, byte-level BPE for causal)."""
+        return scratch_tokenizer(options, self.masked, rows[input_column], cache / "tokenizers", key)
+
+    def scratch_config(self, options: Mapping[str, Any], preprocessor: Any) -> Any:
+        return scratch_text_config(options, preprocessor, self.scratch_architectures[0])
+
     def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str | None,
                  max_length: int) -> tuple[list[list[int]], list[Any]]:
         wrapped = self.bos_id is not None
@@ -178,8 +188,8 @@ class LanguageModeling(Task):
             raise InvalidInputError("the texts hold no tokens to train on")
         return blocks, [0] * len(blocks)
 
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
-                ) -> dict[str, Any]:
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None, *,
+                train: bool = False) -> dict[str, Any]:
         import torch
 
         input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
@@ -265,7 +275,7 @@ class MaskedLanguageModeling(LanguageModeling):
     auto_class = "AutoModelForMaskedLM"
     head_suffixes = ("ForMaskedLM",)
     endpoints = (FILL_MASK, EMBED)
-    scratch_architecture = "bert"
+    scratch_architectures = ("bert",)
     masked: ClassVar[bool] = True
 
 
@@ -277,4 +287,4 @@ class CausalLanguageModeling(LanguageModeling):
     auto_class = "AutoModelForCausalLM"
     head_suffixes = ("ForCausalLM", "LMHeadModel")
     endpoints = (GENERATE,)
-    scratch_architecture = "gpt2"
+    scratch_architectures = ("gpt2",)

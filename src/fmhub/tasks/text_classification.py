@@ -20,6 +20,7 @@ from fmhub.tasks import _metrics
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
 from fmhub.tasks._baselines import text_baseline
 from fmhub.tasks._batches import TokenizedSplit, pad_rows
+from fmhub.tasks._classification import SingleLabelClassification, model_label_ids
 from fmhub.tasks._perturb import perturb_text
 from fmhub.tasks._predict import classify, softmax
 from fmhub.tasks._serving import (
@@ -37,16 +38,6 @@ __all__ = ["TextClassification", "MultiLabelClassification", "CLASSIFY", "model_
            "word_counts"]
 
 _TOKENIZE_ROWS = 2048
-
-
-def model_label_ids(names: list[str], model_labels: list[str]) -> np.ndarray:
-    """The model's id of each dataset label name (the dataset's labels must all be the model's)."""
-    missing = [n for n in names if n not in model_labels]
-    if missing:
-        raise InvalidInputError(f"the dataset's labels don't match the model's: dataset {names}, model "
-                                f"{model_labels} (not in the model: {missing})",
-                                hint="evaluate on a dataset with the labels the model was trained on")
-    return np.asarray([model_labels.index(n) for n in names], dtype=np.int64)
 
 
 def median_row(ids: list[list[int]]) -> dict[str, np.ndarray]:
@@ -83,18 +74,14 @@ CLASSIFY = Endpoint("classify", "Labels and scores of each text (text classifica
                     text_request("ClassifyRequest", ClassifyParameters), _classify)
 
 
-class TextClassification(Task):
+class TextClassification(SingleLabelClassification):
     name = "text-classification"
     title = "Text Classification"
     pipeline_tag = "text-classification"
     auto_class = "AutoModelForSequenceClassification"
     head_suffixes = ("ForSequenceClassification",)
     input_column = "text"
-    label_column = "label"
-    validation_metrics = (Metric("eval_accuracy", "accuracy", "Accuracy"), Metric("eval_f1_macro", "f1", "Macro F1"))
-    report_metrics = ("accuracy", "f1_macro")
     endpoints = (CLASSIFY, EMBED)
-    distillable = True
 
     def for_model(self, model_config: Any) -> Task:
         multi = getattr(model_config, "problem_type", None) == "multi_label_classification"
@@ -105,15 +92,6 @@ class TextClassification(Task):
         return MultiLabelClassification() if multi_label else self
 
     # -- training ------------------------------------------------------------------------------------------
-
-    def label_names(self, features: Any, label_column: str | None) -> list[str]:
-        feature = features[label_column]
-        if not hasattr(feature, "names"):
-            lists = hasattr(getattr(feature, "feature", None), "names")
-            raise InvalidInputError(f"column {label_column!r} holds {feature}, not one class label per row",
-                                    hint="pass --multi-label: each row carries a list of labels" if lists else
-                                    "import the dataset with fmhub data import, which stores label names")
-        return list(feature.names)
 
     def tokenize(self, dataset: Any, tokenizer: Any, input_column: str, label_column: str | None,
                  max_length: int) -> tuple[list[list[int]], list[Any]]:
@@ -126,8 +104,8 @@ class TextClassification(Task):
             labels += list(rows[label_column])
         return ids, labels
 
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
-                ) -> dict[str, Any]:
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None, *,
+                train: bool = False) -> dict[str, Any]:
         import torch
 
         input_ids, mask = pad_rows(split.input_ids, rows, pad_id)
@@ -135,52 +113,12 @@ class TextClassification(Task):
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask),
                 "labels": torch.from_numpy(labels)}
 
-    def class_weights(self, split: TokenizedSplit, num_labels: int) -> Any:
-        """Loss weights by inverse label frequency ("balanced": n / (labels × count))."""
-        import torch
-
-        values = np.asarray(split.labels)
-        counts = np.bincount(values[values >= 0], minlength=num_labels).astype(np.float64)
-        return torch.tensor(counts.sum() / (num_labels * np.maximum(counts, 1)), dtype=torch.float32)
-
-    def validate(self, model: Any, split: TokenizedSplit, batch_size: int, pad_id: int,
-                 label_names: list[str]) -> dict[str, float]:
-        total_loss, counted = 0.0, 0
-        predicted = np.zeros(len(split), dtype=np.int64)
-        for rows, batch, logits, loss in self.predict_batches(model, split, batch_size, pad_id):
-            total_loss += loss
-            counted += self.counted(batch["labels"])
-            predicted[rows] = logits.argmax(-1).numpy()
-        gold = np.asarray(split.labels)
-        f1s = []
-        for label in range(len(label_names)):
-            tp = int(((predicted == label) & (gold == label)).sum())
-            fp = int(((predicted == label) & (gold != label)).sum())
-            fn = int(((predicted != label) & (gold == label)).sum())
-            if tp + fp + fn:
-                f1s.append(2 * tp / (2 * tp + fp + fn))
-        return {"loss": total_loss / max(1, counted), "accuracy": float((predicted == gold).mean()),
-                "f1_macro": float(np.mean(f1s)) if f1s else 0.0}
-
     # -- evaluation ----------------------------------------------------------------------------------------
-
-    def gold(self, rows: Any, label_column: str | None, model_labels: list[str]) -> Any:
-        to_model = model_label_ids(self.label_names(rows.features, label_column), model_labels)
-        values = rows[label_column]
-        if any(v is None or (isinstance(v, int) and v < 0) for v in values):
-            raise InvalidInputError("the evaluated split has rows without a label",
-                                    hint="evaluate a labelled split (e.g. --split test)")
-        return to_model[np.asarray(values, dtype=np.int64)]
 
     def score(self, forward: Forward, preprocessor: Any, values: list[Any], gold: Any, *, labels: list[str],
               max_length: int, batch_size: int, seed: int, on_rows: OnRows = None) -> Scored:
-        probabilities = classify(forward, preprocessor, values, max_length, len(labels), batch_size, on_rows)
-        sections = _metrics.classification_metrics(gold, probabilities.astype(np.float64), labels)
-        return Scored(sections, probabilities, probabilities.argmax(-1), gold)
-
-    def calibration_inputs(self, scored: Scored) -> tuple[np.ndarray, np.ndarray, str] | None:
-        return (scored.probabilities.max(-1).astype(np.float64), scored.predicted == scored.gold,
-                "top-label confidence")
+        return self.scored(classify(forward, preprocessor, values, max_length, len(labels), batch_size, on_rows),
+                           gold, labels)
 
     def perturb(self, name: str, values: list[Any], gold: Any, seed: int) -> tuple[list[Any], Any]:
         return [perturb_text(name, text, seed, row) for row, text in enumerate(values)], gold
@@ -188,32 +126,21 @@ class TextClassification(Task):
     def sizes(self, values: list[Any]) -> np.ndarray:
         return word_counts(values)
 
-    def group_metrics(self, scored: Scored, rows: np.ndarray, labels: list[str]) -> dict[str, Any]:
-        return self.headline(_metrics.classification_metrics(
-            scored.gold[rows], scored.probabilities[rows].astype(np.float64), labels)["metrics"])
-
     def efficiency_input(self, preprocessor: Any, values: list[Any], max_length: int) -> dict[str, np.ndarray]:
         return median_row(preprocessor([v or "" for v in values], truncation=True, max_length=max_length)["input_ids"])
 
     def baseline(self, train: Any, input_column: str, label_column: str | None, values: list[Any], gold: Any,
                  scored: Scored, *, labels: list[str], preprocessor: Any, max_length: int, seed: int
                  ) -> tuple[str, dict[str, Any]]:
-        to_model = model_label_ids(list(train.features[label_column].names), labels)
-        ids = np.asarray(train[label_column], dtype=np.int64)
-        keep = ids >= 0
+        keep, train_gold = self.train_labels(train, label_column, labels)
         texts = train[input_column]
-        probabilities = text_baseline([t for t, k in zip(texts, keep, strict=True) if k], to_model[ids[keep]],
-                                      values, len(labels), seed)
+        probabilities = text_baseline([t for t, k in zip(texts, keep, strict=True) if k], train_gold, values,
+                                      len(labels), seed)
         return ("tf-idf (word 1-2-grams) + logistic regression",
                 _metrics.classification_metrics(gold, probabilities, labels)["metrics"])
 
-    def prediction_columns(self, scored: Scored, labels: list[str]) -> dict[str, Any]:
-        import pyarrow as pa
-
-        return {"label": pa.array(np.asarray(scored.gold, dtype=np.int64)),
-                "prediction": pa.array(np.asarray(scored.predicted, dtype=np.int64)),
-                "scores": pa.FixedSizeListArray.from_arrays(
-                    pa.array(scored.probabilities.astype(np.float32).reshape(-1)), len(labels))}
+    def check_request(self, values: list[Any]) -> tuple[str, dict[str, Any]] | None:
+        return "classify", {"inputs": [v or "" for v in values], "parameters": {"top_k": 1, "truncate": True}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,8 +179,8 @@ class MultiLabelClassification(TextClassification):
         ids, labels = super().tokenize(dataset, tokenizer, input_column, label_column, max_length)
         return ids, [list(row or []) for row in labels]  # each row's label ids; null: none
 
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
-                ) -> dict[str, Any]:
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None, *,
+                train: bool = False) -> dict[str, Any]:
         import torch
 
         input_ids, mask = pad_rows(split.input_ids, rows, pad_id)

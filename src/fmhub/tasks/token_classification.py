@@ -139,8 +139,8 @@ class TokenClassification(Task):
                 labels.append(aligned)
         return ids, labels
 
-    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None
-                ) -> dict[str, Any]:
+    def collate(self, split: TokenizedSplit, rows: np.ndarray, pad_id: int, generator: Any = None, *,
+                train: bool = False) -> dict[str, Any]:
         import torch
 
         input_ids, mask = pad_rows(split.input_ids, rows, pad_id)

@@ -19,10 +19,16 @@ from fmhub.options import option
 from fmhub.refs import split_ref
 
 __all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
-           "DistillOptions", "ARCHITECTURES", "SCHEDULES"]
+           "AugmentOptions", "DistillOptions", "architectures", "SCHEDULES", "TASK_GROUPS"]
 
-ARCHITECTURES = ("bert", "gpt2")
 SCHEDULES = ("linear", "cosine", "constant")
+#: Option groups that only some tasks take (a task lists the ones it takes in ``Task.option_groups``).
+TASK_GROUPS = ("augment",)
+
+
+def architectures() -> tuple[str, ...]:
+    """Every ``--architecture`` some registered task pretrains from scratch."""
+    return tuple(a for t in tasks.all_tasks() for a in t.scratch_architectures)
 
 
 def _positive(value: Any) -> bool:
@@ -51,8 +57,9 @@ def _freeze(value: Any) -> bool:
 class DataOptions:
     """Which rows and columns of the dataset, and how much of each text."""
 
-    text_column: str | None = option(None, help="Dataset column of the text [default: text; token classification: "
-                                                "tokens].", show_default=False)
+    text_column: str | None = option(None, help="Dataset column of the inputs [default: the task's: text; token "
+                                                "classification: tokens; image classification: image].",
+                                     show_default=False)
     label_column: str | None = option(None, help="Dataset column of the class label [default: label; token "
                                                  "classification: tags].", show_default=False)
     multi_label: bool = option(False, help="Text classification with any number of labels per row (a column of "
@@ -61,6 +68,17 @@ class DataOptions:
     eval_split: str | None = option("validation", help="Split to evaluate on, or 'none'.")
     max_length: int = option(256, help="Tokens per text, truncated beyond.", check=lambda v: v >= 8,
                              rule="at least 8")
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Training-only augmentation of image inputs (validation and report cards see the images as they are)."""
+
+    random_crop: float = option(0.0, help="Images: random resized crop keeping at least this share of the area "
+                                          "(e.g. 0.8; 0: off).", check=lambda v: 0 <= v < 1, rule="in [0, 1)")
+    random_flip: bool = option(False, help="Images: flip left-right at random (not for digits or text in images).")
+    random_rotation: float = option(0.0, help="Images: rotate by a random angle within ± this many degrees (0: off).",
+                                    check=lambda v: 0 <= v <= 180, rule="in [0, 180]")
 
 
 @dataclass(frozen=True)
@@ -130,18 +148,24 @@ class ModelOptions:
 
 @dataclass(frozen=True)
 class ScratchOptions:
-    """Pretraining from scratch (language modeling): a new model and a tokenizer trained on the data."""
+    """Pretraining from scratch: a new model from a config, and its preprocessor (a tokenizer trained on the texts;
+    an image processor)."""
 
     architecture: str | None = option(None, help="Pretrain from scratch: bert (masked-lm) or gpt2 (causal-lm), with "
-                                                 "a tokenizer trained on the data.", choices=ARCHITECTURES)
+                                                 "a tokenizer trained on the data; resnet, convnext or vit "
+                                                 "(image-classification).", choices=architectures)
     from_config: str | None = option(None, help="Pretrain from scratch from this transformers config.json.")
-    hidden_size: int = option(128, help="From scratch: hidden size.", check=lambda v: v >= 8, rule="at least 8")
-    layers: int = option(2, help="From scratch: layers.", check=lambda v: v >= 1, rule="positive")
+    hidden_size: int = option(128, help="From scratch: hidden size (ResNet/ConvNeXt: channels of the first stage, "
+                                        "doubling per stage).", check=lambda v: v >= 8, rule="at least 8")
+    layers: int = option(2, help="From scratch: layers (ResNet/ConvNeXt: stages).", check=lambda v: v >= 1,
+                         rule="positive")
     heads: int = option(2, help="From scratch: attention heads.", check=lambda v: v >= 1, rule="positive")
     vocab_size: int = option(8000, help="From scratch: size of the tokenizer trained on the data.",
                              check=lambda v: 100 <= v <= 1_000_000, rule="between 100 and 1,000,000")
     mlm_probability: float = option(0.15, help="Masked LM: share of tokens masked.", check=lambda v: 0 < v < 1,
                                     rule="in (0, 1)")
+    image_size: int = option(224, help="From scratch, images: side of the square model input (the image processor "
+                                       "resizes to it).", check=lambda v: 8 <= v <= 4096, rule="between 8 and 4096")
 
 
 @dataclass(frozen=True)
@@ -179,6 +203,7 @@ class TrainConfig:
     license: str | None = option(None, help="License id for the model card.")
     private: bool = option(False, help="Create the output repo private.")
     inputs: DataOptions = field(default_factory=DataOptions)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
     optimizer: OptimizerOptions = field(default_factory=OptimizerOptions)
     loop: LoopOptions = field(default_factory=LoopOptions)
     tuning: ModelOptions = field(default_factory=ModelOptions)
@@ -254,6 +279,18 @@ class TrainConfig:
     def from_scratch(self) -> bool:
         return self.scratch.from_config is not None or self.scratch.architecture is not None
 
+    def _check_task_groups(self, task: tasks.Task) -> None:
+        """An option of a task-specific group (``--random-flip``) set for a task that does not take it is an error."""
+        for group in TASK_GROUPS:
+            if group in task.option_groups:
+                continue
+            values, defaults = getattr(self, group), type(getattr(self, group))()
+            for f in options.fields_of(type(values)):
+                if getattr(values, f.name) != getattr(defaults, f.name):
+                    takers = [t.name for t in tasks.all_tasks() if group in t.option_groups]
+                    raise InvalidInputError(f"{f.flag} does not apply to {task.name}",
+                                            hint=f"it applies to {', '.join(takers)}")
+
     def validate(self) -> None:
         """Raise InvalidInputError naming the first bad option and its fix (before any work starts)."""
         options.check(self)
@@ -262,19 +299,20 @@ class TrainConfig:
             split_ref(self.model, "--model")
         split_ref(self.data, "--data")
         scratch = self.scratch
-        if self.from_scratch and task.scratch_architecture is None:
-            pretrainable = [t.name for t in tasks.all_tasks() if t.scratch_architecture]
-            raise InvalidInputError(f"pretraining from scratch is for {' and '.join(pretrainable)}, not {self.task}",
+        if self.from_scratch and not task.scratch_architectures:
+            pretrainable = [t.name for t in tasks.all_tasks() if t.scratch_architectures]
+            raise InvalidInputError(f"pretraining from scratch is for {', '.join(pretrainable)}, not {self.task}",
                                     hint="fine-tune a pretrained --model instead")
         if self.from_scratch and self.model is not None:
             raise InvalidInputError("--model and --from-config/--architecture both given",
                                     hint="--model continues pretraining a hub model; the others start from scratch")
         if scratch.from_config is not None and scratch.architecture is not None:
             raise InvalidInputError("--from-config and --architecture both given", hint="pass one of them")
-        if scratch.architecture is not None and scratch.architecture != task.scratch_architecture:
-            fits = ", ".join(f"{t.scratch_architecture} for {t.name}" for t in tasks.all_tasks()
-                             if t.scratch_architecture)
+        if scratch.architecture is not None and scratch.architecture not in task.scratch_architectures:
+            fits = "; ".join(f"{', '.join(t.scratch_architectures)} for {t.name}" for t in tasks.all_tasks()
+                             if t.scratch_architectures)
             raise InvalidInputError(f"--architecture {scratch.architecture} does not fit {self.task}", hint=fits)
+        self._check_task_groups(task)
         if scratch.hidden_size % scratch.heads:
             raise InvalidInputError(f"--hidden-size {scratch.hidden_size} is not a multiple of --heads {scratch.heads}")
         distill = self.distill

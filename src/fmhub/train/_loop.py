@@ -34,7 +34,6 @@ from fmhub.train._checkpoint import checkpoint_path, latest_checkpoint, load_che
 from fmhub.train._config import TrainConfig
 from fmhub.train._data import tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
-from fmhub.train._scratch import scratch_config, scratch_tokenizer
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "Trainer", "LoopState", "prepare", "run",
            "checkpoint_dir"]
@@ -57,7 +56,7 @@ class Prepared:
     data_repo: str
     data_commit: str
     model_folder: Path | None
-    tokenizer: Any
+    tokenizer: Any  # the preprocessor: a tokenizer, or an image processor
     model: Any
     task: Task
     label_names: list[str]
@@ -96,7 +95,7 @@ def prepare(config: TrainConfig, hub: Hub, model: Any = None) -> Prepared:
     ``model``: train this in-memory model (e.g. a pruned copy of ``config.model``) instead of loading
     ``config.model``'s weights; its tokenizer, checks and lineage still come from ``config.model``.
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     task = config.task_spec
     labelled = task.label_column is not None
@@ -127,17 +126,23 @@ def prepare(config: TrainConfig, hub: Hub, model: Any = None) -> Prepared:
                                     f"{', '.join(features)}", hint="name it with --text-column / --label-column")
     label_names = task.label_names(features, label_column)
     cache = settings().home / "cache"
-    if folder is None:  # from scratch: a tokenizer trained on the corpus, a model from a config
-        tokenizer_folder = scratch_tokenizer(config, dataset[config.inputs.train_split][input_column], cache / "tokenizers",
-                                             {"dataset": data_commit, "split": config.inputs.train_split,
-                                              "column": input_column})
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
-        built = scratch_config(config, tokenizer)
+    if folder is None:  # from scratch: the task's preprocessor (a tokenizer trained on the corpus...), a new model
+        preprocessor_folder = task.scratch_preprocessor(
+            config.to_dict(), dataset[config.inputs.train_split], input_column, cache,
+            {"dataset": data_commit, "split": config.inputs.train_split, "column": input_column})
+        tokenizer = task.load_preprocessor(preprocessor_folder)
+        built = task.scratch_config(config.to_dict(), tokenizer)
         for name, value in _attention_dropout(built, config).items():
             setattr(built, name, value)
+        if labelled:
+            built.num_labels = len(label_names)
+            built.id2label = dict(enumerate(label_names))
+            built.label2id = {name: i for i, name in enumerate(label_names)}
+            for name, value in task.model_options().items():
+                setattr(built, name, value)
         model = task.model_class().from_config(built)
     else:
-        tokenizer_folder = folder
+        preprocessor_folder = folder
         base = AutoConfig.from_pretrained(folder)
         if labelled:
             _check_head(base, task, label_names, config)
@@ -145,7 +150,7 @@ def prepare(config: TrainConfig, hub: Hub, model: Any = None) -> Prepared:
         if positions is not None and config.inputs.max_length > positions:
             raise InvalidInputError(f"--max-length {config.inputs.max_length} is beyond the model's {positions} positions",
                                     hint=f"use --max-length {positions} or less")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = task.load_preprocessor(folder)
         dropout = _attention_dropout(base, config)
         if given is not None:
             _set_attention_dropout(given, dropout)
@@ -163,9 +168,9 @@ def prepare(config: TrainConfig, hub: Hub, model: Any = None) -> Prepared:
         distiller, teacher_repo, teacher_commit = load_teacher(config.distill, hub, model, tokenizer, label_names,
                                                                task.model_class())
     task = task.bind(tokenizer, num_labels=len(label_names), options=config.to_dict())
-    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+    if getattr(tokenizer, "pad_token_id", 0) is None and getattr(tokenizer, "eos_token_id", None) is not None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-2 style tokenizers have none; padding is masked out anyway
-    key = {"dataset": data_commit, "tokenizer": tokenizer_digest(tokenizer_folder)}
+    key = {"dataset": data_commit, "tokenizer": tokenizer_digest(preprocessor_folder, task.preprocessor_files)}
     tokenized = {name: tokenize_split(dataset[name], task, tokenizer, input_column=input_column,
                                       label_column=label_column, max_length=config.inputs.max_length,
                                       cache_dir=cache / "tokenized", cache_key={**key, "split": name})
@@ -325,8 +330,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.forward = DistributedDataParallel(self.model)
-        tokenizer = prepared.tokenizer
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        pad = getattr(prepared.tokenizer, "pad_token_id", None)  # an image processor pads nothing
+        self.pad_id = pad if pad is not None else 0
         loop = config.loop
         micro_per_epoch = math.ceil(len(prepared.train) / loop.batch_size) // self.world  # each rank's share
         self.steps_per_epoch = max(1, micro_per_epoch // loop.gradient_accumulation)
@@ -394,7 +399,7 @@ class Trainer:
         import torch
 
         state, loop, distiller = self.state, self.config.loop, self.prepared.distiller
-        batch = self.task.collate(self.prepared.train, rows, self.pad_id)
+        batch = self.task.collate(self.prepared.train, rows, self.pad_id, train=True)
         syncs = (state.micro + 1) % loop.gradient_accumulation == 0
         with contextlib.nullcontext() if syncs or self.world == 1 else self.forward.no_sync():
             hidden = {"output_hidden_states": True} if distiller and distiller.wants_hidden_states else {}

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from fmhub.store import Store, TreeEntry
 
-__all__ = ["open_parquet", "SplitShards", "split_shards", "read_rows", "read_range"]
+__all__ = ["open_parquet", "SplitShards", "split_shards", "read_rows", "read_range", "viewable"]
 
 _FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()  # blob sha256 -> footer (blobs are immutable)
 _FOOTERS_SIZE = 256
@@ -155,3 +155,24 @@ def read_range(store: Store, shards: SplitShards, start: int, count: int, column
     """Rows ``[start, start + count)`` of the split, in order."""
     rows = read_rows(store, shards, list(range(start, min(shards.rows, start + count))), columns)
     return [rows[i] for i in sorted(rows)]
+
+
+#: Magic bytes of the raster formats an image cell may show inline (never SVG: it can carry script).
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+                (b"GIF89a", "image/gif"), (b"BM", "image/bmp"))
+_INLINE_IMAGE_BYTES = 64 * 1024  # larger images are named, not inlined (a page of 50 stays small)
+
+
+def viewable(value: Any) -> Any:
+    """A cell as a page shows it: an image (the Hugging Face ``Image`` encoding, ``{bytes, path}``) becomes a data:
+    URI of a small PNG/JPEG/GIF/BMP/WebP (or just its path and size); any other value stays as it is."""
+    import base64
+
+    if not (isinstance(value, dict) and set(value) == {"bytes", "path"} and isinstance(value["bytes"], bytes | None)):
+        return value
+    data = value["bytes"] or b""
+    kind = next((mime for magic, mime in _IMAGE_MAGIC if data.startswith(magic)), None)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "image/webp"
+    src = f"data:{kind};base64,{base64.b64encode(data).decode()}" if kind and len(data) <= _INLINE_IMAGE_BYTES else None
+    return {"fmhub_image": True, "src": src, "path": value["path"], "size": len(data)}

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from fmhub.errors import EntryNotFoundError, InvalidInputError
 from fmhub.server._auth import visible_repo
-from fmhub.server.web._parquet import read_range, split_names, split_shards
+from fmhub.server.web._parquet import read_range, split_names, split_shards, viewable
 from fmhub.server.web._records import evaluations
 from fmhub.server.web._render import render, repo_path, rev_part
 from fmhub.server.web._repo import open_repo, store_of
@@ -218,7 +218,7 @@ def _viewer(request: Request, repo_id: str, split: str | None) -> HTMLResponse:
     pages = max(1, -(-shards.rows // VIEWER_ROWS))
     if page > pages:
         raise InvalidInputError(f"page {page} is past the last page ({pages})")
-    rows = read_range(store, shards, (page - 1) * VIEWER_ROWS, VIEWER_ROWS)
+    rows = [{c: viewable(v) for c, v in row.items()} for row in read_range(store, shards, (page - 1) * VIEWER_ROWS, VIEWER_ROWS)]
     columns = list(shards.schema.names) if shards.schema is not None else []
     label_names = _label_names(shards.schema)
     quality = _quality(store, view)

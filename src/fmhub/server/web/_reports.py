@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from fmhub.accounts import Principal
 from fmhub.errors import EntryNotFoundError, FmhubError, InvalidInputError
 from fmhub.server._auth import can_see
-from fmhub.server.web._parquet import open_parquet, read_rows, split_shards
+from fmhub.server.web._parquet import open_parquet, read_rows, split_shards, viewable
 from fmhub.store import Repo, Store, TreeEntry
 from fmhub.store.paths import validate_path
 
@@ -114,7 +114,7 @@ def skipped(report: dict[str, Any], name: str) -> str | None:
 class ErrorPage:
     """One page of the error browser."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)  # row, gold, predicted, confidence, text
+    rows: list[dict[str, Any]] = field(default_factory=list)  # row, gold, predicted, confidence, text (an input)
     total: int = 0  # misclassified rows matching the filter
     page: int = 1
     per_page: int = 20
@@ -137,12 +137,13 @@ def _predictions_entry(store: Store, repo: Repo, revision: str, report: dict[str
 def misclassified(store: Store, caller: Principal | None, repo: Repo, revision: str, report: dict[str, Any],
                   ref: CardRef, *, gold: int | None = None, predicted: int | None = None, page: int = 1,
                   per_page: int = 20) -> ErrorPage:
-    """Misclassified rows of a text-classification card, most confident mistakes first.
+    """Misclassified rows of a single-label classifier's card (it has a confusion matrix: texts, images...), most
+    confident mistakes first, each with its input (a text, or an image made viewable).
 
     ``gold``/``predicted`` (label ids) filter to one confusion-matrix cell; with both equal, the cell's
     rows are the correct ones of that class.
     """
-    if report.get("task") != "text-classification":
+    if not report.get("confusion_matrix"):
         return ErrorPage(page=page, per_page=per_page)
     table = open_parquet(store, _predictions_entry(store, repo, revision, report, ref)).read(
         columns=["row", "label", "prediction", "scores"])
@@ -178,7 +179,9 @@ def misclassified(store: Store, caller: Principal | None, repo: Repo, revision: 
 
 def _attach_texts(store: Store, caller: Principal | None, report: dict[str, Any], out: ErrorPage) -> None:
     dataset = (report.get("provenance") or {}).get("dataset") or {}
-    column = ((report.get("provenance") or {}).get("options") or {}).get("text_column") or "text"
+    # The card names its input column (older cards: the --text-column option, else "text").
+    column = report.get("input_column") or ((report.get("provenance") or {}).get("options") or {}).get(
+        "text_column") or "text"
     try:
         repo = store.get_repo(str(dataset.get("repo")), repo_type="dataset")
         if not can_see(caller, repo):
@@ -194,7 +197,7 @@ def _attach_texts(store: Store, caller: Principal | None, report: dict[str, Any]
         out.texts_missing = True
         return
     for row in out.rows:
-        row["text"] = (texts.get(row["row"]) or {}).get(column)
+        row["text"] = viewable((texts.get(row["row"]) or {}).get(column))
 
 
 def confusion_pairs(report: dict[str, Any]) -> list[tuple[int, int, int]]:

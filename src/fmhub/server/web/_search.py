@@ -26,9 +26,10 @@ __all__ = ["search_repos", "leaderboards", "leaderboard", "card_summary", "Searc
 
 #: Sort orders besides ``metric:<name>``.
 SORTS = ("updated", "name", "created")
-#: The metric each task's leaderboard ranks by (the report card's first headline metric).
+#: The metric each task's leaderboard ranks by (the report card's first headline metric; the hub runs without the
+#: task registry, so it is repeated here for each task).
 PRIMARY_METRIC = {"text-classification": "accuracy", "token-classification": "f1", "masked-lm": "perplexity",
-                  "causal-lm": "perplexity"}
+                  "causal-lm": "perplexity", "image-classification": "accuracy"}
 #: Metrics where smaller is better, as the report card defines them (losses, perplexity, calibration
 #: error, latency, size).
 _LOWER = ("loss", "perplexity", "bits_per_token", "ece", "latency_p50_ms", "latency_p95_ms", "weights_bytes",

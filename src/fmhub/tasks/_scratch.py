@@ -1,11 +1,14 @@
-"""Pretraining from scratch: a tokenizer trained on the corpus and a small model built from a config.
+"""Pretraining a language model from scratch: a tokenizer trained on the corpus and a small model from a config.
 
 ``--architecture bert`` trains a lowercasing WordPiece tokenizer (BERT's normalizer and
 pre-tokenizer, [CLS]/[SEP]/[MASK]); ``--architecture gpt2`` a byte-level BPE with ``<|endoftext|>``,
 both with the ``tokenizers`` library over the training split's texts, in ``--vocab-size`` entries.
 The trained tokenizer is cached by dataset commit, split, column, kind and size, so a resumed run uses
-the very same ids. ``--from-config config.json`` takes any transformers config instead (its
-``model_type`` picks the tokenizer kind: WordPiece for masked LM, byte-level BPE otherwise).
+the very same ids. ``--from-config config.json`` takes any transformers config instead (the task picks
+the tokenizer kind: WordPiece for masked LM, byte-level BPE for causal LM).
+
+The options arrive flat (``from_config``, ``architecture``, ``hidden_size``, ``layers``, ``heads``,
+``vocab_size``, ``max_length``: the training run's), as every task's scratch hooks take them.
 """
 
 from __future__ import annotations
@@ -14,37 +17,53 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError
-from fmhub.train._config import TrainConfig
 
-__all__ = ["scratch_tokenizer", "scratch_config"]
+__all__ = ["scratch_tokenizer", "scratch_text_config", "read_config_file"]
 
 _BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _GPT2_SPECIAL = "<|endoftext|>"
 
 
-def _read_config(config: TrainConfig) -> dict[str, Any]:
+def read_config_file(path: str) -> dict[str, Any]:
+    """The JSON of ``--from-config``: a transformers ``config.json`` with a ``model_type``."""
     try:
-        data = json.loads(Path(config.scratch.from_config).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"--from-config {config.scratch.from_config}: no such file") from None
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
+        raise InvalidInputError(f"--from-config {path}: no such file") from None
     except ValueError as exc:
-        raise InvalidInputError(f"--from-config {config.scratch.from_config}: not JSON ({exc})") from None
+        raise InvalidInputError(f"--from-config {path}: not JSON ({exc})") from None
     if not isinstance(data, dict) or "model_type" not in data:
-        raise InvalidInputError(f"--from-config {config.scratch.from_config}: a transformers config.json with a model_type "
-                                "is needed", hint='e.g. {"model_type": "bert", "hidden_size": 128, ...}')
+        raise InvalidInputError(f"--from-config {path}: a transformers config.json with a model_type is needed",
+                                hint='e.g. {"model_type": "bert", "hidden_size": 128, ...}')
     return data
 
 
-def scratch_tokenizer(config: TrainConfig, texts: Any, cache: Path, key: dict[str, Any]) -> Path:
-    """Train (or reuse) the tokenizer for a from-scratch run; return the folder it is saved in."""
-    wordpiece = config.task_spec.scratch_architecture == "bert"  # BERT's WordPiece; GPT-2's byte-level BPE
-    size = config.scratch.vocab_size
-    if config.scratch.from_config is not None:
-        size = int(_read_config(config).get("vocab_size") or size)
+def config_from_file(path: str) -> Any:
+    """A transformers config built from ``--from-config``'s JSON (its ``model_type`` picks the class)."""
+    from transformers import AutoConfig
+
+    data = read_config_file(path)
+    model_type = data.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except ValueError as exc:
+        raise InvalidInputError(f"--from-config {path}: {exc}") from None
+
+
+def scratch_tokenizer(options: Mapping[str, Any], wordpiece: bool, texts: Any, cache: Path,
+                      key: Mapping[str, Any]) -> Path:
+    """Train (or reuse) the tokenizer for a from-scratch run; return the folder it is saved in.
+
+    ``wordpiece``: BERT's WordPiece (masked LM); else GPT-2's byte-level BPE.
+    """
+    size = int(options.get("vocab_size") or 8000)
+    if options.get("from_config"):
+        size = int(read_config_file(options["from_config"]).get("vocab_size") or size)
     digest = hashlib.sha256(json.dumps({**key, "wordpiece": wordpiece, "size": size}, sort_keys=True)
                             .encode()).hexdigest()[:24]
     folder = cache / digest
@@ -87,26 +106,23 @@ def scratch_tokenizer(config: TrainConfig, texts: Any, cache: Path, key: dict[st
     return folder
 
 
-def scratch_config(config: TrainConfig, tokenizer: Any) -> Any:
-    """The transformers config of the new model, its vocabulary and special ids taken from ``tokenizer``."""
-    from transformers import AutoConfig, BertConfig, GPT2Config
+def scratch_text_config(options: Mapping[str, Any], tokenizer: Any, architecture: str) -> Any:
+    """The transformers config of the new language model (``architecture``: bert or gpt2, unless ``from_config``),
+    its vocabulary and special ids taken from ``tokenizer``."""
+    from transformers import BertConfig, GPT2Config
 
-    positions = max(config.inputs.max_length, 128)
-    if config.scratch.from_config is not None:
-        data = _read_config(config)
-        model_type = data.pop("model_type")
-        try:
-            built = AutoConfig.for_model(model_type, **data)
-        except ValueError as exc:
-            raise InvalidInputError(f"--from-config {config.scratch.from_config}: {exc}") from None
+    positions = max(int(options.get("max_length") or 128), 128)
+    hidden, layers, heads = int(options.get("hidden_size") or 128), int(options.get("layers") or 2), \
+        int(options.get("heads") or 2)
+    if options.get("from_config"):
+        built = config_from_file(options["from_config"])
         built.vocab_size = len(tokenizer)
-    elif config.scratch.architecture == "bert":
-        built = BertConfig(vocab_size=len(tokenizer), hidden_size=config.scratch.hidden_size,
-                           num_hidden_layers=config.scratch.layers, num_attention_heads=config.scratch.heads,
-                           intermediate_size=4 * config.scratch.hidden_size, max_position_embeddings=positions)
+    elif architecture == "bert":
+        built = BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=positions)
     else:
-        built = GPT2Config(vocab_size=len(tokenizer), n_embd=config.scratch.hidden_size, n_layer=config.scratch.layers,
-                           n_head=config.scratch.heads, n_positions=positions)
+        built = GPT2Config(vocab_size=len(tokenizer), n_embd=hidden, n_layer=layers, n_head=heads,
+                           n_positions=positions)
     built.pad_token_id = tokenizer.pad_token_id
     if tokenizer.bos_token_id is not None:
         built.bos_token_id = tokenizer.bos_token_id
