@@ -16,7 +16,7 @@ The page cache is warm (every input is read once before it is timed). Results pr
 ``bench/results/xet_bench-<time>.json``. Never run by the test suite.
 
 Usage:
-    .venv/bin/python bench/xet_bench.py                         # 1 GiB and 500 MB, as in the README
+    .venv/bin/python bench/xet_bench.py                         # 1 GiB and 500 MB, as in docs/benchmarks.md
     .venv/bin/python bench/xet_bench.py --size-gib 0.125 --st-mb 100   # a quick check
 """
 

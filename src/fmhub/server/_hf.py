@@ -147,7 +147,7 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
     if local is not None and local.is_file():  # not for files held as Xet chunks: those stream from here
         # Behind nginx: it serves the blob itself (sendfile, Range) from an internal location; the
-        # protocol headers travel with this answer (nginx adds them back, see the README).
+        # protocol headers travel with this answer (nginx adds them back, see docs/hub-server.md).
         return Response(status_code=200, headers={
             **headers, "X-Accel-Redirect": accel + "/".join(local.parts[-3:]), "Content-Length": "0"})
     try:
