@@ -32,13 +32,14 @@ import hashlib
 import itertools
 import secrets
 import struct
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, TamperedBlobError
 from fmhub.store import _schema as t
@@ -289,18 +290,34 @@ class EncryptedBlobStore(BlobStore):
                 progress(len(chunk))
         return written
 
-    def iter_blobs(self) -> Iterator[StoredBlob]:
-        objects: set[str] = set()
+    def _encryption_in_use(self) -> bool:
+        return self.keys is not None or bool(self._has_rows) or (self._has_rows is None and self.encrypted_blobs_exist())
+
+    def _inner_split(self) -> tuple[list[BlobKey], list[StoredBlob], list[StoredBlob], list[StoredBlob]]:
+        """(rows, clear blobs, orphaned objects, stale clear copies). The inner store's objects that no row names
+        are clear blobs not migrated yet, or ciphertext a crash left between writing it and recording its row;
+        a clear blob named by a row's plaintext sha256 is a copy a crash left after encrypting it."""
         with self.db.read() as conn:
             rows = [_row(row) for row in conn.execute(select(t.blob_keys))]
-        for key in rows:
-            objects.add(key.object_sha256)
-            yield StoredBlob(key.sha256, key.size, key.created_at.timestamp())
-        encrypted = {key.sha256 for key in rows}
+        objects, encrypted = {key.object_sha256 for key in rows}, {key.sha256 for key in rows}
+        clear, orphans, stale = [], [], []
         for blob in self.inner.iter_blobs():
-            # Clear blobs not migrated yet, and ciphertext objects a crash left without a row (gc removes them).
-            if blob.sha256 not in objects and blob.sha256 not in encrypted:
-                yield blob
+            if blob.sha256 in objects:
+                continue
+            if blob.sha256 in encrypted:
+                stale.append(blob)
+            else:
+                (orphans if _is_orphan(self.inner, blob) else clear).append(blob)
+        return rows, clear, orphans, stale
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        if not self._encryption_in_use():
+            yield from self.inner.iter_blobs()
+            return
+        rows, clear, _, _ = self._inner_split()
+        for key in rows:
+            yield StoredBlob(key.sha256, key.size, key.created_at.timestamp())
+        yield from clear
 
     def rehash(self, sha256: str, progress: Progress | None = None) -> tuple[str, int]:
         # Decrypting authenticates every segment (GCM tags); hashing the plaintext checks the name; an object
@@ -322,15 +339,17 @@ class EncryptedBlobStore(BlobStore):
                                          progress=progress)
         data_key = AESGCM.generate_key(bit_length=256)
         reader = _EncryptingReader(src, data_key, self.segment_size, progress)
-        obj = self.inner.put_stream(reader)  # type: ignore[arg-type]
+        # A random name: the ciphertext authenticates itself (GCM), so it is not hashed a second time.
+        object_name = secrets.token_hex(32)
+        self.inner.put_named(object_name, reader)  # type: ignore[arg-type]
         sha256, size = reader.hexdigest(), reader.size
         try:
             verify_expected(sha256, size, expected_sha256, expected_size)
         except IntegrityError:
-            self.inner.delete(obj.sha256)
+            self.inner.delete(object_name)
             raise
-        key_id, wrapped = keys.wrap(data_key, BlobKey(sha256, size, obj.sha256, 0, "", b"", _now()).context())
-        row = {"sha256": sha256, "size": size, "object_sha256": obj.sha256, "segment_size": self.segment_size,
+        key_id, wrapped = keys.wrap(data_key, BlobKey(sha256, size, object_name, 0, "", b"", _now()).context())
+        row = {"sha256": sha256, "size": size, "object_sha256": object_name, "segment_size": self.segment_size,
                "key_id": key_id, "wrapped_key": wrapped, "created_at": _now()}
         with self.db.write() as conn:
             if conn.execute(select(t.blob_keys.c.sha256).where(t.blob_keys.c.sha256 == sha256)).first() is None:
@@ -339,7 +358,7 @@ class EncryptedBlobStore(BlobStore):
             else:  # a concurrent writer of the same content won: keep theirs
                 created = False
         if not created:
-            self.inner.delete(obj.sha256)
+            self.inner.delete(object_name)
         elif self.inner.exists(sha256):  # a clear copy from before encryption: the encrypted one replaces it
             self.inner.delete(sha256)
         return BlobInfo(sha256, size, created=created)
@@ -353,10 +372,31 @@ class EncryptedBlobStore(BlobStore):
         self.inner.delete(sha256)
 
     def clean_temporary(self, older_than_seconds: float) -> int:
-        return self.inner.clean_temporary(older_than_seconds)
+        removed = self.inner.clean_temporary(older_than_seconds)
+        if self._encryption_in_use():
+            cutoff = time.time() - older_than_seconds
+            for orphan in self._inner_split()[2]:
+                if orphan.mtime < cutoff:
+                    self.inner.delete(orphan.sha256)
+                    removed += 1
+        return removed
 
     def temporary_files(self) -> list[str]:
-        return self.inner.temporary_files()
+        names = self.inner.temporary_files()
+        if self._encryption_in_use():
+            names += [f"encrypted object {orphan.sha256} (written, never recorded)" for orphan in self._inner_split()[2]]
+        return names
+
+
+def _is_orphan(inner: BlobStore, blob: StoredBlob) -> bool:
+    """Whether an inner object no row names is ciphertext (it starts with :data:`MAGIC` and is not named by its
+    own sha256, as a clear blob that happens to start with those bytes is)."""
+    try:
+        if b"".join(inner.iter_chunks(blob.sha256, 0, len(MAGIC))) != MAGIC:
+            return False
+        return inner.rehash(blob.sha256)[0] != blob.sha256
+    except BlobNotFoundError:
+        return False
 
 
 def _now() -> dt.datetime:
@@ -377,13 +417,12 @@ class EncryptionStatus:
 
 def encryption_status(store: EncryptedBlobStore) -> EncryptionStatus:
     """How many blobs are encrypted (per key-encryption key) and how many are still in clear."""
-    with store.db.read() as conn:
-        by_key = dict(conn.execute(select(t.blob_keys.c.key_id, func.count()).group_by(t.blob_keys.c.key_id)).all())
-        enc = conn.execute(select(func.count(), func.coalesce(func.sum(t.blob_keys.c.size), 0))).one()
-        objects = {row[0] for row in conn.execute(select(t.blob_keys.c.object_sha256))}
-        encrypted = {row[0] for row in conn.execute(select(t.blob_keys.c.sha256))}
-    clear = [b for b in store.inner.iter_blobs() if b.sha256 not in objects and b.sha256 not in encrypted]
-    return EncryptionStatus(int(enc[0]), int(enc[1]), len(clear), sum(b.size for b in clear), by_key)
+    rows, clear, _, stale = store._inner_split()
+    clear += stale
+    by_key: dict[str, int] = {}
+    for key in rows:
+        by_key[key.key_id] = by_key.get(key.key_id, 0) + 1
+    return EncryptionStatus(len(rows), sum(key.size for key in rows), len(clear), sum(b.size for b in clear), by_key)
 
 
 def migrate_to_encrypted(store: EncryptedBlobStore, *, progress: Callable[[int], None] | None = None,
@@ -392,34 +431,22 @@ def migrate_to_encrypted(store: EncryptedBlobStore, *, progress: Callable[[int],
 
     Resumable and crash-safe: each blob is encrypted into a new object, its row committed, and only then
     is the clear copy deleted; killed at any point, every blob is readable (clear or encrypted) and a rerun
-    carries on. A ciphertext object left without a row is unreferenced and goes at the next ``fmhub gc``.
+    carries on. A ciphertext object left without a row is a leftover, as of an interrupted upload, which
+    ``fmhub gc`` removes.
     """
     store._require_keys()
-    with store.db.read() as conn:
-        objects = {row[0] for row in conn.execute(select(t.blob_keys.c.object_sha256))}
-    todo = [b for b in store.inner.iter_blobs() if b.sha256 not in objects]
+    _, todo, _, stale = store._inner_split()
+    for blob in stale:  # encrypted by a run that died before deleting the clear copy
+        store.inner.delete(blob.sha256)
     if on_total:
         on_total(sum(b.size for b in todo))
     done = done_bytes = 0
     for blob in todo:
-        if store.key_of(blob.sha256) is not None:  # encrypted by a previous run that died before deleting
-            store.inner.delete(blob.sha256)
-            continue
-        if _is_ciphertext(store.inner, blob.sha256):  # an object a crash left without a row: not clear data
-            continue
         with _InnerReader(store.inner, blob.sha256) as src:
             store._write(src, expected_sha256=blob.sha256, expected_size=blob.size, progress=progress)
         done += 1
         done_bytes += blob.size
     return done, done_bytes
-
-
-def _is_ciphertext(inner: BlobStore, sha256: str) -> bool:
-    try:
-        head = b"".join(inner.iter_chunks(sha256, 0, len(MAGIC)))
-    except BlobNotFoundError:
-        return False
-    return head == MAGIC
 
 
 class _InnerReader:

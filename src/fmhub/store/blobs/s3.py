@@ -131,6 +131,33 @@ class _HashingReader:
         return self._digest.hexdigest()
 
 
+class _CountingReader:
+    """A read-only, non-seekable view of a stream that counts the bytes read (no hashing)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int | None = -1) -> bytes:
+        chunks: list[bytes] = []
+        remaining = None if n is None or n < 0 else n
+        while remaining is None or remaining > 0:  # fill the request: boto3 needs parts of full size
+            chunk = self._src.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            self.size += len(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        return b"".join(chunks)
+
+
 class _OffsetWriter:
     """``dest`` as boto3 sees it: positions relative to where ``dest`` stood, so parts land after it."""
 
@@ -405,6 +432,14 @@ class S3BlobStore(BlobStore):
             return BlobInfo(sha256, size, created=True)
         finally:
             self._delete_quietly(tmp)
+
+    def put_named(self, name: str, src: BinaryIO) -> int:
+        # A PUT (or a completed multipart upload) appears at once, whole: no temporary key needed.
+        reader = _CountingReader(src)
+        with self._errors():
+            self._client.upload_fileobj(reader, self.bucket, self._key(name), Config=self._transfer,
+                                        ExtraArgs=self._sse_args or None)
+        return reader.size
 
     def _delete_quietly(self, key: str) -> None:
         """Best-effort removal of a temporary key; what it misses, ``clean_temporary`` removes later."""
