@@ -41,7 +41,8 @@ def _free_port() -> int:
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test reads or writes the developer's real $FMHUB_HOME."""
-    for name in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT", "FMHUB_TOKEN", "FMHUB_S3_ENDPOINT_URL"):
+    for name in ("FMHUB_DB_URL", "FMHUB_BLOB_URL", "FMHUB_ENDPOINT", "FMHUB_TOKEN", "FMHUB_S3_ENDPOINT_URL",
+                 "FMHUB_ENCRYPTION_KEY_FILE", "FMHUB_S3_SSE", "FMHUB_S3_SSE_KMS_KEY_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "fmhub-home"))
     monkeypatch.setenv("FMHUB_USER", "tester")

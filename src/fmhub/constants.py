@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER"]
+__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER",
+           "ENV_ENCRYPTION_KEY_FILE"]
 
 ENV_HOME = "FMHUB_HOME"
 ENV_DB_URL = "FMHUB_DB_URL"
@@ -20,6 +21,9 @@ ENV_ENDPOINT = "FMHUB_ENDPOINT"
 ENV_TOKEN = "FMHUB_TOKEN"
 ENV_S3_ENDPOINT = "FMHUB_S3_ENDPOINT_URL"
 ENV_USER = "FMHUB_USER"
+ENV_ENCRYPTION_KEY_FILE = "FMHUB_ENCRYPTION_KEY_FILE"
+ENV_S3_SSE = "FMHUB_S3_SSE"
+ENV_S3_SSE_KMS_KEY_ID = "FMHUB_S3_SSE_KMS_KEY_ID"
 
 
 def _default_home() -> Path:
@@ -39,6 +43,10 @@ class Settings:
         endpoint: URL of a remote fmhub server (used by the hub client), if any.
         token: access token for that server, if any.
         user: ``$FMHUB_USER``, the author of commits made on the embedded store (default: the login name).
+        encryption_key_file: ``$FMHUB_ENCRYPTION_KEY_FILE``, the key file that encrypts blobs at rest (see
+            :mod:`fmhub.store.encryption`); ``None``: blobs are written in clear.
+        s3_sse, s3_sse_kms_key_id: ``$FMHUB_S3_SSE`` (``AES256`` or ``aws:kms``) and ``$FMHUB_S3_SSE_KMS_KEY_ID``,
+            the bucket's own server-side encryption for S3 blob stores (with or instead of fmhub's).
     """
 
     home: Path
@@ -48,6 +56,9 @@ class Settings:
     endpoint: str | None = None
     token: str | None = None
     user: str | None = None
+    encryption_key_file: Path | None = None
+    s3_sse: str | None = None
+    s3_sse_kms_key_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -61,6 +72,10 @@ class Settings:
             endpoint=env.get(ENV_ENDPOINT) or None,
             token=env.get(ENV_TOKEN) or None,
             user=env.get(ENV_USER) or None,
+            encryption_key_file=Path(env[ENV_ENCRYPTION_KEY_FILE]).expanduser() if env.get(ENV_ENCRYPTION_KEY_FILE)
+            else None,
+            s3_sse=env.get(ENV_S3_SSE) or None,
+            s3_sse_kms_key_id=env.get(ENV_S3_SSE_KMS_KEY_ID) or None,
         )
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "EmptyCommitError",
     "BlobNotFoundError",
     "IntegrityError",
+    "TamperedBlobError",
+    "EncryptionKeyError",
     "XetObjectError",
     "XetFileNotFoundError",
     "RangeNotSatisfiableError",
@@ -366,6 +368,17 @@ class IntegrityError(FmhubError, ValueError):
         self.actual = actual
 
 
+class TamperedBlobError(IntegrityError):
+    """A blob encrypted at rest failed authentication: its stored ciphertext was modified or corrupted."""
+
+    def __init__(self, sha256: str, segment: int) -> None:
+        super().__init__(f"blob {sha256} failed authentication at segment {segment}: its stored ciphertext was "
+                         "modified or corrupted; nothing of it is served", expected=sha256)
+        self.hint = "restore the blob from a backup (fmhub fsck lists every damaged blob)"
+        self.sha256 = sha256
+        self.segment = segment
+
+
 class RangeNotSatisfiableError(FmhubError):
     """A byte range starts at or past the end of what it asks for (HTTP 416)."""
 
@@ -394,6 +407,10 @@ class XetFileNotFoundError(FmhubError, LookupError):
 
 class ConfigError(FmhubError, ValueError):
     """A store URL, a setting or an environment variable is wrong."""
+
+
+class EncryptionKeyError(ConfigError):
+    """The key that encrypts the store's blobs is missing, unreadable or wrong (never shows key material)."""
 
 
 class StorageUnavailableError(FmhubError):
@@ -440,6 +457,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     OverloadedError: 429,
     RequestTimeoutError: 504,
     EndpointNotServedError: 404,
+    EncryptionKeyError: 503,
     ConfigError: 500,
     SchemaOutOfDateError: 503,
     StorageUnavailableError: 503,

@@ -212,6 +212,7 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.AmbiguousRunError("r-ab12", ["r-ab1200000000", "r-ab1211111111"]),
         errors.PipelineStepNotFoundError("5" * 64), errors.RangeNotSatisfiableError(10),
         errors.XetObjectError("m"), errors.XetFileNotFoundError("0" * 64),
+        errors.TamperedBlobError("6" * 64, 3), errors.EncryptionKeyError("no key", hint="set it"),
     ]
 
 

@@ -20,6 +20,8 @@ from fmhub.constants import Settings, settings
 from fmhub.store._db import Database
 from fmhub.store._schema import SCHEMA_HEAD, complete_metadata, metadata
 from fmhub.store.blobs import BlobInfo, BlobStore, open_blob_store
+from fmhub.store.encryption import EncryptedBlobStore
+from fmhub.store.keys import LocalKeyFile
 from fmhub.store.objects import (
     AddFile,
     AuditEvent,
@@ -77,6 +79,10 @@ def open_store(db_url: str | None = None, blob_url: str | None = None, *, config
         auto_upgrade: create the schema in an empty database on first use (default: SQLite only).
     """
     config = config or settings()
-    options = {"s3_endpoint_url": config.s3_endpoint_url} if config.s3_endpoint_url else {}
+    options = {name: value for name, value in (("s3_endpoint_url", config.s3_endpoint_url), ("s3_sse", config.s3_sse),
+                                               ("s3_sse_kms_key_id", config.s3_sse_kms_key_id)) if value}
+    db = Database(db_url or config.db_url, auto_upgrade=auto_upgrade)
     blobs = open_blob_store(blob_url or config.blob_url, **options)
-    return Store(Database(db_url or config.db_url, auto_upgrade=auto_upgrade), blobs)
+    keys = LocalKeyFile(config.encryption_key_file) if config.encryption_key_file else None
+    # Wrapped even without a key: a store whose blobs are encrypted then says which key it needs.
+    return Store(db, EncryptedBlobStore(blobs, db, keys))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -27,10 +28,10 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
-           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
+           "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0015"
 
 metadata = MetaData(
     naming_convention={
@@ -126,6 +127,21 @@ blobs = Table(
     Column("last_put_at", DateTime(timezone=True), nullable=False),
 )
 
+
+# Encryption at rest (fmhub.store.blobs.encrypted): for each blob held encrypted, the ciphertext object that
+# holds it (named by the ciphertext's own sha256, so the blob store's integrity checks cover it) and its data
+# key, wrapped by key-encryption key ``key_id``. Rotation rewrites these rows, never the objects.
+blob_keys = Table(
+    "blob_keys",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("object_sha256", String(64), nullable=False, unique=True),
+    Column("segment_size", Integer, nullable=False),
+    Column("key_id", String(64), nullable=False, index=True),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 # Every write, in the transaction that made it: who, what, which repo, which ref and commit, when.
 # Repo ids are copied, not referenced, so the trail outlives deleted repos.

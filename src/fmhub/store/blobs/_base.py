@@ -160,6 +160,14 @@ class BlobStore(abc.ABC):
         Identical content already visible is kept (``created=False``); nothing partial is ever visible.
         """
 
+    def put_named(self, name: str, src: BinaryIO) -> int:
+        """Store bytes under a name the caller chose (64 hex digits), atomically, without hashing them.
+
+        For layers that authenticate their bytes themselves (encryption at rest: AES-GCM); returns the
+        size. The object is visible only once complete; an existing object of that name is replaced.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot store named objects")
+
     @abc.abstractmethod
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None, *,
                     chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:

@@ -166,6 +166,27 @@ class FileBlobStore(BlobStore):
             tmp.unlink(missing_ok=True)
             raise
 
+    def put_named(self, name: str, src: BinaryIO) -> int:
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="object-", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while chunk := src.read(CHUNK_SIZE):
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            final = self._path(name)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+            return size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     def delete(self, sha256: str) -> None:
         path = self._path(sha256)
         try:

@@ -131,6 +131,33 @@ class _HashingReader:
         return self._digest.hexdigest()
 
 
+class _CountingReader:
+    """A read-only, non-seekable view of a stream that counts the bytes read (no hashing)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int | None = -1) -> bytes:
+        chunks: list[bytes] = []
+        remaining = None if n is None or n < 0 else n
+        while remaining is None or remaining > 0:  # fill the request: boto3 needs parts of full size
+            chunk = self._src.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            self.size += len(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        return b"".join(chunks)
+
+
 class _OffsetWriter:
     """``dest`` as boto3 sees it: positions relative to where ``dest`` stood, so parts land after it."""
 
@@ -171,7 +198,7 @@ class S3BlobStore(BlobStore):
     """
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None, *,
-                 part_size: int = DEFAULT_PART_SIZE) -> None:
+                 part_size: int = DEFAULT_PART_SIZE, sse: str | None = None, sse_kms_key_id: str | None = None) -> None:
         """Open a bucket (no request is made until the first operation).
 
         Args:
@@ -179,6 +206,9 @@ class S3BlobStore(BlobStore):
             prefix: folder inside the bucket, e.g. ``"fmhub/blobs"`` (``""`` for the bucket root).
             endpoint_url: an S3-compatible server, e.g. ``http://127.0.0.1:9000``; ``None`` for AWS.
             part_size: multipart threshold and part size in bytes (≥ 5 MiB).
+            sse: the bucket's own server-side encryption for every object written: ``AES256`` (SSE-S3) or
+                ``aws:kms`` (SSE-KMS, with ``sse_kms_key_id`` or the bucket's default KMS key).
+            sse_kms_key_id: the KMS key of SSE-KMS.
 
         Raises:
             ConfigError: a malformed bucket, prefix or endpoint.
@@ -192,6 +222,14 @@ class S3BlobStore(BlobStore):
                               hint="use '/'-separated names of letters, digits, '.', '_', '-', '=' or '+'")
         if part_size < _MIN_PART_SIZE:
             raise ConfigError(f"S3 part size must be at least {_MIN_PART_SIZE} bytes, got {part_size}")
+        if sse not in (None, "AES256", "aws:kms"):
+            raise ConfigError(f"unknown S3 server-side encryption {sse!r}",
+                              hint="set FMHUB_S3_SSE to AES256 (SSE-S3) or aws:kms (SSE-KMS)")
+        if sse_kms_key_id and sse != "aws:kms":
+            raise ConfigError("an SSE-KMS key id is set without SSE-KMS", hint="also set FMHUB_S3_SSE=aws:kms")
+        #: Extra arguments of every PUT and copy: the server-side encryption asked for.
+        self._sse_args: dict[str, str] = ({"ServerSideEncryption": sse} if sse else {}) | (
+            {"SSEKMSKeyId": sse_kms_key_id} if sse_kms_key_id else {})
         if endpoint_url is not None:
             parsed = urlsplit(endpoint_url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -223,14 +261,15 @@ class S3BlobStore(BlobStore):
         self._transfer.max_in_memory_upload_chunks = _IN_MEMORY_PARTS
 
     @classmethod
-    def from_url(cls, url: str, *, s3_endpoint_url: str | None = None, **_: object) -> S3BlobStore:
+    def from_url(cls, url: str, *, s3_endpoint_url: str | None = None, s3_sse: str | None = None,
+                 s3_sse_kms_key_id: str | None = None, **_: object) -> S3BlobStore:
         """Open ``s3://bucket[/prefix]``; ``s3_endpoint_url`` names an S3-compatible server."""
         parsed = urlsplit(url)
         if (parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment
                 or not _BUCKET.fullmatch(parsed.netloc)):
             raise ConfigError(f"invalid S3 blob URL {url!r}",
                               hint="use s3://bucket/prefix (bucket: 3-63 lowercase letters, digits, '.' or '-')")
-        return cls(parsed.netloc, parsed.path, s3_endpoint_url)
+        return cls(parsed.netloc, parsed.path, s3_endpoint_url, sse=s3_sse, sse_kms_key_id=s3_sse_kms_key_id)
 
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r}, endpoint_url={self.endpoint_url!r})"
@@ -373,7 +412,8 @@ class S3BlobStore(BlobStore):
         reader = _HashingReader(src, progress)
         try:
             with self._errors():
-                self._client.upload_fileobj(reader, self.bucket, tmp, Config=self._transfer)
+                self._client.upload_fileobj(reader, self.bucket, tmp, Config=self._transfer,
+                                            ExtraArgs=self._sse_args or None)
             sha256, size = reader.hexdigest(), reader.size
             verify_expected(sha256, size, expected_sha256, expected_size)
             final = self._key(sha256)
@@ -385,12 +425,21 @@ class S3BlobStore(BlobStore):
             with self._errors():
                 if size < self._part_size:
                     self._client.copy_object(Bucket=self.bucket, Key=final,
-                                             CopySource={"Bucket": self.bucket, "Key": tmp})
+                                             CopySource={"Bucket": self.bucket, "Key": tmp}, **self._sse_args)
                 else:  # multipart copy: CopyObject stops at 5 GB
-                    self._client.copy({"Bucket": self.bucket, "Key": tmp}, self.bucket, final, Config=self._transfer)
+                    self._client.copy({"Bucket": self.bucket, "Key": tmp}, self.bucket, final, Config=self._transfer,
+                                      ExtraArgs=self._sse_args or None)
             return BlobInfo(sha256, size, created=True)
         finally:
             self._delete_quietly(tmp)
+
+    def put_named(self, name: str, src: BinaryIO) -> int:
+        # A PUT (or a completed multipart upload) appears at once, whole: no temporary key needed.
+        reader = _CountingReader(src)
+        with self._errors():
+            self._client.upload_fileobj(reader, self.bucket, self._key(name), Config=self._transfer,
+                                        ExtraArgs=self._sse_args or None)
+        return reader.size
 
     def _delete_quietly(self, key: str) -> None:
         """Best-effort removal of a temporary key; what it misses, ``clean_temporary`` removes later."""
