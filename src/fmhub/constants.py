@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER"]
+__all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER",
+           "ENV_SIGNING_KEY"]
 
 ENV_HOME = "FMHUB_HOME"
 ENV_DB_URL = "FMHUB_DB_URL"
@@ -20,6 +21,7 @@ ENV_ENDPOINT = "FMHUB_ENDPOINT"
 ENV_TOKEN = "FMHUB_TOKEN"
 ENV_S3_ENDPOINT = "FMHUB_S3_ENDPOINT_URL"
 ENV_USER = "FMHUB_USER"
+ENV_SIGNING_KEY = "FMHUB_SIGNING_KEY"
 
 
 def _default_home() -> Path:
@@ -39,6 +41,8 @@ class Settings:
         endpoint: URL of a remote fmhub server (used by the hub client), if any.
         token: access token for that server, if any.
         user: ``$FMHUB_USER``, the author of commits made on the embedded store (default: the login name).
+        signing_key: ``$FMHUB_SIGNING_KEY``, the hub's own private key for attestations (PEM, EC P-256); default
+            ``<home>/keys/hub.key``, created (mode 0600) on first use.
     """
 
     home: Path
@@ -48,6 +52,7 @@ class Settings:
     endpoint: str | None = None
     token: str | None = None
     user: str | None = None
+    signing_key: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -61,6 +66,7 @@ class Settings:
             endpoint=env.get(ENV_ENDPOINT) or None,
             token=env.get(ENV_TOKEN) or None,
             user=env.get(ENV_USER) or None,
+            signing_key=Path(env.get(ENV_SIGNING_KEY) or home / "keys" / "hub.key").expanduser(),
         )
 
 

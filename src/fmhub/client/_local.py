@@ -9,6 +9,7 @@ from typing import Any
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
+from fmhub.signing import SigningPolicy, TrustedKey, TrustedKeys
 from fmhub.store import Store, open_store
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
@@ -189,3 +190,23 @@ class LocalHub(Hub):
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
         return PipelineSteps(self.store.db).save(record)
+
+    # -- signatures -------------------------------------------------------------------------------
+
+    def add_signing_key(self, namespace: str, public_key: str | bytes, *, name: str | None = None) -> TrustedKey:
+        return TrustedKeys(self.store.db).add(namespace, public_key, name=name, actor=self.author)
+
+    def list_signing_keys(self, namespace: str) -> list[TrustedKey]:
+        return TrustedKeys(self.store.db).list(namespace)
+
+    def revoke_signing_key(self, namespace: str, fingerprint: str) -> TrustedKey:
+        return TrustedKeys(self.store.db).revoke(namespace, fingerprint, actor=self.author)
+
+    def add_signing_policy(self, namespace: str, ref_pattern: str) -> SigningPolicy:
+        return TrustedKeys(self.store.db).add_policy(namespace, ref_pattern, actor=self.author)
+
+    def list_signing_policies(self, namespace: str) -> list[SigningPolicy]:
+        return TrustedKeys(self.store.db).policies(namespace)
+
+    def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
+        TrustedKeys(self.store.db).remove_policy(namespace, ref_pattern)
