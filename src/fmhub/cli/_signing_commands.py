@@ -16,10 +16,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, trusted_files
 from fmhub.errors import InvalidInputError
 from fmhub.refs import split_ref
-from fmhub.signing import TrustedKey, create_key_pair
+from fmhub.signing import create_key_pair
 
 keys_app = typer.Typer(help="Signing keys: create a key pair here; trust, list and revoke public keys of an "
                             "organization on the hub; signature policies on its refs.", no_args_is_help=True)
@@ -52,21 +52,6 @@ def _password(env: str | None) -> str | None:
     if value is None:
         raise InvalidInputError(f"--password-env {env}: the variable is not set", hint=f"export {env}=...")
     return value
-
-
-def trusted_files(paths: list[Path] | None) -> list[TrustedKey]:
-    """The keys of ``--trust`` files, each read and checked (a bad file names itself)."""
-    keys = []
-    for path in paths or []:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InvalidInputError(f"--trust {path}: {exc.strerror}", hint="give a .pub file") from exc
-        try:
-            keys.append(TrustedKey.from_pem(data, name=path.stem))
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"--trust {path}: {exc.message}", hint=exc.hint) from exc
-    return keys
 
 
 # -- keys ------------------------------------------------------------------------------------------
