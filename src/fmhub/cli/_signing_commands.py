@@ -19,7 +19,7 @@ from rich.table import Table
 from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, trusted_files
 from fmhub.errors import InvalidInputError
 from fmhub.refs import split_ref
-from fmhub.signing import create_key_pair
+from fmhub.signing import create_key_pair, first_failure
 
 keys_app = typer.Typer(help="Signing keys: create a key pair here; trust, list and revoke public keys of an "
                             "organization on the hub; signature policies on its refs.", no_args_is_help=True)
@@ -186,18 +186,36 @@ def sign_command(
 def verify_command(
     version: VersionArgument,
     trust: TrustOption = None,
+    hub_key: Annotated[Path | None, typer.Option(
+        "--hub-key", help="The hub's attestation public key, pinned (default: the key the hub reports).",
+        show_default=False)] = None,
+    provenance: Annotated[bool, typer.Option(
+        "--provenance/--no-provenance", help="Also check the hub's attestations: how the version was made, back to "
+                                             "its data, and its report cards.")] = True,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Verify a version's model.sig against the files of that commit, by a trusted key that is not revoked.
+    """Verify a version's model.sig against the files of that commit, by a trusted key that is not revoked; then
+    show the chain from the version back to its data, each link checked.
 
-    Exit code 0: the signature holds. Exit code 2: missing or invalid signature, untrusted or revoked key, or a
-    file changed, added, removed or renamed since signing; the message names it.
+    Exit code 0: the signature and every link hold. Exit code 2: missing or invalid signature, untrusted or
+    revoked key, a file changed, added, removed or renamed since signing, or a broken link (an attested file
+    changed since, an input that does not exist); the message names it.
     """
     repo, revision = split_ref(version, "REPO[@REV]")
     keys = trusted_files(trust)
+    pinned = trusted_files([hub_key])[0] if hub_key else None
     with opened_hub(endpoint, token) as hub:
         verified = hub.verify(repo, revision, trust=keys)
+        links = hub.provenance(repo, verified.commit, hub_key=pinned) if provenance else []
     signed = verified.signature
     console.print(f"[green]✓[/] {repo}@{verified.commit[:12]}: {len(signed.files)} files signed by key "
                   f"{escape(signed.key.label)}", highlight=False)
+    for link in links:
+        mark = "[green]✓[/]" if link.ok and link.reason != "unattested" else ("[yellow]·[/]" if link.ok else
+                                                                             "[red]✗[/]")
+        console.print(f"{'  ' * (link.depth + 1)}{mark} {escape(link.subject)} [dim]({link.role})[/]: "
+                      f"{escape(link.detail)}", highlight=False)
+    failure = first_failure(links)
+    if failure is not None:
+        raise failure

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.constants import settings
-from fmhub.errors import InvalidInputError, RepoNotFoundError
+from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
 from fmhub.evaluations import EvaluationInfo
 from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
 from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, TrustedKey, load_private_key
 from fmhub.signing import private_key_fingerprint
-from fmhub.signing import sign_folder, verify_folder
+from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.safety import check_not_pickle
@@ -534,3 +534,56 @@ class Hub(abc.ABC):
         """Verify a downloaded copy of ``repo_id@commit`` in ``folder`` (see :meth:`verify`)."""
         signed = verify_folder(Path(folder), self.trusted_keys(repo_id, trust), where=f"{repo_id}@{commit[:12]}")
         return VerifiedVersion(repo_id, commit, Path(folder), signed)
+
+    # -- hub attestations (what the hub trained, evaluated, optimized) --------------------------------
+
+    @abc.abstractmethod
+    def hub_public_key(self) -> TrustedKey:
+        """The public key the hub signs its attestations with (``FMHUB_SIGNING_KEY``'s public half)."""
+
+    @abc.abstractmethod
+    def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:
+        """The hub's attestations about a repo (each a signed DSSE envelope), oldest first."""
+
+    @abc.abstractmethod
+    def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
+        """Have the hub attest an optimized variant it holds (``fmhub optimize`` calls this after committing): the
+        hub reads the parent from the variant's card and the files' sha256 from its store.
+
+        Raises:
+            InvalidInputError: the commit's card names no parent, or the parent commit is not on the hub.
+        """
+
+    def provenance(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   hub_key: TrustedKey | None = None, max_depth: int = 8) -> list[Link]:
+        """The chain from ``repo_id@revision`` back to its data, each link checked (see :func:`fmhub.signing.trace`):
+        the hub's attestation of how the version was made (signature, files unchanged since), each input (exists,
+        and its own attestation), and its report cards (attested, unchanged since).
+
+        Args:
+            hub_key: the hub key to check attestations with (default: the one this hub reports; pass a pinned copy
+                to verify offline-obtained trust).
+
+        Example:
+            >>> [f"{l.subject}: {l.detail}" for l in hub.provenance("acme/clf-int8")]
+        """
+        commit = self.repo_info(repo_id, repo_type=repo_type, revision=revision).commit.oid
+        key = hub_key or self.hub_public_key()
+
+        def files_of(kind: str, repo: str, oid: str) -> dict[str, str] | None:
+            try:
+                return {e.path: e.blob_sha256 for e in self.list_files(repo, oid, repo_type=kind)}
+            except (RepoNotFoundError, RevisionNotFoundError, InvalidInputError):
+                return None
+
+        def history_of(kind: str, repo: str, oid: str) -> list[str]:
+            return [c.oid for c in self.list_commits(repo, oid, repo_type=kind)]
+
+        def attestations_of(kind: str, repo: str) -> list[AttestationRecord]:
+            try:
+                return self.list_attestations(repo, repo_type=kind)
+            except FmhubError:
+                return []
+
+        return trace(repo_type, repo_id, commit, hub_key=key, files_of=files_of, history_of=history_of,
+                     attestations_of=attestations_of, max_depth=max_depth)

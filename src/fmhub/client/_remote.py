@@ -38,7 +38,7 @@ from fmhub.errors import (
 )
 from fmhub.evaluations import EvaluationInfo
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics, check_step_key, environment
-from fmhub.signing import SigningPolicy, TrustedKey
+from fmhub.signing import AttestationRecord, SigningPolicy, TrustedKey
 from fmhub.store.blobs import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.objects import (
     AddFile,
@@ -693,6 +693,30 @@ class RemoteHub(Hub):
 
     def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
         self._request("DELETE", self._namespace_url(namespace, "signing-policies"), params={"ref": ref_pattern})
+
+    # -- hub attestations (fmhub's native API) --------------------------------------------------------
+
+    def hub_public_key(self) -> TrustedKey:
+        data = self._json("GET", f"{self.endpoint}/api/fmhub/signing/hub-key")
+        key = TrustedKey.from_pem(data["public_key"], name="hub")
+        if key.fingerprint != data.get("fingerprint"):
+            raise IntegrityError("the hub's key does not match the fingerprint it reports",
+                                 expected=data.get("fingerprint"), actual=key.fingerprint)
+        return key
+
+    def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        listed = self._json("GET", f"{self.endpoint}/api/fmhub/attestations",
+                            params={"repo": repo_id, "repo_type": repo_type},
+                            fields={"repo_type": repo_type, "repo_id": repo_id})
+        return [AttestationRecord.from_json(item) for item in listed]
+
+    def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
+        repo_id = validate_repo_id(repo_id)
+        return AttestationRecord.from_json(self._json(
+            "POST", f"{self.endpoint}/api/fmhub/attestations", json={"repo": repo_id, "commit": commit,
+                                                                      "kind": "optimize"},
+            fields={"repo_type": "model", "repo_id": repo_id, "revision": commit}))
 
 
 def _finite(value: Any) -> Any:

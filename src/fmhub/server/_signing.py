@@ -14,11 +14,13 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.accounts import Principal
+from fmhub.constants import settings
 from fmhub.errors import PermissionDeniedError
-from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, require_write_token
-from fmhub.signing import TrustedKeys, check_namespace
+from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, require_write_token, visible_repo, writable_repo
+from fmhub.signing import Attestor, TrustedKeys, check_namespace, hub_public_key
+from fmhub.store import Store
 
-__all__ = ["router"]
+__all__ = ["router", "attestor"]
 
 router = APIRouter(prefix="/api/fmhub", tags=["fmhub"])
 
@@ -82,3 +84,38 @@ def remove_policy(request: Request, store: StoreDep, caller: WriterDep, namespac
     namespace = _namespace_admin(request, caller, namespace, "removing a signature policy")
     TrustedKeys(store.db).remove_policy(namespace, ref)
     return {"removed": ref, "namespace": namespace}
+
+
+# -- hub attestations ------------------------------------------------------------------------------
+
+
+def attestor(store: Store) -> Attestor:
+    """The hub's attestor: its store, and its own key (``FMHUB_SIGNING_KEY``, created on first use)."""
+    return Attestor(store, settings().signing_key)
+
+
+@router.get("/signing/hub-key", summary="The public key this hub signs its attestations with")
+def hub_key() -> dict[str, Any]:
+    key = hub_public_key(settings().signing_key)
+    return {"public_key": key.public_pem, "fingerprint": key.fingerprint}
+
+
+@router.get("/attestations", summary="The hub's attestations about a repo the caller may see")
+def list_attestations(store: StoreDep, caller: ReaderDep, repo: str = Query(min_length=3, max_length=200),
+                      repo_type: str = Query("model", pattern="^(model|dataset)$")) -> list[dict[str, Any]]:
+    found = visible_repo(store, caller, repo_type, repo)
+    return [r.to_json() for r in attestor(store).list(found.repo_id, repo_type=found.repo_type)]
+
+
+class _Attest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    repo: str = Field(min_length=3, max_length=200)
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$")
+    kind: str = Field(pattern="^optimize$")
+
+
+@router.post("/attestations", status_code=201, summary="Have the hub attest an optimized variant it holds")
+def attest(store: StoreDep, caller: WriterDep, body: _Attest) -> dict[str, Any]:
+    repo = writable_repo(store, caller, "model", body.repo)
+    commit = store.get_commit(repo.repo_id, body.commit).oid
+    return attestor(store).attest_variant(repo.repo_id, commit).to_json()

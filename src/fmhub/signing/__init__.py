@@ -13,6 +13,17 @@ Example:
     >>> verify_folder(folder, [TrustedKey.from_pem(pair.public_path.read_bytes())])
 """
 
+from fmhub.signing._attest import (
+    PREDICATE_TYPE,
+    STATEMENT_TYPE,
+    AttestationRecord,
+    Attestor,
+    Material,
+    attested_files,
+    hub_public_key,
+    open_envelope,
+    sign_statement,
+)
 from fmhub.signing._keys import (
     KeyPair,
     create_key_pair,
@@ -34,9 +45,22 @@ from fmhub.signing._model import (
     sign_folder,
     verify_folder,
 )
+from fmhub.signing._provenance import Link, first_failure, trace
 from fmhub.signing._trust import SigningPolicy, TrustedKeys, check_namespace, check_ref_pattern
 
 __all__ = [
+    "PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "AttestationRecord",
+    "Attestor",
+    "Link",
+    "Material",
+    "attested_files",
+    "first_failure",
+    "hub_public_key",
+    "open_envelope",
+    "sign_statement",
+    "trace",
     "SIGNATURE_FILE",
     "UNSIGNED_PATHS",
     "KeyPair",
