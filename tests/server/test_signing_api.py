@@ -81,3 +81,23 @@ def test_sign_and_verify_over_http(hub_url: str, tokens, model: str, release, ca
         assert main(["download", model, "--verify", "--endpoint", hub_url]) == 2
         assert "weights.onnx" in capsys.readouterr().err
         assert main(["download", f"{model}", "--revision", signed, "--verify", "--endpoint", hub_url]) == 0
+
+
+def test_policy_over_http(hub_url: str, tokens, model: str, release) -> None:
+    with Hub.open(hub_url, tokens.alice) as alice, Hub.open(hub_url, tokens.bob) as bob:
+        alice.add_signing_key("acme", release.public_path.read_text(), name="release")
+        with pytest.raises(PermissionDeniedError):
+            bob.add_signing_policy("acme", "prod")
+        alice.add_signing_policy("acme", "prod")
+        assert [p.ref_pattern for p in bob.list_signing_policies("acme")] == ["prod"]
+        with pytest.raises(SignatureError, match="only moves to signed commits"):
+            alice.create_branch(model, "prod")
+        signed = alice.sign(model, release.private_path).oid
+        assert alice.create_branch(model, "prod", revision=signed).commit_oid == signed
+        with pytest.raises(SignatureError) as caught:  # pushing unsigned changes onto prod is refused
+            alice.commit(model, [UploadFile("config.json", b"{}")], revision="prod", title="hotfix")
+        assert caught.value.item is None or caught.value.item == "config.json"
+        assert "config.json" in caught.value.message
+        assert alice.repo_info(model, revision="prod").commit.oid == signed
+        alice.remove_signing_policy("acme", "prod")
+        assert alice.list_signing_policies("acme") == []

@@ -260,3 +260,34 @@ def test_cli_verify_trust_file(hub: Hub, keys, capsys) -> None:
     assert main(["verify", REPO, "--trust", str(other.public_path)]) == 0
     assert main(["verify", REPO, "--trust", str(other.private_path)]) == 2
     assert "not a PEM public key" in capsys.readouterr().err
+
+
+# -- per-namespace policy: protected refs only move to signed commits ---------------------------------------
+
+
+def test_policy_protects_a_ref(hub: Hub, keys, tmp_path: Path) -> None:
+    release, other = keys
+    hub.add_signing_key("acme", release.public_path.read_text(), name="release")
+    hub.add_signing_policy("acme", "prod")
+    hub.add_signing_policy("acme", "release-*")
+    assert [p.ref_pattern for p in hub.list_signing_policies("acme")] == ["prod", "release-*"]
+    with pytest.raises(SignatureError, match="only moves to signed commits") as caught:
+        hub.create_branch(REPO, "prod")
+    assert caught.value.reason == "missing"
+    hub.create_branch(REPO, "dev")  # other refs are free
+    with pytest.raises(SignatureError, match="not trusted"):  # signed, but by a key acme does not trust
+        hub.create_tag(REPO, "release-1", revision=hub.sign(REPO, other.private_path).oid)
+    signed = hub.sign(REPO, release.private_path).oid
+    assert hub.create_branch(REPO, "prod", revision=signed).commit_oid == signed
+    assert hub.create_tag(REPO, "release-1", revision=signed).commit_oid == signed
+    # A commit onto the protected branch that changes signed files is refused; the branch stays.
+    with pytest.raises(SignatureError) as caught:
+        hub.commit(REPO, [UploadFile("config.json", b"{}")], revision="prod", title="hotfix")
+    assert caught.value.item == "config.json"
+    assert hub.repo_info(REPO, revision="prod").commit.oid == signed
+    hub.revoke_signing_key("acme", release.fingerprint)
+    with pytest.raises(SignatureError, match="revoked"):
+        hub.create_tag(REPO, "release-2", revision=signed)
+    hub.remove_signing_policy("acme", "release-*")
+    hub.create_tag(REPO, "release-2", revision=signed)
+    assert main(["keys", "policy", "list", "acme"]) == 0

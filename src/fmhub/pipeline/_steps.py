@@ -153,7 +153,8 @@ def _publish(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     ref, kind = str(options["ref"]), options.get("kind", "branch")
     if kind not in ("branch", "tag"):
         raise InvalidInputError(f"publish kind {kind!r} is not branch or tag")
-    if options.get("require_signature"):
+    protected = any(p.matches(ref) for p in hub.list_signing_policies(repo.split("/")[0]))
+    if options.get("require_signature") or protected:  # checked before the ref is touched
         trust = options.get("trust") or []
         if isinstance(trust, str):
             trust = [trust]

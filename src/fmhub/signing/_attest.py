@@ -254,22 +254,37 @@ class Attestor:
                                                        created_at=now))
         return AttestationRecord(repo_type, repo_id, commit, kind, subject_path, envelope, now)
 
-    def attest_run(self, run: Any) -> AttestationRecord:
+    def attest_run(self, run: Any) -> AttestationRecord | None:
         """Attest a completed training run (a :class:`fmhub.runs.RunInfo`): its output commit's model files, from
-        its base model and dataset commits, with its command, resolved config and environment."""
+        its base model and dataset commits, with its command, resolved config and environment.
+
+        Returns None, attesting nothing, when the run published nothing or the hub does not hold its output or
+        one of its inputs (a run record may name commits of another hub; the hub attests only what it holds).
+        """
         if run.status != "completed" or not run.output or not run.output_commit:
-            raise InvalidInputError(f"run {run.id} has no published output to attest")
+            return None
+        try:
+            files = self._files("model", run.output, run.output_commit)
+        except FmhubError:
+            return None
         materials = []
         if run.base_model and run.base_commit:
             materials.append(Material("model", run.base_model, run.base_commit, "base_model"))
         if run.dataset and run.dataset_commit:
             materials.append(Material("dataset", run.dataset, run.dataset_commit, "dataset"))
-        subjects = _model_files(self._files("model", run.output, run.output_commit))
+        subjects = _model_files(files)
+        if not subjects:
+            return None
+        try:
+            self._check_inputs(materials)
+        except InvalidInputError:
+            return None
         return self.record("train", "model", run.output, run.output_commit, subjects, materials=materials,
                            command=run.command, config=run.config,
                            environment={"code_version": run.code_version, "libraries": run.libraries,
                                         "hardware": run.hardware},
-                           invocation_id=run.id, started=run.started_at, finished=run.ended_at)
+                           invocation_id=run.id, started=run.started_at, finished=run.ended_at,
+                           check_inputs=False)
 
     def attest_evaluation(self, repo_id: str, commit: str, report_path: str) -> AttestationRecord:
         """Attest a report card the hub indexed: the card and the files beside it (predictions, plots), computed

@@ -10,14 +10,15 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from fmhub.errors import InvalidInputError, SigningKeyNotFoundError
+from fmhub.errors import InvalidInputError, SignatureError, SigningKeyNotFoundError
 from fmhub.signing import _tables as t
 from fmhub.signing._keys import fingerprint as key_fingerprint
 from fmhub.signing._keys import public_key_pem
-from fmhub.signing._model import TrustedKey
+from fmhub.signing._model import SIGNATURE_FILE, TrustedKey, check_files, read_signature
 from fmhub.store import Database, validate_repo_id
+from fmhub.store.extensions import RefGuard, register_ref_guard
 
-__all__ = ["TrustedKeys", "SigningPolicy", "check_ref_pattern", "check_namespace"]
+__all__ = ["TrustedKeys", "SigningPolicy", "SignaturePolicyGuard", "check_ref_pattern", "check_namespace"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _PATTERN = re.compile(r"^[A-Za-z0-9._/*?\[\]-]{1,255}$")
@@ -166,3 +167,47 @@ class TrustedKeys:
     def protecting(self, namespace: str, ref: str) -> SigningPolicy | None:
         """The policy that makes ``ref`` of ``namespace``'s repos need a signature, if any."""
         return next((p for p in self.policies(namespace) if p.matches(ref)), None)
+
+
+#: The largest model.sig a policy check reads (a bundle lists one line per file: megabytes at most).
+_MAX_SIGNATURE_BYTES = 64 * 1024 * 1024
+
+
+class SignaturePolicyGuard(RefGuard):
+    """The store's ref guard for signature policies: a ref a namespace's policy names only points at a commit of
+    a model repo whose model.sig is by one of the namespace's trusted, unrevoked keys and covers exactly the
+    commit's files. Files are compared by the sha256 the store holds them under (verified when stored)."""
+
+    name = "signature-policy"
+
+    def check_ref_move(self, store: Any, conn: Any, *, repo_type: str, repo_id: str, kind: str, name: str,
+                       commit_oid: str, tree: dict[str, tuple[str, int]]) -> None:
+        if repo_type != "model":
+            return
+        namespace = repo_id.split("/")[0].lower()
+        rows = conn.execute(select(t.signing_policies).where(t.signing_policies.c.namespace == namespace)).all()
+        policy = next((p for p in map(TrustedKeys._policy, rows) if p.matches(name)), None)
+        if policy is None:
+            return
+        where = f"{repo_id}@{commit_oid[:12]}"
+        prefix = f"{kind} {name!r} of {repo_id} only moves to signed commits ({namespace}'s policy " \
+                 f"{policy.ref_pattern!r}): "
+        try:
+            entry = tree.get(SIGNATURE_FILE)
+            if entry is None:
+                raise SignatureError(f"{where} is not signed: it holds no {SIGNATURE_FILE}", reason="missing",
+                                     item=SIGNATURE_FILE)
+            if entry[1] > _MAX_SIGNATURE_BYTES:
+                raise SignatureError(f"{SIGNATURE_FILE} of {where} is too large to be a signature", reason="invalid",
+                                     item=SIGNATURE_FILE)
+            data = b"".join(store.iter_blob(entry[0]))
+            keys = [TrustedKeys._key(r) for r in conn.execute(
+                select(t.signing_keys).where(t.signing_keys.c.namespace == namespace))]
+            signed = read_signature(data, keys)
+            check_files(signed, {path: sha for path, (sha, _size) in tree.items()}, where=where)
+        except SignatureError as exc:
+            raise SignatureError(prefix + exc.message, reason=exc.reason, item=exc.item,
+                                 hint=f"sign it first: fmhub sign {repo_id}@<branch> --key KEY") from None
+
+
+register_ref_guard(SignaturePolicyGuard())
