@@ -286,9 +286,12 @@ class Attestor:
                            invocation_id=run.id, started=run.started_at, finished=run.ended_at,
                            check_inputs=False)
 
-    def attest_evaluation(self, repo_id: str, commit: str, report_path: str) -> AttestationRecord:
+    def attest_evaluation(self, repo_id: str, commit: str, report_path: str) -> AttestationRecord | None:
         """Attest a report card the hub indexed: the card and the files beside it (predictions, plots), computed
-        from the model and dataset commits its provenance names."""
+        from the model and dataset commits its provenance names.
+
+        Returns None, attesting nothing, when the hub does not hold one of those inputs (a card evaluated
+        elsewhere: the hub attests only what it can check)."""
         report = json.loads(self.store.read_bytes(repo_id, report_path, commit))
         prov = report["provenance"]
         folder = report_path.rsplit("/", 1)[0] + "/"
@@ -298,9 +301,13 @@ class Attestor:
                               f"dataset ({prov['dataset'].get('split')} split)")]
         env = {"code_version": prov.get("fmhub_version"), "libraries": prov.get("libraries") or {},
                "hardware": prov.get("hardware") or {}}
+        try:
+            self._check_inputs(materials)
+        except InvalidInputError:
+            return None
         return self.record("evaluate", "model", repo_id, commit, subjects, materials=materials,
                            command="fmhub eval", config=prov.get("options") or {}, environment=env,
-                           subject_path=report_path)
+                           subject_path=report_path, check_inputs=False)
 
     def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
         """Attest an optimized variant (``fmhub optimize``): its model files, from the parent commit its card's
