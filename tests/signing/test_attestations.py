@@ -84,6 +84,10 @@ def test_chain_from_variant_back_to_data(lifecycle: dict[str, str], tmp_path: Pa
     out = capsys.readouterr().out
     assert "optimize attested by the hub" in out and "train attested by the hub" in out
     assert "computed by the hub from" in out
+    # Pinning another key as the hub's: every attestation fails, the signature alone still holds.
+    assert main(["verify", lifecycle["variant"], "--hub-key", str(release.public_path)]) == 2
+    assert "not signed by this hub's key" in capsys.readouterr().err
+    assert main(["verify", lifecycle["variant"], "--hub-key", str(release.public_path), "--no-provenance"]) == 0
 
 
 def test_report_card_edited_after_attestation(lifecycle: dict[str, str]) -> None:
