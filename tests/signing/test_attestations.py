@@ -65,6 +65,8 @@ def test_each_stage_is_attested_by_the_hub(lifecycle: dict[str, str]) -> None:
         assert parent["name"] == lifecycle["model"] and parent["annotations"]["role"] == "parent"
         # No private key anywhere near a statement or the database.
         assert "PRIVATE" not in json.dumps(list(kinds.values())) and settings().signing_key.stat().st_mode & 0o077 == 0
+    database = [p for p in settings().home.iterdir() if p.name.startswith("fmhub.db")]  # with its WAL
+    assert database and not any(b"PRIVATE KEY" in p.read_bytes() for p in database)
 
 
 def test_chain_from_variant_back_to_data(lifecycle: dict[str, str], tmp_path: Path, capsys) -> None:
