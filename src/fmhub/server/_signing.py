@@ -48,7 +48,7 @@ class _NewPolicy(BaseModel):
 
 
 @router.get("/namespaces/{namespace}/keys", summary="The public keys a namespace trusts to sign its versions")
-def list_keys(store: StoreDep, namespace: str) -> list[dict[str, Any]]:
+def list_keys(store: StoreDep, caller: ReaderDep, namespace: str) -> list[dict[str, Any]]:
     return [key.to_json() for key in TrustedKeys(store.db).list(check_namespace(namespace))]
 
 
@@ -95,7 +95,7 @@ def attestor(store: Store) -> Attestor:
 
 
 @router.get("/signing/hub-key", summary="The public key this hub signs its attestations with")
-def hub_key() -> dict[str, Any]:
+def hub_key(caller: ReaderDep) -> dict[str, Any]:
     key = hub_public_key(settings().signing_key)
     return {"public_key": key.public_pem, "fingerprint": key.fingerprint}
 
