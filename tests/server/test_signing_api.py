@@ -100,3 +100,25 @@ def test_policy_over_http(hub_url: str, tokens, model: str, release) -> None:
         assert alice.repo_info(model, revision="prod").commit.oid == signed
         alice.remove_signing_policy("acme", "prod")
         assert alice.list_signing_policies("acme") == []
+
+
+def test_provenance_over_http(hub_url: str, tokens, model: str, local_store) -> None:
+    """The hub's attestations and its key reach a remote client, which checks them itself."""
+    from fmhub.constants import settings
+    from fmhub.signing import Attestor, first_failure
+
+    head = local_store.resolve_revision(model).oid
+    files = {e.path: e.blob_sha256 for e in local_store.list_files(model, head)}
+    Attestor(local_store, settings().signing_key).record("train", "model", model, head, files, materials=[],
+                                                         command="fmhub train", config={"epochs": 1})
+    with Hub.open(hub_url) as anonymous, Hub.open(hub_url, tokens.alice) as alice:
+        assert anonymous.hub_public_key().fingerprint == alice.hub_public_key().fingerprint
+        [record] = anonymous.list_attestations(model)
+        assert record.kind == "train" and record.commit == head
+        links = anonymous.provenance(model)
+        assert first_failure(links) is None and links[0].detail.startswith("train attested by the hub")
+        data = bytearray(alice.read_bytes(model, "weights.onnx"))
+        data[0] ^= 1
+        alice.commit(model, [UploadFile("weights.onnx", bytes(data))], title="swap")
+        failure = first_failure(anonymous.provenance(model))
+        assert failure is not None and failure.reason == "changed" and failure.item == "weights.onnx"
