@@ -122,3 +122,18 @@ def test_provenance_over_http(hub_url: str, tokens, model: str, local_store) -> 
         alice.commit(model, [UploadFile("weights.onnx", bytes(data))], title="swap")
         failure = first_failure(anonymous.provenance(model))
         assert failure is not None and failure.reason == "changed" and failure.item == "weights.onnx"
+
+
+def test_model_page_shows_the_signature(hub_url: str, tokens, model: str, release) -> None:
+    def panel() -> str:
+        page = httpx.get(f"{hub_url}/{model}", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        return page.text[page.text.index("<h2>Signature</h2>"):][:800]
+
+    assert "Not signed" in panel()
+    with Hub.open(hub_url, tokens.alice) as alice:
+        alice.add_signing_key("acme", release.public_path.read_text(), name="release")
+        alice.sign(model, release.private_path)
+        assert f"Signed by release ({release.fingerprint[:16]})" in panel()
+        alice.commit(model, [UploadFile("config.json", b"{}")], title="edit")
+    assert "config.json in this version changed since it was signed" in panel()
