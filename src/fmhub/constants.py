@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Settings", "settings", "ENV_HOME", "ENV_DB_URL", "ENV_BLOB_URL", "ENV_ENDPOINT", "ENV_TOKEN", "ENV_USER",
-           "ENV_ENCRYPTION_KEY_FILE"]
+           "ENV_ENCRYPTION_KEY_FILE", "ENV_SIGNING_KEY"]
 
 ENV_HOME = "FMHUB_HOME"
 ENV_DB_URL = "FMHUB_DB_URL"
@@ -24,6 +24,7 @@ ENV_USER = "FMHUB_USER"
 ENV_ENCRYPTION_KEY_FILE = "FMHUB_ENCRYPTION_KEY_FILE"
 ENV_S3_SSE = "FMHUB_S3_SSE"
 ENV_S3_SSE_KMS_KEY_ID = "FMHUB_S3_SSE_KMS_KEY_ID"
+ENV_SIGNING_KEY = "FMHUB_SIGNING_KEY"
 
 
 def _default_home() -> Path:
@@ -47,6 +48,8 @@ class Settings:
             :mod:`fmhub.store.encryption`); ``None``: blobs are written in clear.
         s3_sse, s3_sse_kms_key_id: ``$FMHUB_S3_SSE`` (``AES256`` or ``aws:kms``) and ``$FMHUB_S3_SSE_KMS_KEY_ID``,
             the bucket's own server-side encryption for S3 blob stores (with or instead of fmhub's).
+        signing_key: ``$FMHUB_SIGNING_KEY``, the hub's own private key for attestations (PEM, EC P-256); default
+            ``<home>/keys/hub.key``, created (mode 0600) on first use.
     """
 
     home: Path
@@ -59,6 +62,7 @@ class Settings:
     encryption_key_file: Path | None = None
     s3_sse: str | None = None
     s3_sse_kms_key_id: str | None = None
+    signing_key: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -76,6 +80,7 @@ class Settings:
             else None,
             s3_sse=env.get(ENV_S3_SSE) or None,
             s3_sse_kms_key_id=env.get(ENV_S3_SSE_KMS_KEY_ID) or None,
+            signing_key=Path(env.get(ENV_SIGNING_KEY) or home / "keys" / "hub.key").expanduser(),
         )
 
 

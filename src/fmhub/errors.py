@@ -27,6 +27,8 @@ __all__ = [
     "IntegrityError",
     "TamperedBlobError",
     "EncryptionKeyError",
+    "SignatureError",
+    "SigningKeyNotFoundError",
     "XetObjectError",
     "XetFileNotFoundError",
     "RangeNotSatisfiableError",
@@ -377,6 +379,34 @@ class TamperedBlobError(IntegrityError):
         self.hint = "restore the blob from a backup (fmhub fsck lists every damaged blob)"
         self.sha256 = sha256
         self.segment = segment
+# -- SIGNING ----------------------------------------------------------------------------------------
+
+
+class SignatureError(FmhubError, ValueError):
+    """A model version's signature or attestation does not hold: missing, invalid, by an untrusted or revoked
+    key, or the files changed since it was made.
+
+    Attributes:
+        reason: ``missing`` | ``invalid`` | ``untrusted`` | ``revoked`` | ``changed`` | ``added`` | ``removed`` |
+            ``renamed`` | ``unknown-input`` | ``policy``.
+        item: what failed: a file path, a key fingerprint, or an input ``repo@commit``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid", item: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.item = item
+
+
+class SigningKeyNotFoundError(FmhubError, LookupError):
+    """No trusted signing key of this fingerprint for this namespace."""
+
+    def __init__(self, namespace: str, fingerprint: str) -> None:
+        super().__init__(f"{namespace} has no trusted key {fingerprint[:16]}",
+                         hint=f"list them with: fmhub keys list {namespace}")
+        self.namespace = namespace
+        self.fingerprint = fingerprint
 
 
 class RangeNotSatisfiableError(FmhubError):
@@ -443,6 +473,8 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     ConflictError: 409,
     ProtectedRefError: 403,
     IntegrityError: 422,
+    SignatureError: 422,
+    SigningKeyNotFoundError: 404,
     RangeNotSatisfiableError: 416,
     XetFileNotFoundError: 404,
     AuthenticationError: 401,

@@ -7,6 +7,7 @@ as a missing repo does (same status, same body once the name is swapped, same er
 
 from __future__ import annotations
 
+import functools
 import json
 
 import httpx
@@ -23,6 +24,17 @@ RUN = "r-5ec2e75ec2e7"  # a run of acme/secret (made by the private_repos fixtur
 STEP = "5" * 64  # a pipeline step record whose output is acme/secret
 NEW_RUN = {"task": "text-classification", "config": {}, "command": "fmhub train", "output": SECRET,
            "environment": {"code_version": "0"}}
+
+
+
+@functools.cache
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
 
 # (method, route path) -> (kind, request builder). Kinds: public | read | write | admin | signed | whoami.
 # The builder returns (method, url path, json body or None, raw content or None) for a repo id.
@@ -134,6 +146,30 @@ ROUTES = {
         ("native", lambda r: ("PUT", f"/api/fmhub/pipeline-steps/{STEP}", {
             "pipeline": "p", "step": "s", "kind": "train", "output": f"{SECRET}@{'0' * 40}"}, None),
          (401, 403, 403, 403, 200, 200)),
+    # signing keys and policies: anyone lists them, the namespace's admins change them; attestations follow
+    # their repo (tests/server/test_signing_api.py has the rest)
+    ("GET", "/api/fmhub/namespaces/{namespace}/keys"):
+        ("native", lambda r: ("GET", "/api/fmhub/namespaces/acme/keys", None, None), (200,) * 6),
+    ("POST", "/api/fmhub/namespaces/{namespace}/keys"):
+        ("native", lambda r: ("POST", "/api/fmhub/namespaces/acme/keys", {"public_key": _public_pem()}, None),
+         (401, 403, 403, 403, 201, 201)),
+    ("DELETE", "/api/fmhub/namespaces/{namespace}/keys/{fingerprint}"):
+        ("native", lambda r: ("DELETE", f"/api/fmhub/namespaces/acme/keys/{'ab' * 8}", None, None),
+         (401, 403, 403, 403, 404, 404)),
+    ("GET", "/api/fmhub/namespaces/{namespace}/signing-policies"):
+        ("native", lambda r: ("GET", "/api/fmhub/namespaces/acme/signing-policies", None, None), (200,) * 6),
+    ("POST", "/api/fmhub/namespaces/{namespace}/signing-policies"):
+        ("native", lambda r: ("POST", "/api/fmhub/namespaces/acme/signing-policies", {"ref_pattern": "prod"}, None),
+         (401, 403, 403, 403, 201, 201)),
+    ("DELETE", "/api/fmhub/namespaces/{namespace}/signing-policies"):
+        ("native", lambda r: ("DELETE", "/api/fmhub/namespaces/acme/signing-policies?ref=prod", None, None),
+         (401, 403, 403, 403, 200, 200)),
+    ("GET", "/api/fmhub/signing/hub-key"):
+        ("native", lambda r: ("GET", "/api/fmhub/signing/hub-key", None, None), (200,) * 6),
+    ("GET", "/api/fmhub/attestations"): ("read", lambda r: ("GET", f"/api/fmhub/attestations?repo={r}", None, None)),
+    ("POST", "/api/fmhub/attestations"):
+        ("native", lambda r: ("POST", "/api/fmhub/attestations", {"repo": r, "commit": "0" * 40, "kind": "optimize"},
+                              None), (401, 404, 403, 403, 404, 404)),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
     ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),

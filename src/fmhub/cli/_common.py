@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from rich.progress import (
 
 from fmhub.client import Hub, default_author
 from fmhub.errors import InvalidInputError
+from fmhub.signing import TrustedKey
 from fmhub.store import Store, open_store
 
 #: Transfers smaller than this finish before a progress bar would be readable.
@@ -189,3 +191,18 @@ def quiet_ml_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def trusted_files(paths: list[Path] | None) -> list[TrustedKey]:
+    """The keys of ``--trust`` files, each read and checked (a bad file names itself)."""
+    keys = []
+    for path in paths or []:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"--trust {path}: {exc.strerror}", hint="give a .pub file") from exc
+        try:
+            keys.append(TrustedKey.from_pem(data, name=path.stem))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"--trust {path}: {exc.message}", hint=exc.hint) from exc
+    return keys

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,6 +45,14 @@ def serve_command(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may wait for its answer; beyond, "
                                                              "504.")] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="critical|error|warning|info|debug.")] = "info",
+    require_signature: Annotated[bool, typer.Option(
+        "--require-signature", help="Refuse to serve the version unless its model.sig holds: signed by a key the "
+                                    "repo's namespace trusts on the hub (or --trust), not revoked, over exactly its "
+                                    "files. Exit code 2 names the file or key that failed; nothing is loaded.")
+                         ] = False,
+    trust: Annotated[list[Path] | None, typer.Option(
+        "--trust", help="With --require-signature: a public key file (.pub) to trust besides the hub's keys "
+                        "(repeatable).", show_default=False)] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -73,7 +82,9 @@ def serve_command(
                          max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                          threads=threads, max_input_tokens=max_input_tokens, max_image_pixels=max_image_pixels,
                          max_inputs=max_inputs,
-                         max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level)
+                         max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level,
+                         require_signature=require_signature,
+                         trust=tuple(str(p.resolve()) for p in trust or ()))
     ref = prepare(config)
     err_console.print(f"fmhub serve {ref} ({backend} backend) on http://{host}:{port} — docs at /docs",
                       highlight=False)

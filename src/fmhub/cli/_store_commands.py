@@ -30,6 +30,7 @@ from fmhub.cli._common import (
     opened_store,
     parse_duration,
     transfer_bars,
+    trusted_files,
 )
 from fmhub.errors import EmptyCommitError, InvalidInputError
 from fmhub.store import DEFAULT_BRANCH, Database
@@ -201,7 +202,13 @@ def download_command(
                        ] = None,
     local_dir: Annotated[Path | None, typer.Option(
         "--local-dir", help="Put the files here instead of the snapshot cache ($FMHUB_HOME/cache).")] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-hash every byte written.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Refuse the version unless its model.sig holds: signed by a key the namespace trusts on the "
+                         "hub (or --trust), not revoked, over exactly these files (every byte re-hashed). Exit code 2 "
+                         "names the file or key that failed.")] = False,
+    trust: Annotated[list[Path] | None, typer.Option(
+        "--trust", help="With --verify: a public key file (.pub) to trust besides the hub's keys (repeatable).",
+        show_default=False)] = None,
     fsync: Annotated[bool, typer.Option(
         "--fsync", help="Flush each file to disk before it appears (survives power loss; slower).")] = False,
     endpoint: EndpointOption = None,
@@ -209,10 +216,16 @@ def download_command(
 ) -> None:
     """Download a revision (or some of its files); prints the folder holding them.
 
-    From a hub (--endpoint), every file is hashed as it arrives and checked against the commit.
+    From a hub (--endpoint), every file is hashed as it arrives and checked against the commit. With --verify
+    the whole version is fetched and its signature checked before the folder is printed.
     """
     if filenames and include:
         raise InvalidInputError("give file names or --include, not both", hint="use only --include globs")
+    if verify and (filenames or include or exclude):
+        raise InvalidInputError("--verify checks a whole version: it cannot be combined with file names, --include "
+                                "or --exclude", hint="drop the file selection, or --verify")
+    if trust and not verify:
+        raise InvalidInputError("--trust only applies with --verify", hint="add --verify")
     planned: dict[str, object] = {}
     with opened_hub(endpoint, token) as hub, LateProgress("downloading") as bar:
 
@@ -223,6 +236,10 @@ def download_command(
         folder = hub.download(repo_id, filenames, revision=revision, repo_type=repo_type.value, local_dir=local_dir,
                               include=include, exclude=exclude, verify=verify, fsync=fsync, progress=bar.advance,
                               on_plan=on_plan)
+        if verify:
+            verified = hub.verify_folder(repo_id, planned["commit"].oid, folder, trust=trusted_files(trust))
+            err_console.print(f"signature verified: {len(verified.signature.files)} files signed by key "
+                              f"{verified.signature.key.label}", highlight=False)
     err_console.print(f"{planned['count']} file(s) fetched from commit {planned['commit'].oid[:12]}")
     console.print(str(folder), highlight=False, soft_wrap=True)
 

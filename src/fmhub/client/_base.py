@@ -10,15 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.constants import settings
-from fmhub.errors import RepoNotFoundError
+from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
 from fmhub.evaluations import EvaluationInfo
 from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
+from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, TrustedKey, load_private_key
+from fmhub.signing import private_key_fingerprint
+from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
 
-__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author", "register_backend"]
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "default_author",
+           "register_backend"]
 
 #: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
 #: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
@@ -55,6 +59,16 @@ class UploadFile:
 
     path: str
     source: Path | str | bytes
+
+
+@dataclass(frozen=True)
+class VerifiedVersion:
+    """A version whose signature held: where its verified files are, and what the signature says."""
+
+    repo_id: str
+    commit: str
+    folder: Path
+    signature: SignedManifest
 
 
 #: What :meth:`Hub.commit` applies, in order.
@@ -407,3 +421,169 @@ class Hub(abc.ABC):
         Raises:
             PermissionDeniedError: a hub server refuses a caller who may not write to the output's namespace.
         """
+
+    # -- signatures (fmhub keys / sign / verify) ----------------------------------------------------
+
+    @abc.abstractmethod
+    def add_signing_key(self, namespace: str, public_key: str | bytes, *, name: str | None = None) -> TrustedKey:
+        """Trust ``public_key`` (PEM) to sign ``namespace``'s versions; returns it with its fingerprint.
+
+        Raises:
+            PermissionDeniedError: a hub server refuses a caller who is not an admin of the namespace.
+        """
+
+    @abc.abstractmethod
+    def list_signing_keys(self, namespace: str) -> list[TrustedKey]:
+        """``namespace``'s trusted keys, revoked ones included (``revoked_at`` set)."""
+
+    @abc.abstractmethod
+    def revoke_signing_key(self, namespace: str, fingerprint: str) -> TrustedKey:
+        """Revoke a key (fingerprint or a unique prefix of ≥ 8 hex): signatures by it fail from now on."""
+
+    @abc.abstractmethod
+    def add_signing_policy(self, namespace: str, ref_pattern: str) -> SigningPolicy:
+        """Require a valid signature by one of ``namespace``'s keys before a ref matching ``ref_pattern`` (``prod``,
+        ``release-*``) of its model repos is created or moved."""
+
+    @abc.abstractmethod
+    def list_signing_policies(self, namespace: str) -> list[SigningPolicy]:
+        """``namespace``'s signature policies."""
+
+    @abc.abstractmethod
+    def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
+        """Drop a signature policy."""
+
+    def trusted_keys(self, repo_id: str, trust: Sequence[TrustedKey] = ()) -> list[TrustedKey]:
+        """The keys a version of ``repo_id`` may be signed by: its namespace's keys on this hub, plus ``trust``.
+
+        A key the hub lists as revoked stays revoked even when ``trust`` names it too.
+        """
+        namespace = repo_id.split("/")[0]
+        hub_keys = self.list_signing_keys(namespace)
+        revoked = {k.fingerprint: k for k in hub_keys if k.revoked_at is not None}
+        keys = list(hub_keys)
+        known = {k.fingerprint for k in hub_keys}
+        keys += [k for k in trust if k.fingerprint not in known and k.fingerprint not in revoked]
+        return keys
+
+    def sign(self, repo_id: str, private_key: Path | str, *, revision: str | None = None,
+             password: str | None = None, repo_type: str = "model") -> Commit:
+        """Sign the files of ``revision`` (a branch, default the default branch) and commit the signature beside
+        them as ``model.sig`` (OpenSSF model-signing format) on that branch.
+
+        The files are fetched and re-hashed against the commit first, so what is signed is what the hub holds.
+
+        Raises:
+            InvalidInputError: ``revision`` is a tag or a commit that is not a branch head (a signature is
+                committed onto a branch), or the key is unusable.
+            ConflictError: the branch moved while signing.
+
+        Example:
+            >>> hub.sign("acme/bert", "release.key", revision="main")
+        """
+        import tempfile
+
+        key_fp = private_key_fingerprint(load_private_key(Path(private_key), password))  # before any download
+        repo = self.get_repo(repo_id, repo_type=repo_type)
+        info = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision)
+        branch = self._branch_at(repo, revision, info.commit.oid)
+        with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
+            folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
+                                   exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
+            signature = sign_folder(folder, Path(private_key), name=repo.repo_id, password=password)
+        return self.commit(repo.repo_id, [UploadFile(SIGNATURE_FILE, signature)], repo_type=repo.repo_type,
+                           revision=branch, parent_commit=info.commit.oid,
+                           title=f"Sign {info.commit.oid[:12]} with key {key_fp[:16]}",
+                           message=f"model-signing signature of every file of {info.commit.oid}")
+
+    def _branch_at(self, repo: Repo, revision: str | None, commit: str) -> str:
+        """The branch ``revision`` names, or the one whose head is ``commit`` when it is a commit id."""
+        branches = self.list_refs(repo.repo_id, repo_type=repo.repo_type).branches
+        if revision is None:
+            return repo.default_branch
+        name = revision.removeprefix("refs/heads/")
+        if name in {b.name for b in branches}:
+            return name
+        heads = [b.name for b in branches if b.commit_oid == commit]
+        if repo.default_branch in heads:
+            return repo.default_branch
+        if heads:
+            return heads[0]
+        raise InvalidInputError(f"{revision!r} of {repo.repo_id} is not a branch head: a signature is committed "
+                                "onto a branch", hint="sign a branch (e.g. @main), then tag the signed commit")
+
+    def verify(self, repo_id: str, revision: str | None = None, *, trust: Sequence[TrustedKey] = (),
+               repo_type: str = "model", progress: Progress | None = None) -> VerifiedVersion:
+        """Fetch ``revision`` (into the snapshot cache) and verify its ``model.sig`` over exactly its files, by a
+        key ``repo_id``'s namespace trusts on this hub (or one of ``trust``), not revoked.
+
+        Raises:
+            SignatureError: missing or invalid signature, untrusted or revoked key, or a file changed, added,
+                removed or renamed since signing (the message names it).
+
+        Example:
+            >>> hub.verify("acme/bert", "prod").signature.key.name
+        """
+        repo = self.get_repo(repo_id, repo_type=repo_type)
+        commit = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision).commit.oid
+        folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=commit, progress=progress)
+        return self.verify_folder(repo.repo_id, commit, folder, trust=trust)
+
+    def verify_folder(self, repo_id: str, commit: str, folder: Path, *,
+                      trust: Sequence[TrustedKey] = ()) -> VerifiedVersion:
+        """Verify a downloaded copy of ``repo_id@commit`` in ``folder`` (see :meth:`verify`)."""
+        signed = verify_folder(Path(folder), self.trusted_keys(repo_id, trust), where=f"{repo_id}@{commit[:12]}")
+        return VerifiedVersion(repo_id, commit, Path(folder), signed)
+
+    # -- hub attestations (what the hub trained, evaluated, optimized) --------------------------------
+
+    @abc.abstractmethod
+    def hub_public_key(self) -> TrustedKey:
+        """The public key the hub signs its attestations with (``FMHUB_SIGNING_KEY``'s public half)."""
+
+    @abc.abstractmethod
+    def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:
+        """The hub's attestations about a repo (each a signed DSSE envelope), oldest first."""
+
+    @abc.abstractmethod
+    def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
+        """Have the hub attest an optimized variant it holds (``fmhub optimize`` calls this after committing): the
+        hub reads the parent from the variant's card and the files' sha256 from its store.
+
+        Raises:
+            InvalidInputError: the commit's card names no parent, or the parent commit is not on the hub.
+        """
+
+    def provenance(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                   hub_key: TrustedKey | None = None, max_depth: int = 8) -> list[Link]:
+        """The chain from ``repo_id@revision`` back to its data, each link checked (see :func:`fmhub.signing.trace`):
+        the hub's attestation of how the version was made (signature, files unchanged since), each input (exists,
+        and its own attestation), and its report cards (attested, unchanged since).
+
+        Args:
+            hub_key: the hub key to check attestations with (default: the one this hub reports; pass a pinned copy
+                to verify offline-obtained trust).
+
+        Example:
+            >>> [f"{l.subject}: {l.detail}" for l in hub.provenance("acme/clf-int8")]
+        """
+        commit = self.repo_info(repo_id, repo_type=repo_type, revision=revision).commit.oid
+        key = hub_key or self.hub_public_key()
+
+        def files_of(kind: str, repo: str, oid: str) -> dict[str, str] | None:
+            try:
+                return {e.path: e.blob_sha256 for e in self.list_files(repo, oid, repo_type=kind)}
+            except (RepoNotFoundError, RevisionNotFoundError, InvalidInputError):
+                return None
+
+        def history_of(kind: str, repo: str, oid: str) -> list[str]:
+            return [c.oid for c in self.list_commits(repo, oid, repo_type=kind)]
+
+        def attestations_of(kind: str, repo: str) -> list[AttestationRecord]:
+            try:
+                return self.list_attestations(repo, repo_type=kind)
+            except FmhubError:
+                return []
+
+        return trace(repo_type, repo_id, commit, hub_key=key, files_of=files_of, history_of=history_of,
+                     attestations_of=attestations_of, max_depth=max_depth)

@@ -101,6 +101,8 @@ def error_from_response(response: httpx.Response, *, token_given: bool, **fields
     message = message or response.headers.get("x-error-message") or \
         f"{response.request.method} {response.request.url} answered {response.status_code} {response.reason_phrase}"
     hint = body.get("hint") if isinstance(body.get("hint"), str) else None
+    # Structured fields the server states (a SignatureError's reason and item) complete what the client knows.
+    fields = {**{k: body[k] for k in ("reason", "item") if isinstance(body.get(k), str)}, **fields}
     cls = _named_class(response.headers.get("x-fmhub-error")) or \
         _class_for(response.status_code, response.headers.get("x-error-code"), message)
     if cls is AuthenticationError:

@@ -9,6 +9,8 @@ from typing import Any
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
+from fmhub.constants import settings
+from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys, hub_public_key
 from fmhub.store import Store, open_store
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
@@ -147,7 +149,9 @@ class LocalHub(Hub):
 
     def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
         path = check_report_path(path)
-        return Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
+        info = Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
+        self._attestor().attest_evaluation(info.model, commit, path)  # the hub vouches for the card it indexed
+        return info
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
@@ -168,7 +172,10 @@ class LocalHub(Hub):
 
     def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
                    output_commit: str | None = None) -> RunInfo:
-        return Runs(self.store.db).finish(run_id, status, summary=summary, output_commit=output_commit)
+        run = Runs(self.store.db).finish(run_id, status, summary=summary, output_commit=output_commit)
+        if run.status == "completed" and run.output_commit:
+            self._attestor().attest_run(run)  # the hub vouches for what its run produced
+        return run
 
     def get_run(self, run_id: str) -> RunInfo:
         return Runs(self.store.db).get(run_id)
@@ -189,3 +196,39 @@ class LocalHub(Hub):
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
         return PipelineSteps(self.store.db).save(record)
+
+    # -- signatures -------------------------------------------------------------------------------
+
+    def add_signing_key(self, namespace: str, public_key: str | bytes, *, name: str | None = None) -> TrustedKey:
+        return TrustedKeys(self.store.db).add(namespace, public_key, name=name, actor=self.author)
+
+    def list_signing_keys(self, namespace: str) -> list[TrustedKey]:
+        return TrustedKeys(self.store.db).list(namespace)
+
+    def revoke_signing_key(self, namespace: str, fingerprint: str) -> TrustedKey:
+        return TrustedKeys(self.store.db).revoke(namespace, fingerprint, actor=self.author)
+
+    def add_signing_policy(self, namespace: str, ref_pattern: str) -> SigningPolicy:
+        return TrustedKeys(self.store.db).add_policy(namespace, ref_pattern, actor=self.author)
+
+    def list_signing_policies(self, namespace: str) -> list[SigningPolicy]:
+        return TrustedKeys(self.store.db).policies(namespace)
+
+    def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
+        TrustedKeys(self.store.db).remove_policy(namespace, ref_pattern)
+
+    # -- hub attestations -------------------------------------------------------------------------
+
+    def _attestor(self) -> Attestor:
+        return Attestor(self.store, settings().signing_key)
+
+    def hub_public_key(self) -> TrustedKey:
+        return hub_public_key(settings().signing_key)
+
+    def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:
+        repo = self.store.get_repo(repo_id, repo_type=repo_type)
+        return self._attestor().list(repo.repo_id, repo_type=repo.repo_type)
+
+    def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
+        repo = self.store.get_repo(repo_id)
+        return self._attestor().attest_variant(repo.repo_id, self.store.get_commit(repo.repo_id, commit).oid)

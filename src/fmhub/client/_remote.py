@@ -38,6 +38,7 @@ from fmhub.errors import (
 )
 from fmhub.evaluations import EvaluationInfo
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics, check_step_key, environment
+from fmhub.signing import AttestationRecord, SigningPolicy, TrustedKey
 from fmhub.store.blobs import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.objects import (
     AddFile,
@@ -652,6 +653,70 @@ class RemoteHub(Hub):
         answer = self._json("PUT", f"{self.endpoint}/api/fmhub/pipeline-steps/{key}", json=body,
                             fields={"key": key, "repo_type": "model", "repo_id": repo})
         return PipelineStepRecord.from_json(answer)
+
+    # -- signatures (fmhub's native API) --------------------------------------------------------------
+
+    def _namespace_url(self, namespace: str, *parts: str) -> str:
+        if not isinstance(namespace, str) or not namespace.strip() or "/" in namespace:
+            raise InvalidInputError(f"invalid namespace {namespace!r}", hint="an organization or user name")
+        return "/".join((f"{self.endpoint}/api/fmhub/namespaces", quote(namespace.strip(), safe=""), *parts))
+
+    @staticmethod
+    def _trusted_key(data: dict[str, Any]) -> TrustedKey:
+        return TrustedKey(data["fingerprint"], data["public_key"], name=data.get("name") or "",
+                          namespace=data.get("namespace") or "", created_at=_time(data.get("created_at")),
+                          revoked_at=_time(data["revoked_at"]) if data.get("revoked_at") else None)
+
+    def add_signing_key(self, namespace: str, public_key: str | bytes, *, name: str | None = None) -> TrustedKey:
+        pem = public_key.decode("utf-8", errors="replace") if isinstance(public_key, bytes) else public_key
+        return self._trusted_key(self._json("POST", self._namespace_url(namespace, "keys"),
+                                            json={"public_key": pem, "name": name}))
+
+    def list_signing_keys(self, namespace: str) -> list[TrustedKey]:
+        return [self._trusted_key(item) for item in self._json("GET", self._namespace_url(namespace, "keys"))]
+
+    def revoke_signing_key(self, namespace: str, fingerprint: str) -> TrustedKey:
+        return self._trusted_key(self._json("DELETE", self._namespace_url(namespace, "keys",
+                                                                          quote(fingerprint, safe=""))))
+
+    @staticmethod
+    def _policy(data: dict[str, Any]) -> SigningPolicy:
+        return SigningPolicy(data["namespace"], data["ref_pattern"], data.get("created_by"),
+                             _time(data.get("created_at")))
+
+    def add_signing_policy(self, namespace: str, ref_pattern: str) -> SigningPolicy:
+        return self._policy(self._json("POST", self._namespace_url(namespace, "signing-policies"),
+                                       json={"ref_pattern": ref_pattern}))
+
+    def list_signing_policies(self, namespace: str) -> list[SigningPolicy]:
+        return [self._policy(p) for p in self._json("GET", self._namespace_url(namespace, "signing-policies"))]
+
+    def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
+        self._request("DELETE", self._namespace_url(namespace, "signing-policies"), params={"ref": ref_pattern})
+
+    # -- hub attestations (fmhub's native API) --------------------------------------------------------
+
+    def hub_public_key(self) -> TrustedKey:
+        data = self._json("GET", f"{self.endpoint}/api/fmhub/signing/hub-key")
+        key = TrustedKey.from_pem(data["public_key"], name="hub")
+        if key.fingerprint != data.get("fingerprint"):
+            raise IntegrityError("the hub's key does not match the fingerprint it reports",
+                                 expected=data.get("fingerprint"), actual=key.fingerprint)
+        return key
+
+    def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        listed = self._json("GET", f"{self.endpoint}/api/fmhub/attestations",
+                            params={"repo": repo_id, "repo_type": repo_type},
+                            fields={"repo_type": repo_type, "repo_id": repo_id})
+        return [AttestationRecord.from_json(item) for item in listed]
+
+    def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
+        repo_id = validate_repo_id(repo_id)
+        return AttestationRecord.from_json(self._json(
+            "POST", f"{self.endpoint}/api/fmhub/attestations", json={"repo": repo_id, "commit": commit,
+                                                                      "kind": "optimize"},
+            fields={"repo_type": "model", "repo_id": repo_id, "revision": commit}))
 
 
 def _finite(value: Any) -> Any:

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from fmhub.formats.pruned_heads import PrunedHeads
 from fmhub.formats.torch import TorchWeights
 from fmhub.formats.torch_int8 import TorchInt8
 from fmhub.refs import split_ref
+from fmhub.signing import TrustedKey
 
 __all__ = ["ModelFormat", "LoadedModel", "register", "get", "names", "load", "load_folder", "card_metadata",
            "variant_of", "format_of", "require_trainable", "DEFAULT"]
@@ -120,14 +122,30 @@ def load_folder(folder: Path, repo: str = "", commit: str = "", threads: int | N
     return LoadedModel(repo, commit, folder, form, task, config, preprocessor, model, variant_of(folder), used)
 
 
-def load(ref: str, *, hub: Hub | None = None, threads: int | None = None) -> LoadedModel:
-    """Download ``REPO[@REV]`` (embedded store or ``FMHUB_ENDPOINT``) and load it by its declared format."""
+def load(ref: str, *, hub: Hub | None = None, threads: int | None = None, verify: bool = False,
+         trust: Sequence[TrustedKey | Path | str] = ()) -> LoadedModel:
+    """Download ``REPO[@REV]`` (embedded store or ``FMHUB_ENDPOINT``) and load it by its declared format.
+
+    Args:
+        verify: refuse the version (:class:`~fmhub.errors.SignatureError`, nothing loaded) unless its
+            ``model.sig`` holds: signed by a key the repo's namespace trusts on the hub (or one of ``trust``), not
+            revoked, over exactly the version's files.
+        trust: more trusted public keys: :class:`~fmhub.signing.TrustedKey` or paths of ``.pub`` files.
+
+    Example:
+        >>> model = fmhub.load("acme/bert@prod", verify=True, trust=["release.pub"])
+    """
     repo, revision = split_ref(ref, "MODEL")
+    keys = [k if isinstance(k, TrustedKey) else TrustedKey.from_pem(Path(k).read_bytes(), name=Path(k).stem)
+            for k in trust]
     owned = hub is None
     opened = hub or Hub.open()
     try:
         commit = opened.repo_info(repo, revision=revision).commit.oid
-        folder = opened.download(repo, revision=commit, exclude=["eval/*"])
+        if verify:  # the whole version (cards too: the signature covers them), every byte hashed once
+            folder = opened.verify(repo, commit, trust=keys).folder
+        else:
+            folder = opened.download(repo, revision=commit, exclude=["eval/*"])
     finally:
         if owned:
             opened.close()

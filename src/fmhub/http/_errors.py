@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fmhub.errors import HF_ERROR_CODE, FmhubError, http_status
+from fmhub.errors import HF_ERROR_CODE, FmhubError, SignatureError, http_status
 
 __all__ = ["install_error_handlers", "error_response", "header_safe"]
 
@@ -35,6 +35,8 @@ def error_response(error: FmhubError, **extra: object) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FmhubError)
     async def _fmhub_error(_request: Request, exc: FmhubError) -> JSONResponse:
+        if isinstance(exc, SignatureError):  # what failed, for clients to act on (the file or key)
+            return error_response(exc, reason=exc.reason, item=exc.item)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

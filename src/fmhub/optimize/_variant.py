@@ -152,6 +152,7 @@ def publish_variant(hub: Hub, parent: Parent, output: str, folder: Path, variant
     try:
         commit = hub.commit(output, [UploadFile(p.relative_to(folder).as_posix(), p) for p in files], title=title,
                             message=f"parent: {parent.repo}@{parent.commit}").oid
+        hub.attest_variant(output, commit)  # the hub vouches for the variant: parent commit, options, files
     except EmptyCommitError:
         commit = hub.repo_info(output).commit.oid
     return VariantOutcome(output, commit, variant)

@@ -48,7 +48,7 @@ def _kinds() -> dict[str, tuple[set[str], set[str]]]:
         "train": (train_required, set(options.flat_names(TrainConfig)) - train_required),
         "eval": ({"model", "data"}, _fields(EvalConfig, "model", "data") | {"push"}),
         "optimize": ({"method", "model", "output"}, set()),  # + the method's own options (see _method_options)
-        "publish": ({"model", "ref"}, {"kind", "require", "data", "split"}),
+        "publish": ({"model", "ref"}, {"kind", "require", "data", "split", "require_signature", "trust"}),
         "serve-check": ({"model", "data"}, {"split", "rows", "backend", "text_column", "min_agreement"}),
     }
 

@@ -5,7 +5,9 @@
 - ``train``, ``eval`` (pushed by default), ``optimize`` (``method``: export-onnx, quantize, prune,
   distill; the variant's report card pushed unless ``eval: false``).
 - ``publish``: move branch (or create tag) ``ref`` of the model's repo to its commit, once the report
-  card of that commit passes every ``require`` check (``{accuracy: ">= 0.97", latency_p95_ms: "<= 50"}``).
+  card of that commit passes every ``require`` check (``{accuracy: ">= 0.97", latency_p95_ms: "<= 50"}``)
+  and, with ``require_signature: true``, its model.sig holds (a key the namespace trusts, or one of the
+  ``trust`` public key files).
 - ``serve-check``: start ``fmhub serve`` on the version (loopback, ephemeral port), send the first
   ``rows`` inputs of the split (texts; images base64-encoded) as the task asks (``Task.check_request``), and
   require the answers to match offline predictions.
@@ -34,6 +36,7 @@ from fmhub.optimize._methods import run_method
 from fmhub.refs import split_ref
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
+from fmhub.signing import TrustedKey
 from fmhub.train import TrainConfig, train
 
 __all__ = ["StepResult", "RUNNERS", "source_digest", "GateError"]
@@ -150,6 +153,20 @@ def _publish(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     ref, kind = str(options["ref"]), options.get("kind", "branch")
     if kind not in ("branch", "tag"):
         raise InvalidInputError(f"publish kind {kind!r} is not branch or tag")
+    protected = any(p.matches(ref) for p in hub.list_signing_policies(repo.split("/")[0]))
+    if options.get("require_signature") or protected:  # checked before the ref is touched
+        trust = options.get("trust") or []
+        if isinstance(trust, str):
+            trust = [trust]
+        keys = []
+        for path in trust:
+            try:
+                keys.append(TrustedKey.from_pem(Path(str(path)).read_bytes(), name=Path(str(path)).stem))
+            except OSError as exc:
+                raise InvalidInputError(f"publish trust {path}: {exc.strerror}", hint="give a .pub file") from exc
+        hub.verify(repo, commit, trust=keys)  # SignatureError names the file or key; the ref does not move
+    elif options.get("trust"):
+        raise InvalidInputError("publish option trust only applies with require_signature: true")
     metrics: dict[str, float] = {}
     require = options.get("require") or {}
     if require:

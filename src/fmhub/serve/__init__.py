@@ -36,7 +36,7 @@ def prepare(config: ServeConfig, hub: Hub | None = None) -> str:
     owned = hub is None
     hub = hub or Hub.open()
     try:
-        repo, commit, folder = pull(hub, config.model)
+        repo, commit, folder = pull(hub, config.model, config.trusted_keys())
     finally:
         if owned:
             hub.close()
@@ -59,7 +59,7 @@ def app_for(config: ServeConfig, hub: Hub | None = None, *, load_first: bool = F
         opened = hub or Hub.open()
         try:
             served = open_model(opened, config.model, config.backend, config.threads, settings().home / "cache",
-                                config.max_image_pixels)
+                                config.max_image_pixels, config.trusted_keys())
         finally:
             if owned:
                 opened.close()

@@ -35,6 +35,24 @@ class ServeConfig:
     max_inputs: int = 64  # texts in one request
     timeout_s: float = 30.0  # per request: 504 beyond
     log_level: str = "info"
+    require_signature: bool = False  # refuse the version unless its model.sig holds (trusted key, unchanged files)
+    trust: tuple[str, ...] = ()  # public key files trusted besides the hub's keys of the repo's namespace
+
+    def trusted_keys(self) -> list[Any] | None:
+        """The keys to verify the version with (``--trust`` files read and checked), or None: no check."""
+        from pathlib import Path
+
+        from fmhub.signing import TrustedKey
+
+        if not self.require_signature:
+            return None
+        keys = []
+        for path in self.trust:
+            try:
+                keys.append(TrustedKey.from_pem(Path(path).read_bytes(), name=Path(path).stem))
+            except OSError as exc:
+                raise InvalidInputError(f"--trust {path}: {exc.strerror}", hint="give a .pub file") from exc
+        return keys
 
     def validate(self) -> None:
         """Raise InvalidInputError naming the first bad option and its fix."""
@@ -60,6 +78,8 @@ class ServeConfig:
         for name, ok, rule in checks:
             if not ok:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {getattr(self, name)!r} must be {rule}")
+        if self.trust and not self.require_signature:
+            raise InvalidInputError("--trust only applies with --require-signature", hint="add --require-signature")
         if self.max_inputs > self.max_queue:
             raise InvalidInputError(f"--max-inputs {self.max_inputs} is more than --max-queue {self.max_queue}: such "
                                     "a request could never be queued", hint="lower --max-inputs or raise --max-queue")
@@ -70,4 +90,4 @@ class ServeConfig:
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:
         data: dict[str, Any] = json.loads(text)
-        return cls(**data)
+        return cls(**{**data, "trust": tuple(data.get("trust") or ())})

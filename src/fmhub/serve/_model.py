@@ -10,6 +10,7 @@ needs hidden states or generation is served only where the format has them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from fmhub.errors import EndpointNotServedError, IntegrityError, InvalidInputErr
 from fmhub.formats import LoadedModel, load_folder
 from fmhub.formats.onnx import DEFAULT_OPSET, EXPORT_RECIPE, write_onnx
 from fmhub.refs import split_ref
+from fmhub.signing import TrustedKey
 from fmhub.store.blobs import hash_file
 from fmhub.store.safety import PICKLE_SUFFIXES, is_pickle_path
 from fmhub.tasks import Endpoint, ServingContext
@@ -28,11 +30,17 @@ __all__ = ["ServedModel", "pull", "open_model"]
 _WEIGHTS = (".safetensors", ".onnx")
 
 
-def pull(hub: Hub, ref: str) -> tuple[str, str, Path]:
+def pull(hub: Hub, ref: str, signed_by: Sequence[TrustedKey] | None = None) -> tuple[str, str, Path]:
     """``(repo, commit, folder)`` of a verified local copy of ``ref`` (no pickle files, no card folder): every
-    file is re-hashed against the commit's sha256 (a damaged cached file is fetched again)."""
+    file is re-hashed against the commit's sha256 (a damaged cached file is fetched again).
+
+    ``signed_by`` (``--require-signature``): first verify the version's model.sig over all its files, by one of
+    these keys or a key the hub trusts for the namespace (SignatureError otherwise: nothing is loaded).
+    """
     repo, revision = split_ref(ref, "MODEL")
     commit = hub.repo_info(repo, revision=revision).commit.oid
+    if signed_by is not None:
+        hub.verify(repo, commit, trust=signed_by)
     entries = [e for e in hub.list_files(repo, commit) if not e.path.startswith("eval/")]
     kept = [e for e in entries if not is_pickle_path(e.path)]
     if not any(e.path.endswith(_WEIGHTS) for e in kept):
@@ -56,10 +64,10 @@ def pull(hub: Hub, ref: str) -> tuple[str, str, Path]:
 
 
 def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Path,
-               max_pixels: int | None = None) -> ServedModel:
+               max_pixels: int | None = None, signed_by: Sequence[TrustedKey] | None = None) -> ServedModel:
     """Pull ``ref`` and load it for ``backend`` (auto: the form its card declares); ``max_pixels``: the image
-    inputs' limit."""
-    repo, commit, folder = pull(hub, ref)
+    inputs' limit; ``signed_by``: verify its signature first (see :func:`pull`)."""
+    repo, commit, folder = pull(hub, ref, signed_by)
     declared = formats.format_of(folder, f"{repo}@{commit[:12]}")
     if backend == "torch" and not declared.torch:
         raise InvalidInputError(f"{repo}@{commit[:12]} is {declared.description} model; --backend torch needs torch "

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.errors import RepoNotFoundError
 from fmhub.evaluations import Evaluations, check_report_path
+from fmhub.server._signing import attestor
 from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, can_see, writable_repo
 
 __all__ = ["router"]
@@ -34,7 +35,9 @@ def record(store: StoreDep, caller: WriterDep, body: _Record) -> dict[str, Any]:
     repo = writable_repo(store, caller, "model", body.repo)
     path = check_report_path(body.path)
     data = store.read_bytes(repo.repo_id, path, body.commit)
-    return Evaluations(store.db).record(repo.repo_id, body.commit, path, data).to_json()
+    info = Evaluations(store.db).record(repo.repo_id, body.commit, path, data)
+    attestor(store).attest_evaluation(repo.repo_id, info.card_commit, path)  # the hub vouches for the card
+    return info.to_json()
 
 
 @router.get("/evaluations", summary="Indexed report cards of the models the caller may see, newest first")

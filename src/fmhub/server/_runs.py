@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.errors import PipelineStepNotFoundError
 from fmhub.runs import Environment, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics, check_step_key
+from fmhub.server._signing import attestor
 from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, can_read_output, check_output_write
 from fmhub.store import Store
 
@@ -155,7 +156,10 @@ def log_run_metrics(store: StoreDep, caller: WriterDep, run_id: str, body: _Metr
 @router.post("/runs/{run_id}/finish", summary="End a running run: completed, failed or stopped")
 def finish_run(store: StoreDep, caller: WriterDep, run_id: str, body: _Finish) -> dict[str, Any]:
     full = _writable_run(store, caller, run_id)
-    return Runs(store.db).finish(full, body.status, summary=body.summary, output_commit=body.output_commit).to_json()
+    run = Runs(store.db).finish(full, body.status, summary=body.summary, output_commit=body.output_commit)
+    if run.status == "completed" and run.output_commit:
+        attestor(store).attest_run(run)  # the hub vouches for what the run it recorded produced
+    return run.to_json()
 
 
 # -- pipeline step records ---------------------------------------------------------------------------

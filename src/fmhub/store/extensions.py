@@ -25,9 +25,11 @@ from sqlalchemy import Connection
 # The store (fmhub.store.Store) is passed in, not imported: the store imports this module.
 Store = Any
 
-__all__ = ["StorageExtension", "register_extension", "registered_extensions"]
+__all__ = ["StorageExtension", "register_extension", "registered_extensions", "RefGuard", "register_ref_guard",
+           "registered_ref_guards"]
 
 _REGISTRY: dict[str, StorageExtension] = {}
+_GUARDS: dict[str, RefGuard] = {}
 
 
 class StorageExtension(abc.ABC):
@@ -73,3 +75,31 @@ def registered_extensions() -> list[StorageExtension]:
 
     complete_metadata()  # imports the domains' table modules, hence their packages, which register
     return list(_REGISTRY.values())
+
+
+class RefGuard(abc.ABC):
+    """A domain's rule on refs: asked, inside the write transaction, before a branch or tag is created or a
+    branch moves to a new commit (signature policies: ``prod`` only moves to signed commits)."""
+
+    #: A short name, unique among guards.
+    name: str
+
+    @abc.abstractmethod
+    def check_ref_move(self, store: Store, conn: Connection, *, repo_type: str, repo_id: str, kind: str, name: str,
+                       commit_oid: str, tree: dict[str, tuple[str, int]]) -> None:
+        """Raise an :class:`~fmhub.errors.FmhubError` to refuse ref ``name`` (``kind`` branch | tag) of
+        ``repo_id`` pointing at ``commit_oid``, whose files are ``tree`` (path → (sha256, size)); nothing is
+        written then."""
+
+
+def register_ref_guard(guard: RefGuard) -> None:
+    """Make the store ask ``guard`` before refs move (idempotent by name)."""
+    _GUARDS[guard.name] = guard
+
+
+def registered_ref_guards() -> list[RefGuard]:
+    """Every ref guard, with each domain package the store knows of imported first."""
+    from fmhub.store._schema import complete_metadata
+
+    complete_metadata()
+    return list(_GUARDS.values())

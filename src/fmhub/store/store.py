@@ -32,7 +32,7 @@ from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
-from fmhub.store.extensions import StorageExtension, registered_extensions
+from fmhub.store.extensions import RefGuard, StorageExtension, registered_extensions, registered_ref_guards
 from fmhub.store.objects import (
     AddFile,
     AuditEvent,
@@ -131,6 +131,7 @@ class Store:
         self.db = db
         self.blobs = blobs
         self._extension_list: list[StorageExtension] | None = None
+        self._guard_list: list[RefGuard] | None = None
 
     def close(self) -> None:
         self.blobs.close()
@@ -448,6 +449,7 @@ class Store:
             tree_id = self._save_tree(conn, tree)
             oid = self._insert_commit(conn, repo.pk, tree_id, [head.oid], author, title, message, now,
                                       head.generation + 1)
+            self._guard_ref(conn, repo_type, repo_id, "branch", branch, oid, tree)
             moved = conn.execute(
                 update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch,
                                      t.refs.c.commit_oid == head.oid).values(commit_oid=oid, updated_at=now)
@@ -564,6 +566,8 @@ class Store:
                     return Ref(kind, name, existing.commit_oid, existing.message, _aware(existing.created_at),
                                _aware(existing.updated_at))
                 raise RefExistsError(existing.kind, name)
+            if self._ref_guards():
+                self._guard_ref(conn, repo_type, repo_id, kind, name, target.oid, self._load_tree(conn, target.tree_id))
             conn.execute(insert(t.refs).values(repo_pk=repo.pk, kind=kind, name=name, commit_oid=target.oid,
                                                message=message, created_at=now, updated_at=now))
             conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
@@ -739,6 +743,19 @@ class Store:
                   chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Stream a file's bytes (or the ``[start, end)`` range) in chunks of ``chunk_size``."""
         return self.iter_blob(entry.blob_sha256, start, end, chunk_size=chunk_size)
+
+    # -- ref guards (domains' rules on refs, e.g. signature policies) ---------------------------
+
+    def _ref_guards(self) -> list[RefGuard]:
+        if self._guard_list is None:
+            self._guard_list = registered_ref_guards()
+        return self._guard_list
+
+    def _guard_ref(self, conn: Connection, repo_type: str, repo_id: str, kind: str, name: str, commit_oid: str,
+                   tree: dict[str, tuple[str, int]]) -> None:
+        for guard in self._ref_guards():
+            guard.check_ref_move(self, conn, repo_type=repo_type, repo_id=repo_id, kind=kind, name=name,
+                                 commit_oid=commit_oid, tree=tree)
 
     # -- files held by storage extensions ------------------------------------------------------
 

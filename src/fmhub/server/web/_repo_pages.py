@@ -23,6 +23,7 @@ from fmhub.server.web._render import render, rev_part
 from fmhub.server.web._repo import RepoView, diff_files, lineage_links, open_repo, read_card, snippets, store_of
 from fmhub.server.web._reports import headline, read_report, report_cards
 from fmhub.server.web._routing import PageRoute, int_param, raw_segments
+from fmhub.server.web._signature import signature_panel
 from fmhub.store.paths import validate_folder, validate_path
 
 __all__ = ["router", "repo_segments"]
@@ -63,6 +64,7 @@ def _sidebar(request: Request, view: RepoView) -> dict[str, Any]:
 
     variant = (meta.get("fmhub") or {}).get("variant") if isinstance(meta.get("fmhub"), dict) else None
     return {"cards": cards, "lineage": lineage_links(meta), "snippets": snippets(request, view),
+            "signature": signature_panel(store, view),
             "task": meta.get("pipeline_tag") or ", ".join(listed("task_categories")) or None,
             "license": meta.get("license"), "library": meta.get("library_name"),
             "datasets": listed("datasets"), "tags": listed("tags"),

