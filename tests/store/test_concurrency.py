@@ -213,6 +213,8 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.PipelineStepNotFoundError("5" * 64), errors.RangeNotSatisfiableError(10),
         errors.XetObjectError("m"), errors.XetFileNotFoundError("0" * 64),
         errors.TamperedBlobError("6" * 64, 3), errors.EncryptionKeyError("no key", hint="set it"),
+        errors.SignatureError("m", reason="changed", item="model.safetensors"),
+        errors.SigningKeyNotFoundError("acme", "ab" * 32),
     ]
 
 
