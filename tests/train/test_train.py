@@ -85,7 +85,15 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_model: str, tiny_data
     assert train(config(tiny_model, tiny_data, "acme/resumed"), stop_after=10) is None  # "killed" after step 10
     kept = checkpoint_dir(config(tiny_model, tiny_data, "acme/resumed"))
     assert latest_checkpoint(kept).name == "step-00000008"  # save_steps=4: the last one before the kill
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+
+    with open_store() as store:
+        (killed,) = [r for r in Runs(store.db).list() if r.output == "acme/resumed"]
     resumed = train(config(tiny_model, tiny_data, "acme/resumed"), resume=True)  # continues from step 8
+    assert resumed.run_id == killed.id  # the same run record continues
+    with open_store() as store:
+        assert [p.step for p in Runs(store.db).metrics(killed.id, "loss")] == list(range(1, whole.result.steps + 1))
     assert not kept.exists()  # published: the checkpoints are gone
     assert resumed is not None and resumed.result.steps == whole.result.steps
     a, b = weights("acme/whole"), weights("acme/resumed")
@@ -163,3 +171,65 @@ def test_load_best_at_end_publishes_the_best_evaluation(tiny_model: str, tiny_da
     assert metrics["accuracy"] == pytest.approx(best["eval_accuracy"])  # the published weights are the best's
     with pytest.raises(InvalidInputError, match="--load-best-at-end needs an evaluation split"):
         config(tiny_model, tiny_data, "acme/x", load_best_at_end=True, eval_split=None).validate()
+
+
+def test_ctrl_c_checkpoints_and_resume_continues_the_same_run(tiny_model: str, tiny_data: str) -> None:
+    import signal
+
+    from fmhub.constants import settings
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+    from fmhub.train import TrainingInterrupted, resume_point
+
+    def ctrl_c_at(step: int):
+        def on_step(done: int, total: int, loss: float, rate: float) -> None:
+            if done == step:
+                signal.raise_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+        return on_step
+
+    told: list[int] = []
+    cfg = config(tiny_model, tiny_data, "acme/interrupted", save_steps=None)  # no periodic checkpoints at all
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, on_step=ctrl_c_at(5), on_interrupt=told.append)
+    assert told == [5] and stopped.value.step == 5  # stopped at the boundary of the step Ctrl-C arrived in
+    assert stopped.value.checkpoint.name == "step-00000005" and stopped.value.checkpoint.is_dir()
+    point = resume_point(cfg)
+    assert (point.step, point.run_id) == (5, stopped.value.run_id)
+    with open_store() as store:
+        assert Runs(store.db).get(stopped.value.run_id).status == "stopped"
+
+    resumed = train(cfg, resume=True)
+    assert resumed is not None and resumed.run_id == stopped.value.run_id  # the same run record continues
+    with open_store() as store:
+        runs = Runs(store.db)
+        record = runs.get(resumed.run_id)
+        losses = runs.metrics(resumed.run_id, "loss")
+        assert [r.id for r in runs.list() if r.output == "acme/interrupted"] == [resumed.run_id]
+    assert record.status == "completed" and record.output_commit == resumed.commit
+    assert [p.step for p in losses] == list(range(1, 34))  # one curve, no step twice
+    board = settings().home / "runs" / resumed.run_id / "tensorboard"
+    assert len(list(board.glob("events.out.tfevents.*"))) == 2  # both sessions write to the one TensorBoard run
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curve = EventAccumulator(str(board)).Reload().Scalars("loss")
+    assert [e.step for e in curve] == list(range(1, 34))
+
+
+def test_a_second_ctrl_c_stops_at_once(tiny_model: str, tiny_data: str) -> None:
+    import signal
+
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+    from fmhub.train import TrainingInterrupted
+
+    def twice(done: int, total: int, loss: float, rate: float) -> None:
+        if done == 2:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(config(tiny_model, tiny_data, "acme/killed", save_steps=None), on_step=twice)
+    assert not isinstance(stopped.value, TrainingInterrupted)
+    with open_store() as store:
+        assert [r.status for r in Runs(store.db).list()] == ["stopped"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back

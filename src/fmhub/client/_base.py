@@ -374,6 +374,11 @@ class Hub(abc.ABC):
         """End a running run as ``completed``, ``failed`` or ``stopped``, with its final metrics."""
 
     @abc.abstractmethod
+    def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        """Make a ``stopped`` or ``failed`` run ``running`` again, continuing from its checkpoint at ``from_step``
+        (metric values logged after that step are dropped: the resumed run logs them again)."""
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> RunInfo:
         """A run by id or unique id prefix (≥ 4 hex digits); ``get_run(prefix).id`` resolves a prefix.
 

@@ -170,6 +170,9 @@ class LocalHub(Hub):
                    output_commit: str | None = None) -> RunInfo:
         return Runs(self.store.db).finish(run_id, status, summary=summary, output_commit=output_commit)
 
+    def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        return Runs(self.store.db).resume(run_id, from_step)
+
     def get_run(self, run_id: str) -> RunInfo:
         return Runs(self.store.db).get(run_id)
 

@@ -69,6 +69,11 @@ class _Finish(BaseModel):
     output_commit: str | None = _COMMIT
 
 
+class _Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_step: int = Field(ge=0, le=2**31 - 1)
+
+
 class _StepRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pipeline: str = Field(min_length=1, max_length=200)
@@ -156,6 +161,12 @@ def log_run_metrics(store: StoreDep, caller: WriterDep, run_id: str, body: _Metr
 def finish_run(store: StoreDep, caller: WriterDep, run_id: str, body: _Finish) -> dict[str, Any]:
     full = _writable_run(store, caller, run_id)
     return Runs(store.db).finish(full, body.status, summary=body.summary, output_commit=body.output_commit).to_json()
+
+
+@router.post("/runs/{run_id}/resume", summary="Continue a stopped or failed run from its checkpoint at `from_step`")
+def resume_run(store: StoreDep, caller: WriterDep, run_id: str, body: _Resume) -> dict[str, Any]:
+    full = _writable_run(store, caller, run_id)
+    return Runs(store.db).resume(full, body.from_step).to_json()
 
 
 # -- pipeline step records ---------------------------------------------------------------------------
