@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from fmhub.client import Hub, default_author
-from fmhub.errors import InvalidInputError
+from fmhub.errors import InvalidInputError, RepoNotFoundError
 from fmhub.store import Store, open_store
 
 #: Transfers smaller than this finish before a progress bar would be readable.
@@ -64,7 +64,10 @@ def opened_store() -> Iterator[Store]:
 def opened_hub(endpoint: str | None, token: str | None) -> Iterator[Hub]:
     """The hub --endpoint / FMHUB_ENDPOINT names, else the embedded store, through the one Hub client."""
     with Hub.open(endpoint, token) as hub:
-        yield hub
+        try:
+            yield hub
+        except RepoNotFoundError as exc:  # a dataset given as a model (or back): say so, not "create it"
+            raise hub.explain_not_found(exc) from None
 
 
 def current_user() -> str:
