@@ -238,3 +238,26 @@ def test_cli_eval_compare_and_the_index(classifier: str, tiny_data: str, capsys)
     assert "acme/topics-clf@v1" in out and "acme/topics-clf-2 (Δ)" in out and "f1_macro" in out
     assert main(["evals", "--metric", "nope"]) == 2
     assert "--metric 'nope' is in none of these cards" in capsys.readouterr().err
+
+
+def test_compare_reuses_the_card_at_the_card_commit_and_says_when_it_evaluates(classifier: str, tiny_data: str,
+                                                                                capsys) -> None:
+    from fmhub.cli import main
+
+    with Hub.open() as hub:
+        weights = hub.repo_info(classifier).commit.oid
+    assert main(["eval", classifier, "--data", tiny_data, "--skip", "robustness,efficiency", "--push"]) == 0
+    with Hub.open() as hub:
+        card_commit = hub.repo_info(classifier).commit.oid  # the head is now the commit eval --push made
+    assert card_commit != weights
+    capsys.readouterr()
+    assert main(["compare", classifier, f"{classifier}@{weights[:12]}", "--data", tiny_data]) == 0
+    captured = capsys.readouterr()
+    assert "evaluating it now" not in captured.err  # both are the indexed card: nothing re-evaluated
+    assert "accuracy" in captured.out
+    assert main(["compare", classifier, f"{classifier}@{weights[:12]}", "--data", tiny_data, "--split", "validation",
+                 "--skip", "robustness,slices"]) == 0
+    err = capsys.readouterr().err
+    assert f"{classifier}@{card_commit[:12]}: no pushed report card on {tiny_data}@" in err
+    assert "· validation (its cards are on acme/topics@" in err and "· test)" in err
+    assert "evaluating it now, not pushed; it will lack robustness, slices (--skip)" in err

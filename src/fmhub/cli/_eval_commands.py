@@ -136,8 +136,9 @@ def compare_command(
 ) -> int:
     """Compare model versions on one dataset split: a table of metrics, deltas to the first, best highlighted.
 
-    A version's pushed report card is reused when the index has one for exactly that commit and dataset
-    commit; other versions are evaluated now (not pushed).
+    A version's pushed report card is reused when the index has one for that model (the commit given, or
+    the weights commit whose card ``eval --push`` committed) on exactly that dataset commit and split; other
+    versions are evaluated now (not pushed), and compare says so, with the sections --skip leaves out.
 
     Example:
         fmhub compare acme/bbc-minilm@v1 acme/bbc-minilm@v2 --data acme/bbc-news@v1
@@ -157,6 +158,8 @@ def compare_command(
             commit = hub.repo_info(repo, revision=revision).commit.oid
             stored = stored_report(hub, repo, commit, data_commit, split)
             if stored is None:
+                progress.console.print(_evaluating_now(hub, repo, commit, data_repo, data_commit, split, _skip(skip)),
+                                       highlight=False)
                 stored = evaluate(EvalConfig(model=f"{repo}@{commit}", data=f"{data_repo}@{data_commit}", split=split,
                                              skip=_skip(skip)), hub, progress=progress).report
             reports.append(stored)
@@ -186,6 +189,21 @@ def compare_command(
     console.print(json.dumps({"models": models, "dataset": f"{data_repo}@{data_commit}", "split": split,
                               "metrics": flats}), style="dim", highlight=False)
     return 0
+
+
+def _evaluating_now(hub: Any, repo: str, commit: str, data_repo: str, data_commit: str, split: str,
+                    skip: tuple[str, ...]) -> str:
+    """Why compare evaluates a version itself, and what that card will lack."""
+    from fmhub.evaluations import same_weights
+
+    infos = hub.list_evaluations(model=repo, limit=10_000)
+    weights = same_weights(infos, commit)
+    other = sorted({f"{i.dataset}@{i.dataset_commit[:12]} · {i.split}" for i in infos if i.model_commit in weights})
+    why = f"{repo}@{commit[:12]}: no pushed report card on {data_repo}@{data_commit[:12]} · {split}"
+    if other:
+        why += f" (its cards are on {', '.join(other)})"
+    lacks = f"; it will lack {', '.join(skip)} (--skip)" if skip else ""
+    return f"{why}; evaluating it now, not pushed{lacks}"
 
 
 def evals_command(
