@@ -6,6 +6,8 @@ line naming the fix, with exit code 2, never a traceback.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 
@@ -28,10 +30,26 @@ app = typer.Typer(
          "(sqlite:///… | postgresql+psycopg://…) and FMHUB_BLOB_URL (file:///… | s3://bucket/prefix, "
          "with FMHUB_S3_ENDPOINT_URL for MinIO/Ceph) elsewhere to share one.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fmhub._version import __version__
+
+        typer.echo(f"fmhub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print fmhub's version and exit.",
+                                                callback=_version, is_eager=True)] = False) -> None:
+    """Self-hosted hub and toolchain for foundation models."""
+
+
 _store_commands.register(app)
 _server_commands.register(app)
 _import_commands.register(app)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -27,7 +29,18 @@ from fmhub.store import Store, open_store
 #: Transfers smaller than this finish before a progress bar would be readable.
 PROGRESS_THRESHOLD = 8 * 1024 * 1024
 
-console = Console(soft_wrap=True)
+#: Wider than any terminal: piped or in CI, tables are never cut to 80 columns (ids and names are kept whole).
+_UNLIMITED = 100_000
+
+
+def _stdout_width() -> int | None:
+    try:
+        return None if sys.stdout.isatty() else _UNLIMITED
+    except (AttributeError, ValueError):  # no usable stdout
+        return _UNLIMITED
+
+
+console = Console(soft_wrap=True, width=_stdout_width())
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -43,6 +56,18 @@ RevisionOption = Annotated[
     str | None,
     typer.Option("--revision", "-r", help="Branch, tag or commit id (≥ 7 hex). Default: the repo's default branch."),
 ]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="One JSON object per line (JSON Lines, a stable schema for scripts) instead of a table.")]
+
+
+def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
+    """What ``--json`` prints: one object per line, datetimes as ISO 8601 (UTC)."""
+    for row in rows:
+        sys.stdout.write(json.dumps(row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+                                    ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 RepoIdArgument = Annotated[str, typer.Argument(help="Repository id: namespace/name, e.g. acme/tiny-bert.",
                                                show_default=False)]
 EndpointOption = Annotated[str | None, typer.Option(

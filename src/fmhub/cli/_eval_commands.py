@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import (EndpointOption, TokenOption, WorkProgress, console, err_console, opened_hub,
-                               quiet_ml_libraries)
+from fmhub.cli._common import (EndpointOption, JsonOption, TokenOption, WorkProgress, console, err_console,
+                               opened_hub, print_json_lines, quiet_ml_libraries)
 from fmhub.errors import InvalidInputError
 
 
@@ -213,6 +213,7 @@ def evals_command(
     metric: Annotated[str | None, typer.Option("--metric", help="Sort by this metric, best first (e.g. accuracy, "
                                                                 "f1, perplexity, ece, latency_p50_ms).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)] = 50,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
@@ -230,6 +231,9 @@ def evals_command(
         lower = metric in LOWER_IS_BETTER or metric.startswith(("latency", "ece"))
         rows.sort(key=lambda r: (metric not in r.metrics, (r.metrics.get(metric, 0.0) * (1 if lower else -1))))
     rows = rows[:limit]
+    if as_json:
+        print_json_lines(row.to_json() for row in rows)
+        return 0
     if not rows:
         err_console.print("no pushed report cards" + (" match" if model or data or split else
                                                      " yet: fmhub eval MODEL --data DATA --push"))

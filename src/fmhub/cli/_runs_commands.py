@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+from fmhub.cli._common import EndpointOption, JsonOption, TokenOption, console, err_console, opened_hub, print_json_lines
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo
@@ -124,6 +124,7 @@ def runs_list(
         "--status", help=f"Only runs with this status: {' | '.join(RUN_STATUSES)}.", show_default=False)] = None,
     task: Annotated[str | None, typer.Option(
         "--task", help="Only runs of this task, e.g. text-classification.", show_default=False)] = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -133,6 +134,9 @@ def runs_list(
     with opened_hub(endpoint, token) as hub:
         infos = hub.list_runs(limit=limit, status=status, task=task)
         finals = {info.id: _final_metrics(hub, info) for info in infos}
+    if as_json:  # the run record as the hub's API gives it, and its final metrics
+        print_json_lines({**info.to_json(), "final_metrics": finals[info.id]} for info in infos)
+        return
     if not infos:
         err_console.print("no runs" + (" match" if status or task else " yet (fmhub train records them)"))
         return
