@@ -55,6 +55,11 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
     assert meta["fmhub"]["lineage"]["dataset_commit"] == data_commit
     accuracy = meta["model-index"][0]["results"][0]["metrics"][0]
     assert accuracy["type"] == "accuracy" and accuracy["value"] == pytest.approx(outcome.result.metrics["eval_accuracy"])
+    options = card.body.split("## Training")[1].split("## Lineage")[0]
+    assert "| learning_rate | `0.003` |" in options and "| save_steps | `4` |" in options
+    for unused in ("hidden_size", "layers", "vocab_size", "mlm_probability", "temperature", "random_crop", "private",
+                   "max_steps"):  # from-scratch shape, other tasks' and unset options did not apply
+        assert f"| {unused} |" not in options
     args = json.loads((folder / "training_args.json").read_text())
     assert args["learning_rate"] == 3e-3 and args["dataset_commit"] == data_commit
     assert args["run_id"] == outcome.run_id == meta["fmhub"]["lineage"]["run_id"]
@@ -233,3 +238,17 @@ def test_a_second_ctrl_c_stops_at_once(tiny_model: str, tiny_data: str) -> None:
     with open_store() as store:
         assert [r.status for r in Runs(store.db).list()] == ["stopped"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_only_the_options_that_took_effect_are_applied() -> None:
+    fine_tune = TrainConfig.from_flat(dict(task="text-classification", model="acme/m", data="acme/d", output="acme/o",
+                                           eval_split="none"))
+    applied = fine_tune.applied()
+    assert "learning_rate" in applied and "hidden_size" not in applied and "eval_steps" not in applied
+    assert "multi_label" in applied and "teacher" not in applied and "load_best_at_end" not in applied
+    scratch = TrainConfig.from_flat(dict(task="masked-lm", architecture="bert", data="acme/d", output="acme/o",
+                                         hidden_size=64))
+    applied = scratch.applied()
+    assert (applied["hidden_size"], applied["layers"], applied["vocab_size"]) == (64, 2, 8000)
+    assert "mlm_probability" in applied and "image_size" not in applied and "ignore_mismatched_sizes" not in applied
+    assert set(fine_tune.to_dict()) > set(fine_tune.applied())  # training_args.json keeps every option

@@ -74,7 +74,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         lines += ["", "## Distillation\n", "| | |", "|---|---|"]
         lines += [f"| {k} | `{v}` |" for k, v in variant.items() if k != "description"]
     lines += ["", "## Training\n", "| option | value |", "|---|---|"]
-    lines += [f"| {k} | `{v}` |" for k, v in config.to_dict().items() if k not in ("private",)]
+    lines += [f"| {k} | `{v}` |" for k, v in config.applied().items()]  # training_args.json has every option
     lines += ["", "## Lineage\n",
               f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`" if prepared.model_repo else
               "- base model: none (from scratch, tokenizer trained on the dataset)",
