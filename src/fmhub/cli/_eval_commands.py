@@ -109,6 +109,9 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["calibration"].get("ece") is not None:
         table.add_row("ece (15 bins)", _number(report["calibration"]["ece"]), "")
     for perturbation in report["robustness"].get("perturbations", []):
+        if not perturbation.get("applicable", True):
+            table.add_row(f"Δ · {perturbation['name']}", "n/a", escape(perturbation.get("note", "")))
+            continue
         for key, delta in perturbation["delta"].items():
             table.add_row(f"Δ {key} · {perturbation['name']}", "—" if delta is None else f"{delta:+.4f}", "")
     efficiency = report["efficiency"]
