@@ -252,3 +252,24 @@ def test_only_the_options_that_took_effect_are_applied() -> None:
     assert (applied["hidden_size"], applied["layers"], applied["vocab_size"]) == (64, 2, 8000)
     assert "mlm_probability" in applied and "image_size" not in applied and "ignore_mismatched_sizes" not in applied
     assert set(fine_tune.to_dict()) > set(fine_tune.applied())  # training_args.json keeps every option
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_the_learning_rate_follows_transformers_schedulers(tiny_model: str, tiny_data: str, schedule: str) -> None:
+    from transformers import get_scheduler
+
+    seen: dict[int, float] = {}
+    cfg = config(tiny_model, tiny_data, f"acme/lr-{schedule}", epochs=1, warmup_ratio=0.3, schedule=schedule,
+                 eval_split="none", save_steps=None)
+    train(cfg, on_metrics=lambda step, epoch, m: seen.update({step: m["learning_rate"]}) if "learning_rate" in m
+          else None)
+    total = len(seen)
+    reference = get_scheduler({"constant": "constant_with_warmup"}.get(schedule, schedule),
+                              torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3),
+                              num_warmup_steps=int(0.3 * total), num_training_steps=total)
+    expected = []
+    for _ in range(total):  # the rate of each optimizer step, as the transformers Trainer applies it
+        expected.append(reference.get_last_lr()[0])
+        reference.optimizer.step()
+        reference.step()
+    assert [seen[step] for step in sorted(seen)] == pytest.approx(expected, rel=1e-12, abs=0)

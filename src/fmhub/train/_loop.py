@@ -241,20 +241,22 @@ def _check_head(base: Any, task: Task, label_names: list[str], config: TrainConf
                                      "for the dataset's labels")
 
 
-def _schedule(config: TrainConfig, total: int) -> Callable[[int], float]:
-    """The learning-rate factor of each optimizer step: linear warmup, then linear, cosine or constant."""
-    warmup = int(config.optimizer.warmup_ratio * total)
-    schedule = config.optimizer.schedule
+#: --schedule → the transformers scheduler of that shape (each warms up linearly over --warmup-ratio first).
+_SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return factor
+def _schedule(config: TrainConfig, total: int, optimizer: Any) -> Callable[[int], float]:
+    """The learning-rate factor of each optimizer step, from ``transformers.get_scheduler`` (the schedules the
+    ``Trainer`` uses). Only its factor function is kept: the loop sets the rate from the step it is at, so a
+    resumed run needs no scheduler state."""
+    from transformers import get_scheduler
+
+    initial = [group["lr"] for group in optimizer.param_groups]
+    scheduler = get_scheduler(_SCHEDULERS[config.optimizer.schedule], optimizer,
+                              num_warmup_steps=int(config.optimizer.warmup_ratio * total), num_training_steps=total)
+    for group, lr in zip(optimizer.param_groups, initial, strict=True):  # the scheduler set factor(0): undo
+        group["lr"] = lr
+    return scheduler.lr_lambdas[0]
 
 
 def _freeze(model: Any, config: TrainConfig) -> None:
@@ -370,7 +372,7 @@ class Trainer:
             [{"params": [p for n, p in named if not _no_decay(n)], "weight_decay": config.optimizer.weight_decay},
              {"params": [p for n, p in named if _no_decay(n)], "weight_decay": 0.0}],
             lr=config.optimizer.learning_rate)
-        self.factor = _schedule(config, self.total)
+        self.factor = _schedule(config, self.total, self.optimizer)
         weights = self.task.class_weights(prepared.train, len(prepared.label_names)) \
             if config.optimizer.class_weights else None
         self.loss_fn = self.task.loss_function(weights, config.optimizer.label_smoothing)
