@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, JsonOption, TokenOption, console, err_console, opened_hub, print_json_lines
+from fmhub.cli._common import (EndpointOption, JsonOption, TokenOption, console, err_console, opened_hub,
+                               print_json_lines)
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo

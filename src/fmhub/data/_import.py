@@ -122,8 +122,8 @@ def _plan(source: Source | ImageSource, ratios: dict[str, float], seed: int) -> 
     column = pa.chunked_array([c for chunk in splits for c in chunk.chunks], pa.string())
     if column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
-        raise InvalidInputError(f"{source.locate(row)}: the row names no split", hint="fill the split column, or drop it "
-                                "and use --split")
+        raise InvalidInputError(f"{source.locate(row)}: the row names no split",
+                                hint="fill the split column, or drop it and use --split")
     present = set(pc.unique(column).to_pylist())
     split_names = [n for n in ("train", "validation", "test") if n in present] + \
         sorted(present - {"train", "validation", "test"})
