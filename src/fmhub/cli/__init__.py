@@ -21,7 +21,7 @@ __all__ = ["app", "main"]
 
 #: The packages of the ``ml`` extra: a command that needs one of them on a hub-only install says how to add them.
 _ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
-                          "matplotlib", "tensorboard", "charset_normalizer"})
+                          "matplotlib", "tensorboard", "charset_normalizer", "seqeval"})
 
 app = typer.Typer(
     name="fmhub",
