@@ -41,8 +41,9 @@ EXPORTS = {
                        "TOKEN_PREFIX", "RESERVED_NAMES", "validate_account_name"],
     "fmhub.runs": ["Runs", "RunInfo", "MetricPoint", "StepMetrics", "MetricsBuffer", "PipelineStepRecord",
                    "PipelineSteps", "check_step_key", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
-                   "FINAL_STATUSES", "RUN_ID_PREFIX"],
-    "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path"],
+                   "FINAL_STATUSES", "RUN_ID_PREFIX", "MlflowExporter"],
+    "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path",
+                          "same_weights"],
 }
 
 

@@ -127,13 +127,20 @@ class InvalidRevisionNameError(InvalidInputError):
 
 
 class RepoNotFoundError(FmhubError, LookupError):
-    def __init__(self, repo_type: str, repo_id: str) -> None:
-        super().__init__(
-            f"{repo_type} repository {repo_id!r} not found",
-            hint=f"check the id, or create it with: fmhub repo create {repo_id} --repo-type {repo_type}",
-        )
+    """No ``repo_type`` repository ``repo_id``; ``exists_as``: the id names a repository of that other type."""
+
+    def __init__(self, repo_type: str, repo_id: str, exists_as: str | None = None) -> None:
+        if exists_as is not None:
+            super().__init__(f"{repo_id} is a {exists_as} repository, not a {repo_type} repository",
+                             hint=f"address it as a {exists_as}: add --repo-type {exists_as}")
+        else:
+            super().__init__(
+                f"{repo_type} repository {repo_id!r} not found",
+                hint=f"check the id, or create it with: fmhub repo create {repo_id} --repo-type {repo_type}",
+            )
         self.repo_type = repo_type
         self.repo_id = repo_id
+        self.exists_as = exists_as
 
 
 class RepoExistsError(FmhubError):

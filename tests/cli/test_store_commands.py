@@ -75,7 +75,8 @@ def test_upload_to_new_branch_creates_it_and_leaves_main(capsys, folder: Path) -
 def test_dataset_repos_are_separate_from_models(capsys, folder: Path) -> None:
     assert run(capsys, "upload", "acme/data", str(folder / "config.json"), "--repo-type", "dataset")[0] == 0
     code, _, err = run(capsys, "ls", "acme/data")
-    assert code == 2 and "not found" in err
+    assert code == 2 and "acme/data is a dataset repository, not a model repository" in err
+    assert "--repo-type dataset" in err
     code, out, _ = run(capsys, "repo", "list", "--repo-type", "dataset")
     assert code == 0 and "acme/data" in out
 

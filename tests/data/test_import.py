@@ -89,6 +89,18 @@ def test_cli_import_folder_and_strict(tmp_path: Path, capsys) -> None:
     assert main(["data", "import", str(tmp_path / "data"), "no-namespace"]) == 2
 
 
+def test_missing_labels_and_splits_name_the_file_line(tmp_path: Path) -> None:
+    nolabel = tmp_path / "nolabel.csv"  # line 4 is the third data row: a quoted text over two lines comes first
+    nolabel.write_text('text,label\n"a text\nover two lines",a\nfine,b\nno label here,\nlast,a\n')
+    nosplit = tmp_path / "nosplit.jsonl"
+    nosplit.write_text('{"text": "a", "label": "x", "split": "train"}\n\n{"text": "b", "label": "y"}\n')
+    with Hub.open() as hub:
+        with pytest.raises(InvalidInputError, match=r"nolabel\.csv:5: the row has no label"):
+            import_dataset(hub, nolabel, "acme/nolabel")
+        with pytest.raises(InvalidInputError, match=r"nosplit\.jsonl:3: the row names no split"):
+            import_dataset(hub, nosplit, "acme/nosplit")
+
+
 def test_load_pins_the_commit(csv_source: Path, tmp_path: Path) -> None:
     from fmhub.data import load
 

@@ -98,8 +98,9 @@ def test_text_classification_card_recomputes_exactly_and_is_pushed(classifier: s
     # Sections: robustness (all five, deltas), slices by length and by the label column, efficiency, baseline.
     names = [p["name"] for p in report["robustness"]["perturbations"]]
     assert names == ["typos", "lowercase", "uppercase", "whitespace", "truncate"]
-    upper = report["robustness"]["perturbations"][2]
-    assert upper["delta"]["accuracy"] == pytest.approx(upper["metrics"]["accuracy"] - m["accuracy"])
+    typos, _, upper = report["robustness"]["perturbations"][:3]
+    assert typos["delta"]["accuracy"] == pytest.approx(typos["metrics"]["accuracy"] - m["accuracy"])
+    assert upper["applicable"] is False  # an uncased tokenizer: upper-casing changes nothing the model sees
     assert [s["by"] for s in report["slices"]] == ["length", "column:label"]
     by_label = report["slices"][1]
     assert {g["value"] for g in by_label["groups"]} == {"sport", "tech"}
@@ -238,3 +239,51 @@ def test_cli_eval_compare_and_the_index(classifier: str, tiny_data: str, capsys)
     assert "acme/topics-clf@v1" in out and "acme/topics-clf-2 (Δ)" in out and "f1_macro" in out
     assert main(["evals", "--metric", "nope"]) == 2
     assert "--metric 'nope' is in none of these cards" in capsys.readouterr().err
+
+
+def test_compare_reuses_the_card_at_the_card_commit_and_says_when_it_evaluates(classifier: str, tiny_data: str,
+                                                                                capsys) -> None:
+    from fmhub.cli import main
+
+    with Hub.open() as hub:
+        weights = hub.repo_info(classifier).commit.oid
+    assert main(["eval", classifier, "--data", tiny_data, "--skip", "robustness,efficiency", "--push"]) == 0
+    with Hub.open() as hub:
+        card_commit = hub.repo_info(classifier).commit.oid  # the head is now the commit eval --push made
+    assert card_commit != weights
+    capsys.readouterr()
+    assert main(["compare", classifier, f"{classifier}@{weights[:12]}", "--data", tiny_data]) == 0
+    captured = capsys.readouterr()
+    assert "evaluating it now" not in captured.err  # both are the indexed card: nothing re-evaluated
+    assert "accuracy" in captured.out
+    assert main(["compare", classifier, f"{classifier}@{weights[:12]}", "--data", tiny_data, "--split", "validation",
+                 "--skip", "robustness,slices"]) == 0
+    err = capsys.readouterr().err
+    assert f"{classifier}@{card_commit[:12]}: no pushed report card on {tiny_data}@" in err
+    assert "· validation (its cards are on acme/topics@" in err and "· test)" in err
+    assert "evaluating it now, not pushed; it will lack robustness, slices (--skip)" in err
+
+
+def test_a_perturbation_that_changes_no_model_input_is_not_applicable(classifier: str, tmp_path,
+                                                                      topic_words) -> None:
+    import random
+
+    from fmhub.data._import import ImportOptions, import_dataset
+
+    rng = random.Random(2)
+    rows = ["text,label"]  # 14-20 words each: half of the words is still longer than an 8-token cut
+    for i in range(30):
+        label = "sport" if i % 2 else "tech"
+        rows.append(" ".join(rng.choice(topic_words[label]) for _ in range(rng.randint(14, 20))) + f",{label}")
+    (tmp_path / "long.csv").write_text("\n".join(rows) + "\n")
+    with Hub.open() as hub:
+        import_dataset(hub, tmp_path / "long.csv", "acme/long", ImportOptions(split="test=1.0"))
+    report = evaluate(EvalConfig(model=classifier, data="acme/long", split="test", max_length=8,
+                                 skip=("efficiency", "baseline", "slices"))).report
+    _validate(report)
+    by_name = {p["name"]: p for p in report["robustness"]["perturbations"]}
+    truncate = by_name["truncate"]
+    assert truncate["applicable"] is False and truncate["rows_changed"] == 0
+    assert truncate["delta"] == {"accuracy": None, "f1_macro": None} or set(truncate["delta"].values()) == {None}
+    assert "8-token cut" in truncate["note"]
+    assert by_name["typos"]["applicable"] is True and by_name["typos"]["rows_changed"] > 0

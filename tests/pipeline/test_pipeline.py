@@ -159,3 +159,13 @@ def test_the_example_pipelines_are_valid(example: str) -> None:
     pipeline = parse(EXAMPLE.parent / example / "pipeline.yaml")  # every option name checked, references resolved
     kinds = [step.kind for step in pipeline.steps]
     assert kinds[0] == "import-data" and kinds[-2:] == ["publish", "serve-check"]
+
+
+def test_the_readme_pipeline_snippet_runs_as_copied(tmp_path: Path) -> None:
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    snippet = readme.split("### What the demo does")[1].split("```yaml\n")[1].split("```")[0]
+    (tmp_path / "pipeline.yaml").write_text(snippet)  # what a user copying it gets
+    copied = parse(tmp_path / "pipeline.yaml")
+    example = parse(EXAMPLE.parent / "bbc-news" / "pipeline.yaml")
+    assert copied.name == example.name
+    assert [(s.name, s.kind, s.options) for s in copied.steps] == [(s.name, s.kind, s.options) for s in example.steps]

@@ -97,6 +97,22 @@ def test_a_run_round_trip(alice: Hub) -> None:
         alice.finish_run(run.id, "failed")
 
 
+def test_a_stopped_run_resumes_from_its_checkpoint_step(alice: Hub) -> None:
+    run = _start(alice)
+    alice.log_run_metrics(run.id, [StepMetrics(s, {"loss": 1.0 / s}) for s in range(1, 8)])
+    alice.finish_run(run.id, "stopped", summary={"steps": 7})
+    again = alice.resume_run(run.id[:8], 5)  # the checkpoint was at step 5: steps 6 and 7 are trained again
+    assert (again.id, again.status, again.ended_at, again.summary) == (run.id, "running", None, None)
+    assert [p.step for p in alice.run_metrics(run.id)] == [1, 2, 3, 4, 5]
+    with pytest.raises(InvalidInputError, match="only a stopped or failed run can be resumed"):
+        alice.resume_run(run.id, 5)  # it is running
+    alice.finish_run(run.id, "completed")
+    with pytest.raises(InvalidInputError, match="only a stopped or failed run"):
+        alice.resume_run(run.id, 5)
+    with pytest.raises(RunNotFoundError):
+        alice.resume_run("r-ffffffffffff", 1)
+
+
 def test_metric_values_cross_the_network_in_batches(hub_url: str, tokens) -> None:
     recorder = Recorder()
     with RemoteHub(hub_url, token=tokens.alice, transport=recorder) as hub:

@@ -329,3 +329,28 @@ def test_largest_gap() -> None:
     assert largest_gap(groups, "accuracy") is None
     tied = largest_gap([{"value": name, "rows": 1, "metrics": {"m": 1.0}} for name in ("x", "y")], "m")
     assert tied == {"metric": "m", "gap": 0.0, "best": "x", "worst": "y"}
+
+
+def test_the_metrics_are_scikit_learn_and_seqeval(monkeypatch) -> None:
+    """The card's numbers come from the libraries themselves (not a re-implementation that agrees today)."""
+    import seqeval.metrics
+    import sklearn.metrics
+
+    calls: list[str] = []
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, wrapped)
+
+    for name in ("f1_score", "roc_auc_score", "confusion_matrix", "precision_recall_fscore_support"):
+        spy(sklearn.metrics, name)
+    for name in ("f1_score", "classification_report"):
+        spy(seqeval.metrics, name)
+    classification_metrics(np.array([0, 1, 1]), np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), ["a", "b"])
+    entity_metrics([["B-PER", "O"]], [["B-PER", "O"]])
+    assert {"f1_score", "roc_auc_score", "confusion_matrix", "precision_recall_fscore_support",
+            "classification_report"} <= set(calls)

@@ -55,6 +55,11 @@ def test_train_publishes_a_model_transformers_loads(tiny_model: str, tiny_data: 
     assert meta["fmhub"]["lineage"]["dataset_commit"] == data_commit
     accuracy = meta["model-index"][0]["results"][0]["metrics"][0]
     assert accuracy["type"] == "accuracy" and accuracy["value"] == pytest.approx(outcome.result.metrics["eval_accuracy"])
+    options = card.body.split("## Training")[1].split("## Lineage")[0]
+    assert "| learning_rate | `0.003` |" in options and "| save_steps | `4` |" in options
+    for unused in ("hidden_size", "layers", "vocab_size", "mlm_probability", "temperature", "random_crop", "private",
+                   "max_steps"):  # from-scratch shape, other tasks' and unset options did not apply
+        assert f"| {unused} |" not in options
     args = json.loads((folder / "training_args.json").read_text())
     assert args["learning_rate"] == 3e-3 and args["dataset_commit"] == data_commit
     assert args["run_id"] == outcome.run_id == meta["fmhub"]["lineage"]["run_id"]
@@ -85,7 +90,15 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_model: str, tiny_data
     assert train(config(tiny_model, tiny_data, "acme/resumed"), stop_after=10) is None  # "killed" after step 10
     kept = checkpoint_dir(config(tiny_model, tiny_data, "acme/resumed"))
     assert latest_checkpoint(kept).name == "step-00000008"  # save_steps=4: the last one before the kill
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+
+    with open_store() as store:
+        (killed,) = [r for r in Runs(store.db).list() if r.output == "acme/resumed"]
     resumed = train(config(tiny_model, tiny_data, "acme/resumed"), resume=True)  # continues from step 8
+    assert resumed.run_id == killed.id  # the same run record continues
+    with open_store() as store:
+        assert [p.step for p in Runs(store.db).metrics(killed.id, "loss")] == list(range(1, whole.result.steps + 1))
     assert not kept.exists()  # published: the checkpoints are gone
     assert resumed is not None and resumed.result.steps == whole.result.steps
     a, b = weights("acme/whole"), weights("acme/resumed")
@@ -163,3 +176,100 @@ def test_load_best_at_end_publishes_the_best_evaluation(tiny_model: str, tiny_da
     assert metrics["accuracy"] == pytest.approx(best["eval_accuracy"])  # the published weights are the best's
     with pytest.raises(InvalidInputError, match="--load-best-at-end needs an evaluation split"):
         config(tiny_model, tiny_data, "acme/x", load_best_at_end=True, eval_split=None).validate()
+
+
+def test_ctrl_c_checkpoints_and_resume_continues_the_same_run(tiny_model: str, tiny_data: str) -> None:
+    import signal
+
+    from fmhub.constants import settings
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+    from fmhub.train import TrainingInterrupted, resume_point
+
+    def ctrl_c_at(step: int):
+        def on_step(done: int, total: int, loss: float, rate: float) -> None:
+            if done == step:
+                signal.raise_signal(signal.SIGINT)  # what the terminal sends on Ctrl-C
+        return on_step
+
+    told: list[int] = []
+    cfg = config(tiny_model, tiny_data, "acme/interrupted", save_steps=None)  # no periodic checkpoints at all
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, on_step=ctrl_c_at(5), on_interrupt=told.append)
+    assert told == [5] and stopped.value.step == 5  # stopped at the boundary of the step Ctrl-C arrived in
+    assert stopped.value.checkpoint.name == "step-00000005" and stopped.value.checkpoint.is_dir()
+    point = resume_point(cfg)
+    assert (point.step, point.run_id) == (5, stopped.value.run_id)
+    with open_store() as store:
+        assert Runs(store.db).get(stopped.value.run_id).status == "stopped"
+
+    resumed = train(cfg, resume=True)
+    assert resumed is not None and resumed.run_id == stopped.value.run_id  # the same run record continues
+    with open_store() as store:
+        runs = Runs(store.db)
+        record = runs.get(resumed.run_id)
+        losses = runs.metrics(resumed.run_id, "loss")
+        assert [r.id for r in runs.list() if r.output == "acme/interrupted"] == [resumed.run_id]
+    assert record.status == "completed" and record.output_commit == resumed.commit
+    assert [p.step for p in losses] == list(range(1, 34))  # one curve, no step twice
+    board = settings().home / "runs" / resumed.run_id / "tensorboard"
+    assert len(list(board.glob("events.out.tfevents.*"))) == 2  # both sessions write to the one TensorBoard run
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curve = EventAccumulator(str(board)).Reload().Scalars("loss")
+    assert [e.step for e in curve] == list(range(1, 34))
+
+
+def test_a_second_ctrl_c_stops_at_once(tiny_model: str, tiny_data: str) -> None:
+    import signal
+
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+    from fmhub.train import TrainingInterrupted
+
+    def twice(done: int, total: int, loss: float, rate: float) -> None:
+        if done == 2:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(config(tiny_model, tiny_data, "acme/killed", save_steps=None), on_step=twice)
+    assert not isinstance(stopped.value, TrainingInterrupted)
+    with open_store() as store:
+        assert [r.status for r in Runs(store.db).list()] == ["stopped"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_only_the_options_that_took_effect_are_applied() -> None:
+    fine_tune = TrainConfig.from_flat(dict(task="text-classification", model="acme/m", data="acme/d", output="acme/o",
+                                           eval_split="none"))
+    applied = fine_tune.applied()
+    assert "learning_rate" in applied and "hidden_size" not in applied and "eval_steps" not in applied
+    assert "multi_label" in applied and "teacher" not in applied and "load_best_at_end" not in applied
+    scratch = TrainConfig.from_flat(dict(task="masked-lm", architecture="bert", data="acme/d", output="acme/o",
+                                         hidden_size=64))
+    applied = scratch.applied()
+    assert (applied["hidden_size"], applied["layers"], applied["vocab_size"]) == (64, 2, 8000)
+    assert "mlm_probability" in applied and "image_size" not in applied and "ignore_mismatched_sizes" not in applied
+    assert set(fine_tune.to_dict()) > set(fine_tune.applied())  # training_args.json keeps every option
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+def test_the_learning_rate_follows_transformers_schedulers(tiny_model: str, tiny_data: str, schedule: str) -> None:
+    from transformers import get_scheduler
+
+    seen: dict[int, float] = {}
+    cfg = config(tiny_model, tiny_data, f"acme/lr-{schedule}", epochs=1, warmup_ratio=0.3, schedule=schedule,
+                 eval_split="none", save_steps=None)
+    train(cfg, on_metrics=lambda step, epoch, m: seen.update({step: m["learning_rate"]}) if "learning_rate" in m
+          else None)
+    total = len(seen)
+    reference = get_scheduler({"constant": "constant_with_warmup"}.get(schedule, schedule),
+                              torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=3e-3),
+                              num_warmup_steps=int(0.3 * total), num_training_steps=total)
+    expected = []
+    for _ in range(total):  # the rate of each optimizer step, as the transformers Trainer applies it
+        expected.append(reference.get_last_lr()[0])
+        reference.optimizer.step()
+        reference.step()
+    assert [seen[step] for step in sorted(seen)] == pytest.approx(expected, rel=1e-12, abs=0)

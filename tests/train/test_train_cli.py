@@ -78,3 +78,34 @@ def test_a_diverging_loss_stops_with_a_clear_error(tiny_model: str, tiny_data: s
     with open_store() as store:
         (run,) = Runs(store.db).list()
     assert run.status == "failed" and "loss became" in run.summary["error"]
+
+
+def test_ctrl_c_prints_the_resume_command_and_resume_says_where(tiny_model: str, tiny_data: str, capsys,
+                                                                monkeypatch) -> None:
+    import signal
+
+    from fmhub.cli import _common
+
+    update = _common.WorkProgress.update
+
+    def ctrl_c_at_step_3(self, step: int, total: int, loss: float, rate: float) -> None:  # the user's Ctrl-C
+        update(self, step, total, loss, rate)
+        if step == 3 and not getattr(self, "_pressed", False):
+            self._pressed = True
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(_common.WorkProgress, "update", ctrl_c_at_step_3)
+    argv = ["train", "--task", "text-classification", "--model", tiny_model, "--data", tiny_data, "--output",
+            "acme/ctrl-c", "--lr", "1e-3", "--batch-size", "8", "--max-length", "32", "--epochs", "1"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "Ctrl-C (3 steps done): finishing the current step, saving a checkpoint" in err
+    assert "stopped at step 3" in err
+    command = err.split("resume with: ")[1].splitlines()[0]
+    assert command.startswith("fmhub train ") and command.endswith(" --resume") and "acme/ctrl-c" in command
+    monkeypatch.setattr(_common.WorkProgress, "update", update)
+    assert main([*argv, "--resume"]) == 0
+    captured = capsys.readouterr()
+    run_id = err.split("; run ")[1].split()[0]
+    assert f"resuming run {run_id} from step 3" in captured.err
+    assert f"run {run_id}" in captured.out  # the same run, completed

@@ -6,6 +6,8 @@ line naming the fix, with exit code 2, never a traceback.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.markup import escape
 
@@ -19,7 +21,7 @@ __all__ = ["app", "main"]
 
 #: The packages of the ``ml`` extra: a command that needs one of them on a hub-only install says how to add them.
 _ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
-                          "matplotlib", "tensorboard", "charset_normalizer"})
+                          "matplotlib", "tensorboard", "charset_normalizer", "seqeval"})
 
 app = typer.Typer(
     name="fmhub",
@@ -28,10 +30,26 @@ app = typer.Typer(
          "(sqlite:///… | postgresql+psycopg://…) and FMHUB_BLOB_URL (file:///… | s3://bucket/prefix, "
          "with FMHUB_S3_ENDPOINT_URL for MinIO/Ceph) elsewhere to share one.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fmhub._version import __version__
+
+        typer.echo(f"fmhub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", help="Print fmhub's version and exit.",
+                                                callback=_version, is_eager=True)] = False) -> None:
+    """Self-hosted hub and toolchain for foundation models."""
+
+
 _store_commands.register(app)
 _encryption_commands.register(app)
 _server_commands.register(app)

@@ -17,7 +17,8 @@ import typer
 from rich.table import Table
 
 from fmhub.accounts import Accounts
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_store, parse_duration
+from fmhub.cli._common import (EndpointOption, JsonOption, TokenOption, console, err_console, opened_store,
+                               parse_duration, print_json_lines)
 from fmhub.constants import settings
 from fmhub.errors import InvalidInputError
 
@@ -76,10 +77,14 @@ def user_create(
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(as_json: JsonOption = False) -> None:
     """List users and organizations."""
     with opened_store() as store:
         accounts = Accounts(store.db).list()
+    if as_json:
+        print_json_lines({"name": a.name, "kind": a.kind, "admin": a.is_admin, "created_at": a.created_at}
+                         for a in accounts)
+        return
     table = Table("name", "kind", "admin", "created")
     for account in accounts:
         table.add_row(account.name, account.kind, "yes" if account.is_admin else "", _when(account.created_at))
@@ -189,18 +194,26 @@ def org_remove_member(
 @org_app.command("members")
 def org_members(
     org: Annotated[str, typer.Argument(help="Organization name.")],
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
     """List an organization's members and roles."""
     table = Table("user", "role", "since")
     if url := _endpoint(endpoint):
-        for member in _native(url, token, "GET", f"/api/fmhub/orgs/{org}/members"):
+        listed = _native(url, token, "GET", f"/api/fmhub/orgs/{org}/members")
+        if as_json:
+            print_json_lines({"user": m["user"], "role": m["role"], "since": m["since"]} for m in listed)
+            return
+        for member in listed:
             table.add_row(member["user"], member["role"], member["since"])
         console.print(table)
         return
     with opened_store() as store:
         members = Accounts(store.db).members(org)
+    if as_json:
+        print_json_lines({"user": m.user, "role": m.role, "since": m.created_at} for m in members)
+        return
     for member in members:
         table.add_row(member.user, member.role, _when(member.created_at))
     console.print(table)
@@ -244,6 +257,7 @@ def token_create(
 @token_app.command("list")
 def token_list(
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user's tokens.")] = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -251,7 +265,14 @@ def token_list(
     table = Table("id", "user", "name", "role", "state", "created", "expires", "last used")
     if url := _endpoint(endpoint):
         query = f"?user={user}" if user else ""
-        for t in _native(url, token, "GET", f"/api/fmhub/tokens{query}"):
+        listed = _native(url, token, "GET", f"/api/fmhub/tokens{query}")
+        if as_json:
+            print_json_lines({"id": t["id"], "user": t["user"], "name": t["name"], "role": t["role"],
+                              "state": "revoked" if t["revoked"] else ("active" if t["active"] else "expired"),
+                              "created_at": t["createdAt"], "expires_at": t["expiresAt"],
+                              "last_used_at": t["lastUsedAt"]} for t in listed)
+            return
+        for t in listed:
             state = "revoked" if t["revoked"] else ("active" if t["active"] else "expired")
             table.add_row(str(t["id"]), t["user"], t["name"], t["role"], state, t["createdAt"],
                           t["expiresAt"] or "—", t["lastUsedAt"] or "—")
@@ -259,6 +280,12 @@ def token_list(
         return
     with opened_store() as store:
         tokens = Accounts(store.db).tokens(user)
+    if as_json:
+        print_json_lines({"id": i.id, "user": i.user, "name": i.name, "role": i.role,
+                          "state": "revoked" if i.revoked_at else ("active" if i.active else "expired"),
+                          "created_at": i.created_at, "expires_at": i.expires_at, "last_used_at": i.last_used_at}
+                         for i in tokens)
+        return
     for info in tokens:
         state = "revoked" if info.revoked_at else ("active" if info.active else "expired")
         table.add_row(str(info.id), info.user, info.name, info.role, state, _when(info.created_at),
@@ -293,7 +320,7 @@ def audit_command(
                          "branch.delete, tag.create, tag.delete.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only the last period, e.g. 24h, 7d.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many events, newest first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The audit log of writes: who changed which repo, ref and commit, when."""
     start = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -22,14 +24,25 @@ from rich.progress import (
 )
 
 from fmhub.client import Hub, default_author
-from fmhub.errors import InvalidInputError
+from fmhub.errors import InvalidInputError, RepoNotFoundError
 from fmhub.signing import TrustedKey
 from fmhub.store import Store, open_store
 
 #: Transfers smaller than this finish before a progress bar would be readable.
 PROGRESS_THRESHOLD = 8 * 1024 * 1024
 
-console = Console(soft_wrap=True)
+#: Wider than any terminal: piped or in CI, tables are never cut to 80 columns (ids and names are kept whole).
+_UNLIMITED = 100_000
+
+
+def _stdout_width() -> int | None:
+    try:
+        return None if sys.stdout.isatty() else _UNLIMITED
+    except (AttributeError, ValueError):  # no usable stdout
+        return _UNLIMITED
+
+
+console = Console(soft_wrap=True, width=_stdout_width())
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -45,6 +58,18 @@ RevisionOption = Annotated[
     str | None,
     typer.Option("--revision", "-r", help="Branch, tag or commit id (≥ 7 hex). Default: the repo's default branch."),
 ]
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="One JSON object per line (JSON Lines, a stable schema for scripts) instead of a table.")]
+
+
+def print_json_lines(rows: Iterable[dict[str, Any]]) -> None:
+    """What ``--json`` prints: one object per line, datetimes as ISO 8601 (UTC)."""
+    for row in rows:
+        sys.stdout.write(json.dumps(row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+                                    ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 RepoIdArgument = Annotated[str, typer.Argument(help="Repository id: namespace/name, e.g. acme/tiny-bert.",
                                                show_default=False)]
 EndpointOption = Annotated[str | None, typer.Option(
@@ -66,7 +91,10 @@ def opened_store() -> Iterator[Store]:
 def opened_hub(endpoint: str | None, token: str | None) -> Iterator[Hub]:
     """The hub --endpoint / FMHUB_ENDPOINT names, else the embedded store, through the one Hub client."""
     with Hub.open(endpoint, token) as hub:
-        yield hub
+        try:
+            yield hub
+        except RepoNotFoundError as exc:  # a dataset given as a model (or back): say so, not "create it"
+            raise hub.explain_not_found(exc) from None
 
 
 def current_user() -> str:

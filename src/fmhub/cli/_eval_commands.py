@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import (EndpointOption, TokenOption, WorkProgress, console, err_console, opened_hub,
-                               quiet_ml_libraries)
+from fmhub.cli._common import (EndpointOption, JsonOption, TokenOption, WorkProgress, console, err_console,
+                               opened_hub, print_json_lines, quiet_ml_libraries)
 from fmhub.errors import InvalidInputError
 
 
@@ -109,6 +109,9 @@ def _print_report(report: dict[str, Any]) -> None:
     if report["calibration"].get("ece") is not None:
         table.add_row("ece (15 bins)", _number(report["calibration"]["ece"]), "")
     for perturbation in report["robustness"].get("perturbations", []):
+        if not perturbation.get("applicable", True):
+            table.add_row(f"Δ · {perturbation['name']}", "n/a", escape(perturbation.get("note", "")))
+            continue
         for key, delta in perturbation["delta"].items():
             table.add_row(f"Δ {key} · {perturbation['name']}", "—" if delta is None else f"{delta:+.4f}", "")
     efficiency = report["efficiency"]
@@ -136,8 +139,9 @@ def compare_command(
 ) -> int:
     """Compare model versions on one dataset split: a table of metrics, deltas to the first, best highlighted.
 
-    A version's pushed report card is reused when the index has one for exactly that commit and dataset
-    commit; other versions are evaluated now (not pushed).
+    A version's pushed report card is reused when the index has one for that model (the commit given, or
+    the weights commit whose card ``eval --push`` committed) on exactly that dataset commit and split; other
+    versions are evaluated now (not pushed), and compare says so, with the sections --skip leaves out.
 
     Example:
         fmhub compare acme/bbc-minilm@v1 acme/bbc-minilm@v2 --data acme/bbc-news@v1
@@ -157,6 +161,8 @@ def compare_command(
             commit = hub.repo_info(repo, revision=revision).commit.oid
             stored = stored_report(hub, repo, commit, data_commit, split)
             if stored is None:
+                progress.console.print(_evaluating_now(hub, repo, commit, data_repo, data_commit, split, _skip(skip)),
+                                       highlight=False)
                 stored = evaluate(EvalConfig(model=f"{repo}@{commit}", data=f"{data_repo}@{data_commit}", split=split,
                                              skip=_skip(skip)), hub, progress=progress).report
             reports.append(stored)
@@ -188,6 +194,21 @@ def compare_command(
     return 0
 
 
+def _evaluating_now(hub: Any, repo: str, commit: str, data_repo: str, data_commit: str, split: str,
+                    skip: tuple[str, ...]) -> str:
+    """Why compare evaluates a version itself, and what that card will lack."""
+    from fmhub.evaluations import same_weights
+
+    infos = hub.list_evaluations(model=repo, limit=10_000)
+    weights = same_weights(infos, commit)
+    other = sorted({f"{i.dataset}@{i.dataset_commit[:12]} · {i.split}" for i in infos if i.model_commit in weights})
+    why = f"{repo}@{commit[:12]}: no pushed report card on {data_repo}@{data_commit[:12]} · {split}"
+    if other:
+        why += f" (its cards are on {', '.join(other)})"
+    lacks = f"; it will lack {', '.join(skip)} (--skip)" if skip else ""
+    return f"{why}; evaluating it now, not pushed{lacks}"
+
+
 def evals_command(
     model: Annotated[str | None, typer.Argument(help="Only this model repo.", show_default=False)] = None,
     data: Annotated[str | None, typer.Option("--data", help="Only this dataset repo.")] = None,
@@ -195,6 +216,7 @@ def evals_command(
     metric: Annotated[str | None, typer.Option("--metric", help="Sort by this metric, best first (e.g. accuracy, "
                                                                 "f1, perplexity, ece, latency_p50_ms).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows.", min=1)] = 50,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
@@ -212,6 +234,9 @@ def evals_command(
         lower = metric in LOWER_IS_BETTER or metric.startswith(("latency", "ece"))
         rows.sort(key=lambda r: (metric not in r.metrics, (r.metrics.get(metric, 0.0) * (1 if lower else -1))))
     rows = rows[:limit]
+    if as_json:
+        print_json_lines(row.to_json() for row in rows)
+        return 0
     if not rows:
         err_console.print("no pushed report cards" + (" match" if model or data or split else
                                                      " yet: fmhub eval MODEL --data DATA --push"))

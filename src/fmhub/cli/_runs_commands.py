@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub
+from fmhub.cli._common import (EndpointOption, JsonOption, TokenOption, console, err_console, opened_hub,
+                               print_json_lines)
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.runs import RUN_STATUSES, MetricPoint, RunInfo
@@ -124,6 +125,7 @@ def runs_list(
         "--status", help=f"Only runs with this status: {' | '.join(RUN_STATUSES)}.", show_default=False)] = None,
     task: Annotated[str | None, typer.Option(
         "--task", help="Only runs of this task, e.g. text-classification.", show_default=False)] = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -133,6 +135,9 @@ def runs_list(
     with opened_hub(endpoint, token) as hub:
         infos = hub.list_runs(limit=limit, status=status, task=task)
         finals = {info.id: _final_metrics(hub, info) for info in infos}
+    if as_json:  # the run record as the hub's API gives it, and its final metrics
+        print_json_lines({**info.to_json(), "final_metrics": finals[info.id]} for info in infos)
+        return
     if not infos:
         err_console.print("no runs" + (" match" if status or task else " yet (fmhub train records them)"))
         return
@@ -262,3 +267,54 @@ def runs_compare(
         table.add_row(escape(key), *(f"[bold green]{_value(v)}[/]" if best is not None and _is_number(v) and v == best
                                      else escape(_value(v)) for v in values))
     console.print(table)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_ids: Annotated[list[str] | None, typer.Argument(
+        help="Runs to export (ids or unique prefixes) [default: the newest --limit runs].", metavar="[RUN]...",
+        show_default=False)] = None,
+    to: Annotated[tuple[str, str], typer.Option(
+        "--to", help="Where to: `mlflow URL` of an MLflow tracking server (mlflow server), e.g. --to mlflow "
+                     "http://mlflow:5000. Credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
+                     "MLFLOW_TRACKING_PASSWORD.", metavar="KIND URI", show_default=False)] = ("", ""),
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment the runs go to (created if "
+                                                                 "missing).")] = "fmhub",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Without RUN: this many runs, newest first.")] = 50,
+    as_json: JsonOption = False,
+    endpoint: EndpointOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Export runs (config, metric curves, lineage, environment) to an MLflow tracking server.
+
+    Each fmhub run becomes one MLflow run tagged fmhub.run_id; exporting again sends only what is new.
+
+    Example:
+        fmhub runs export --to mlflow http://mlflow:5000
+        fmhub runs export r-1a2b r-3c4d --to mlflow http://mlflow:5000 --experiment bbc-news
+    """
+    from fmhub.runs import MlflowExporter
+
+    kind, uri = to
+    if kind != "mlflow":
+        raise InvalidInputError(f"--to {kind or '(missing)'}: fmhub exports runs to mlflow",
+                                hint="e.g. --to mlflow http://mlflow:5000")
+    with opened_hub(endpoint, token) as hub, MlflowExporter(uri, experiment=experiment) as mlflow:
+        infos = [hub.get_run(run_id) for run_id in run_ids] if run_ids else hub.list_runs(limit=limit)
+        done = []
+        for info in infos:
+            exported = mlflow.export(info, hub.run_metrics(info.id))
+            done.append(exported)
+            if not as_json:
+                what = "created" if exported.created else ("updated" if exported.metrics_sent or
+                                                           info.status == "running" else "already exported")
+                console.print(f"{info.id} → MLflow run {exported.mlflow_run_id} ({what}, {exported.metrics_sent} "
+                              f"metric values)", highlight=False)
+    if as_json:
+        print_json_lines({"run_id": e.run_id, "mlflow_run_id": e.mlflow_run_id, "experiment_id": e.experiment_id,
+                          "metrics_sent": e.metrics_sent, "created": e.created} for e in done)
+    elif done:
+        console.print(f"{len(done)} run(s) in experiment {experiment!r}: {uri.rstrip('/')}/#/experiments/"
+                      f"{done[0].experiment_id}", highlight=False)
+    else:
+        err_console.print("no runs to export")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from fmhub.cli._common import (
     EndpointOption,
+    JsonOption,
     LateProgress,
     RepoIdArgument,
     RepoType,
@@ -29,6 +30,7 @@ from fmhub.cli._common import (
     opened_hub,
     opened_store,
     parse_duration,
+    print_json_lines,
     transfer_bars,
     trusted_files,
 )
@@ -102,6 +104,7 @@ def repo_list(
     author: Annotated[str | None, typer.Option("--author", help="Only repos in this namespace.")] = None,
     search: Annotated[str | None, typer.Option("--search", help="Only ids containing this text.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -109,6 +112,11 @@ def repo_list(
     with opened_hub(endpoint, token) as hub:
         repos = hub.list_repos(repo_type=repo_type.value if repo_type else None, author=author, search=search,
                                limit=limit)
+    if as_json:
+        print_json_lines({"repo_type": r.repo_type, "repo_id": r.repo_id, "private": r.private,
+                          "default_branch": r.default_branch, "created_at": r.created_at,
+                          "updated_at": r.updated_at} for r in repos)
+        return
     table = Table("type", "id", "private", "updated", box=None)
     for repo in repos:
         table.add_row(repo.repo_type, repo.repo_id, "yes" if repo.private else "",
@@ -249,12 +257,16 @@ def ls_command(
     folder: Annotated[str | None, typer.Argument(help="Only files under this folder.")] = None,
     repo_type: RepoTypeOption = RepoType.model,
     revision: RevisionOption = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
     """List the files of a revision with sizes and sha256."""
     with opened_hub(endpoint, token) as hub:
         files = hub.list_files(repo_id, revision, repo_type=repo_type.value, folder=folder)
+    if as_json:
+        print_json_lines({"path": e.path, "size": e.size, "sha256": e.blob_sha256} for e in files)
+        return
     table = Table("size", "sha256", "path", box=None)
     for entry in files:
         table.add_row(human_size(entry.size), entry.blob_sha256[:12], entry.path)
@@ -267,12 +279,17 @@ def log_command(
     revision: RevisionOption = None,
     max_count: Annotated[int | None, typer.Option("--max-count", "-n", min=1, help="Show at most this many.")
                          ] = None,
+    as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show the commit history of a revision, newest first."""
     with opened_hub(endpoint, token) as hub:
         commits = hub.list_commits(repo_id, revision, repo_type=repo_type.value, limit=max_count)
+    if as_json:
+        print_json_lines({"oid": c.oid, "parents": list(c.parents), "author": c.author, "title": c.title,
+                          "message": c.message, "created_at": c.created_at} for c in commits)
+        return
     for commit in commits:
         console.print(f"[yellow]{commit.oid}[/]  {commit.created_at:%Y-%m-%d %H:%M}  {commit.author}", highlight=False)
         console.print(f"    {commit.title}", highlight=False)
@@ -311,11 +328,14 @@ def branch_delete(repo_id: RepoIdArgument,
 
 
 @branch_app.command("list")
-def branch_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model,
+def branch_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model, as_json: JsonOption = False,
                 endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """List branches and their heads."""
     with opened_hub(endpoint, token) as hub:
         refs = hub.list_refs(repo_id, repo_type=repo_type.value)
+    if as_json:
+        print_json_lines(_ref_json(ref) for ref in refs.branches)
+        return
     for ref in refs.branches:
         console.print(f"{ref.commit_oid}  {ref.name}", highlight=False)
 
@@ -346,13 +366,21 @@ def tag_delete(repo_id: RepoIdArgument,
 
 
 @tag_app.command("list")
-def tag_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model,
+def tag_list(repo_id: RepoIdArgument, repo_type: RepoTypeOption = RepoType.model, as_json: JsonOption = False,
              endpoint: EndpointOption = None, token: TokenOption = None) -> None:
     """List tags and the commits they name."""
     with opened_hub(endpoint, token) as hub:
         refs = hub.list_refs(repo_id, repo_type=repo_type.value)
+    if as_json:
+        print_json_lines(_ref_json(ref) for ref in refs.tags)
+        return
     for ref in refs.tags:
         console.print(f"{ref.commit_oid}  {ref.name}" + (f"  {ref.message}" if ref.message else ""), highlight=False)
+
+
+def _ref_json(ref: Any) -> dict[str, Any]:
+    return {"kind": ref.kind, "name": ref.name, "commit": ref.commit_oid, "message": ref.message,
+            "created_at": ref.created_at, "updated_at": ref.updated_at}
 
 
 # -- maintenance -----------------------------------------------------------------------------------

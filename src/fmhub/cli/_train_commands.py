@@ -47,7 +47,7 @@ def _parameters() -> list[inspect.Parameter]:
             for name, (kind, info) in run.items()]
     tail = [inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
                 bool, typer.Option("--resume", help="Continue from the newest checkpoint of the same configuration "
-                                                    "(after a crash or kill).")]),
+                                                    "(after Ctrl-C, a crash or a kill), in the same run record.")]),
             inspect.Parameter("endpoint", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=EndpointOption),
             inspect.Parameter("token", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TokenOption)]
     return [*first, made[0], *rest, *made[1:], *tail]
@@ -64,7 +64,7 @@ def _train(*, config_file: Path | None, nproc: int | None, nnodes: str | None, n
         fmhub train -c train.yaml --resume
     """
     from fmhub import options
-    from fmhub.train import TrainConfig, train
+    from fmhub.train import TrainConfig, TrainingInterrupted, resume_point, train
 
     quiet_ml_libraries()
     known = {f.name: f for f in options.fields_of(TrainConfig)}
@@ -81,9 +81,26 @@ def _train(*, config_file: Path | None, nproc: int | None, nnodes: str | None, n
                                     hint="set FMHUB_ENDPOINT/FMHUB_TOKEN in the environment instead of flags")
         return launch(config.to_dict(), nproc=nproc or 1, resume=resume, command=command_line(), nnodes=nnodes,
                       node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
-    with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
-        outcome = train(config, hub, resume=resume, command=command_line(), on_step=progress.update,
-                        on_metrics=progress.metrics)
+    if resume:
+        point = resume_point(config)
+        if point is None:
+            err_console.print("--resume: no checkpoint of this configuration yet; starting from step 0")
+        else:
+            err_console.print(f"resuming{' run ' + point.run_id if point.run_id else ''} from step {point.step} "
+                              f"(checkpoint {point.checkpoint})", highlight=False)
+    try:
+        with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
+            def interrupted(step: int) -> None:
+                progress.console.print(f"Ctrl-C ({step} steps done): finishing the current step, saving a checkpoint, "
+                                       "then stopping (press Ctrl-C again to stop at once)", highlight=False)
+
+            outcome = train(config, hub, resume=resume, command=command_line(), on_step=progress.update,
+                            on_metrics=progress.metrics, on_interrupt=interrupted)
+    except TrainingInterrupted as stop:
+        err_console.print(f"stopped at step {stop.step} with a checkpoint ({stop.checkpoint}); run {stop.run_id} is "
+                          "stopped", highlight=False)
+        err_console.print(f"resume with: {resume_command(config_file, flags)}", highlight=False, soft_wrap=True)
+        return 130
     result = outcome.result
     shown = ", ".join(f"{k.removeprefix('eval_')} {v:.4f}" for k, v in result.metrics.items())
     if result.stopped_early:
@@ -104,6 +121,28 @@ def train_command(**options: Any) -> int:
 
 
 train_command.__doc__ = _train.__doc__
+
+
+def resume_command(config_file: Path | None, flags: dict[str, Any]) -> str:
+    """The command that continues this run: as typed, with ``--resume`` (rebuilt from the options in Python)."""
+    typed = command_line()
+    if typed != "fmhub train":
+        return typed if "--resume" in shlex.split(typed) else f"{typed} --resume"
+    from fmhub import options
+    from fmhub.train import TrainConfig
+
+    known = {f.name: f for f in options.fields_of(TrainConfig)}
+    words = ["fmhub", "train"] + (["-c", str(config_file)] if config_file is not None else [])
+    for name, value in flags.items():
+        if value is None or name not in known:
+            continue
+        field = known[name]
+        if isinstance(value, bool):
+            flag = field.flag if value else field.spec.negative
+            words += [flag] if flag else []
+        else:
+            words += [field.flag, str(value)]
+    return shlex.join([*words, "--resume"])
 
 
 def command_line() -> str:

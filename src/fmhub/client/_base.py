@@ -18,6 +18,7 @@ from fmhub.signing import private_key_fingerprint
 from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
+from fmhub.store.paths import REPO_TYPES
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.transfer import PlannedFile, plan_upload
 
@@ -164,6 +165,21 @@ class Hub(abc.ABC):
     @abc.abstractmethod
     def get_repo(self, repo_id: str, *, repo_type: str = "model") -> Repo:
         """The repo, or :class:`RepoNotFoundError` (also for a private repo the caller may not see)."""
+
+    def explain_not_found(self, error: RepoNotFoundError) -> RepoNotFoundError:
+        """``error``, saying so when its id names a repository of the other type the caller may see (a
+        dataset given where a model is expected), so the hint is how to address it, not how to create it."""
+        if error.exists_as is not None:
+            return error
+        for other in REPO_TYPES:
+            if other == error.repo_type:
+                continue
+            try:
+                self.get_repo(error.repo_id, repo_type=other)
+            except FmhubError:  # missing (or private) as that type too, or an id invalid there
+                continue
+            return RepoNotFoundError(error.repo_type, error.repo_id, exists_as=other)
+        return error
 
     @abc.abstractmethod
     def repo_info(self, repo_id: str, *, repo_type: str = "model", revision: str | None = None) -> RepoInfo:
@@ -386,6 +402,11 @@ class Hub(abc.ABC):
     def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
                    output_commit: str | None = None) -> RunInfo:
         """End a running run as ``completed``, ``failed`` or ``stopped``, with its final metrics."""
+
+    @abc.abstractmethod
+    def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        """Make a ``stopped`` or ``failed`` run ``running`` again, continuing from its checkpoint at ``from_step``
+        (metric values logged after that step are dropped: the resumed run logs them again)."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunInfo:

@@ -177,6 +177,9 @@ class LocalHub(Hub):
             self._attestor().attest_run(run)  # the hub vouches for what its run produced
         return run
 
+    def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        return Runs(self.store.db).resume(run_id, from_step)
+
     def get_run(self, run_id: str) -> RunInfo:
         return Runs(self.store.db).get(run_id)
 

@@ -618,6 +618,10 @@ class RemoteHub(Hub):
         return RunInfo.from_json(self._json("POST", self._run_url(run_id, "finish"), json=body,
                                             fields={"run_id": run_id}))
 
+    def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        return RunInfo.from_json(self._json("POST", self._run_url(run_id, "resume"), json={"from_step": from_step},
+                                            fields={"run_id": run_id}))
+
     def get_run(self, run_id: str) -> RunInfo:
         return RunInfo.from_json(self._json("GET", self._run_url(run_id), fields={"run_id": run_id}))
 

@@ -122,8 +122,8 @@ def _plan(source: Source | ImageSource, ratios: dict[str, float], seed: int) -> 
     column = pa.chunked_array([c for chunk in splits for c in chunk.chunks], pa.string())
     if column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
-        raise InvalidInputError(f"{source.path}: row {row} names no split", hint="fill the split column, or drop it "
-                                "and use --split")
+        raise InvalidInputError(f"{source.locate(row)}: the row names no split",
+                                hint="fill the split column, or drop it and use --split")
     present = set(pc.unique(column).to_pylist())
     split_names = [n for n in ("train", "validation", "test") if n in present] + \
         sorted(present - {"train", "validation", "test"})
@@ -217,7 +217,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
                 missing = table.column("label").is_null()
                 if pc.any(missing).as_py():
                     row = position + pc.index(missing, True).as_py()
-                    raise InvalidInputError(f"{source.path}: row {row} has no label",
+                    raise InvalidInputError(f"{source.locate(row)}: the row has no label",
                                             hint="fill the label column, or import without --label-column")
             position += table.num_rows
             for split_id in np.unique(split_of).tolist():

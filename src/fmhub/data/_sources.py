@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +38,7 @@ _SNIFF_BYTES = 1024 * 1024
 _CSV_BLOCK_BYTES = 1024 * 1024  # Arrow's default; larger blocks raised peak RSS (16 MB: +165 MB) and were slower
 _ARROW_BATCH_ROWS = 65_536  # Arrow batches are joined up to this many rows, so per-batch work is amortized
 _csv_limit_set = False
+_LAST = object()  # _csv_line's default: the last line
 
 
 def detect_encoding(path: Path, override: str | None = None) -> str:
@@ -121,6 +123,37 @@ class Source:
                     rows = []
             if rows:
                 yield _table(rows, wanted, self.multi_label)
+
+    def locate(self, row: int) -> str:
+        """Where data row ``row`` (0-based, counted across :attr:`files` in order) is, as messages name places:
+        ``file:line`` for text files (the line it starts on, as an editor numbers them), ``file:row N``
+        (0-based, as Arrow numbers rows) for Parquet. Reads the files again: for error messages only."""
+        left = row
+        for file in self.files:
+            if self.kind in ("csv", "tsv"):
+                encoding = detect_encoding(file, self.options["encoding"])
+                line = _csv_line(file, encoding, self.kind, left, default=None)
+                if line is not None:
+                    return f"{file}:{line}"
+                left -= _delimited_rows(file, encoding, self.kind)
+            elif self.kind == "jsonl":
+                count = 0
+                for number, _values in _jsonl_rows(file, self.options):
+                    if count == left:
+                        return f"{file}:{number}"
+                    count += 1
+                left -= count
+            elif self.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                count = pq.ParquetFile(file).metadata.num_rows
+                if left < count:
+                    return f"{file}:row {left}"
+                left -= count
+            else:
+                break
+        return f"{self.path}:row {row}"
+
 
 
 def open_source(path: Path | str, *, kind: str | None = None, encoding: str | None = None,
@@ -347,8 +380,17 @@ def _label_list(label: object, separator: str | None, where: str) -> list[str]:
     return sorted(names)
 
 
-def _csv_line(file: Path, encoding: str, kind: str, row: int) -> int:
-    """The line where data row ``row`` (0-based, after the header) of a delimited file starts."""
+def _delimited_rows(file: Path, encoding: str, kind: str) -> int:
+    """How many data rows (non-blank records after the header) a delimited file holds."""
+    with _open_text(file, encoding) as f:
+        reader = csv.reader(f, delimiter="\t" if kind == "tsv" else ",")
+        next(reader, None)
+        return sum(1 for values in reader if values)
+
+
+def _csv_line(file: Path, encoding: str, kind: str, row: int, default: Any = _LAST) -> int:
+    """The line where data row ``row`` (0-based, after the header) of a delimited file starts (past the end:
+    ``default``, else the last line)."""
     global _csv_limit_set
     if not _csv_limit_set:
         csv.field_size_limit(64 * 1024 * 1024)
@@ -363,7 +405,7 @@ def _csv_line(file: Path, encoding: str, kind: str, row: int) -> int:
                     return last + 1
                 index += 1
             last = reader.line_num
-    return last
+    return last if default is _LAST else default
 
 
 def _read_delimited(source: Source, wanted: tuple[str, ...]) -> Iterator[pa.Table]:

@@ -222,8 +222,15 @@ def _robustness(inputs: _Inputs, clean: Scored, progress: Progress | None) -> di
     out = []
     for name, description in task.perturbations.items():
         changed, gold = task.perturb(name, inputs.values, inputs.gold, inputs.config.seed)
+        same = task.unchanged_for_model(inputs.tokenizer, inputs.values, changed, inputs.max_length)
+        if same.all():  # e.g. truncating texts the --max-length cut already shortens more: no result, not a Δ of 0
+            out.append({"name": name, "description": description, "applicable": False, "rows_changed": 0,
+                        "note": f"no input changes as the model sees it (after the {inputs.max_length}-token cut)",
+                        "metrics": {k: None for k in base}, "delta": {k: None for k in base}})
+            continue
         metrics = task.headline(_run(inputs, changed, gold, progress, f"robustness: {name}").metrics)
-        out.append({"name": name, "description": description, "metrics": metrics,
+        out.append({"name": name, "description": description, "applicable": True,
+                    "rows_changed": int((~same).sum()), "metrics": metrics,
                     "delta": {k: (None if v is None or base[k] is None else v - base[k]) for k, v in metrics.items()}})
     return {"seed": inputs.config.seed, "perturbations": out}
 

@@ -87,8 +87,11 @@ def _section(report: dict[str, Any]) -> str:
         lines += ["", f"**Robustness** (seed {robustness['seed']}; change from the clean inputs):\n",
                   "| perturbation | " + " | ".join(f"Δ {k}" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
-        lines += [f"| {p['name']} | " + " | ".join(_delta(p["delta"][k]) for k in keys) + " |"
+        lines += [f"| {p['name']} | " + (" | ".join(_delta(p["delta"][k]) for k in keys) if p.get("applicable", True)
+                                         else " | ".join(["n/a"] * len(keys))) + " |"
                   for p in robustness["perturbations"]]
+        lines += [f"\n{p['name']}: not applicable, {p['note']}." for p in robustness["perturbations"]
+                  if not p.get("applicable", True)]
     if isinstance(report["slices"], list):
         for grouping in report["slices"]:
             gap = grouping["largest_gap"]

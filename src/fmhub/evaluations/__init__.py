@@ -10,6 +10,7 @@ Example:
     >>> [info.metrics["accuracy"] for info in Evaluations(store.db).list(model="acme/clf")]
 """
 
-from fmhub.evaluations._index import EvaluationInfo, Evaluations, check_report_path, flat_metrics, stored_report
+from fmhub.evaluations._index import (EvaluationInfo, Evaluations, check_report_path, flat_metrics, same_weights,
+                                      stored_report)
 
-__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path"]
+__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path", "same_weights"]

@@ -20,7 +20,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.evaluations import _tables as t
 from fmhub.store import Database, validate_path
 
-__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path", "stored_report"]
+__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "check_report_path", "stored_report", "same_weights"]
 
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _TASK = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a task's name (the stages' task registry names them)
@@ -132,9 +132,25 @@ class Evaluations:
             return [_row(r) for r in conn.execute(query.limit(limit))]
 
 
+def same_weights(infos: list[EvaluationInfo], commit: str) -> list[str]:
+    """``commit`` and the commits holding the same weights that the index knows of: a card commit (which only
+    adds ``eval/`` files and the card) stands for the model commit it scored, and so on back."""
+    scored = {info.card_commit: info.model_commit for info in infos}
+    chain = [commit]
+    while chain[-1] in scored and scored[chain[-1]] not in chain:
+        chain.append(scored[chain[-1]])
+    return chain
+
+
 def stored_report(hub: Any, repo: str, commit: str, data_commit: str, split: str) -> dict[str, Any] | None:
-    """The newest pushed card of exactly this model commit on this dataset commit and split, if the hub has one."""
-    for info in hub.list_evaluations(model=repo, split=split, limit=10_000):
-        if info.model_commit == commit and info.dataset_commit == data_commit:
+    """The newest pushed card of this model commit on this dataset commit and split, if the hub has one.
+
+    ``commit`` may be the commit ``fmhub eval --push`` made (the repo's head right after it): its card is
+    indexed under the weights commit it scored, which is the same model.
+    """
+    infos = hub.list_evaluations(model=repo, limit=10_000)
+    weights = same_weights(infos, commit)
+    for info in infos:
+        if info.model_commit in weights and info.dataset_commit == data_commit and info.split == split:
             return json.loads(hub.read_bytes(repo, info.report_path, info.card_commit))
     return None

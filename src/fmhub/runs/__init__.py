@@ -19,6 +19,7 @@ Example:
 """
 
 from fmhub.runs._buffer import MetricsBuffer
+from fmhub.runs._mlflow import MlflowExporter
 from fmhub.runs._runs import (
     FINAL_STATUSES,
     RUN_ID_PREFIX,
@@ -34,6 +35,7 @@ from fmhub.runs._steps import PipelineStepRecord, PipelineSteps, check_step_key
 from fmhub.runs._tensorboard import TensorBoardWriter
 
 __all__ = [
+    "MlflowExporter",
     "Runs",
     "RunInfo",
     "MetricPoint",

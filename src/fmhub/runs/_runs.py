@@ -17,7 +17,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fmhub._version import __version__
 from fmhub.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
@@ -371,6 +371,26 @@ class Runs:
             if output_commit is not None:
                 values["output_commit"] = output_commit
             conn.execute(update(t.runs).where(t.runs.c.id == row.id).values(**values))
+            return self._info(self._row(conn, row.id))
+
+    def resume(self, run_id: str, from_step: int) -> RunInfo:
+        """Continue an ended (``stopped`` or ``failed``) run from a checkpoint at ``from_step``: the run is
+        ``running`` again under the same id, and the metric values it logged after ``from_step`` (steps a
+        resumed run trains again) are removed, so its curves continue without a doubled stretch.
+
+        Raises:
+            RunNotFoundError: unknown run.
+            InvalidInputError: the run is still running, or completed (its model is published).
+        """
+        step = _checked_step(from_step)
+        with self.db.write() as conn:
+            row = self._row(conn, run_id)
+            if row.status not in ("stopped", "failed"):
+                raise InvalidInputError(f"run {row.id} is {row.status}: only a stopped or failed run can be resumed",
+                                        hint=f"see it with: fmhub runs show {row.id}")
+            conn.execute(delete(t.run_metrics).where(t.run_metrics.c.run_id == row.id, t.run_metrics.c.step > step))
+            conn.execute(update(t.runs).where(t.runs.c.id == row.id).values(status="running", ended_at=None,
+                                                                             summary=None))
             return self._info(self._row(conn, row.id))
 
     # -- reading --------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ class TensorBoardWriter:
         ConfigError: the ``tensorboard`` package is not installed.
     """
 
-    def __init__(self, logdir: str | os.PathLike[str]) -> None:
+    def __init__(self, logdir: str | os.PathLike[str], *, purge_step: int | None = None) -> None:
+        """``purge_step``: continue a run's curves from this step (a resumed run): TensorBoard hides the
+        values earlier event files hold at this step and later, so each curve stays one line."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:  # torch present without tensorboard (a partial install)
@@ -33,7 +35,7 @@ class TensorBoardWriter:
                               hint="install fmhub's dependencies again: pip install -e .") from None
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self._writer = SummaryWriter(log_dir=str(self.logdir))
+        self._writer = SummaryWriter(log_dir=str(self.logdir), purge_step=purge_step)
 
     def scalars(self, step: int, metrics: dict[str, float]) -> None:
         """Add one value per metric at ``step`` (each metric is its own curve, named by its key)."""

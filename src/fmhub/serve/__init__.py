@@ -17,10 +17,10 @@ from typing import Any
 
 from fmhub.client import Hub
 from fmhub.constants import settings
-from fmhub.errors import InvalidInputError
+from fmhub.errors import InvalidInputError, RepoNotFoundError
 from fmhub.serve._app import create_app
 from fmhub.serve._config import BACKENDS, ServeConfig
-from fmhub.serve._model import ServedModel, open_model, pull
+from fmhub.serve._model import ServedModel, check_servable, open_model, pull
 
 __all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"]
 
@@ -37,9 +37,17 @@ def prepare(config: ServeConfig, hub: Hub | None = None) -> str:
     hub = hub or Hub.open()
     try:
         repo, commit, folder = pull(hub, config.model, config.trusted_keys())
+    except RepoNotFoundError as exc:
+        explained = hub.explain_not_found(exc)
+        if explained.exists_as == "dataset":
+            raise InvalidInputError(f"{exc.repo_id} is a dataset repository; fmhub serve serves models",
+                                    hint=f"train a model on it first (fmhub train --task text-classification --model "
+                                         f"BASE --data {exc.repo_id} --output NAME), then serve that model") from None
+        raise explained from None
     finally:
         if owned:
             hub.close()
+    check_servable(folder, repo, commit, config.backend)  # a headless model fails here, before the port is bound
     if config.max_input_tokens is not None:
         import json
 

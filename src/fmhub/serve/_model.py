@@ -23,7 +23,7 @@ from fmhub.refs import split_ref
 from fmhub.signing import TrustedKey
 from fmhub.store.blobs import hash_file
 from fmhub.store.safety import PICKLE_SUFFIXES, is_pickle_path
-from fmhub.tasks import Endpoint, ServingContext
+from fmhub.tasks import Endpoint, ServingContext, for_model
 
 __all__ = ["ServedModel", "pull", "open_model"]
 
@@ -68,15 +68,8 @@ def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Pat
     """Pull ``ref`` and load it for ``backend`` (auto: the form its card declares); ``max_pixels``: the image
     inputs' limit; ``signed_by``: verify its signature first (see :func:`pull`)."""
     repo, commit, folder = pull(hub, ref, signed_by)
-    declared = formats.format_of(folder, f"{repo}@{commit[:12]}")
-    if backend == "torch" and not declared.torch:
-        raise InvalidInputError(f"{repo}@{commit[:12]} is {declared.description} model; --backend torch needs torch "
-                                "weights", hint="serve it with --backend onnx (or auto), or serve the torch model it "
-                                                "came from")
+    declared = check_servable(folder, repo, commit, backend)
     if backend == "onnx" and declared.name != "onnx":
-        if not declared.exportable:
-            raise InvalidInputError(f"{repo}@{commit[:12]} is {declared.description} model; it has no ONNX form",
-                                    hint="serve it with --backend torch, or quantize its parent with --backend onnx")
         folder = _onnx_copy(folder, repo, commit, threads, cache)
     if threads is not None:
         import torch
@@ -88,6 +81,27 @@ def open_model(hub: Hub, ref: str, backend: str, threads: int | None, cache: Pat
         raise InvalidInputError(f"{repo}@{commit[:12]} as {served.loaded.format} answers none of its task's endpoints"
                                 f" ({wanted})", hint="serve this model with --backend torch")
     return served
+
+
+def check_servable(folder: Path, repo: str, commit: str, backend: str) -> formats.ModelFormat:
+    """What can be told without loading the weights: the model has a task head and ``backend`` suits its format
+    (an input error naming the fix otherwise); returns its declared format."""
+    from transformers import AutoConfig
+
+    what = f"{repo}@{commit[:12]}"
+    declared = formats.format_of(folder, what)
+    if not (folder / "config.json").is_file():
+        raise InvalidInputError(f"{what} has no config.json", hint="push the model saved with save_pretrained")
+    for_model(AutoConfig.from_pretrained(folder), what)
+    if backend == "torch" and not declared.torch:
+        raise InvalidInputError(f"{repo}@{commit[:12]} is {declared.description} model; --backend torch needs torch "
+                                "weights", hint="serve it with --backend onnx (or auto), or serve the torch model it "
+                                                "came from")
+    if backend == "onnx" and declared.name != "onnx":
+        if not declared.exportable:
+            raise InvalidInputError(f"{repo}@{commit[:12]} is {declared.description} model; it has no ONNX form",
+                                    hint="serve it with --backend torch, or quantize its parent with --backend onnx")
+    return declared
 
 
 def _onnx_copy(folder: Path, repo: str, commit: str, threads: int | None, cache: Path) -> Path:

@@ -70,6 +70,11 @@ class _Finish(BaseModel):
     output_commit: str | None = _COMMIT
 
 
+class _Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_step: int = Field(ge=0, le=2**31 - 1)
+
+
 class _StepRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pipeline: str = Field(min_length=1, max_length=200)
@@ -160,6 +165,12 @@ def finish_run(store: StoreDep, caller: WriterDep, run_id: str, body: _Finish) -
     if run.status == "completed" and run.output_commit:
         attestor(store).attest_run(run)  # the hub vouches for what the run it recorded produced
     return run.to_json()
+
+
+@router.post("/runs/{run_id}/resume", summary="Continue a stopped or failed run from its checkpoint at `from_step`")
+def resume_run(store: StoreDep, caller: WriterDep, run_id: str, body: _Resume) -> dict[str, Any]:
+    full = _writable_run(store, caller, run_id)
+    return Runs(store.db).resume(full, body.from_step).to_json()
 
 
 # -- pipeline step records ---------------------------------------------------------------------------

@@ -196,6 +196,22 @@ class Task(abc.ABC):
         return {"input_ids": encoded["input_ids"].astype(np.int64),
                 "attention_mask": encoded["attention_mask"].astype(np.int64)}
 
+    def unchanged_for_model(self, preprocessor: Any, clean: list[Any], perturbed: list[Any],
+                            max_length: int) -> np.ndarray:
+        """Per row, whether the model sees the same input before and after a perturbation (the same token ids
+        once cut at ``max_length``): a perturbation that changes no row's input has no result to report.
+
+        The default reads texts (or pre-split word lists); tasks with other inputs override it.
+        """
+        def ids(values: list[Any]) -> list[list[int]]:
+            words = bool(values) and isinstance(values[0], list)
+            encoded = preprocessor([v or ([] if words else "") for v in values], truncation=True,
+                                   max_length=max_length, is_split_into_words=words, return_attention_mask=False,
+                                   return_token_type_ids=False)
+            return encoded["input_ids"]
+
+        return np.array([a == b for a, b in zip(ids(clean), ids(perturbed), strict=True)], dtype=bool)
+
     def example_inputs(self, preprocessor: Any) -> dict[str, np.ndarray]:
         """A small batch of made-up inputs of the right kind (what an ONNX export traces)."""
         return self.encode_batch(preprocessor, ["a first sample", "a second, longer sample text"], 32)

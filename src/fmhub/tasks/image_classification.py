@@ -278,6 +278,11 @@ class ImageClassification(SingleLabelClassification):
         paths = [image_bytes(v)[1] if not hasattr(v, "mode") else None for v in values]
         return self.scored(probabilities, gold, labels, paths=paths)
 
+    def unchanged_for_model(self, preprocessor: Any, clean: list[Any], perturbed: list[Any],
+                            max_length: int) -> np.ndarray:
+        """Every image corruption changes the pixels the model sees."""
+        return np.zeros(len(clean), dtype=bool)
+
     def perturb(self, name: str, values: list[Any], gold: Any, seed: int) -> tuple[list[Any], Any]:
         return [corrupt(name, _image(value), seed, row) for row, value in enumerate(values)], gold
 

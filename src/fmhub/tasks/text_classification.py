@@ -221,13 +221,12 @@ class MultiLabelClassification(TextClassification):
             total += loss
             predicted.append((logits > 0).numpy())  # sigmoid > 0.5
             gold.append(batch["labels"].numpy() > 0.5)
+        from sklearn.metrics import accuracy_score, f1_score
+
         guess, truth = np.concatenate(predicted), np.concatenate(gold)
-        tp = (guess & truth).sum(axis=0)
-        fp = (guess & ~truth).sum(axis=0)
-        fn = (~guess & truth).sum(axis=0)
-        seen = (tp + fp + fn) > 0
-        per_label = 2 * tp[seen] / np.maximum(1, 2 * tp[seen] + fp[seen] + fn[seen])
-        micro = 2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())
-        return {"loss": total / max(1, truth.size), "f1_micro": float(micro),
-                "f1_macro": float(per_label.mean()) if seen.any() else 0.0,
-                "subset_accuracy": float((guess == truth).all(axis=1).mean())}
+        seen = np.flatnonzero((guess | truth).any(axis=0))  # macro F1 over the labels in gold or predictions
+        return {"loss": total / max(1, truth.size),
+                "f1_micro": float(f1_score(truth, guess, average="micro", zero_division=0)),
+                "f1_macro": float(f1_score(truth, guess, labels=seen, average="macro", zero_division=0))
+                if seen.size else 0.0,
+                "subset_accuracy": float(accuracy_score(truth, guess))}

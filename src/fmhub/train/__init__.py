@@ -11,7 +11,9 @@ Example:
 from fmhub.train._config import (SCHEDULES, DataOptions, DistillOptions, LoopOptions, ModelOptions, OptimizerOptions,
                                  ScratchOptions, TrainConfig)
 from fmhub.train._loop import TrainingDivergedError, TrainResult
-from fmhub.train._run import TrainOutcome, train
+from fmhub.train._loop import ResumePoint, resume_point
+from fmhub.train._run import TrainingInterrupted, TrainOutcome, train
 
 __all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
-           "DistillOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "SCHEDULES"]
+           "DistillOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "TrainingInterrupted", "train",
+           "SCHEDULES", "ResumePoint", "resume_point"]

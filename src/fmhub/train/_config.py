@@ -262,6 +262,36 @@ class TrainConfig:
         """The options flat and JSON-ready (``training_args.json``, the run record)."""
         return options.to_flat(self)
 
+    def applied(self) -> dict[str, Any]:
+        """The options that took effect in this run (what a model card lists), flat: unset options, the
+        from-scratch model's shape when a base model was fine-tuned, distillation without a teacher, evaluation
+        options without an evaluation split and options of other tasks are left out (``to_dict`` has all)."""
+        flat = self.to_dict()
+        dropped = {"private"}
+        scratch = self.model is None
+        if not scratch:
+            dropped |= {"architecture", "from_config", "hidden_size", "layers", "heads", "vocab_size", "image_size"}
+        else:
+            dropped |= {"ignore_mismatched_sizes", "keep_zeros", "student_layers"}
+            if self.scratch.from_config:
+                dropped |= {"hidden_size", "layers", "heads"} | ({"vocab_size"} if self.task != "image-classification"
+                                                                 else set())
+            if self.scratch.architecture in ("resnet", "convnext"):
+                dropped.add("heads")
+        if self.task == "image-classification":
+            dropped.add("vocab_size")
+        else:
+            dropped |= {"image_size", *options.flat_names(AugmentOptions)}
+        if self.task != "masked-lm":
+            dropped.add("mlm_probability")
+        if self.task != "text-classification":
+            dropped.add("multi_label")
+        if self.distill.teacher is None:
+            dropped |= {"temperature", "alpha", "hidden_loss"}
+        if self.inputs.eval_split is None:
+            dropped |= {"eval_steps", "early_stopping_patience", "metric", "load_best_at_end"}
+        return {k: v for k, v in flat.items() if k not in dropped and v is not None}
+
     # -- what the options mean -----------------------------------------------------------------------------
 
     @property

@@ -16,6 +16,9 @@ import hashlib
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ from fmhub.train._data import tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "Trainer", "LoopState", "prepare", "run",
-           "checkpoint_dir"]
+           "checkpoint_dir", "ResumePoint", "resume_point"]
 
 MetricsHook = Callable[[int, float, dict[str, float]], None]  # (step, epoch, metrics)
 StepHook = Callable[[int, int, float, float], None]  # (step, total steps, loss, samples/s)
@@ -80,6 +83,25 @@ class TrainResult:
     interrupted: bool = False  # stopped by ``stop_after`` before the end
     ranks_in_sync: bool | None = None  # DDP: every rank ended with the same weights (None: one process)
     weights_step: int | None = None  # the step whose weights the model holds (--load-best-at-end: the best)
+    checkpoint: Path | None = None  # interrupted by Ctrl-C: the checkpoint saved at the step it stopped at
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where ``--resume`` continues: the newest checkpoint of a configuration, and the run it belongs to."""
+
+    step: int
+    checkpoint: Path
+    run_id: str | None  # None: a checkpoint written before runs were recorded in it
+
+
+def resume_point(config: TrainConfig) -> ResumePoint | None:
+    """The checkpoint ``--resume`` would continue from (None: there is none, training starts at step 0)."""
+    found = latest_checkpoint(checkpoint_dir(config))
+    if found is None:
+        return None
+    saved = json.loads((found / "state.json").read_text())
+    return ResumePoint(int(saved["step"]), found, saved.get("run_id"))
 
 
 def checkpoint_dir(config: TrainConfig) -> Path:
@@ -219,20 +241,22 @@ def _check_head(base: Any, task: Task, label_names: list[str], config: TrainConf
                                      "for the dataset's labels")
 
 
-def _schedule(config: TrainConfig, total: int) -> Callable[[int], float]:
-    """The learning-rate factor of each optimizer step: linear warmup, then linear, cosine or constant."""
-    warmup = int(config.optimizer.warmup_ratio * total)
-    schedule = config.optimizer.schedule
+#: --schedule → the transformers scheduler of that shape (each warms up linearly over --warmup-ratio first).
+_SCHEDULERS = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    return factor
+def _schedule(config: TrainConfig, total: int, optimizer: Any) -> Callable[[int], float]:
+    """The learning-rate factor of each optimizer step, from ``transformers.get_scheduler`` (the schedules the
+    ``Trainer`` uses). Only its factor function is kept: the loop sets the rate from the step it is at, so a
+    resumed run needs no scheduler state."""
+    from transformers import get_scheduler
+
+    initial = [group["lr"] for group in optimizer.param_groups]
+    scheduler = get_scheduler(_SCHEDULERS[config.optimizer.schedule], optimizer,
+                              num_warmup_steps=int(config.optimizer.warmup_ratio * total), num_training_steps=total)
+    for group, lr in zip(optimizer.param_groups, initial, strict=True):  # the scheduler set factor(0): undo
+        group["lr"] = lr
+    return scheduler.lr_lambdas[0]
 
 
 def _freeze(model: Any, config: TrainConfig) -> None:
@@ -270,6 +294,7 @@ class LoopState:
     samples: int = 0  # training rows seen (all ranks)
     seconds: float = 0.0  # training time: evaluation and checkpointing are left out
     evaluated_at: int | None = None  # the step of the latest evaluation
+    run_id: str | None = None  # the run record this training belongs to (a resumed run continues it)
 
     def to_json(self) -> dict[str, Any]:
         """``state.json`` without ``step`` (the checkpoint names it)."""
@@ -308,10 +333,16 @@ class Trainer:
         on_metrics: called with (step, epoch, metrics) for train and eval metrics.
         on_step: called with (step, total steps, loss, samples/s) after each optimizer step.
         stop_after: stop (as if killed) after this many optimizer steps, after checkpointing; for tests.
+        run_id: the run record this training belongs to, saved in every checkpoint so ``--resume`` continues it.
+        on_interrupt: called with the current step on the first Ctrl-C (default: a line on stderr). The first
+            Ctrl-C stops at the end of the running optimizer step with a checkpoint (the result is
+            ``interrupted`` with its ``checkpoint``); a second one stops at once (KeyboardInterrupt).
+            Only in the main thread of a single process (torchrun handles signals of DDP ranks).
     """
 
     def __init__(self, prepared: Prepared, *, resume: bool = False, on_metrics: MetricsHook | None = None,
-                 on_step: StepHook | None = None, stop_after: int | None = None) -> None:
+                 on_step: StepHook | None = None, stop_after: int | None = None, run_id: str | None = None,
+                 on_interrupt: Callable[[int], None] | None = None) -> None:
         import torch
 
         self.prepared = prepared
@@ -341,7 +372,7 @@ class Trainer:
             [{"params": [p for n, p in named if not _no_decay(n)], "weight_decay": config.optimizer.weight_decay},
              {"params": [p for n, p in named if _no_decay(n)], "weight_decay": 0.0}],
             lr=config.optimizer.learning_rate)
-        self.factor = _schedule(config, self.total)
+        self.factor = _schedule(config, self.total, self.optimizer)
         weights = self.task.class_weights(prepared.train, len(prepared.label_names)) \
             if config.optimizer.class_weights else None
         self.loss_fn = self.task.loss_function(weights, config.optimizer.label_smoothing)
@@ -350,6 +381,10 @@ class Trainer:
         if resume and (found := latest_checkpoint(self.folder)) is not None:
             saved = load_checkpoint(found, self.model, self.optimizer)
             self.state = LoopState.from_checkpoint(saved)
+        if run_id is not None:
+            self.state.run_id = run_id
+        self.on_interrupt = on_interrupt
+        self.interrupt_requested = False
         # --keep-zeros: the weight matrices' zeros (a pruned model's) are put back after every optimizer step.
         self.zeros = [(p, p != 0) for p in self.model.parameters()
                       if config.tuning.keep_zeros and p.requires_grad and p.ndim >= 2 and bool((p == 0).any())]
@@ -360,6 +395,43 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        with self._first_interrupt_stops_gracefully():
+            return self._run()
+
+    @contextlib.contextmanager
+    def _first_interrupt_stops_gracefully(self) -> Iterator[None]:
+        """While training, the first SIGINT asks for a checkpoint and a stop at the next step boundary."""
+        if self.world > 1 or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.interrupt_requested:  # the second Ctrl-C: stop at once
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self.interrupt_requested = True
+            if self.on_interrupt is not None:
+                self.on_interrupt(self.state.step)
+            else:
+                print(f"Ctrl-C ({self.state.step} steps done): finishing the current step, saving a checkpoint, then "
+                      "stopping (press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _interrupted(self, saved: bool) -> TrainResult:
+        """Stop after Ctrl-C: checkpoint the step just finished (unless ``saved``) and report where it is."""
+        state = self.state
+        if not saved:
+            self._save()
+        return TrainResult(state.step, state.step / self.steps_per_epoch, {}, state.best_step, 0.0, False,
+                           state.history, interrupted=True, checkpoint=checkpoint_path(self.folder, state.step))
+
+    def _run(self) -> TrainResult:
         state, loop = self.state, self.config.loop
         self.optimizer.zero_grad(set_to_none=True)
         while state.step < self.total and not self.stopped_early:
@@ -371,8 +443,10 @@ class Trainer:
                 if state.micro % loop.gradient_accumulation:
                     continue
                 self._optimizer_step()
-                if self.stopped_early or self._cut_short():
+                if self.stopped_early or self._cut_short() or self.interrupt_requested:
                     break
+            if self.interrupt_requested and state.step < self.total and state.micro < usable:
+                return self._interrupted(saved=bool(loop.save_steps and state.step % loop.save_steps == 0))
             if self._cut_short() and state.step < self.total:
                 return TrainResult(state.step, state.step / self.steps_per_epoch, {}, state.best_step, 0.0, False,
                                    state.history, interrupted=True)
@@ -382,6 +456,8 @@ class Trainer:
                 if not self.stopped_early and not (loop.eval_steps and state.step % loop.eval_steps == 0):
                     self.stopped_early = self._evaluate()
                 self._save()
+                if self.interrupt_requested and state.step < self.total and not self.stopped_early:
+                    return self._interrupted(saved=True)
         return self._finish()
 
     def _epoch_batches(self) -> list[Any]:
@@ -510,6 +586,8 @@ class Trainer:
 
 
 def run(prepared: Prepared, *, resume: bool = False, on_metrics: MetricsHook | None = None,
-        on_step: StepHook | None = None, stop_after: int | None = None) -> TrainResult:
+        on_step: StepHook | None = None, stop_after: int | None = None, run_id: str | None = None,
+        on_interrupt: Callable[[int], None] | None = None) -> TrainResult:
     """Train ``prepared.model`` in place (see :class:`Trainer`)."""
-    return Trainer(prepared, resume=resume, on_metrics=on_metrics, on_step=on_step, stop_after=stop_after).run()
+    return Trainer(prepared, resume=resume, on_metrics=on_metrics, on_step=on_step, stop_after=stop_after,
+                   run_id=run_id, on_interrupt=on_interrupt).run()

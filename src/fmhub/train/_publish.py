@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fmhub.cards import render_card, validate_metadata
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from fmhub.cards import validate_metadata
 from fmhub.client import Hub, UploadFile
 from fmhub.errors import EmptyCommitError, InvalidInputError
 from fmhub.tasks import Metric
@@ -26,25 +28,27 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
     metrics = [{"type": m.kind, "value": round(result.metrics[m.key], 6), "name": m.name}
                for m in (*task.validation_metrics, Metric("eval_loss", "loss", "Loss")) if m.key in result.metrics]
     pipeline_tag = task.pipeline_tag
-    metadata: dict[str, Any] = {"license": config.license or "unknown"}
-    if prepared.model_repo is not None:
-        metadata["base_model"] = prepared.model_repo
-    metadata.update({"datasets": [prepared.data_repo], "pipeline_tag": pipeline_tag, "library_name": "transformers",
-                     "tags": ["fmhub", config.task]})
-    if metrics:
-        metadata["model-index"] = [{"name": config.output.split("/", 1)[1], "results": [{
-            "task": {"type": pipeline_tag, "name": prepared.task.title},
-            "dataset": {"name": prepared.data_repo, "type": prepared.data_repo, "split": config.inputs.eval_split,
-                        "revision": prepared.data_commit},
-            "metrics": metrics}]}]
     lineage = {"base_model": prepared.model_repo, "base_model_commit": prepared.model_commit,
                "dataset": prepared.data_repo, "dataset_commit": prepared.data_commit, "run_id": run_id}
-    metadata["fmhub"] = {"lineage": lineage}
+    fmhub: dict[str, Any] = {"lineage": lineage}
     variant = distillation(prepared)
     if variant is not None:  # a student: its parent is the teacher, as for every optimized variant
-        metadata["fmhub"] = {"variant": variant, "lineage": {**lineage, "parent": prepared.teacher_repo,
-                                                             "parent_commit": prepared.teacher_commit}}
-        metadata["tags"].append("distill")
+        fmhub = {"variant": variant, "lineage": {**lineage, "parent": prepared.teacher_repo,
+                                                 "parent_commit": prepared.teacher_commit}}
+    # huggingface_hub's card data writes the fields the Hub reads (model-index from the eval results); fmhub's
+    # strict validation then checks the whole front matter.
+    data = ModelCardData(
+        license=config.license or "unknown", base_model=prepared.model_repo, datasets=[prepared.data_repo],
+        pipeline_tag=pipeline_tag, library_name="transformers",
+        tags=["fmhub", config.task] + (["distill"] if variant is not None else []),
+        model_name=config.output.split("/", 1)[1] if metrics else None,
+        eval_results=[EvalResult(task_type=pipeline_tag, task_name=prepared.task.title,
+                                 dataset_type=prepared.data_repo, dataset_name=prepared.data_repo,
+                                 dataset_split=config.inputs.eval_split, dataset_revision=prepared.data_commit,
+                                 metric_type=m["type"], metric_value=m["value"], metric_name=m["name"])
+                      for m in metrics] or None,
+        fmhub=fmhub)
+    metadata = data.to_dict()
     problems = validate_metadata(metadata, "model")
     if not problems.ok:
         raise InvalidInputError(f"the generated model card is invalid: {'; '.join(problems.errors)}")
@@ -74,7 +78,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         lines += ["", "## Distillation\n", "| | |", "|---|---|"]
         lines += [f"| {k} | `{v}` |" for k, v in variant.items() if k != "description"]
     lines += ["", "## Training\n", "| option | value |", "|---|---|"]
-    lines += [f"| {k} | `{v}` |" for k, v in config.to_dict().items() if k not in ("private",)]
+    lines += [f"| {k} | `{v}` |" for k, v in config.applied().items()]  # training_args.json has every option
     lines += ["", "## Lineage\n",
               f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`" if prepared.model_repo else
               "- base model: none (from scratch, tokenizer trained on the dataset)",
@@ -83,7 +87,8 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         lines.append(f"- run: `{run_id}` (`fmhub runs show {run_id}`)")
     lines += ["", "## Use\n", "```python", "from transformers import pipeline",
               f'model = pipeline("{pipeline_tag}", model="{config.output}")', "```"]
-    return render_card(metadata, "\n".join(lines) + "\n")
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n" + "\n".join(lines) + "\n")
+    return str(card)
 
 
 def distillation(prepared: Prepared) -> dict[str, Any] | None:

@@ -6,18 +6,27 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fmhub.client import Hub
 from fmhub.constants import settings
-from fmhub.errors import FmhubError
+from fmhub.errors import FmhubError, InvalidInputError, RunNotFoundError
 from fmhub.runs import TensorBoardWriter
 from fmhub.train import _distributed as distributed
 from fmhub.train._config import TrainConfig
-from fmhub.train._loop import Prepared, TrainResult, checkpoint_dir, prepare, run
+from fmhub.train._loop import Prepared, TrainResult, checkpoint_dir, prepare, resume_point, run
 from fmhub.train._publish import publish
 
-__all__ = ["TrainOutcome", "train"]
+__all__ = ["TrainOutcome", "TrainingInterrupted", "train"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a step boundary with a checkpoint; ``--resume`` continues the same run."""
+
+    def __init__(self, step: int, run_id: str, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted at step {step}; run {run_id} continues with --resume")
+        self.step, self.run_id, self.checkpoint = step, run_id, checkpoint
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,8 @@ class TrainOutcome:
 def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, command: str = "fmhub.train.train()",
           on_metrics: Callable[[int, float, dict[str, float]], None] | None = None,
           on_step: Callable[[int, int, float, float], None] | None = None,
-          stop_after: int | None = None, model: Any = None, publish: bool = True) -> TrainOutcome | None:
+          stop_after: int | None = None, model: Any = None, publish: bool = True,
+          on_interrupt: Callable[[int], None] | None = None) -> TrainOutcome | None:
     """Train ``config``, publish the model and record the run; None when ``stop_after`` cut the run short
     (and on DDP ranks other than 0).
 
@@ -42,6 +52,11 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
     The run record goes to the hub trained against (the embedded store, or a hub server: ``FMHUB_ENDPOINT``),
     metric values in batches; TensorBoard event files go to ``$FMHUB_HOME/runs/<run id>/`` on this machine.
     Checkpoints are removed once the model is published (a failed or stopped run keeps them for ``--resume``).
+
+    The first Ctrl-C (SIGINT) stops at the end of the running step with a checkpoint and raises
+    :class:`TrainingInterrupted` (``on_interrupt(step)`` is called when it arrives); a second one stops at once.
+    ``resume=True`` continues the newest checkpoint's run record (same id, same TensorBoard curves) from
+    its step.
     """
     import torch
 
@@ -54,7 +69,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
             run(prepared, resume=resume, stop_after=stop_after)
             return None
         return _tracked(prepared, hub, resume=resume, command=command, on_metrics=on_metrics, on_step=on_step,
-                        stop_after=stop_after, publish_model=publish)
+                        stop_after=stop_after, publish_model=publish, on_interrupt=on_interrupt)
     finally:
         if owned:
             hub.close()
@@ -63,13 +78,23 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
 def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
              on_metrics: Callable[[int, float, dict[str, float]], None] | None,
              on_step: Callable[[int, int, float, float], None] | None, stop_after: int | None,
-             publish_model: bool) -> TrainOutcome | None:
+             publish_model: bool, on_interrupt: Callable[[int], None] | None = None) -> TrainOutcome | None:
     """Rank 0: train with a run record (on the hub) and TensorBoard curves, publish, close the record."""
     config = prepared.config
-    record = hub.start_run(task=config.task, config={**config.to_dict(), "resume": resume,
-                                                     "processes": distributed.world_size()}, command=command,
-                           base_model=prepared.model_repo, base_commit=prepared.model_commit,
-                           dataset=prepared.data_repo, dataset_commit=prepared.data_commit, output=config.output)
+    point = resume_point(config) if resume else None
+    record = None
+    if point is not None and point.run_id is not None:
+        try:  # the interrupted run continues: same id, its metrics after the checkpoint's step dropped
+            record = hub.resume_run(point.run_id, point.step)
+        except (RunNotFoundError, InvalidInputError):  # trained against another hub, or the record ended otherwise
+            record = None
+    if record is None:
+        resumed = {"resumed_from": {"run": point.run_id, "step": point.step}} if point is not None else {}
+        record = hub.start_run(task=config.task, config={**config.to_dict(), "resume": resume, **resumed,
+                                                         "processes": distributed.world_size()}, command=command,
+                               base_model=prepared.model_repo, base_commit=prepared.model_commit,
+                               dataset=prepared.data_repo, dataset_commit=prepared.data_commit, output=config.output)
+    continued = point is not None and record.id == point.run_id
     metrics_log = hub.run_metrics_logger(record.id)  # batched: no round trip per step to a hub server
 
     def end(status: str, summary: dict[str, Any] | None = None, output_commit: str | None = None) -> None:
@@ -78,7 +103,8 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
         finally:  # the run is closed even when its last metric values could not be sent
             hub.finish_run(record.id, status, summary=summary, output_commit=output_commit)
 
-    with TensorBoardWriter(settings().home / "runs" / record.id / "tensorboard") as board:
+    with TensorBoardWriter(settings().home / "runs" / record.id / "tensorboard",
+                           purge_step=point.step + 1 if continued and point is not None else None) as board:
 
         def track(step: int, epoch: float, metrics: dict[str, float]) -> None:
             metrics_log.log(step, metrics, epoch=epoch)
@@ -87,11 +113,16 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
                 on_metrics(step, epoch, metrics)
 
         try:
-            result = run(prepared, resume=resume, on_metrics=track, on_step=on_step, stop_after=stop_after)
+            result = run(prepared, resume=resume, on_metrics=track, on_step=on_step, stop_after=stop_after,
+                         run_id=record.id, on_interrupt=on_interrupt)
             if result.interrupted:
                 end("stopped", {"steps": result.steps})
+                if result.checkpoint is not None:  # Ctrl-C: stopped gracefully with a checkpoint
+                    raise TrainingInterrupted(result.steps, record.id, result.checkpoint)
                 return None
             commit = publish(hub, prepared, result, record.id) if publish_model else None
+        except TrainingInterrupted:
+            raise
         except KeyboardInterrupt:
             _end_quietly(end, "stopped")
             raise

@@ -70,8 +70,10 @@ function robustness(node, data) {
   const items = data.robustness;
   const keys = Object.keys(items[0]?.delta || {});
   const traces = keys.map((key, i) => ({
-    type: "bar", name: key, y: items.map((p) => p.name), x: items.map((p) => p.delta[key]), orientation: "h",
-    marker: { color: COLORS[i] }, customdata: items.map((p) => p.description),
+    // a perturbation that changed no model input has no bar: "n/a" and its note say why
+    type: "bar", name: key, y: items.map((p) => (p.applicable === false ? `${p.name} (n/a)` : p.name)),
+    x: items.map((p) => p.delta[key]), orientation: "h",
+    marker: { color: COLORS[i] }, customdata: items.map((p) => (p.applicable === false ? p.note : p.description)),
     hovertemplate: `%{y}: %{customdata}<br>${key} change %{x:+.4f}<extra></extra>`,
   }));
   draw(node, traces, { height: 60 + 44 * items.length, barmode: "group", xaxis: { title: { text: "change from clean inputs" }, zeroline: true },
