@@ -30,7 +30,7 @@ __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "co
            "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 metadata = MetaData(
     naming_convention={
@@ -45,7 +45,7 @@ metadata = MetaData(
 #: below those domains and never depends on them; only :func:`complete_metadata` (for Alembic's view of the
 #: whole schema, and the migration tests) loads them.
 DOMAIN_TABLE_MODULES = ("fmhub.accounts._tables", "fmhub.runs._tables", "fmhub.evaluations._tables",
-                        "fmhub.xet._tables")
+                        "fmhub.xet._tables", "fmhub.search._tables", "fmhub.lineage._tables")
 
 
 def complete_metadata() -> MetaData:
