@@ -134,6 +134,12 @@ ROUTES = {
         ("native", lambda r: ("PUT", f"/api/fmhub/pipeline-steps/{STEP}", {
             "pipeline": "p", "step": "s", "kind": "train", "output": f"{SECRET}@{'0' * 40}"}, None),
          (401, 403, 403, 403, 200, 200)),
+    # search lists only what the caller may see (tests/server/test_search_api.py); lineage answers as the repo does
+    ("GET", "/api/fmhub/search"): ("native", lambda r: ("GET", "/api/fmhub/search?q=secret", None, None), (200,) * 6),
+    ("GET", "/api/fmhub/lineage/{plural}/{namespace}/{name}"):
+        ("read", lambda r: ("GET", f"/api/fmhub/lineage/models/{r}", None, None)),
+    ("GET", "/api/fmhub/lineage/{plural}/{namespace}/{name}/impact"):
+        ("read", lambda r: ("GET", f"/api/fmhub/lineage/datasets/{r}/impact", None, None)),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
     ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),

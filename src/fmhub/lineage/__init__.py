@@ -13,11 +13,12 @@ Example:
     >>> sorted(n.id for n in impact.nodes.values() if n.kind == "model")
 """
 
+from fmhub.lineage._describe import describe
 from fmhub.lineage._graph import MAX_DEPTH, MAX_NODES, Graph, GraphEdge, Lineage, Node
 from fmhub.lineage._record import Edge, LineageHook, NodeRef, card_edges, record_edges, report_edges
 from fmhub.store.hooks import register_write_hook
 
-__all__ = ["Lineage", "Graph", "Node", "GraphEdge", "Edge", "NodeRef", "LineageHook", "card_edges", "report_edges",
+__all__ = ["describe", "Lineage", "Graph", "Node", "GraphEdge", "Edge", "NodeRef", "LineageHook", "card_edges", "report_edges",
            "record_edges", "MAX_DEPTH", "MAX_NODES"]
 
 register_write_hook(LineageHook())

@@ -147,8 +147,16 @@ class SearchHit:
     def to_json(self) -> dict[str, Any]:
         return {"repo_type": self.repo_type, "repo_id": self.repo_id, "private": self.private, "sha": self.sha,
                 "task": self.task, "library": self.library, "license": self.license, "tags": self.tags,
+                "card_data": self.card_data,
                 "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
                 "metric": self.metric}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchHit:
+        return cls(data["repo_type"], data["repo_id"], bool(data["private"]), data.get("sha"), data.get("task"),
+                   data.get("library"), data.get("license"), list(data.get("tags") or []), data.get("card_data"),
+                   datetime.fromisoformat(data["created_at"]), datetime.fromisoformat(data["updated_at"]),
+                   data.get("metric"))
 
 
 @dataclass
