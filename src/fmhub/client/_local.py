@@ -8,6 +8,8 @@ from typing import Any
 
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
+from fmhub.lineage import describe
+from fmhub.search import Search, SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.store import Store, open_store
 from fmhub.store.blobs import Progress
@@ -153,6 +155,22 @@ class LocalHub(Hub):
                          limit: int = 100) -> list[EvaluationInfo]:
         return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)
 
+    # -- search and lineage -----------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        query.readable = None  # the embedded store's user reads every repo
+        return Search(self.store.db).query(query, count=True)
+
+    def lineage(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                direction: str = "both", depth: int = 5) -> dict[str, Any]:
+        _check_direction(direction)
+        return describe(self.store, repo_type, repo_id, revision, up=direction != "down", down=direction != "up",
+                        depth=depth)
+
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset"
+                       ) -> dict[str, Any]:
+        return describe(self.store, repo_type, repo_id, revision, impact=True)
+
     # -- training runs ----------------------------------------------------------------------------
 
     def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
@@ -189,3 +207,10 @@ class LocalHub(Hub):
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
         return PipelineSteps(self.store.db).save(record)
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("both", "up", "down"):
+        from fmhub.errors import InvalidInputError
+
+        raise InvalidInputError(f"direction must be up, down or both, got {direction!r}")

@@ -148,6 +148,8 @@ def search(store: StoreDep, caller: ReaderDep,
                                           "license and datasets.")] = None,
            repo_type: Annotated[str | None, Query(alias="type", description="model or dataset (default: both).")]
            = None,
+           search: Annotated[list[str] | None, Query(description="Substrings of the repo id (all must occur).")]
+           = None,
            author: str | None = None,
            filter: Annotated[list[str] | None, Query(description="Tags every result has.")] = None,
            task: Annotated[str | None, Query(description="The card's pipeline_tag / task_categories.")] = None,
@@ -159,7 +161,7 @@ def search(store: StoreDep, caller: ReaderDep,
            limit: Annotated[int, Query(ge=1, le=100)] = 20,
            cursor: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     filters = [MetricFilter.parse(m, on) for m in metric or []]
-    query = SearchQuery(repo_type=repo_type or None, text=q, author=author, filters=filter or [], task=task,
+    query = SearchQuery(repo_type=repo_type or None, search=search or [], text=q, author=author, filters=filter or [], task=task,
                         metrics=filters, sort=sort, direction=direction, offset=cursor, limit=limit,
                         readable=readable_namespaces(caller), metric_on=on)
     result = Search(store.db).query(query, count=True)
