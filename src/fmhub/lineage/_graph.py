@@ -161,7 +161,7 @@ class Lineage:
     def _walk(self, conn: Connection, starts: list[int], depth: int, *, up: bool, limit: int) -> dict[int, int]:
         sql = text(_DOWN.format(next="parent" if up else "child", this="child" if up else "parent")).bindparams(
             bindparam("starts", expanding=True))
-        return dict(conn.execute(sql, {"starts": starts, "depth": depth, "limit": limit}).tuples().all())
+        return dict(conn.execute(sql, {"starts": starts, "depth": depth, "limit": limit}).all())
 
     def graph(self, starts: Sequence[int], *, up: int = 5, down: int = 5) -> Graph:
         """Ancestors up to ``up`` levels and descendants down to ``down`` levels of the ``starts`` nodes."""

@@ -158,7 +158,7 @@ def _node_pks(conn: Connection, nodes: Sequence[NodeRef], now: datetime) -> dict
     pks: dict[str, int] = {}
     for start in range(0, len(idents), 500):
         chunk = idents[start:start + 500]
-        pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).tuples().all())
+        pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).all())
     missing = [unique[i] for i in idents if i not in pks]
     if missing:
         conn.execute(_insert(conn, n).on_conflict_do_nothing(index_elements=["ident"]), [
@@ -167,7 +167,7 @@ def _node_pks(conn: Connection, nodes: Sequence[NodeRef], now: datetime) -> dict
             for m in missing])
         for start in range(0, len(missing), 500):
             chunk = [m.ident for m in missing[start:start + 500]]
-            pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).tuples().all())
+            pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).all())
     return pks
 
 
