@@ -108,9 +108,12 @@ def test_nodes_the_reader_may_not_read_are_hidden_never_named(local_store: Store
 
 
 def test_a_run_is_hidden_when_its_output_is(local_store: Store, local_family: Family) -> None:
-    answer = describe(local_store, "dataset", "acme/news", "v1", up=False, depth=1,
-                      may_read=lambda n: n.repo_key != "model/acme/clf")
+    from fmhub.server._lineage import may_read
+
+    local_store.update_repo("acme/clf", private=True)
+    answer = describe(local_store, "dataset", "acme/news", "v1", up=False, depth=1, may_read=may_read(None))
     assert f"run:{RUN}" not in json.dumps(answer)
+    assert [n["kind"] for n in answer["nodes"]].count("hidden") == 2  # the run and the private model's evaluation
 
 
 def test_deleted_repos_stay_in_the_graph_marked_as_gone(local_store: Store, local_family: Family) -> None:

@@ -61,6 +61,12 @@ class Node:
     namespace: str | None = None
 
     @property
+    def output(self) -> str | None:
+        """A run's output repo key (``model/<lower id>``)."""
+        value = self.info.get("output") if self.kind == "run" else None
+        return value if isinstance(value, str) else None
+
+    @property
     def repo_type(self) -> str | None:
         return self.repo_key.split("/", 1)[0] if self.repo_key else None
 
@@ -97,16 +103,10 @@ class Graph:
     def redacted(self, may_read: Callable[[Node], bool]) -> dict[str, Any]:
         """The graph as JSON, each node the caller may not read shown as ``hidden`` (no repo, commit or info).
 
-        A run is readable when its output model is (as the runs API decides), else when a model it trained is.
+        A run carries its output repo's state, so it is readable when the model it trained is (as the runs API
+        decides).
         """
-        readable = {pk: may_read(node) for pk, node in self.nodes.items() if node.kind != "run"}
-        for pk, node in self.nodes.items():
-            if node.kind == "run":
-                output = node.info.get("output")
-                outputs = [n for n in self.nodes.values() if n.kind == "model" and n.repo_key == output]
-                children = [e.child for e in self.edges if e.parent == pk]
-                readable[pk] = any(readable.get(n.pk) for n in outputs) if outputs else \
-                    any(readable.get(c) for c in children)
+        readable = {pk: may_read(node) for pk, node in self.nodes.items()}
         hidden_ids = {pk: f"hidden-{i}" for i, pk in enumerate(sorted(p for p, ok in readable.items() if not ok), 1)}
 
         def ident(pk: int) -> str:
@@ -209,15 +209,15 @@ class Lineage:
                 for row in conn.execute(select(e).where(e.c.parent.in_(chunk))):
                     if row.child in members:
                         found_edges.append(GraphEdge(row.parent, row.child, row.relation))
-        states = repo_states(conn, (node.repo_key for node in nodes.values() if node.repo_key))
+        states = repo_states(conn, (key for node in nodes.values() for key in (node.repo_key, node.output) if key))
         refs = refs_at(conn, ((node.repo_key, node.commit) for node in nodes.values()
                               if node.repo_key and node.commit and node.kind in ("model", "dataset")))
         for node in nodes.values():
-            if node.repo_key:
-                state = states.get(node.repo_key)
+            if node.repo_key or node.output:  # a run is as readable as the model it trained (as the runs API says)
+                state = states.get(node.repo_key or node.output)
                 node.exists = state is not None
                 node.private, node.namespace = state if state else (False, None)
-                node.refs = refs.get((node.repo_key, node.commit), [])
+                node.refs = refs.get((node.repo_key, node.commit), []) if node.repo_key else []
         found_edges.sort(key=lambda x: (x.parent, x.child))
         return Graph([r for r in roots if r in nodes], nodes, found_edges, truncated)
 
