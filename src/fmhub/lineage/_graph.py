@@ -20,11 +20,13 @@ from fmhub.lineage import _tables as t
 from fmhub.store import Database
 from fmhub.store.hooks import refs_at, repo_states
 
-__all__ = ["Lineage", "Graph", "Node", "GraphEdge", "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["Lineage", "Graph", "Node", "GraphEdge", "MAX_DEPTH", "MAX_NODES", "MAX_IMPACT"]
 
-#: The deepest walk a query may ask for, and the most nodes one answer holds (``truncated`` says when cut).
+#: The deepest walk a query may ask for, and the most nodes one graph answer holds (``truncated`` says when cut).
 MAX_DEPTH = 50
 MAX_NODES = 5000
+#: The most nodes an impact answer lists: a deletion request must see everything, so this is generous.
+MAX_IMPACT = 100_000
 
 _DOWN = """
 WITH RECURSIVE walk(pk, depth) AS (
@@ -190,9 +192,10 @@ class Lineage:
             return Graph([], {}, [])
         sql = text(_REACH).bindparams(bindparam("starts", expanding=True))
         with self.db.read() as conn:
-            found = list(conn.execute(sql, {"starts": roots, "limit": MAX_NODES + 1}).scalars())
-            depths = {pk: (0 if pk in roots else 1) for pk in found[:MAX_NODES]}
-            return self._load(conn, depths, roots, len(found) > MAX_NODES, edges=False)
+            found = list(conn.execute(sql, {"starts": roots, "limit": MAX_IMPACT + 1}).scalars())
+            starts = set(roots)
+            depths = {pk: (0 if pk in starts else 1) for pk in found[:MAX_IMPACT]}
+            return self._load(conn, depths, roots, len(found) > MAX_IMPACT, edges=False)
 
     def _load(self, conn: Connection, depths: dict[int, int], roots: list[int], truncated: bool, *,
               edges: bool = True) -> Graph:

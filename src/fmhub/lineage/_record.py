@@ -25,13 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select
 
 from fmhub.cards import fmhub_section, parse_card
 from fmhub.errors import FmhubError
 from fmhub.lineage import _tables as t
-from fmhub.store.hooks import WriteContext, WriteHook
+from fmhub.store.hooks import WriteContext, WriteHook, bulk_insert
 
 __all__ = ["NodeRef", "Edge", "LineageHook", "card_edges", "report_edges", "record_edges", "node_ident", "REPORT_PATH"]
 
@@ -62,7 +61,7 @@ class NodeRef:
 
     @property
     def ident(self) -> str:
-        return node_ident(self.kind, self.repo, self.commit, self.path)
+        return f"{self.kind}:{self.repo.lower()}@{self.commit}:{self.path}"
 
 
 def node_ident(kind: str, repo: str, commit: str = "", path: str = "") -> str:
@@ -145,11 +144,6 @@ def report_edges(repo_id: str, commit: str, path: str, data: bytes | None) -> li
     return edges
 
 
-def _insert(conn: Connection, table):
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def _node_pks(conn: Connection, nodes: Sequence[NodeRef], now: datetime) -> dict[str, int]:
     """ident → pk for ``nodes``, inserting the missing ones (in batches; concurrent inserts are tolerated)."""
     n = t.lineage_nodes
@@ -159,14 +153,14 @@ def _node_pks(conn: Connection, nodes: Sequence[NodeRef], now: datetime) -> dict
     for start in range(0, len(idents), 500):
         chunk = idents[start:start + 500]
         pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).all())
-    missing = [unique[i] for i in idents if i not in pks]
+    missing = [(i, unique[i]) for i in idents if i not in pks]
     if missing:
-        conn.execute(_insert(conn, n).on_conflict_do_nothing(index_elements=["ident"]), [
-            {"ident": m.ident, "kind": m.kind, "repo": m.repo[:200], "repo_key": m.repo_key, "commit": m.commit,
+        bulk_insert(conn, n, [
+            {"ident": i, "kind": m.kind, "repo": m.repo[:200], "repo_key": m.repo_key, "commit": m.commit,
              "path": m.path, "info": json.dumps(m.info, sort_keys=True) if m.info else None, "created_at": now}
-            for m in missing])
+            for i, m in missing], skip_conflicts=["ident"])
         for start in range(0, len(missing), 500):
-            chunk = [m.ident for m in missing[start:start + 500]]
+            chunk = [i for i, _ in missing[start:start + 500]]
             pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).all())
     return pks
 
@@ -177,10 +171,13 @@ def record_edges(conn: Connection, edges: Sequence[Edge]) -> int:
         return 0
     now = datetime.now(UTC)
     pks = _node_pks(conn, [node for e in edges for node in (e.parent, e.child)], now)
-    rows = {(pks[e.parent.ident], pks[e.child.ident]): e.relation for e in edges
-            if pks[e.parent.ident] != pks[e.child.ident]}
-    conn.execute(_insert(conn, t.lineage_edges).on_conflict_do_nothing(index_elements=["parent", "child"]),
-                 [{"parent": p, "child": c, "relation": r} for (p, c), r in rows.items()])
+    rows: dict[tuple[int, int], str] = {}
+    for e in edges:
+        pair = (pks[e.parent.ident], pks[e.child.ident])
+        if pair[0] != pair[1]:
+            rows.setdefault(pair, e.relation)
+    bulk_insert(conn, t.lineage_edges, [{"parent": p, "child": c, "relation": r} for (p, c), r in rows.items()],
+                skip_conflicts=["parent", "child"])
     return len(edges)
 
 

@@ -11,15 +11,16 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, text, update
+from sqlalchemy import Connection, delete, text, update
 
 from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError
 from fmhub.evaluations import flat_metrics
 from fmhub.search import _tables as t
-from fmhub.store.hooks import RepoRow, WriteContext, WriteHook
+from fmhub.store.hooks import RepoRow, WriteContext, WriteHook, bulk_insert
 
 __all__ = ["Document", "MetricRow", "SearchHook", "document_for", "report_metrics", "write_documents", "has_fts",
            "REPORT_PATH"]
@@ -50,7 +51,7 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
     metrics: list[MetricRow] = field(default_factory=list)
 
-    @property
+    @cached_property
     def tags(self) -> list[str]:
         return card_tags(self.metadata, self.repo.repo_type) if self.metadata else []
 
@@ -143,17 +144,15 @@ def write_documents(conn: Connection, docs: Sequence[Document], *, replace: bool
             if fts:
                 conn.execute(text(f"DELETE FROM {t.FTS_TABLE} WHERE rowid IN ({','.join(map(str, chunk))})"))
     rows = [d.row() for d in docs]
-    conn.execute(insert(t.search_docs), rows)
-    tags = [{"tag": tag, "repo_pk": d.repo.pk} for d in docs for tag in dict.fromkeys(x.lower()[:255] for x in d.tags)]
-    if tags:
-        conn.execute(insert(t.search_tags), tags)
-    metrics = [{"repo_pk": d.repo.pk, "model_commit": m.model_commit, "dataset": m.dataset[:200],
-                "split": m.split[:255], "metric": m.metric, "value": m.value} for d in docs for m in d.metrics]
-    if metrics:
-        conn.execute(insert(t.search_metrics), metrics)
+    bulk_insert(conn, t.search_docs, rows)
+    bulk_insert(conn, t.search_tags, [{"tag": tag, "repo_pk": d.repo.pk} for d in docs
+                                      for tag in dict.fromkeys(x.lower()[:255] for x in d.tags)])
+    bulk_insert(conn, t.search_metrics, [
+        {"repo_pk": d.repo.pk, "model_commit": m.model_commit, "dataset": m.dataset[:200], "split": m.split[:255],
+         "metric": m.metric, "value": m.value} for d in docs for m in d.metrics])
     if fts:
-        conn.execute(text(f"INSERT INTO {t.FTS_TABLE} (rowid, name, text) VALUES (:pk, :name, :text)"),
-                     [{"pk": r["repo_pk"], "name": r["name"], "text": r["text"]} for r in rows])
+        conn.exec_driver_sql(f"INSERT INTO {t.FTS_TABLE} (rowid, name, text) VALUES (?, ?, ?)",
+                             [(r["repo_pk"], r["name"], r["text"]) for r in rows])
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

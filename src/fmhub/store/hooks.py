@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 from fmhub.store import _schema as t
 
 __all__ = ["WriteHook", "WriteContext", "RepoRow", "register_write_hook", "registered_write_hooks", "repo_states",
-           "refs_at", "replay"]
+           "refs_at", "replay", "bulk_insert"]
 
 # The store (fmhub.store.Store) is passed in, not imported: the store imports this module.
 Store = Any
@@ -189,3 +189,33 @@ def replay(store: Store, hooks: Sequence[WriteHook], *, every_commit: bool,
         if progress is not None:
             progress(done, len(repos))
     return len(repos)
+
+
+def bulk_insert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], *,
+                skip_conflicts: Sequence[str] = ()) -> None:
+    """Insert many rows of an index table in one ``executemany`` straight to the driver (no per-row statement
+    compilation: what backfills and bulk seeding need), converting values as SQLAlchemy would store them.
+
+    With ``skip_conflicts`` (the columns of a unique key), rows already present are skipped (``ON CONFLICT DO
+    NOTHING`` on SQLite and PostgreSQL alike).
+    """
+    if not rows:
+        return
+    from sqlalchemy import Boolean, DateTime
+
+    columns = list(rows[0])
+    sqlite = conn.dialect.name == "sqlite"
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    convert: dict[int, Callable[[Any], Any]] = {}
+    for i, name in enumerate(columns):
+        kind = table.c[name].type
+        if sqlite and isinstance(kind, DateTime):  # SQLAlchemy's SQLite storage format: naive UTC text
+            convert[i] = lambda v: None if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif sqlite and isinstance(kind, Boolean):
+            convert[i] = lambda v: None if v is None else int(bool(v))
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+    sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([marker] * len(columns))})"
+    if skip_conflicts:
+        sql += f" ON CONFLICT ({', '.join(skip_conflicts)}) DO NOTHING"
+    values = [tuple(convert[i](row[c]) if i in convert else row[c] for i, c in enumerate(columns)) for row in rows]
+    conn.exec_driver_sql(sql, values)
