@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from fmhub.accounts import Principal
 from fmhub.lineage import MAX_DEPTH, Node, describe
@@ -51,14 +52,16 @@ def lineage(store: StoreDep, caller: ReaderDep, plural: str, namespace: str, nam
                                                   "branch).")] = None,
             direction: Annotated[str, Query(pattern="^(both|up|down)$", description="up: what it came from; down: "
                                             "what was made from it; both.")] = "both",
-            depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5) -> dict[str, Any]:
-    return lineage_of(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision,
-                      up=direction != "down", down=direction != "up", depth=depth)
+            depth: Annotated[int, Query(ge=1, le=MAX_DEPTH)] = 5) -> JSONResponse:
+    return JSONResponse(lineage_of(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision,
+                                   up=direction != "down", down=direction != "up", depth=depth))
 
 
 @router.get("/{plural}/{namespace}/{name}/impact",
             summary="Every version, variant, evaluation and published ref descending from a repo (version)")
 def impact(store: StoreDep, caller: ReaderDep, plural: str, namespace: str, name: str,
            revision: Annotated[str | None, Query(description="A branch, tag or commit (default: every version).")]
-           = None) -> dict[str, Any]:
-    return lineage_of(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision, impact=True)
+           = None) -> JSONResponse:
+    # answered as is (plain JSON types): no response-model encoding pass over thousands of nodes
+    return JSONResponse(lineage_of(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision,
+                                   impact=True))
