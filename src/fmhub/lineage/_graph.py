@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, and_, bindparam, select, text
 
 from fmhub.errors import InvalidInputError
 from fmhub.lineage import _tables as t
 from fmhub.store import Database
-from fmhub.store.hooks import refs_at, repo_states
+from fmhub.store.hooks import refs_at, repo_states, repo_tables
 
 __all__ = ["Lineage", "Graph", "Node", "GraphEdge", "MAX_DEPTH", "MAX_NODES", "MAX_IMPACT"]
 
@@ -35,15 +35,6 @@ WITH RECURSIVE walk(pk, depth) AS (
     SELECT e.{next}, w.depth + 1 FROM walk w JOIN lineage_edges e ON e.{this} = w.pk WHERE w.depth < :depth
 )
 SELECT pk, MIN(depth) AS depth FROM walk GROUP BY pk ORDER BY MIN(depth), pk LIMIT :limit
-"""
-# Impact has no depth bound: a node set (UNION on the key alone) keeps the walk linear in what it reaches.
-_REACH = """
-WITH RECURSIVE reach(pk) AS (
-    SELECT pk FROM lineage_nodes WHERE pk IN :starts
-    UNION
-    SELECT e.child FROM reach r JOIN lineage_edges e ON e.parent = r.pk
-)
-SELECT pk FROM reach LIMIT :limit
 """
 
 
@@ -63,14 +54,8 @@ class Node:
     namespace: str | None = None
 
     @property
-    def output(self) -> str | None:
-        """A run's output repo key (``model/<lower id>``)."""
-        value = self.info.get("output") if self.kind == "run" else None
-        return value if isinstance(value, str) else None
-
-    @property
     def repo_type(self) -> str | None:
-        return self.repo_key.split("/", 1)[0] if self.repo_key else None
+        return self.repo_key.split("/", 1)[0] if self.repo_key and self.kind != "run" else None
 
     @property
     def id(self) -> str:
@@ -105,7 +90,7 @@ class Graph:
     def redacted(self, may_read: Callable[[Node], bool]) -> dict[str, Any]:
         """The graph as JSON, each node the caller may not read shown as ``hidden`` (no repo, commit or info).
 
-        A run carries its output repo's state, so it is readable when the model it trained is (as the runs API
+        A run carries the state of the model it trained, so it is readable when that model is (as the runs API
         decides).
         """
         readable = {pk: may_read(node) for pk, node in self.nodes.items()}
@@ -126,8 +111,8 @@ class Graph:
 
 
 def _node(row: Any, depth: int = 0) -> Node:
-    return Node(row.pk, row.kind, row.repo, row.commit, row.path, json.loads(row.info) if row.info else {},
-                row.repo_key, depth)
+    pk, kind, repo, repo_key, commit, path, info = row
+    return Node(pk, kind, repo, commit, path, json.loads(info) if info else {}, repo_key, depth)
 
 
 class Lineage:
@@ -186,25 +171,53 @@ class Lineage:
             return self._load(conn, depths, roots, truncated)
 
     def impact(self, starts: Sequence[int]) -> Graph:
-        """Everything descending from the ``starts`` nodes, at any depth (what a data deletion reaches)."""
+        """Everything descending from the ``starts`` nodes, at any depth (what a data deletion reaches).
+
+        One statement: the walk, each node's repo state and the refs at its commit, joined in the database.
+        """
         roots = list(starts)
         if not roots:
             return Graph([], {}, [])
-        sql = text(_REACH).bindparams(bindparam("starts", expanding=True))
+        n, e = t.lineage_nodes, t.lineage_edges
+        repos, refs = repo_tables()
+        reach = select(n.c.pk).where(n.c.pk.in_(roots)).cte("reach", recursive=True)
+        reach = reach.union(select(e.c.child).join(reach, e.c.parent == reach.c.pk))
+        query = (select(n.c.pk, n.c.kind, n.c.repo, n.c.repo_key, n.c.commit, n.c.path, n.c.info, repos.c.private,
+                        repos.c.namespace, refs.c.kind, refs.c.name)
+                 .select_from(reach.join(n, n.c.pk == reach.c.pk)
+                              .outerjoin(repos, repos.c.key == n.c.repo_key)
+                              .outerjoin(refs, and_(refs.c.repo_pk == repos.c.pk, refs.c.commit_oid == n.c.commit,
+                                                    n.c.kind.in_(("model", "dataset"))))))
+        starts_set = set(roots)
+        nodes: dict[int, Node] = {}
         with self.db.read() as conn:
-            found = list(conn.execute(sql, {"starts": roots, "limit": MAX_IMPACT + 1}).scalars())
-            starts = set(roots)
-            depths = {pk: (0 if pk in starts else 1) for pk in found[:MAX_IMPACT]}
-            return self._load(conn, depths, roots, len(found) > MAX_IMPACT, edges=False)
+            rows = conn.execute(query).all()
+        for pk, kind, repo, repo_key, commit, path, info, private, namespace, ref_kind, ref_name in rows:
+            node = nodes.get(pk)
+            if node is None:
+                node = nodes[pk] = Node(pk, kind, repo, commit, path, json.loads(info) if info else {}, repo_key,
+                                        0 if pk in starts_set else 1)
+                if repo_key:
+                    node.exists = private is not None
+                    node.private, node.namespace = bool(private), namespace
+            if ref_kind is not None:
+                node.refs.append((ref_kind, ref_name))
+        truncated = len(nodes) > MAX_IMPACT
+        if truncated:
+            nodes = dict(sorted(nodes.items())[:MAX_IMPACT])
+        for node in nodes.values():
+            node.refs.sort()
+        return Graph([r for r in roots if r in nodes], nodes, [], truncated)
 
     def _load(self, conn: Connection, depths: dict[int, int], roots: list[int], truncated: bool, *,
               edges: bool = True) -> Graph:
         n, e = t.lineage_nodes, t.lineage_edges
         pks = sorted(depths)
         nodes: dict[int, Node] = {}
-        for chunk in _chunks(pks):
-            for row in conn.execute(select(n).where(n.c.pk.in_(chunk))):
-                nodes[row.pk] = _node(row, depths[row.pk])
+        columns = (n.c.pk, n.c.kind, n.c.repo, n.c.repo_key, n.c.commit, n.c.path, n.c.info)
+        for chunk in _chunks(pks, 2000):
+            for row in conn.execute(select(*columns).where(n.c.pk.in_(chunk))):
+                nodes[row[0]] = _node(row, depths[row[0]])
         found_edges: list[GraphEdge] = []
         if edges:
             members = set(nodes)
@@ -212,15 +225,16 @@ class Lineage:
                 for row in conn.execute(select(e).where(e.c.parent.in_(chunk))):
                     if row.child in members:
                         found_edges.append(GraphEdge(row.parent, row.child, row.relation))
-        states = repo_states(conn, (key for node in nodes.values() for key in (node.repo_key, node.output) if key))
+        states = repo_states(conn, (node.repo_key for node in nodes.values() if node.repo_key))
         refs = refs_at(conn, ((node.repo_key, node.commit) for node in nodes.values()
                               if node.repo_key and node.commit and node.kind in ("model", "dataset")))
         for node in nodes.values():
-            if node.repo_key or node.output:  # a run is as readable as the model it trained (as the runs API says)
-                state = states.get(node.repo_key or node.output)
+            if node.repo_key:  # a run's is the model it trained: as readable as it (as the runs API says)
+                state = states.get(node.repo_key)
                 node.exists = state is not None
                 node.private, node.namespace = state if state else (False, None)
-                node.refs = refs.get((node.repo_key, node.commit), []) if node.repo_key else []
+                if node.kind in ("model", "dataset"):
+                    node.refs = refs.get((node.repo_key, node.commit), [])
         found_edges.sort(key=lambda x: (x.parent, x.child))
         return Graph([r for r in roots if r in nodes], nodes, found_edges, truncated)
 

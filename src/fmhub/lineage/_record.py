@@ -55,8 +55,10 @@ class NodeRef:
 
     @property
     def repo_key(self) -> str | None:
+        """The repo whose access rules apply: the node's own; for a run, the model it trained (``info.output``)."""
         if self.kind == "run":
-            return None
+            output = self.info.get("output")
+            return output if isinstance(output, str) else None
         return f"{'dataset' if self.kind == 'dataset' else 'model'}/{self.repo.lower()}"
 
     @property

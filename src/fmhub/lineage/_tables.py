@@ -22,7 +22,8 @@ lineage_nodes = Table(
     Column("ident", String(1400), nullable=False, unique=True),  # kind:repo_key@commit:path — the node's identity
     Column("kind", String(16), nullable=False),  # model | dataset | run | evaluation
     Column("repo", String(200), nullable=False),  # repo id as written (a run's id for runs)
-    Column("repo_key", String(210), nullable=True),  # "<type>/<lower(repo id)>", as repos.key; None for runs
+    # "<type>/<lower(repo id)>", as repos.key: the repo whose access rules apply (a run's: the model it trained)
+    Column("repo_key", String(210), nullable=True),
     Column("commit", String(40), nullable=False),  # "" for runs
     Column("path", String(1000), nullable=False),  # an evaluation's report.json; "" otherwise
     Column("info", Text, nullable=True),  # JSON object: what a listing shows (variant method, metrics, ...)

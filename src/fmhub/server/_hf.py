@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
 from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
-from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
+from fmhub.server._auth import ReaderDep, StoreDep, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.safety import is_pickle_path

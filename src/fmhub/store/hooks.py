@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 from fmhub.store import _schema as t
 
 __all__ = ["WriteHook", "WriteContext", "RepoRow", "register_write_hook", "registered_write_hooks", "repo_states",
-           "refs_at", "replay", "bulk_insert"]
+           "refs_at", "replay", "bulk_insert", "repo_tables"]
 
 # The store (fmhub.store.Store) is passed in, not imported: the store imports this module.
 Store = Any
@@ -138,10 +138,10 @@ def repo_states(conn: Connection, keys: Iterable[str]) -> dict[str, tuple[bool, 
     """For repo keys (``"<type>/<lower(id)>"``), those that exist: key → (private, namespace)."""
     out: dict[str, tuple[bool, str]] = {}
     wanted = sorted(set(keys))
-    for start in range(0, len(wanted), 500):
+    for start in range(0, len(wanted), 2000):
         rows = conn.execute(select(t.repos.c.key, t.repos.c.private, t.repos.c.namespace)
-                            .where(t.repos.c.key.in_(wanted[start:start + 500])))
-        out.update({r.key: (bool(r.private), r.namespace) for r in rows})
+                            .where(t.repos.c.key.in_(wanted[start:start + 2000])))
+        out.update({key: (bool(private), namespace) for key, private, namespace in rows})
     return out
 
 
@@ -153,13 +153,13 @@ def refs_at(conn: Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[st
     if not wanted:
         return out
     want = set(wanted)
-    for start in range(0, len(keys), 500):
+    for start in range(0, len(keys), 2000):
         rows = conn.execute(select(t.repos.c.key, t.refs.c.kind, t.refs.c.name, t.refs.c.commit_oid)
                             .join_from(t.refs, t.repos, t.repos.c.pk == t.refs.c.repo_pk)
-                            .where(t.repos.c.key.in_(keys[start:start + 500])))
-        for r in rows:
-            if (r.key, r.commit_oid) in want:
-                out.setdefault((r.key, r.commit_oid), []).append((r.kind, r.name))
+                            .where(t.repos.c.key.in_(keys[start:start + 2000])))
+        for key, kind, name, oid in rows:
+            if (key, oid) in want:
+                out.setdefault((key, oid), []).append((kind, name))
     for value in out.values():
         value.sort()
     return out
@@ -219,3 +219,9 @@ def bulk_insert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], *,
         sql += f" ON CONFLICT ({', '.join(skip_conflicts)}) DO NOTHING"
     values = [tuple(convert[i](row[c]) if i in convert else row[c] for i, c in enumerate(columns)) for row in rows]
     conn.exec_driver_sql(sql, values)
+
+
+def repo_tables() -> tuple[Any, Any]:
+    """The store's ``repos`` and ``refs`` tables, for an index to join its rows with repos' states and refs in one
+    query (read only: every write goes through :class:`~fmhub.store.Store`)."""
+    return t.repos, t.refs
