@@ -199,3 +199,10 @@ def test_the_lineage_commands(cli_family: Family, capsys: pytest.CaptureFixture[
     assert code == 2 and "--up and --down" in err
     code, out, _ = _cli(capsys, "lineage", "reindex")
     assert code == 0 and "indexed 7 repos" in out
+
+
+def test_a_card_edit_that_keeps_the_lineage_is_a_revision(local_store: Store, local_family: Family) -> None:
+    card = local_store.read_bytes("acme/clf", "README.md").decode()
+    edited = commit(local_store, "acme/clf", {"README.md": card + "\n## Evaluation\n\naccuracy 0.96\n"})
+    answer = describe(local_store, "model", "acme/clf", edited, up=True, down=False, depth=1)
+    assert _edges(answer) == {(f"model:acme/clf@{local_family.clf_head}", f"model:acme/clf@{edited}", "revision")}

@@ -158,7 +158,7 @@ def test_the_lineage_tab_walks_from_a_model_to_its_data_and_what_was_made_from_i
     page.click("nav.tabs a:text-is('Lineage')")
     page.wait_for_load_state("networkidle")
     assert "/tiny/topics-bert/lineage/" in page.url
-    page.locator("[data-role=lineage-graph] .js-plotly-plot").wait_for()
+    page.locator("[data-role=lineage-graph].js-plotly-plot").wait_for()
     card = httpx.get(f"{visit.base}/api/models/tiny/topics-bert").json()["cardData"]["fmhub"]["lineage"]
     made_from = page.locator("[data-role=ancestors]")
     assert made_from.locator(f"a[href='/datasets/{card['dataset']}/tree/{card['dataset_commit']}']").count() == 1

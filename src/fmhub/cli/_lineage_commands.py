@@ -197,16 +197,19 @@ def impact_command(
     ref: Annotated[str, typer.Argument(help="A version: REPO or REPO@REVISION (every version of REPO without one).",
                                        show_default=False)],
     repo_type: KindOption = Kind.auto,
+    evaluations: Annotated[bool, typer.Option("--evaluations", help="Also list the report cards made on what "
+                                                                     "descends (and on this version).")] = False,
     as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
-    """List every model version, variant, evaluation and published ref built from a version — what a
+    """List every model version, variant, run and published ref built from a version — what a
     data-deletion request or a leaked-data incident must reach."""
     repo_id, revision = split_ref(ref, "REPO")
     with opened_hub(endpoint, token) as hub:
         answer = _first_found(_kinds(repo_type, "dataset"),
-                              lambda kind: hub.lineage_impact(repo_id, revision, repo_type=kind))
+                              lambda kind: hub.lineage_impact(repo_id, revision, repo_type=kind,
+                                                              evaluations=evaluations))
     if as_json:
         console.print_json(json.dumps(answer))
         return 0

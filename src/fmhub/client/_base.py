@@ -350,9 +350,11 @@ class Hub(abc.ABC):
         came from, ``down`` what was made from it, ``both``; nodes the caller may not read are ``hidden``."""
 
     @abc.abstractmethod
-    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset"
-                       ) -> dict[str, Any]:
-        """Everything descending from ``repo_id@revision`` (every version of it without a revision), as JSON."""
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        """Everything descending from ``repo_id@revision`` (every version of it without a revision), as JSON: model
+        and dataset versions (with their published refs) and runs, and the report cards made on them with
+        ``evaluations``."""
 
     # -- training runs (fmhub train; fmhub runs list|show|compare) ----------------------------------
 

@@ -167,9 +167,9 @@ class LocalHub(Hub):
         return describe(self.store, repo_type, repo_id, revision, up=direction != "down", down=direction != "up",
                         depth=depth)
 
-    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset"
-                       ) -> dict[str, Any]:
-        return describe(self.store, repo_type, repo_id, revision, impact=True)
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations)
 
     # -- training runs ----------------------------------------------------------------------------
 

@@ -614,9 +614,11 @@ class RemoteHub(Hub):
         return self._json("GET", self._lineage_url(repo_id, repo_type), params=params,
                           fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
 
-    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset"
-                       ) -> dict[str, Any]:
-        params = {"revision": revision} if revision is not None else {}
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"evaluations": evaluations}
+        if revision is not None:
+            params["revision"] = revision
         return self._json("GET", self._lineage_url(repo_id, repo_type, "/impact"), params=params,
                           fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
 

@@ -16,13 +16,14 @@ IMPACT_KINDS = ("model", "dataset", "run", "evaluation")
 
 
 def describe(store: Store, repo_type: str, repo_id: str, revision: str | None = None, *, up: bool = True,
-             down: bool = True, depth: int = 5, impact: bool = False,
+             down: bool = True, depth: int = 5, impact: bool = False, evaluations: bool = True,
              may_read: Callable[[Node], bool] = lambda node: True) -> dict[str, Any]:
     """The lineage graph around ``repo_id@revision`` (or, for ``impact``, everything descending from it).
 
     The version is the revision's commit, or its newest ancestor the graph knows (a commit that only added
     files to a trained model has the lineage of the model's card). ``impact`` without a revision starts from
-    every version of the repo the graph knows. Nodes the caller may not read (``may_read``) are hidden.
+    every version of the repo the graph knows, and lists report cards only with ``evaluations``. Nodes the caller
+    may not read (``may_read``) are hidden.
 
     Raises:
         RepoNotFoundError, RevisionNotFoundError, InvalidInputError (a depth out of range).
@@ -41,7 +42,7 @@ def describe(store: Store, repo_type: str, repo_id: str, revision: str | None = 
         history = [c.oid for c in store.list_commits(repo.repo_id, commit, repo_type=repo_type, limit=1000)]
         starts = lineage.find(repo_type, repo.repo_id, history)
     if impact:
-        graph = lineage.impact(starts)
+        graph = lineage.impact(starts, evaluations=evaluations)
     else:
         graph = lineage.graph(starts, up=depth if up else 0, down=depth if down else 0)
     answer = graph.redacted(may_read)

@@ -27,6 +27,8 @@ MAX_DEPTH = 50
 MAX_NODES = 5000
 #: The most nodes an impact answer lists: a deletion request must see everything, so this is generous.
 MAX_IMPACT = 100_000
+#: The relations of edges into evaluation nodes (see :mod:`fmhub.lineage._record`).
+EVALUATION_RELATIONS = ("evaluated", "test data")
 
 _DOWN = """
 WITH RECURSIVE walk(pk, depth) AS (
@@ -170,8 +172,9 @@ class Lineage:
                             depths[pk] = -d if direction == "up" else d
             return self._load(conn, depths, roots, truncated)
 
-    def impact(self, starts: Sequence[int]) -> Graph:
-        """Everything descending from the ``starts`` nodes, at any depth (what a data deletion reaches).
+    def impact(self, starts: Sequence[int], *, evaluations: bool = False) -> Graph:
+        """Everything descending from the ``starts`` nodes, at any depth (what a data deletion reaches): model and
+        dataset versions and runs, with the evaluations made on them when ``evaluations``.
 
         One statement: the walk, each node's repo state and the refs at its commit, joined in the database.
         """
@@ -181,7 +184,10 @@ class Lineage:
         n, e = t.lineage_nodes, t.lineage_edges
         repos, refs = repo_tables()
         reach = select(n.c.pk).where(n.c.pk.in_(roots)).cte("reach", recursive=True)
-        reach = reach.union(select(e.c.child).join(reach, e.c.parent == reach.c.pk))
+        step = select(e.c.child).join(reach, e.c.parent == reach.c.pk)
+        if not evaluations:  # the edges into report cards (evaluations are leaves: nothing else is skipped)
+            step = step.where(e.c.relation.notin_(EVALUATION_RELATIONS))
+        reach = reach.union(step)
         query = (select(n.c.pk, n.c.kind, n.c.repo, n.c.repo_key, n.c.commit, n.c.path, n.c.info, repos.c.private,
                         repos.c.namespace, refs.c.kind, refs.c.name)
                  .select_from(reach.join(n, n.c.pk == reach.c.pk)

@@ -222,7 +222,13 @@ class LineageHook(WriteHook):
         card_changed = files.get("README.md") != before.get("README.md")
         if card_changed and "README.md" in files:
             metadata = self._metadata(*files["README.md"], context.read)
-            edges += card_edges(context.repo_type, repo_id, oid, metadata)  # type: ignore[arg-type]
+            declared = card_edges(context.repo_type, repo_id, oid, metadata)  # type: ignore[arg-type]
+            if "README.md" in before and parents:  # a card edit that keeps the lineage (an evaluation section...)
+                previous = self._metadata(*before["README.md"], context.read)
+                old = card_edges(context.repo_type, repo_id, parents[0], previous)  # type: ignore[arg-type]
+                if {(e.parent.ident, e.relation) for e in old} == {(e.parent.ident, e.relation) for e in declared}:
+                    declared = []  # same inputs: this commit is a revision of the previous one (below)
+            edges += declared
         if context.repo_type == "model":
             for path, entry in files.items():
                 if path.startswith("eval/") and before.get(path) != entry and REPORT_PATH.match(path):

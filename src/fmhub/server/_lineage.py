@@ -39,11 +39,12 @@ def may_read(caller: Principal | None) -> Callable[[Node], bool]:
 
 
 def lineage_of(store: Store, caller: Principal | None, repo_type: str, repo_id: str, revision: str | None, *,
-               up: bool = True, down: bool = True, depth: int = 5, impact: bool = False) -> dict[str, Any]:
+               up: bool = True, down: bool = True, depth: int = 5, impact: bool = False,
+               evaluations: bool = True) -> dict[str, Any]:
     """The lineage answer for a repo the caller may see (RepoNotFoundError alike for missing and hidden repos)."""
     repo = visible_repo(store, caller, repo_type, repo_id)
     return describe(store, repo.repo_type, repo.repo_id, revision, up=up, down=down, depth=depth, impact=impact,
-                    may_read=may_read(caller))
+                    evaluations=evaluations, may_read=may_read(caller))
 
 
 @router.get("/{plural}/{namespace}/{name}", summary="The lineage graph around a repo version")
@@ -61,7 +62,9 @@ def lineage(store: StoreDep, caller: ReaderDep, plural: str, namespace: str, nam
             summary="Every version, variant, evaluation and published ref descending from a repo (version)")
 def impact(store: StoreDep, caller: ReaderDep, plural: str, namespace: str, name: str,
            revision: Annotated[str | None, Query(description="A branch, tag or commit (default: every version).")]
-           = None) -> JSONResponse:
+           = None,
+           evaluations: Annotated[bool, Query(description="Also list the report cards made on what descends.")]
+           = False) -> JSONResponse:
     # answered as is (plain JSON types): no response-model encoding pass over thousands of nodes
     return JSONResponse(lineage_of(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision,
-                                   impact=True))
+                                   impact=True, evaluations=evaluations))
