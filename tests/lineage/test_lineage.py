@@ -206,3 +206,14 @@ def test_a_card_edit_that_keeps_the_lineage_is_a_revision(local_store: Store, lo
     edited = commit(local_store, "acme/clf", {"README.md": card + "\n## Evaluation\n\naccuracy 0.96\n"})
     answer = describe(local_store, "model", "acme/clf", edited, up=True, down=False, depth=1)
     assert _edges(answer) == {(f"model:acme/clf@{local_family.clf_head}", f"model:acme/clf@{edited}", "revision")}
+
+
+def test_an_input_named_without_a_commit_is_pinned_to_the_head_the_hub_held(local_store: Store,
+                                                                            local_family: Family) -> None:
+    local_store.create_repo("acme/finetuned")
+    made = commit(local_store, "acme/finetuned", {"README.md": "---\nbase_model: acme/clf\n---\n"})
+    answer = describe(local_store, "model", "acme/finetuned", made, up=True, down=False, depth=1)
+    assert _edges(answer) == {(f"model:acme/clf@{local_family.clf_head}", f"model:acme/finetuned@{made}", "base")}
+    outside = commit(local_store, "acme/finetuned", {"README.md": "---\nbase_model: google/bert-base\n---\n"})
+    answer = describe(local_store, "model", "acme/finetuned", outside, up=True, down=False, depth=1)
+    assert _edges(answer) == {("model:google/bert-base", f"model:acme/finetuned@{outside}", "base")}

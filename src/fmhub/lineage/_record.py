@@ -9,6 +9,8 @@ What each stage writes, and the edges it becomes (``parent → child``):
 - an optimized variant (``fmhub.lineage.parent``/``parent_commit``, ``fmhub.variant``): parent model commit →
   variant commit (``variant``; the variant's other lineage fields are its parent's, inherited);
 - a card naming only a Hugging Face ``base_model``: base model → model commit (``base``);
+- an input named without its commit is pinned to its repo's default-branch head at the time of the write
+  (the version the hub held then), when the hub has that repo;
 - a dataset card with ``fmhub.lineage`` naming a parent or source dataset: that dataset → this commit (``derived``);
 - a report card (``eval/<dataset>/<split>/report.json``): evaluated model commit → evaluation (``evaluated``),
   dataset commit → evaluation (``test data``);
@@ -237,4 +239,15 @@ class LineageHook(WriteHook):
                 and _has_node(context.conn, node_ident(context.repo_type, repo_id, parents[0])):
             edges.append(Edge(NodeRef(context.repo_type, repo_id, parents[0]),  # type: ignore[arg-type]
                               NodeRef(context.repo_type, repo_id, oid), "revision"))  # type: ignore[arg-type]
-        record_edges(context.conn, edges)
+        record_edges(context.conn, [self._pinned(context, e) for e in edges])
+
+    @staticmethod
+    def _pinned(context: WriteContext, edge: Edge) -> Edge:
+        """A card naming an input without its commit (the Hub's plain ``base_model: X``) used the version the hub
+        held then: pin it to that repo's default-branch head at this write, when the hub has the repo."""
+        parent = edge.parent
+        if parent.commit or parent.kind not in _KINDS:
+            return edge
+        head = context.head_of(parent.kind, parent.repo)
+        return edge if head is None else Edge(NodeRef(parent.kind, parent.repo, head, parent.path, parent.info),
+                                              edge.child, edge.relation)

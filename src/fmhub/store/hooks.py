@@ -100,6 +100,14 @@ class WriteContext:
             t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch",
             t.refs.c.name == (branch or repo.default_branch))).scalar_one_or_none()
 
+    def head_of(self, repo_type: str, repo_id: str) -> str | None:
+        """The default branch's head of another repo of this store (None if there is no such repo)."""
+        row = self.conn.execute(
+            select(t.refs.c.commit_oid).join_from(t.refs, t.repos, t.repos.c.pk == t.refs.c.repo_pk)
+            .where(t.repos.c.key == f"{repo_type}/{repo_id.lower()}", t.refs.c.kind == "branch",
+                   t.refs.c.name == t.repos.c.default_branch)).first()
+        return None if row is None else row[0]
+
     def read(self, sha256: str, size: int) -> bytes | None:
         """A small file's bytes by its sha256 (None when larger than :data:`MAX_HOOK_READ` or unreadable)."""
         if size > MAX_HOOK_READ:
