@@ -217,3 +217,16 @@ def test_an_input_named_without_a_commit_is_pinned_to_the_head_the_hub_held(loca
     outside = commit(local_store, "acme/finetuned", {"README.md": "---\nbase_model: google/bert-base\n---\n"})
     answer = describe(local_store, "model", "acme/finetuned", outside, up=True, down=False, depth=1)
     assert _edges(answer) == {("model:google/bert-base", f"model:acme/finetuned@{outside}", "base")}
+
+
+def test_the_search_command(cli_family: Family, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(capsys, "search", "--metric", "accuracy>=0.95", "--on", "acme/news:test", "--json")
+    assert code == 0 and [h["repo_id"] for h in json.loads(out)["hits"]] == ["acme/clf"]
+    code, out, _ = _cli(capsys, "search", "token-classification", "--type", "model", "--json")
+    assert code == 0 and [h["repo_id"] for h in json.loads(out)["hits"]] == ["acme/other-clf"]
+    code, out, _ = _cli(capsys, "search", "--filter", "base_model:acme/clf", "--sort", "metric:accuracy")
+    assert code == 0 and out.startswith("1 repo\n") and "0.9000" in out  # the table, with the metric column
+    code, _, err = _cli(capsys, "search", "--metric", "accuracy>>1")
+    assert code == 2 and "metric filter" in err
+    code, _, err = _cli(capsys, "search", "--sort", "stars")
+    assert code == 2 and "unknown sort" in err

@@ -291,7 +291,8 @@ def search_command(
     if not result.hits:
         err_console.print("no repos match")
         return 0
-    table = Table(title=f"{result.total} repos" if result.total is not None else "repos")
+    total = result.total
+    table = Table(title=f"{total} repo{'' if total == 1 else 's'}" if total is not None else "repos")
     columns = ["repo", "type", "task", "library", "license", "updated"]
     if q.sort.startswith("metric:"):
         columns.append(q.sort[7:])
