@@ -160,6 +160,19 @@ def store(backend_urls: Settings) -> Iterator[Store]:
         yield opened
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def metadata_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated, empty store on each metadata backend (blobs in a folder): for what lives in the database."""
+    from fmhub.store import open_store
+
+    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    db = Database(db_url)
+    db.upgrade()
+    db.dispose()
+    with open_store(db_url, (tmp_path / "blobs").as_uri()) as opened:
+        yield opened
+
+
 @pytest.fixture
 def local_store(sqlite_url: str, tmp_path: Path) -> Iterator[Store]:
     """The embedded default (SQLite + folder): for tests about one backend's behaviour."""

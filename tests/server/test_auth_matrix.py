@@ -170,6 +170,12 @@ ROUTES = {
     ("POST", "/api/fmhub/attestations"):
         ("native", lambda r: ("POST", "/api/fmhub/attestations", {"repo": r, "commit": "0" * 40, "kind": "optimize"},
                               None), (401, 404, 403, 403, 404, 404)),
+    # search lists only what the caller may see (tests/server/test_search_api.py); lineage answers as the repo does
+    ("GET", "/api/fmhub/search"): ("native", lambda r: ("GET", "/api/fmhub/search?q=secret", None, None), (200,) * 6),
+    ("GET", "/api/fmhub/lineage/{plural}/{namespace}/{name}"):
+        ("read", lambda r: ("GET", f"/api/fmhub/lineage/models/{r}", None, None)),
+    ("GET", "/api/fmhub/lineage/{plural}/{namespace}/{name}/impact"):
+        ("read", lambda r: ("GET", f"/api/fmhub/lineage/datasets/{r}/impact", None, None)),
     ("GET", "/api/fmhub/audit"): ("admin", lambda r: ("GET", "/api/fmhub/audit", None, None)),
     ("GET", "/api/fmhub/users"): ("admin", lambda r: ("GET", "/api/fmhub/users", None, None)),
     ("POST", "/api/fmhub/users"): ("admin", lambda r: ("POST", "/api/fmhub/users", {"name": "dave"}, None)),

@@ -21,7 +21,8 @@ PAGES = {
     "report-variant": "/tiny/topics-bert-int8/eval/prod/tiny/topics/test", "dataset-card": "/datasets/tiny/topics",
     "dataset-viewer": "/datasets/tiny/topics/viewer/default/train", "parquet-file":
         "/datasets/tiny/topics/blob/main/data/test-00000-of-00001.parquet",
-    "runs": "/-/runs", "leaderboards": "/-/leaderboards",
+    "runs": "/-/runs", "leaderboards": "/-/leaderboards", "lineage-model": "/tiny/topics-bert/lineage/main",
+    "lineage-dataset": "/datasets/tiny/topics/lineage/main", "search-words": "/?q=transformers+text-classification",
     "compare-reports": "/-/compare/reports?card=tiny/topics-bert@main:tiny/topics/test"
                        "&card=tiny/topics-bert-int8@prod:tiny/topics/test", "profile": "/tiny", "login": "/login",
     "not-found": "/tiny/no-such-model",
@@ -148,4 +149,31 @@ def test_card_payloads_run_nothing(visit) -> None:
     for bad in ("<script", "onerror", 'href="javascript', 'src="javascript', "<svg", "<iframe", "<style", "onclick", "<object", "<embed",
                 "ontoggle", "formaction"):
         assert bad not in html.lower(), bad
+    visit.clean()
+
+
+def test_the_lineage_tab_walks_from_a_model_to_its_data_and_what_was_made_from_it(visit) -> None:
+    page = visit.page
+    visit.open("/tiny/topics-bert")
+    page.click("nav.tabs a:text-is('Lineage')")
+    page.wait_for_load_state("networkidle")
+    assert "/tiny/topics-bert/lineage/" in page.url
+    page.locator("[data-role=lineage-graph].js-plotly-plot").wait_for()
+    card = httpx.get(f"{visit.base}/api/models/tiny/topics-bert").json()["cardData"]["fmhub"]["lineage"]
+    made_from = page.locator("[data-role=ancestors]")
+    assert made_from.locator(f"a[href='/datasets/{card['dataset']}/tree/{card['dataset_commit']}']").count() == 1
+    assert f"/-/runs/{card['run_id']}" in made_from.inner_html()  # the run that trained it
+    made_into = page.locator("[data-role=descendants]").inner_text()  # acme/secret-model's base: private
+    assert "hidden" in made_into and "secret" not in page.content()  # hidden, never named
+    visit.shoot("lineage-tab")
+    made_from.locator(f"a[href='/datasets/{card['dataset']}/tree/{card['dataset_commit']}']").click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"/datasets/{card['dataset']}/tree/{card['dataset_commit']}")
+    visit.open(f"/datasets/{card['dataset']}/lineage/{card['dataset_commit']}")
+    impact = page.locator("[data-role=impact]").inner_text()
+    assert "tiny/topics-bert" in impact and "tiny/topics-bert-int8" in impact
+    visit.shoot("lineage-impact")
+    log_in(visit, ALICE_TOKEN)
+    visit.open("/tiny/topics-bert/lineage/main")
+    assert "acme/secret-model" in page.locator("[data-role=descendants]").inner_text()
     visit.clean()

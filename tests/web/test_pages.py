@@ -52,7 +52,9 @@ PAGES = ["/", "/models", "/datasets?q=topics", "/?sort=metric:accuracy", "/tiny/
          "/datasets/tiny/topics/blob/main/quality.json", "/-/runs", "/-/leaderboards",
          "/-/leaderboards?dataset=tiny/topics&split=test", "/tiny", "/login",
          "/datasets/tiny/topics/viewer/default/train?p=3",
-         "/-/compare/reports?card=tiny/topics-bert@main:tiny/topics/test&card=tiny/topics-bert-int8@prod:tiny/topics/test"]
+         "/-/compare/reports?card=tiny/topics-bert@main:tiny/topics/test&card=tiny/topics-bert-int8@prod:tiny/topics/test",
+         "/tiny/topics-bert/lineage/main", "/datasets/tiny/topics/lineage/main", "/tiny/topics-bert-int8/lineage",
+         "/tiny/topics-bert/lineage/main?direction=up&depth=2", "/?q=text-classification+transformers"]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -78,7 +80,9 @@ BAD = [("/nobody/nothing", 404), ("/tiny/topics-bert/tree/no-such-branch", 404),
        ("/tiny/topics-bert/eval/main/a/b/c/d", 404), ("/datasets/tiny/topics/viewer/other/test", 404),
        ("/tiny/topics-bert/compare/main", 400), ("/tiny/topics-bert/commit/zz", 404), ("/?p=0", 400),
        ("/tiny/topics-bert/tree/main/%2e%2e", 400), ("/datasets/tiny/topics/viewer/default/test?revision=nope", 404),
-       ("/-/runs/compare?run=x", 400), ("/-/leaderboards?dataset=tiny/topics&split=test&metric=zz", 400)]
+       ("/-/runs/compare?run=x", 400), ("/-/leaderboards?dataset=tiny/topics&split=test&metric=zz", 400),
+       ("/tiny/topics-bert/lineage/no-such-branch", 404), ("/tiny/topics-bert/lineage/main?direction=sideways", 400),
+       ("/tiny/topics-bert/lineage/main?depth=0", 400), ("/nobody/nothing/lineage", 404)]
 
 
 @pytest.mark.parametrize(("path", "status"), BAD)
@@ -102,7 +106,7 @@ def _same_as_missing(web_url: str, path: str, missing: str, headers: dict[str, s
 
 
 @pytest.mark.parametrize("suffix", ["", "/tree/main", "/blob/main/README.md", "/commits/main", "/refs", "/eval/main",
-                                    "/runs"])
+                                    "/runs", "/lineage/main"])
 def test_private_repos_answer_exactly_as_missing_ones(web_url: str, suffix: str) -> None:
     for headers in ({}, {"Authorization": f"Bearer {BOB_TOKEN}"}):  # anonymous; bob is not in acme
         _same_as_missing(web_url, f"/acme/secret-model{suffix}", f"/acme/nothing-here{suffix}", headers)

@@ -104,7 +104,8 @@ def build(home: Path) -> None:
             store.create_repo("acme/secret-model", private=True, author="alice")
             from fmhub.store import AddFile
 
-            blob = store.put_bytes(b"---\nlicense: mit\n---\n# Secret model\n\nOnly acme sees this.\n")
+            blob = store.put_bytes(b"---\nlicense: mit\nbase_model: tiny/topics-bert\n---\n# Secret model\n\n"
+                                   b"Only acme sees this.\n")  # made from a public model: lineage must hide it
             store.commit("acme/secret-model", [AddFile("README.md", blob.sha256, blob.size)], title="Add card",
                          author="alice")
             from fmhub.runs import Runs

@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
-from fmhub.cli import _eval_commands, _optimize_commands, _pipeline_commands, _runs_commands, _serve_commands
-from fmhub.cli import _encryption_commands, _signing_commands, _train_commands
+from fmhub.cli import _eval_commands, _lineage_commands, _optimize_commands, _pipeline_commands, _runs_commands
+from fmhub.cli import _encryption_commands, _serve_commands, _signing_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -63,6 +63,7 @@ _optimize_commands.register(app)
 _serve_commands.register(app)
 _pipeline_commands.register(app)
 _signing_commands.register(app)
+_lineage_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
 from fmhub.evaluations import EvaluationInfo
+from fmhub.search import SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
 from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, TrustedKey, load_private_key
 from fmhub.signing import private_key_fingerprint
@@ -365,6 +366,25 @@ class Hub(abc.ABC):
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
         """Indexed cards the caller may see, newest first."""
+
+    # -- search and lineage (fmhub search; fmhub lineage) --------------------------------------------
+
+    @abc.abstractmethod
+    def search(self, query: SearchQuery) -> SearchResult:
+        """Repos the caller may see matching ``query`` (one page; ``total`` counts every match)."""
+
+    @abc.abstractmethod
+    def lineage(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                direction: str = "both", depth: int = 5) -> dict[str, Any]:
+        """The lineage graph around ``repo_id@revision`` as JSON (``roots``, ``nodes``, ``edges``): ``up`` what it
+        came from, ``down`` what was made from it, ``both``; nodes the caller may not read are ``hidden``."""
+
+    @abc.abstractmethod
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        """Everything descending from ``repo_id@revision`` (every version of it without a revision), as JSON: model
+        and dataset versions (with their published refs) and runs, and the report cards made on them with
+        ``evaluations``."""
 
     # -- training runs (fmhub train; fmhub runs list|show|compare) ----------------------------------
 

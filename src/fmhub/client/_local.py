@@ -8,6 +8,8 @@ from typing import Any
 
 from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
+from fmhub.lineage import describe
+from fmhub.search import Search, SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.constants import settings
 from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys, hub_public_key
@@ -157,6 +159,22 @@ class LocalHub(Hub):
                          limit: int = 100) -> list[EvaluationInfo]:
         return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)
 
+    # -- search and lineage -----------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        query.readable = None  # the embedded store's user reads every repo
+        return Search(self.store.db).query(query, count=True)
+
+    def lineage(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                direction: str = "both", depth: int = 5) -> dict[str, Any]:
+        _check_direction(direction)
+        return describe(self.store, repo_type, repo_id, revision, up=direction != "down", down=direction != "up",
+                        depth=depth)
+
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations)
+
     # -- training runs ----------------------------------------------------------------------------
 
     def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
@@ -235,3 +253,9 @@ class LocalHub(Hub):
     def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
         repo = self.store.get_repo(repo_id)
         return self._attestor().attest_variant(repo.repo_id, self.store.get_commit(repo.repo_id, commit).oid)
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("both", "up", "down"):
+        from fmhub.errors import InvalidInputError
+
+        raise InvalidInputError(f"direction must be up, down or both, got {direction!r}")

@@ -37,6 +37,7 @@ from fmhub.errors import (
     RepoExistsError,
 )
 from fmhub.evaluations import EvaluationInfo
+from fmhub.search import SearchHit, SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics, check_step_key, environment
 from fmhub.signing import AttestationRecord, SigningPolicy, TrustedKey
 from fmhub.store.blobs import CHUNK_SIZE, Progress, hash_file
@@ -581,6 +582,46 @@ class RemoteHub(Hub):
         params = {k: v for k, v in (("model", model), ("dataset", dataset), ("split", split)) if v is not None}
         listed = self._json("GET", f"{self.endpoint}/api/fmhub/evaluations", params={**params, "limit": limit})
         return [EvaluationInfo.from_json(item) for item in listed]
+
+    # -- search and lineage (fmhub's native API) ----------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchResult:
+        query = query.checked()
+        params: list[tuple[str, Any]] = [("sort", query.sort), ("limit", query.limit), ("cursor", query.offset)]
+        params += [(k, v) for k, v in (("q", query.text), ("type", query.repo_type), ("author", query.author),
+                                       ("task", query.task), ("direction", query.direction),
+                                       ("on", query.metric_on)) if v is not None]
+        params += [("filter", tag) for tag in query.filters] + [("search", term) for term in query.search]
+        params += [("metric", f"{m.metric}{m.op}{m.value!r}") for m in query.metrics]
+        if query.metrics and query.metric_on is None and query.metrics[0].dataset:
+            first = query.metrics[0]
+            params.append(("on", first.dataset + (f":{first.split}" if first.split else "")))
+        answer = self._json("GET", f"{self.endpoint}/api/fmhub/search", params=params)
+        return SearchResult([SearchHit.from_json(hit) for hit in answer["hits"]], answer.get("total"),
+                            answer.get("next") is not None, query)
+
+    def _lineage_url(self, repo_id: str, repo_type: str, suffix: str = "") -> str:
+        repo_id = validate_repo_id(repo_id)
+        plural = {"model": "models", "dataset": "datasets"}.get(repo_type)
+        if plural is None:
+            raise InvalidInputError(f"invalid repo type {repo_type!r}", hint="use model or dataset")
+        return f"{self.endpoint}/api/fmhub/lineage/{plural}/{repo_id}{suffix}"
+
+    def lineage(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
+                direction: str = "both", depth: int = 5) -> dict[str, Any]:
+        params: dict[str, Any] = {"direction": direction, "depth": depth}
+        if revision is not None:
+            params["revision"] = revision
+        return self._json("GET", self._lineage_url(repo_id, repo_type), params=params,
+                          fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
+
+    def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
+                       evaluations: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"evaluations": evaluations}
+        if revision is not None:
+            params["revision"] = revision
+        return self._json("GET", self._lineage_url(repo_id, repo_type, "/impact"), params=params,
+                          fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
 
     # -- training runs (fmhub's native API) ---------------------------------------------------------
 

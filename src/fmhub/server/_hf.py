@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
 from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
-from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
+from fmhub.server._auth import ReaderDep, StoreDep, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.store.safety import is_pickle_path
@@ -398,16 +398,3 @@ def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> 
               "message": c.message, "parents": list(c.parents), "treeId": c.tree_id, "generation": c.generation}
              for c in history]
     return _page(request, items, COMMITS_PAGE_SIZE)
-
-
-@router.get("/api/{plural}", tags=["huggingface"], summary="List the repos the caller may see")
-def list_repos(store: StoreDep, caller: ReaderDep, plural: str, search: str | None = None,
-               author: str | None = None,
-               limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> list[dict[str, Any]]:
-    repo_type = repo_type_of(plural)
-    found = [r for r in store.list_repos(repo_type=repo_type, author=author, search=search) if can_see(caller, r)]
-    if limit is not None:
-        found = found[:limit]
-    return [{"_id": f"{r.repo_type}/{r.repo_id}", "id": r.repo_id, "author": r.namespace, "private": r.private,
-             "createdAt": iso(r.created_at), "lastModified": iso(r.updated_at), "tags": [], "downloads": 0,
-             "likes": 0} for r in found]

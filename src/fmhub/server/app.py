@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 
 from fmhub._version import __version__
 from fmhub.accounts import Accounts
+from fmhub.indexing import backfill_pending, reindex
 from fmhub.http import BodyLimitMiddleware, install_error_handlers, serve_docs
-from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, _signing, _xet, web
+from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _lineage, _runs, _search, _signing, _xet, web
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
 
@@ -56,6 +57,9 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
         owned = store is None
         app.state.store = open_store() if owned else store
         app.state.store.db.ensure_schema()  # fail at start, not on the first request
+        if backfill_pending(app.state.store):  # repos from before the search index and lineage graph existed
+            print("fmhub: indexing the existing repos for search and lineage (once) …", file=sys.stderr, flush=True)
+            reindex(app.state.store)
         app.state.config = config or HubConfig.from_env()
         app.state.accounts = Accounts(app.state.store.db)
         app.state.lfs_key = None
@@ -94,11 +98,13 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     # Write routes first: their paths are more specific than the read side's catch-alls.
     app.include_router(_admin.router)
     app.include_router(_evals.router)
+    app.include_router(_lineage.router)
     app.include_router(_runs.router)
     app.include_router(_signing.router)
     app.include_router(_hf_write.router)
     app.include_router(_lfs.router)
     app.include_router(_xet.router)
     app.include_router(_hf.router)
+    app.include_router(_search.router)  # after the read side: /api/{plural} must not shadow /api/whoami-v2
     web.install(app)  # the web UI last: its page routes never shadow an API route
     return app

@@ -31,7 +31,7 @@ __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "co
            "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0007"
 
 metadata = MetaData(
     naming_convention={
@@ -46,7 +46,8 @@ metadata = MetaData(
 #: below those domains and never depends on them; only :func:`complete_metadata` (for Alembic's view of the
 #: whole schema, and the migration tests) loads them.
 DOMAIN_TABLE_MODULES = ("fmhub.accounts._tables", "fmhub.runs._tables", "fmhub.evaluations._tables",
-                        "fmhub.xet._tables", "fmhub.signing._tables")
+                        "fmhub.xet._tables", "fmhub.signing._tables", "fmhub.search._tables",
+                        "fmhub.lineage._tables")
 
 
 def complete_metadata() -> MetaData:

@@ -33,6 +33,7 @@ from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.extensions import RefGuard, StorageExtension, registered_extensions, registered_ref_guards
+from fmhub.store.hooks import WriteContext, WriteHook, registered_write_hooks
 from fmhub.store.objects import (
     AddFile,
     AuditEvent,
@@ -132,6 +133,7 @@ class Store:
         self.blobs = blobs
         self._extension_list: list[StorageExtension] | None = None
         self._guard_list: list[RefGuard] | None = None
+        self._hook_list: list[WriteHook] | None = None
 
     def close(self) -> None:
         self.blobs.close()
@@ -659,14 +661,20 @@ class Store:
 
     # -- audit ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _audit(conn: Connection, actor: str | None, action: str, repo_type: str | None, repo_id: str | None, *,
-               ref: str | None = None, commit_oid: str | None = None, detail: dict | None = None) -> None:
-        """Record a write in the transaction that makes it: the trail and the change land together."""
+    def _audit(self, conn: Connection, actor: str | None, action: str, repo_type: str | None, repo_id: str | None,
+               *, ref: str | None = None, commit_oid: str | None = None, detail: dict | None = None) -> None:
+        """Record a write in the transaction that makes it: the trail and the change land together, and so do
+        the indexes the registered write hooks keep (search, lineage)."""
         conn.execute(insert(t.audit_log).values(
             at=_now(), actor=(actor or LOCAL_ACTOR)[:_MAX_AUTHOR], action=action, repo_type=repo_type,
             repo_id=repo_id, ref=ref, commit_oid=commit_oid,
             detail=json.dumps(detail, sort_keys=True) if detail else None))
+        if self._hook_list is None:
+            self._hook_list = registered_write_hooks()
+        if self._hook_list:
+            context = WriteContext(self, conn, action, repo_type, repo_id, ref, commit_oid, dict(detail or {}))
+            for hook in self._hook_list:
+                hook.after_write(context)
 
     def audit_events(self, *, repo_id: str | None = None, repo_type: str | None = None, actor: str | None = None,
                      action: str | None = None, since: datetime | None = None, limit: int = 100) -> list[AuditEvent]:

@@ -7,6 +7,7 @@ Pages (Hugging Face URL shapes where the Hub has them, fmhub's own under ``/-/``
   ``/tree/{rev}/{path}``, ``/blob/{rev}/{path}``, ``/commits/{rev}``, ``/commit/{sha}``,
   ``/compare/{a}...{b}``, ``/refs``;
 - ``/{ns}/{name}/eval/{rev}/{dataset}/{split}``: a report card with charts and the error browser;
+- ``/{ns}/{name}/lineage/{rev}`` (and for datasets): the lineage graph and what was built from the version;
   ``/-/compare/reports``: cards side by side; ``/datasets/{ns}/{name}/viewer/default/{split}``: rows;
 - ``/-/runs``, ``/-/runs/{id}``, ``/-/runs/compare``: training runs, curves, config diffs;
 - ``/login``, ``/logout``, ``/settings/tokens``, ``/settings/organizations[/{org}]``, ``/settings/audit``;

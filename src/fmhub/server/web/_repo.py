@@ -54,10 +54,11 @@ class RepoView:
 
     @property
     def tabs(self) -> list[tuple[str, str, str]]:
-        """(id, label, url). A Lineage tab joins here when the lineage graph lands."""
+        """(id, label, url)."""
         tabs = [("card", "Card", self.base if self.is_default else f"{self.base}/blob/{self.rev}/README.md"),
                 ("files", "Files", f"{self.base}/tree/{self.rev}"),
                 ("commits", "Commits", f"{self.base}/commits/{self.rev}"),
+                ("lineage", "Lineage", f"{self.base}/lineage/{self.rev}"),
                 ("refs", "Branches & tags", f"{self.base}/refs")]
         if self.repo.repo_type == "model":
             tabs.insert(1, ("eval", "Evaluations", f"{self.base}/eval/{self.rev}"))

@@ -1,10 +1,9 @@
 """The home page's search and leaderboards, behind one seam: :func:`search_repos` and :func:`leaderboards`.
 
-Today they run on what the store offers (``Store.list_repos(search=...)``: a substring of the repo id)
-and on the evaluations index (metric sorting, leaderboards). Once the hub's search API lands
-(``/api/models?search=&filter=&sort=`` over names, tasks, tags, libraries, datasets and licenses),
-these two functions are re-pointed at it; the pages only see :class:`SearchPage` and
-:class:`Leaderboard`.
+Search reads the hub's search index (:mod:`fmhub.search`, the same index ``/api/models`` and
+``/api/fmhub/search`` answer from): words in the box match repo ids, tasks, tags, libraries, licenses and
+datasets, sorted by update or creation time, name, or a report-card metric, one indexed page at a time.
+Leaderboards are built from the evaluations index. The pages only see :class:`SearchPage` and :class:`Leaderboard`.
 """
 
 from __future__ import annotations
@@ -17,9 +16,11 @@ from typing import Any
 from fmhub.accounts import Principal
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.server._hf import card_metadata
-from fmhub.server.web._listing import visible_ids, visible_repos
+from fmhub.search import Search, SearchHit, SearchQuery, lower_is_better
+from fmhub.server._search import readable_namespaces
+from fmhub.server.web._listing import visible_ids
 from fmhub.server.web._records import EvaluationInfo, evaluations
-from fmhub.store import Repo, Store
+from fmhub.store import DEFAULT_BRANCH, Repo, Store
 
 __all__ = ["search_repos", "leaderboards", "leaderboard", "card_summary", "SearchPage", "RepoHit", "Leaderboard",
            "SORTS", "PRIMARY_METRIC", "lower_is_better"]
@@ -30,14 +31,6 @@ SORTS = ("updated", "name", "created")
 #: task registry, so it is repeated here for each task).
 PRIMARY_METRIC = {"text-classification": "accuracy", "token-classification": "f1", "masked-lm": "perplexity",
                   "causal-lm": "perplexity", "image-classification": "accuracy"}
-#: Metrics where smaller is better, as the report card defines them (losses, perplexity, calibration
-#: error, latency, size).
-_LOWER = ("loss", "perplexity", "bits_per_token", "ece", "latency_p50_ms", "latency_p95_ms", "weights_bytes",
-          "parameters", "peak_rss_bytes")
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric in _LOWER or metric.endswith("_loss")
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,7 @@ class RepoHit:
     repo: Repo
     card: CardSummary
     metric: float | None = None  # the sort metric's value, when sorting by one
-    evaluation: EvaluationInfo | None = None  # the card the value comes from
+    evaluation: MetricSource | None = None  # the report card the value comes from
 
 
 @dataclass(frozen=True)
@@ -113,15 +106,47 @@ def card_summary(store: Store, repo: Repo) -> CardSummary:
     return summary
 
 
+@dataclass(frozen=True)
+class MetricSource:
+    """Which report card a metric sort's value comes from."""
+
+    dataset: str
+    split: str
+    model_commit: str
+
+
+_SORT_KEYS = {"updated": "lastModified", "created": "createdAt", "name": "id"}
+
+
+def _hit(hit: SearchHit, metric: str | None, sources: dict[str, list[tuple[str, str, str, float]]]) -> RepoHit:
+    repo = Repo(hit.repo_type, hit.repo_id, hit.private, DEFAULT_BRANCH, hit.created_at, hit.updated_at)
+    card = hit.card_data or {}
+
+    def strings(value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value] if value else []
+        return tuple(str(v) for v in items if isinstance(v, (str, int, float)))[:8]
+
+    summary = CardSummary(task=hit.task, license=hit.license, library=hit.library,
+                          datasets=strings(card.get("datasets")), tags=strings(card.get("tags")))
+    source = None
+    if metric is not None and hit.metric is not None:
+        for commit, dataset, split, value in sources.get(hit.repo_id.lower(), []):
+            if value == hit.metric:
+                source = MetricSource(dataset, split, commit)
+                break
+    return RepoHit(repo, summary, hit.metric, source)
+
+
 def search_repos(store: Store, caller: Principal | None, *, query: str = "", repo_type: str | None = None,
                  sort: str = "updated", dataset: str | None = None, split: str | None = None, page: int = 1,
                  per_page: int = 20) -> SearchPage:
-    """Repos the caller may see whose id contains ``query``, sorted, one page of them.
+    """Repos the caller may see matching the words of ``query``, sorted, one page of them (from the search index).
 
     Args:
+        query: words, each found in the id, task, tags, library, license or datasets (case-insensitive).
         repo_type: ``model``, ``dataset`` or None for both.
-        sort: ``updated`` (newest first), ``name``, ``created`` or ``metric:<name>`` (models with an indexed
-            report card having that metric, best first; on ``dataset``/``split`` when given).
+        sort: ``updated`` (newest first), ``name``, ``created`` or ``metric:<name>`` (models holding a report card
+            with that metric, best value first; on ``dataset``/``split`` when given).
         page: 1-based.
 
     Raises:
@@ -130,32 +155,20 @@ def search_repos(store: Store, caller: Principal | None, *, query: str = "", rep
     if page < 1 or not 1 <= per_page <= 100:
         raise InvalidInputError("page must be ≥ 1 and per_page 1-100")
     query = query.strip()[:200]
+    metric = None
     if sort.startswith("metric:"):
         metric = sort.split(":", 1)[1]
         if not metric:
             raise InvalidInputError("sort=metric: needs a metric name, e.g. sort=metric:accuracy")
-        repos = {r.repo_id.lower(): r for r in visible_repos(store, caller, "model", query)}
-        best: dict[str, EvaluationInfo] = {}
-        for info in evaluations(store, caller, dataset=dataset, split=split, visible_models=set(repos)):
-            key = info.model.lower()
-            if key in repos and key not in best and metric in info.metrics:  # newest card per model
-                best[key] = info
-        ranked = sorted(best.items(), key=lambda kv: kv[1].metrics[metric], reverse=not lower_is_better(metric))
-        total = len(ranked)
-        chosen = ranked[(page - 1) * per_page: page * per_page]
-        hits = [RepoHit(repos[k], card_summary(store, repos[k]), info.metrics[metric], info) for k, info in chosen]
-        return SearchPage(hits, total, page, per_page, sort)
-    if sort not in SORTS:
+        repo_type = "model"
+    elif sort not in SORTS:
         raise InvalidInputError(f"unknown sort {sort!r}", hint="use updated, name, created or metric:<name>")
-    found = visible_repos(store, caller, repo_type, query)
-    if sort == "updated":
-        found.sort(key=lambda r: r.updated_at, reverse=True)
-    elif sort == "created":
-        found.sort(key=lambda r: r.created_at, reverse=True)
-    else:
-        found.sort(key=lambda r: r.repo_id.lower())
-    chosen = found[(page - 1) * per_page: page * per_page]
-    return SearchPage([RepoHit(r, card_summary(store, r)) for r in chosen], len(found), page, per_page, sort)
+    on = f"{dataset}:{split}" if dataset and split else dataset or None
+    found = Search(store.db).query(SearchQuery(
+        repo_type=repo_type, text=query, sort=_SORT_KEYS.get(sort, sort), offset=(page - 1) * per_page,
+        limit=per_page, readable=readable_namespaces(caller), metric_on=on), count=True)
+    sources = Search(store.db).metric_values([h.repo_id for h in found.hits], metric) if metric else {}
+    return SearchPage([_hit(h, metric, sources) for h in found.hits], found.total or 0, page, per_page, sort)
 
 
 _BOARDS: dict[str, tuple[Any, list[Leaderboard]]] = {}

@@ -122,8 +122,49 @@ function curves(node, data, axis) {
   });
 }
 
+const KIND_COLORS = { dataset: "#10b981", model: "#4f46e5", run: "#f59e0b", evaluation: "#8b5cf6", hidden: "#9ca3af" };
+const KIND_SYMBOLS = { dataset: "square", model: "circle", run: "diamond", evaluation: "triangle-up", hidden: "circle-open" };
+
+function lineageGraph(node, data) {
+  // Edges as line segments with an arrow-ish marker at the child end; nodes as one trace per kind (a legend).
+  const ex = [], ey = [], mx = [], my = [], mtext = [];
+  data.edges.forEach((e) => {
+    ex.push(e.from[0], e.to[0], null); ey.push(e.from[1], e.to[1], null);
+    mx.push(e.from[0] + (e.to[0] - e.from[0]) * 0.5); my.push(e.from[1] + (e.to[1] - e.from[1]) * 0.5); mtext.push(e.relation);
+  });
+  const traces = [
+    { type: "scatter", mode: "lines", x: ex, y: ey, hoverinfo: "skip", showlegend: false, line: { color: "#cbd5e1", width: 1.5 } },
+    { type: "scatter", mode: "text", x: mx, y: my, text: mtext, hoverinfo: "skip", showlegend: false,
+      textfont: { size: 10, color: "#64748b" } },
+  ];
+  Object.keys(KIND_COLORS).forEach((kind) => {
+    const nodes = data.nodes.filter((n) => n.kind === kind);
+    if (!nodes.length) { return; }
+    traces.push({ type: "scatter", mode: "markers+text", name: kind, x: nodes.map((n) => n.x), y: nodes.map((n) => n.y),
+      text: nodes.map((n) => n.label), textposition: "bottom center", customdata: nodes.map((n) => n.url || ""),
+      hovertemplate: "%{text}<extra>" + kind + "</extra>", textfont: { size: 11 },
+      marker: { size: nodes.map((n) => (n.root ? 20 : 14)), color: KIND_COLORS[kind], symbol: KIND_SYMBOLS[kind],
+        line: { width: nodes.map((n) => (n.root ? 3 : 1)), color: "#111827" } } });
+  });
+  const depths = data.nodes.map((n) => n.x), spread = data.nodes.map((n) => n.y);
+  const width = Math.max(...depths) - Math.min(...depths), height = Math.max(...spread) - Math.min(...spread);
+  draw(node, traces, {
+    height: Math.max(260, 120 + 70 * (height + 1)), showlegend: true, legend: { orientation: "h", y: 1.08 },
+    xaxis: { visible: false, range: [Math.min(...depths) - 0.6, Math.min(...depths) + Math.max(width, 1) + 0.6] },
+    yaxis: { visible: false, range: [Math.min(...spread) - 0.8, Math.max(...spread) + 0.6] }, margin: { l: 8, r: 8, t: 24, b: 8 },
+  }).then((plot) => {
+    plot.on("plotly_click", (event) => {
+      const url = event.points[0].customdata;
+      if (url) { window.location.href = url; }
+    });
+  });
+}
+
 function start() {
   if (typeof Plotly === "undefined") { return; }
+  const lineage = island("lineage-data");
+  const lineageNode = document.querySelector("[data-chart=lineage]");
+  if (lineage && lineageNode) { lineageGraph(lineageNode, lineage); }
   const report = island("report-data");
   if (report) {
     const charts = { confusion, "per-class": perClass, calibration, robustness, slices };
