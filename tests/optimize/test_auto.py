@@ -121,7 +121,11 @@ def test_bad_options_are_input_errors(classifier: str, tiny_data: str) -> None:
     assert main(["optimize", "auto", classifier, "--output", "acme/x", "--objective", "size"]) == 2
 
 
-def test_cli_shows_the_search(classifier: str, tiny_data: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_shows_the_search(classifier: str, tiny_data: str, capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmhub.cli._common import console
+
+    monkeypatch.setattr(console, "width", 160)  # a terminal wide enough for the whole table
     skip = "onnx,int8-per-tensor,static-int8,torch-int8,distill,prune-heads,prune-neurons"
     assert main(["optimize", "auto", classifier, "--output", "acme/clf-cli", "--max-drop", "100", "--skip", skip,
                  "--max-lengths", "32,16", "--threads", "1", "--latency-rows", "2", "--eval-skip",

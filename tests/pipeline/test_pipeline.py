@@ -159,3 +159,26 @@ def test_the_example_pipelines_are_valid(example: str) -> None:
     pipeline = parse(EXAMPLE.parent / example / "pipeline.yaml")  # every option name checked, references resolved
     kinds = [step.kind for step in pipeline.steps]
     assert kinds[0] == "import-data" and kinds[-2:] == ["publish", "serve-check"]
+
+
+def test_optimize_auto_step_runs_then_is_cached(tmp_path: Path, classifier: str, tiny_data: str) -> None:
+    path = _write(tmp_path, f"""\
+        name: fast
+        steps:
+          fast:
+            kind: optimize-auto
+            model: {classifier}
+            output: t/clf-fast
+            max_drop: 100
+            skip: [onnx, int8-per-tensor, static-int8, torch-int8, distill, prune-heads, prune-neurons]
+            latency_rows: 2
+            threads: 1
+            eval_skip: [robustness, slices]
+          serve: {{kind: serve-check, model: "${{fast.output}}", data: {tiny_data}, rows: 8}}
+        """)
+    with Hub.open() as hub:
+        first = run_pipeline(parse(path), hub)
+        assert [o.status for o in first] == ["ran", "ran"]
+        assert "picked int8" in first[0].detail and first[0].metrics["accuracy"] >= 0.8
+        assert first[0].output.startswith("t/clf-fast@") and first[1].metrics["agreement"] == 1.0
+        assert [o.status for o in run_pipeline(parse(path), hub)] == ["cached", "cached"]

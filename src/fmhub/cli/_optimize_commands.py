@@ -137,7 +137,8 @@ def _print_search(summary: dict[str, Any]) -> None:
                         f", at most {summary['max_drop']:g} points lost)")
     for column in ("candidate", "length", "accuracy", "Δ points", "batch-1 ms", "speed-up", "batch-32 rows/s",
                    "MB", "", "status"):
-        table.add_column(column, justify="left" if column in ("candidate", "status", "") else "right")
+        table.add_column(column, justify="left" if column in ("candidate", "status", "") else "right",
+                         overflow="fold")
     key = (lambda r: r["latency_ms"]) if summary["objective"] == "latency" else (lambda r: -r["throughput"])
     for r in [base, *sorted(summary["candidates"], key=key)]:
         table.add_row(r["name"], str(r["max_length"] or ""), f"{r['accuracy']:.2%}",
