@@ -173,7 +173,7 @@ def test_optimize_auto_step_runs_then_is_cached(tmp_path: Path, classifier: str,
             skip: [onnx, int8-per-tensor, static-int8, torch-int8, distill, prune-heads, prune-neurons]
             latency_rows: 2
             threads: 1
-            eval_skip: [robustness, slices]
+            eval_skip: [robustness, slices, baseline]
           serve: {{kind: serve-check, model: "${{fast.output}}", data: {tiny_data}, rows: 8}}
         """)
     with Hub.open() as hub:

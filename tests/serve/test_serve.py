@@ -128,8 +128,8 @@ def test_a_full_queue_answers_429_and_a_slow_answer_504(classifier: str, live) -
         assert 200 in statuses and 429 in statuses and set(statuses) <= {200, 429}
         busy = next(a for a in answers if a.status_code == 429)
         assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
-    with live(classifier, max_wait_ms=2000, timeout_s=0.2) as url:
-        slow = httpx.post(f"{url}/v1/classify", json={"inputs": "goal"}, timeout=30)
+    with live(classifier, max_wait_ms=2000, timeout_s=0.2) as url:  # two inputs queued: the batcher waits for more
+        slow = httpx.post(f"{url}/v1/classify", json={"inputs": ["goal", "match"]}, timeout=30)
         assert slow.status_code == 504 and "0.2 s" in slow.json()["error"]
 
 
