@@ -302,6 +302,7 @@ class _Search:
         self.built: dict[tuple[Any, ...], tuple[str, bool]] = {}  # chain prefix → (repo@commit, reused)
         self.cost: dict[str, float] = {}  # method → seconds its last build took
         self.reserve = 0.0  # seconds kept for the pick's evaluation and commit
+        self.measuring = 0.0  # seconds the last candidate's measurement took
         self.seconds_per_row = 0.0  # the parent's batch-32 time per validation row
         self.train_rows = 0
         self.layers = 1
@@ -310,7 +311,7 @@ class _Search:
         if self.deadline is None:
             return True
         expected = self.cost.get(method, 0.0) or self.estimate(method, values)
-        return time.monotonic() + expected + self.reserve <= self.deadline
+        return time.monotonic() + expected + self.measuring + self.reserve <= self.deadline
 
     def estimate(self, method: str, values: dict[str, Any]) -> float:
         """Seconds a training step is expected to take before one was timed, from the parent's measured rate:
@@ -443,7 +444,9 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     if advance:
         advance(len(lengths))
     search = _Search(hub, output, config, data, progress, hooks, deadline)
-    search.reserve = max(30.0, 4 * (time.monotonic() - began_parent))
+    # The pick's test card (and the parent's, unless stored) with its sections: several passes over the test split.
+    search.reserve = max(30.0, 6 * (time.monotonic() - began_parent))
+    search.measuring = (time.monotonic() - began_parent) * len(lengths)
     search.seconds_per_row = 1 / base["throughput"]
     search.train_rows, search.layers = rows.train_rows, getattr(loaded.config, "num_hidden_layers", 1) or 1
     parent_ref = f"{parent.repo}@{parent.commit}"
@@ -453,12 +456,14 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
         row: dict[str, Any] = {"name": candidate.name, "family": candidate.family,
                                "steps": [{"method": m, **v} for m, v in candidate.steps]}
         try:
-            if deadline is not None and time.monotonic() + search.reserve > deadline:
+            if deadline is not None and time.monotonic() + search.measuring + search.reserve > deadline:
                 raise _OverBudget("measuring")
             ref, reused, seconds = search.build(parent_ref, candidate)
+            started = time.monotonic()
             variant = formats.load(ref, hub=hub, threads=config.threads)
             figures = _measure(variant, rows, lengths, config.latency_rows)
             del variant
+            search.measuring = time.monotonic() - started
         except _OverBudget as over:
             row.update(status=f"skipped: --budget-minutes (next: {over.method})")
             unmeasured.append(row)
