@@ -4,7 +4,7 @@ Hugging Face Optimum's int8 and the naive server.
 The BBC News fine-tuned all-MiniLM-L6-v2 of the shared store (`bench/_bbc.py`: `--home DIR` from
 `train_bench.py --full --home DIR`, built first when absent), at the length it was trained at. In one run:
 
-1. `fmhub optimize auto bench/bbc-minilm --max-drop 0.5 --budget-minutes N --output bench/bbc-minilm-auto`
+1. `fmhub optimize auto bench/bbc-minilm --max-drop 0.5 --budget-minutes N --output bench/bbc-minilm-fast`
    in a child process (its progress shown as it goes), timed: the search must end within the budget.
 2. Optimum (`optimum-onnx`, in its own environment: it pins transformers < 4.58, which fmhub's venv must not get;
    `--optimum-python`, default `bench/.bench-venv/bin/python`): `ORTModelForSequenceClassification` export of the
@@ -12,8 +12,8 @@ The BBC News fine-tuned all-MiniLM-L6-v2 of the shared store (`bench/_bbc.py`: `
    per_channel=False)` (its documented dynamic int8; when ONNX Runtime cannot quantize the O2 graph, the plain
    export is quantized, as Optimum's quick start does, and the JSON says so).
 3. One child process loads the parent, the pick, fmhub's ONNX int8 (the search's `int8` candidate) and Optimum's
-   int8, and times them interleaved — model after model on the same row, round after round — so load on the
-   shared machine falls on all alike: batch-1 p50 over `--latency-rows` test rows, batch-32 rows/s over the test
+   int8 (an ONNX Runtime session with its default options, as `ORTModel` opens it), and times them interleaved —
+   model after model, round after round — so load on the shared machine falls on all alike: batch-1 p50 over `--latency-rows` test rows, batch-32 rows/s over the test
    split, test accuracy. Each reads at its own length (the parent and the int8 models at the parent's, the pick at
    the one it was picked at).
 4. Serving (`--seconds` per level): the naive FastAPI + `transformers.pipeline` server of `serve_bench.py`,
@@ -85,20 +85,22 @@ print(json.dumps({"path": str(path), "note": note, "seconds": time.perf_counter(
 _MEASURE = r"""
 import json, sys, time
 import numpy as np
+import torch
 import fmhub
 from fmhub.data import load
-from fmhub.formats.onnx import session
 spec = json.loads(sys.argv[1])
+threads = spec["threads"]
+torch.set_num_threads(threads)
 test = load("bench/bbc-news", split="test")
 texts, gold = list(test["text"]), np.asarray(test["label"])
-parent = fmhub.load(spec["parent"])
-names = parent.labels
-models = {}
-for name, ref in spec["fmhub"].items():
-    models[name] = fmhub.load(ref)
+parent = fmhub.load(spec["parent"], threads=threads)
+models = {name: fmhub.load(ref, threads=threads) for name, ref in spec["fmhub"].items()}
 tokenizer = parent.tokenizer
 if spec.get("optimum"):
-    ort = session(__import__("pathlib").Path(spec["optimum"]), parent.threads)
+    import onnxruntime
+    options = onnxruntime.SessionOptions()  # as ORTModel opens it: ONNX Runtime's defaults (all optimizations)
+    options.intra_op_num_threads = threads  # the threads fmhub's sessions use
+    ort = onnxruntime.InferenceSession(spec["optimum"], options, providers=["CPUExecutionProvider"])
     inputs = {i.name for i in ort.get_inputs()}
     class Optimum:
         def logits(self, batch):
@@ -112,31 +114,30 @@ def encode(name, rows):
     return dict(tokenizer(rows, truncation=True, max_length=lengths.get(name, spec["length"]), padding=True,
                           return_tensors="np"))
 out = {name: {"length": lengths.get(name, spec["length"])} for name in models}
-# test accuracy and batch-32 throughput, interleaved batch by batch
-seconds = {name: 0.0 for name in models}
-predicted = {name: [] for name in models}
-for i in range(0, len(texts), 32):
-    for name, model in models.items():
-        batch = encode(name, texts[i:i + 32])
-        began = time.perf_counter()
-        logits = model.logits(batch)
-        seconds[name] += time.perf_counter() - began
-        predicted[name].append(logits.argmax(-1))
-for name in models:
-    out[name]["accuracy"] = float((np.concatenate(predicted[name]) == gold).mean())
-    out[name]["batch32_rows_per_s"] = len(texts) / seconds[name]
-# batch-1 latency, interleaved row by row
+# Model after model in each round (A B C D, A B C D, ...): load drifts over the run fall on every model alike, and
+# one model's thread pool winding down does not land in another's timing row by row.
+batches = {name: [encode(name, texts[i:i + 32]) for i in range(0, len(texts), 32)] for name in models}
+singles = {name: [encode(name, [t]) for t in texts[:spec["latency_rows"]]] for name in models}
+seconds = {name: [] for name in models}
 times = {name: [] for name in models}
-rows = texts[:spec["latency_rows"]]
 for round_ in range(spec["rounds"] + 1):
-    for text in rows:
-        for name, model in models.items():
-            batch = encode(name, [text])
+    for name, model in models.items():
+        for batch in singles[name][:2]:
+            model.logits(batch)  # warm-up of this block
+        if round_ == 0:
+            predicted = [model.logits(b).argmax(-1) for b in batches[name]]
+            out[name]["accuracy"] = float((np.concatenate(predicted) == gold).mean())
+            continue
+        began = time.perf_counter()
+        for batch in batches[name]:
+            model.logits(batch)
+        seconds[name].append(time.perf_counter() - began)
+        for batch in singles[name]:
             began = time.perf_counter()
             model.logits(batch)
-            if round_:  # round 0 warms up
-                times[name].append((time.perf_counter() - began) * 1000)
+            times[name].append((time.perf_counter() - began) * 1000)
 for name in models:
+    out[name]["batch32_rows_per_s"] = len(texts) / float(np.median(seconds[name]))
     out[name]["batch1_p50_ms"] = float(np.median(times[name]))
 print(json.dumps(out))
 """
@@ -149,9 +150,9 @@ def _child_json(argv: list[str], env: dict[str, str]) -> dict:
 
 def _search_result(env: dict[str, str]) -> dict:
     code = ("import json\nfrom fmhub.client import Hub\nwith Hub.open() as hub:\n"
-            "    s = json.loads(hub.read_bytes('bench/bbc-minilm-auto', 'auto/search.json'))\n"
-            "    cards = [c for c in hub.list_evaluations(model='bench/bbc-minilm-auto', limit=50)]\n"
-            "    head = hub.repo_info('bench/bbc-minilm-auto').commit.oid\n"
+            "    s = json.loads(hub.read_bytes('bench/bbc-minilm-fast', 'auto/search.json'))\n"
+            "    cards = [c for c in hub.list_evaluations(model='bench/bbc-minilm-fast', limit=50)]\n"
+            "    head = hub.repo_info('bench/bbc-minilm-fast').commit.oid\n"
             "    card = next((c for c in cards if c.card_commit == head), None)\n"
             "print(json.dumps({'search': s, 'test': card.metrics if card else None}))")
     return _child_json([sys.executable, "-c", code], env)
@@ -197,7 +198,10 @@ def main() -> None:
     parser.add_argument("--optimum-python", type=Path, default=Path(__file__).parent / ".bench-venv" / "bin" / "python",
                         help="a Python with optimum-onnx installed (see the docstring)")
     parser.add_argument("--latency-rows", type=int, default=32, help="test rows timed at batch 1 (default 32)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of batch-1 timing (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds, model after model (default 3)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="CPU threads of every model in the search and the timing (default: the cores); on a "
+                             "loaded machine 1 keeps torch's thread pool from stalling")
     parser.add_argument("--seconds", type=float, default=20.0, help="serving load per level (default 20)")
     parser.add_argument("--words", type=int, default=96, help="words of each article sent to the servers (default 96)")
     parser.add_argument("--concurrency", default="1,32", help="serving levels (default 1,32)")
@@ -210,8 +214,9 @@ def main() -> None:
     result: dict = {"command": " ".join(sys.argv), "date": datetime.now(UTC).isoformat()}
 
     # 1. the search
-    argv = [fmhub_cli, "optimize", "auto", "bench/bbc-minilm", "--output", "bench/bbc-minilm-auto", "--max-drop",
-            str(args.max_drop), "--budget-minutes", str(args.budget_minutes), *(REDUCED if args.reduced else []),
+    argv = [fmhub_cli, "optimize", "auto", "bench/bbc-minilm", "--output", "bench/bbc-minilm-fast", "--max-drop",
+            str(args.max_drop), "--budget-minutes", str(args.budget_minutes), "--threads", str(args.threads),
+            *(REDUCED if args.reduced else []),
             *args.search_option]
     console.print(f"$ {' '.join(argv[1:])}")
     began = time.monotonic()
@@ -241,12 +246,12 @@ def main() -> None:
 
     # 3. interleaved measurement
     int8_ref = next((r["ref"] for r in search["candidates"] if r["name"] == "int8"), None)
-    models = {"parent": "bench/bbc-minilm", "fmhub auto pick": "bench/bbc-minilm-auto"}
+    models = {"parent": "bench/bbc-minilm", "fmhub auto pick": "bench/bbc-minilm-fast"}
     if int8_ref:
         models["fmhub ONNX int8"] = int8_ref
     spec = {"parent": "bench/bbc-minilm", "fmhub": models, "optimum": optimum and optimum["path"],
             "length": parent["max_length"], "lengths": {"fmhub auto pick": pick["max_length"]},
-            "latency_rows": args.latency_rows, "rounds": args.rounds}
+            "latency_rows": args.latency_rows, "rounds": args.rounds, "threads": args.threads}
     measured = _child_json([sys.executable, "-c", _MEASURE, json.dumps(spec)], env)
     base = measured["parent"]
     table = Table(title=f"BBC MiniLM, test split, interleaved in one process (parent at {parent['max_length']} "
@@ -271,7 +276,7 @@ def main() -> None:
                              "print(json.dumps([' '.join(t.split()[:int(sys.argv[1])]) "
                              "for t in load('bench/bbc-news', split='test')['text']]))", str(args.words)], env)
         servers = {"naive FastAPI + transformers.pipeline": [sys.executable, "-c", _NAIVE],
-                   "fmhub serve (auto pick)": [fmhub_cli, "serve", "bench/bbc-minilm-auto", "--log-level", "warning"],
+                   "fmhub serve (auto pick)": [fmhub_cli, "serve", "bench/bbc-minilm-fast", "--log-level", "warning"],
                    "fmhub serve (torch parent)": [fmhub_cli, "serve", "bench/bbc-minilm", "--log-level", "warning"]}
         levels = [int(c) for c in args.concurrency.split(",")]
         served = _serve(servers, env, texts, levels, args.seconds, client, console)

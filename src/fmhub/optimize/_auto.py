@@ -415,6 +415,10 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
           on_candidate: Callable[[dict[str, Any]], None] | None, hooks: dict[str, Any]) -> AutoOutcome:
     began = time.monotonic()
     deadline = None if config.budget_minutes is None else began + config.budget_minutes * 60
+    if config.threads is not None:  # torch's own pool too (its format loads with the process's threads), as serve
+        import torch
+
+        torch.set_num_threads(config.threads)
     parent = open_parent(hub, model, config.threads)
     loaded = parent.loaded
     if not loaded.task.distillable:
