@@ -81,9 +81,11 @@ def test_auto_search_commits_the_pick_with_its_card_and_search(classifier: str, 
     config = ServeConfig(model="acme/clf-fast", threads=1)
     with running(app_for(dataclasses.replace(config, model=prepare(config)))) as url:
         answer = httpx.post(f"{url}/v1/classify", json={"inputs": "goal match team"}, timeout=30)
+        longer = httpx.post(f"{url}/v1/classify", json={"inputs": " ".join(["goal"] * 40)}, timeout=30)
         info = httpx.get(f"{url}/v1/model", timeout=30).json()
     assert answer.status_code == 200 and answer.json()[0][0]["label"] in ("sport", "tech")
-    assert info["max_input_tokens"] == chosen["max_length"] and info["card"]["lineage"]["chain"][0]["repo"] == classifier
+    assert longer.status_code == 200  # beyond the picked length, within the positions: read cut, not refused
+    assert info["max_length"] == chosen["max_length"] and info["card"]["lineage"]["chain"][0]["repo"] == classifier
 
     # a second search (another budget) reuses every step built: it only measures
     again = auto_optimize(classifier, "acme/clf-fast-strict", max_drop=0.0, **QUICK)

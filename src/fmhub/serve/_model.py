@@ -121,10 +121,11 @@ class ServedModel:
         positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         self.positions = int(positions) if positions else None
         self.labels = loaded.labels
-        declared = loaded.variant.get("max_length")  # a variant made to read at most that many tokens
-        declared = declared if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0 else None
-        self.context = ServingContext(loaded, self.labels, max_tokens or declared or self.positions or 512,
+        self.context = ServingContext(loaded, self.labels, max_tokens or self.positions or 512,
                                       loaded.task.multi_label)
+        declared = loaded.variant.get("max_length")  # a variant picked at that length reads texts cut to it
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+            self.context.max_length = declared
         if max_pixels is not None:
             self.context.max_pixels = max_pixels
         self._endpoints = {e.name: e for e in loaded.task.endpoints
