@@ -169,3 +169,26 @@ def test_the_readme_pipeline_snippet_runs_as_copied(tmp_path: Path) -> None:
     example = parse(EXAMPLE.parent / "bbc-news" / "pipeline.yaml")
     assert copied.name == example.name
     assert [(s.name, s.kind, s.options) for s in copied.steps] == [(s.name, s.kind, s.options) for s in example.steps]
+
+
+def test_optimize_auto_step_runs_then_is_cached(tmp_path: Path, classifier: str, tiny_data: str) -> None:
+    path = _write(tmp_path, f"""\
+        name: fast
+        steps:
+          fast:
+            kind: optimize-auto
+            model: {classifier}
+            output: t/clf-fast
+            max_drop: 100
+            skip: [onnx, int8-per-tensor, static-int8, torch-int8, distill, prune-heads, prune-neurons]
+            latency_rows: 2
+            threads: 1
+            eval_skip: [robustness, slices, baseline]
+          serve: {{kind: serve-check, model: "${{fast.output}}", data: {tiny_data}, rows: 8}}
+        """)
+    with Hub.open() as hub:
+        first = run_pipeline(parse(path), hub)
+        assert [o.status for o in first] == ["ran", "ran"]
+        assert "picked int8" in first[0].detail and first[0].metrics["accuracy"] >= 0.8
+        assert first[0].output.startswith("t/clf-fast@") and first[1].metrics["agreement"] == 1.0
+        assert [o.status for o in run_pipeline(parse(path), hub)] == ["cached", "cached"]

@@ -73,6 +73,20 @@ def test_concurrent_requests_are_batched(classifier: str, live) -> None:
         assert "fmhub_queue_depth" in metrics
 
 
+def test_a_lone_request_does_not_wait_for_a_batch(classifier: str, live) -> None:
+    """With nothing else queued the batcher runs at once: --max-wait-ms is paid only when others are waiting."""
+    import time
+
+    with live(classifier, max_wait_ms=3000, max_batch_size=16) as url:
+        for text in TEXTS:
+            began = time.perf_counter()
+            answer = httpx.post(f"{url}/v1/classify", json={"inputs": text}, timeout=30)
+            assert answer.status_code == 200
+            assert time.perf_counter() - began < 2.5  # a wait for company would take the whole 3 s
+        batches = _metric(httpx.get(f"{url}/metrics").text, "fmhub_batch_size_count", endpoint="classify")
+        assert batches == len(TEXTS)
+
+
 def test_client_errors_are_4xx_with_json(classifier: str, live) -> None:
     long_text = " ".join(["goal"] * 200)
     with live(classifier, max_body_bytes=4096, max_input_tokens=16, max_inputs=4, max_queue=8) as url:
@@ -114,8 +128,8 @@ def test_a_full_queue_answers_429_and_a_slow_answer_504(classifier: str, live) -
         assert 200 in statuses and 429 in statuses and set(statuses) <= {200, 429}
         busy = next(a for a in answers if a.status_code == 429)
         assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
-    with live(classifier, max_wait_ms=2000, timeout_s=0.2) as url:
-        slow = httpx.post(f"{url}/v1/classify", json={"inputs": "goal"}, timeout=30)
+    with live(classifier, max_wait_ms=2000, timeout_s=0.2) as url:  # two inputs queued: the batcher waits for more
+        slow = httpx.post(f"{url}/v1/classify", json={"inputs": ["goal", "match"]}, timeout=30)
         assert slow.status_code == 504 and "0.2 s" in slow.json()["error"]
 
 

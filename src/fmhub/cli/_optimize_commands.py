@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
     for method in METHODS.values():
         optimize_app.command(method.name, no_args_is_help=True)(_command(method))
+    optimize_app.command("auto", no_args_is_help=True)(_auto_command())
     app.add_typer(optimize_app, name="optimize")
 
 
@@ -57,6 +58,97 @@ def _command(method: Any) -> Any:
     command.__doc__ = f"{method.summary}\n\nExample:\n{examples}\n"
     command.__name__ = f"{method.name.replace('-', '_')}_command"
     return with_signature(command, params)
+
+
+def _auto_command() -> Any:
+    """``fmhub optimize auto``: its parent, ``--output`` and the options of ``AutoOptions``."""
+    from fmhub.optimize._auto import AutoOptions
+    from fmhub.options import parameters, with_signature
+
+    params = [
+        inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[str, typer.Argument(
+            help="The parent model (a classifier), REPO or REPO@REVISION.", show_default=False)]),
+        inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str, typer.Option(
+            "--output", help="Repo of the pick (created if missing); candidates go to <output>-auto-<name>.",
+            show_default=False)]),
+        *parameters(AutoOptions),
+        inspect.Parameter("endpoint", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=EndpointOption),
+        inspect.Parameter("token", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TokenOption),
+    ]
+
+    def command(*, model: str, output: str, endpoint: str | None, token: str | None, **values: Any) -> int:
+        from fmhub.cli._train_commands import command_line
+        from fmhub.optimize._auto import NoPickError, auto_optimize
+
+        quiet_ml_libraries()
+        given = {k: v for k, v in values.items() if v is not None}
+        with opened_hub(endpoint, token) as hub, WorkProgress("train (candidate)") as progress:
+            def tell(row: dict[str, Any]) -> None:
+                progress.console.print(_candidate_line(row), highlight=False)
+
+            try:
+                outcome = auto_optimize(model, output, hub=hub, progress=progress, on_candidate=tell,
+                                        on_step=progress.update, on_metrics=progress.metrics,
+                                        command=command_line(), **given)
+            except NoPickError as exc:
+                _print_search(exc.summary)
+                raise
+        _print_search(outcome.search)
+        pick = outcome.search["pick"]
+        console.print(f"committed {outcome.commit} to {outcome.repo}: {pick['name']} "
+                      f"(from {pick['ref']}), the search in auto/search.json and auto/search.png")
+        if outcome.report is not None:
+            _print_comparison(outcome.report)
+            console.print(f"report card committed {outcome.card_commit}")
+        console.print(json.dumps({"commit": outcome.commit, "card_commit": outcome.card_commit,
+                                  "pick": pick["name"], "candidate": pick["ref"],
+                                  "parent": (outcome.report or {}).get("parent")}), style="dim", highlight=False)
+        return 0
+
+    command.__doc__ = (
+        "Find the fastest variant of a classifier within an accuracy budget; commit it with its report card.\n\n"
+        "Builds candidates — chains of the optimize methods: ONNX fp32; int8 (ONNX dynamic per channel and per "
+        "tensor, static, PyTorch); distilled students, alone and int8; head- and neuron-pruned models, alone and "
+        "int8 — measures each on the validation split at every --max-lengths value (accuracy, batch-1 latency, "
+        "batch-32 throughput, size), keeps the Pareto front, picks the best by --objective within --max-drop "
+        "points, evaluates only the pick on the test split and commits it to --output with the whole search "
+        "(auto/search.json, auto/search.png). Steps built before (same parent commit, method and options) are "
+        "reused.\n\nExample:\n    fmhub optimize auto acme/bbc-minilm@v1 --max-drop 0.5 --budget-minutes 30 "
+        "--output acme/bbc-minilm-fast\n")
+    command.__name__ = "auto_command"
+    return with_signature(command, params)
+
+
+def _candidate_line(row: dict[str, Any]) -> str:
+    """One line per candidate as the search goes: its figures against the parent, or why it has none."""
+    base = row["parent"]
+    if "accuracy" not in row:
+        return f"  {row['name']}: {row['status']}"
+    return (f"  {row['name']}: accuracy {row['accuracy']:.2%} ({(row['accuracy'] - base['accuracy']) * 100:+.2f} "
+            f"points), batch-1 {row['latency_ms']:.2f} ms ({base['latency_ms'] / row['latency_ms']:.2f}×), "
+            f"batch-32 {row['throughput']:.1f} rows/s, {row['size_mb']:.1f} MB — {row['status']}"
+            + (f" in {row['build_seconds']:.0f} s" if row["status"] == "built" else ""))
+
+
+def _print_search(summary: dict[str, Any]) -> None:
+    """The search as a table: the parent, every measured candidate (fastest first), the front and the pick."""
+    base = summary["parent"]
+    table = Table(title=f"optimize auto on {summary['split']} of {summary['data']} (objective: {summary['objective']}"
+                        f", at most {summary['max_drop']:g} points lost)")
+    for column in ("candidate", "length", "accuracy", "Δ points", "batch-1 ms", "speed-up", "batch-32 rows/s",
+                   "MB", "", "status"):
+        table.add_column(column, justify="left" if column in ("candidate", "status", "") else "right",
+                         overflow="fold")
+    key = (lambda r: r["latency_ms"]) if summary["objective"] == "latency" else (lambda r: -r["throughput"])
+    for r in [base, *sorted(summary["candidates"], key=key)]:
+        table.add_row(r["name"], str(r["max_length"] or ""), f"{r['accuracy']:.2%}",
+                      f"{(r['accuracy'] - base['accuracy']) * 100:+.2f}", f"{r['latency_ms']:.2f}",
+                      f"{base['latency_ms'] / r['latency_ms']:.2f}×", f"{r['throughput']:.1f}",
+                      f"{r['size_mb']:.1f}", "★ pick" if r.get("picked") else ("front" if r.get("front") else ""),
+                      r["status"], style="bold green" if r.get("picked") else None)
+    for r in summary.get("unmeasured", []):
+        table.add_row(r["name"], "", "", "", "", "", "", "", "", r["status"], style="dim")
+    console.print(table)
 
 
 def _committed(outcome: Any, what: str) -> int:

@@ -29,7 +29,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.evaluate import _plots
 from fmhub.evaluate._efficiency import measure_efficiency
 from fmhub.evaluate._publish import push_report
-from fmhub.formats import load_folder
+from fmhub.formats import load_folder, variant_of
 from fmhub.refs import split_ref
 from fmhub.runs import environment
 from fmhub.tasks import Scored, Task, _metrics
@@ -181,6 +181,11 @@ def _positions(model_config: Any) -> int | None:
 
 
 def _trained_length(folder: Path) -> int | None:
+    """The length the model reads texts at: its card's ``fmhub.variant.max_length`` (a variant picked at a shorter
+    length, ``fmhub optimize auto``), else the training run's."""
+    declared = variant_of(folder).get("max_length")
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+        return declared
     try:
         value = json.loads((folder / "training_args.json").read_text()).get("max_length")
     except (OSError, ValueError, AttributeError):

@@ -45,6 +45,7 @@ __all__ = [
     "reliability_plot",
     "robustness_plot",
     "slices_plot",
+    "search_plot",
 ]
 
 DPI = 100
@@ -143,6 +144,51 @@ def slices_plot(groups: list[dict], metric: str, stem: Path, title: str) -> list
 
 
 # -- drawing ----------------------------------------------------------------------------------------
+
+
+def search_plot(points: list[dict], threshold: float | None, stem: Path, x_label: str,
+                title: str = "Accuracy against speed") -> list[Path]:
+    """Scatter of an optimization search: ``x`` (e.g. batch-1 latency, ms) against validation ``accuracy`` per
+    candidate (``name``), the Pareto front joined by a line (``front``), the pick starred (``picked``), the
+    parent a grey square (``parent``) and the least accuracy allowed (``threshold``) as a dashed line."""
+    rows = [(float(p["x"]), float(p["accuracy"]), _text(str(p.get("name", ""))), bool(p.get("front")),
+             bool(p.get("picked")), bool(p.get("parent")))
+            for p in points if _number(p.get("x")) is not None and _number(p.get("accuracy")) is not None]
+    return _render(stem, lambda: _draw_search(rows, _number(threshold), _text(x_label, MAX_TITLE_CHARS),
+                                              _text(title, MAX_TITLE_CHARS, empty="")))
+
+
+def _draw_search(rows: list[tuple[float, float, str, bool, bool, bool]], threshold: float | None, x_label: str,
+                 title: str) -> Figure:
+    fig = _figure(*FIGSIZE)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    if not rows:
+        _no_data(ax)
+        return fig
+    others = [r for r in rows if not (r[4] or r[5])]
+    ax.scatter([r[0] for r in others], [r[1] for r in others], color=_BLUE, alpha=0.7, label="candidate")
+    front = sorted((r for r in rows if r[3]), key=lambda r: r[0])
+    if front:
+        ax.plot([r[0] for r in front], [r[1] for r in front], color=_GREEN, drawstyle="steps-post",
+                label="Pareto front")
+    for marker, index, color, label, size in (("s", 5, _GREY, "parent", 60), ("*", 4, _RED, "pick", 220)):
+        chosen = [r for r in rows if r[index]]
+        if chosen:
+            ax.scatter([r[0] for r in chosen], [r[1] for r in chosen], marker=marker, s=size, color=color,
+                       zorder=3, label=label)
+    for x, y, name, on_front, picked, parent in rows:
+        if on_front or picked or parent:
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if threshold is not None:
+        ax.axhline(threshold, color=_RED, linestyle="--", linewidth=1, label="least accuracy allowed")
+    if max(r[0] for r in rows) > 4 * min(r[0] for r in rows) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
 
 
 def _draw_confusion(values: list[list[float]], names: list[str], title: str) -> Figure:

@@ -87,6 +87,8 @@ class QuantizeOptions:
                                        "int8 Linear layers, saved as safetensors.", choices=BACKENDS)
     min_agreement: float = option(0.9, help="Least share of argmax decisions that must match the parent's on real "
                                             "rows.", check=lambda v: 0 <= v <= 1, rule="in [0, 1]")
+    per_channel: bool = option(True, help="ONNX backend: one int8 scale per output channel of each weight (more "
+                                          "accurate) or per weight tensor.", negative="--per-tensor")
     calibration_rows: int = option(128, help="static-int8: rows of the training split of --data the activation "
                                              "ranges are calibrated on.", check=lambda v: v >= 1, rule="positive")
     checked: Checked = field(default_factory=Checked)

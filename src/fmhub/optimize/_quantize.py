@@ -11,9 +11,9 @@ activations, MinMax ranges) calibrated on ``--calibration-rows`` rows of the tra
 Two backends for ``dynamic-int8``:
 
 - ``onnx`` (default): ONNX Runtime's dynamic quantization (``quantize_dynamic``, int8 weights per
-  output channel where the operator supports it, uint8 activations) of the parent's ONNX graph — the
-  parent's own ``model.onnx`` if it is an ONNX variant, else a fresh export (:mod:`._onnx`) with the
-  transformer fusions, so attention is quantized as one operator.
+  output channel where the operator supports it — ``per_channel=False``: one scale per weight tensor —, uint8
+  activations) of the parent's ONNX graph — the parent's own ``model.onnx`` if it is an ONNX variant, else a
+  fresh export (:mod:`._onnx`) with the transformer fusions, so attention is quantized as one operator.
 - ``torch``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` with per-channel int8
   weights, saved without pickle in the ``torch-int8`` format (:mod:`fmhub.formats.torch_int8`).
 
@@ -42,8 +42,8 @@ METHODS = ("dynamic-int8", "static-int8")
 BACKENDS = ("onnx", "torch")
 
 
-def _onnx_int8(parent: Any, batch: dict[str, Any], folder: Path, calibration: list[dict[str, Any]] | None = None
-               ) -> dict[str, Any]:
+def _onnx_int8(parent: Any, batch: dict[str, Any], folder: Path, calibration: list[dict[str, Any]] | None = None,
+               per_channel: bool = True) -> dict[str, Any]:
     """The parent's ONNX graph quantized into ``folder/model.onnx``: dynamically, or (``calibration``: batches of
     real model inputs) statically."""
     import onnx
@@ -64,22 +64,24 @@ def _onnx_int8(parent: Any, batch: dict[str, Any], folder: Path, calibration: li
     root.setLevel(logging.ERROR)  # the quantizers log advice to the root logger on every call
     try:
         if calibration is None:
-            quantize_dynamic(str(source), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+            quantize_dynamic(str(source), str(folder / "model.onnx"), weight_type=QuantType.QInt8,
+                             per_channel=per_channel,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
             activations = "uint8, quantized per batch at run time"
         else:
-            _static(source, folder, calibration)
+            _static(source, folder, calibration, per_channel)
             activations = f"uint8, ranges calibrated (MinMax) on {sum(len(next(iter(b.values()))) for b in calibration)}" \
                           " training rows"
     finally:
         root.setLevel(level)
         for leftover in (source, folder / "prepared.onnx"):
             leftover.unlink(missing_ok=True)
-    return {"format": "onnx", "graph_optimization": graph, "weights": f"int8 per channel ({_int8_ops(folder)})",
+    return {"format": "onnx", "graph_optimization": graph,
+            "weights": f"int8 per {'channel' if per_channel else 'tensor'} ({_int8_ops(folder)})",
             "activations": activations}
 
 
-def _static(source: Path, folder: Path, calibration: list[dict[str, Any]]) -> None:
+def _static(source: Path, folder: Path, calibration: list[dict[str, Any]], per_channel: bool = True) -> None:
     """ONNX Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations) of ``source``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -95,7 +97,7 @@ def _static(source: Path, folder: Path, calibration: list[dict[str, Any]]) -> No
     try:
         quant_pre_process(str(source), str(prepared))
         quantize_static(str(prepared), str(folder / "model.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                        per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
     except Exception as exc:  # ONNX Runtime's tools raise bare exceptions on graphs they cannot calibrate
         raise InvalidInputError(f"static int8 quantization failed on this graph: {type(exc).__name__}: {exc}",
                                 hint="use --method dynamic-int8 (transformers quantize best dynamically)") from None
@@ -142,7 +144,8 @@ def _int8_ops(folder: Path) -> str:
 def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: str = "onnx",
              data: str | None = None, min_agreement: float = 0.9, max_length: int = 128, private: bool = False,
              hub: Hub | None = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
-             eval_skip: tuple[str, ...] = (), progress: Any = None, calibration_rows: int = 128) -> VariantOutcome:
+             eval_skip: tuple[str, ...] = (), progress: Any = None, calibration_rows: int = 128,
+             per_channel: bool = True) -> VariantOutcome:
     """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring.
 
     ``report``: then push the variant's report card against its parent (:func:`fmhub.optimize._variant.report_against_parent`).
@@ -165,7 +168,7 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
                                     "model", hint="use --backend onnx, or quantize its torch parent")
         if backend == "onnx":
             calibration = _calibration(parent, data, calibration_rows) if method == "static-int8" else None
-            fields = _onnx_int8(parent, batch, folder, calibration)
+            fields = _onnx_int8(parent, batch, folder, calibration, per_channel)
         else:
             fields = save_torch_int8(parent.loaded.model, folder)
             parent.loaded.config.save_pretrained(folder)
@@ -179,6 +182,7 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
 
     return make_variant(model, output, build=build, check=check, title=f"Quantize {{parent}} ({method}, {backend})",
                         args={"method": "quantize", "quantization": method, "backend": backend,
-                              "min_agreement": min_agreement, "calibration_rows": calibration_rows},
+                              "min_agreement": min_agreement, "calibration_rows": calibration_rows,
+                              "per_channel": per_channel},
                         data=data, max_length=max_length, private=private, hub=hub, report=report,
                         eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)

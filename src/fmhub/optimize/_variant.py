@@ -51,6 +51,18 @@ class Parent:
     def lineage(self) -> dict[str, Any]:
         return fmhub_section(self.metadata, "lineage")
 
+    @property
+    def chain(self) -> list[dict[str, Any]]:
+        """Every model this one was made from, oldest first, itself last: ``[{repo, commit, method}]`` (a
+        variant of a variant of a fine-tuned model keeps the whole way back to it)."""
+        lineage = self.lineage
+        before = lineage.get("chain") if isinstance(lineage.get("chain"), list) else None
+        if before is None:  # a first variant, or a distilled student: its card names only its parent
+            before = [{"repo": lineage["parent"], "commit": lineage.get("parent_commit"), "method": None}] \
+                if isinstance(lineage.get("parent"), str) else []
+        method = self.loaded.variant.get("method") if self.loaded.variant else None
+        return [*before, {"repo": self.repo, "commit": self.commit, "method": method}]
+
     def training_data(self, flag: str) -> str:
         """``REPO@COMMIT`` of the dataset the card says the parent was trained on (else: name ``flag``)."""
         lineage = self.lineage
@@ -124,7 +136,7 @@ def publish_variant(hub: Hub, parent: Parent, output: str, folder: Path, variant
     """Commit ``folder`` (weights, config, tokenizer) plus a card naming the parent to ``output``."""
     task = parent.loaded.task
     form = formats.get(variant["format"])
-    lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit}
+    lineage = {**parent.lineage, "parent": parent.repo, "parent_commit": parent.commit, "chain": parent.chain}
     metadata: dict[str, Any] = {
         "license": parent.metadata.get("license", "unknown"), "base_model": parent.repo,
         "pipeline_tag": task.pipeline_tag, "library_name": form.library,
@@ -212,8 +224,10 @@ def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, 
                           hub, progress=progress).report
     # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
     # training_args.json, so on its own it would read up to its positions, and compare slower).
+    # A variant that declares its own length (fmhub optimize auto's pick) reads at that length: that is the
+    # variant's trade, which its card must show.
     config = EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip,
-                        max_length=theirs.get("max_length"))
+                        max_length=outcome.variant.get("max_length") or theirs.get("max_length"))
     mine = evaluate(config, hub, push=True, progress=progress, parent_report=theirs)
     outcome.card_commit = mine.commit
     outcome.report = mine.report

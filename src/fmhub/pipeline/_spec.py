@@ -25,6 +25,7 @@ from fmhub import options
 from fmhub.data._import import ImportOptions
 from fmhub.errors import InvalidInputError
 from fmhub.evaluate import EvalConfig
+from fmhub.optimize._auto import AutoOptions
 from fmhub.optimize._methods import METHODS
 from fmhub.train import TrainConfig
 
@@ -48,6 +49,7 @@ def _kinds() -> dict[str, tuple[set[str], set[str]]]:
         "train": (train_required, set(options.flat_names(TrainConfig)) - train_required),
         "eval": ({"model", "data"}, _fields(EvalConfig, "model", "data") | {"push"}),
         "optimize": ({"method", "model", "output"}, set()),  # + the method's own options (see _method_options)
+        "optimize-auto": ({"model", "output"}, set(options.flat_names(AutoOptions))),
         "publish": ({"model", "ref"}, {"kind", "require", "data", "split", "require_signature", "trust"}),
         "serve-check": ({"model", "data"}, {"split", "rows", "backend", "text_column", "min_agreement"}),
     }
@@ -63,7 +65,7 @@ def _method_options(method: Any) -> set[str]:
     return set(options.flat_names(found.options)) if found is not None else set()
 
 
-KINDS = ("import-data", "import-model", "train", "eval", "optimize", "publish", "serve-check")
+KINDS = ("import-data", "import-model", "train", "eval", "optimize", "optimize-auto", "publish", "serve-check")
 
 
 class PipelineError(InvalidInputError):

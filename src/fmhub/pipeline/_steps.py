@@ -4,6 +4,8 @@
   folder into model ``repo`` (pickle weights converted to safetensors).
 - ``train``, ``eval`` (pushed by default), ``optimize`` (``method``: export-onnx, quantize, prune,
   distill; the variant's report card pushed unless ``eval: false``).
+- ``optimize-auto``: ``fmhub optimize auto`` — the fastest variant within ``max_drop`` accuracy points, committed
+  to ``output`` with its report card and the search (candidates built before are reused).
 - ``publish``: move branch (or create tag) ``ref`` of the model's repo to its commit, once the report
   card of that commit passes every ``require`` check (``{accuracy: ">= 0.97", latency_p95_ms: "<= 50"}``)
   and, with ``require_signature: true``, its model.sig holds (a key the namespace trusts, or one of the
@@ -32,6 +34,7 @@ from fmhub.data._import import ImportOptions, import_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
 from fmhub.evaluate import EvalConfig, evaluate
 from fmhub.importing import import_model
+from fmhub.optimize._auto import auto_optimize
 from fmhub.optimize._methods import run_method
 from fmhub.refs import split_ref
 from fmhub.serve import ServeConfig, app_for, prepare
@@ -127,6 +130,19 @@ def _optimize(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     return StepResult(f"{output}@{commit}", metrics, outcome.variant.get("description", method))
 
 
+def _optimize_auto(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
+    model, output = options.pop("model"), options.pop("output")
+    outcome = auto_optimize(model, output, hub=hub, progress=progress, on_step=getattr(progress, "update", None),
+                            on_metrics=getattr(progress, "metrics", None), command="fmhub run", **options)
+    metrics = _key_metrics((outcome.report or {}).get("metrics", {}))
+    parent = (outcome.report or {}).get("parent") or {}
+    if parent.get("speedup") is not None:
+        metrics["speedup"] = float(parent["speedup"])
+    chosen = outcome.search["pick"]
+    return StepResult(f"{output}@{outcome.card_commit or outcome.commit}", metrics,
+                      f"picked {chosen['name']} of {len(outcome.search['candidates'])} candidates")
+
+
 _COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
 
@@ -218,6 +234,8 @@ def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult
     positions = getattr(offline.config, "max_position_embeddings", None) or getattr(offline.config, "n_positions",
                                                                                       None) or 512
     limit = min(getattr(offline.preprocessor, "model_max_length", positions) or positions, positions)
+    declared = offline.variant.get("max_length")  # a variant picked at a shorter length is served at it
+    limit = declared if isinstance(declared, int) and 0 < declared < limit else limit
     expected = [labels[i] for i in offline.logits(task.encode_batch(offline.preprocessor, values, limit)).argmax(-1)]
     with running(app_for(config, hub)) as url:
         started = time.perf_counter()
@@ -238,5 +256,5 @@ def _serve_check(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult
 
 RUNNERS: dict[str, Callable[[Any, dict[str, Any], Any], StepResult]] = {
     "import-data": _import_data, "import-model": _import_model, "train": _train, "eval": _eval,
-    "optimize": _optimize, "publish": _publish, "serve-check": _serve_check,
+    "optimize": _optimize, "optimize-auto": _optimize_auto, "publish": _publish, "serve-check": _serve_check,
 }

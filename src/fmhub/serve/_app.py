@@ -247,7 +247,8 @@ def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
     card.update({k: fmhub_section[k] for k in ("lineage", "variant") if k in fmhub_section})
     return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task.name, "backend": loaded.format,
             "labels": served.labels, "endpoints": [f"/v1/{e}" for e in served.endpoints],
-            "max_input_tokens": served.max_tokens, "max_image_pixels": config.max_image_pixels,
+            "max_input_tokens": served.max_tokens, "max_length": served.context.max_length,
+            "max_image_pixels": config.max_image_pixels,
             "max_batch_size": config.max_batch_size,
             "max_wait_ms": config.max_wait_ms, "threads": loaded.threads, "card": card}
 

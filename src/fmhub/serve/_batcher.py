@@ -1,7 +1,10 @@
 """Dynamic batching: requests' inputs wait in an asyncio queue until a batch is full or the wait is over.
 
-Each input is one :class:`Item` with a future. The batcher takes the first waiting item, then keeps
-taking items until it holds ``max_batch_size`` of them or ``max_wait_ms`` have passed since the first,
+Each input is one :class:`Item` with a future. The batcher takes the first waiting item; when nothing else is
+waiting (one request in flight) it runs it at once — a wait would only add latency, which the naive
+one-request-at-a-time server does not pay. Otherwise it keeps taking items until it holds ``max_batch_size``
+of them or ``max_wait_ms`` have passed since the first (under load the model is busy, so requests queue up
+anyway and the next batch takes every waiting one),
 drops the ones whose request gave up (timed out or disconnected), and runs the batch function in the
 model's single worker thread — so the event loop keeps accepting requests while the model works, and
 batches of different endpoints never run at once. Each item's future gets its result, or its own
@@ -65,8 +68,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            await asyncio.sleep(0)  # requests already received get their turn to queue their inputs
             deadline = loop.time() + self._max_wait
-            while len(batch) < self._max_batch:
+            while len(batch) < self._max_batch and (len(batch) > 1 or not self._queue.empty()):
                 if not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                     continue

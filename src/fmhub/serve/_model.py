@@ -145,6 +145,9 @@ class ServedModel:
         self.labels = loaded.labels
         self.context = ServingContext(loaded, self.labels, max_tokens or self.positions or 512,
                                       loaded.task.multi_label)
+        declared = loaded.variant.get("max_length")  # a variant picked at that length reads texts cut to it
+        if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+            self.context.max_length = declared
         if max_pixels is not None:
             self.context.max_pixels = max_pixels
         self._endpoints = {e.name: e for e in loaded.task.endpoints

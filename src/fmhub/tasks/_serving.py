@@ -39,7 +39,9 @@ class ServingContext:
 
     ``model`` is the loaded version (``fmhub.formats.LoadedModel``: ``logits``, ``tokenizer``, ``config``,
     and for torch weights ``hidden_states`` and ``generate``); ``labels`` its label names in id order; the limits
-    of one input: ``max_tokens`` (texts) and ``max_pixels`` (images).
+    of one input: ``max_tokens`` (texts) and ``max_pixels`` (images). ``max_length``: the length the model reads
+    texts at when its card declares one (``fmhub optimize auto`` picked it there): longer texts within
+    ``max_tokens`` are cut to it, as they were when it was measured.
     """
 
     model: Any
@@ -47,6 +49,7 @@ class ServingContext:
     max_tokens: int
     multi_label: bool = False
     max_pixels: int = 16_777_216  # image inputs: most pixels one may have (checked before decoding)
+    max_length: int | None = None  # texts are read up to this many tokens (a variant picked at that length)
 
     @property
     def tokenizer(self) -> Any:
@@ -94,8 +97,10 @@ def encode(context: ServingContext, items: list[Item], *, offsets: bool = False)
     texts = [item.text for item in items]
     encoded = tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False,
                         return_offsets_mapping=offsets)
-    cut = [i for i, ids in enumerate(encoded["input_ids"]) if len(ids) > limit and items[i].parameters.get("truncate")]
-    again = tokenizer([texts[i] for i in cut], truncation=True, max_length=limit, return_attention_mask=False,
+    length = min(limit, context.max_length or limit)
+    cut = [i for i, ids in enumerate(encoded["input_ids"])
+           if len(ids) > length and (len(ids) <= limit or items[i].parameters.get("truncate"))]
+    again = tokenizer([texts[i] for i in cut], truncation=True, max_length=length, return_attention_mask=False,
                       return_token_type_ids=False, return_offsets_mapping=offsets) if cut else None
     out: list[Encoded | Exception] = []
     for i in range(len(texts)):
