@@ -19,9 +19,10 @@ from fmhub.explain._base import (DEFAULT_STEPS, MAX_STEPS, METHODS, TOLERANCE, C
 from fmhub.explain._explain import MAX_POSITIONS, ExplainArgs, explain, label_id, max_length_of
 from fmhub.explain._faithfulness import BINS, faithfulness, spearman
 from fmhub.explain._registry import for_task, get, names, register
-from fmhub.explain._report import SectionArgs, explanations_section
+from fmhub.explain._report import KEEPS_REASONS, SectionArgs, explained_rows, explanations_section
 
 __all__ = ["Explainer", "Prepared", "Explanation", "Completeness", "MethodUnavailableError", "METHODS",
            "DEFAULT_STEPS", "MAX_STEPS", "TOLERANCE", "MAX_POSITIONS", "BINS", "ExplainArgs", "explain",
            "label_id", "max_length_of", "default_method", "require", "probabilities", "faithfulness", "spearman",
-           "register", "get", "names", "for_task", "SectionArgs", "explanations_section"]
+           "register", "get", "names", "for_task", "SectionArgs", "explanations_section",
+           "explained_rows", "KEEPS_REASONS"]

@@ -32,7 +32,7 @@ from fmhub.explain._base import DEFAULT_STEPS, MAX_STEPS, TOLERANCE, MethodUnava
 from fmhub.explain._faithfulness import BINS, faithfulness, spearman
 from fmhub.explain._registry import for_task
 
-__all__ = ["SectionArgs", "explanations_section", "KEEPS_REASONS", "RANDOM"]
+__all__ = ["SectionArgs", "explanations_section", "explained_rows", "KEEPS_REASONS", "RANDOM"]
 
 KEEPS_REASONS = 0.7  # a variant keeps its parent's reasons on a row when the rank correlation is at least this
 RANDOM = "random"
@@ -55,6 +55,12 @@ def _rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs) -> tuple[n
     sampled = np.sort(rng.choice(n, size=min(args.sample, n), replace=False))
     wrong = np.setdiff1d(np.flatnonzero(np.asarray(predicted) != np.asarray(gold)), sampled)
     return sampled, np.sort(wrong[:args.sample])
+
+
+def explained_rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs | None = None) -> int:
+    """How many rows the section explains (for a progress bar)."""
+    sampled, wrong = _rows(predicted, gold, args or SectionArgs())
+    return len(sampled) + len(wrong)
 
 
 def _unit_key(unit: str) -> str:
