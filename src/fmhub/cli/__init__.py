@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
-from fmhub.cli import _eval_commands, _optimize_commands, _pipeline_commands, _runs_commands, _serve_commands
-from fmhub.cli import _train_commands
+from fmhub.cli import _eval_commands, _explain_commands, _optimize_commands, _pipeline_commands, _runs_commands
+from fmhub.cli import _serve_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -19,7 +19,7 @@ __all__ = ["app", "main"]
 
 #: The packages of the ``ml`` extra: a command that needs one of them on a hub-only install says how to add them.
 _ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
-                          "matplotlib", "tensorboard", "charset_normalizer"})
+                          "matplotlib", "tensorboard", "charset_normalizer", "captum"})
 
 app = typer.Typer(
     name="fmhub",
@@ -40,6 +40,7 @@ _data_commands.register(app)
 _runs_commands.register(app)
 _train_commands.register(app)
 _eval_commands.register(app)
+_explain_commands.register(app)
 _optimize_commands.register(app)
 _serve_commands.register(app)
 _pipeline_commands.register(app)

@@ -16,7 +16,8 @@ Example:
 
 from fmhub.explain._base import (DEFAULT_STEPS, MAX_STEPS, METHODS, TOLERANCE, Completeness, Explainer, Explanation,
                                  MethodUnavailableError, Prepared, default_method, probabilities, require)
-from fmhub.explain._explain import MAX_POSITIONS, ExplainArgs, explain, label_id, max_length_of
+from fmhub.explain._explain import MAX_POSITIONS, ExplainArgs, dataset_rows, explain, label_id, max_length_of
+from fmhub.explain._render import colour, overlay_png, scale_of, to_html
 from fmhub.explain._faithfulness import BINS, faithfulness, spearman
 from fmhub.explain._registry import for_task, get, names, register
 from fmhub.explain._report import KEEPS_REASONS, SectionArgs, explained_rows, explanations_section
@@ -25,4 +26,4 @@ __all__ = ["Explainer", "Prepared", "Explanation", "Completeness", "MethodUnavai
            "DEFAULT_STEPS", "MAX_STEPS", "TOLERANCE", "MAX_POSITIONS", "BINS", "ExplainArgs", "explain",
            "label_id", "max_length_of", "default_method", "require", "probabilities", "faithfulness", "spearman",
            "register", "get", "names", "for_task", "SectionArgs", "explanations_section",
-           "explained_rows", "KEEPS_REASONS"]
+           "explained_rows", "KEEPS_REASONS", "dataset_rows", "colour", "overlay_png", "scale_of", "to_html"]

@@ -13,7 +13,7 @@ from fmhub.explain._base import DEFAULT_STEPS, MAX_STEPS, METHODS, TOLERANCE, Ex
 from fmhub.explain._faithfulness import faithfulness
 from fmhub.explain._registry import for_task
 
-__all__ = ["ExplainArgs", "explain", "label_id", "max_length_of", "MAX_POSITIONS"]
+__all__ = ["ExplainArgs", "explain", "label_id", "max_length_of", "dataset_rows", "MAX_POSITIONS"]
 
 MAX_POSITIONS = 512
 
@@ -99,3 +99,33 @@ def explain(loaded: Any, values: list[Any], args: ExplainArgs | None = None,
         if on_row is not None:
             on_row(1)
     return out
+
+
+def dataset_rows(hub: Any, data: str, split: str, rows: int, task: Any, column: str | None = None,
+                 label_column: str | None = None) -> tuple[list[Any], list[str | None]]:
+    """The first ``rows`` inputs of a dataset split (as the task reads them) and their gold label names (None
+    where the split has no such column)."""
+    from fmhub.data import load as load_dataset
+    from fmhub.refs import split_ref
+
+    repo, revision = split_ref(data, "--data")
+    if rows < 1:
+        raise InvalidInputError(f"--rows {rows} must be at least 1")
+    dataset = load_dataset(repo, revision=revision, hub=hub)
+    if split not in dataset:
+        raise InvalidInputError(f"dataset {repo} has no {split!r} split; its splits are: {', '.join(dataset)}",
+                                hint="name one with --split")
+    part = dataset[split]
+    column = column or task.input_column
+    if column not in part.features:
+        raise InvalidInputError(f"dataset {repo} has no column {column!r}; its columns are: "
+                                f"{', '.join(part.features)}", hint="name it with --column")
+    part = part.select(range(min(rows, len(part))))
+    values = task.read_inputs(part, column)
+    label_column = label_column or task.label_column
+    gold: list[str | None] = [None] * len(values)
+    if label_column is not None and label_column in part.features:
+        names = getattr(part.features[label_column], "names", None)
+        gold = [names[v] if names is not None and isinstance(v, int) and v >= 0 else None
+                for v in part[label_column]]
+    return values, gold
