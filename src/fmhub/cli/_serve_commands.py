@@ -43,6 +43,11 @@ def serve_command(
                               ] = 1_000_000,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may wait for its answer; beyond, "
                                                              "504.")] = 30.0,
+    max_explain_steps: Annotated[int, typer.Option("--max-explain-steps", help="/v1/explain: most integrated-"
+                                                   "gradients steps a request may ask for (or the automatic raise "
+                                                   "reach); more answers 422.")] = 256,
+    max_explain_inputs: Annotated[int, typer.Option("--max-explain-inputs", help="/v1/explain: inputs in one "
+                                                    "request at most; more answers 422.")] = 8,
     log_level: Annotated[str, typer.Option("--log-level", help="critical|error|warning|info|debug.")] = "info",
     endpoint: EndpointOption = None,
     token: TokenOption = None,
@@ -50,7 +55,8 @@ def serve_command(
     """Serve a model version over HTTP with dynamic batching (SIGTERM drains in-flight requests, then exits 0).
 
     The endpoints follow the model's task: POST /v1/classify, /v1/tokens, /v1/fill-mask, /v1/generate
-    (stream with server-sent events), /v1/embed, /v1/classify-image; GET /v1/model, /healthz, /readyz,
+    (stream with server-sent events), /v1/embed, /v1/classify-image, /v1/explain (attributions of text and
+    image classifiers); GET /v1/model, /healthz, /readyz,
     /metrics (Prometheus), /docs. Bodies: {"inputs": "text" or ["text", ...], "parameters": {...}};
     images as base64 in that JSON, as a raw body with their image content type, or as multipart file
     parts. Every answer names the served commit in X-Model-Commit.
@@ -73,7 +79,8 @@ def serve_command(
                          max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, max_queue=max_queue,
                          threads=threads, max_input_tokens=max_input_tokens, max_image_pixels=max_image_pixels,
                          max_inputs=max_inputs,
-                         max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level)
+                         max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level,
+                         max_explain_steps=max_explain_steps, max_explain_inputs=max_explain_inputs)
     ref = prepare(config)
     err_console.print(f"fmhub serve {ref} ({backend} backend) on http://{host}:{port} — docs at /docs",
                       highlight=False)

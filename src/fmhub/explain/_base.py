@@ -177,6 +177,11 @@ class Explainer(abc.ABC):
     def attention_rollout(self, loaded: Any, prepared: Prepared) -> np.ndarray:
         """Attention-rollout relevance per unit (raises :class:`MethodUnavailableError` without attention)."""
 
+    @abc.abstractmethod
+    def read_request(self, loaded: Any, value: Any, *, max_tokens: int, max_pixels: int, truncate: bool) -> Any:
+        """One input of a ``/v1/explain`` request (a text; a base64 image) checked against the server's limits,
+        as :meth:`prepare` takes it (an input error — 422, 413 — names the limit)."""
+
     def batch_size(self, prepared: Prepared) -> int:
         """Perturbed inputs per forward pass (occlusion, integrated-gradients steps)."""
         return 32

@@ -54,7 +54,7 @@ def label_id(loaded: Any, label: str | int | None) -> int | None:
     text = str(label)
     if text.isdigit() and int(text) < len(labels):
         return int(text)
-    raise InvalidInputError(f"--label {label!r} is not one of the model's labels",
+    raise InvalidInputError(f"label {label!r} is not one of the model's labels",
                             hint=f"choose from {', '.join(labels)}")
 
 

@@ -47,6 +47,14 @@ class RegionAttributions(Explainer):
         return Prepared({"pixel_values": pixels}, [f"r{r}c{c}" for r in range(rows) for c in range(columns)], image,
                         grid=(rows, columns), extra={"region": region, "patch": patch})
 
+    def read_request(self, loaded: Any, value: Any, *, max_tokens: int, max_pixels: int, truncate: bool) -> Any:
+        from fmhub.tasks import decode_base64, inspect_image
+
+        data = decode_base64(value)
+        inspect_image(data, max_pixels, what="an input image",
+                      hint="send a smaller image (this server's --max-image-pixels)")
+        return data
+
     def remove(self, loaded: Any, prepared: Prepared, removed: np.ndarray) -> dict[str, np.ndarray]:
         removed = np.atleast_2d(removed)
         pixels = np.repeat(prepared.inputs["pixel_values"], len(removed), axis=0)

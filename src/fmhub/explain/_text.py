@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from fmhub.errors import InputTooLongError, InvalidInputError
 from fmhub.explain._base import Explainer, MethodUnavailableError, Prepared, eager_attention, probabilities, rollout
 
 __all__ = ["TokenAttributions"]
@@ -46,6 +47,15 @@ class TokenAttributions(Explainer):
         return Prepared({"input_ids": ids[None], "attention_mask": np.ones((1, len(ids)), dtype=np.int64)},
                         [tokens[p] for p in positions], text, spans=spans,
                         extra={"positions": positions, "special": special})
+
+    def read_request(self, loaded: Any, value: Any, *, max_tokens: int, max_pixels: int, truncate: bool) -> Any:
+        if not isinstance(value, str):
+            raise InvalidInputError("a text input must be a string", hint='send {"inputs": "text"}')
+        tokens = len(loaded.tokenizer(value, truncation=False, return_attention_mask=False,
+                                      return_token_type_ids=False)["input_ids"])
+        if tokens > max_tokens and not truncate:
+            raise InputTooLongError(tokens, max_tokens)
+        return value
 
     def batch_size(self, prepared: Prepared) -> int:
         return max(1, _TOKENS_PER_BATCH // max(1, prepared.inputs["input_ids"].shape[1]))
