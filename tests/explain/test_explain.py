@@ -66,3 +66,48 @@ def test_bad_options_are_input_errors(keyword_model: str) -> None:
         explain(loaded, TEXTS[:1], ExplainArgs(method="lime"))
     with pytest.raises(InvalidInputError, match="beyond the model's 64 positions"):
         explain(loaded, TEXTS[:1], ExplainArgs(max_length=1000))
+
+
+def test_a_vision_transformer_is_explained_by_every_method(tmp_path) -> None:
+    """A random-init ViT (16×16 inputs, 4-pixel patches): regions are its patches, so rollout lines up."""
+    import io
+
+    import torch
+    from PIL import Image
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    from fmhub.client import Hub
+
+    torch.manual_seed(0)
+    folder = tmp_path / "vit"
+    ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=37, num_labels=3,
+                                        id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+                              ).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    with Hub.open() as hub:
+        hub.create_repo("acme/tiny-vit")
+        hub.upload(folder, "acme/tiny-vit")
+    loaded = fmhub.load("acme/tiny-vit")
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(out, "PNG")
+    image = out.getvalue()
+    by_method = {m: explain(loaded, [image], ExplainArgs(method=m, steps=16, faithfulness=True))[0]
+                 for m in ("integrated-gradients", "occlusion", "attention-rollout")}
+    for explanation, measured in by_method.values():
+        assert explanation.grid == (4, 4) and len(explanation.scores) == 16 and explanation.kind == "pixels"
+        assert set(measured) == {"comprehensiveness", "sufficiency", "deletion_auc"}
+    ig = by_method["integrated-gradients"][0]
+    assert ig.completeness.holds and ig.completeness.error <= ig.completeness.tolerance
+    assert all(s > 0 for s in by_method["attention-rollout"][0].scores)
+    # occlusion of one region is the probability its removal costs: recompute one by hand
+    occlusion = by_method["occlusion"][0]
+    from fmhub.explain import get, probabilities
+
+    explainer = get("pixels")
+    prepared = explainer.prepare(loaded, image, max_length=0)
+    removed = np.zeros((1, 16), dtype=bool)
+    removed[0, 5] = True
+    full = probabilities(loaded, prepared.inputs)[0, occlusion.label_id]
+    without = probabilities(loaded, explainer.remove(loaded, prepared, removed))[0, occlusion.label_id]
+    assert occlusion.scores[5] == pytest.approx(full - without, abs=1e-5)

@@ -127,6 +127,14 @@ def _print_report(report: dict[str, Any]) -> None:
         if gap:
             table.add_row(f"largest {gap['metric']} gap by {grouping['by'].removeprefix('column:')}",
                           f"{gap['gap']:.4f}", escape(f"{gap['best']} vs {gap['worst']}"))
+    explained = report.get("explanations") or {}
+    for method, measured in (explained.get("faithfulness") or {}).items():
+        table.add_row(f"comprehensiveness · {method}", _number(measured["comprehensiveness"]), "")
+    if (explained.get("completeness") or {}).get("rows"):
+        check = explained["completeness"]
+        table.add_row("IG completeness held (rows)", f"{check['holds']} / {check['rows']}", "")
+    if (explained.get("parent") or {}).get("summary"):
+        table.add_row("explanations vs parent", escape(explained["parent"]["summary"]), "")
     console.print(table)
 
 
