@@ -63,6 +63,8 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
     with Hub.open() as hub:
         assert parent["commit"] == hub.repo_info(keyword_model).commit.oid
         files = {e.path for e in hub.repo_info("acme/keyword-int8").files}
+        card = (hub.download("acme/keyword-int8") / "README.md").read_text()
+    assert "**Explanations**" in card and "torch-int8 keeps the parent's reasons on" in card
     assert section["file"] in files
     assert parent["method"] == "occlusion" and parent["rows"] == section["rows"]["total"]
     # the planted word stays first; the near-zero tail of the other words is where int8 reorders

@@ -110,7 +110,7 @@ class TokenAttributions(Explainer):
         with torch.inference_mode(False), torch.enable_grad():
             attributions = LayerIntegratedGradients(forward, model.get_input_embeddings()).attribute(
                 ids, baselines=baseline, additional_forward_args=(mask,), target=target, n_steps=steps,
-                internal_batch_size=self.batch_size(prepared) * 1)
+                internal_batch_size=self.batch_size(prepared))
         with torch.no_grad():
             ends = forward(torch.cat([ids, baseline]), torch.cat([mask, mask]))[:, target].double()
         per_position = attributions.detach().double().sum(-1)[0].numpy()  # (T,): summed over the embedding
