@@ -1,6 +1,7 @@
 """Benchmark explanations on the BBC News fine-tuned all-MiniLM-L6-v2: speed, completeness and faithfulness.
 
-Uses the BBC store of the model benchmarks (`--home DIR`, see `_bbc.py`; built first when absent). In one
+Wall times depend on the machine's load; the CPU seconds (all threads) beside them less so — on an idle
+machine, wall ≈ CPU / threads. Uses the BBC store of the model benchmarks (`--home DIR`, see `_bbc.py`; built first when absent). In one
 child process, side by side on the same rows:
 
 1. one 256-token explanation with integrated gradients (steps raised from `--steps` until completeness holds
@@ -46,12 +47,14 @@ lengths = [len(ids) for ids in loaded.tokenizer(texts, truncation=True, max_leng
 long = texts[int(np.argmax(lengths))]
 out = {"tokens": max(lengths), "rows": len(texts)}
 for method in ("integrated-gradients", "occlusion", "attention-rollout"):
-    times, last = [], None
+    times, cpu, last = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), time.process_time()
         [(last, _)] = explain(loaded, [long], ExplainArgs(method=method, steps=steps, max_length=256))
         times.append(time.perf_counter() - started)
-    out[method] = {"seconds_median": statistics.median(times), "seconds": times}
+        cpu.append(time.process_time() - used)
+    out[method] = {"seconds_median": statistics.median(times), "seconds": times,
+                   "cpu_seconds_median": statistics.median(cpu)}
     if last.completeness is not None:
         c = last.completeness
         out[method]["completeness"] = {"steps": c.steps, "error": c.error, "expected": c.expected,
@@ -64,11 +67,12 @@ probabilities, predicted = scored.probabilities, np.asarray(scored.predicted)
 out["accuracy"] = float((predicted == gold).mean())
 out["predict_seconds"] = time.perf_counter() - started
 with tempfile.TemporaryDirectory() as folder:
-    started = time.perf_counter()
+    started, used = time.perf_counter(), time.process_time()
     section = explanations_section(loaded, texts, gold, predicted, probabilities, max_length=256,
                                    folder=Path(folder), relative="eval/bench/bbc-news/test",
                                    args=SectionArgs(sample=sample, steps=steps))
     out["section_seconds"] = time.perf_counter() - started
+    out["section_cpu_seconds"] = time.process_time() - used
 out["section"] = section
 print(json.dumps(out))
 """
@@ -102,18 +106,18 @@ def main() -> None:
     console = Console()
     single = Table(title=f"One {result['tokens']}-token BBC article, bench/bbc-minilm ({args.threads} threads, "
                          f"median of {args.repeat})")
-    for column in ("method", "seconds", "completeness"):
+    for column in ("method", "seconds", "CPU seconds", "completeness"):
         single.add_column(column, justify="right" if column != "method" else "left")
     for method in ("integrated-gradients", "occlusion", "attention-rollout"):
         entry = result[method]
         check = entry.get("completeness")
-        single.add_row(method, f"{entry['seconds_median']:.2f}",
+        single.add_row(method, f"{entry['seconds_median']:.2f}", f"{entry['cpu_seconds_median']:.2f}",
                        f"{check['relative_error']:.2%} of f(x) − f(b) at {check['steps']} steps"
                        if check else "—")
     console.print(single)
     faith = Table(title=f"Explanations section: {section['rows']['total']} of {result['rows']} test rows "
                         f"({section['rows']['sampled']} sampled + {section['rows']['misclassified']} misclassified), "
-                        f"{result['section_seconds']:.0f} s")
+                        f"{result['section_seconds']:.0f} s ({result['section_cpu_seconds']:.0f} CPU s)")
     for column in ("method", "comprehensiveness ↑", "sufficiency ↓", "deletion AUC ↓"):
         faith.add_column(column, justify="right" if column != "method" else "left")
     for method, m in section["faithfulness"].items():
