@@ -61,7 +61,8 @@ def test_images_in_every_form_answer_as_offline(image_classifier: str, tiny_imag
                        if line.startswith('fmhub_batch_size_count{endpoint="classify-image"}'))
         assert batches < 6 + 4  # 4 single requests above, then 6 concurrent ones in fewer batches
         info = httpx.get(f"{url}/v1/model").json()
-        assert info["task"] == "image-classification" and info["endpoints"] == ["/v1/classify-image"]
+        assert info["task"] == "image-classification" and info["endpoints"] == ["/v1/classify-image",
+                                                                                "/v1/explain"]
         body = httpx.get(f"{url}/openapi.json").json()["paths"]["/v1/classify-image"]["post"]["requestBody"]
         assert {"application/json", "image/*", "multipart/form-data"} <= set(body["content"])
 

@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
-from fmhub.cli import _eval_commands, _lineage_commands, _optimize_commands, _pipeline_commands, _runs_commands
-from fmhub.cli import _encryption_commands, _serve_commands, _signing_commands, _train_commands
+from fmhub.cli import _eval_commands, _explain_commands, _lineage_commands, _optimize_commands, _pipeline_commands
+from fmhub.cli import _encryption_commands, _runs_commands, _serve_commands, _signing_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -21,7 +21,7 @@ __all__ = ["app", "main"]
 
 #: The packages of the ``ml`` extra: a command that needs one of them on a hub-only install says how to add them.
 _ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
-                          "matplotlib", "tensorboard", "charset_normalizer", "seqeval"})
+                          "matplotlib", "tensorboard", "charset_normalizer", "seqeval", "captum"})
 
 app = typer.Typer(
     name="fmhub",
@@ -59,6 +59,7 @@ _data_commands.register(app)
 _runs_commands.register(app)
 _train_commands.register(app)
 _eval_commands.register(app)
+_explain_commands.register(app)
 _optimize_commands.register(app)
 _serve_commands.register(app)
 _pipeline_commands.register(app)

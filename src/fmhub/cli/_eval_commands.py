@@ -25,7 +25,8 @@ DataOption = Annotated[str, typer.Option("--data", help="Dataset repo, REPO or R
                                                         "import).", show_default=False)]
 SplitOption = Annotated[str, typer.Option("--split", help="Split to evaluate on.")]
 SkipOption = Annotated[list[str] | None, typer.Option("--skip", help="Leave a section out: robustness, slices, "
-                                                                     "efficiency or baseline (repeatable).")]
+                                                                     "efficiency, baseline or explanations "
+                                                                     "(repeatable).")]
 
 
 def _skip(values: list[str] | None) -> tuple[str, ...]:
@@ -66,6 +67,9 @@ def eval_command(
                             ] = 20,
     threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads \\[default: the cores "
                                                                   "available].")] = None,
+    explain_rows: Annotated[int, typer.Option("--explain-rows", help="Explanations section: rows sampled with the "
+                                                                     "seed (plus up to as many misclassified "
+                                                                     "ones).")] = 32,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
@@ -84,7 +88,8 @@ def eval_command(
     quiet_ml_libraries()
     config = EvalConfig(model=model, data=data, split=split, train_split=train_split, text_column=text_column,
                         label_column=label_column, slice_by=slice_by, max_length=max_length, batch_size=batch_size,
-                        seed=seed, latency_runs=latency_runs, skip=_skip(skip), threads=threads)
+                        seed=seed, latency_runs=latency_runs, skip=_skip(skip), threads=threads,
+                        explain_rows=explain_rows)
     config.validate()
     with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         outcome = evaluate(config, hub, output_dir=output_dir, push=push, progress=progress)
@@ -125,6 +130,14 @@ def _print_report(report: dict[str, Any]) -> None:
         if gap:
             table.add_row(f"largest {gap['metric']} gap by {grouping['by'].removeprefix('column:')}",
                           f"{gap['gap']:.4f}", escape(f"{gap['best']} vs {gap['worst']}"))
+    explained = report.get("explanations") or {}
+    for method, measured in (explained.get("faithfulness") or {}).items():
+        table.add_row(f"comprehensiveness · {method}", _number(measured["comprehensiveness"]), "")
+    if (explained.get("completeness") or {}).get("rows"):
+        check = explained["completeness"]
+        table.add_row("IG completeness held (rows)", f"{check['holds']} / {check['rows']}", "")
+    if (explained.get("parent") or {}).get("summary"):
+        table.add_row("explanations vs parent", escape(explained["parent"]["summary"]), "")
     console.print(table)
 
 

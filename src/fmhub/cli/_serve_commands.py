@@ -44,6 +44,11 @@ def serve_command(
                               ] = 1_000_000,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may wait for its answer; beyond, "
                                                              "504.")] = 30.0,
+    max_explain_steps: Annotated[int, typer.Option("--max-explain-steps", help="/v1/explain: most integrated-"
+                                                   "gradients steps a request may ask for (or the automatic raise "
+                                                   "reach); more answers 422.")] = 256,
+    max_explain_inputs: Annotated[int, typer.Option("--max-explain-inputs", help="/v1/explain: inputs in one "
+                                                    "request at most; more answers 422.")] = 8,
     log_level: Annotated[str, typer.Option("--log-level", help="critical|error|warning|info|debug.")] = "info",
     require_signature: Annotated[bool, typer.Option(
         "--require-signature", help="Refuse to serve the version unless its model.sig holds: signed by a key the "
@@ -59,7 +64,8 @@ def serve_command(
     """Serve a model version over HTTP with dynamic batching (SIGTERM drains in-flight requests, then exits 0).
 
     The endpoints follow the model's task: POST /v1/classify, /v1/tokens, /v1/fill-mask, /v1/generate
-    (stream with server-sent events), /v1/embed, /v1/classify-image; GET /v1/model, /healthz, /readyz,
+    (stream with server-sent events), /v1/embed, /v1/classify-image, /v1/explain (attributions of text and
+    image classifiers); GET /v1/model, /healthz, /readyz,
     /metrics (Prometheus), /docs. Bodies: {"inputs": "text" or ["text", ...], "parameters": {...}};
     images as base64 in that JSON, as a raw body with their image content type, or as multipart file
     parts. Every answer names the served commit in X-Model-Commit.
@@ -84,7 +90,8 @@ def serve_command(
                          max_inputs=max_inputs,
                          max_body_bytes=max_body_bytes, timeout_s=timeout, log_level=log_level,
                          require_signature=require_signature,
-                         trust=tuple(str(p.resolve()) for p in trust or ()))
+                         trust=tuple(str(p.resolve()) for p in trust or ()),
+                         max_explain_steps=max_explain_steps, max_explain_inputs=max_explain_inputs)
     ref = prepare(config)
     err_console.print(f"fmhub serve {ref} ({backend} backend) on http://{host}:{port} — docs at /docs",
                       highlight=False)

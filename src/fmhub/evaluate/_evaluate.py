@@ -29,6 +29,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.evaluate import _plots
 from fmhub.evaluate._efficiency import measure_efficiency
 from fmhub.evaluate._publish import push_report
+from fmhub.explain import SectionArgs, explained_rows, explanations_section
 from fmhub.formats import load_folder, variant_of
 from fmhub.refs import split_ref
 from fmhub.runs import environment
@@ -39,7 +40,7 @@ __all__ = ["EvalConfig", "EvalOutcome", "evaluate", "parent_comparison", "SCHEMA
 
 SCHEMA_ID = "https://fmhub.dev/schemas/eval-report/v1"
 #: The optional sections ``--skip`` can leave out (each then records ``{"skipped": reason}``).
-SECTIONS = ("robustness", "slices", "efficiency", "baseline")
+SECTIONS = ("robustness", "slices", "efficiency", "baseline", "explanations")
 _MAX_SLICES = 50
 _MAX_POSITIONS = 512
 
@@ -61,6 +62,7 @@ class EvalConfig:
     latency_runs: int = 20
     skip: tuple[str, ...] = ()
     threads: int | None = None
+    explain_rows: int = 32  # explanations: rows sampled with the seed (and up to as many misclassified ones)
 
     def validate(self) -> None:
         split_ref(self.model, "MODEL")
@@ -70,7 +72,8 @@ class EvalConfig:
             raise InvalidInputError(f"--skip {', '.join(unknown)}: no such section",
                                     hint=f"choose from {', '.join(SECTIONS)}")
         for name, value, low in (("max_length", self.max_length, 8), ("batch_size", self.batch_size, 1),
-                                 ("latency_runs", self.latency_runs, 1), ("threads", self.threads, 1)):
+                                 ("latency_runs", self.latency_runs, 1), ("threads", self.threads, 1),
+                                 ("explain_rows", self.explain_rows, 1)):
             if value is not None and value < low:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {value} must be at least {low}")
 
@@ -301,6 +304,25 @@ def _baseline(inputs: _Inputs, scored: Scored) -> dict[str, Any]:
                                      for k, v in model.items()}}
 
 
+def _explanations(inputs: _Inputs, clean: Scored, folder: Path, relative: str, hub: Hub,
+                  parent_report: dict[str, Any] | None, progress: Progress | None) -> dict[str, Any]:
+    """Attributions on a sample plus the misclassified rows, their faithfulness, and (variants) agreement with
+    the parent (``fmhub.explain``)."""
+    if inputs.task.explains is None or clean.predicted is None or clean.probabilities is None:
+        return {"skipped": f"fmhub explain does not explain {inputs.task.name} models"}
+    parent = None
+    if parent_report is not None:
+        model = parent_report["provenance"]["model"]
+        parent_folder = hub.download(model["repo"], revision=model["commit"], exclude=["eval/*"])
+        parent = load_folder(parent_folder, model["repo"], model["commit"], inputs.config.threads)
+    args = SectionArgs(sample=inputs.config.explain_rows, seed=inputs.config.seed)
+    gold, predicted = np.asarray(clean.gold), np.asarray(clean.predicted)
+    on_row = progress("explanations", explained_rows(predicted, gold, args)) if progress is not None else None
+    return explanations_section(inputs.loaded, inputs.values, gold, predicted, np.asarray(clean.probabilities),
+                                max_length=inputs.max_length, folder=folder, relative=relative, args=args,
+                                parent=parent, on_row=on_row)
+
+
 # -- the report ---------------------------------------------------------------------------------------
 
 
@@ -415,16 +437,22 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
         relative = report_folder(inputs.data_repo, config.split)
         folder = root / relative
         folder.mkdir(parents=True, exist_ok=True)
+        report["explanations"] = skipped if "explanations" in config.skip else \
+            _explanations(inputs, clean, folder, relative, hub, parent_report, progress)
         _write_predictions(inputs, clean, folder / "predictions.parquet")
         plots = _write_plots(inputs, report, folder)
         report["files"] = {"predictions": f"{relative}/predictions.parquet",
                            "plots": sorted(f"{relative}/{p.relative_to(folder).as_posix()}" for p in plots)}
+        if "file" in report["explanations"]:
+            report["files"]["explanations"] = report["explanations"]["file"]
         if parent_report is not None:
             report["parent"] = parent_comparison(report, parent_report)
         report["provenance"] = _provenance(inputs, started, time.perf_counter() - clock)
         (folder / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
         outcome = EvalOutcome(report, root, files=[f"{relative}/report.json", report["files"]["predictions"],
-                                                   *report["files"]["plots"]])
+                                                   *report["files"]["plots"],
+                                                   *([report["files"]["explanations"]]
+                                                     if "explanations" in report["files"] else [])])
         if push:
             outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome)
         return outcome

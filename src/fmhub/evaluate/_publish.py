@@ -115,6 +115,15 @@ def _section(report: dict[str, Any]) -> str:
             [f"{name} {parent[key]:.2f}×" for key, name in (("size_ratio", "size"), ("speedup", "batch-1 speed-up"),
                                                             ("throughput_ratio", "throughput"))
              if parent.get(key) is not None]) + "."]
+    explained = report.get("explanations") or {}
+    faithfulness = explained.get("faithfulness") or {}
+    if explained.get("method") in faithfulness:
+        main = explained["method"]
+        others = [f"{m} {v['comprehensiveness']:.3f}" for m, v in faithfulness.items() if m != main]
+        lines += ["", f"**Explanations** ({explained['rows']['total']} rows, {main}): comprehensiveness "
+                      f"{faithfulness[main]['comprehensiveness']:.3f}" + (f" (vs {', '.join(others)})" if others else "")
+                  + f", deletion AUC {faithfulness[main]['deletion_auc']:.3f}."
+                  + (f" {explained['parent']['summary']}." if (explained.get("parent") or {}).get("summary") else "")]
     pngs = [p for p in report["files"]["plots"] if p.endswith(".png")]
     if pngs:
         lines += [""] + [f"![{p.rsplit('/', 1)[-1][:-4].replace('_', ' ')}]({p})" for p in pngs]

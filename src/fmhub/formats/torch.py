@@ -17,7 +17,9 @@ class TorchModule(ModelFormat):
     """What every form whose model is a torch module shares: the forward pass, hidden states, generation."""
 
     torch = True
-    capabilities = frozenset({"logits", "hidden_states", "generate"})
+    #: ``gradients``: backpropagation reaches the inputs (integrated gradients); ``attentions``: the forward pass
+    #: can return its attention weights (attention rollout).
+    capabilities = frozenset({"logits", "hidden_states", "generate", "gradients", "attentions"})
 
     def logits(self, model: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         import torch

@@ -29,6 +29,8 @@ class TorchInt8(TorchModule):
     name = "torch-int8"
     library = "fmhub"
     description = "a PyTorch int8"
+    # Quantized Linear kernels have no backward pass: no gradients (integrated gradients), attentions remain.
+    capabilities = frozenset({"logits", "hidden_states", "generate", "attentions"})
 
     def load(self, folder: Path, config: Any, head: Any, threads: int | None) -> tuple[Any, int]:
         return load_torch_int8(folder, config, head), self._threads()

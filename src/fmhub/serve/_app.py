@@ -36,6 +36,7 @@ from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, Request
 from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
 from fmhub.serve._config import ServeConfig
+from fmhub.serve._explain import ExplainRequest, explainable, run_explain
 from fmhub.serve._metrics import ServeMetrics
 from fmhub.serve._model import ServedModel
 
@@ -155,6 +156,25 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
     for endpoint in routes.values():  # every task's routes; a model answers its own, 404 the others
         _route(app, endpoint, run_batched if endpoint.batched else run_unbatched)
 
+    @app.post("/v1/explain", summary="Attributions of the prediction (or a chosen label) to each token or image "
+                                     "region: integrated gradients, occlusion or attention rollout")
+    async def explain_route(body: ExplainRequest) -> JSONResponse:
+        served = ready()
+        given = inputs_of(body)
+        loop = asyncio.get_running_loop()
+        state.queue.reserve(len(given))
+        try:
+            answers = await asyncio.wait_for(loop.run_in_executor(
+                state.executor, lambda: run_explain(served, given, body.parameters.model_dump(),
+                                                    max_steps=config.max_explain_steps,
+                                                    max_inputs=config.max_explain_inputs)), config.timeout_s)
+        except TimeoutError:
+            raise RequestTimeoutError(f"no explanation within {config.timeout_s:g} s",
+                                      hint="send fewer or shorter inputs, fewer steps, or use occlusion") from None
+        finally:
+            state.queue.release(len(given))
+        return JSONResponse(answers)
+
     @app.get("/v1/model", summary="The served version: repo, commit, task, labels, endpoints, card summary")
     async def model_info() -> JSONResponse:
         served = ready()
@@ -246,7 +266,8 @@ def _summary(served: ServedModel, config: ServeConfig) -> dict[str, Any]:
     fmhub_section = metadata.get("fmhub") if isinstance(metadata.get("fmhub"), dict) else {}
     card.update({k: fmhub_section[k] for k in ("lineage", "variant") if k in fmhub_section})
     return {"repo": loaded.repo, "commit": loaded.commit, "task": loaded.task.name, "backend": loaded.format,
-            "labels": served.labels, "endpoints": [f"/v1/{e}" for e in served.endpoints],
+            "labels": served.labels,
+            "endpoints": [f"/v1/{e}" for e in served.endpoints] + (["/v1/explain"] if explainable(loaded) else []),
             "max_input_tokens": served.max_tokens, "max_length": served.context.max_length,
             "max_image_pixels": config.max_image_pixels,
             "max_batch_size": config.max_batch_size,

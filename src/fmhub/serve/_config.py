@@ -34,6 +34,8 @@ class ServeConfig:
     max_image_pixels: int = 16_777_216  # an image input with more pixels: 413, refused before it is decoded
     max_inputs: int = 64  # texts in one request
     timeout_s: float = 30.0  # per request: 504 beyond
+    max_explain_steps: int = 256  # /v1/explain: most integrated-gradients steps (more asked: 422)
+    max_explain_inputs: int = 8  # /v1/explain: inputs in one request
     log_level: str = "info"
     require_signature: bool = False  # refuse the version unless its model.sig holds (trusted key, unchanged files)
     trust: tuple[str, ...] = ()  # public key files trusted besides the hub's keys of the repo's namespace
@@ -74,6 +76,8 @@ class ServeConfig:
             ("max_image_pixels", self.max_image_pixels >= 1, "≥ 1"),
             ("max_inputs", self.max_inputs >= 1, "≥ 1"),
             ("timeout_s", self.timeout_s > 0 and math.isfinite(self.timeout_s), "positive"),
+            ("max_explain_steps", 2 <= self.max_explain_steps <= 4096, "between 2 and 4096"),
+            ("max_explain_inputs", self.max_explain_inputs >= 1, "≥ 1"),
         ]
         for name, ok, rule in checks:
             if not ok:

@@ -21,7 +21,8 @@ from typing import Any
 from fmhub.errors import InvalidInputError
 from fmhub.tasks._base import Endpoint, Forward, Metric, OnRows, Scored, Task
 from fmhub.tasks._batches import IGNORE, TokenizedSplit, batch_order, pad_rows
-from fmhub.tasks._images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageTooLargeError, dhash, inspect_image
+from fmhub.tasks._images import (IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageTooLargeError, decode_base64, dhash,
+                                 inspect_image)
 from fmhub.tasks._perturb import PERTURBATIONS
 from fmhub.tasks._serving import Item, ServingContext
 from fmhub.tasks.image_classification import ImageClassification
@@ -32,7 +33,7 @@ from fmhub.tasks.token_classification import TokenClassification
 __all__ = ["Task", "Metric", "Scored", "Endpoint", "Forward", "OnRows", "Item", "ServingContext", "TokenizedSplit",
            "batch_order", "pad_rows", "IGNORE", "PERTURBATIONS", "register", "get", "names", "all_tasks",
            "for_model", "endpoints", "LOWER_IS_BETTER", "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "ImageTooLargeError",
-           "inspect_image", "dhash"]
+           "inspect_image", "dhash", "decode_base64"]
 
 _REGISTRY: dict[str, Task] = {}
 

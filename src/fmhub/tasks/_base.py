@@ -17,6 +17,7 @@ tokens, ...). The stages never branch on a task's name: they ask its :class:`Tas
   the prediction columns kept in ``predictions.parquet``;
 - **serving** (``fmhub serve``): the endpoints (request schema and batch function), in ``endpoints``, and the
   request a serve-check sends (:meth:`check_request`);
+- **explanations** (``fmhub explain``): ``explains`` names the explainer of its inputs;
 - **optimization**: ``distillable`` (its logits are soft targets), ``per_token`` (logits per token).
 
 Models are reached only through a *forward* function — a mapping of named input arrays in, float32 logits
@@ -128,6 +129,9 @@ class Task(abc.ABC):
     #: Robustness perturbations of the report card: name → what it does (``perturb`` applies them).
     perturbations: ClassVar[dict[str, str]] = PERTURBATIONS
     size_unit: ClassVar[str] = "words"  # what ``sizes`` counts (the length slices' unit)
+    #: The explainer of its predictions in ``fmhub.explain`` (``tokens``: text attributions; ``pixels``: image
+    #: regions); None: fmhub explain does not explain this task.
+    explains: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"<task {self.name}{' (multi-label)' if self.multi_label else ''}>"

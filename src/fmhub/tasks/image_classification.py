@@ -145,6 +145,7 @@ class ImageClassification(SingleLabelClassification):
     head_suffixes = ("ForImageClassification",)
     input_column = "image"
     endpoints = (CLASSIFY_IMAGE,)
+    explains = "pixels"
     distillable = False  # distillation reads tokenizers and transformer layer lists
     scratch_architectures = ("resnet", "convnext", "vit")
     option_groups = frozenset({"augment"})

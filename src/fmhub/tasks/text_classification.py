@@ -82,6 +82,7 @@ class TextClassification(SingleLabelClassification):
     head_suffixes = ("ForSequenceClassification",)
     input_column = "text"
     endpoints = (CLASSIFY, EMBED)
+    explains = "tokens"
 
     def for_model(self, model_config: Any) -> Task:
         multi = getattr(model_config, "problem_type", None) == "multi_label_classification"
@@ -153,6 +154,7 @@ class MultiLabelClassification(TextClassification):
     validation_metrics = (Metric("eval_f1_micro", "f1", "Micro F1"), Metric("eval_f1_macro", "f1", "Macro F1"),
                           Metric("eval_subset_accuracy", "accuracy", "Subset accuracy"))
     distillable = False
+    explains = None
     report_card = "a multi-label classifier; fmhub eval scores single-label models for now"
 
     def for_model(self, model_config: Any) -> Task:

@@ -3,7 +3,8 @@
 The report card page draws the card's sections with plotly.js (confusion matrix as a clickable
 heatmap, reliability curve, robustness deltas, slices, per-class scores) from a JSON data island,
 and lists the misclassified rows: a click on a confusion-matrix cell (or a link in the class-pair
-list, which works without script) filters them to that cell.
+list, which works without script) filters them to that cell; a row the card explained shows its attribution
+heat map (the explanations section's ``explanations.parquet``).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def _report_page(request: Request, repo_id: str, revision: str, tail: str) -> HT
                "skipped": {s: skipped(report, s) for s in ("calibration", "robustness", "slices", "efficiency",
                                                              "baseline")},
                "efficiency": section(report, "efficiency"), "baseline": section(report, "baseline"),
+               "explanations": section(report, "explanations"),
                "parent": report.get("parent"), "provenance": report.get("provenance") or {},
                "others": _other_cards(request, view, ref, report)}
     if request.query_params.get("partial") == "errors":  # the error browser alone, for the page's script

@@ -174,7 +174,64 @@ def misclassified(store: Store, caller: Principal | None, repo: Repo, revision: 
                          "predicted_name": names[predictions[i]] if predictions[i] < len(names) else str(predictions[i]),
                          "confidence": float(confidence[i]), "gold_score": float(flat[i, labels[i]]), "text": None})
     _attach_texts(store, caller, report, out)
+    _attach_attributions(store, repo, revision, report, ref, out)
     return out
+
+
+def _colour(score: float, scale: float) -> str:
+    """The CSS background of one attribution: white through green (supports the label) or red (against it)."""
+    t = min(1.0, abs(score) / scale) if scale > 0 else 0.0
+    full = (22, 163, 74) if score >= 0 else (220, 38, 38)
+    r, g, b = (int(round(255 + (c - 255) * t)) for c in full)
+    return f"rgb({r},{g},{b})"
+
+
+def _attach_attributions(store: Store, repo: Repo, revision: str, report: dict[str, Any], ref: CardRef,
+                         out: ErrorPage) -> None:
+    """Each shown row the card explained gets its heat map (``explanations.parquet``, the card's main method):
+    the text cut into coloured spans, or an image's grid of coloured regions."""
+    explained = section(report, "explanations")
+    if not explained or not explained.get("file") or not out.rows:
+        return
+    try:
+        path = validate_path(str(explained["file"]))
+        if not path.startswith(ref.folder + "/"):
+            return
+        entry = store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)[1]
+        table = open_parquet(store, entry).read(columns=["row", "method", "units", "scores", "spans", "grid"])
+    except (FmhubError, OSError, KeyError, ValueError):
+        return
+    wanted = {r["row"] for r in out.rows}
+    found: dict[int, dict[str, Any]] = {}
+    for record in table.to_pylist():
+        if record["method"] == explained.get("method") and record["row"] in wanted:
+            found[record["row"]] = record
+    for row in out.rows:
+        record = found.get(row["row"])
+        if record is None:
+            continue
+        scores = [float(x) for x in record["scores"] or []]
+        scale = max((abs(x) for x in scores), default=0.0) or 1.0
+        top = sorted(range(len(scores)), key=lambda i: -scores[i])[:3]
+        attribution: dict[str, Any] = {"method": record["method"],
+                                       "top": [(record["units"][i], scores[i]) for i in top]}
+        if record["grid"]:
+            rows, columns = record["grid"]
+            attribution["cells"] = [[{"bg": _colour(scores[r * columns + c], scale),
+                                      "score": scores[r * columns + c]} for c in range(columns)]
+                                    for r in range(rows)]
+        elif isinstance(row.get("text"), str) and record["spans"]:
+            text, at, segments = row["text"], 0, []
+            for (start, end), score, unit in zip(record["spans"], scores, record["units"], strict=False):
+                if start < at or end > len(text):
+                    continue
+                if start > at:
+                    segments.append({"text": text[at:start]})
+                segments.append({"text": text[start:end], "bg": _colour(score, scale), "title": f"{unit}: {score:+.4f}"})
+                at = end
+            segments.append({"text": text[at:]})
+            attribution["segments"] = segments
+        row["attribution"] = attribution
 
 
 def _attach_texts(store: Store, caller: Principal | None, report: dict[str, Any], out: ErrorPage) -> None:

@@ -1,0 +1,232 @@
+"""The report card's ``explanations`` section: attributions on a fixed sample of rows plus the misclassified ones,
+their faithfulness against baselines, a global view per class, and — for a variant — agreement with its parent.
+
+What is measured (see ``docs/explain.md``):
+
+- the explained rows: ``sample`` rows drawn with the seed, plus up to ``sample`` misclassified rows (the error
+  browser shows their attributions), each explained for its *predicted* label;
+- methods: the model's main method (integrated gradients where the format has gradients, else occlusion),
+  attention rollout where the model has attention, and a seeded random attribution; each with comprehensiveness,
+  sufficiency and deletion AUC per row and their means (the section's ``faithfulness``);
+- integrated gradients' completeness per row (steps doubled until within the tolerance) and a summary;
+- a global view per predicted class: the tokens with the largest summed attribution (texts), the mean
+  attribution per region (images);
+- for a variant (``parent`` given): the same rows explained by the same gradient-free or gradient method on the
+  parent, Spearman's rank correlation per row, and the share of rows where it is at least
+  :data:`KEEPS_REASONS` ("keeps the parent's reasons").
+
+Attributions are kept per row and method in ``explanations.parquet`` beside ``predictions.parquet``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fmhub.explain._base import DEFAULT_STEPS, MAX_STEPS, TOLERANCE, MethodUnavailableError, default_method
+from fmhub.explain._faithfulness import BINS, faithfulness, spearman
+from fmhub.explain._registry import for_task
+
+__all__ = ["SectionArgs", "explanations_section", "explained_rows", "KEEPS_REASONS", "RANDOM"]
+
+KEEPS_REASONS = 0.7  # a variant keeps its parent's reasons on a row when the rank correlation is at least this
+RANDOM = "random"
+_TOP_UNITS = 10
+
+
+@dataclass(frozen=True)
+class SectionArgs:
+    sample: int = 32  # rows drawn with the seed (and up to as many misclassified rows)
+    seed: int = 0
+    steps: int = DEFAULT_STEPS
+    max_steps: int = MAX_STEPS
+    tolerance: float = TOLERANCE
+
+
+def _rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs) -> tuple[np.ndarray, np.ndarray]:
+    """(the sampled rows, the misclassified rows added), both sorted; no row twice."""
+    n = len(predicted)
+    rng = np.random.default_rng(args.seed)
+    sampled = np.sort(rng.choice(n, size=min(args.sample, n), replace=False))
+    wrong = np.setdiff1d(np.flatnonzero(np.asarray(predicted) != np.asarray(gold)), sampled)
+    return sampled, np.sort(wrong[:args.sample])
+
+
+def explained_rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs | None = None) -> int:
+    """How many rows the section explains (for a progress bar)."""
+    sampled, wrong = _rows(predicted, gold, args or SectionArgs())
+    return len(sampled) + len(wrong)
+
+
+def _unit_key(unit: str) -> str:
+    return unit.removeprefix("##").removeprefix("Ġ").removeprefix("▁").lower()
+
+
+def _global_view(kind: str, grouped: dict[int, list[tuple[list[str], np.ndarray]]], labels: list[str],
+                 grid: tuple[int, int] | None) -> list[dict[str, Any]]:
+    out = []
+    for label in sorted(grouped):
+        entries = grouped[label]
+        if grid is not None and all(len(s) == grid[0] * grid[1] for _, s in entries):
+            mean = np.mean([s for _, s in entries], axis=0)
+            out.append({"label": labels[label], "rows": len(entries), "grid": list(grid),
+                        "mean_region_attribution": [round(float(x), 6) for x in mean]})
+            continue
+        total: dict[str, float] = defaultdict(float)
+        seen: dict[str, int] = defaultdict(int)
+        for units, scores in entries:
+            for unit, score in zip(units, scores, strict=True):
+                key = _unit_key(unit)
+                total[key] += float(score)
+                seen[key] += 1
+        best = sorted(total, key=lambda k: -total[k])[:_TOP_UNITS]
+        out.append({"label": labels[label], "rows": len(entries),
+                    "top_units": [{"unit": k, "total": round(total[k], 6), "mean": round(total[k] / seen[k], 6),
+                                   "count": seen[k]} for k in best]})
+    return out
+
+
+def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predicted: np.ndarray,
+                         probabilities: np.ndarray, *, max_length: int, folder: Path, relative: str,
+                         args: SectionArgs | None = None, parent: Any = None,
+                         on_row: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Build the section (see the module docstring); write ``folder/explanations.parquet``."""
+    args = args or SectionArgs()
+    explainer = for_task(loaded.task, loaded.repo)
+    labels = loaded.labels
+    sampled, wrong = _rows(predicted, gold, args)
+    rows = np.concatenate([sampled, wrong]).astype(np.int64)
+    main = default_method(loaded)
+    methods = [main, "attention-rollout", RANDOM]
+    comparison_method = None
+    if parent is not None:
+        comparison_method = "integrated-gradients" if "gradients" in loaded.capabilities & parent.capabilities \
+            else "occlusion"
+    records: list[dict[str, Any]] = []
+    unavailable: dict[str, str] = {}
+    per_method: dict[str, list[dict[str, float]]] = defaultdict(list)
+    grouped: dict[int, list[tuple[list[str], np.ndarray]]] = defaultdict(list)
+    completeness: list[Any] = []
+    correlations: list[float | None] = []
+    top_agree: list[bool] = []
+    grid = None
+    for row in rows:
+        prepared = explainer.prepare(loaded, values[row], max_length=max_length)
+        grid = prepared.grid
+        target = int(predicted[row])
+        original = float(probabilities[row, target])
+        mine: dict[str, np.ndarray] = {}
+        for method in methods:
+            if method in unavailable:
+                continue
+            if method == RANDOM:
+                scores = np.random.default_rng([args.seed, int(row)]).random(len(prepared.units))
+                explanation = None
+            else:
+                try:
+                    explanation = explainer.explain(loaded, prepared, method, label=target, steps=args.steps,
+                                                    max_steps=args.max_steps, tolerance=args.tolerance,
+                                                    probs=probabilities[row])
+                except MethodUnavailableError as exc:
+                    unavailable[method] = exc.message
+                    continue
+                scores = np.asarray(explanation.scores)
+            mine[method] = scores
+            measured = faithfulness(explainer, loaded, prepared, target, scores, original)
+            per_method[method].append(measured)
+            check = explanation.completeness if explanation is not None else None
+            if check is not None:
+                completeness.append(check)
+            if method == main:
+                grouped[target].append((prepared.units, scores))
+            records.append({"row": int(row), "method": method, "misclassified": bool(row in wrong),
+                            "label": target, "gold": int(gold[row]), "probability": original,
+                            "units": list(prepared.units), "scores": [float(x) for x in scores],
+                            "spans": [list(s) for s in prepared.spans] if prepared.spans is not None else None,
+                            "grid": list(prepared.grid) if prepared.grid is not None else None,
+                            "steps": check.steps if check is not None else None,
+                            "completeness_error": check.error if check is not None else None,
+                            "completeness_holds": check.holds if check is not None else None, **measured})
+        if parent is not None:
+            theirs = explainer.explain(parent, explainer.prepare(parent, values[row], max_length=max_length),
+                                       comparison_method, label=target, steps=args.steps,
+                                       max_steps=args.max_steps, tolerance=args.tolerance)
+            ours = mine.get(comparison_method)
+            if ours is None:
+                ours = np.asarray(explainer.explain(loaded, prepared, comparison_method, label=target,
+                                                    steps=args.steps, max_steps=args.max_steps,
+                                                    tolerance=args.tolerance, probs=probabilities[row]).scores)
+            parents = np.asarray(theirs.scores)
+            if len(parents) == len(ours):
+                correlations.append(spearman(ours, parents))
+                top_agree.append(bool(len(ours) and np.argmax(ours) == np.argmax(parents)))
+        if on_row is not None:
+            on_row(1)
+    _write(records, folder / "explanations.parquet", loaded)
+    means = {m: {k: float(np.mean([r[k] for r in v])) for k in ("comprehensiveness", "sufficiency", "deletion_auc")}
+             for m, v in per_method.items()}
+    section: dict[str, Any] = {
+        "kind": explainer.name, "unit": explainer.unit, "method": main, "seed": args.seed,
+        "rows": {"sampled": len(sampled), "misclassified": len(wrong), "total": len(rows)},
+        "explained_label": "predicted", "bins": list(BINS),
+        "faithfulness": means,
+        "comparison": _comparison(means, main),
+        "unavailable": unavailable,
+        "global": _global_view(explainer.name, grouped, labels, grid),
+        "file": f"{relative}/explanations.parquet",
+    }
+    if completeness:
+        errors = np.asarray([c.error for c in completeness])
+        section["completeness"] = {"rows": len(completeness), "holds": int(sum(c.holds for c in completeness)),
+                                   "tolerance": args.tolerance, "max_error": float(errors.max()),
+                                   "median_steps": int(np.median([c.steps for c in completeness])),
+                                   "max_steps": int(max(c.steps for c in completeness))}
+    if parent is not None:
+        known = [c for c in correlations if c is not None]
+        keeps = float(np.mean([c >= KEEPS_REASONS for c in known])) if known else None
+        section["parent"] = {"repo": parent.repo, "commit": parent.commit, "method": comparison_method,
+                             "rows": len(correlations), "spearman_mean": float(np.mean(known)) if known else None,
+                             "spearman_median": float(np.median(known)) if known else None,
+                             "keeps_reasons_threshold": KEEPS_REASONS, "keeps_reasons": keeps,
+                             "top_unit_agreement": float(np.mean(top_agree)) if top_agree else None,
+                             "summary": None if keeps is None else
+                             f"{loaded.format} keeps the parent's reasons on {keeps:.0%} of rows "
+                             f"(Spearman ≥ {KEEPS_REASONS} of {comparison_method} attributions)"}
+    return section
+
+
+def _comparison(means: dict[str, dict[str, float]], main: str) -> dict[str, Any]:
+    """The main method's comprehensiveness against each baseline's (ratio > 1: more faithful)."""
+    if main not in means:
+        return {}
+    mine = means[main]["comprehensiveness"]
+    out: dict[str, Any] = {}
+    for other in (RANDOM, "attention-rollout"):
+        if other in means:
+            theirs = means[other]["comprehensiveness"]
+            out[f"comprehensiveness_vs_{other.replace('-', '_')}"] = mine / theirs if theirs > 0 else None
+            out[f"deletion_auc_minus_{other.replace('-', '_')}"] = means[main]["deletion_auc"] - means[other]["deletion_auc"]
+    return out
+
+
+def _write(records: list[dict[str, Any]], path: Path, loaded: Any) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("row", pa.int64()), ("method", pa.string()), ("misclassified", pa.bool_()),
+                        ("label", pa.int64()), ("gold", pa.int64()), ("probability", pa.float32()),
+                        ("units", pa.list_(pa.string())), ("scores", pa.list_(pa.float32())),
+                        ("spans", pa.list_(pa.list_(pa.int32()))), ("grid", pa.list_(pa.int32())),
+                        ("steps", pa.int32()), ("completeness_error", pa.float64()),
+                        ("completeness_holds", pa.bool_()), ("comprehensiveness", pa.float64()),
+                        ("sufficiency", pa.float64()), ("deletion_auc", pa.float64())])
+    table = pa.Table.from_pylist(records, schema=schema).replace_schema_metadata({
+        "fmhub.labels": json.dumps(loaded.labels), "fmhub.model": f"{loaded.repo}@{loaded.commit}"})
+    pq.write_table(table, path, compression="zstd")
