@@ -58,6 +58,7 @@ from fmhub.store.paths import (
     validate_ref_name,
     validate_repo_id,
     validate_repo_type,
+    validate_stored_path,
 )
 from fmhub.store.safety import check_not_pickle
 from fmhub.store.store import DEFAULT_BRANCH
@@ -442,11 +443,11 @@ class RemoteHub(Hub):
                 lines.append({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": content[0],
                                                           "size": content[1]}})
             elif isinstance(op, DeleteFile):
-                path = validate_path(op.path)
+                path = validate_stored_path(op.path)
                 tree.pop(path, None)
                 lines.append({"key": "deletedFile", "value": {"path": path}})
             elif isinstance(op, DeleteFolder):
-                folder = validate_folder(op.path)
+                folder = validate_folder(op.path, stored=True)
                 tree = {p: v for p, v in tree.items() if not p.startswith(folder + "/")}
                 lines.append({"key": "deletedFolder", "value": {"path": folder}})
             else:

@@ -44,6 +44,7 @@ from fmhub.store import REPO_TYPES, Repo, Store, validate_repo_id
 
 __all__ = [
     "HubConfig",
+    "caller_of_token",
     "get_store",
     "StoreDep",
     "principal",
@@ -319,7 +320,12 @@ def mint_xet_token(request: Request, caller: Principal | None, repo: Repo, scope
     return f"{_XET_PREFIX}{encoded}.{signature}", expires
 
 
-def _caller_of(request: Request, token_id: int) -> Principal | None:
+def caller_of_token(request: Request, token_id: int) -> Principal | None:
+    """The principal of the hub token a signed credential names (its id, 0 for anonymous), checked now.
+
+    Raises:
+        AuthenticationError: the token is revoked or expired, or anonymous access is off.
+    """
     if token_id == 0:
         if request.app.state.config.require_auth:
             raise AuthenticationError("this hub requires a token", hint="ask for a Xet token with a hub token")
@@ -353,7 +359,7 @@ def xet_caller(request: Request, scope: str) -> XetGrant:
         raise invalid
     if scope == "write" and granted != "write":
         raise PermissionDeniedError("this needs a Xet write token", hint="ask the xet-write-token route")
-    caller = _caller_of(request, token_number)
+    caller = caller_of_token(request, token_number)
     store: Store = request.app.state.store
     repo = writable_repo(store, caller, repo_type, repo_id) if granted == "write" and caller is not None \
         else visible_repo(store, caller, repo_type, repo_id)
@@ -388,7 +394,7 @@ def check_fetch(request: Request, xorb_hash: str, byte_range: str, expires: int,
     if not hmac.compare_digest(expected, sig) or expires < time.time():
         raise invalid
     try:
-        caller = _caller_of(request, token)
+        caller = caller_of_token(request, token)
         visible_repo(request.app.state.store, caller, repo_type, repo_id)
     except FmhubError:
         raise invalid from None

@@ -40,7 +40,7 @@ from fmhub.http import error_response
 from fmhub.server._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
 from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
 from fmhub.store.blobs import check_sha256
-from fmhub.store.paths import validate_path, validate_repo_id
+from fmhub.store.paths import validate_path, validate_repo_id, validate_stored_path
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
 
@@ -330,7 +330,7 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
                                         f"the uploaded object has {size}")
             operations.append(AddFile(path, oid.lower(), size))
         elif key == "deletedFile":
-            operations.append(DeleteFile(validate_path(_field(value, "path", str, number))))
+            operations.append(DeleteFile(validate_stored_path(_field(value, "path", str, number))))
         elif key == "deletedFolder":
             operations.append(DeleteFolder(_field(value, "path", str, number).rstrip("/")))
         else:

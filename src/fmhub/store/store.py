@@ -49,7 +49,14 @@ from fmhub.store.objects import (
     compute_tree_id,
 )
 from fmhub.store.safety import check_not_pickle, validate_safetensors
-from fmhub.store.paths import validate_folder, validate_path, validate_ref_name, validate_repo_id, validate_repo_type
+from fmhub.store.paths import (
+    validate_folder,
+    validate_path,
+    validate_ref_name,
+    validate_repo_id,
+    validate_repo_type,
+    validate_stored_path,
+)
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
 
@@ -466,9 +473,10 @@ class Store:
                 raise InvalidInputError(f"invalid size {op.size!r} for {op.path!r}")
             return AddFile(validate_path(op.path), check_sha256(op.blob_sha256), op.size)
         if isinstance(op, DeleteFile):
-            return DeleteFile(validate_path(op.path))
+            # Deleting takes any name a store holds, so a file an older version let in can go.
+            return DeleteFile(validate_stored_path(op.path))
         if isinstance(op, DeleteFolder):
-            return DeleteFolder(validate_folder(op.path))
+            return DeleteFolder(validate_folder(op.path, stored=True))
         if isinstance(op, CopyFile):
             return CopyFile(validate_path(op.src_path), validate_path(op.dest_path), op.src_revision)
         raise InvalidInputError(f"unknown commit operation {op!r}")
