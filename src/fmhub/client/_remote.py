@@ -60,7 +60,7 @@ from fmhub.store.paths import (
     validate_repo_type,
     validate_stored_path,
 )
-from fmhub.store.safety import check_not_pickle
+from fmhub.store.pickles import check_local_file
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
 
@@ -383,9 +383,8 @@ class RemoteHub(Hub):
         branch = (revision or DEFAULT_BRANCH).removeprefix("refs/heads/")
         # Refuse pickles before hashing or sending gigabytes the hub would refuse anyway.
         for op in operations:
-            if isinstance(op, (UploadFile, AddFile, CopyFile)):
-                check_not_pickle(validate_path(op.dest_path if isinstance(op, CopyFile) else op.path),
-                                 allow_pickle=allow_pickle)
+            if isinstance(op, UploadFile):
+                check_local_file(validate_path(op.path), op.source, allow_pickle=allow_pickle)
         # The tree the change applies to: files it already holds are not sent again.
         old = {e.path: (e.blob_sha256, e.size)
                for e in self._files(self._info(repo_type, repo_id, parent_commit or branch))}

@@ -24,6 +24,7 @@ from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
+from fmhub.store.pickles import security_file_status
 from fmhub.store.safety import is_pickle_path
 from fmhub.xet import XetStorage
 
@@ -231,22 +232,35 @@ def card_metadata(store: Store, files: list[TreeEntry]) -> dict[str, Any] | None
     return _CARD_CACHE[entry.blob_sha256] or None
 
 
-def security_status(entry: TreeEntry) -> dict[str, Any] | None:
-    """Pickle-based files (stored only with --allow-pickle) are reported unsafe; fmhub never loads them."""
-    if not is_pickle_path(entry.path):
-        return None
-    return {"status": "unsafe", "reason": "pickle-based format: loading it can run arbitrary code"}
+def security_statuses(store: Store, entries: list[TreeEntry]) -> dict[str, dict[str, Any]]:
+    """``securityFileStatus`` of the files holding a pickle (stored only with --allow-pickle), by path.
+
+    The scan recorded when the file was committed names the imports found; a file stored by an older
+    fmhub, never scanned, is marked by its pickle-like name alone (without an import list).
+    """
+    scans = store.pickle_scans(sorted({e.blob_sha256 for e in entries}))
+    statuses: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.blob_sha256 in scans:
+            scan = scans[entry.blob_sha256]
+            if scan is not None:
+                statuses[entry.path] = security_file_status(scan)
+        elif is_pickle_path(entry.path):
+            statuses[entry.path] = {"status": "unsafe", "avScan": {"virusFound": False, "virusNames": None},
+                                    "pickleImportScan": None}
+    return statuses
 
 
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
     commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
     siblings = []
+    statuses = security_statuses(store, files)
     for entry in files:
         sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
         if lfs := _lfs(entry):
             sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
-        if status := security_status(entry):
+        if status := statuses.get(entry.path):
             sibling["securityFileStatus"] = status
         siblings.append(sibling)
     card = card_metadata(store, files)
@@ -299,12 +313,12 @@ def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
     return JSONResponse(page, headers=headers)
 
 
-def _file_item(entry: TreeEntry) -> dict[str, Any]:
+def _file_item(entry: TreeEntry, statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A file as tree listings and paths-info describe it (``huggingface_hub.RepoFile``)."""
     item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
     if lfs := _lfs(entry):
         item["lfs"] = lfs
-    if status := security_status(entry):
+    if status := statuses.get(entry.path):
         item["securityFileStatus"] = status
     return item
 
@@ -318,6 +332,7 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
     entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
     items: list[dict] = []
     seen_dirs: set[str] = set()
+    statuses = security_statuses(store, entries)
     for entry in entries:
         relative = entry.path[len(prefix):]
         parts = relative.split("/")
@@ -328,7 +343,7 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
                 seen_dirs.add(directory)
                 items.append(_folder_item(directory))
         if recursive or len(parts) == 1:
-            items.append(_file_item(entry))
+            items.append(_file_item(entry, statuses))
     return items
 
 
@@ -364,9 +379,10 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
     files = await run_in_threadpool(store.list_files, repo.repo_id, revision, repo_type=repo.repo_type)
     items: list[dict[str, Any]] = []
     folders_found: set[str] = set()
+    statuses = await run_in_threadpool(security_statuses, store, [e for e in files if e.path in paths])
     for entry in files:
         if entry.path in paths:
-            items.append(_file_item(entry))
+            items.append(_file_item(entry, statuses))
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])

@@ -27,6 +27,7 @@ from fmhub.errors import (
     RepoExistsError,
     RepoNotFoundError,
     RevisionNotFoundError,
+    UnsafeFileError,
 )
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
@@ -48,7 +49,6 @@ from fmhub.store.objects import (
     compute_commit_id,
     compute_tree_id,
 )
-from fmhub.store.safety import check_not_pickle, validate_safetensors
 from fmhub.store.paths import (
     validate_folder,
     validate_path,
@@ -57,6 +57,8 @@ from fmhub.store.paths import (
     validate_repo_type,
     validate_stored_path,
 )
+from fmhub.store.pickles import SCANNER, PickleScan, scan_pickle
+from fmhub.store.safety import validate_safetensors
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
 
@@ -405,8 +407,10 @@ class Store:
             parent_commit: the head the caller based its change on; if the branch moved since,
                 :class:`ConflictError` is raised and nothing is written (no lost update).
             allow_empty: record a commit even when the tree does not change.
-            allow_pickle: store pickle-based files (``.bin``, ``.pt``, ...); refused by default because
-                loading them can run code. fmhub reports them as unsafe and never loads them.
+            allow_pickle: store files holding a pickle (found by content: plain pickles, ``torch.save``
+                archives, ``.npy`` object arrays, joblib, tar archives of them, whatever their names);
+                refused by default because loading them can run code. fmhub reports them as unsafe, with
+                the imports found, and never loads them.
             actor: who the audit log names (default: ``author``).
 
         ``.safetensors`` files are validated (header, offsets, sizes) before anything is written.
@@ -482,14 +486,44 @@ class Store:
         raise InvalidInputError(f"unknown commit operation {op!r}")
 
     def _check_safety(self, ops: list[Operation], *, allow_pickle: bool) -> None:
-        """Refuse pickle files unless allowed; validate every added ``.safetensors`` header (reads only it)."""
+        """Validate every added ``.safetensors`` header (reads only it); scan every other added file for a
+        pickle by its content, whatever its name, and refuse it unless allowed."""
         for op in ops:
-            path = op.dest_path if isinstance(op, CopyFile) else getattr(op, "path", "")
-            if isinstance(op, (AddFile, CopyFile)):
-                check_not_pickle(path, allow_pickle=allow_pickle)
-            if isinstance(op, AddFile) and path.lower().endswith(".safetensors"):
+            if isinstance(op, AddFile) and op.path.lower().endswith(".safetensors"):
                 sha = op.blob_sha256
-                validate_safetensors(path, op.size, lambda start, end: b"".join(self.iter_blob(sha, start, end)))
+                validate_safetensors(op.path, op.size, lambda start, end: b"".join(self.iter_blob(sha, start, end)))
+        added = {op.blob_sha256: op for op in ops if isinstance(op, AddFile) and
+                 not op.path.lower().endswith(".safetensors")}
+        found = self.scan_blobs({sha: op.size for sha, op in added.items()})
+        if not allow_pickle:
+            for sha, op in added.items():
+                if found[sha] is not None:
+                    raise UnsafeFileError(op.path, found[sha].names)  # type: ignore[union-attr]
+
+    def scan_blobs(self, sizes: dict[str, int]) -> dict[str, PickleScan | None]:
+        """The pickle in each blob (None: none), scanned once per blob by content and recorded."""
+        known = self.pickle_scans(list(sizes))
+        fresh = {sha: scan_pickle(size, lambda start, end, sha=sha: b"".join(self.iter_blob(sha, start, end)))
+                 for sha, size in sizes.items() if sha not in known}
+        if fresh:
+            now = _now()
+            with self.db.write() as conn:
+                _upsert(conn, t.blob_scans, [
+                    {"sha256": sha, "scanner": SCANNER, "scanned_at": now,
+                     "pickle_imports": None if scan is None else json.dumps([list(i) for i in scan.imports])}
+                    for sha, scan in fresh.items()], key="sha256")
+        return {**known, **fresh}
+
+    def pickle_scans(self, shas: Sequence[str]) -> dict[str, PickleScan | None]:
+        """The recorded scans of these blobs (a blob never scanned, e.g. stored by an older fmhub, is absent)."""
+        found: dict[str, PickleScan | None] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(shas), 500):
+                rows = conn.execute(select(t.blob_scans.c.sha256, t.blob_scans.c.pickle_imports)
+                                    .where(t.blob_scans.c.sha256.in_(shas[start:start + 500])))
+                for sha, imports in rows:
+                    found[sha] = None if imports is None else PickleScan(tuple(tuple(i) for i in json.loads(imports)))
+        return found
 
     def _apply(self, conn: Connection, repo, branch: str, old: dict[str, tuple[str, int]],
                ops: list[Operation]) -> dict[str, tuple[str, int]]:
