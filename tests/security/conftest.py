@@ -1,7 +1,8 @@
-"""The attack suite's fixtures: the live hub server and accounts of tests/server/conftest.py, shared.
+"""The attack suite's fixtures: the live hub server and accounts of tests/server/conftest.py, and the live
+inference server of tests/serve/conftest.py, shared.
 
-pytest gives a conftest's fixtures to its own folder only; this one loads tests/server/conftest.py
-by path and exposes the same fixtures (``hub_url``, ``tokens``, ``alice_api``, ...) here.
+pytest gives a conftest's fixtures to its own folder only; this one loads those conftests by path and
+exposes the same fixtures (``hub_url``, ``tokens``, ``alice_api``, ``live``, ...) here.
 """
 
 from __future__ import annotations
@@ -10,11 +11,20 @@ import importlib.util
 import sys
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("_server_fixtures", Path(__file__).parents[1] / "server" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_server_fixtures = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _server_fixtures  # dataclasses look their module up there
-_spec.loader.exec_module(_server_fixtures)
+
+
+def _load(name: str, folder: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / folder / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_server_fixtures = _load("_server_fixtures", "server")
+_serve_fixtures = _load("_serve_fixtures", "serve")
+live = _serve_fixtures.live
 
 ADMIN_TOKEN = _server_fixtures.ADMIN_TOKEN
 Tokens = _server_fixtures.Tokens

@@ -13,8 +13,11 @@ __all__ = ["install_error_handlers", "error_response", "header_safe"]
 
 
 def header_safe(text: str) -> str:
-    """Header values must be latin-1 and one line."""
-    return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:500]
+    """Header values must be latin-1, one line, and free of control characters (h11 refuses NUL, and the
+    connection would drop with no answer at all): each control character becomes ``?``."""
+    line = " ".join(text.split())
+    line = "".join("?" if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 else ch for ch in line)
+    return line.encode("latin-1", "replace").decode("latin-1")[:500]
 
 
 def error_response(error: FmhubError, **extra: object) -> JSONResponse:
@@ -40,9 +43,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"error": f"invalid request: {problems}"}, status_code=400,
+        return JSONResponse({"error": f"invalid request: {problems}",
+                             "hint": "see /docs for the types each field takes"}, status_code=400,
                             headers={"X-Error-Message": header_safe(problems)})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        hints = {404: "see /docs for the routes this hub serves", 405: "see /docs for the methods each route takes"}
+        body = {"error": str(exc.detail), "hint": hints.get(exc.status_code, "see /docs")}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmhub import tasks
@@ -271,6 +272,14 @@ def _install_errors(app: FastAPI) -> None:
                              for e in exc.errors())
         return JSONResponse({"error": f"invalid request: {problems}",
                              "hint": 'send JSON like {"inputs": "text", "parameters": {...}}'}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing's own answers (404 no such route, 405 wrong method) in the same {error, hint} shape.
+        hints = {404: "see /docs for this server's routes; GET /v1/model names the endpoints of its model",
+                 405: "see /docs for the methods each route takes"}
+        return JSONResponse({"error": str(exc.detail), "hint": hints.get(exc.status_code, "see /docs")},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _server_error(_request: Request, exc: Exception) -> JSONResponse:  # a bug: say so, keep serving

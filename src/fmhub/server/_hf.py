@@ -126,9 +126,25 @@ def _xet_headers(store: Store, request: Request, repo: Repo, commit_oid: str, sh
 def _resolve_file(store: Store, caller: Principal | None, repo_type: str,
                   request: Request) -> tuple[Repo, Commit, TreeEntry]:
     repo_parts, revision, path = split_raw(request, "resolve")
-    repo = visible_repo(store, caller, repo_type, "/".join(repo_parts))
-    path = validate_path(path)
-    return repo, *store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
+    repo_id = "/".join(repo_parts)
+    seen: list[Repo] = []
+
+    def visible(repo: Repo) -> None:  # visible_repo's rule, checked inside the store's one read
+        if not can_see(caller, repo):
+            raise RepoNotFoundError(repo_type, repo_id)  # word for word what a missing repo raises
+        seen.append(repo)
+
+    commit, entry = store.get_entry(repo_id, path, revision, repo_type=repo_type, check=visible)
+    return seen[0], commit, entry
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    """Whether ``If-None-Match`` names this ETag (or ``*``): the client's copy is current."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in tags or "*" in tags
 
 
 def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
@@ -144,6 +160,8 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
     }
     if entry.size >= LFS_THRESHOLD:  # only such files are uploaded through Xet
         headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
+    if _not_modified(request, headers["ETag"]):  # the content is its sha256: the same tag, the same bytes
+        return Response(status_code=304, headers=headers)
     accel = request.app.state.config.accel_redirect
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
     if local is not None and local.is_file():  # not for files held as Xet chunks: those stream from here

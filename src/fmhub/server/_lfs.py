@@ -63,13 +63,13 @@ def _signature(key: bytes, repo_type: str, repo_id: str, oid: str, size: int, ex
 
 
 class _LfsObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     oid: str
     size: int
 
 
 class _BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     operation: str
     objects: list[_LfsObject] = Field(max_length=10_000)
     transfers: list[str] | None = None

@@ -25,9 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import tarfile
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -103,17 +105,31 @@ def scan_pickle(size: int, read: ReadRange) -> PickleScan | None:
 
 def scan_stream(stream: BinaryIO) -> PickleScan | None:
     """The pickle in a seekable binary stream (read from its current position), or None."""
+    _quiet_scanner()
     found: set[tuple[str, str, str]] = set()
     _scan(stream, found, depth=0)
     return PickleScan(tuple(sorted(found))) if found else None
 
 
-def _scan(stream: BinaryIO, found: set[tuple[str, str, str]], depth: int) -> None:
-    from picklescan.scanner import scan_numpy, scan_pickle_bytes, scan_zip_bytes
+@functools.cache
+def _quiet_scanner() -> None:
+    # picklescan logs a warning for every file that is not a pickle ("could not parse ... as pickle"): here
+    # that is most files, and the answer is in the result. Its logger keeps errors only.
+    logging.getLogger("picklescan").setLevel(logging.CRITICAL)
 
+
+def _scan(stream: BinaryIO, found: set[tuple[str, str, str]], depth: int) -> None:
     start = stream.tell()
     head = stream.read(512)
     stream.seek(start)
+    with warnings.catch_warnings():  # pickletools warns about odd escapes in text it reads as protocol-0 strings
+        warnings.simplefilter("ignore")
+        _scan_routed(stream, head, found, depth)
+
+
+def _scan_routed(stream: BinaryIO, head: bytes, found: set[tuple[str, str, str]], depth: int) -> None:
+    from picklescan.scanner import scan_numpy, scan_pickle_bytes, scan_zip_bytes
+
     try:
         if head.startswith(_ZIP_MAGICS):
             result = scan_zip_bytes(stream, "<zip>")

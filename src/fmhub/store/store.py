@@ -30,6 +30,7 @@ from fmhub.errors import (
     UnsafeFileError,
 )
 from fmhub.store import _schema as t
+from fmhub.store._cache import ImmutableCache
 from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
@@ -102,6 +103,10 @@ def _check_author(author: str) -> str:
     return author
 
 
+def _pair(row) -> tuple[str, int] | None:
+    return None if row is None else (row[0], row[1])
+
+
 def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str | tuple[str, ...],
             update_columns: Sequence[str] = (),
             returning: bool = False):
@@ -140,6 +145,10 @@ class Store:
         self.db = db
         self.blobs = blobs
         self._extension_list: list[StorageExtension] | None = None
+        # Commits and trees never change once written: many small reads (every from_pretrained asks for
+        # several small files) skip their queries. Branches still resolve on every call.
+        self._commits: ImmutableCache[Commit] = ImmutableCache(4096)
+        self._entries: ImmutableCache[tuple[str, int] | None] = ImmutableCache(65536)
 
     def close(self) -> None:
         self.blobs.close()
@@ -371,21 +380,27 @@ class Store:
             raise EntryNotFoundError(repo_id, revision or repo.default_branch, folder)
         return sorted(entries, key=lambda e: e.path)
 
-    def get_entry(self, repo_id: str, path: str, revision: str | None = None, *,
-                  repo_type: str = "model") -> tuple[Commit, TreeEntry]:
-        """The commit a revision resolves to and the file at ``path`` in it."""
+    def get_entry(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model",
+                  check: Callable[[Repo], None] | None = None) -> tuple[Commit, TreeEntry]:
+        """The commit a revision resolves to and the file at ``path`` in it.
+
+        ``check(repo)`` runs first, in the same read (the HTTP layer's access check: a private repo the
+        caller may not see raises exactly as a missing one, before revision or path are looked at).
+        """
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         path = validate_path(path)
         with self.db.read() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
+            if check is not None:
+                check(self._repo(repo))
             commit = self._resolve(conn, repo, revision)
-            row = conn.execute(
-                select(t.tree_entries).where(t.tree_entries.c.tree_id == commit.tree_id, t.tree_entries.c.path == path)
-            ).one_or_none()
-        if row is None:
+            found = self._entries.get((commit.tree_id, path), lambda: _pair(conn.execute(
+                select(t.tree_entries.c.blob_sha256, t.tree_entries.c.size)
+                .where(t.tree_entries.c.tree_id == commit.tree_id, t.tree_entries.c.path == path)).one_or_none()))
+        if found is None:
             raise EntryNotFoundError(repo_id, revision or repo.default_branch, path)
-        return commit, TreeEntry(row.path, row.blob_sha256, row.size)
+        return commit, TreeEntry(path, found[0], found[1])
 
     def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
         """A small file's whole content (use :meth:`iter_file` to stream large ones)."""
@@ -741,8 +756,8 @@ class Store:
                     _aware(row.created_at), _aware(row.updated_at))
 
     def _commit(self, conn: Connection, repo_pk: int, oid: str) -> Commit:
-        row = conn.execute(select(t.commits).where(t.commits.c.repo_pk == repo_pk, t.commits.c.oid == oid)).one()
-        return self._commit_from_row(row)
+        return self._commits.get((repo_pk, oid), lambda: self._commit_from_row(conn.execute(
+            select(t.commits).where(t.commits.c.repo_pk == repo_pk, t.commits.c.oid == oid)).one()))
 
     @staticmethod
     def _commit_from_row(row) -> Commit:
