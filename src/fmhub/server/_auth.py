@@ -37,6 +37,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Accounts, Principal
 from fmhub.errors import AuthenticationError, ConfigError, FmhubError, PermissionDeniedError, RepoNotFoundError
@@ -142,7 +143,8 @@ class HubConfig:
         )
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
+    # async: nothing to wait for, and a sync dependency would cost every request a hop to the thread pool
     return request.app.state.store
 
 
@@ -196,7 +198,14 @@ def admin(request: Request) -> Principal:
     return caller
 
 
-ReaderDep = Annotated[Principal | None, Depends(principal)]
+async def _reader(request: Request) -> Principal | None:
+    """:func:`principal` as a dependency: anonymous requests answer at once, tokens are checked in a thread."""
+    if "authorization" not in request.headers and not request.app.state.config.require_auth:
+        return None
+    return await run_in_threadpool(principal, request)
+
+
+ReaderDep = Annotated[Principal | None, Depends(_reader)]
 AuthenticatedDep = Annotated[Principal, Depends(authenticated)]
 WriterDep = Annotated[Principal, Depends(writer)]
 AdminDep = Annotated[Principal, Depends(admin)]

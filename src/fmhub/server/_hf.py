@@ -147,7 +147,9 @@ def _not_modified(request: Request, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
-def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
+def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str, *,
+                   inline_bytes: int = SMALL_FILE) -> Response:
+    """The answer to a resolve request; bodies up to ``inline_bytes`` are read here, larger ones stream."""
     repo, commit, entry = _resolve_file(store, caller, repo_type, request)
     headers = {
         "X-Repo-Commit": commit.oid,
@@ -180,23 +182,41 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    if end - start <= SMALL_FILE:  # read here, in the route's worker thread: no per-chunk thread hops
+    if end - start <= inline_bytes:  # read here, in the caller's thread: no per-chunk thread hops
         return Response(b"".join(store.iter_file(entry, start, end)), status_code=status, headers=headers,
                         media_type="application/octet-stream")
     body: Iterator[bytes] = store.iter_file(entry, start, end, chunk_size=HTTP_CHUNK)
     return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")
 
 
-def resolve_model_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
-                       rest: str) -> Response:
+#: Bodies read on the event loop when the store is local (see :func:`_answer_file`).
+INLINE_BYTES = 64 * 1024
+
+
+async def _answer_file(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
+    """Answer on the event loop when the store reads locally, else from the thread pool.
+
+    With SQLite metadata (WAL: a read never waits for a writer) and blobs in local files, resolving a
+    file is two indexed queries on cached statements (commits and trees are cached: they never change)
+    and, for a small file, one read of at most :data:`INLINE_BYTES`: less time than the hop to a worker
+    thread and back, which was most of a small file's cost (``bench/small_file_bench.py``). Larger
+    bodies stream from the thread pool as before; PostgreSQL or S3 (network round trips) stay off the loop.
+    """
+    if store.reads_locally:
+        return _file_response(store, caller, request, repo_type, inline_bytes=INLINE_BYTES)
+    return await run_in_threadpool(_file_response, store, caller, request, repo_type)
+
+
+async def resolve_model_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                             rest: str) -> Response:
     """Download a file of a model repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, caller, request, "model")
+    return await _answer_file(store, caller, request, "model")
 
 
-def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
-                         rest: str) -> Response:
+async def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                               rest: str) -> Response:
     """Download a file of a dataset repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, caller, request, "dataset")
+    return await _answer_file(store, caller, request, "dataset")
 
 
 for _method in ("GET", "HEAD"):

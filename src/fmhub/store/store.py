@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -103,6 +105,24 @@ def _check_author(author: str) -> str:
     return author
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of the hottest reads, built once: building a select costs more than running it."""
+
+    repo_by_key: Select
+    ref_commit: Select
+
+
+@functools.cache
+def _statements() -> _Statements:
+    return _Statements(
+        repo_by_key=select(t.repos).where(t.repos.c.key == bindparam("key")),
+        ref_commit=select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == bindparam("repo_pk"),
+                                                     t.refs.c.kind == bindparam("kind"),
+                                                     t.refs.c.name == bindparam("name")),
+    )
+
+
 def _pair(row) -> tuple[str, int] | None:
     return None if row is None else (row[0], row[1])
 
@@ -149,6 +169,12 @@ class Store:
         # several small files) skip their queries. Branches still resolve on every call.
         self._commits: ImmutableCache[Commit] = ImmutableCache(4096)
         self._entries: ImmutableCache[tuple[str, int] | None] = ImmutableCache(65536)
+
+    @property
+    def reads_locally(self) -> bool:
+        """Whether a metadata read and a blob read stay on this machine (SQLite and a local blob folder):
+        short enough that a server may do a small one without handing it to a thread."""
+        return self.db.dialect == "sqlite" and self.blobs.local_path("0" * 64) is not None
 
     def close(self) -> None:
         self.blobs.close()
@@ -320,10 +346,8 @@ class Store:
         elif revision.startswith("refs/tags/"):
             kinds, name = ("tag",), revision[len("refs/tags/"):]
         for kind in kinds:
-            oid = conn.execute(
-                select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
-                                                   t.refs.c.name == name)
-            ).scalar_one_or_none()
+            oid = conn.execute(_statements().ref_commit,
+                               {"repo_pk": repo.pk, "kind": kind, "name": name}).scalar_one_or_none()
             if oid is not None:
                 return self._commit(conn, repo.pk, oid)
         if len(kinds) == 2 and _HEX.fullmatch(revision.lower()):
@@ -745,7 +769,7 @@ class Store:
 
     @staticmethod
     def _repo_row(conn: Connection, repo_type: str, repo_id: str, *, required: bool = True):
-        row = conn.execute(select(t.repos).where(t.repos.c.key == _repo_key(repo_type, repo_id))).one_or_none()
+        row = conn.execute(_statements().repo_by_key, {"key": _repo_key(repo_type, repo_id)}).one_or_none()
         if row is None and required:
             raise RepoNotFoundError(repo_type, repo_id)
         return row
