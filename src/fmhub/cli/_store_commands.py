@@ -151,8 +151,9 @@ def upload_command(
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", help="Skip a folder's files matching this glob (repeatable).")] = None,
     allow_pickle: Annotated[bool, typer.Option(
-        "--allow-pickle", help="Store pickle-based files (.bin, .pt, .pkl...) marked unsafe instead of refusing "
-                               "them; fmhub never loads them. Convert with `fmhub import-model` instead.")] = False,
+        "--allow-pickle", help="Store files holding a pickle (found by content, whatever the name) marked unsafe "
+                               "instead of refusing them; fmhub never loads them. Convert with `fmhub "
+                               "import-model` instead.")] = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
