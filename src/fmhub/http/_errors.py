@@ -52,3 +52,50 @@ def install_error_handlers(app: FastAPI) -> None:
         hints = {404: "see /docs for the routes this hub serves", 405: "see /docs for the methods each route takes"}
         body = {"error": str(exc.detail), "hint": hints.get(exc.status_code, "see /docs")}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+#: The body of every error answer, as the OpenAPI document describes it.
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong."},
+        "hint": {"type": "string", "description": "How to fix it."},
+    },
+}
+
+#: What each error status means on the hub's routes (a route answers the ones its checks can raise).
+HUB_ERRORS = {
+    "400": "Invalid input: a malformed body, name, path or parameter",
+    "401": "No valid token where one is needed (or a signed URL no longer valid)",
+    "403": "The token may not do this (read-only token, no write rights on the namespace)",
+    "404": "No such repo, revision, file or route; a private repo the caller may not see answers the same",
+    "409": "Conflict: the name exists, or the branch moved since the given parent commit",
+    "413": "The body is over the hub's limit",
+}
+
+
+def document_errors(app: FastAPI, errors: dict[str, str]) -> None:
+    """Describe ``errors`` (status → meaning), with the ``{error, hint}`` body, on every operation of the
+    app's OpenAPI document, beside the 2xx answers FastAPI derives from the routes."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                # FastAPI's own 422 describes pydantic's error list; fmhub answers validation errors as
+                # {error, hint} instead (400 on the hub, 422 on fmhub serve).
+                responses.pop("422", None)
+                for status, meaning in errors.items():
+                    responses[status] = {"description": meaning, "content": reference}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -34,7 +34,7 @@ from fmhub import tasks
 from fmhub._version import __version__
 from fmhub.cards import parse_card
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
-from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
+from fmhub.http import BodyLimitMiddleware, document_errors, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
 from fmhub.serve._config import ServeConfig
 from fmhub.serve._metrics import ServeMetrics
@@ -180,7 +180,20 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
     app.add_middleware(_Bodies, uploads={f"/v1/{e.name}": e for e in routes.values() if e.uploads})
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
     app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
+    document_errors(app, SERVE_ERRORS)
     return app
+
+
+#: The error answers of fmhub serve (module docstring), documented on every route of its OpenAPI document.
+SERVE_ERRORS = {
+    "404": "An endpoint this model's task has not, or no such route",
+    "413": "The body is over --max-body-bytes, or an image over --max-image-pixels",
+    "415": "A content type the endpoint does not take",
+    "422": "Malformed JSON, a wrong type, an unknown parameter, an input over the token limit",
+    "429": "The queue is full (Retry-After says when to retry)",
+    "503": "The model is still loading (or failed to load)",
+    "504": "No answer within --timeout",
+}
 
 
 class _NotReady(FmhubError):

@@ -219,12 +219,20 @@ async def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Requ
     return await _answer_file(store, caller, request, "dataset")
 
 
+_RESOLVE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+    206: {"description": "The bytes of the requested Range"},
+    304: {"description": "If-None-Match names the file's ETag (its sha256): the client's copy is current"},
+    416: {"description": "The Range lies outside the file"},
+}
+
 for _method in ("GET", "HEAD"):
     router.add_api_route("/{namespace}/{name}/resolve/{rest:path}", resolve_model_file, methods=[_method],
-                         operation_id=f"resolve_model_file_{_method.lower()}", tags=["huggingface"])
+                         operation_id=f"resolve_model_file_{_method.lower()}", tags=["huggingface"],
+                         responses=_RESOLVE_ANSWERS)
     router.add_api_route("/datasets/{namespace}/{name}/resolve/{rest:path}", resolve_dataset_file,
                          methods=[_method], operation_id=f"resolve_dataset_file_{_method.lower()}",
-                         tags=["huggingface"])
+                         tags=["huggingface"], responses=_RESOLVE_ANSWERS)
 
 
 # -- metadata --------------------------------------------------------------------------------------
