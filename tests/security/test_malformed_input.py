@@ -115,3 +115,30 @@ def test_serve_answers_every_malformed_input_with_a_4xx(classifier: str, live) -
         _json_error(httpx.get(url + "/v1/classify"), 405)
         # and the server still answers well-formed requests
         assert httpx.post(url + "/v1/classify", json={"inputs": "fine", "parameters": {"top_k": 1}}).status_code == 200
+        failures = _schemathesis(url)
+    assert not failures, "\n".join(failures[:20])
+
+
+def _schemathesis(url: str) -> list[str]:
+    """A bounded schemathesis run over fmhub serve's OpenAPI: no 5xx, answers as documented."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
+
+    failures: list[str] = []
+    for result in schemathesis.openapi.from_url(f"{url}/openapi.json").get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                  database=None)
+        def run(case) -> None:
+            try:
+                case.call_and_validate(checks=[not_a_server_error, status_code_conformance,
+                                               content_type_conformance])
+            except Exception as error:  # noqa: BLE001 - collected for one report
+                failures.append(f"{operation.method.upper()} {operation.path}: {str(error)[:300]}")
+
+        run()
+    return failures

@@ -170,7 +170,9 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
         served = ready()
         return JSONResponse({"status": "ready", "commit": served.loaded.commit})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         if state.metrics is None:
             return Response(b"", media_type="text/plain; version=0.0.4")
