@@ -227,15 +227,17 @@ class EmptyCommitError(FmhubError, ValueError):
 
 
 class UnsafeFileError(InvalidInputError):
-    """A pickle-based weights file (``.bin``, ``.pt``, ``.pkl``, ...): loading it can run arbitrary code."""
+    """A file holding a pickle (found by content, whatever its name): loading it can run arbitrary code."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, imports: list[str] | None = None) -> None:
+        shown = f" (it imports {', '.join(imports[:6])}{', ...' if len(imports) > 6 else ''})" if imports else ""
         super().__init__(
-            f"{path!r} is a pickle-based file; fmhub refuses pickle because loading it can run arbitrary code",
+            f"{path!r} holds a pickle{shown}; fmhub refuses pickle because loading it can run arbitrary code",
             hint="convert it to safetensors (e.g. fmhub import-model, or safetensors.torch.save_file), "
             "or store it marked unsafe with --allow-pickle",
         )
         self.path = path
+        self.imports = list(imports or [])
 
 
 class InvalidWeightsError(InvalidInputError):

@@ -115,7 +115,7 @@ ROUTES = {
     ("POST", "/datasets/{namespace}/{name_git}/info/lfs/objects/verify"):
         ("write", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None)),
     ("PUT", "/api/lfs/upload/{repo_type}/{namespace}/{name}/{oid}"):
-        ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&user=alice"
+        ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&token=2"
                                      f"&sig={'0' * 64}", None, "x")),
     ("POST", "/api/fmhub/evaluations"):
         ("write", lambda r: ("POST", "/api/fmhub/evaluations",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +33,9 @@ from fmhub.errors import (
 )
 from fmhub.store import DeleteFile, Store
 from fmhub.store.transfer import snapshot_folder
+
+#: A pickle that imports something, as every torch.save output does (found by content, whatever its name).
+PICKLE = pickle.dumps(OrderedDict(w=[1.0]), protocol=4)
 
 BIG = 10 * 1024 * 1024 + 4321  # over the hub's LFS threshold (10 MB)
 
@@ -178,7 +183,7 @@ ERRORS = [
     (lambda h: h.create_repo("alice/errs"), RepoExistsError, "already exists"),
     (lambda h: h.create_tag("alice/errs", "v1"), RefExistsError, "v1"),
     (lambda h: h.delete_branch("alice/errs", "main"), ProtectedRefError, "default branch"),
-    (lambda h: h.commit("alice/errs", [UploadFile("pytorch_model.bin", b"\x80\x04K\x01.")], title="pickle"),
+    (lambda h: h.commit("alice/errs", [UploadFile("pytorch_model.bin", PICKLE)], title="pickle"),
      UnsafeFileError, "pickle"),
 ]
 

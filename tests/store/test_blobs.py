@@ -300,10 +300,11 @@ def test_temporary_leftovers_are_hidden_and_cleaned(blob_store: BlobStore) -> No
     _leave_temporary(blob_store, "upload-crashed.part")
     assert blob_store.temporary_files() == ["upload-crashed.part"]
     assert [b.sha256 for b in blob_store.iter_blobs()] == [kept]
-    assert blob_store.clean_temporary(older_than_seconds=3600) == 0  # too recent: maybe a live upload
+    assert blob_store.clean_temporary(older_than_seconds=3600)[0] == 0  # too recent: maybe a live upload
     assert blob_store.temporary_files() == ["upload-crashed.part"]
     time.sleep(0.01)
-    assert blob_store.clean_temporary(older_than_seconds=0) == 1
+    assert blob_store.clean_temporary(older_than_seconds=0, dry_run=True)[0] == 1  # counted, kept
+    assert blob_store.clean_temporary(older_than_seconds=0)[0] == 1
     assert blob_store.temporary_files() == []
     assert [b.sha256 for b in blob_store.iter_blobs()] == [kept]
     assert _read(blob_store, kept) == b"a real blob"
@@ -451,9 +452,10 @@ def test_s3_unfinished_multipart_upload_is_a_leftover(s3_store) -> None:
     client.upload_part(Bucket=s3_store.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"part")
     assert s3_store.temporary_files() == ["killed-mid-upload (unfinished multipart upload)"]
     assert list(s3_store.iter_blobs()) == []
-    assert s3_store.clean_temporary(older_than_seconds=3600) == 0  # a part arrived just now
+    assert s3_store.clean_temporary(older_than_seconds=3600)[0] == 0  # a part arrived just now
     time.sleep(0.01)
-    assert s3_store.clean_temporary(older_than_seconds=0) == 1
+    assert s3_store.clean_temporary(older_than_seconds=0, dry_run=True)[0] == 1  # counted, kept
+    assert s3_store.clean_temporary(older_than_seconds=0)[0] == 1
     assert s3_store.temporary_files() == []
     assert client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
 

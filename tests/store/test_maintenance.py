@@ -124,3 +124,16 @@ def test_gc_drops_rows_of_blobs_whose_bytes_are_gone(store: Store) -> None:
     with store.db.read() as conn:
         assert conn.execute(select(t.blobs.c.sha256)).all() == []
     assert fsck(store).ok
+
+
+def test_gc_dry_run_counts_the_upload_leftovers_gc_removes(local_store: Store) -> None:
+    leftover = local_store.blobs.root / "tmp" / "upload-crashed.part"
+    leftover.write_bytes(b"x" * 5000)
+    old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    os.utime(leftover, (old, old))
+    dry = gc(local_store, dry_run=True)
+    assert (dry.temporary_files_removed, dry.temporary_bytes_freed) == (1, 5000)
+    assert leftover.exists()  # a dry run deletes nothing
+    done = gc(local_store)
+    assert (done.temporary_files_removed, done.temporary_bytes_freed) == (1, 5000)
+    assert not leftover.exists()

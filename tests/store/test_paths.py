@@ -24,8 +24,25 @@ from fmhub.store.paths import (
 
 FAST = settings(max_examples=100, deadline=None)
 
-#: Characters that make a name display as something else (Trojan-source style); never in a path.
-BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Characters that make a name display as something else (Trojan-source style), or that HFS+ ignores
+#: when comparing names (git's list); never in a path.
+BIDI_CONTROLS = frozenset("\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f\ufeff")
+DEVICES = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {f"{p}{n}" for p in ("com", "lpt") for n in "123456789¹²³"}
+
+
+def name_is_acceptable(segment: str, first: bool) -> bool:
+    """The name policy of docs/security.md, stated on one NFC segment (an oracle for the property tests)."""
+    looks = unicodedata.normalize("NFKC", segment).casefold()
+    return (
+        len(segment.encode("utf-8")) <= 255
+        and segment[-1] not in " ."
+        and "/" not in looks and "\\" not in looks and not set(segment) & set("\u2044\u2215\u29f8\u29f5\u29f9\u2216\ufe68")
+        and looks.strip(".") != ""
+        and looks.split(":")[0].rstrip(" .") not in (".git", "git~1")
+        and looks.split(".")[0].split(":")[0].rstrip(" ") not in DEVICES
+        and segment != "~" and not (first and segment.startswith("~"))
+    )
 
 
 def assert_safe_path(path: str) -> None:
@@ -36,8 +53,9 @@ def assert_safe_path(path: str) -> None:
     assert "\\" not in path
     assert not any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in path)
     assert len(path.encode("utf-8")) <= MAX_PATH_BYTES
-    for segment in path.split("/"):
+    for i, segment in enumerate(path.split("/")):
         assert segment not in ("", ".", "..")
+        assert name_is_acceptable(segment, i == 0)
 
 
 def path_is_acceptable(raw: str) -> bool:
@@ -49,7 +67,12 @@ def path_is_acceptable(raw: str) -> bool:
         return False
     if len(path.encode("utf-8")) > MAX_PATH_BYTES:
         return False
-    return all(segment not in ("", ".", "..") for segment in path.split("/"))
+    segments = path.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        return False
+    if "/".join(segments[:2]).casefold() == ".cache/huggingface":
+        return False
+    return all(name_is_acceptable(segment, i == 0) for i, segment in enumerate(segments))
 
 
 def assert_rejected(error: pytest.ExceptionInfo, cls: type[Exception]) -> None:
@@ -86,7 +109,9 @@ def test_validate_path_accepts_exactly_the_safe_paths(raw: str) -> None:
 
 _clean_segment = st.text(
     st.characters(categories=("L", "M", "N", "P", "S", "Zs"), exclude_characters="/\\"), min_size=1, max_size=20
-).filter(lambda s: unicodedata.normalize("NFC", s) not in (".", ".."))
+).filter(lambda s: unicodedata.normalize("NFC", s) not in (".", "..")
+         and name_is_acceptable(unicodedata.normalize("NFC", s), False)
+         and name_is_acceptable(unicodedata.normalize("NFC", s), True))
 
 
 @FAST
@@ -150,10 +175,49 @@ def test_non_strings_are_not_paths(raw: object) -> None:
         validate_path(raw)
 
 
-@pytest.mark.parametrize("raw", ["a.txt", ".gitattributes", "a/b/c.bin", "..a", "a..", "...", "a b/c d", "日本/語.txt",
-                                 "-dash", "a:b", "weird*name?"])
+@pytest.mark.parametrize("raw", ["a.txt", ".gitattributes", ".gitignore", ".github/workflows/ci.yml", "a/b/c.bin",
+                                 "..a", "a b/c d", "日本/語.txt", "-dash", "a:b", "weird*name?", "git/config",
+                                 "my.git/x", ".gitx", "console.json", "auxiliary", "com10", "a~", "x/~a", ".cache/x",
+                                 "huggingface/.cache/a", "a.b.c"])
 def test_ordinary_paths_are_returned_unchanged(raw: str) -> None:
     assert validate_path(raw) == raw
+
+
+@pytest.mark.parametrize("raw", [
+    # git's own folder, in any case or disguise: a file there runs commands after a download into a checkout
+    ".git/config", ".git/hooks/post-checkout", "sub/.git/config", ".GIT/config", ".Git", "a/.gIt/HEAD",
+    ".git./config", ".git /config", ".git. . /x", "git~1/config", "GIT~1/hooks/x", ".git::$INDEX_ALLOCATION/config",
+    ".g\u200cit/config", ".\u200dgit/x", "\ufeff.git/config", "\uff0egit/config", ".\uff27\uff29\uff34/config",
+    # Windows device names, with or without an extension, in any case
+    "con", "CON", "aux.json", "a/nul.txt", "Com1", "lpt9.bin", "com\u00b9.txt", "conin$", "prn.tar.gz",
+    # trailing dots and spaces (Windows drops them), a lone space
+    "config.json.", "a/b.", " ", "a/ /b", "name ", "dir./x", "...", "a..",
+    # look-alikes of '.', '..' and '/'
+    "\u2025", "\u2024", "\u2026", "a/\u2025/b", "\uff0e\uff0e/x", "a\u2215b", "a\u2044b", "a\uff0fb", "a\uff3cb",
+    # home folders
+    "~", "~/x", "~root/.ssh/authorized_keys", "a/~/b",
+    # huggingface_hub's local_dir metadata
+    ".cache/huggingface/download/model.safetensors.metadata", ".Cache/HuggingFace/x",
+    # a name longer than file systems store
+    "a" * 256, "d/" + "é" * 128,
+])
+def test_names_the_policy_refuses(raw: str) -> None:
+    with pytest.raises(InvalidPathError) as error:
+        validate_path(raw)
+    assert_rejected(error, InvalidPathError)
+    assert error.value.reason
+
+
+def test_stored_paths_take_only_the_structural_rules() -> None:
+    from fmhub.store.paths import validate_stored_path
+
+    # a name an older version let in can still be named (to delete it) ...
+    assert validate_stored_path(".git/config") == ".git/config"
+    assert validate_stored_path("aux.json") == "aux.json"
+    # ... but never one that leaves the repository
+    for raw in ("../x", "/etc/passwd", "a\x00b", "a\\b", ""):
+        with pytest.raises(InvalidPathError):
+            validate_stored_path(raw)
 
 
 def test_nfd_input_is_normalized_to_nfc() -> None:
@@ -164,11 +228,20 @@ def test_nfd_input_is_normalized_to_nfc() -> None:
     assert validate_folder(nfd + "/") == nfc
 
 
+def _long_path(unit: str, nbytes: int) -> str:
+    """A path of exactly ``nbytes`` bytes of UTF-8 made of ``unit`` characters, in names of < 255 bytes."""
+    width = len(unit.encode("utf-8"))
+    path = "/".join([unit * (198 // width)] * 5)
+    return path + unit * ((nbytes - len(path.encode("utf-8"))) // width)
+
+
 def test_path_length_limit_is_in_utf8_bytes_after_normalization() -> None:
-    assert validate_path("a" * MAX_PATH_BYTES) == "a" * MAX_PATH_BYTES
+    longest = _long_path("a", MAX_PATH_BYTES)
+    assert len(longest) == MAX_PATH_BYTES
+    assert validate_path(longest) == longest
     with pytest.raises(InvalidPathError, match=str(MAX_PATH_BYTES)):
-        validate_path("a" * (MAX_PATH_BYTES + 1))
-    two_byte = "é" * (MAX_PATH_BYTES // 2)
+        validate_path(longest + "a")
+    two_byte = _long_path("é", MAX_PATH_BYTES)
     assert len(two_byte.encode("utf-8")) == MAX_PATH_BYTES
     assert validate_path(two_byte) == two_byte
     with pytest.raises(InvalidPathError):
@@ -177,6 +250,12 @@ def test_path_length_limit_is_in_utf8_bytes_after_normalization() -> None:
     nfd = unicodedata.normalize("NFD", two_byte)
     assert len(nfd.encode("utf-8")) > MAX_PATH_BYTES
     assert validate_path(nfd) == two_byte
+
+
+def test_a_name_is_at_most_255_bytes() -> None:
+    assert validate_path("d/" + "a" * 255) == "d/" + "a" * 255
+    with pytest.raises(InvalidPathError, match="255"):
+        validate_path("d/" + "a" * 256)
 
 
 @pytest.mark.parametrize("raw", ["", "/", "a//", "../", "/a/"])

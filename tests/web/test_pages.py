@@ -94,7 +94,7 @@ def test_bad_addresses_are_html_error_pages_not_500(web_url: str, path: str, sta
 
 def test_api_clients_still_get_json_errors(web_url: str) -> None:
     answer = httpx.get(f"{web_url}/no/such/deep/path/at/all")
-    assert answer.status_code == 404 and answer.json() == {"error": "Not Found"}
+    assert answer.status_code == 404 and answer.json()["error"] == "Not Found" and answer.json()["hint"]
 
 
 def _same_as_missing(web_url: str, path: str, missing: str, headers: dict[str, str]) -> None:

@@ -294,13 +294,19 @@ class Accounts:
     # -- tokens ---------------------------------------------------------------------------------
 
     def create_token(self, user: str, *, name: str, role: str = "read", expires_at: datetime | None = None,
-                     value: str | None = None) -> tuple[TokenInfo, str]:
+                     value: str | None = None, parent: int | None = None) -> tuple[TokenInfo, str]:
         """Issue a token for ``user``; returns its metadata and the secret, which is not stored (show it once).
 
         Args:
             role: ``read`` (download, list) or ``write`` (also push, create, delete).
             expires_at: when it stops working (default: never).
             value: use this secret instead of a random one (bootstrap automation); ≥ 20 characters.
+            parent: the id of an active token of ``user`` this one is made from (a web session's log-in
+                token): the new token stops working when that one is revoked or expires, and never
+                outlives it. A token made from a child is tied to the child's own parent.
+
+        Raises:
+            AuthenticationError: ``parent`` is not an active token of ``user``.
         """
         role = _check_role(role, TOKEN_ROLES, "token")
         name = (name or "").strip()
@@ -308,20 +314,56 @@ class Accounts:
             raise InvalidInputError("a token needs a name of 1-96 characters", hint="e.g. --name laptop")
         if expires_at is not None and _aware(expires_at) <= _now():
             raise InvalidInputError("the expiry is in the past", hint="give a future time or a duration like 30d")
+        expires_at = _aware(expires_at)
         value = _checked_secret(value)
         now = _now()
         with self.db.write() as conn:
             user_row = self._row(conn, user, kind="user")
-            token_pk = self._insert_token(conn, user_row.pk, name, role, value, now, expires_at)
-        return TokenInfo(token_pk, user_row.name, name, role, now, _aware(expires_at), None, None), value
+            if parent is not None:
+                parent, parent_expiry = self._parent_of_new_token(conn, user_row.pk, parent)
+                if parent_expiry is not None and (expires_at is None or parent_expiry < expires_at):
+                    expires_at = parent_expiry
+            token_pk = self._insert_token(conn, user_row.pk, name, role, value, now, expires_at, parent)
+        return TokenInfo(token_pk, user_row.name, name, role, now, expires_at, None, None), value
+
+    def _parent_of_new_token(self, conn: Connection, user_pk: int, parent: int) -> tuple[int, datetime | None]:
+        """The root token a new child of ``parent`` hangs from, and the earliest expiry on the way."""
+        row = conn.execute(select(t.tokens).where(t.tokens.c.pk == parent)).one_or_none()
+        if row is None or row.user_pk != user_pk or not self._active_row(conn, row):
+            raise AuthenticationError("the token a new token is made from must be an active token of its user")
+        expiry = _aware(row.expires_at)
+        if row.parent_pk is not None:  # flatten: every child names a token with no parent of its own
+            root = conn.execute(select(t.tokens).where(t.tokens.c.pk == row.parent_pk)).one()
+            root_expiry = _aware(root.expires_at)
+            if root_expiry is not None and (expiry is None or root_expiry < expiry):
+                expiry = root_expiry
+            return root.pk, expiry
+        return row.pk, expiry
+
+    @staticmethod
+    def _active_row(conn: Connection, row) -> bool:
+        """Whether a token row is usable now: neither it nor the token it was made from is revoked or expired."""
+        now = _now()
+
+        def live(r) -> bool:
+            expires = _aware(r.expires_at)
+            return r.revoked_at is None and (expires is None or expires > now)
+
+        if not live(row):
+            return False
+        if row.parent_pk is None:
+            return True
+        parent = conn.execute(select(t.tokens.c.revoked_at, t.tokens.c.expires_at)
+                              .where(t.tokens.c.pk == row.parent_pk)).one_or_none()
+        return parent is not None and live(parent)
 
     @staticmethod
     def _insert_token(conn: Connection, user_pk: int, name: str, role: str, value: str, now: datetime,
-                      expires_at: datetime | None) -> int:
+                      expires_at: datetime | None, parent: int | None = None) -> int:
         salt = secrets.token_hex(16)
         return conn.execute(insert(t.tokens).values(
             user_pk=user_pk, name=name, role=role, lookup=_lookup(value), salt=salt, hash=_salted(salt, value),
-            created_at=now, expires_at=expires_at)).inserted_primary_key[0]
+            created_at=now, expires_at=expires_at, parent_pk=parent)).inserted_primary_key[0]
 
     def tokens(self, user: str | None = None) -> list[TokenInfo]:
         query = (select(t.tokens, t.accounts.c.name.label("user_name"))
@@ -342,7 +384,11 @@ class Accounts:
             if row is None:
                 raise AccountNotFoundError("token", str(token_id))
             if row.revoked_at is None:
-                conn.execute(update(t.tokens).where(t.tokens.c.pk == token_id).values(revoked_at=_now()))
+                now = _now()
+                conn.execute(update(t.tokens).where(t.tokens.c.pk == token_id).values(revoked_at=now))
+                # Tokens made from it (web sessions) end with it; authenticate checks the parent anyway.
+                conn.execute(update(t.tokens).where(t.tokens.c.parent_pk == token_id, t.tokens.c.revoked_at.is_(None))
+                             .values(revoked_at=now))
                 row = conn.execute(query).one()
             return self._token(row)
 
@@ -364,7 +410,7 @@ class Accounts:
             if row is None or not hmac.compare_digest(row.hash, _salted(row.salt, token)):
                 raise invalid
             info = self._token(row)
-            if not info.active:
+            if not info.active or not self._active_row(conn, row):
                 raise invalid
             orgs = self.orgs_of(conn, row.user_pk)
         if info.last_used_at is None or _now() - info.last_used_at > _LAST_USED_RESOLUTION:
@@ -386,7 +432,7 @@ class Accounts:
                 select(t.tokens, t.accounts.c.name.label("user_name"), t.accounts.c.is_admin)
                 .join(t.accounts, t.accounts.c.pk == t.tokens.c.user_pk).where(t.tokens.c.pk == token_id)
             ).one_or_none()
-            if row is None or not self._token(row).active:
+            if row is None or not self._token(row).active or not self._active_row(conn, row):
                 raise AuthenticationError("the token this credential was made from is revoked or expired",
                                           hint="ask for a new one with a valid token")
             orgs = self.orgs_of(conn, row.user_pk)

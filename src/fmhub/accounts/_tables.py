@@ -52,5 +52,8 @@ tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # The token this one was made from (a web session's log-in token): it stops working when that one does.
+    Column("parent_pk", Integer, ForeignKey("tokens.pk", ondelete="CASCADE"), nullable=True),
     Index(None, "user_pk"),
+    Index(None, "parent_pk"),
 )

@@ -24,7 +24,8 @@ def server_command(
     require_auth: Annotated[bool, typer.Option(
         "--require-auth", help="Refuse anonymous requests, even to public repos (air-gapped orgs).")] = False,
     allow_pickle: Annotated[bool, typer.Option(
-        "--allow-pickle", help="Accept pickle-based files (.bin, .pt, .pkl...), reported as unsafe; "
+        "--allow-pickle", help="Accept files holding a pickle (found by content, whatever the name: torch.save "
+                               "archives, .npy object arrays, joblib...), reported unsafe with the imports found; "
                                "fmhub never loads them.")] = False,
     max_commit_mb: Annotated[int, typer.Option(
         "--max-commit-mb", help="Largest commit request (inline files are base64 in it) → 413 beyond.")] = 1024,

@@ -160,8 +160,9 @@ def upload_command(
     exclude: Annotated[list[str] | None, typer.Option(
         "--exclude", help="Skip a folder's files matching this glob (repeatable).")] = None,
     allow_pickle: Annotated[bool, typer.Option(
-        "--allow-pickle", help="Store pickle-based files (.bin, .pt, .pkl...) marked unsafe instead of refusing "
-                               "them; fmhub never loads them. Convert with `fmhub import-model` instead.")] = False,
+        "--allow-pickle", help="Store files holding a pickle (found by content, whatever the name) marked unsafe "
+                               "instead of refusing them; fmhub never loads them. Convert with `fmhub "
+                               "import-model` instead.")] = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -421,12 +422,13 @@ def gc_command(
     seconds = parse_duration(grace, flag="--grace")
     with opened_store() as store:
         report = gc(store, grace_seconds=seconds, dry_run=dry_run)
-    summary = (f"{human_size(report.bytes_freed)}: {report.blobs_deleted} blob(s), {report.trees_deleted} tree(s); "
+    summary = (f"{human_size(report.bytes_freed + report.temporary_bytes_freed)}: {report.blobs_deleted} blob(s), "
+               f"{report.trees_deleted} tree(s), {report.temporary_files_removed} upload leftover(s); "
                f"kept {report.blobs_kept_in_grace} unreferenced blob(s) younger than {grace}")
     if dry_run:
         console.print(f"would free {summary} (dry run: nothing deleted)")
     else:
-        console.print(f"freed {summary}; removed {report.temporary_files_removed} upload leftover(s)")
+        console.print(f"freed {summary}")
 
 
 @db_app.command("upgrade")

@@ -20,7 +20,7 @@ from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_fo
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.paths import REPO_TYPES
-from fmhub.store.safety import check_not_pickle
+from fmhub.store.pickles import check_local_file
 from fmhub.store.transfer import PlannedFile, plan_upload
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "default_author",
@@ -285,7 +285,7 @@ class Hub(abc.ABC):
         """
         planned = plan_upload(local_path, path_in_repo, include=include, exclude=exclude)
         for file in planned:  # refuse before anything is created or sent
-            check_not_pickle(file.path_in_repo, allow_pickle=allow_pickle)
+            check_local_file(file.path_in_repo, file.local, allow_pickle=allow_pickle)
         repo = self._upload_target(repo_id, repo_type, revision, create_repo=create_repo, private=private,
                                    notify=notify or _notify_nobody)
         if on_plan:

@@ -60,8 +60,9 @@ from fmhub.store.paths import (
     validate_ref_name,
     validate_repo_id,
     validate_repo_type,
+    validate_stored_path,
 )
-from fmhub.store.safety import check_not_pickle
+from fmhub.store.pickles import check_local_file
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
 
@@ -384,9 +385,8 @@ class RemoteHub(Hub):
         branch = (revision or DEFAULT_BRANCH).removeprefix("refs/heads/")
         # Refuse pickles before hashing or sending gigabytes the hub would refuse anyway.
         for op in operations:
-            if isinstance(op, (UploadFile, AddFile, CopyFile)):
-                check_not_pickle(validate_path(op.dest_path if isinstance(op, CopyFile) else op.path),
-                                 allow_pickle=allow_pickle)
+            if isinstance(op, UploadFile):
+                check_local_file(validate_path(op.path), op.source, allow_pickle=allow_pickle)
         # The tree the change applies to: files it already holds are not sent again.
         old = {e.path: (e.blob_sha256, e.size)
                for e in self._files(self._info(repo_type, repo_id, parent_commit or branch))}
@@ -444,11 +444,11 @@ class RemoteHub(Hub):
                 lines.append({"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": content[0],
                                                           "size": content[1]}})
             elif isinstance(op, DeleteFile):
-                path = validate_path(op.path)
+                path = validate_stored_path(op.path)
                 tree.pop(path, None)
                 lines.append({"key": "deletedFile", "value": {"path": path}})
             elif isinstance(op, DeleteFolder):
-                folder = validate_folder(op.path)
+                folder = validate_folder(op.path, stored=True)
                 tree = {p: v for p, v in tree.items() if not p.startswith(folder + "/")}
                 lines.append({"key": "deletedFolder", "value": {"path": folder}})
             else:

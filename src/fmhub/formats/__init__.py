@@ -28,7 +28,7 @@ from fmhub import tasks
 from fmhub.cards import fmhub_section, parse_card
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.formats._base import LoadedModel, ModelFormat
+from fmhub.formats._base import LoadedModel, ModelFormat, require_safetensors
 from fmhub.formats.onnx import OnnxGraph
 from fmhub.formats.pruned_heads import PrunedHeads
 from fmhub.formats.torch import TorchWeights
@@ -37,7 +37,7 @@ from fmhub.refs import split_ref
 from fmhub.signing import TrustedKey
 
 __all__ = ["ModelFormat", "LoadedModel", "register", "get", "names", "load", "load_folder", "card_metadata",
-           "variant_of", "format_of", "require_trainable", "DEFAULT"]
+           "variant_of", "format_of", "require_trainable", "require_safetensors", "DEFAULT"]
 
 #: The form of a model version whose card declares none.
 DEFAULT = "torch"
@@ -101,6 +101,7 @@ def require_trainable(folder: Path, repo: str, role: str) -> None:
     name = fmhub_section(metadata, "variant").get("format", DEFAULT)
     form = _REGISTRY.get(name)
     if form is not None and form.trainable:
+        require_safetensors(folder, f"{role} {repo}")
         return
     parent = fmhub_section(metadata, "lineage").get("parent")
     named = form.description if form is not None else f"a {name}"

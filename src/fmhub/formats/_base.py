@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["ModelFormat", "LoadedModel"]
+from fmhub.errors import InvalidInputError
+
+__all__ = ["ModelFormat", "LoadedModel", "require_safetensors"]
 
 
 class ModelFormat(abc.ABC):
@@ -115,3 +117,16 @@ class LoadedModel:
     def parameters(self) -> int:
         """Parameter count (ONNX: elements of the graph's initializers; int8 forms: weights, not their scales)."""
         return self.form.parameters(self)
+
+
+def require_safetensors(folder: Path, what: str) -> None:
+    """Refuse, as an input error, a transformers model folder without safetensors weights.
+
+    transformers falls back to ``pytorch_model.bin`` through ``torch.load`` when no safetensors file is
+    there; fmhub never loads pickle, so it asks for safetensors first (and passes ``use_safetensors=True``).
+    """
+    if not any(folder.glob("*.safetensors")):
+        raise InvalidInputError(f"{what} holds no safetensors weights; fmhub never loads pickle weights "
+                                "(pytorch_model.bin, *.pt)",
+                                hint="convert them with fmhub import-model, or push the model saved with "
+                                     "save_pretrained(safe_serialization=True)")

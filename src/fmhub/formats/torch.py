@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.formats._base import ModelFormat
+from fmhub.formats._base import ModelFormat, require_safetensors
 
 __all__ = ["TorchWeights", "TorchModule"]
 
@@ -75,4 +75,5 @@ class TorchWeights(TorchModule):
     exportable = True
 
     def load(self, folder: Path, config: Any, head: Any, threads: int | None) -> tuple[Any, int]:
-        return head.from_pretrained(folder).eval(), self._threads()
+        require_safetensors(folder, str(folder))
+        return head.from_pretrained(folder, use_safetensors=True).eval(), self._threads()

@@ -27,13 +27,14 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fmhub import tasks
 from fmhub._version import __version__
 from fmhub.cards import parse_card
 from fmhub.errors import FmhubError, InvalidInputError, OverloadedError, RequestTimeoutError
-from fmhub.http import BodyLimitMiddleware, error_response, serve_docs
+from fmhub.http import BodyLimitMiddleware, document_errors, error_response, serve_docs
 from fmhub.serve._batcher import Batcher, QueueGauge
 from fmhub.serve._config import ServeConfig
 from fmhub.serve._explain import ExplainRequest, explainable, run_explain
@@ -189,7 +190,9 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
         served = ready()
         return JSONResponse({"status": "ready", "commit": served.loaded.commit})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text exposition format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics() -> Response:
         if state.metrics is None:
             return Response(b"", media_type="text/plain; version=0.0.4")
@@ -199,7 +202,20 @@ def create_app(config: ServeConfig, load: Callable[[], ServedModel], *, load_fir
     app.add_middleware(_Bodies, uploads={f"/v1/{e.name}": e for e in routes.values() if e.uploads})
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes, server="server")
     app.add_middleware(_Observed, state=state)  # added last: outermost, so it sees every answer
+    document_errors(app, SERVE_ERRORS)
     return app
+
+
+#: The error answers of fmhub serve (module docstring), documented on every route of its OpenAPI document.
+SERVE_ERRORS = {
+    "404": "An endpoint this model's task has not, or no such route",
+    "413": "The body is over --max-body-bytes, or an image over --max-image-pixels",
+    "415": "A content type the endpoint does not take",
+    "422": "Malformed JSON, a wrong type, an unknown parameter, an input over the token limit",
+    "429": "The queue is full (Retry-After says when to retry)",
+    "503": "The model is still loading (or failed to load)",
+    "504": "No answer within --timeout",
+}
 
 
 class _NotReady(FmhubError):
@@ -293,6 +309,14 @@ def _install_errors(app: FastAPI) -> None:
                              for e in exc.errors())
         return JSONResponse({"error": f"invalid request: {problems}",
                              "hint": 'send JSON like {"inputs": "text", "parameters": {...}}'}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Routing's own answers (404 no such route, 405 wrong method) in the same {error, hint} shape.
+        hints = {404: "see /docs for this server's routes; GET /v1/model names the endpoints of its model",
+                 405: "see /docs for the methods each route takes"}
+        return JSONResponse({"error": str(exc.detail), "hint": hints.get(exc.status_code, "see /docs")},
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _server_error(_request: Request, exc: Exception) -> JSONResponse:  # a bug: say so, keep serving

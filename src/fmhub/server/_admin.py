@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from fmhub.accounts import Accounts, Member, Principal, TokenInfo
 from fmhub.errors import PermissionDeniedError
@@ -51,7 +51,7 @@ def _for_user(caller: Principal, user: str | None) -> str:
 
 
 class _NewToken(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(min_length=1, max_length=96)
     role: str = "read"
     expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 86400)
@@ -83,13 +83,13 @@ def revoke_token(request: Request, caller: WriterDep, token_id: int) -> dict[str
 
 
 class _NewOrg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str
     fullname: str | None = None
 
 
 class _Role(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: str
 
 
@@ -133,7 +133,7 @@ def remove_member(request: Request, caller: WriterDep, org: str, user: str) -> d
 
 
 class _NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str
     admin: bool = False
     fullname: str | None = None
@@ -153,9 +153,19 @@ def create_user(request: Request, caller: AdminDep, body: _NewUser) -> dict[str,
             "createdAt": iso(account.created_at)}
 
 
+def _iso_only(value: object) -> object:
+    # pydantic reads "0.5" as seconds since 1970; the API documents ISO 8601 times, so a number is an error.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("give an ISO 8601 time such as 2026-01-31T12:00:00Z, not a number")
+    return value
+
+
+IsoTime = Annotated[datetime | None, BeforeValidator(_iso_only)]
+
+
 @router.get("/audit", summary="Writes, newest first (site administrators)")
 def audit(store: StoreDep, caller: AdminDep, repo: str | None = None, repo_type: str | None = None,
-          actor: str | None = None, action: str | None = None, since: datetime | None = None,
+          actor: str | None = None, action: str | None = None, since: IsoTime = None,
           limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[dict[str, Any]]:
     events = store.audit_events(repo_id=repo, repo_type=repo_type, actor=actor, action=action, since=since,
                                 limit=limit)

@@ -37,6 +37,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Accounts, Principal
 from fmhub.errors import AuthenticationError, ConfigError, FmhubError, PermissionDeniedError, RepoNotFoundError
@@ -44,6 +45,7 @@ from fmhub.store import REPO_TYPES, Repo, Store, validate_repo_id
 
 __all__ = [
     "HubConfig",
+    "caller_of_token",
     "get_store",
     "StoreDep",
     "principal",
@@ -141,7 +143,8 @@ class HubConfig:
         )
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
+    # async: nothing to wait for, and a sync dependency would cost every request a hop to the thread pool
     return request.app.state.store
 
 
@@ -195,7 +198,14 @@ def admin(request: Request) -> Principal:
     return caller
 
 
-ReaderDep = Annotated[Principal | None, Depends(principal)]
+async def _reader(request: Request) -> Principal | None:
+    """:func:`principal` as a dependency: anonymous requests answer at once, tokens are checked in a thread."""
+    if "authorization" not in request.headers and not request.app.state.config.require_auth:
+        return None
+    return await run_in_threadpool(principal, request)
+
+
+ReaderDep = Annotated[Principal | None, Depends(_reader)]
 AuthenticatedDep = Annotated[Principal, Depends(authenticated)]
 WriterDep = Annotated[Principal, Depends(writer)]
 AdminDep = Annotated[Principal, Depends(admin)]
@@ -319,7 +329,12 @@ def mint_xet_token(request: Request, caller: Principal | None, repo: Repo, scope
     return f"{_XET_PREFIX}{encoded}.{signature}", expires
 
 
-def _caller_of(request: Request, token_id: int) -> Principal | None:
+def caller_of_token(request: Request, token_id: int) -> Principal | None:
+    """The principal of the hub token a signed credential names (its id, 0 for anonymous), checked now.
+
+    Raises:
+        AuthenticationError: the token is revoked or expired, or anonymous access is off.
+    """
     if token_id == 0:
         if request.app.state.config.require_auth:
             raise AuthenticationError("this hub requires a token", hint="ask for a Xet token with a hub token")
@@ -353,7 +368,7 @@ def xet_caller(request: Request, scope: str) -> XetGrant:
         raise invalid
     if scope == "write" and granted != "write":
         raise PermissionDeniedError("this needs a Xet write token", hint="ask the xet-write-token route")
-    caller = _caller_of(request, token_number)
+    caller = caller_of_token(request, token_number)
     store: Store = request.app.state.store
     repo = writable_repo(store, caller, repo_type, repo_id) if granted == "write" and caller is not None \
         else visible_repo(store, caller, repo_type, repo_id)
@@ -388,7 +403,7 @@ def check_fetch(request: Request, xorb_hash: str, byte_range: str, expires: int,
     if not hmac.compare_digest(expected, sig) or expires < time.time():
         raise invalid
     try:
-        caller = _caller_of(request, token)
+        caller = caller_of_token(request, token)
         visible_repo(request.app.state.store, caller, repo_type, repo_id)
     except FmhubError:
         raise invalid from None

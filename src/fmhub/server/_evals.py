@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/fmhub", tags=["fmhub"])
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     repo: str = Field(min_length=3, max_length=200)
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
     path: str = Field(min_length=1, max_length=1024)

@@ -24,6 +24,7 @@ from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
+from fmhub.store.pickles import security_file_status
 from fmhub.store.safety import is_pickle_path
 from fmhub.xet import XetStorage
 
@@ -125,12 +126,30 @@ def _xet_headers(store: Store, request: Request, repo: Repo, commit_oid: str, sh
 def _resolve_file(store: Store, caller: Principal | None, repo_type: str,
                   request: Request) -> tuple[Repo, Commit, TreeEntry]:
     repo_parts, revision, path = split_raw(request, "resolve")
-    repo = visible_repo(store, caller, repo_type, "/".join(repo_parts))
-    path = validate_path(path)
-    return repo, *store.get_entry(repo.repo_id, path, revision, repo_type=repo.repo_type)
+    repo_id = "/".join(repo_parts)
+    seen: list[Repo] = []
+
+    def visible(repo: Repo) -> None:  # visible_repo's rule, checked inside the store's one read
+        if not can_see(caller, repo):
+            raise RepoNotFoundError(repo_type, repo_id)  # word for word what a missing repo raises
+        seen.append(repo)
+
+    commit, entry = store.get_entry(repo_id, path, revision, repo_type=repo_type, check=visible)
+    return seen[0], commit, entry
 
 
-def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
+def _not_modified(request: Request, etag: str) -> bool:
+    """Whether ``If-None-Match`` names this ETag (or ``*``): the client's copy is current."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in tags or "*" in tags
+
+
+def _file_response(store: Store, caller: Principal | None, request: Request, repo_type: str, *,
+                   inline_bytes: int = SMALL_FILE) -> Response:
+    """The answer to a resolve request; bodies up to ``inline_bytes`` are read here, larger ones stream."""
     repo, commit, entry = _resolve_file(store, caller, repo_type, request)
     headers = {
         "X-Repo-Commit": commit.oid,
@@ -143,6 +162,8 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
     }
     if entry.size >= LFS_THRESHOLD:  # only such files are uploaded through Xet
         headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
+    if _not_modified(request, headers["ETag"]):  # the content is its sha256: the same tag, the same bytes
+        return Response(status_code=304, headers=headers)
     accel = request.app.state.config.accel_redirect
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
     if local is not None and local.is_file():  # not for files held as Xet chunks: those stream from here
@@ -161,31 +182,57 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{entry.size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/octet-stream")
-    if end - start <= SMALL_FILE:  # read here, in the route's worker thread: no per-chunk thread hops
+    if end - start <= inline_bytes:  # read here, in the caller's thread: no per-chunk thread hops
         return Response(b"".join(store.iter_file(entry, start, end)), status_code=status, headers=headers,
                         media_type="application/octet-stream")
     body: Iterator[bytes] = store.iter_file(entry, start, end, chunk_size=HTTP_CHUNK)
     return StreamingResponse(body, status_code=status, headers=headers, media_type="application/octet-stream")
 
 
-def resolve_model_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
-                       rest: str) -> Response:
+#: Bodies read on the event loop when the store is local (see :func:`_answer_file`).
+INLINE_BYTES = 64 * 1024
+
+
+async def _answer_file(store: Store, caller: Principal | None, request: Request, repo_type: str) -> Response:
+    """Answer on the event loop when the store reads locally, else from the thread pool.
+
+    With SQLite metadata (WAL: a read never waits for a writer) and blobs in local files, resolving a
+    file is two indexed queries on cached statements (commits and trees are cached: they never change)
+    and, for a small file, one read of at most :data:`INLINE_BYTES`: less time than the hop to a worker
+    thread and back, which was most of a small file's cost (``bench/small_file_bench.py``). Larger
+    bodies stream from the thread pool as before; PostgreSQL or S3 (network round trips) stay off the loop.
+    """
+    if store.reads_locally:
+        return _file_response(store, caller, request, repo_type, inline_bytes=INLINE_BYTES)
+    return await run_in_threadpool(_file_response, store, caller, request, repo_type)
+
+
+async def resolve_model_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                             rest: str) -> Response:
     """Download a file of a model repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, caller, request, "model")
+    return await _answer_file(store, caller, request, "model")
 
 
-def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
-                         rest: str) -> Response:
+async def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Request, namespace: str, name: str,
+                               rest: str) -> Response:
     """Download a file of a dataset repo (HF protocol); ``Range`` gives 206."""
-    return _file_response(store, caller, request, "dataset")
+    return await _answer_file(store, caller, request, "dataset")
 
+
+_RESOLVE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+    206: {"description": "The bytes of the requested Range"},
+    304: {"description": "If-None-Match names the file's ETag (its sha256): the client's copy is current"},
+    416: {"description": "The Range lies outside the file"},
+}
 
 for _method in ("GET", "HEAD"):
     router.add_api_route("/{namespace}/{name}/resolve/{rest:path}", resolve_model_file, methods=[_method],
-                         operation_id=f"resolve_model_file_{_method.lower()}", tags=["huggingface"])
+                         operation_id=f"resolve_model_file_{_method.lower()}", tags=["huggingface"],
+                         responses=_RESOLVE_ANSWERS)
     router.add_api_route("/datasets/{namespace}/{name}/resolve/{rest:path}", resolve_dataset_file,
                          methods=[_method], operation_id=f"resolve_dataset_file_{_method.lower()}",
-                         tags=["huggingface"])
+                         tags=["huggingface"], responses=_RESOLVE_ANSWERS)
 
 
 # -- metadata --------------------------------------------------------------------------------------
@@ -231,22 +278,35 @@ def card_metadata(store: Store, files: list[TreeEntry]) -> dict[str, Any] | None
     return _CARD_CACHE[entry.blob_sha256] or None
 
 
-def security_status(entry: TreeEntry) -> dict[str, Any] | None:
-    """Pickle-based files (stored only with --allow-pickle) are reported unsafe; fmhub never loads them."""
-    if not is_pickle_path(entry.path):
-        return None
-    return {"status": "unsafe", "reason": "pickle-based format: loading it can run arbitrary code"}
+def security_statuses(store: Store, entries: list[TreeEntry]) -> dict[str, dict[str, Any]]:
+    """``securityFileStatus`` of the files holding a pickle (stored only with --allow-pickle), by path.
+
+    The scan recorded when the file was committed names the imports found; a file stored by an older
+    fmhub, never scanned, is marked by its pickle-like name alone (without an import list).
+    """
+    scans = store.pickle_scans(sorted({e.blob_sha256 for e in entries}))
+    statuses: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.blob_sha256 in scans:
+            scan = scans[entry.blob_sha256]
+            if scan is not None:
+                statuses[entry.path] = security_file_status(scan)
+        elif is_pickle_path(entry.path):
+            statuses[entry.path] = {"status": "unsafe", "avScan": {"virusFound": False, "virusNames": None},
+                                    "pickleImportScan": None}
+    return statuses
 
 
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
     commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
     siblings = []
+    statuses = security_statuses(store, files)
     for entry in files:
         sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
         if lfs := _lfs(entry):
             sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
-        if status := security_status(entry):
+        if status := statuses.get(entry.path):
             sibling["securityFileStatus"] = status
         siblings.append(sibling)
     card = card_metadata(store, files)
@@ -299,12 +359,12 @@ def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
     return JSONResponse(page, headers=headers)
 
 
-def _file_item(entry: TreeEntry) -> dict[str, Any]:
+def _file_item(entry: TreeEntry, statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A file as tree listings and paths-info describe it (``huggingface_hub.RepoFile``)."""
     item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
     if lfs := _lfs(entry):
         item["lfs"] = lfs
-    if status := security_status(entry):
+    if status := statuses.get(entry.path):
         item["securityFileStatus"] = status
     return item
 
@@ -318,6 +378,7 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
     entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
     items: list[dict] = []
     seen_dirs: set[str] = set()
+    statuses = security_statuses(store, entries)
     for entry in entries:
         relative = entry.path[len(prefix):]
         parts = relative.split("/")
@@ -328,7 +389,7 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
                 seen_dirs.add(directory)
                 items.append(_folder_item(directory))
         if recursive or len(parts) == 1:
-            items.append(_file_item(entry))
+            items.append(_file_item(entry, statuses))
     return items
 
 
@@ -364,9 +425,10 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
     files = await run_in_threadpool(store.list_files, repo.repo_id, revision, repo_type=repo.repo_type)
     items: list[dict[str, Any]] = []
     folders_found: set[str] = set()
+    statuses = await run_in_threadpool(security_statuses, store, [e for e in files if e.path in paths])
     for entry in files:
         if entry.path in paths:
-            items.append(_file_item(entry))
+            items.append(_file_item(entry, statuses))
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])

@@ -40,7 +40,7 @@ from fmhub.http import error_response
 from fmhub.server._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
 from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
 from fmhub.store.blobs import check_sha256
-from fmhub.store.paths import validate_path, validate_repo_id
+from fmhub.store.paths import validate_path, validate_repo_id, validate_stored_path
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
 
@@ -56,7 +56,8 @@ _MAX_SHA1_COMPARE = LFS_THRESHOLD
 
 
 class _RepoRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: JSON types as documented (private: 0 is not false); unknown fields are ignored, as the Hub does
+    model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(min_length=1, max_length=96)
     organization: str | None = None
     type: str | None = None
@@ -101,7 +102,7 @@ def delete_repo(store: StoreDep, caller: WriterDep, body: _RepoRequest) -> dict[
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     private: bool | None = None
     visibility: str | None = None
     gated: str | bool | None = None
@@ -124,7 +125,7 @@ def update_settings(store: StoreDep, caller: WriterDep, plural: str, namespace: 
 
 
 class _BranchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     startingPoint: str | None = None  # noqa: N815 - the Hub's field name
 
 
@@ -146,7 +147,7 @@ def delete_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: st
 
 
 class _TagRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     tag: str
     message: str | None = None
 
@@ -172,14 +173,14 @@ def delete_tag(store: StoreDep, caller: WriterDep, plural: str, namespace: str, 
 
 
 class _PreuploadFile(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     path: str
     size: int = Field(ge=0)
     sample: str | None = None
 
 
 class _PreuploadRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     files: list[_PreuploadFile] = Field(max_length=10_000)
 
 
@@ -213,7 +214,7 @@ def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, n
 
 
 class _YamlRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     content: str = Field(max_length=1024 * 1024)
     repoType: str = "model"  # noqa: N815 - the Hub's field name
 
@@ -330,7 +331,7 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
                                         f"the uploaded object has {size}")
             operations.append(AddFile(path, oid.lower(), size))
         elif key == "deletedFile":
-            operations.append(DeleteFile(validate_path(_field(value, "path", str, number))))
+            operations.append(DeleteFile(validate_stored_path(_field(value, "path", str, number))))
         elif key == "deletedFolder":
             operations.append(DeleteFolder(_field(value, "path", str, number).rstrip("/")))
         else:

@@ -1,8 +1,11 @@
 """The Git LFS batch API for large files: batch → signed PUT (streamed, hashed) → verify.
 
 ``huggingface_hub`` PUTs the bytes to the ``href`` the batch answer gives, without its token, as it
-would to S3; so the href carries its own short-lived HMAC signature naming repo, object, size, user and
-expiry. The bytes stream into the blob store, hashed on the way; a wrong sha256 or size stores nothing.
+would to S3; so the href carries its own HMAC signature naming repo, object, size, expiry and the hub
+token that asked for it. When the URL is used, that token must still be active and its user still allowed
+to write to the repo: revoking the token (or losing write access) kills its upload URLs at once, as it
+does its Xet tokens. The bytes stream into the blob store, hashed on the way; a wrong sha256 or size
+stores nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Principal
-from fmhub.errors import AuthenticationError, BlobNotFoundError, InvalidInputError, PayloadTooLargeError
-from fmhub.server._auth import StoreDep, WriterDep, may_reference_blob, writable_repo
+from fmhub.errors import (
+    AuthenticationError,
+    BlobNotFoundError,
+    FmhubError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    RepoNotFoundError,
+)
+from fmhub.server._auth import StoreDep, WriterDep, caller_of_token, may_reference_blob, writable_repo
 from fmhub.server._hf import repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
@@ -47,19 +57,19 @@ def _signing_key(request: Request) -> bytes:
     return state.lfs_key
 
 
-def _signature(key: bytes, repo_type: str, repo_id: str, oid: str, size: int, expires: int, user: str) -> str:
-    message = "\n".join((repo_type, repo_id.lower(), oid, str(size), str(expires), user)).encode()
+def _signature(key: bytes, repo_type: str, repo_id: str, oid: str, size: int, expires: int, token: int) -> str:
+    message = "\n".join(("upload", repo_type, repo_id.lower(), oid, str(size), str(expires), str(token))).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 class _LfsObject(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     oid: str
     size: int
 
 
 class _BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     operation: str
     objects: list[_LfsObject] = Field(max_length=10_000)
     transfers: list[str] | None = None
@@ -89,6 +99,8 @@ def _batch(store: Store, caller: Principal, request: Request, repo_type: str, na
         raise InvalidInputError(f"hash_algo {body.hash_algo!r} is not supported", hint="use sha256")
     limit = request.app.state.config.max_file_bytes
     key = _signing_key(request)
+    # The URL names the hub token by its id (never its secret): the upload checks it is still active.
+    token = caller.token_id if caller.token_id is not None else 0
     expires = int(time.time()) + UPLOAD_URL_TTL
     base = str(request.base_url).rstrip("/")
     objects: list[dict[str, Any]] = []
@@ -104,9 +116,8 @@ def _batch(store: Store, caller: Principal, request: Request, repo_type: str, na
             answer["error"] = {"code": 413 if obj.size > limit else 422,
                                "message": f"size must be between 0 and this hub's limit of {limit} bytes"}
         elif not _already_usable(store, caller, repo, oid, obj.size):
-            query = urlencode({"size": obj.size, "expires": expires, "user": caller.user,
-                               "sig": _signature(key, repo.repo_type, repo.repo_id, oid, obj.size, expires,
-                                                 caller.user)})
+            query = urlencode({"size": obj.size, "expires": expires, "token": token,
+                               "sig": _signature(key, repo.repo_type, repo.repo_id, oid, obj.size, expires, token)})
             answer["actions"] = {
                 "upload": {"href": f"{base}/api/lfs/upload/{repo.repo_type}/{repo.repo_id}/{oid}?{query}",
                            "header": {}, "expires_in": UPLOAD_URL_TTL},
@@ -167,20 +178,31 @@ class BodyReader(io.RawIOBase):
 @router.put("/api/lfs/upload/{repo_type}/{namespace}/{name}/{oid}",
             summary="Receive an LFS object (the signed URL from the batch answer)")
 async def lfs_upload(store: StoreDep, request: Request, repo_type: str, namespace: str, name: str, oid: str,
-                     size: int, expires: int, user: str, sig: str) -> JSONResponse:
+                     size: int, expires: int, token: int, sig: str) -> JSONResponse:
     repo_id = f"{namespace}/{name}"
+    invalid = AuthenticationError("invalid or expired upload URL", hint="ask the LFS batch endpoint for a new one")
     try:
         oid = check_sha256(oid)
     except InvalidInputError:
-        raise AuthenticationError("invalid upload URL") from None
-    expected = _signature(_signing_key(request), repo_type, repo_id, oid, size, expires, user)
+        raise invalid from None
+    expected = _signature(_signing_key(request), repo_type, repo_id, oid, size, expires, token)
     if not hmac.compare_digest(expected, sig) or expires < time.time():
-        raise AuthenticationError("invalid or expired upload URL", hint="ask the LFS batch endpoint for a new one")
+        raise invalid
+    # Checked now, not when the URL was made: a revoked or expired token, or a user who lost write
+    # access to the repo, uploads nothing (the same 401 whatever failed; a deleted repo is still a 404).
+    try:
+        caller = await run_in_threadpool(caller_of_token, request, token)
+        if caller is None:
+            raise invalid
+        await run_in_threadpool(writable_repo, store, caller, repo_type, repo_id)
+    except RepoNotFoundError:
+        raise
+    except FmhubError:
+        raise invalid from None
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) != size:
         raise (PayloadTooLargeError if int(declared) > size else InvalidInputError)(
             f"the body is {declared} bytes, the batch declared {size}")
-    await run_in_threadpool(store.get_repo, repo_id, repo_type=repo_type)  # deleted since? 404
     reader = io.BufferedReader(BodyReader(request.stream(), size), buffer_size=_BRIDGE_CHUNK)
     await run_in_threadpool(store.put_stream, reader, expected_sha256=oid, expected_size=size)
     await run_in_threadpool(store.record_upload, repo_id, oid, repo_type=repo_type)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fmhub._version import __version__
 from fmhub.accounts import Accounts
 from fmhub.indexing import backfill_pending, reindex
-from fmhub.http import BodyLimitMiddleware, install_error_handlers, serve_docs
+from fmhub.http import HUB_ERRORS, BodyLimitMiddleware, document_errors, install_error_handlers, serve_docs
 from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _lineage, _runs, _search, _signing, _xet, web
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
@@ -107,4 +107,5 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app.include_router(_hf.router)
     app.include_router(_search.router)  # after the read side: /api/{plural} must not shadow /api/whoami-v2
     web.install(app)  # the web UI last: its page routes never shadow an API route
+    document_errors(app, HUB_ERRORS)
     return app

@@ -28,10 +28,10 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
-           "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
+           "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "blob_scans", "hub_settings", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 metadata = MetaData(
     naming_convention={
@@ -170,6 +170,17 @@ lfs_uploads = Table(
     Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), primary_key=True),
     Column("sha256", String(64), primary_key=True),
     Column("uploaded_at", DateTime(timezone=True), nullable=False),
+)
+
+# What the pickle scanner found in a blob, once per blob (blobs are immutable): ``pickle_imports`` is a
+# JSON list of [module, name, safety] (NULL: no pickle). Read to mark files unsafe (securityFileStatus).
+blob_scans = Table(
+    "blob_scans",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("pickle_imports", Text, nullable=True),
+    Column("scanner", String(64), nullable=False),
+    Column("scanned_at", DateTime(timezone=True), nullable=False),
 )
 
 # Server-wide values shared by every worker (e.g. the key that signs LFS upload URLs).

@@ -371,15 +371,17 @@ class EncryptedBlobStore(BlobStore):
             self.inner.delete(key.object_sha256)
         self.inner.delete(sha256)
 
-    def clean_temporary(self, older_than_seconds: float) -> int:
-        removed = self.inner.clean_temporary(older_than_seconds)
+    def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
+        removed, freed = self.inner.clean_temporary(older_than_seconds, dry_run=dry_run)
         if self._encryption_in_use():
             cutoff = time.time() - older_than_seconds
             for orphan in self._inner_split()[2]:
                 if orphan.mtime < cutoff:
-                    self.inner.delete(orphan.sha256)
+                    if not dry_run:
+                        self.inner.delete(orphan.sha256)
                     removed += 1
-        return removed
+                    freed += orphan.size
+        return removed, freed
 
     def temporary_files(self) -> list[str]:
         names = self.inner.temporary_files()

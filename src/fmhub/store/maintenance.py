@@ -66,7 +66,8 @@ class GcReport:
     blobs_deleted: int = 0
     bytes_freed: int = 0
     blobs_kept_in_grace: int = 0
-    temporary_files_removed: int = 0
+    temporary_files_removed: int = 0  # with dry_run: how many would be
+    temporary_bytes_freed: int = 0
     deleted: list[str] = field(default_factory=list)
     #: Records storage extensions dropped before blobs were collected (e.g. ``{"xet files": 2}``).
     collected: dict[str, int] = field(default_factory=dict)
@@ -262,6 +263,7 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
                     report.bytes_freed += stored[sha].size
                     report.deleted.append(sha)
 
-    if not dry_run:
-        report.temporary_files_removed = store.blobs.clean_temporary(grace_seconds)
+    # Leftovers of interrupted uploads count in a dry run too: what it says is what the real run frees.
+    report.temporary_files_removed, report.temporary_bytes_freed = store.blobs.clean_temporary(
+        grace_seconds, dry_run=dry_run)
     return report

@@ -1,15 +1,16 @@
-"""What the store accepts as weights: no pickle by default, and only safetensors files whose header holds.
+"""What the store accepts as weights: only safetensors files whose header holds; pickle names for loaders.
 
-Pickle-based formats run code when loaded, so they are refused by file name unless the uploader opts in.
-A ``.safetensors`` file is checked from its header alone — never its tensor data — by the rules of the
+Pickles are found by their content (:mod:`fmhub.store.pickles`) and refused unless the uploader opts in;
+the pickle-like names here serve the code that picks files by name (what ``fmhub serve`` never
+downloads, which weights ``import-model`` converts, how a file stored by an older fmhub, never scanned,
+is marked). A ``.safetensors`` file is checked from its header alone — never its tensor data — by the rules of the
 ``safetensors`` crate (0.8) that every loader uses, plus a few stricter ones where readers could
 disagree about what a file means (duplicate keys, unknown fields). A file accepted here is one the
 crate loads; the reverse is not promised.
 
 Example:
-    >>> check_not_pickle("pytorch_model.bin", allow_pickle=False)
-    Traceback (most recent call last):
-    fmhub.errors.UnsafeFileError: 'pytorch_model.bin' is a pickle-based file; ...
+    >>> is_pickle_path("checkpoints/Model.PT")
+    True
     >>> validate_safetensors("model.safetensors", blob.size,     # wired to a BlobStore
     ...                      lambda start, end: b"".join(blobs.iter_chunks(blob.sha256, start, end)))
 """
@@ -63,7 +64,8 @@ def is_pickle_path(path: str) -> bool:
 
 
 def check_not_pickle(path: str, *, allow_pickle: bool) -> None:
-    """Refuse a pickle-based file unless the caller explicitly allows it.
+    """Refuse a file with a pickle-like name unless the caller explicitly allows it (the store decides by
+    content instead: :func:`fmhub.store.pickles.scan_pickle`).
 
     Raises:
         UnsafeFileError: ``path`` has a pickle suffix and ``allow_pickle`` is False.

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -27,8 +29,10 @@ from fmhub.errors import (
     RepoExistsError,
     RepoNotFoundError,
     RevisionNotFoundError,
+    UnsafeFileError,
 )
 from fmhub.store import _schema as t
+from fmhub.store._cache import ImmutableCache
 from fmhub.store._db import Database
 from fmhub.store.blobs import BlobInfo, BlobStore, check_sha256
 from fmhub.store.blobs._base import CHUNK_SIZE, Progress, hash_file
@@ -49,8 +53,16 @@ from fmhub.store.objects import (
     compute_commit_id,
     compute_tree_id,
 )
-from fmhub.store.safety import check_not_pickle, validate_safetensors
-from fmhub.store.paths import validate_folder, validate_path, validate_ref_name, validate_repo_id, validate_repo_type
+from fmhub.store.paths import (
+    validate_folder,
+    validate_path,
+    validate_ref_name,
+    validate_repo_id,
+    validate_repo_type,
+    validate_stored_path,
+)
+from fmhub.store.pickles import SCANNER, PickleScan, scan_pickle
+from fmhub.store.safety import validate_safetensors
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
 
@@ -94,6 +106,28 @@ def _check_author(author: str) -> str:
     return author
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of the hottest reads, built once: building a select costs more than running it."""
+
+    repo_by_key: Select
+    ref_commit: Select
+
+
+@functools.cache
+def _statements() -> _Statements:
+    return _Statements(
+        repo_by_key=select(t.repos).where(t.repos.c.key == bindparam("key")),
+        ref_commit=select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == bindparam("repo_pk"),
+                                                     t.refs.c.kind == bindparam("kind"),
+                                                     t.refs.c.name == bindparam("name")),
+    )
+
+
+def _pair(row) -> tuple[str, int] | None:
+    return None if row is None else (row[0], row[1])
+
+
 def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str | tuple[str, ...],
             update_columns: Sequence[str] = (),
             returning: bool = False):
@@ -134,6 +168,16 @@ class Store:
         self._extension_list: list[StorageExtension] | None = None
         self._guard_list: list[RefGuard] | None = None
         self._hook_list: list[WriteHook] | None = None
+        # Commits and trees never change once written: many small reads (every from_pretrained asks for
+        # several small files) skip their queries. Branches still resolve on every call.
+        self._commits: ImmutableCache[Commit] = ImmutableCache(4096)
+        self._entries: ImmutableCache[tuple[str, int] | None] = ImmutableCache(65536)
+
+    @property
+    def reads_locally(self) -> bool:
+        """Whether a metadata read and a blob read stay on this machine (SQLite and a local blob folder):
+        short enough that a server may do a small one without handing it to a thread."""
+        return self.db.dialect == "sqlite" and self.blobs.local_path("0" * 64) is not None
 
     def close(self) -> None:
         self.blobs.close()
@@ -305,10 +349,8 @@ class Store:
         elif revision.startswith("refs/tags/"):
             kinds, name = ("tag",), revision[len("refs/tags/"):]
         for kind in kinds:
-            oid = conn.execute(
-                select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
-                                                   t.refs.c.name == name)
-            ).scalar_one_or_none()
+            oid = conn.execute(_statements().ref_commit,
+                               {"repo_pk": repo.pk, "kind": kind, "name": name}).scalar_one_or_none()
             if oid is not None:
                 return self._commit(conn, repo.pk, oid)
         if len(kinds) == 2 and _HEX.fullmatch(revision.lower()):
@@ -365,21 +407,27 @@ class Store:
             raise EntryNotFoundError(repo_id, revision or repo.default_branch, folder)
         return sorted(entries, key=lambda e: e.path)
 
-    def get_entry(self, repo_id: str, path: str, revision: str | None = None, *,
-                  repo_type: str = "model") -> tuple[Commit, TreeEntry]:
-        """The commit a revision resolves to and the file at ``path`` in it."""
+    def get_entry(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model",
+                  check: Callable[[Repo], None] | None = None) -> tuple[Commit, TreeEntry]:
+        """The commit a revision resolves to and the file at ``path`` in it.
+
+        ``check(repo)`` runs first, in the same read (the HTTP layer's access check: a private repo the
+        caller may not see raises exactly as a missing one, before revision or path are looked at).
+        """
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
         path = validate_path(path)
         with self.db.read() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
+            if check is not None:
+                check(self._repo(repo))
             commit = self._resolve(conn, repo, revision)
-            row = conn.execute(
-                select(t.tree_entries).where(t.tree_entries.c.tree_id == commit.tree_id, t.tree_entries.c.path == path)
-            ).one_or_none()
-        if row is None:
+            found = self._entries.get((commit.tree_id, path), lambda: _pair(conn.execute(
+                select(t.tree_entries.c.blob_sha256, t.tree_entries.c.size)
+                .where(t.tree_entries.c.tree_id == commit.tree_id, t.tree_entries.c.path == path)).one_or_none()))
+        if found is None:
             raise EntryNotFoundError(repo_id, revision or repo.default_branch, path)
-        return commit, TreeEntry(row.path, row.blob_sha256, row.size)
+        return commit, TreeEntry(path, found[0], found[1])
 
     def read_bytes(self, repo_id: str, path: str, revision: str | None = None, *, repo_type: str = "model") -> bytes:
         """A small file's whole content (use :meth:`iter_file` to stream large ones)."""
@@ -401,8 +449,10 @@ class Store:
             parent_commit: the head the caller based its change on; if the branch moved since,
                 :class:`ConflictError` is raised and nothing is written (no lost update).
             allow_empty: record a commit even when the tree does not change.
-            allow_pickle: store pickle-based files (``.bin``, ``.pt``, ...); refused by default because
-                loading them can run code. fmhub reports them as unsafe and never loads them.
+            allow_pickle: store files holding a pickle (found by content: plain pickles, ``torch.save``
+                archives, ``.npy`` object arrays, joblib, tar archives of them, whatever their names);
+                refused by default because loading them can run code. fmhub reports them as unsafe, with
+                the imports found, and never loads them.
             actor: who the audit log names (default: ``author``).
 
         ``.safetensors`` files are validated (header, offsets, sizes) before anything is written.
@@ -470,22 +520,53 @@ class Store:
                 raise InvalidInputError(f"invalid size {op.size!r} for {op.path!r}")
             return AddFile(validate_path(op.path), check_sha256(op.blob_sha256), op.size)
         if isinstance(op, DeleteFile):
-            return DeleteFile(validate_path(op.path))
+            # Deleting takes any name a store holds, so a file an older version let in can go.
+            return DeleteFile(validate_stored_path(op.path))
         if isinstance(op, DeleteFolder):
-            return DeleteFolder(validate_folder(op.path))
+            return DeleteFolder(validate_folder(op.path, stored=True))
         if isinstance(op, CopyFile):
             return CopyFile(validate_path(op.src_path), validate_path(op.dest_path), op.src_revision)
         raise InvalidInputError(f"unknown commit operation {op!r}")
 
     def _check_safety(self, ops: list[Operation], *, allow_pickle: bool) -> None:
-        """Refuse pickle files unless allowed; validate every added ``.safetensors`` header (reads only it)."""
+        """Validate every added ``.safetensors`` header (reads only it); scan every other added file for a
+        pickle by its content, whatever its name, and refuse it unless allowed."""
         for op in ops:
-            path = op.dest_path if isinstance(op, CopyFile) else getattr(op, "path", "")
-            if isinstance(op, (AddFile, CopyFile)):
-                check_not_pickle(path, allow_pickle=allow_pickle)
-            if isinstance(op, AddFile) and path.lower().endswith(".safetensors"):
+            if isinstance(op, AddFile) and op.path.lower().endswith(".safetensors"):
                 sha = op.blob_sha256
-                validate_safetensors(path, op.size, lambda start, end: b"".join(self.iter_blob(sha, start, end)))
+                validate_safetensors(op.path, op.size, lambda start, end: b"".join(self.iter_blob(sha, start, end)))
+        added = {op.blob_sha256: op for op in ops if isinstance(op, AddFile) and
+                 not op.path.lower().endswith(".safetensors")}
+        found = self.scan_blobs({sha: op.size for sha, op in added.items()})
+        if not allow_pickle:
+            for sha, op in added.items():
+                if found[sha] is not None:
+                    raise UnsafeFileError(op.path, found[sha].names)  # type: ignore[union-attr]
+
+    def scan_blobs(self, sizes: dict[str, int]) -> dict[str, PickleScan | None]:
+        """The pickle in each blob (None: none), scanned once per blob by content and recorded."""
+        known = self.pickle_scans(list(sizes))
+        fresh = {sha: scan_pickle(size, lambda start, end, sha=sha: b"".join(self.iter_blob(sha, start, end)))
+                 for sha, size in sizes.items() if sha not in known}
+        if fresh:
+            now = _now()
+            with self.db.write() as conn:
+                _upsert(conn, t.blob_scans, [
+                    {"sha256": sha, "scanner": SCANNER, "scanned_at": now,
+                     "pickle_imports": None if scan is None else json.dumps([list(i) for i in scan.imports])}
+                    for sha, scan in fresh.items()], key="sha256")
+        return {**known, **fresh}
+
+    def pickle_scans(self, shas: Sequence[str]) -> dict[str, PickleScan | None]:
+        """The recorded scans of these blobs (a blob never scanned, e.g. stored by an older fmhub, is absent)."""
+        found: dict[str, PickleScan | None] = {}
+        with self.db.read() as conn:
+            for start in range(0, len(shas), 500):
+                rows = conn.execute(select(t.blob_scans.c.sha256, t.blob_scans.c.pickle_imports)
+                                    .where(t.blob_scans.c.sha256.in_(shas[start:start + 500])))
+                for sha, imports in rows:
+                    found[sha] = None if imports is None else PickleScan(tuple(tuple(i) for i in json.loads(imports)))
+        return found
 
     def _apply(self, conn: Connection, repo, branch: str, old: dict[str, tuple[str, int]],
                ops: list[Operation]) -> dict[str, tuple[str, int]]:
@@ -700,7 +781,7 @@ class Store:
 
     @staticmethod
     def _repo_row(conn: Connection, repo_type: str, repo_id: str, *, required: bool = True):
-        row = conn.execute(select(t.repos).where(t.repos.c.key == _repo_key(repo_type, repo_id))).one_or_none()
+        row = conn.execute(_statements().repo_by_key, {"key": _repo_key(repo_type, repo_id)}).one_or_none()
         if row is None and required:
             raise RepoNotFoundError(repo_type, repo_id)
         return row
@@ -711,8 +792,8 @@ class Store:
                     _aware(row.created_at), _aware(row.updated_at))
 
     def _commit(self, conn: Connection, repo_pk: int, oid: str) -> Commit:
-        row = conn.execute(select(t.commits).where(t.commits.c.repo_pk == repo_pk, t.commits.c.oid == oid)).one()
-        return self._commit_from_row(row)
+        return self._commits.get((repo_pk, oid), lambda: self._commit_from_row(conn.execute(
+            select(t.commits).where(t.commits.c.repo_pk == repo_pk, t.commits.c.oid == oid)).one()))
 
     @staticmethod
     def _commit_from_row(row) -> Commit:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fmhub.constants import settings
-from fmhub.errors import BlobNotFoundError, EntryNotFoundError, IntegrityError, InvalidInputError
+from fmhub.errors import BlobNotFoundError, EntryNotFoundError, IntegrityError, InvalidInputError, InvalidPathError
 from fmhub.store.blobs._base import Progress, hash_file
 from fmhub.store.blobs.file import fsync_dir as _fsync_dir
 from fmhub.store.objects import AddFile, Commit, TreeEntry
@@ -225,6 +225,23 @@ def download_snapshot(store: Store, repo_id: str, *, revision: str | None = None
                           include=include, exclude=exclude, fsync=fsync, progress=progress, on_plan=on_plan)
 
 
+def _refuse_unsafe_names(entries: Sequence[TreeEntry]) -> None:
+    # Defence in depth: a store written by an older fmhub (or a hub of another make) may hold names the
+    # path policy now refuses, such as '.git/hooks/post-checkout'; none of them is written to disk.
+    unsafe: list[str] = []
+    for entry in entries:
+        try:
+            validate_path(entry.path)
+        except InvalidPathError as error:
+            unsafe.append(f"{entry.path!r} ({error.reason})")
+    if unsafe:
+        raise InvalidInputError(
+            f"the revision holds {len(unsafe)} file(s) whose names are unsafe to write to disk: "
+            + "; ".join(unsafe[:5]) + (" ..." if len(unsafe) > 5 else ""),
+            hint="leave them out with --exclude (for example --exclude '.git/*'), "
+                 "and ask the repo's owner to delete them")
+
+
 def download_files(fetch: FileFetcher, repo_id: str, commit: Commit, files: Sequence[TreeEntry], *,
                    repo_type: str = "model", revision: str | None = None, filenames: Sequence[str] | None = None,
                    local_dir: Path | str | None = None, cache_dir: Path | str | None = None,
@@ -244,6 +261,7 @@ def download_files(fetch: FileFetcher, repo_id: str, commit: Commit, files: Sequ
         missing = [name for name in filenames if not select_files(entries, name)]
         if missing:
             raise EntryNotFoundError(repo_id, revision or DEFAULT_BRANCH, ", ".join(missing))
+    _refuse_unsafe_names(entries)
     if local_dir is not None:
         root = Path(local_dir).expanduser()
         check_hash = True

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fmhub.errors import InputTooLongError
 from fmhub.tasks._base import Endpoint
@@ -67,13 +67,27 @@ class ServingContext:
 
 
 class TextParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the schema says (true is not 1, "yes" is not true, 1e20 is not an integer)
+    model_config = ConfigDict(extra="forbid", strict=True)
     truncate: bool = Field(False, description="Cut inputs over the token limit instead of refusing them (422).")
 
 
+def unicode_text(value: str | list[str]) -> str | list[str]:
+    """Refuse a string that cannot be UTF-8 (a lone surrogate, which JSON's \\ud800 escape can spell)."""
+    for text in [value] if isinstance(value, str) else value:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"holds a lone surrogate ({text[error.start]!r}) at character {error.start}, "
+                             "which is not Unicode text") from None
+    return value
+
+
 class TextRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     inputs: str | list[str] = Field(description="One text, or a list of texts.")
+
+    _unicode = field_validator("inputs")(unicode_text)
 
 
 def text_request(name: str, parameters: type[BaseModel]) -> type[BaseModel]:

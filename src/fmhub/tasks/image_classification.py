@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.tasks import _metrics
@@ -47,7 +47,7 @@ from fmhub.tasks._images import (
 )
 from fmhub.tasks._predict import softmax
 from fmhub.tasks._scratch import config_from_file
-from fmhub.tasks._serving import Item, ServingContext
+from fmhub.tasks._serving import Item, ServingContext, unicode_text
 
 __all__ = ["ImageClassification", "CLASSIFY_IMAGE", "image_processor"]
 
@@ -83,20 +83,31 @@ def _pixels(processor: Any, images: list[Any]) -> np.ndarray:
 
 
 class ImageParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     top_k: int | None = Field(None, ge=1, description="Labels per image, best first (default: all).")
 
 
 class ImageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     inputs: str | list[str] = Field(description="One image as base64 (or a data:image/...;base64, URI), or a list "
                                                 "of them.")
     parameters: ImageParameters = ImageParameters()
 
+    _unicode = field_validator("inputs")(unicode_text)
+
 
 def _from_uploads(files: list[bytes], fields: dict[str, str]) -> dict[str, Any]:
     """A raw image body or multipart file parts → the JSON body they stand for (one input per file)."""
-    return {"inputs": [base64.b64encode(f).decode("ascii") for f in files], "parameters": dict(fields)}
+    return {"inputs": [base64.b64encode(f).decode("ascii") for f in files],
+            "parameters": {key: _form_value(value) for key, value in fields.items()}}
+
+
+def _form_value(text: str) -> Any:
+    """A form field or query parameter as the JSON value it spells ("3" → 3, "true" → true), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _classify_images(context: ServingContext, items: list[Item]) -> list[Any]:

@@ -89,11 +89,11 @@ FILL_MASK = Endpoint("fill-mask", "Most likely tokens for each mask token (maske
 
 
 class GenerateParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     max_new_tokens: int = Field(32, ge=1, le=2048, description="Tokens to generate at most.")
     temperature: float = Field(0.0, ge=0.0, le=100.0, description="0: greedy; above: sampling.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    seed: int | None = Field(None, description="Seed of the sampling, for a repeatable answer.")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="Seed of the sampling, for a repeatable answer.")
     stream: bool = Field(False, description="Send tokens as server-sent events as they are made.")
 
 

@@ -114,7 +114,7 @@ def load_teacher(config: Any, hub: Hub, student: Any, tokenizer: Any, label_name
     commit = hub.repo_info(repo, revision=revision).commit.oid
     folder = hub.download(repo, revision=commit, exclude=["eval/*"])
     require_trainable(folder, repo, "the teacher")
-    teacher = model_class.from_pretrained(folder).eval()
+    teacher = model_class.from_pretrained(folder, use_safetensors=True).eval()
     teacher.requires_grad_(False)
     theirs = [teacher.config.id2label[i] for i in sorted(teacher.config.id2label)] if teacher.config.id2label else []
     if theirs != label_names:

@@ -178,10 +178,10 @@ def prepare(config: TrainConfig, hub: Hub, model: Any = None) -> Prepared:
             _set_attention_dropout(given, dropout)
             model = given
         elif not labelled:
-            model = task.model_class().from_pretrained(folder, **dropout)
+            model = task.model_class().from_pretrained(folder, use_safetensors=True, **dropout)
         else:
             model = task.model_class().from_pretrained(
-                folder, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                folder, use_safetensors=True, num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                 label2id={name: i for i, name in enumerate(label_names)},
                 ignore_mismatched_sizes=config.tuning.ignore_mismatched_sizes, **dropout, **task.model_options())
     layers_from = keep_layers(model, config.distill.student_layers) if config.distill.student_layers else None

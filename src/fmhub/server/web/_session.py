@@ -1,7 +1,8 @@
 """Who is looking at a page: web sessions (log in with a token) and CSRF protection of forms.
 
 A session is an access token of its own, issued at log-in for the user of the token given (same
-role, named ``web session``, expiring after :data:`SESSION_TTL`): the accounts module already stores
+role, named ``web session``, expiring after :data:`SESSION_TTL` or with the token given, whichever comes
+first, and made from it: revoking that token ends the session at once): the accounts module already stores
 tokens salted and hashed, checks expiry and revokes them, so the server keeps no session secret in
 clear, and log-out revokes the session for good (a stolen cookie stops working too). The cookie
 holds ``<token id>.<secret>``; it is HttpOnly, SameSite=Lax and Secure over https.
@@ -105,8 +106,9 @@ def log_in(request: Request, response: Response, token: str) -> Principal:
     """Check ``token`` and start a session for its user (the cookie is set on ``response``)."""
     token = token.strip()
     who = _accounts(request).authenticate(token)  # AuthenticationError: one message, no oracle
+    # The session hangs from the token that opened it: revoking that token, or its expiry, ends the session.
     info, secret = _accounts(request).create_token(who.user, name=SESSION_NAME, role=who.token_role,
-                                                   expires_at=datetime.now(UTC) + SESSION_TTL)
+                                                   expires_at=datetime.now(UTC) + SESSION_TTL, parent=who.token_id)
     response.set_cookie(SESSION_COOKIE, f"{info.id}.{secret}", max_age=int(SESSION_TTL.total_seconds()),
                         httponly=True, samesite="lax", secure=_secure(request), path="/")
     return who

@@ -190,8 +190,9 @@ class BlobStore(abc.ABC):
         """Every visible blob."""
 
     @abc.abstractmethod
-    def clean_temporary(self, older_than_seconds: float) -> int:
-        """Remove leftovers of interrupted writes older than the given age; returns how many."""
+    def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Remove leftovers of interrupted writes older than the given age; returns how many and their bytes
+        (``dry_run``: what would be removed, removing nothing)."""
 
     @abc.abstractmethod
     def temporary_files(self) -> list[str]:

@@ -195,17 +195,20 @@ class FileBlobStore(BlobStore):
             return
         fsync_dir(path.parent)
 
-    def clean_temporary(self, older_than_seconds: float) -> int:
+    def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
         cutoff = time.time() - older_than_seconds
-        removed = 0
+        removed = freed = 0
         for entry in os.scandir(self._tmp):
             try:
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
+                info = entry.stat()
+                if info.st_mtime < cutoff:
+                    if not dry_run:
+                        os.unlink(entry.path)
                     removed += 1
+                    freed += info.st_size
             except FileNotFoundError:
                 continue
-        return removed
+        return removed, freed
 
     def temporary_files(self) -> list[str]:
         return sorted(e.name for e in os.scandir(self._tmp))

@@ -471,18 +471,27 @@ class S3BlobStore(BlobStore):
         names += [f"{up['Key'][len(self._tmp):]} (unfinished multipart upload)" for up in self._unfinished_uploads()]
         return sorted(names)
 
-    def clean_temporary(self, older_than_seconds: float) -> int:
+    def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
         cutoff = time.time() - older_than_seconds
-        removed = 0
-        old = [obj["Key"] for obj in self._leftover_objects() if obj["LastModified"].timestamp() < cutoff]
+        removed = freed = 0
+        stale = [obj for obj in self._leftover_objects() if obj["LastModified"].timestamp() < cutoff]
+        old = [obj["Key"] for obj in stale]
+        if dry_run:
+            removed, freed = len(old), sum(obj.get("Size", 0) for obj in stale)
+            old = []
         for i in range(0, len(old), 1000):  # DeleteObjects takes at most 1000 keys
             with self._errors():
                 response = self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in old[i:i + 1000]], "Quiet": True})
-            removed += len(old[i:i + 1000]) - len(response.get("Errors", ()))
+            failed = {error.get("Key") for error in response.get("Errors", ())}
+            removed += len(old[i:i + 1000]) - len(failed)
+            freed += sum(obj.get("Size", 0) for obj in stale[i:i + 1000] if obj["Key"] not in failed)
         for upload in self._unfinished_uploads():
             if upload["Initiated"].timestamp() >= cutoff or self._last_part_time(upload) >= cutoff:
                 continue  # started or still sending parts recently: perhaps a live upload
+            if dry_run:
+                removed += 1
+                continue
             with self._errors():
                 try:
                     self._client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
@@ -492,7 +501,7 @@ class S3BlobStore(BlobStore):
                         raise
                     continue
             removed += 1
-        return removed
+        return removed, freed
 
     def _last_part_time(self, upload: dict[str, Any]) -> float:
         latest = 0.0
