@@ -19,7 +19,7 @@ from fmhub.accounts import Principal
 from fmhub.errors import InvalidInputError
 from fmhub.search import MetricFilter, Search, SearchHit, SearchQuery
 from fmhub.server._auth import ReaderDep, StoreDep
-from fmhub.server._hf import iso, repo_type_of, security_status
+from fmhub.server._hf import iso, repo_type_of, security_statuses
 from fmhub.store import Store
 
 __all__ = ["router", "readable_namespaces"]
@@ -82,8 +82,10 @@ def _item(store: Store, hit: SearchHit, fields: set[str]) -> dict[str, Any]:
         values["cardData"] = hit.card_data
     if "siblings" in fields or "usedStorage" in fields:
         files = store.list_files(hit.repo_id, hit.sha, repo_type=hit.repo_type) if hit.sha else []
+        statuses = security_statuses(store, files)
         values["siblings"] = [{"rfilename": e.path, "size": e.size, "blobId": e.blob_sha256,
-                               **({"securityFileStatus": s} if (s := security_status(e)) else {})} for e in files]
+                               **({"securityFileStatus": statuses[e.path]} if e.path in statuses else {})}
+                              for e in files]
         values["usedStorage"] = sum(e.size for e in files)
     item = {"_id": f"{hit.repo_type}/{hit.repo_id}", "id": hit.repo_id}
     if hit.repo_type == "model":
