@@ -83,7 +83,7 @@ def _answer(status: int, error: str, *, code: str | None = None, hint: str | Non
     (403, None, "'main' is the default branch of 'acme/x' and cannot be deleted", ProtectedRefError),
     (409, None, "model repository 'acme/x' already exists", RepoExistsError),
     (409, None, "tag 'v1' already exists", RefExistsError),
-    (409, None, "branch 'main' of 'acme/x' moved: expected head 1, found 2", ConflictError),
+    (412, None, "branch 'main' of 'acme/x' moved: expected head 1, found 2", ConflictError),
     (413, None, "the commit body is over this hub's limit", PayloadTooLargeError),
     (400, None, "no changes to commit on 'acme/x' at 'main': the files are identical", EmptyCommitError),
     (400, None, "invalid path '../x': '..' is not allowed", InvalidInputError),

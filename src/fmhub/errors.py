@@ -423,7 +423,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     BlobNotFoundError: 404,
     RepoExistsError: 409,
     RefExistsError: 409,
-    ConflictError: 409,
+    ConflictError: 412,  # the Hub answers a stale parentCommit with 412 Precondition Failed
     ProtectedRefError: 403,
     IntegrityError: 422,
     RangeNotSatisfiableError: 416,

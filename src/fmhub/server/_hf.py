@@ -24,7 +24,7 @@ from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.paths import validate_folder, validate_path
-from fmhub.store.safety import is_pickle_path
+from fmhub.server._gitfiles import LFS_THRESHOLD, describe_files, git_rules, rules_for_revision
 from fmhub.xet import XetStorage
 
 __all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "URL_PREFIX", "RepoDep", "repo_type_of", "repo_url", "iso",
@@ -35,10 +35,6 @@ router = APIRouter()
 #: Items per page of trees and commit lists (the Hub pages with ``Link: <…>; rel="next"``).
 PAGE_SIZE = 1000
 COMMITS_PAGE_SIZE = 50
-
-#: Files at least this large are described as LFS files, as the Hub does for weights.
-LFS_THRESHOLD = 10 * 1024 * 1024
-_LFS_POINTER_SIZE = 134  # bytes of a git-lfs pointer file for a sha256 oid and a size of this magnitude
 
 URL_PREFIX = {"model": "", "dataset": "datasets/"}
 
@@ -57,12 +53,6 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _lfs(entry: TreeEntry) -> dict[str, Any] | None:
-    if entry.size < LFS_THRESHOLD:
-        return None
-    return {"oid": entry.blob_sha256, "size": entry.size, "pointerSize": _LFS_POINTER_SIZE}
 
 
 # -- downloads -------------------------------------------------------------------------------------
@@ -141,8 +131,8 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
     }
-    if entry.size >= LFS_THRESHOLD:  # only such files are uploaded through Xet
-        headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
+    # Any file the client uploaded in "lfs" mode (large, binary or matched by .gitattributes) may be held as Xet.
+    headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
     accel = request.app.state.config.accel_redirect
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
     if local is not None and local.is_file():  # not for files held as Xet chunks: those stream from here
@@ -231,22 +221,15 @@ def card_metadata(store: Store, files: list[TreeEntry]) -> dict[str, Any] | None
     return _CARD_CACHE[entry.blob_sha256] or None
 
 
-def security_status(entry: TreeEntry) -> dict[str, Any] | None:
-    """Pickle-based files (stored only with --allow-pickle) are reported unsafe; fmhub never loads them."""
-    if not is_pickle_path(entry.path):
-        return None
-    return {"status": "unsafe", "reason": "pickle-based format: loading it can run arbitrary code"}
-
-
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
     commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
     siblings = []
-    for entry in files:
-        sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
-        if lfs := _lfs(entry):
-            sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
-        if status := security_status(entry):
+    for item in describe_files(store, files, git_rules(store, files)):
+        sibling: dict[str, Any] = {"rfilename": item["path"], "size": item["size"], "blobId": item["oid"]}
+        if lfs := item.get("lfs"):
+            sibling["lfs"] = {"sha256": lfs["oid"], "size": lfs["size"], "pointerSize": lfs["pointerSize"]}
+        if status := item.get("securityFileStatus"):
             sibling["securityFileStatus"] = status
         siblings.append(sibling)
     card = card_metadata(store, files)
@@ -299,16 +282,6 @@ def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
     return JSONResponse(page, headers=headers)
 
 
-def _file_item(entry: TreeEntry) -> dict[str, Any]:
-    """A file as tree listings and paths-info describe it (``huggingface_hub.RepoFile``)."""
-    item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
-    if lfs := _lfs(entry):
-        item["lfs"] = lfs
-    if status := security_status(entry):
-        item["securityFileStatus"] = status
-    return item
-
-
 def _folder_item(path: str) -> dict[str, Any]:
     return {"type": "directory", "oid": "0" * 40, "size": 0, "path": path}
 
@@ -316,7 +289,7 @@ def _folder_item(path: str) -> dict[str, Any]:
 def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, recursive: bool) -> list[dict]:
     prefix = "" if not folder else validate_folder(folder) + "/"
     entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
-    items: list[dict] = []
+    items: list[dict | TreeEntry] = []
     seen_dirs: set[str] = set()
     for entry in entries:
         relative = entry.path[len(prefix):]
@@ -328,8 +301,10 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
                 seen_dirs.add(directory)
                 items.append(_folder_item(directory))
         if recursive or len(parts) == 1:
-            items.append(_file_item(entry))
-    return items
+            items.append(entry)
+    files = [e for e in items if isinstance(e, TreeEntry)]
+    described = iter(describe_files(store, files, rules_for_revision(store, repo.repo_id, revision, repo.repo_type)))
+    return [next(described) if isinstance(e, TreeEntry) else e for e in items]
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
@@ -362,18 +337,20 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
         raise InvalidInputError("'paths' must be a list of at most 10,000 strings")
     paths = {validate_path(p.rstrip("/")) for p in wanted}
     files = await run_in_threadpool(store.list_files, repo.repo_id, revision, repo_type=repo.repo_type)
-    items: list[dict[str, Any]] = []
+    items: list[dict[str, Any] | TreeEntry] = []
     folders_found: set[str] = set()
     for entry in files:
         if entry.path in paths:
-            items.append(_file_item(entry))
+            items.append(entry)
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
             if folder in paths and folder not in folders_found:
                 folders_found.add(folder)
                 items.append(_folder_item(folder))
-    return JSONResponse(items)
+    chosen = [e for e in items if isinstance(e, TreeEntry)]
+    described = iter(await run_in_threadpool(lambda: describe_files(store, chosen, git_rules(store, files))))
+    return JSONResponse([next(described) if isinstance(e, TreeEntry) else e for e in items])
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")

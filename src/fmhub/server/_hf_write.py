@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,9 +36,11 @@ from fmhub.server._auth import (
     writable_repo,
 )
 from fmhub.http import error_response
-from fmhub.server._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
+from fmhub.server._gitfiles import git_rules, is_binary_sample
+from fmhub.server._hf import URL_PREFIX, repo_type_of, repo_url
 from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
 from fmhub.store.blobs import check_sha256
+from fmhub.store.gitoids import content_git_sha1
 from fmhub.store.paths import validate_path, validate_repo_id
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
@@ -48,8 +49,8 @@ router = APIRouter(tags=["huggingface"])
 
 #: One NDJSON line of a commit holds at most one inline (base64) file; larger files go through LFS.
 MAX_NDJSON_LINE = 64 * 1024 * 1024
-#: Regular (inline) files whose remote oid the preupload computes (a git blob sha1 needs the bytes).
-_MAX_SHA1_COMPARE = LFS_THRESHOLD
+#: Bytes of a file's head the client sends with preupload (``sample``) for binary detection.
+_SAMPLE_BYTES = 512
 
 
 # -- repos -----------------------------------------------------------------------------------------
@@ -183,29 +184,40 @@ class _PreuploadRequest(BaseModel):
     files: list[_PreuploadFile] = Field(max_length=10_000)
 
 
-def _git_blob_sha1(data: bytes) -> str:
-    # What huggingface_hub compares for regular files (``sha.git_hash``): git's blob id.
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+def _sample(item: _PreuploadFile) -> bytes:
+    if not item.sample:
+        return b""
+    try:
+        return base64.b64decode(item.sample[:4 * _SAMPLE_BYTES], validate=True)[:_SAMPLE_BYTES]
+    except binascii.Error:
+        raise InvalidInputError(f"preupload: the sample of {item.path!r} is not valid base64") from None
 
 
 @router.post("/api/{plural}/{namespace}/{name}/preupload/{revision:path}",
-             summary="Decide inline or LFS upload per file; report unchanged files")
+             summary="Decide inline or LFS upload per file; report ignored and unchanged files")
 def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, revision: str,
               body: _PreuploadRequest) -> dict[str, Any]:
+    """As the Hub decides: LFS for files of 10 MB or more, for paths the revision's ``.gitattributes`` marks
+    ``filter=lfs`` and for binary contents (the sample); ``shouldIgnore`` for paths its ``.gitignore``
+    matches; ``oid`` (git blob id, or sha256 for LFS) of a file already there with the same size, so the
+    client skips unchanged files."""
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    current = {e.path: e for e in store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)}
-    answers = []
+    files = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)
+    current = {e.path: e for e in files}
+    rules = git_rules(store, files)
+    decided = []
     for item in body.files:
         path = validate_path(item.path)
-        mode = "lfs" if item.size >= LFS_THRESHOLD else "regular"
-        oid = None
+        lfs = rules.is_lfs(path, item.size) or is_binary_sample(_sample(item))
         existing = current.get(path)
-        if existing is not None and existing.size == item.size:
-            if mode == "lfs":
-                oid = existing.blob_sha256
-            elif existing.size <= _MAX_SHA1_COMPARE:
-                oid = _git_blob_sha1(b"".join(store.iter_file(existing)))
-        answers.append({"path": item.path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        same_size = existing if existing is not None and existing.size == item.size else None
+        decided.append((item.path, path, lfs, same_size))
+    sha1 = content_git_sha1(store, {e.blob_sha256: e.size for _, _, lfs, e in decided if e is not None and not lfs})
+    answers = []
+    for raw, path, lfs, existing in decided:
+        oid = None if existing is None else existing.blob_sha256 if lfs else sha1[existing.blob_sha256]
+        answers.append({"path": raw, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": rules.ignored(path),
+                        "oid": oid})
     return {"files": answers}
 
 
@@ -282,6 +294,16 @@ def _lfs_reference(store: Store, caller: Principal, repo: Repo, oid: str, line: 
     return size
 
 
+def _folders_deleted_by_name(store: Store, repo: Repo, revision: str, operations: list[Operation]) -> list[Operation]:
+    """``deletedFile`` of a folder's name deletes the folder, as on the Hub (``delete_file("folder")`` and
+    ``delete_folder("folder")`` without the trailing ``/`` send it that way)."""
+    files = {e.path for e in store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)}
+    folders = {p.rsplit("/", 1)[0] for p in files if "/" in p}
+    folders |= {f.rsplit("/", i)[0] for f in list(folders) for i in range(1, f.count("/") + 1)}
+    return [DeleteFolder(op.path) if isinstance(op, DeleteFile) and op.path not in files and op.path in folders
+            else op for op in operations]
+
+
 @router.post("/api/{plural}/{namespace}/{name}/commit/{revision:path}",
              summary="Commit (NDJSON: header, file, lfsFile, deletedFile, deletedFolder lines)")
 async def create_commit(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str,
@@ -338,6 +360,8 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
                                     hint="fmhub accepts header, file, lfsFile, deletedFile and deletedFolder")
     if header is None:
         raise InvalidInputError("empty commit request: expected a header line and operations")
+    if any(isinstance(op, DeleteFile) for op in operations):
+        operations = await run_in_threadpool(_folders_deleted_by_name, store, repo, revision, operations)
     summary = header.get("summary")
     if not isinstance(summary, str) or not summary.strip():
         raise InvalidInputError("the commit header needs a 'summary'")
@@ -361,7 +385,11 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
 def whoami(request: Request, caller: AuthenticatedDep) -> dict[str, Any]:
     accounts = request.app.state.accounts
     account = accounts.get(caller.user)
-    orgs = [{"type": "org", "name": m.org, "roleInOrg": m.role} for m in accounts.memberships(caller.user)]
+    orgs = []
+    for member in accounts.memberships(caller.user):
+        org = accounts.get(member.org)
+        orgs.append({"type": "org", "id": org.name, "name": org.name, "fullname": org.fullname or org.name,
+                     "roleInOrg": member.role, "isEnterprise": False})
     return {
         "type": "user",
         "id": caller.user,

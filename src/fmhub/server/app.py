@@ -14,6 +14,7 @@ from fmhub._version import __version__
 from fmhub.accounts import Accounts
 from fmhub.http import BodyLimitMiddleware, install_error_handlers, serve_docs
 from fmhub.server import _admin, _evals, _hf, _hf_write, _lfs, _runs, _xet, web
+from fmhub.server._protocol import RequestIdMiddleware, install_repo_not_found
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
 
@@ -75,10 +76,12 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
     serve_docs(app)
     install_error_handlers(app)
+    install_repo_not_found(app)
     # Commits, LFS uploads, xorbs and shards stream their bodies and enforce their own (larger) limits.
     app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/",
                                                                _xet.CAS_PREFIX + "/v1/xorbs/",
                                                                _xet.CAS_PREFIX + "/v1/shards"))
+    app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> dict[str, str]:

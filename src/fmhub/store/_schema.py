@@ -27,10 +27,10 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
-           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "SCHEMA_HEAD"]
+           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "git_blob_ids", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0011"
 
 metadata = MetaData(
     naming_convention={
@@ -161,4 +161,15 @@ hub_settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# The git blob id (sha1 over "blob {size}\0" + bytes) of files stored by sha256, computed once on first
+# demand: the Hugging Face protocol names regular files by it (tree ``oid``, preupload ``oid``), and the
+# client verifies downloads against it. Content-identified, so a row never changes.
+git_blob_ids = Table(
+    "git_blob_ids",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("git_sha1", String(40), nullable=False),
 )

@@ -35,7 +35,7 @@ def _is_control(ch: str) -> bool:
 def validate_path(path: object) -> str:
     """Validate a file path inside a repository and return its NFC-normalized form.
 
-    Rules: a relative POSIX path; no ``..`` or ``.`` segment, no empty segment (``a//b``, a leading or
+    Rules: a relative POSIX path; no ``..``, ``.`` or ``.git`` segment, no empty segment (``a//b``, a leading or
     trailing ``/``), no backslash, no NUL or other control character, at most 1024 bytes of UTF-8.
 
     Raises:
@@ -63,6 +63,8 @@ def validate_path(path: object) -> str:
             raise InvalidPathError(path, "empty path segment ('//' or a trailing '/')")
         if segment in (".", ".."):
             raise InvalidPathError(path, f"'{segment}' segments are not allowed")
+        if segment.casefold() == ".git":  # as on the Hub: a checkout of the repo must never get a .git folder
+            raise InvalidPathError(path, "files under a '.git/' folder are not allowed")
     return normalized
 
 
