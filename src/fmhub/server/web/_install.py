@@ -58,7 +58,9 @@ def install(app: FastAPI) -> None:
 
     json_errors = FastAPI()
     install_error_handlers(json_errors)
-    api_http_error = json_errors.exception_handlers[StarletteHTTPException]
+    # The API's own handler when the app has one (repo-shaped 404s say RepoNotFound), else the JSON default.
+    api_http_error = app.exception_handlers.get(StarletteHTTPException,
+                                                json_errors.exception_handlers[StarletteHTTPException])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

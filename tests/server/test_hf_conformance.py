@@ -1,0 +1,225 @@
+"""Protocol conformance with the unmodified huggingface_hub and datasets clients (issue 28), one test per break
+the client's own suite measured: security status format, upload modes, git blob ids, errors, ``.git/`` paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
+
+from fmhub.server import HubConfig, create_app
+from fmhub.store import AddFile, Store
+
+
+def _safetensors() -> bytes:
+    import struct
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    return struct.pack("<Q", len(header)) + header + bytes(16)
+
+
+def _git_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _preupload(url: str, token: str, repo: str, files: list[tuple[str, bytes]]) -> dict[str, dict]:
+    import base64
+
+    body = {"files": [{"path": p, "size": len(d), "sample": base64.b64encode(d[:512]).decode()} for p, d in files]}
+    answer = httpx.post(f"{url}/api/models/{repo}/preupload/main", json=body,
+                        headers={"Authorization": f"Bearer {token}"})
+    answer.raise_for_status()
+    return {f["path"]: f for f in answer.json()["files"]}
+
+
+# -- security status ---------------------------------------------------------------------------------
+
+
+def test_flagged_file_is_described_in_the_hubs_security_format(local_store: Store, tokens, hf_env, tmp_path,
+                                                                serve_app) -> None:
+    """list_repo_tree / snapshot_download used to crash with KeyError: 'avScan' on a repo holding a pickle."""
+    from huggingface_hub import HfApi
+
+    local_store.create_repo("alice/legacy", author="alice")
+    blob = local_store.put_bytes(b"\x80\x04K\x01.")
+    local_store.commit("alice/legacy", [AddFile("pytorch_model.bin", blob.sha256, blob.size)], title="legacy",
+                       author="alice", allow_pickle=True)
+    with serve_app(create_app(local_store, HubConfig())) as url:
+        api = HfApi(endpoint=url, token=tokens.alice)
+        entry = next(e for e in api.list_repo_tree("alice/legacy", expand=True) if e.path == "pytorch_model.bin")
+        assert entry.security.status == "unsafe" and not entry.security.safe
+        assert entry.security.av_scan == {"virusFound": False, "virusNames": None}
+        assert entry.security.pickle_import_scan["highestSafetyLevel"] == "dangerous"
+        [info] = api.get_paths_info("alice/legacy", ["pytorch_model.bin"])
+        assert info.security.status == "unsafe"
+        folder = snapshot_download("alice/legacy", endpoint=url, token=tokens.alice, cache_dir=tmp_path / "c")
+    assert open(os.path.join(folder, "pytorch_model.bin"), "rb").read() == b"\x80\x04K\x01."
+
+
+# -- upload modes --------------------------------------------------------------------------------------
+
+
+def test_preupload_follows_gitattributes_binary_samples_and_gitignore(hub_url: str, tokens, alice_api) -> None:
+    alice_api.create_repo("alice/modes")
+    alice_api.upload_file(path_or_fileobj=b"*.log\nscratch/\n", path_in_repo=".gitignore", repo_id="alice/modes")
+    answers = _preupload(hub_url, tokens.alice, "alice/modes", [
+        ("notes.txt", b"plain text\n"),                   # text, no pattern: inline
+        ("tiny.safetensors", b"{}"),                      # matched by the default .gitattributes: LFS
+        ("blob.dat", b"PAR1\x00\x01\x02\xff" * 10),         # binary sample: LFS
+        ("utf8.md", "héllo wörld ✓".encode()),           # non-ASCII text is not binary
+        ("run.log", b"x"), ("scratch/a.txt", b"y"),       # .gitignore
+        (".gitignore", b"*.gitignore\n"),                 # never ignored itself
+    ])
+    assert {p: a["uploadMode"] for p, a in answers.items()} == {
+        "notes.txt": "regular", "tiny.safetensors": "lfs", "blob.dat": "lfs", "utf8.md": "regular",
+        "run.log": "regular", "scratch/a.txt": "regular", ".gitignore": "regular"}
+    assert {p for p, a in answers.items() if a["shouldIgnore"]} == {"run.log", "scratch/a.txt"}
+
+
+def test_gitattributes_of_the_revision_decide_lfs(hub_url: str, tokens, alice_api) -> None:
+    alice_api.create_repo("alice/attrs")
+    alice_api.upload_file(path_or_fileobj=b"*.txt filter=lfs diff=lfs merge=lfs -text\nkeep.txt -filter\n",
+                          path_in_repo=".gitattributes", repo_id="alice/attrs")
+    answers = _preupload(hub_url, tokens.alice, "alice/attrs", [("a/b.txt", b"t"), ("keep.txt", b"t"),
+                                                                  ("x.safetensors", b"{}")])
+    # The repo's own .gitattributes replaced the default one: *.safetensors is no longer listed.
+    assert {p: a["uploadMode"] for p, a in answers.items()} == {"a/b.txt": "lfs", "keep.txt": "regular",
+                                                                "x.safetensors": "regular"}
+
+
+def test_upload_folder_skips_gitignored_files(alice_api, local_store: Store, tmp_path) -> None:
+    alice_api.create_repo("alice/ignore")
+    alice_api.upload_file(path_or_fileobj=b"*.tmp\n", path_in_repo=".gitignore", repo_id="alice/ignore")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "keep.json").write_text("{}")
+    (tmp_path / "up" / "junk.tmp").write_text("scratch")
+    alice_api.upload_folder(folder_path=tmp_path / "up", repo_id="alice/ignore")
+    assert {e.path for e in local_store.list_files("alice/ignore")} == {".gitattributes", ".gitignore", "keep.json"}
+
+
+_PUSH = """
+import datasets, sys
+ds = datasets.Dataset.from_dict({"text": [f"row {i}" for i in range(40)], "label": [i % 2 for i in range(40)]})
+ds.push_to_hub(sys.argv[1])
+back = datasets.load_dataset(sys.argv[1], split="train")
+print(back.num_rows, sorted(set(back["label"])), back[3]["text"])
+"""
+
+
+def test_dataset_push_to_hub_and_load_back(hub_url: str, tokens, local_store: Store, tmp_path) -> None:
+    """datasets' own upload: its Parquet shard is small and binary, so it must go through LFS (the client
+    deletes the shard once it is uploaded, before the commit)."""
+    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HOME": str(tmp_path / "hf"),
+           "HF_DATASETS_CACHE": str(tmp_path / "ds"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_TOKEN": tokens.alice}
+    done = subprocess.run([sys.executable, "-c", _PUSH, "alice/pushed"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "40 [0, 1] row 3"
+    paths = {e.path for e in local_store.list_files("alice/pushed", repo_type="dataset")}
+    assert any(p.startswith("data/train-") and p.endswith(".parquet") for p in paths), paths
+
+
+# -- git blob ids ----------------------------------------------------------------------------------------
+
+
+def test_tree_oids_are_git_blob_ids_and_checksums_verify(hub_url: str, alice_api, tmp_path) -> None:
+    alice_api.create_repo("alice/oids")
+    text, weights = b"hello\n", _safetensors()
+    alice_api.upload_file(path_or_fileobj=text, path_in_repo="dir/hello.txt", repo_id="alice/oids")
+    alice_api.upload_file(path_or_fileobj=weights, path_in_repo="w.safetensors", repo_id="alice/oids")
+    tree = {e.path: e for e in alice_api.list_repo_tree("alice/oids", recursive=True) if hasattr(e, "blob_id")}
+    assert tree["dir/hello.txt"].blob_id == _git_sha1(text) == "ce013625030ba8dba906f756967f9e9ca394464a"
+    assert tree["dir/hello.txt"].lfs is None
+    lfs = tree["w.safetensors"]
+    pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{hashlib.sha256(weights).hexdigest()}\n"
+               f"size {len(weights)}\n").encode()
+    assert lfs.lfs.sha256 == hashlib.sha256(weights).hexdigest() and lfs.lfs.pointer_size == len(pointer)
+    assert lfs.blob_id == _git_sha1(pointer)
+    siblings = {s.rfilename: s for s in alice_api.model_info("alice/oids", files_metadata=True).siblings}
+    assert siblings["dir/hello.txt"].blob_id == _git_sha1(text)
+    folder = alice_api.snapshot_download("alice/oids", local_dir=tmp_path / "local")
+    verified = alice_api.verify_repo_checksums("alice/oids", local_dir=folder)
+    assert verified.checked_count == 3 and not verified.mismatches and not verified.missing_paths
+    # unchanged files are recognised by their oid and skipped (no new commit)
+    again = alice_api.upload_file(path_or_fileobj=text, path_in_repo="dir/hello.txt", repo_id="alice/oids")
+    assert again.oid == alice_api.model_info("alice/oids").sha
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+
+def test_missing_repos_without_namespace_answer_repo_not_found(hub_url: str, alice_api, hf_api) -> None:
+    for api in (alice_api, hf_api):
+        assert api.repo_exists("gpt2") is False
+        assert api.repo_exists("gpt2", repo_type="dataset") is False
+        assert api.file_exists("gpt2", "config.json") is False
+        assert api.revision_exists("gpt2", "main") is False
+    answer = httpx.get(f"{hub_url}/api/models/gpt2")
+    assert answer.status_code == 404 and answer.headers["X-Error-Code"] == "RepoNotFound"
+    assert httpx.get(f"{hub_url}/no/such/page/at/all").headers.get("X-Error-Code") is None
+
+
+def test_stale_parent_commit_answers_412(alice_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/race412")
+    first = alice_api.upload_file(path_or_fileobj=b"1", path_in_repo="x", repo_id="alice/race412").oid
+    alice_api.upload_file(path_or_fileobj=b"2", path_in_repo="x", repo_id="alice/race412")
+    with pytest.raises(HfHubHTTPError) as conflict:
+        alice_api.create_commit("alice/race412", [CommitOperationAdd("y", b"3")], commit_message="late",
+                                parent_commit=first)
+    assert conflict.value.response.status_code == 412
+    assert conflict.value.request_id  # the client quotes X-Request-Id in its errors
+
+
+def test_every_answer_has_a_request_id(hub_url: str) -> None:
+    ids = {httpx.get(f"{hub_url}/api/models").headers["X-Request-Id"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_whoami_orgs_have_a_fullname(alice_api) -> None:
+    [org] = alice_api.whoami()["orgs"]
+    assert org["name"] == "acme" and org["fullname"] and org["roleInOrg"] == "admin"
+
+
+def test_deleting_a_folder_by_name_without_slash(alice_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/folders")
+    alice_api.create_commit("alice/folders", [CommitOperationAdd("sub/a.txt", b"a"), CommitOperationAdd("sub/b/c", b"c"),
+                                              CommitOperationAdd("subway.txt", b"s")], commit_message="add")
+    alice_api.delete_file("sub", repo_id="alice/folders")  # a folder, named like a file
+    assert {e.path for e in local_store.list_files("alice/folders")} == {".gitattributes", "subway.txt"}
+    alice_api.create_commit("alice/folders", [CommitOperationAdd("d/e/f", b"f")], commit_message="add")
+    alice_api.create_commit("alice/folders", [CommitOperationDelete("d/e")], commit_message="delete nested")
+    assert {e.path for e in local_store.list_files("alice/folders")} == {".gitattributes", "subway.txt"}
+
+
+# -- .git paths ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [".git/config", "a/.git/hooks/post-checkout", ".GIT/x", ".git"])
+def test_paths_under_a_git_folder_are_refused(hub_url: str, tokens, alice_api, local_store: Store,
+                                              path: str) -> None:
+    """The client refuses these itself; the server must too, for any other client (a checkout of the repo
+    must never get a .git folder)."""
+    alice_api.create_repo("alice/gitdir", exist_ok=True)
+    head = local_store.resolve_revision("alice/gitdir").oid
+    lines = [{"key": "header", "value": {"summary": "sneak"}},
+             {"key": "file", "value": {"path": path, "content": "eA==", "encoding": "base64"}}]
+    answer = httpx.post(f"{hub_url}/api/models/alice/gitdir/commit/main", headers={"Authorization": f"Bearer {tokens.alice}"},
+                        content="\n".join(json.dumps(line) for line in lines))
+    assert answer.status_code == 400 and ".git" in answer.json()["error"]
+    assert local_store.resolve_revision("alice/gitdir").oid == head
+
+
+def test_names_that_merely_contain_git_are_fine(alice_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/gitnames")
+    alice_api.create_commit("alice/gitnames", [CommitOperationAdd(p, b"x") for p in
+                                               (".gitignore", "a/.gitkeep", "x.git/y", ".git_something/z")],
+                            commit_message="names")
+    assert {".gitignore", "a/.gitkeep", "x.git/y", ".git_something/z"} <= {
+        e.path for e in local_store.list_files("alice/gitnames")}
