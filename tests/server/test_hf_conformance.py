@@ -25,6 +25,20 @@ def _safetensors() -> bytes:
     return struct.pack("<Q", len(header)) + header + bytes(16)
 
 
+@pytest.fixture
+def bob_api(hub_url: str, hf_env, tokens):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.bob)
+
+
+@pytest.fixture
+def carol_api(hub_url: str, hf_env, tokens):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.carol)
+
+
 def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -223,3 +237,66 @@ def test_names_that_merely_contain_git_are_fine(alice_api, local_store: Store) -
                             commit_message="names")
     assert {".gitignore", "a/.gitkeep", "x.git/y", ".git_something/z"} <= {
         e.path for e in local_store.list_files("alice/gitnames")}
+
+
+# -- repo management routes ------------------------------------------------------------------------------
+
+
+def test_move_repo_keeps_history_and_refuses_taken_names(alice_api, bob_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/old-name", repo_type="dataset")
+    alice_api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/old-name", repo_type="dataset")
+    head = local_store.resolve_revision("alice/old-name", repo_type="dataset").oid
+    alice_api.move_repo("alice/old-name", "acme/new-name", repo_type="dataset")  # alice is an admin of acme
+    assert not alice_api.repo_exists("alice/old-name", repo_type="dataset")
+    assert alice_api.dataset_info("acme/new-name").sha == head
+    assert local_store.audit_events(action="repo.move")[0].detail == {"from": "alice/old-name"}
+    alice_api.create_repo("alice/taken")
+    alice_api.create_repo("alice/mover")
+    with pytest.raises(HfHubHTTPError, match=r"A model repository called alice/taken already exists"):
+        alice_api.move_repo("alice/mover", "alice/taken")
+    with pytest.raises(HfHubHTTPError) as denied:  # bob may only read acme: no moving into or out of it
+        bob_api.move_repo("acme/new-name", "bob/stolen", repo_type="dataset")
+    assert denied.value.response.status_code == 403
+
+
+def test_super_squash_history(alice_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/squash")
+    for i in range(3):
+        alice_api.upload_file(path_or_fileobj=f"v{i}".encode(), path_in_repo="f.txt", repo_id="alice/squash")
+    alice_api.create_branch("alice/squash", branch="keep")
+    before = local_store.list_files("alice/squash")
+    alice_api.super_squash_history("alice/squash", commit_message="one commit")
+    [only] = alice_api.list_repo_commits("alice/squash")
+    assert only.title == "one commit"
+    assert local_store.list_files("alice/squash") == before
+    assert len(alice_api.list_repo_commits("alice/squash", revision="keep")) == 4  # other branches keep theirs
+
+
+def test_auth_check(alice_api, bob_api, carol_api) -> None:
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    alice_api.create_repo("acme/secret", private=True)
+    alice_api.auth_check("acme/secret")
+    bob_api.auth_check("acme/secret")  # read member of acme
+    with pytest.raises(RepositoryNotFoundError):
+        carol_api.auth_check("acme/secret")  # private: answers like a missing repo
+    with pytest.raises(RepositoryNotFoundError):
+        alice_api.auth_check("alice/missing")
+
+
+def test_expand_gives_last_commits_and_hffilesystem_modified(hub_url: str, tokens, alice_api) -> None:
+    from huggingface_hub import HfFileSystem
+
+    alice_api.create_repo("alice/expand")
+    first = alice_api.create_commit("alice/expand", [CommitOperationAdd("a/one.txt", b"1"),
+                                                     CommitOperationAdd("b.txt", b"b")], commit_message="first")
+    second = alice_api.create_commit("alice/expand", [CommitOperationAdd("a/two.txt", b"2")], commit_message="second")
+    alice_api.create_commit("alice/expand", [CommitOperationAdd("c.txt", b"c")], commit_message="third")
+    tree = {e.path: e for e in alice_api.list_repo_tree("alice/expand", recursive=True, expand=True)}
+    assert tree["a/one.txt"].last_commit.oid == first.oid
+    assert tree["a"].last_commit.oid == second.oid and tree["a"].last_commit.title == "second"
+    assert tree["b.txt"].last_commit.oid == first.oid
+    [info] = alice_api.get_paths_info("alice/expand", ["a/two.txt"], expand=True)
+    assert info.last_commit.oid == second.oid
+    fs = HfFileSystem(endpoint=hub_url, token=tokens.alice)
+    assert fs.modified("alice/expand/a/one.txt") == tree["a/one.txt"].last_commit.date

@@ -23,6 +23,7 @@ from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
+from fmhub.store.history import last_commits
 from fmhub.store.paths import validate_folder, validate_path
 from fmhub.server._gitfiles import LFS_THRESHOLD, describe_files, git_rules, rules_for_revision
 from fmhub.xet import XetStorage
@@ -307,19 +308,36 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
     return [next(described) if isinstance(e, TreeEntry) else e for e in items]
 
 
+def _with_last_commits(store: Store, repo: Repo, revision: str, items: list[dict]) -> list[dict]:
+    """``expand``: each file's and folder's last commit (``HfFileSystem.modified()`` reads it)."""
+    found = last_commits(store, repo.repo_id, revision, [item["path"] for item in items], repo_type=repo.repo_type)
+    for item in items:
+        if commit := found.get(item["path"]):
+            item["lastCommit"] = {"id": commit.oid, "title": commit.title, "date": iso(commit.created_at)}
+    return items
+
+
+def _tree(store: Store, repo: Repo, request: Request, recursive: bool, expand: bool) -> JSONResponse:
+    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
+    items = _tree_items(store, repo, revision, folder or None, recursive)
+    if not expand:
+        return _page(request, items, PAGE_SIZE)
+    page = _page(request, items, PAGE_SIZE // 10)  # expanded pages are costlier: smaller, like the Hub's
+    expanded = _with_last_commits(store, repo, revision, json.loads(page.body))
+    return JSONResponse(expanded, headers={k: v for k, v in page.headers.items() if k.lower() == "link"})
+
+
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
 def tree_root(store: StoreDep, repo: RepoDep, request: Request, revision: str,
-              recursive: bool = False) -> JSONResponse:
-    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
-    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
+              recursive: bool = False, expand: bool = False) -> JSONResponse:
+    return _tree(store, repo, request, recursive, expand)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}", tags=["huggingface"],
             summary="List files under a folder")
 def tree_folder(store: StoreDep, repo: RepoDep, request: Request, revision: str, path: str,
-                recursive: bool = False) -> JSONResponse:
-    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
-    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
+                recursive: bool = False, expand: bool = False) -> JSONResponse:
+    return _tree(store, repo, request, recursive, expand)
 
 
 @router.post("/api/{plural}/{namespace}/{name}/paths-info/{revision:path}", tags=["huggingface"],
@@ -328,11 +346,13 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
     body = await request.body()  # bounded by the JSON body limit; the client sends a form, JSON is accepted too
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            wanted = json.loads(body or b"{}").get("paths", [])
+            form = json.loads(body or b"{}")
+            wanted, expand = form.get("paths", []), form.get("expand") in (True, "true", "True", "1")
         except (ValueError, AttributeError):
             raise InvalidInputError("expected a JSON object with a 'paths' list") from None
     else:
-        wanted = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=False).get("paths", [])
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=False)
+        wanted, expand = form.get("paths", []), form.get("expand", [""])[-1] in ("true", "True", "1")
     if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted) or len(wanted) > 10_000:
         raise InvalidInputError("'paths' must be a list of at most 10,000 strings")
     paths = {validate_path(p.rstrip("/")) for p in wanted}
@@ -350,7 +370,10 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
                 items.append(_folder_item(folder))
     chosen = [e for e in items if isinstance(e, TreeEntry)]
     described = iter(await run_in_threadpool(lambda: describe_files(store, chosen, git_rules(store, files))))
-    return JSONResponse([next(described) if isinstance(e, TreeEntry) else e for e in items])
+    answer = [next(described) if isinstance(e, TreeEntry) else e for e in items]
+    if expand:
+        answer = await run_in_threadpool(_with_last_commits, store, repo, revision, answer)
+    return JSONResponse(answer)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
