@@ -234,7 +234,9 @@ class RemoteHub(Hub):
 
     @staticmethod
     def _files(info: dict[str, Any]) -> list[TreeEntry]:
-        entries = [TreeEntry(s["rfilename"], s["blobId"], int(s["size"])) for s in info.get("siblings") or ()]
+        # "sha256" since issue 28 ("blobId" is now git's blob id, as on the Hub); older hubs sent the sha256 as blobId.
+        entries = [TreeEntry(s["rfilename"], s.get("sha256") or s["blobId"], int(s["size"]))
+                   for s in info.get("siblings") or ()]
         return sorted(entries, key=lambda e: e.path)
 
     def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,

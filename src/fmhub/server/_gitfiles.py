@@ -140,7 +140,7 @@ def describe_files(store: Store, entries: list[TreeEntry], rules: GitRules) -> l
     sha1 = content_git_sha1(store, {e.blob_sha256: e.size for e in entries if e.path not in lfs})
     items = []
     for entry in entries:
-        item: dict[str, Any] = {"type": "file", "size": entry.size, "path": entry.path}
+        item: dict[str, Any] = {"type": "file", "size": entry.size, "path": entry.path, "sha256": entry.blob_sha256}
         if entry.path in lfs:
             item["oid"] = lfs_pointer_sha1(entry.blob_sha256, entry.size)
             item["lfs"] = {"oid": entry.blob_sha256, "size": entry.size,

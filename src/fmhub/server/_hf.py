@@ -227,7 +227,9 @@ def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
     siblings = []
     for item in describe_files(store, files, git_rules(store, files)):
-        sibling: dict[str, Any] = {"rfilename": item["path"], "size": item["size"], "blobId": item["oid"]}
+        # sha256 is fmhub's addition (its own client names contents by it; huggingface_hub ignores it).
+        sibling: dict[str, Any] = {"rfilename": item["path"], "size": item["size"], "blobId": item["oid"],
+                                   "sha256": item["sha256"]}
         if lfs := item.get("lfs"):
             sibling["lfs"] = {"sha256": lfs["oid"], "size": lfs["size"], "pointerSize": lfs["pointerSize"]}
         if status := item.get("securityFileStatus"):
