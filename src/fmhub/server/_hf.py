@@ -379,7 +379,7 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
-def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
+def refs(store: StoreDep, repo: RepoDep, include_prs: bool = False) -> dict[str, Any]:
     found = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
     return {
         # createdAt / updatedAt / message are fmhub's additions (huggingface_hub ignores unknown fields).
@@ -388,7 +388,9 @@ def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
         "tags": [{"name": r.name, "ref": f"refs/tags/{r.name}", "targetCommit": r.commit_oid, "message": r.message,
                   "createdAt": iso(r.created_at), "updatedAt": iso(r.updated_at)} for r in found.tags],
         "converts": [],
-        "pullRequests": [],
+        # Only when asked (?include_prs=1), as on the Hub.
+        "pullRequests": [{"name": r.name, "ref": r.name, "targetCommit": r.commit_oid, "createdAt": iso(r.created_at),
+                          "updatedAt": iso(r.updated_at)} for r in found.pull_requests] if include_prs else [],
     }
 
 

@@ -22,6 +22,8 @@ from fmhub.accounts import Principal
 from fmhub.cards import parse_card, validate_metadata
 from fmhub.errors import (
     BlobNotFoundError,
+    ConflictError,
+    FmhubError,
     InvalidInputError,
     PayloadTooLargeError,
     RepoExistsError,
@@ -38,7 +40,7 @@ from fmhub.server._auth import (
 from fmhub.http import error_response
 from fmhub.server._gitfiles import git_rules, is_binary_sample
 from fmhub.server._hf import URL_PREFIX, repo_type_of, repo_url
-from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
+from fmhub.store import AddFile, Commit, DeleteFile, DeleteFolder, Operation, Repo, Store, discussions
 from fmhub.store.blobs import check_sha256
 from fmhub.store.gitoids import content_git_sha1
 from fmhub.store.paths import validate_path, validate_repo_id
@@ -309,8 +311,7 @@ def _folders_deleted_by_name(store: Store, repo: Repo, revision: str, operations
 async def create_commit(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str,
                         name: str, revision: str) -> JSONResponse:
     repo = await run_in_threadpool(writable_repo, store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    if request.query_params.get("create_pr") in ("1", "true"):
-        raise InvalidInputError("pull requests are not supported by fmhub", hint="push to a branch instead")
+    create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
     config = request.app.state.config
     header: dict[str, Any] | None = None
     operations: list[Operation] = []
@@ -369,13 +370,40 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
     parent = header.get("parentCommit")
     if not isinstance(description, str) or (parent is not None and not isinstance(parent, str)):
         raise InvalidInputError("'description' and 'parentCommit' must be strings")
-    commit = await run_in_threadpool(
-        lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
-                             title=summary, message=description, author=caller.user, parent_commit=parent,
-                             allow_pickle=config.allow_pickle, actor=caller.user))
+    pr_url = None
+    if create_pr:  # a pull request against `revision`, opened with this commit as its first one
+        commit, number = await run_in_threadpool(_commit_as_pull_request, store, caller, repo, revision, operations,
+                                                 summary, description, parent, config.allow_pickle)
+        pr_url = f"{repo_url(request, repo)}/discussions/{number}"
+    else:
+        commit = await run_in_threadpool(
+            lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
+                                 title=summary, message=description, author=caller.user, parent_commit=parent,
+                                 allow_pickle=config.allow_pickle, actor=caller.user))
     url = f"{repo_url(request, repo)}/commit/{commit.oid}"
     return JSONResponse({"success": True, "commitOid": commit.oid, "commitUrl": url, "commitMessage": summary,
-                         "hookOutput": "", "pullRequestUrl": None})
+                         "hookOutput": "", "pullRequestUrl": pr_url})
+
+
+def _commit_as_pull_request(store: Store, caller: Principal, repo: Repo, revision: str, operations: list[Operation],
+                            summary: str, description: str, parent: str | None,
+                            allow_pickle: bool) -> tuple[Commit, int]:
+    """Open a pull request against ``revision`` and commit to it; if the commit is refused, the pull request
+    is closed again (with the reason), so a failed upload leaves no half-made review behind."""
+    if parent is not None and store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type).oid != parent:
+        raise ConflictError(f"{revision!r} of {repo.repo_id!r} moved: expected head {parent}", expected=parent)
+    pr = discussions.create_discussion(store, repo.repo_id, repo_type=repo.repo_type, title=summary,
+                                       description=description or None, author=caller.user, pull_request=True,
+                                       target_branch=revision)
+    try:
+        commit = store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=pr.git_reference,
+                              title=summary, message=description, author=caller.user, allow_pickle=allow_pickle,
+                              actor=caller.user)
+    except FmhubError as exc:
+        discussions.change_status(store, repo.repo_id, pr.num, "closed", repo_type=repo.repo_type,
+                                  actor=caller.user, text=f"The commit that opened this pull request failed: {exc}")
+        raise
+    return commit, pr.num
 
 
 # -- whoami ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fmhub._version import __version__
 from fmhub.accounts import Accounts
 from fmhub.http import BodyLimitMiddleware, install_error_handlers, serve_docs
-from fmhub.server import _admin, _evals, _hf, _hf_manage, _hf_write, _lfs, _runs, _xet, web
+from fmhub.server import _admin, _evals, _hf, _hf_discussions, _hf_manage, _hf_write, _lfs, _runs, _xet, web
 from fmhub.server._protocol import RequestIdMiddleware, install_repo_not_found
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
@@ -100,6 +100,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app.include_router(_runs.router)
     app.include_router(_hf_write.router)
     app.include_router(_hf_manage.router)
+    app.include_router(_hf_discussions.router)
     app.include_router(_lfs.router)
     app.include_router(_xet.router)
     app.include_router(_hf.router)

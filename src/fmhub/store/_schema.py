@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
-           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "git_blob_ids", "SCHEMA_HEAD"]
+           "refs", "blobs", "audit_log", "lfs_uploads", "hub_settings", "git_blob_ids", "discussions", "discussion_events", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
 SCHEMA_HEAD = "0011"
@@ -172,4 +172,43 @@ git_blob_ids = Table(
     metadata,
     Column("sha256", String(64), primary_key=True),
     Column("git_sha1", String(40), nullable=False),
+)
+
+
+# Discussions and pull requests of a repo, numbered from 1 per repo as on the Hub. A pull request's commits
+# live on the ref ``refs/pr/{num}`` (refs.kind "pr"); ``base_commit`` is the target branch's head when it was
+# opened (the merge base), ``merge_commit`` the commit its merge made on the target branch.
+discussions = Table(
+    "discussions",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), nullable=False),
+    Column("num", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("is_pull_request", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),  # open | closed | merged | draft
+    Column("target_branch", String(255), nullable=True),
+    Column("base_commit", String(40), nullable=True),
+    Column("merge_commit", String(40), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repo_pk", "num"),
+)
+
+# What happened in a discussion, in order: comments (editable, hideable), status and title changes, commits
+# pushed to a pull request's ref.
+discussion_events = Table(
+    "discussion_events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("discussion_pk", Integer, ForeignKey("discussions.pk", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # comment | status-change | title-change | commit
+    Column("author", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=True),  # comment text, new status, new title, commit oid
+    Column("detail", Text, nullable=True),  # old title, commit title
+    Column("edits", Integer, nullable=False, default=0),
+    Column("hidden", Boolean, nullable=False, default=False),
+    Index(None, "discussion_pk"),
 )

@@ -1,0 +1,64 @@
+"""Git blob ids of stored files (the Hugging Face protocol's ``oid`` of regular files); discussions and pull
+requests with their events.
+
+Revision ID: 0011
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "git_blob_ids",
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("git_sha1", sa.String(40), nullable=False),
+        sa.PrimaryKeyConstraint("sha256", name="pk_git_blob_ids"),
+    )
+    op.create_table(
+        "discussions",
+        sa.Column("pk", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("repo_pk", sa.Integer(), nullable=False),
+        sa.Column("num", sa.Integer(), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("author", sa.String(255), nullable=False),
+        sa.Column("is_pull_request", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("target_branch", sa.String(255), nullable=True),
+        sa.Column("base_commit", sa.String(40), nullable=True),
+        sa.Column("merge_commit", sa.String(40), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["repo_pk"], ["repos.pk"], name="fk_discussions_repo_pk_repos", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("pk", name="pk_discussions"),
+        sa.UniqueConstraint("repo_pk", "num", name="uq_discussions_repo_pk_num"),
+    )
+    op.create_table(
+        "discussion_events",
+        sa.Column("pk", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("discussion_pk", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("author", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("content", sa.Text(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("edits", sa.Integer(), nullable=False),
+        sa.Column("hidden", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(["discussion_pk"], ["discussions.pk"],
+                                name="fk_discussion_events_discussion_pk_discussions", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("pk", name="pk_discussion_events"),
+    )
+    op.create_index("ix_discussion_events_discussion_pk", "discussion_events", ["discussion_pk"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_discussion_events_discussion_pk", table_name="discussion_events")
+    op.drop_table("discussion_events")
+    op.drop_table("discussions")
+    op.drop_table("git_blob_ids")
