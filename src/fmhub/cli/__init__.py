@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
 from fmhub.cli import _eval_commands, _optimize_commands, _pipeline_commands, _runs_commands, _serve_commands
-from fmhub.cli import _train_commands
+from fmhub.cli import _pr_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -33,6 +33,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 _store_commands.register(app)
+_pr_commands.register(app)
 _server_commands.register(app)
 _import_commands.register(app)
 _account_commands.register(app)

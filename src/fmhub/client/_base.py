@@ -14,11 +14,14 @@ from fmhub.errors import RepoNotFoundError
 from fmhub.evaluations import EvaluationInfo
 from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
 from fmhub.store.blobs import Progress
+from fmhub.store.discussions import Discussion, FileChange
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.safety import check_not_pickle
+from fmhub.store.store import PR_REF
 from fmhub.store.transfer import PlannedFile, plan_upload
 
-__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "default_author", "register_backend"]
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "PullRequestDetails", "default_author",
+           "register_backend"]
 
 #: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
 #: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
@@ -43,6 +46,16 @@ class RepoInfo:
     @property
     def size(self) -> int:
         return sum(entry.size for entry in self.files)
+
+
+@dataclass(frozen=True)
+class PullRequestDetails:
+    """A discussion with its timeline; for a pull request, what it changes, what conflicts, and the diff."""
+
+    discussion: Discussion
+    files: list[FileChange]
+    conflicts: list[str]
+    diff: str
 
 
 @dataclass(frozen=True)
@@ -276,7 +289,8 @@ class Hub(abc.ABC):
             # exist_ok: a concurrent upload may create it first; both then commit to it.
             repo = self.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
             notify(f"created {repo.repo_type} {repo.repo_id}")
-        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}"):
+        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}") \
+                and not PR_REF.fullmatch(revision):  # a pull request's ref exists once it is opened
             branch = revision.removeprefix("refs/heads/")
             if branch not in {ref.name for ref in self.list_refs(repo.repo_id, repo_type=repo.repo_type).branches}:
                 self.create_branch(repo.repo_id, branch, repo_type=repo.repo_type)
@@ -319,6 +333,32 @@ class Hub(abc.ABC):
     @abc.abstractmethod
     def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
         """Delete a tag."""
+
+    # -- discussions and pull requests ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
+                          pull_request: bool = False, repo_type: str = "model") -> Discussion:
+        """Open a discussion, or a pull request against the default branch (commit to its ``git_reference``)."""
+
+    @abc.abstractmethod
+    def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
+                         status: str | None = None) -> list[Discussion]:
+        """Newest first; ``pull_requests`` True/False filters the kind, ``status`` open/closed/merged."""
+
+    @abc.abstractmethod
+    def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        """A discussion or pull request with its events, changed files, conflicts and diff."""
+
+    @abc.abstractmethod
+    def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
+                                 comment: str | None = None) -> None:
+        """Close (``closed``) or reopen (``open``), with an optional comment."""
+
+    @abc.abstractmethod
+    def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
+                           comment: str | None = None) -> str:
+        """Merge an open pull request into its target branch; returns the merge commit's oid."""
 
     # -- evaluation report cards (fmhub eval --push) -----------------------------------------------
 
