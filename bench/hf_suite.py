@@ -59,14 +59,15 @@ DEFAULT_FILES = (
 #: run and reported, but left out of the conformance figure.
 SAAS_ONLY = {
     "Spaces (hardware, secrets, variables, runtime, duplication)": r"(?i)space",
-    "gated repos and access requests": r"(?i)gated|access_request|AccessRequest",
+    "gated repos and access requests": r"(?i)gated|access_request|AccessRequest|test_update_(dataset_)?repo_settings$",
     "collections": r"(?i)collection",
     "likes": r"(?i)\blike|_like|likers|Likes",
     "webhooks": r"(?i)webhook",
     "inference endpoints and providers": r"(?i)inference|endpoint_info|text_generation",
     "jobs and scheduled jobs": r"(?i)\bjob|_job|Jobs",
     "buckets": r"(?i)bucket",
-    "billing, organizations' enterprise features": r"(?i)enterprise|billing|resource_group|ResourceGroup",
+    "billing, organizations' enterprise features": r"(?i)enterprise|billing|resource_group|ResourceGroup|"
+                                                   r"private_by_default",
     "papers, daily papers": r"(?i)paper",
     "user and organization overviews, followers": r"(?i)overview|follower|following|list_organization_members",
     "trending, models' downloads and eval results on the Hub": r"(?i)trending|eval_result|safetensors_metadata",
@@ -131,9 +132,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="git_lfs: RUN_GIT_LFS_TESTS not set"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api() -> HfApi:
     return HfApi(endpoint=ENDPOINT_STAGING, token=TOKEN)
+
+
+@pytest.fixture
+def new_repo_id(api):
+    from .testing_constants import USER
+
+    repo_id = f"{USER}/{repo_name()}"
+    yield repo_id
+    api.delete_repo(repo_id, missing_ok=True)
 
 
 @pytest.fixture
@@ -216,7 +226,8 @@ def make_accounts(home: Path, env: dict[str, str]) -> dict[str, str]:
     accounts = {"user": "hubuser", "other": "dvuser", "org": "valid_org_hub"}
     _run(fmhub + ["user", "create", accounts["user"], "--fullname", "Dummy User"], cli_env)
     _run(fmhub + ["user", "create", accounts["other"], "--fullname", "Other User"], cli_env)
-    _run(fmhub + ["org", "create", accounts["org"], "--owner", accounts["user"]], cli_env)
+    _run(fmhub + ["org", "create", accounts["org"], "--owner", accounts["user"], "--fullname", "Dummy Hub Org"],
+         cli_env)
     for key, user in (("token", accounts["user"]), ("other_token", accounts["other"])):
         out = _run(fmhub + ["token", "create", "--user", user, "--name", "hf-suite", "--role", "write"], cli_env)
         accounts[key] = next(line.strip() for line in out.splitlines() if line.strip().startswith("fmhub_"))
@@ -224,9 +235,21 @@ def make_accounts(home: Path, env: dict[str, str]) -> dict[str, str]:
 
 
 
-def saas_reason(nodeid: str) -> str | None:
+#: Failures whose message shows the test needs a SaaS-only route in its setup (a bucket, a like), whatever its name.
+SAAS_ROUTES = {"buckets": r"/api/buckets", "likes": r"/like\b", "Spaces": r"/api/spaces"}
+#: Tests that cannot run from the sdist: it lacks the suite's data files (tests/fixtures/).
+UNRUNNABLE = r"tests/fixtures/|No module named"
+#: Failures caused by fmhub's refusal of pickle-based file names (".bin", ".pkl"): issue 29 replaces it with
+#: content-based detection; counted as failures here, and shown apart.
+PICKLE = r"is a pickle-based file"
+
+
+def saas_reason(nodeid: str, detail: str = "") -> str | None:
     for reason, pattern in SAAS_ONLY.items():
         if re.search(pattern, nodeid):
+            return reason
+    for reason, pattern in SAAS_ROUTES.items():
+        if re.search(pattern, detail):
             return reason
     return None
 
@@ -244,8 +267,11 @@ def parse_junit(path: Path) -> list[dict]:
                 break
         nodeid = f"{classname}::{name}"
         production = outcome == "skipped" and "production" in detail
+        failed = outcome in ("failed", "error")
         results.append({"file": module, "id": nodeid, "outcome": outcome, "detail": detail,
-                        "saas": saas_reason(nodeid), "production": production})
+                        "saas": saas_reason(nodeid, detail if failed else ""), "production": production,
+                        "unrunnable": failed and bool(re.search(UNRUNNABLE, detail)),
+                        "pickle": failed and bool(re.search(PICKLE, detail))})
     return results
 
 
@@ -257,8 +283,11 @@ def summarize(results: list[dict]) -> dict:
             counts["saas_" + r["outcome"]] += 1
         elif r["production"]:
             counts["production"] += 1
+        elif r["unrunnable"]:
+            counts["unrunnable"] += 1
         else:
             counts[r["outcome"]] += 1
+            counts["pickle"] += r["pickle"]
     total = Counter()
     for counts in per_file.values():
         total.update(counts)
@@ -272,19 +301,21 @@ def print_table(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="huggingface_hub's suite against fmhub (SaaS-only and production tests apart)")
-    for column in ("file", "passed", "failed", "error", "skipped", "rate", "SaaS-only (pass/ran)", "production"):
+    for column in ("file", "passed", "failed", "error", "skipped", "rate", "of which pickle name", "SaaS-only (pass/ran)",
+                   "production", "sdist lacks"):
         table.add_column(column, justify="left" if column == "file" else "right")
     for name, c in summary["per_file"].items():
         ran = c.get("passed", 0) + c.get("failed", 0) + c.get("error", 0)
         saas_ran = c.get("saas_passed", 0) + c.get("saas_failed", 0) + c.get("saas_error", 0)
         table.add_row(name, str(c.get("passed", 0)), str(c.get("failed", 0)), str(c.get("error", 0)),
                       str(c.get("skipped", 0)), f"{c.get('passed', 0) / ran:.0%}" if ran else "-",
-                      f"{c.get('saas_passed', 0)}/{saas_ran}", str(c.get("production", 0)))
+                      str(c.get("pickle", 0)), f"{c.get('saas_passed', 0)}/{saas_ran}", str(c.get("production", 0)),
+                      str(c.get("unrunnable", 0)))
     t = summary["total"]
     table.add_row("[b]total", str(t.get("passed", 0)), str(t.get("failed", 0)), str(t.get("error", 0)),
-                  str(t.get("skipped", 0)), f"[b]{summary['pass_rate']:.1%}" if summary["ran"] else "-", "",
-                  str(t.get("production", 0)))
-    Console().print(table)
+                  str(t.get("skipped", 0)), f"[b]{summary['pass_rate']:.1%}" if summary["ran"] else "-",
+                  str(t.get("pickle", 0)), "", str(t.get("production", 0)), str(t.get("unrunnable", 0)))
+    Console(width=160).print(table)
 
 
 def main() -> None:

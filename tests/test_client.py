@@ -80,7 +80,7 @@ def _answer(status: int, error: str, *, code: str | None = None, hint: str | Non
     (404, "EntryNotFound", "'a.txt' not found in 'acme/x' at 'main'", EntryNotFoundError),
     (401, None, "invalid or expired token", AuthenticationError),
     (403, None, "'bob' may not write to the namespace 'acme'", PermissionDeniedError),
-    (403, None, "'main' is the default branch of 'acme/x' and cannot be deleted", ProtectedRefError),
+    (403, None, "Cannot delete refs/heads/main: it is the default branch of 'acme/x'", ProtectedRefError),
     (409, None, "model repository 'acme/x' already exists", RepoExistsError),
     (409, None, "tag 'v1' already exists", RefExistsError),
     (412, None, "branch 'main' of 'acme/x' moved: expected head 1, found 2", ConflictError),

@@ -26,7 +26,9 @@ from fmhub.errors import (
     FmhubError,
     InvalidInputError,
     PayloadTooLargeError,
+    RefExistsError,
     RepoExistsError,
+    RevisionNotFoundError,
 )
 from fmhub.server._auth import (
     AuthenticatedDep,
@@ -135,8 +137,12 @@ class _BranchRequest(BaseModel):
 def create_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, branch: str,
                   body: _BranchRequest | None = None) -> dict[str, Any]:
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    ref = store.create_branch(repo.repo_id, branch, revision=body.startingPoint if body else None,
-                              repo_type=repo.repo_type, actor=caller.user)
+    try:
+        ref = store.create_branch(repo.repo_id, branch, revision=body.startingPoint if body else None,
+                                  repo_type=repo.repo_type, actor=caller.user)
+    except RefExistsError as exc:
+        exc.message = f"Reference refs/heads/{branch} already exists"  # the Hub's wording, which clients match
+        raise
     return {"name": ref.name, "ref": f"refs/heads/{ref.name}", "targetCommit": ref.commit_oid}
 
 
@@ -144,7 +150,11 @@ def create_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: st
 def delete_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
                   branch: str) -> dict[str, Any]:
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    store.delete_branch(repo.repo_id, branch, repo_type=repo.repo_type, actor=caller.user)
+    try:
+        store.delete_branch(repo.repo_id, branch, repo_type=repo.repo_type, actor=caller.user)
+    except RevisionNotFoundError as exc:
+        exc.message = f"Invalid rev id: {branch}"  # the Hub's wording
+        raise
     return {"deleted": branch}
 
 
@@ -376,10 +386,15 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
                                                  summary, description, parent, config.allow_pickle)
         pr_url = f"{repo_url(request, repo)}/discussions/{number}"
     else:
-        commit = await run_in_threadpool(
-            lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
-                                 title=summary, message=description, author=caller.user, parent_commit=parent,
-                                 allow_pickle=config.allow_pickle, actor=caller.user))
+        try:
+            commit = await run_in_threadpool(
+                lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
+                                     title=summary, message=description, author=caller.user, parent_commit=parent,
+                                     allow_pickle=config.allow_pickle, actor=caller.user))
+        except ConflictError as exc:  # the Hub's wording first, which clients match; then what moved
+            exc.message = f"The branch was updated since you opened this page. Please refresh and try again. " \
+                          f"({exc.message})"
+            raise
     url = f"{repo_url(request, repo)}/commit/{commit.oid}"
     return JSONResponse({"success": True, "commitOid": commit.oid, "commitUrl": url, "commitMessage": summary,
                          "hookOutput": "", "pullRequestUrl": pr_url})

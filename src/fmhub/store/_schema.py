@@ -113,7 +113,7 @@ refs = Table(
     Column("message", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("repo_pk", "name"),  # a name is a branch or a tag, never both
+    # A name may be a branch and a tag at once (as in git and on the Hub); the kind is part of the key.
 )
 
 # One row per blob the store has been asked to hold: last_put_at is the grace clock for gc, so a blob

@@ -579,8 +579,8 @@ class Store:
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             target = self._resolve(conn, repo, revision)
-            existing = conn.execute(
-                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.name == name)
+            existing = conn.execute(  # a branch and a tag may share a name (as in git); revisions try the branch first
+                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name)
             ).one_or_none()
             if existing is not None:
                 if exist_ok and existing.kind == kind and existing.commit_oid == target.oid:
@@ -607,7 +607,7 @@ class Store:
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             if kind == "branch" and name == repo.default_branch:
-                raise ProtectedRefError(f"{name!r} is the default branch of {repo_id!r} and cannot be deleted")
+                raise ProtectedRefError(f"Cannot delete refs/heads/{name}: it is the default branch of {repo_id!r}")
             doomed = conn.execute(
                 select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
                                                   t.refs.c.name == name)

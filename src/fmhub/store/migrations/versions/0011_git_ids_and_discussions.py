@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("refs") as batch:  # a branch and a tag may share a name, as on the Hub
+        batch.drop_constraint("uq_refs_repo_pk_name", type_="unique")
     op.create_table(
         "git_blob_ids",
         sa.Column("sha256", sa.String(64), nullable=False),
@@ -62,3 +64,5 @@ def downgrade() -> None:
     op.drop_table("discussion_events")
     op.drop_table("discussions")
     op.drop_table("git_blob_ids")
+    with op.batch_alter_table("refs") as batch:
+        batch.create_unique_constraint("uq_refs_repo_pk_name", ["repo_pk", "name"])
