@@ -69,22 +69,36 @@ def pr_list(repo_id: RepoIdArgument,
     console.print(table if found else f"no {'' if status == 'all' else status + ' '}pull requests")
 
 
-def _metric_rows(hub: Hub, repo_id: str, base: str | None, head: str | None) -> list[tuple[str, str, str, str]]:
-    """Report-card metrics of the pull request's head against its base, per dataset split and metric."""
-    if not base or not head:
+def _metric_rows(hub: Hub, repo_id: str, repo_type: str, base: str | None,
+                 head: str | None) -> list[tuple[str, str, str, str]]:
+    """Report-card metrics of the pull request against its base, per dataset split and metric: the newest card
+    of a model version on the pull request's commits, and the newest on the base's history."""
+    if not base or not head or repo_type != "model":
         return []
-    cards = {}
-    for info in hub.list_evaluations(model=repo_id, limit=1000):  # newest first: keep the newest per commit
+    cards: dict[tuple[str, str, str], dict[str, float]] = {}
+    for info in hub.list_evaluations(model=repo_id, limit=1000):  # newest first: keep the newest per version
         cards.setdefault((info.model_commit, info.dataset, info.split), info.metrics)
+    if not cards:
+        return []
+    proposed = []
+    for commit in hub.list_commits(repo_id, head, repo_type=repo_type, limit=500):
+        if commit.oid == base:
+            break
+        proposed.append(commit.oid)
+    before = [c.oid for c in hub.list_commits(repo_id, base, repo_type=repo_type, limit=500)]
+
+    def newest(commits: list[str], dataset: str, split: str) -> dict[str, float] | None:
+        return next((cards[(oid, dataset, split)] for oid in commits if (oid, dataset, split) in cards), None)
+
     rows = []
-    for (commit, dataset, split), metrics in cards.items():
-        if commit != head:
+    for dataset, split in sorted({(d, s) for _, d, s in cards}):
+        after = newest(proposed, dataset, split)
+        if after is None:
             continue
-        before = cards.get((base, dataset, split), {})
-        for name, value in sorted(metrics.items()):
-            old = before.get(name)
-            delta = "" if old is None else f"{value - old:+.4f}"
-            rows.append((f"{dataset}:{split}", name, "-" if old is None else f"{old:.4f}", f"{value:.4f} {delta}"))
+        old = newest(before, dataset, split) or {}
+        for name, value in sorted(after.items()):
+            delta = "" if name not in old else f" ({value - old[name]:+.4f})"
+            rows.append((f"{dataset}:{split}", name, f"{old[name]:.4f}" if name in old else "-", f"{value:.4f}{delta}"))
     return rows
 
 
@@ -97,7 +111,8 @@ def pr_show(repo_id: RepoIdArgument, num: NumberArgument,
     with opened_hub(endpoint, token) as hub:
         details = hub.get_pull_request(repo_id, num, repo_type=repo_type.value)
         pr = details.discussion
-        metrics = _metric_rows(hub, repo_id, pr.base_commit, pr.head_commit) if pr.is_pull_request else []
+        metrics = _metric_rows(hub, repo_id, repo_type.value, pr.base_commit, pr.head_commit) \
+            if pr.is_pull_request else []
     kind = "pull request" if pr.is_pull_request else "discussion"
     console.print(f"[b]#{pr.num} {escape(pr.title)}[/b]  ({kind}, {pr.status}, by {pr.author})")
     if pr.is_pull_request:
