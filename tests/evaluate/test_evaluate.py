@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fmhub.cards import parse_card
-from fmhub.client import Hub
+from fmhub.client import Hub, UploadFile
 from fmhub.evaluate import EvalConfig, evaluate, schema
 from fmhub.train import TrainConfig, train
 
@@ -238,3 +238,39 @@ def test_cli_eval_compare_and_the_index(classifier: str, tiny_data: str, capsys)
     assert "acme/topics-clf@v1" in out and "acme/topics-clf-2 (Δ)" in out and "f1_macro" in out
     assert main(["evals", "--metric", "nope"]) == 2
     assert "--metric 'nope' is in none of these cards" in capsys.readouterr().err
+
+
+def test_pull_request_review_with_report_cards(classifier: str, tiny_data: str, capsys) -> None:
+    """Issue 28's workflow: propose a new model version as a pull request, compute its report card on the pull
+    request's revision (pushed there, not to main), review the metrics against main's card, merge."""
+    from fmhub.cli import main
+    from fmhub.store.discussions import Discussion
+
+    skip = ["--skip", "robustness,efficiency"]
+    assert main(["eval", classifier, "--data", tiny_data, *skip, "--push"]) == 0
+    with Hub.open() as hub:
+        main_head = hub.repo_info(classifier).commit.oid
+        pr: Discussion = hub.create_discussion(classifier, title="Retrained", pull_request=True)
+        # the proposed version: other weights (the classifier's, perturbed), committed to refs/pr/1
+        folder = hub.download(classifier, exclude=["eval/*"])
+        from safetensors.numpy import load_file, save_file
+        tensors = load_file(folder / "model.safetensors")
+        for name in tensors:
+            if name.endswith("classifier.bias"):
+                tensors[name] = tensors[name] + 0.5
+        save_file(tensors, str(folder / "new.safetensors"))
+        hub.commit(classifier, [UploadFile("model.safetensors", folder / "new.safetensors")],
+                   revision=pr.git_reference, title="new weights")
+    capsys.readouterr()
+    assert main(["eval", f"{classifier}@refs/pr/1", "--data", tiny_data, *skip, "--push"]) == 0
+    with Hub.open() as hub:
+        assert hub.repo_info(classifier).commit.oid == main_head  # the card went to the pull request
+        details = hub.get_pull_request(classifier, pr.num)
+    assert {"model.safetensors", "eval/acme/topics/test/report.json"} <= {f.path for f in details.files}
+    capsys.readouterr()
+    assert main(["pr", "show", classifier, str(pr.num)]) == 0
+    out = capsys.readouterr().out
+    assert "report cards" in out and "accuracy" in out and "acme/topics:test" in out
+    assert main(["pr", "merge", classifier, str(pr.num)]) == 0
+    with Hub.open() as hub:
+        assert hub.repo_info(classifier).commit.oid != main_head
