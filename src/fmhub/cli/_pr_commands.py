@@ -23,6 +23,7 @@ from fmhub.cli._common import (
     opened_hub,
 )
 from fmhub.client import Hub
+from fmhub.evaluations import metric_changes
 
 pr_app = typer.Typer(help="Pull requests: open, list, show (files, diff, report-card metrics), merge, close.",
                      no_args_is_help=True)
@@ -71,13 +72,10 @@ def pr_list(repo_id: RepoIdArgument,
 
 def _metric_rows(hub: Hub, repo_id: str, repo_type: str, base: str | None,
                  head: str | None) -> list[tuple[str, str, str, str]]:
-    """Report-card metrics of the pull request against its base, per dataset split and metric: the newest card
-    of a model version on the pull request's commits, and the newest on the base's history."""
+    """Report-card metrics of the pull request against its base (see :func:`fmhub.evaluations.metric_changes`)."""
     if not base or not head or repo_type != "model":
         return []
-    cards: dict[tuple[str, str, str], dict[str, float]] = {}
-    for info in hub.list_evaluations(model=repo_id, limit=1000):  # newest first: keep the newest per version
-        cards.setdefault((info.model_commit, info.dataset, info.split), info.metrics)
+    cards = hub.list_evaluations(model=repo_id, limit=1000)
     if not cards:
         return []
     proposed = []
@@ -86,20 +84,9 @@ def _metric_rows(hub: Hub, repo_id: str, repo_type: str, base: str | None,
             break
         proposed.append(commit.oid)
     before = [c.oid for c in hub.list_commits(repo_id, base, repo_type=repo_type, limit=500)]
-
-    def newest(commits: list[str], dataset: str, split: str) -> dict[str, float] | None:
-        return next((cards[(oid, dataset, split)] for oid in commits if (oid, dataset, split) in cards), None)
-
-    rows = []
-    for dataset, split in sorted({(d, s) for _, d, s in cards}):
-        after = newest(proposed, dataset, split)
-        if after is None:
-            continue
-        old = newest(before, dataset, split) or {}
-        for name, value in sorted(after.items()):
-            delta = "" if name not in old else f" ({value - old[name]:+.4f})"
-            rows.append((f"{dataset}:{split}", name, f"{old[name]:.4f}" if name in old else "-", f"{value:.4f}{delta}"))
-    return rows
+    return [(f"{c.dataset}:{c.split}", c.metric, "-" if c.base is None else f"{c.base:.4f}",
+             f"{c.proposed:.4f}" + ("" if c.delta is None else f" ({c.delta:+.4f})"))
+            for c in metric_changes(cards, proposed, before)]
 
 
 @pr_app.command("show")

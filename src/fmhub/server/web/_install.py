@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fmhub.http import install_error_handlers
-from fmhub.server.web import _account_pages, _hub_pages, _repo_pages, _report_pages
+from fmhub.server.web import _account_pages, _hub_pages, _pr_pages, _repo_pages, _report_pages
 from fmhub.server.web._render import HERE, STATIC, error_page, plotly_url
 
 __all__ = ["install"]
@@ -53,6 +53,7 @@ def install(app: FastAPI) -> None:
     app.include_router(_account_pages.router)
     app.include_router(_hub_pages.router)  # /, /models, /datasets, /-/...: before /{ns}/{name} could take them
     app.include_router(_report_pages.router)
+    app.include_router(_pr_pages.router)
     app.include_router(_repo_pages.router)
     app.include_router(_hub_pages.profile_router)  # last: /{account} takes any single segment left
 
