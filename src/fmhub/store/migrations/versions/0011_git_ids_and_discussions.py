@@ -57,9 +57,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pk", name="pk_discussion_events"),
     )
     op.create_index("ix_discussion_events_discussion_pk", "discussion_events", ["discussion_pk"])
+    op.create_table(
+        "xet_xorb_uploaders",
+        sa.Column("xorb_hash", sa.String(64), nullable=False),
+        sa.Column("uploader", sa.String(255), nullable=False),
+        sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["xorb_hash"], ["xet_xorbs.xorb_hash"],
+                                name="fk_xet_xorb_uploaders_xorb_hash_xet_xorbs", ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("xorb_hash", "uploader", name="pk_xet_xorb_uploaders"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("xet_xorb_uploaders")
     op.drop_index("ix_discussion_events_discussion_pk", table_name="discussion_events")
     op.drop_table("discussion_events")
     op.drop_table("discussions")
