@@ -7,6 +7,7 @@ anyone who may not see it.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -401,6 +402,11 @@ def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> 
     items = [{"id": c.oid, "authors": [{"user": c.author}], "date": iso(c.created_at), "title": c.title,
               "message": c.message, "parents": list(c.parents), "treeId": c.tree_id, "generation": c.generation}
              for c in history]
+    if "formatted" in request.query_params.getlist("expand[]"):  # list_repo_commits(formatted=True): safe HTML
+        for item in items:
+            paragraphs = [p for p in item["message"].split("\n\n") if p.strip()]
+            item["formatted"] = {"title": html.escape(item["title"]),
+                                 "message": "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)}
     return _page(request, items, COMMITS_PAGE_SIZE)
 
 

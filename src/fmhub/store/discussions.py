@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from fmhub.errors import DiscussionNotFoundError, InvalidInputError, MergeConflictError
+from fmhub.errors import DiscussionNotFoundError, InvalidInputError, MergeConflictError, RevisionNotFoundError
 from fmhub.store import _schema as t
 from fmhub.store.objects import Commit
 from fmhub.store.paths import validate_repo_id, validate_repo_type
@@ -148,8 +148,10 @@ def create_discussion(store: Store, repo_id: str, *, repo_type: str = "model", t
             branch = (target_branch or repo.default_branch).removeprefix("refs/heads/")
             base = conn.execute(select(t.refs.c.commit_oid).where(
                 t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch)).scalar()
-            if base is None:
-                raise InvalidInputError(f"{branch!r} is not a branch of {repo_id!r}: pull requests target branches")
+            if base is None:  # a tag, a commit id or nothing: pull requests target branches
+                missing = RevisionNotFoundError(repo_id, branch)
+                missing.message = f"{branch!r} is not a branch of {repo_id!r}: pull requests target branches"
+                raise missing
         # Numbers are per repo; the unique (repo_pk, num) constraint turns a race into a retryable error.
         num = (conn.execute(select(func.max(t.discussions.c.num)).where(t.discussions.c.repo_pk == repo.pk))
                .scalar() or 0) + 1

@@ -574,11 +574,11 @@ class Store:
                     message: str | None, exist_ok: bool, actor: str | None) -> Ref:
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
-        name = validate_ref_name(name)
         now = _now()
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
-            target = self._resolve(conn, repo, revision)
+            target = self._resolve(conn, repo, revision)  # a missing revision is reported before a bad name
+            name = validate_ref_name(name)
             existing = conn.execute(  # a branch and a tag may share a name (as in git); revisions try the branch first
                 select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name)
             ).one_or_none()
