@@ -21,7 +21,7 @@ from fmhub.store.store import PR_REF
 from fmhub.store.transfer import PlannedFile, plan_upload
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "PullRequestDetails", "default_author",
-           "register_backend"]
+           "register_backend", "is_pull_request_ref"]
 
 #: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
 #: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
@@ -72,6 +72,11 @@ class UploadFile:
 
 #: What :meth:`Hub.commit` applies, in order.
 CommitOperation = Operation | UploadFile
+
+
+def is_pull_request_ref(revision: str | None) -> bool:
+    """Whether ``revision`` names a pull request's ref (``refs/pr/N``)."""
+    return bool(revision) and PR_REF.fullmatch(revision) is not None
 
 
 def default_author() -> str:

@@ -14,9 +14,8 @@ from typing import Any
 
 from fmhub import tasks
 from fmhub.cards import parse_card, render_card, validate_metadata
-from fmhub.client import Hub, UploadFile
+from fmhub.client import Hub, UploadFile, is_pull_request_ref
 from fmhub.errors import EmptyCommitError, EntryNotFoundError, InvalidInputError
-from fmhub.store.store import PR_REF
 
 __all__ = ["push_report", "update_card", "METRIC_NAMES"]
 
@@ -172,7 +171,7 @@ def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any, *, 
 
     Returns the commit.
     """
-    target = revision if revision and PR_REF.fullmatch(revision) else None
+    target = revision if is_pull_request_ref(revision) else None
     head = hub.repo_info(repo_id, revision=target)
     if head.commit.oid != evaluated_commit and _weights(head.files) != _weights(hub.list_files(repo_id,
                                                                                                 evaluated_commit)):

@@ -12,11 +12,12 @@ from fastapi.responses import HTMLResponse
 from fmhub.evaluations import Evaluations, metric_changes
 from fmhub.server.web._render import render
 from fmhub.server.web._repo import diff_files, open_repo, store_of
+from fmhub.server.web._routing import PageRoute
 from fmhub.store import discussions as d
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _STATUSES = ("open", "merged", "closed", "all")
 
 
