@@ -14,6 +14,8 @@ __all__ = ["install_error_handlers", "error_response", "header_safe"]
 
 def header_safe(text: str) -> str:
     """Header values must be latin-1 and one line."""
+    # Control characters (a NUL in a user's name echoed back) are illegal in headers: shown as '?'.
+    text = "".join(ch if ch.isprintable() or ch.isspace() else "?" for ch in text)
     return " ".join(text.split()).encode("latin-1", "replace").decode("latin-1")[:500]
 
 
