@@ -89,12 +89,15 @@ def test_preupload_follows_gitattributes_binary_samples_and_gitignore(hub_url: s
         ("blob.dat", b"PAR1\x00\x01\x02\xff" * 10),         # binary sample: LFS
         ("utf8.md", "héllo wörld ✓".encode()),           # non-ASCII text is not binary
         ("run.log", b"x"), ("scratch/a.txt", b"y"),       # .gitignore
-        (".gitignore", b"*.gitignore\n"),                 # never ignored itself
     ])
     assert {p: a["uploadMode"] for p, a in answers.items()} == {
         "notes.txt": "regular", "tiny.safetensors": "lfs", "blob.dat": "lfs", "utf8.md": "regular",
-        "run.log": "regular", "scratch/a.txt": "regular", ".gitignore": "regular"}
+        "run.log": "regular", "scratch/a.txt": "regular"}
     assert {p for p, a in answers.items() if a["shouldIgnore"]} == {"run.log", "scratch/a.txt"}
+    # a .gitignore in the same upload applies instead of the stored one, and is never ignored itself
+    again = _preupload(hub_url, tokens.alice, "alice/modes", [(".gitignore", b"*.txt\n.gitignore\n"),
+                                                               ("run.log", b"x"), ("a.txt", b"y")])
+    assert {p for p, a in again.items() if a["shouldIgnore"]} == {"a.txt"}
 
 
 def test_gitattributes_of_the_revision_decide_lfs(hub_url: str, tokens, alice_api) -> None:
@@ -300,3 +303,28 @@ def test_expand_gives_last_commits_and_hffilesystem_modified(hub_url: str, token
     assert info.last_commit.oid == second.oid
     fs = HfFileSystem(endpoint=hub_url, token=tokens.alice)
     assert fs.modified("alice/expand/a/one.txt") == tree["a/one.txt"].last_commit.date
+
+
+def test_gitignore_uploaded_in_the_same_commit_applies(alice_api, local_store: Store, tmp_path) -> None:
+    alice_api.create_repo("alice/same-commit")
+    (tmp_path / "up" / "nested").mkdir(parents=True)
+    (tmp_path / "up" / ".gitignore").write_text("nested/*\n")
+    (tmp_path / "up" / "nested" / "skip.txt").write_text("x")
+    (tmp_path / "up" / "keep.txt").write_text("y")
+    alice_api.upload_folder(folder_path=tmp_path / "up", repo_id="alice/same-commit")
+    assert {e.path for e in local_store.list_files("alice/same-commit")} == {".gitattributes", ".gitignore",
+                                                                             "keep.txt"}
+
+
+def test_empty_files_are_never_lfs_and_pr_refs_squash(alice_api) -> None:
+    alice_api.create_repo("alice/empty")
+    alice_api.upload_file(path_or_fileobj=b"", path_in_repo="empty.parquet", repo_id="alice/empty")
+    [entry] = [e for e in alice_api.list_repo_tree("alice/empty") if e.path == "empty.parquet"]
+    assert entry.lfs is None and entry.blob_id == _git_sha1(b"")
+    assert [c.title for c in alice_api.list_repo_commits("alice/empty")][-1] == "initial commit"  # the Hub's title
+    pr = alice_api.create_commit("alice/empty", [CommitOperationAdd("a.txt", b"a")], commit_message="a",
+                                 create_pr=True)
+    alice_api.create_commit("alice/empty", [CommitOperationAdd("b.txt", b"b")], commit_message="b",
+                            revision=pr.pr_revision)
+    alice_api.super_squash_history("alice/empty", branch=pr.pr_revision, commit_message="squashed")
+    assert [c.title for c in alice_api.list_repo_commits("alice/empty", revision=pr.pr_revision)] == ["squashed"]

@@ -157,7 +157,7 @@ def _check_linear_history(store: Store, landed: dict[str, str]) -> None:
     history = store.list_commits(REPO)
     assert len(history) == 1 + len(landed)
     assert {c.oid for c in history[:-1]} == set(landed.values())
-    assert history[-1].parents == () and history[-1].title == "Initial commit"
+    assert history[-1].parents == () and history[-1].title == "initial commit"
     for newer, older in zip(history, history[1:], strict=False):
         assert newer.parents == (older.oid,)
         assert newer.generation == older.generation + 1

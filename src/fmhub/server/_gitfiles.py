@@ -21,6 +21,7 @@ from fmhub.errors import FmhubError
 from fmhub.store import Store, TreeEntry
 from fmhub.store.gitoids import content_git_sha1, lfs_pointer, lfs_pointer_sha1
 from fmhub.store.safety import is_pickle_path
+from fmhub.xet import XetStorage
 
 __all__ = ["LFS_THRESHOLD", "GitRules", "git_rules", "rules_for_revision", "describe_files", "is_binary_sample",
            "security_status"]
@@ -82,7 +83,7 @@ class GitRules:
 
     def is_lfs(self, path: str, size: int) -> bool:
         """Whether the Hub describes this stored file as an LFS file."""
-        if path in _NEVER_LFS:
+        if path in _NEVER_LFS or size == 0:  # an empty file is never stored as LFS, as on the Hub
             return False
         return size >= LFS_THRESHOLD or self.lfs.match_file(path)
 
@@ -90,11 +91,19 @@ class GitRules:
         return path not in _NEVER_LFS and self.ignore.match_file(path)
 
 
-def git_rules(store: Store, files: Iterable[TreeEntry]) -> GitRules:
-    """The rules of a revision whose root files include ``files`` (only the root git files are read)."""
+def git_rules(store: Store, files: Iterable[TreeEntry], *, gitignore: bytes | None = None) -> GitRules:
+    """The rules of a revision whose root files include ``files`` (only the root git files are read).
+
+    ``gitignore``: a ``.gitignore`` being uploaded in the same commit, whose rules then apply instead.
+    """
     found = {e.path: e for e in files if e.path in _NEVER_LFS}
-    return GitRules(_spec(store, found.get(".gitattributes"), "attributes"),
-                    _spec(store, found.get(".gitignore"), "ignore"))
+    ignore = _spec(store, found.get(".gitignore"), "ignore")
+    if gitignore is not None:
+        try:
+            ignore = pathspec.GitIgnoreSpec.from_lines(gitignore.decode("utf-8", "replace").splitlines())
+        except (ValueError, TypeError):
+            ignore = _EMPTY
+    return GitRules(_spec(store, found.get(".gitattributes"), "attributes"), ignore)
 
 
 def rules_for_revision(store: Store, repo_id: str, revision: str, repo_type: str) -> GitRules:
@@ -138,6 +147,7 @@ def describe_files(store: Store, entries: list[TreeEntry], rules: GitRules) -> l
     git's blob id (of the pointer for LFS files), ``lfs`` carries the sha256."""
     lfs = {e.path for e in entries if rules.is_lfs(e.path, e.size)}
     sha1 = content_git_sha1(store, {e.blob_sha256: e.size for e in entries if e.path not in lfs})
+    xet = XetStorage(store)
     items = []
     for entry in entries:
         item: dict[str, Any] = {"type": "file", "size": entry.size, "path": entry.path, "sha256": entry.blob_sha256}
@@ -145,6 +155,8 @@ def describe_files(store: Store, entries: list[TreeEntry], rules: GitRules) -> l
             item["oid"] = lfs_pointer_sha1(entry.blob_sha256, entry.size)
             item["lfs"] = {"oid": entry.blob_sha256, "size": entry.size,
                            "pointerSize": len(lfs_pointer(entry.blob_sha256, entry.size))}
+            if xet_file := xet.file_by_sha256(entry.blob_sha256):  # the client then downloads it through Xet
+                item["xetHash"] = xet_file.file_hash
         else:
             item["oid"] = sha1[entry.blob_sha256]
         if status := security_status(entry):

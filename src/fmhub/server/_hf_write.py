@@ -216,7 +216,9 @@ def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, n
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
     files = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)
     current = {e.path: e for e in files}
-    rules = git_rules(store, files)
+    # A .gitignore uploaded in this commit applies to it (its sample is the whole file when it is small).
+    new_ignore = next((item for item in body.files if item.path == ".gitignore" and item.size <= _SAMPLE_BYTES), None)
+    rules = git_rules(store, files, gitignore=_sample(new_ignore) if new_ignore is not None else None)
     decided = []
     for item in body.files:
         path = validate_path(item.path)

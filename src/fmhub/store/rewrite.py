@@ -11,7 +11,7 @@ from fmhub.errors import InvalidInputError, RepoExistsError, RevisionNotFoundErr
 from fmhub.store import _schema as t
 from fmhub.store.objects import Commit, Repo
 from fmhub.store.paths import validate_ref_name, validate_repo_id, validate_repo_type
-from fmhub.store.store import Store, _check_author, _now, _repo_key
+from fmhub.store.store import PR_REF, Store, _check_author, _now, _repo_key
 
 __all__ = ["move_repo", "squash_history"]
 
@@ -52,8 +52,11 @@ def squash_history(store: Store, repo_id: str, branch: str | None = None, *, rep
     author = _check_author(author)
     with store.db.write() as conn:
         repo = store._repo_row(conn, repo_type, repo_id)
-        name = validate_ref_name(branch.removeprefix("refs/heads/")) if branch else repo.default_branch
-        ref = conn.execute(select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch",
+        name = branch.removeprefix("refs/heads/") if branch else repo.default_branch
+        kind = "pr" if PR_REF.fullmatch(name) else "branch"  # a pull request's ref squashes like a branch
+        if kind == "branch":
+            name = validate_ref_name(name)
+        ref = conn.execute(select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
                                                 t.refs.c.name == name).with_for_update()).one_or_none()
         if ref is None:
             raise RevisionNotFoundError(repo_id, name)
@@ -64,7 +67,7 @@ def squash_history(store: Store, repo_id: str, branch: str | None = None, *, rep
         now = max(_now(), head.created_at)
         # A root commit: same tree, no parents. Its oid differs from any earlier root's (time and title differ).
         oid = store._insert_commit(conn, repo.pk, head.tree_id, [], author, message, "", now, 1)
-        conn.execute(update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch",
+        conn.execute(update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
                                           t.refs.c.name == name).values(commit_oid=oid, updated_at=now))
         conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
         store._audit(conn, actor or author, "squash", repo_type, repo_id, ref=name, commit_oid=oid,

@@ -174,7 +174,7 @@ class Store:
                 entries = {".gitattributes": (blob.sha256, blob.size)}
                 self._touch_blobs(conn, {blob.sha256: blob.size})
                 tree_id = self._save_tree(conn, entries)
-                oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "Initial commit", "", now, 1)
+                oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "initial commit", "", now, 1)
                 conn.execute(insert(t.refs).values(repo_pk=repo_pk, kind="branch", name=DEFAULT_BRANCH,
                                                    commit_oid=oid, created_at=now, updated_at=now))
                 self._audit(conn, actor or author, "repo.create", repo_type, repo_id, ref=DEFAULT_BRANCH,
