@@ -201,6 +201,7 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.RepoNotFoundError("model", "a/b"), errors.RepoExistsError("model", "a/b"),
         errors.RevisionNotFoundError("a/b", "v"), errors.AmbiguousRevisionError("a/b", "abcdef1", ["x", "y"]),
         errors.EntryNotFoundError("a/b", "main", "p"), errors.ConflictError("m", expected="1", actual="2"),
+        errors.DiscussionNotFoundError("a/b", 3), errors.MergeConflictError("m", paths=["x"]),
         errors.RefExistsError("tag", "v1"), errors.ProtectedRefError("m"), errors.EmptyCommitError("a/b", "main"),
         errors.BlobNotFoundError("0" * 64), errors.IntegrityError("m", expected="a"), errors.ConfigError("m"),
         errors.StorageUnavailableError("m"), errors.SchemaOutOfDateError(None, "0001"),
