@@ -163,12 +163,12 @@ class Service:
 
 
 def start_hub(home: Path, token: str, workers: int, logs: Path, extra_env: dict[str, str] | None = None,
-              name: str = "hub") -> Service:
+              name: str = "hub", extra_args: tuple[str, ...] = ()) -> Service:
     port = free_port()
     fmhub = VENV_BIN / "fmhub"
     command = ([str(fmhub)] if fmhub.exists() else [sys.executable, "-m", "fmhub.cli"]) + [
         "server", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning"]  # no per-request access log, like nginx's access_log off
+        "--log-level", "warning", *extra_args]  # no per-request access log, like nginx's access_log off
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FMHUB_", "HF_"))}
     env.update({"FMHUB_HOME": str(home), "FMHUB_ADMIN_TOKEN": token, "FMHUB_ADMIN_USER": ADMIN, **(extra_env or {})})
     log = logs / f"{name}.log"

@@ -27,7 +27,7 @@ EXPORTS = {
                        "EvaluationInfo", "flat_metrics", "SCHEMA_ID", "SECTIONS", "LOWER_IS_BETTER",
                        "report_folder", "schema"],
     "fmhub.client": ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation",
-                     "UNKNOWN_TIME", "default_author"],
+                     "UNKNOWN_TIME", "default_author", "PullRequestDetails", "is_pull_request_ref"],
     "fmhub.store": [
         "open_store", "Store", "Database", "metadata", "complete_metadata", "SCHEMA_HEAD", "BlobStore", "BlobInfo", "open_blob_store", "Repo", "AuditEvent", "Commit",
         "TreeEntry",
@@ -50,7 +50,7 @@ EXPORTS = {
                    "PipelineSteps", "check_step_key", "Environment", "environment", "TensorBoardWriter", "RUN_STATUSES",
                    "FINAL_STATUSES", "RUN_ID_PREFIX", "MlflowExporter"],
     "fmhub.evaluations": ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path",
-                          "same_weights"],
+                          "same_weights", "MetricChange", "metric_changes"],
 }
 
 

@@ -100,7 +100,7 @@ def test_import_model_python_api_and_exist_ok(local_store, tmp_path: Path, bert:
     commit = import_model(local_store, folder, "acme/tiny", private=True, title="First", author="ann")
     repo = local_store.get_repo("acme/tiny")
     assert repo.private and commit.title == "First" and commit.author == "ann"
-    assert [c.title for c in local_store.list_commits("acme/tiny")] == ["First", "Initial commit"]
+    assert [c.title for c in local_store.list_commits("acme/tiny")] == ["First", "initial commit"]
 
     with pytest.raises(RepoExistsError):
         import_model(local_store, folder, "acme/tiny", author="ann")

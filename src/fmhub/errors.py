@@ -50,6 +50,8 @@ __all__ = [
     "OverloadedError",
     "RequestTimeoutError",
     "EndpointNotServedError",
+    "DiscussionNotFoundError",
+    "MergeConflictError",
     "HTTP_STATUS",
     "HF_ERROR_CODE",
     "http_status",
@@ -212,6 +214,23 @@ class RefExistsError(FmhubError):
 class ProtectedRefError(FmhubError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class DiscussionNotFoundError(FmhubError, LookupError):
+    def __init__(self, repo_id: str, num: object) -> None:
+        super().__init__(f"discussion #{num} not found in {repo_id!r}",
+                         hint=f"list them with: fmhub pr list {repo_id} --all")
+        self.repo_id = repo_id
+        self.num = num
+
+
+class MergeConflictError(FmhubError):
+    """A pull request and its target branch changed the same files differently since the pull request began."""
+
+    def __init__(self, message: str, *, paths: list[str] | None = None) -> None:
+        super().__init__(message, hint="commit the target branch's version of these files to the pull request "
+                                       "(or revert them there), then merge again")
+        self.paths = paths or []
 
 
 class EmptyCommitError(FmhubError, ValueError):
@@ -479,7 +498,9 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     BlobNotFoundError: 404,
     RepoExistsError: 409,
     RefExistsError: 409,
-    ConflictError: 409,
+    ConflictError: 412,
+    DiscussionNotFoundError: 404,
+    MergeConflictError: 409,  # the Hub answers a stale parentCommit with 412 Precondition Failed
     ProtectedRefError: 403,
     IntegrityError: 422,
     SignatureError: 422,

@@ -53,7 +53,7 @@ def test_upload_folder_then_download_revision(capsys, folder: Path, tmp_path: Pa
 
     code, out, _ = run(capsys, "log", "acme/tiny")
     assert [line.strip() for line in out.splitlines() if line.startswith("    ")] == \
-        ["Grow", "Add model", "Initial commit"]
+        ["Grow", "Add model", "initial commit"]
 
 
 def test_reupload_without_change_is_not_an_error(capsys, folder: Path) -> None:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fmhub.cards import parse_card
-from fmhub.client import Hub
+from fmhub.client import Hub, UploadFile
 from fmhub.evaluate import EvalConfig, evaluate, schema
 from fmhub.train import TrainConfig, train
 
@@ -287,3 +287,39 @@ def test_a_perturbation_that_changes_no_model_input_is_not_applicable(classifier
     assert truncate["delta"] == {"accuracy": None, "f1_macro": None} or set(truncate["delta"].values()) == {None}
     assert "8-token cut" in truncate["note"]
     assert by_name["typos"]["applicable"] is True and by_name["typos"]["rows_changed"] > 0
+
+
+def test_pull_request_review_with_report_cards(classifier: str, tiny_data: str, capsys) -> None:
+    """Issue 28's workflow: propose a new model version as a pull request, compute its report card on the pull
+    request's revision (pushed there, not to main), review the metrics against main's card, merge."""
+    from fmhub.cli import main
+    from fmhub.store.discussions import Discussion
+
+    skip = ["--skip", "robustness,efficiency"]
+    assert main(["eval", classifier, "--data", tiny_data, *skip, "--push"]) == 0
+    with Hub.open() as hub:
+        main_head = hub.repo_info(classifier).commit.oid
+        pr: Discussion = hub.create_discussion(classifier, title="Retrained", pull_request=True)
+        # the proposed version: other weights (the classifier's, perturbed), committed to refs/pr/1
+        folder = hub.download(classifier, exclude=["eval/*"])
+        from safetensors.numpy import load_file, save_file
+        tensors = load_file(folder / "model.safetensors")
+        for name in tensors:
+            if name.endswith("classifier.bias"):
+                tensors[name] = tensors[name] + 0.5
+        save_file(tensors, str(folder / "new.safetensors"))
+        hub.commit(classifier, [UploadFile("model.safetensors", folder / "new.safetensors")],
+                   revision=pr.git_reference, title="new weights")
+    capsys.readouterr()
+    assert main(["eval", f"{classifier}@refs/pr/1", "--data", tiny_data, *skip, "--push"]) == 0
+    with Hub.open() as hub:
+        assert hub.repo_info(classifier).commit.oid == main_head  # the card went to the pull request
+        details = hub.get_pull_request(classifier, pr.num)
+    assert {"model.safetensors", "eval/acme/topics/test/report.json"} <= {f.path for f in details.files}
+    capsys.readouterr()
+    assert main(["pr", "show", classifier, str(pr.num)]) == 0
+    out = capsys.readouterr().out
+    assert "report cards" in out and "accuracy" in out and "acme/topics:test" in out
+    assert main(["pr", "merge", classifier, str(pr.num)]) == 0
+    with Hub.open() as hub:
+        assert hub.repo_info(classifier).commit.oid != main_head

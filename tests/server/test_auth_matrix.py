@@ -196,6 +196,36 @@ ROUTES = {
     ("DELETE", "/api/fmhub/orgs/{org}/members/{user}"):
         ("native", lambda r: ("DELETE", "/api/fmhub/orgs/acme/members/bob", None, None),
          (401, 403, 403, 403, 200, 404)),
+    # repo management and discussions (issue 28); the secret repos hold pull request #1 by alice
+    ("POST", "/api/repos/move"): ("write", lambda r: ("POST", "/api/repos/move",
+                                                      {"fromRepo": r, "toRepo": "acme/moved", "type": "model"}, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/super-squash/{branch:path}"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/super-squash/main", {"message": "squash"}, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/auth-check"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/auth-check", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/discussions"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/discussions", None, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/discussions/{num}"):
+        ("read", lambda r: ("GET", f"/api/models/{r}/discussions/1?diff=1", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions"):  # readers (write token) open discussions
+        ("native", lambda r: ("POST", f"/api/models/{r}/discussions", {"title": "a question"}, None),
+         (401, 404, 200, 403, 200, 200)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/comment"):
+        ("native", lambda r: ("POST", f"/api/models/{r}/discussions/1/comment", {"comment": "hi"}, None),
+         (401, 404, 200, 403, 200, 200)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/comment/{event_id}/edit"):  # its author only
+        ("native", lambda r: ("POST", f"/api/models/{r}/discussions/1/comment/{1:024x}/edit", {"content": "x"},
+                              None), (401, 404, 403, 403, 200, 403)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/comment/{event_id}/hide"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/discussions/1/comment/{1:024x}/hide", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/title"):  # its author or a writer
+        ("native", lambda r: ("POST", f"/api/models/{r}/discussions/1/title", {"title": "t"}, None),
+         (401, 404, 403, 403, 200, 200)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/status"):
+        ("native", lambda r: ("POST", f"/api/models/{r}/discussions/1/status", {"status": "closed"}, None),
+         (401, 404, 403, 403, 200, 200)),
+    ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/merge"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/discussions/1/merge", None, None)),
 }
 # The documentation routes and Swagger UI's files: public, they hold no data.
 DOCS = {"/openapi.json", "/docs", "/docs-assets"}
@@ -224,6 +254,11 @@ def private_repos(local_store: Store, tokens) -> None:
         conn.execute(update(_tables.runs).where(_tables.runs.c.id == made.id).values(id=RUN))
     oid = local_store.resolve_revision(SECRET, None).oid
     PipelineSteps(local_store.db).save(PipelineStepRecord(STEP, "p", "s", "train", f"{SECRET}@{oid}"))
+    from fmhub.store import discussions
+
+    for repo_type in ("model", "dataset"):
+        discussions.create_discussion(local_store, SECRET, repo_type=repo_type, title="v2", author="alice",
+                                      description="please review", pull_request=True)
 
 
 def _routes(routes) -> set[tuple[str, str]]:

@@ -111,7 +111,7 @@ def test_upload_list_refs_download_delete(client: Hub, folder: Path, tmp_path: P
     assert [r.name for r in refs.branches] == ["exp", "main"] and [r.name for r in refs.tags] == ["v1"]
     assert refs.tags[0].commit_oid == first.oid
     log = client.list_commits("alice/tiny", "exp")
-    assert [c.title for c in log] == ["Grow", "Add model", "Initial commit"]
+    assert [c.title for c in log] == ["Grow", "Add model", "initial commit"]
     assert [c.generation for c in log] == [3, 2, 1]
     assert [c.title for c in client.list_commits("alice/tiny", "refs/heads/exp", limit=1)] == ["Grow"]
 
@@ -261,7 +261,7 @@ def test_cli_with_endpoint(capsys, hub_url: str, tokens, folder: Path, tmp_path:
     assert code == 0 and "alice/cli" in out and "Add model — alice" in out and "files        3" in out
     assert _run(capsys, "tag", "create", "alice/cli", "v1", *remote)[0] == 0
     code, out, _ = _run(capsys, "log", "alice/cli", "-n", "1", *remote)
-    assert code == 0 and "Add model" in out and "Initial commit" not in out
+    assert code == 0 and "Add model" in out and "initial commit" not in out
 
     code, out, err = _run(capsys, "download", "alice/cli", "--revision", "v1", "--local-dir", str(tmp_path / "dl"),
                           *remote)

@@ -75,7 +75,7 @@ def test_model_info_files_refs_and_commits(hf_api, repo) -> None:
     assert [(b.name, b.target_commit) for b in refs.branches] == [("main", repo["second"])]
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", repo["first"])]
     history = hf_api.list_repo_commits("acme/tiny")
-    assert [c.title for c in history] == ["Grow", "Add model", "Initial commit"]
+    assert [c.title for c in history] == ["Grow", "Add model", "initial commit"]
     assert history[0].commit_id == repo["second"] and history[0].authors == ["alice"]
     tree = {f.path: f for f in hf_api.list_repo_tree("acme/tiny", recursive=True)}
     assert tree["model.safetensors"].lfs is not None and tree["model.safetensors"].lfs.sha256 == \

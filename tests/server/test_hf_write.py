@@ -127,7 +127,7 @@ def test_stale_parent_commit_is_refused(alice_api, local_store: Store) -> None:
     with pytest.raises(HfHubHTTPError) as conflict:
         alice_api.create_commit("alice/race", [CommitOperationAdd("y", b"3")], commit_message="late",
                                 parent_commit=first)
-    assert conflict.value.response.status_code == 409
+    assert conflict.value.response.status_code == 412  # as the Hub answers a stale parentCommit
     assert local_store.resolve_revision("alice/race").oid == head
 
 

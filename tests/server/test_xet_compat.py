@@ -196,3 +196,26 @@ def test_global_dedup_answers_are_understood_by_the_client(alice_api, hub_url: s
     assert added < 4 * MB, added  # the new MiB (and a chunk or two around the seam), not 17 MiB
     assert _sha(hf_hub_download("alice/shared", "b.dat", endpoint=hub_url, token=tokens.alice,
                                 cache_dir=tmp_path / "dl")) == hashlib.sha256(data).hexdigest()
+
+
+def test_reupload_after_deleting_the_repo_uses_the_uploaders_grant(alice_api, hub_url: str, tokens,
+                                                                    local_store: Store, tmp_path) -> None:
+    """The client remembers uploaded xorbs (its shard cache) and names them without sending them again. After
+    the repo they went to is deleted, the same user's next upload of the same bytes must still work (issue 28,
+    measured with the client's own suite); another user sharing that cache must not borrow them."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    path, digest = _file(tmp_path / "w.bin.parquet", 2 * MB)
+    alice_api.create_repo("alice/first", private=True)
+    alice_api.upload_file(path_or_fileobj=str(path), path_in_repo="w.parquet", repo_id="alice/first")
+    alice_api.delete_repo("alice/first")
+    alice_api.create_repo("alice/second", private=True)  # private: carol cannot read the bytes anywhere
+    alice_api.upload_file(path_or_fileobj=str(path), path_in_repo="w.parquet", repo_id="alice/second")
+    assert _sha(hf_hub_download("alice/second", "w.parquet", endpoint=hub_url, token=tokens.alice,
+                                cache_dir=tmp_path / "dl")) == digest
+    carol = HfApi(endpoint=hub_url, token=tokens.carol)
+    carol.create_repo("carol/borrowed")
+    with pytest.raises((HfHubHTTPError, RuntimeError, OSError)):  # same client cache, but carol never had the bytes
+        carol.upload_file(path_or_fileobj=str(path), path_in_repo="w.parquet", repo_id="carol/borrowed")
+    assert {e.path for e in local_store.list_files("carol/borrowed")} == {".gitattributes"}

@@ -82,7 +82,7 @@ def test_create_repo_starts_with_gitattributes_on_main(store: Store) -> None:
     assert refs.branches[0].commit_oid == initial.oid
     assert HEX40.fullmatch(initial.oid)
     assert initial.parents == () and initial.generation == 1 and initial.author == "alice"
-    assert initial.title == "Initial commit"
+    assert initial.title == "initial commit"
 
     (entry,) = store.list_files(REPO)
     assert entry.path == ".gitattributes"

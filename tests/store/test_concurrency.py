@@ -157,7 +157,7 @@ def _check_linear_history(store: Store, landed: dict[str, str]) -> None:
     history = store.list_commits(REPO)
     assert len(history) == 1 + len(landed)
     assert {c.oid for c in history[:-1]} == set(landed.values())
-    assert history[-1].parents == () and history[-1].title == "Initial commit"
+    assert history[-1].parents == () and history[-1].title == "initial commit"
     for newer, older in zip(history, history[1:], strict=False):
         assert newer.parents == (older.oid,)
         assert newer.generation == older.generation + 1
@@ -201,6 +201,7 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.RepoNotFoundError("model", "a/b"), errors.RepoExistsError("model", "a/b"),
         errors.RevisionNotFoundError("a/b", "v"), errors.AmbiguousRevisionError("a/b", "abcdef1", ["x", "y"]),
         errors.EntryNotFoundError("a/b", "main", "p"), errors.ConflictError("m", expected="1", actual="2"),
+        errors.DiscussionNotFoundError("a/b", 3), errors.MergeConflictError("m", paths=["x"]),
         errors.RefExistsError("tag", "v1"), errors.ProtectedRefError("m"), errors.EmptyCommitError("a/b", "main"),
         errors.BlobNotFoundError("0" * 64), errors.IntegrityError("m", expected="a"), errors.ConfigError("m"),
         errors.StorageUnavailableError("m"), errors.SchemaOutOfDateError(None, "0001"),

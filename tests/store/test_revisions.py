@@ -162,16 +162,19 @@ def test_existing_names_are_refused_unless_identical(store: Store, history: list
         store.create_branch(REPO, "dev", revision=head.oid, exist_ok=True)  # would move it
     assert store.resolve_revision(REPO, "dev") == initial
 
-    # a name is a branch or a tag, never both
-    store.create_tag(REPO, "release")
+    # a name may be a branch and a tag at once (as in git and on the Hub): the branch answers the bare name,
+    # refs/tags/NAME the tag
+    store.create_tag(REPO, "release", revision=initial.oid)
+    store.create_branch(REPO, "release", revision=head.oid)
+    assert store.resolve_revision(REPO, "release") == head
+    assert store.resolve_revision(REPO, "refs/tags/release") == initial
+    assert store.resolve_revision(REPO, "refs/heads/release") == head
     with pytest.raises(RefExistsError) as error:
-        store.create_branch(REPO, "release", exist_ok=True)
+        store.create_tag(REPO, "release", revision=initial.oid)
     assert error.value.kind == "tag"
-    with pytest.raises(RefExistsError) as error:
-        store.create_tag(REPO, "dev", revision=initial.oid, exist_ok=True)
-    assert error.value.kind == "branch"
     refs = store.list_refs(REPO)
-    assert ([b.name for b in refs.branches], [t.name for t in refs.tags]) == (["dev", "main"], ["release"])
+    assert ([b.name for b in refs.branches], [t.name for t in refs.tags]) == (["dev", "main", "release"],
+                                                                             ["release"])
 
 
 def test_delete_branch(store: Store, history: list[Commit]) -> None:

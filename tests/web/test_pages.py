@@ -243,3 +243,28 @@ def test_runs_of_private_repos_answer_as_missing_ones(web_url: str, web_home) ->
     alice = {"Authorization": f"Bearer {ALICE_READ_TOKEN}"}
     assert run_id in get(web_url, "/-/runs", headers=alice).text
     assert get(web_url, f"/-/runs/{run_id}", headers=alice).status_code == 200
+
+
+def test_pull_request_pages(web_url: str, hf_env_web) -> None:
+    """Issue 28: a pull request on the repo page: its files, diff, conflicts and timeline; private repos' pull
+    requests are hidden like the repos."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=web_url, token=ALICE_TOKEN)
+    api.create_repo("acme/reviewed")
+    api.upload_file(path_or_fileobj=b"one\n", path_in_repo="notes.txt", repo_id="acme/reviewed")
+    pr = api.create_commit("acme/reviewed", [CommitOperationAdd("notes.txt", b"two\n"),
+                                             CommitOperationAdd("new.txt", b"<b>new</b>\n")],
+                           commit_message="Second version <script>", create_pr=True)
+    api.comment_discussion("acme/reviewed", pr.pr_num, "Please check **this**")
+    api.upload_file(path_or_fileobj=b"main moved\n", path_in_repo="notes.txt", repo_id="acme/reviewed")
+    listing = get(web_url, "/acme/reviewed/discussions")
+    assert listing.status_code == 200 and "Second version &lt;script&gt;" in listing.text and "open" in listing.text
+    page = get(web_url, f"/acme/reviewed/discussions/{pr.pr_num}")
+    assert page.status_code == 200
+    assert "refs/pr/1" in page.text and "new.txt" in page.text and "modified" in page.text
+    assert "-one" in page.text and "+two" in page.text and "&lt;b&gt;new&lt;/b&gt;" in page.text  # escaped diff
+    assert "Conflicts with main: notes.txt" in page.text and "Please check **this**" in page.text
+    assert "<script>" not in page.text.split("<body", 1)[1].replace('<script src=', '')  # titles are escaped
+    assert get(web_url, "/acme/reviewed/discussions/99").status_code == 404
+    assert get(web_url, "/acme/secret-model/discussions").status_code == 404  # private: like a missing repo

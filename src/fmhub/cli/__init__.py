@@ -13,7 +13,8 @@ from rich.markup import escape
 
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
 from fmhub.cli import _eval_commands, _explain_commands, _lineage_commands, _optimize_commands, _pipeline_commands
-from fmhub.cli import _encryption_commands, _runs_commands, _serve_commands, _signing_commands, _train_commands
+from fmhub.cli import _encryption_commands, _pr_commands, _runs_commands, _serve_commands, _signing_commands
+from fmhub.cli import _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -52,6 +53,7 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print fmhub's
 
 _store_commands.register(app)
 _encryption_commands.register(app)
+_pr_commands.register(app)
 _server_commands.register(app)
 _import_commands.register(app)
 _account_commands.register(app)

@@ -126,16 +126,17 @@ def org_create(
     name: NameArgument,
     owner: Annotated[str | None, typer.Option(
         "--owner", help="A user who becomes the org's first admin (with --endpoint: you).")] = None,
+    fullname: Annotated[str | None, typer.Option("--fullname", help="Display name (whoami shows it).")] = None,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> None:
     """Create an organization (a namespace members share)."""
     if url := _endpoint(endpoint):
-        _native(url, token, "POST", "/api/fmhub/orgs", {"name": name})
+        _native(url, token, "POST", "/api/fmhub/orgs", {"name": name, "fullname": fullname})
         console.print(f"created organization {name} (you are its admin)")
         return
     with opened_store() as store:
-        account = Accounts(store.db).create_org(name, owner=owner)
+        account = Accounts(store.db).create_org(name, owner=owner, fullname=fullname)
     console.print(f"created organization {account.name}" + (f" (admin: {owner})" if owner else ""))
 
 

@@ -22,12 +22,21 @@ Example:
 
 from __future__ import annotations
 
-from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author, register_backend
+from fmhub.client._base import (
+    CommitOperation,
+    Hub,
+    PullRequestDetails,
+    RepoInfo,
+    UploadFile,
+    default_author,
+    is_pull_request_ref,
+    register_backend,
+)
 from fmhub.client._local import LocalHub
 from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
 
 __all__ = ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation", "UNKNOWN_TIME",
-           "default_author"]
+           "default_author", "PullRequestDetails", "is_pull_request_ref"]
 
 
 register_backend("local", LocalHub)

@@ -18,13 +18,15 @@ from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, Trusted
 from fmhub.signing import private_key_fingerprint
 from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
 from fmhub.store.blobs import Progress
+from fmhub.store.discussions import Discussion, FileChange
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.paths import REPO_TYPES
 from fmhub.store.pickles import check_local_file
+from fmhub.store.store import PR_REF
 from fmhub.store.transfer import PlannedFile, plan_upload
 
-__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "default_author",
-           "register_backend"]
+__all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "PullRequestDetails",
+           "default_author", "register_backend", "is_pull_request_ref"]
 
 #: How :meth:`Hub.open` makes each kind of hub: ``"local"`` (no endpoint) and ``"remote"`` (an http(s) URL).
 #: The implementations register themselves (``fmhub.client`` does, for :class:`LocalHub` and :class:`RemoteHub`),
@@ -52,6 +54,16 @@ class RepoInfo:
 
 
 @dataclass(frozen=True)
+class PullRequestDetails:
+    """A discussion with its timeline; for a pull request, what it changes, what conflicts, and the diff."""
+
+    discussion: Discussion
+    files: list[FileChange]
+    conflicts: list[str]
+    diff: str
+
+
+@dataclass(frozen=True)
 class UploadFile:
     """Add or replace ``path`` with the bytes of a local file (a path, or ``bytes``), sent by the client.
 
@@ -75,6 +87,11 @@ class VerifiedVersion:
 
 #: What :meth:`Hub.commit` applies, in order.
 CommitOperation = Operation | UploadFile
+
+
+def is_pull_request_ref(revision: str | None) -> bool:
+    """Whether ``revision`` names a pull request's ref (``refs/pr/N``)."""
+    return bool(revision) and PR_REF.fullmatch(revision) is not None
 
 
 def default_author() -> str:
@@ -307,7 +324,8 @@ class Hub(abc.ABC):
             # exist_ok: a concurrent upload may create it first; both then commit to it.
             repo = self.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
             notify(f"created {repo.repo_type} {repo.repo_id}")
-        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}"):
+        if revision is not None and revision not in (repo.default_branch, f"refs/heads/{repo.default_branch}") \
+                and not PR_REF.fullmatch(revision):  # a pull request's ref exists once it is opened
             branch = revision.removeprefix("refs/heads/")
             if branch not in {ref.name for ref in self.list_refs(repo.repo_id, repo_type=repo.repo_type).branches}:
                 self.create_branch(repo.repo_id, branch, repo_type=repo.repo_type)
@@ -350,6 +368,32 @@ class Hub(abc.ABC):
     @abc.abstractmethod
     def delete_tag(self, repo_id: str, tag: str, *, repo_type: str = "model") -> None:
         """Delete a tag."""
+
+    # -- discussions and pull requests ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
+                          pull_request: bool = False, repo_type: str = "model") -> Discussion:
+        """Open a discussion, or a pull request against the default branch (commit to its ``git_reference``)."""
+
+    @abc.abstractmethod
+    def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
+                         status: str | None = None) -> list[Discussion]:
+        """Newest first; ``pull_requests`` True/False filters the kind, ``status`` open/closed/merged."""
+
+    @abc.abstractmethod
+    def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        """A discussion or pull request with its events, changed files, conflicts and diff."""
+
+    @abc.abstractmethod
+    def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
+                                 comment: str | None = None) -> None:
+        """Close (``closed``) or reopen (``open``), with an optional comment."""
+
+    @abc.abstractmethod
+    def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
+                           comment: str | None = None) -> str:
+        """Merge an open pull request into its target branch; returns the merge commit's oid."""
 
     # -- evaluation report cards (fmhub eval --push) -----------------------------------------------
 

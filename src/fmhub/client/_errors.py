@@ -46,7 +46,8 @@ _BY_STATUS: dict[int, type[FmhubError]] = {
     400: InvalidInputError,
     401: AuthenticationError,
     403: PermissionDeniedError,
-    409: ConflictError,
+    409: ConflictError,  # hubs before issue 28 answered a stale parent commit with 409
+    412: ConflictError,
     413: PayloadTooLargeError,
     422: IntegrityError,
     502: StorageUnavailableError,

@@ -6,14 +6,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile, default_author
+from fmhub.client._base import CommitOperation, Hub, PullRequestDetails, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
 from fmhub.lineage import describe
 from fmhub.search import Search, SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.constants import settings
 from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys, hub_public_key
-from fmhub.store import Store, open_store
+from fmhub.store import Store, discussions, open_store
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
@@ -135,6 +135,31 @@ class LocalHub(Hub):
                       exist_ok: bool = False) -> Ref:
         return self.store.create_branch(repo_id, branch, revision=revision, repo_type=repo_type, exist_ok=exist_ok,
                                         actor=self.author)
+
+    def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
+                          pull_request: bool = False, repo_type: str = "model") -> discussions.Discussion:
+        return discussions.create_discussion(self.store, repo_id, repo_type=repo_type, title=title,
+                                             description=description, author=self.author, pull_request=pull_request)
+
+    def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
+                         status: str | None = None) -> list[discussions.Discussion]:
+        return discussions.list_discussions(self.store, repo_id, repo_type=repo_type, pull_requests=pull_requests,
+                                            status=status)
+
+    def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        found = discussions.get_discussion(self.store, repo_id, num, repo_type=repo_type)
+        files, conflicts = discussions.pull_request_changes(self.store, found)
+        return PullRequestDetails(found, files, conflicts, discussions.unified_diff(self.store, files))
+
+    def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
+                                 comment: str | None = None) -> None:
+        discussions.change_status(self.store, repo_id, num, status, repo_type=repo_type, actor=self.author,
+                                  text=comment)
+
+    def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
+                           comment: str | None = None) -> str:
+        return discussions.merge_pull_request(self.store, repo_id, num, repo_type=repo_type, actor=self.author,
+                                              text=comment).oid
 
     def delete_branch(self, repo_id: str, branch: str, *, repo_type: str = "model") -> None:
         self.store.delete_branch(repo_id, branch, repo_type=repo_type, actor=self.author)

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from fmhub._version import __version__
-from fmhub.client._base import CommitOperation, Hub, RepoInfo, UploadFile
+from fmhub.client._base import CommitOperation, Hub, PullRequestDetails, RepoInfo, UploadFile
 from fmhub.client._errors import error_from_response, unreachable
 from fmhub.errors import (
     ConfigError,
@@ -62,6 +62,7 @@ from fmhub.store.paths import (
     validate_repo_type,
     validate_stored_path,
 )
+from fmhub.store.discussions import Discussion, DiscussionEvent, FileChange
 from fmhub.store.pickles import check_local_file
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
@@ -77,6 +78,18 @@ UNKNOWN_TIME = datetime.fromtimestamp(0, UTC)
 _TRANSFER_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 #: Steps of metric values per request (the hub accepts up to 10,000).
 _METRICS_PER_REQUEST = 1000
+
+
+def _event_fields(event: dict[str, Any]) -> tuple[str | None, str | None, int, bool]:
+    """(content, detail, edits, hidden) of a discussion event as the Hub's JSON describes it."""
+    data = event.get("data") or {}
+    if event.get("type") == "comment":
+        return (data.get("latest") or {}).get("raw"), None, int(data.get("numEdits") or 0), bool(data.get("hidden"))
+    if event.get("type") == "status-change":
+        return data.get("status"), None, 0, False
+    if event.get("type") == "commit":
+        return data.get("oid"), data.get("subject"), 0, False
+    return data.get("to"), data.get("from"), 0, False
 
 
 def _time(value: object) -> datetime:
@@ -237,7 +250,9 @@ class RemoteHub(Hub):
 
     @staticmethod
     def _files(info: dict[str, Any]) -> list[TreeEntry]:
-        entries = [TreeEntry(s["rfilename"], s["blobId"], int(s["size"])) for s in info.get("siblings") or ()]
+        # "sha256" since issue 28 ("blobId" is now git's blob id, as on the Hub); older hubs sent the sha256 as blobId.
+        entries = [TreeEntry(s["rfilename"], s.get("sha256") or s["blobId"], int(s["size"]))
+                   for s in info.get("siblings") or ()]
         return sorted(entries, key=lambda e: e.path)
 
     def create_repo(self, repo_id: str, *, repo_type: str = "model", private: bool = False,
@@ -507,7 +522,7 @@ class RemoteHub(Hub):
 
     def list_refs(self, repo_id: str, *, repo_type: str = "model") -> RepoRefs:
         repo_id, repo_type = self._checked(repo_id, repo_type)
-        data = self._json("GET", self._api(repo_type, repo_id, "refs"),
+        data = self._json("GET", self._api(repo_type, repo_id, "refs"), params={"include_prs": 1},
                           fields={"repo_type": repo_type, "repo_id": repo_id})
 
         def ref(kind: str, item: dict[str, Any]) -> Ref:
@@ -515,7 +530,65 @@ class RemoteHub(Hub):
                        _time(item.get("createdAt")), _time(item.get("updatedAt")))
 
         return RepoRefs(branches=sorted((ref("branch", i) for i in data.get("branches") or ()), key=lambda r: r.name),
-                        tags=sorted((ref("tag", i) for i in data.get("tags") or ()), key=lambda r: r.name))
+                        tags=sorted((ref("tag", i) for i in data.get("tags") or ()), key=lambda r: r.name),
+                        pull_requests=[ref("pr", i) for i in data.get("pullRequests") or ()])
+
+    # -- discussions and pull requests (the Hub's discussion routes) --------------------------------
+
+    @staticmethod
+    def _discussion(item: dict[str, Any], events: list[dict[str, Any]] | None = None) -> Discussion:
+        changes = item.get("changes") or {}
+        found = [DiscussionEvent(e["id"], e["type"], (e.get("author") or {}).get("name", "deleted"),
+                                 _time(e.get("createdAt")), *_event_fields(e)) for e in events or ()]
+        return Discussion(item["repo"]["type"], item["repo"]["name"], int(item["num"]), item["title"],
+                          (item.get("author") or {}).get("name", "deleted"), bool(item["isPullRequest"]),
+                          item["status"], _time(item.get("createdAt")), _time(item.get("createdAt")),
+                          (changes.get("base") or "").removeprefix("refs/heads/") or None, changes.get("baseCommit"),
+                          changes.get("headCommit"), changes.get("mergeCommitId"), found)
+
+    def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
+                          pull_request: bool = False, repo_type: str = "model") -> Discussion:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        fields = {"repo_type": repo_type, "repo_id": repo_id}
+        created = self._json("POST", self._api(repo_type, repo_id, "discussions"), fields=fields,
+                             json={"title": title, "description": description, "pullRequest": pull_request})
+        return self.get_pull_request(repo_id, int(created["num"]), repo_type=repo_type).discussion
+
+    def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
+                         status: str | None = None) -> list[Discussion]:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        kind = {None: "all", True: "pull_request", False: "discussion"}[pull_requests]
+        found: list[Discussion] = []
+        page = 0
+        while True:
+            data = self._json("GET", self._api(repo_type, repo_id, "discussions"),
+                              params={"p": page, "type": kind, "status": status or "all"},
+                              fields={"repo_type": repo_type, "repo_id": repo_id})
+            found += [self._discussion(item) for item in data["discussions"]]
+            if not data["discussions"] or data["start"] + len(data["discussions"]) >= data["count"]:
+                return found
+            page += 1
+
+    def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        data = self._json("GET", self._api(repo_type, repo_id, "discussions", str(int(num))), params={"diff": 1},
+                          fields={"repo_type": repo_type, "repo_id": repo_id})
+        files = [FileChange(f["path"], f["change"], None, None) for f in data.get("files") or ()]
+        return PullRequestDetails(self._discussion(data, data.get("events")), files,
+                                  list(data.get("filesWithConflicts") or ()), data.get("diff") or "")
+
+    def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
+                                 comment: str | None = None) -> None:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        self._json("POST", self._api(repo_type, repo_id, "discussions", str(int(num)), "status"),
+                   json={"status": status, "comment": comment}, fields={"repo_type": repo_type, "repo_id": repo_id})
+
+    def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
+                           comment: str | None = None) -> str:
+        repo_id, repo_type = self._checked(repo_id, repo_type)
+        answer = self._json("POST", self._api(repo_type, repo_id, "discussions", str(int(num)), "merge"),
+                            json={"comment": comment}, fields={"repo_type": repo_type, "repo_id": repo_id})
+        return answer["commitOid"]
 
     def _existing_ref(self, repo_type: str, repo_id: str, kind: str, name: str, revision: str | None,
                       error: FmhubError) -> Ref:

@@ -454,7 +454,8 @@ def evaluate(config: EvalConfig, hub: Hub | None = None, *, output_dir: Path | s
                                                    *([report["files"]["explanations"]]
                                                      if "explanations" in report["files"] else [])])
         if push:
-            outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome)
+            outcome.commit = push_report(hub, inputs.model_repo, inputs.model_commit, outcome,
+                                         revision=split_ref(config.model, "MODEL")[1])
         return outcome
     finally:
         if owned:

@@ -1,8 +1,9 @@
 """Push a report card: its files, the model card's evaluation section and ``model-index``, one commit.
 
-The card goes onto the model repo's default branch, and only when that branch holds the very weights
-that were evaluated (every file outside ``eval/`` and ``README.md`` unchanged since the evaluated
-commit): a card must never describe other weights. The commit is made against the head it checked
+The card goes onto the model repo's default branch (or, for a model evaluated at a pull request's ref
+``refs/pr/N``, onto that pull request, so reviewers compare it with the base's card), and only when that ref
+holds the very weights that were evaluated (every file outside ``eval/`` and ``README.md`` unchanged since
+the evaluated commit): a card must never describe other weights. The commit is made against the head it checked
 (``parent_commit``), so a concurrent push fails instead of mixing.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from fmhub import tasks
 from fmhub.cards import parse_card, render_card, validate_metadata
-from fmhub.client import Hub, UploadFile
+from fmhub.client import Hub, UploadFile, is_pull_request_ref
 from fmhub.errors import EmptyCommitError, EntryNotFoundError, InvalidInputError
 
 __all__ = ["push_report", "update_card", "METRIC_NAMES"]
@@ -176,12 +177,14 @@ def _weights(files: list[Any]) -> dict[str, str]:
     return {e.path: e.blob_sha256 for e in files if not e.path.startswith("eval/") and e.path != "README.md"}
 
 
-def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any) -> str:
-    """Commit the card's files and updated README to the default branch; have the hub index the card.
+def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any, *, revision: str | None = None) -> str:
+    """Commit the card's files and updated README to the default branch (to the pull request when ``revision``
+    is ``refs/pr/N``); have the hub index the card.
 
     Returns the commit.
     """
-    head = hub.repo_info(repo_id)
+    target = revision if is_pull_request_ref(revision) else None
+    head = hub.repo_info(repo_id, revision=target)
     if head.commit.oid != evaluated_commit and _weights(head.files) != _weights(hub.list_files(repo_id,
                                                                                                 evaluated_commit)):
         raise InvalidInputError(f"{repo_id}'s {head.repo.default_branch} branch no longer holds the evaluated "
@@ -200,7 +203,7 @@ def push_report(hub: Hub, repo_id: str, evaluated_commit: str, outcome: Any) -> 
         commit = hub.commit(repo_id, operations, title=f"Evaluate on {dataset['repo']} ({dataset['split']})",
                             message=f"model: {repo_id}@{evaluated_commit}\n"
                                     f"dataset: {dataset['repo']}@{dataset['commit']} split {dataset['split']}",
-                            parent_commit=head.commit.oid).oid
+                            parent_commit=head.commit.oid, revision=target).oid
     except EmptyCommitError:
         commit = head.commit.oid
     hub.record_evaluation(repo_id, commit, outcome.files[0])  # the hub indexes the card it now holds

@@ -10,7 +10,9 @@ Example:
     >>> [info.metrics["accuracy"] for info in Evaluations(store.db).list(model="acme/clf")]
 """
 
+from fmhub.evaluations._compare import MetricChange, metric_changes
 from fmhub.evaluations._index import (EvaluationInfo, Evaluations, check_report_path, flat_metrics, same_weights,
                                       stored_report)
 
-__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path", "same_weights"]
+__all__ = ["Evaluations", "EvaluationInfo", "flat_metrics", "stored_report", "check_report_path", "same_weights",
+           "MetricChange", "metric_changes"]

@@ -7,6 +7,7 @@ anyone who may not see it.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -23,9 +24,9 @@ from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
+from fmhub.store.history import last_commits
 from fmhub.store.paths import validate_folder, validate_path
-from fmhub.store.pickles import security_file_status
-from fmhub.store.safety import is_pickle_path
+from fmhub.server._gitfiles import LFS_THRESHOLD, describe_files, git_rules, rules_for_revision
 from fmhub.xet import XetStorage
 
 __all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "URL_PREFIX", "RepoDep", "repo_type_of", "repo_url", "iso",
@@ -36,10 +37,6 @@ router = APIRouter()
 #: Items per page of trees and commit lists (the Hub pages with ``Link: <…>; rel="next"``).
 PAGE_SIZE = 1000
 COMMITS_PAGE_SIZE = 50
-
-#: Files at least this large are described as LFS files, as the Hub does for weights.
-LFS_THRESHOLD = 10 * 1024 * 1024
-_LFS_POINTER_SIZE = 134  # bytes of a git-lfs pointer file for a sha256 oid and a size of this magnitude
 
 URL_PREFIX = {"model": "", "dataset": "datasets/"}
 
@@ -58,12 +55,6 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _lfs(entry: TreeEntry) -> dict[str, Any] | None:
-    if entry.size < LFS_THRESHOLD:
-        return None
-    return {"oid": entry.blob_sha256, "size": entry.size, "pointerSize": _LFS_POINTER_SIZE}
 
 
 # -- downloads -------------------------------------------------------------------------------------
@@ -160,8 +151,8 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
     }
-    if entry.size >= LFS_THRESHOLD:  # only such files are uploaded through Xet
-        headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
+    # Any file the client uploaded in "lfs" mode (large, binary or matched by .gitattributes) may be held as Xet.
+    headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
     if _not_modified(request, headers["ETag"]):  # the content is its sha256: the same tag, the same bytes
         return Response(status_code=304, headers=headers)
     accel = request.app.state.config.accel_redirect
@@ -278,35 +269,17 @@ def card_metadata(store: Store, files: list[TreeEntry]) -> dict[str, Any] | None
     return _CARD_CACHE[entry.blob_sha256] or None
 
 
-def security_statuses(store: Store, entries: list[TreeEntry]) -> dict[str, dict[str, Any]]:
-    """``securityFileStatus`` of the files holding a pickle (stored only with --allow-pickle), by path.
-
-    The scan recorded when the file was committed names the imports found; a file stored by an older
-    fmhub, never scanned, is marked by its pickle-like name alone (without an import list).
-    """
-    scans = store.pickle_scans(sorted({e.blob_sha256 for e in entries}))
-    statuses: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        if entry.blob_sha256 in scans:
-            scan = scans[entry.blob_sha256]
-            if scan is not None:
-                statuses[entry.path] = security_file_status(scan)
-        elif is_pickle_path(entry.path):
-            statuses[entry.path] = {"status": "unsafe", "avScan": {"virusFound": False, "virusNames": None},
-                                    "pickleImportScan": None}
-    return statuses
-
-
 def _repo_info(store: Store, repo: Repo, revision: str | None) -> dict[str, Any]:
     commit = store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type)
     files = store.list_files(repo.repo_id, commit.oid, repo_type=repo.repo_type)
     siblings = []
-    statuses = security_statuses(store, files)
-    for entry in files:
-        sibling: dict[str, Any] = {"rfilename": entry.path, "size": entry.size, "blobId": entry.blob_sha256}
-        if lfs := _lfs(entry):
-            sibling["lfs"] = {"sha256": entry.blob_sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
-        if status := statuses.get(entry.path):
+    for item in describe_files(store, files, git_rules(store, files)):
+        # sha256 is fmhub's addition (its own client names contents by it; huggingface_hub ignores it).
+        sibling: dict[str, Any] = {"rfilename": item["path"], "size": item["size"], "blobId": item["oid"],
+                                   "sha256": item["sha256"]}
+        if lfs := item.get("lfs"):
+            sibling["lfs"] = {"sha256": lfs["oid"], "size": lfs["size"], "pointerSize": lfs["pointerSize"]}
+        if status := item.get("securityFileStatus"):
             sibling["securityFileStatus"] = status
         siblings.append(sibling)
     card = card_metadata(store, files)
@@ -359,16 +332,6 @@ def _page(request: Request, items: list[Any], size: int) -> JSONResponse:
     return JSONResponse(page, headers=headers)
 
 
-def _file_item(entry: TreeEntry, statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A file as tree listings and paths-info describe it (``huggingface_hub.RepoFile``)."""
-    item: dict[str, Any] = {"type": "file", "oid": entry.blob_sha256, "size": entry.size, "path": entry.path}
-    if lfs := _lfs(entry):
-        item["lfs"] = lfs
-    if status := statuses.get(entry.path):
-        item["securityFileStatus"] = status
-    return item
-
-
 def _folder_item(path: str) -> dict[str, Any]:
     return {"type": "directory", "oid": "0" * 40, "size": 0, "path": path}
 
@@ -376,9 +339,8 @@ def _folder_item(path: str) -> dict[str, Any]:
 def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, recursive: bool) -> list[dict]:
     prefix = "" if not folder else validate_folder(folder) + "/"
     entries = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type, folder=folder or None)
-    items: list[dict] = []
+    items: list[dict | TreeEntry] = []
     seen_dirs: set[str] = set()
-    statuses = security_statuses(store, entries)
     for entry in entries:
         relative = entry.path[len(prefix):]
         parts = relative.split("/")
@@ -389,23 +351,42 @@ def _tree_items(store: Store, repo: Repo, revision: str, folder: str | None, rec
                 seen_dirs.add(directory)
                 items.append(_folder_item(directory))
         if recursive or len(parts) == 1:
-            items.append(_file_item(entry, statuses))
+            items.append(entry)
+    files = [e for e in items if isinstance(e, TreeEntry)]
+    described = iter(describe_files(store, files, rules_for_revision(store, repo.repo_id, revision, repo.repo_type)))
+    return [next(described) if isinstance(e, TreeEntry) else e for e in items]
+
+
+def _with_last_commits(store: Store, repo: Repo, revision: str, items: list[dict]) -> list[dict]:
+    """``expand``: each file's and folder's last commit (``HfFileSystem.modified()`` reads it)."""
+    found = last_commits(store, repo.repo_id, revision, [item["path"] for item in items], repo_type=repo.repo_type)
+    for item in items:
+        if commit := found.get(item["path"]):
+            item["lastCommit"] = {"id": commit.oid, "title": commit.title, "date": iso(commit.created_at)}
     return items
+
+
+def _tree(store: Store, repo: Repo, request: Request, recursive: bool, expand: bool) -> JSONResponse:
+    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
+    items = _tree_items(store, repo, revision, folder or None, recursive)
+    if not expand:
+        return _page(request, items, PAGE_SIZE)
+    page = _page(request, items, PAGE_SIZE // 10)  # expanded pages are costlier: smaller, like the Hub's
+    expanded = _with_last_commits(store, repo, revision, json.loads(page.body))
+    return JSONResponse(expanded, headers={k: v for k, v in page.headers.items() if k.lower() == "link"})
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}", tags=["huggingface"], summary="List files")
 def tree_root(store: StoreDep, repo: RepoDep, request: Request, revision: str,
-              recursive: bool = False) -> JSONResponse:
-    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
-    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
+              recursive: bool = False, expand: bool = False) -> JSONResponse:
+    return _tree(store, repo, request, recursive, expand)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/tree/{revision}/{path:path}", tags=["huggingface"],
             summary="List files under a folder")
 def tree_folder(store: StoreDep, repo: RepoDep, request: Request, revision: str, path: str,
-                recursive: bool = False) -> JSONResponse:
-    _, revision, folder = split_raw(request, "tree")  # a quoted "/" in a branch name stays in the revision
-    return _page(request, _tree_items(store, repo, revision, folder or None, recursive), PAGE_SIZE)
+                recursive: bool = False, expand: bool = False) -> JSONResponse:
+    return _tree(store, repo, request, recursive, expand)
 
 
 @router.post("/api/{plural}/{namespace}/{name}/paths-info/{revision:path}", tags=["huggingface"],
@@ -414,32 +395,38 @@ async def paths_info(store: StoreDep, repo: RepoDep, request: Request, revision:
     body = await request.body()  # bounded by the JSON body limit; the client sends a form, JSON is accepted too
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
-            wanted = json.loads(body or b"{}").get("paths", [])
+            form = json.loads(body or b"{}")
+            wanted, expand = form.get("paths", []), form.get("expand") in (True, "true", "True", "1")
         except (ValueError, AttributeError):
             raise InvalidInputError("expected a JSON object with a 'paths' list") from None
     else:
-        wanted = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=False).get("paths", [])
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=False)
+        wanted, expand = form.get("paths", []), form.get("expand", [""])[-1] in ("true", "True", "1")
     if not isinstance(wanted, list) or not all(isinstance(p, str) for p in wanted) or len(wanted) > 10_000:
         raise InvalidInputError("'paths' must be a list of at most 10,000 strings")
     paths = {validate_path(p.rstrip("/")) for p in wanted}
     files = await run_in_threadpool(store.list_files, repo.repo_id, revision, repo_type=repo.repo_type)
-    items: list[dict[str, Any]] = []
+    items: list[dict[str, Any] | TreeEntry] = []
     folders_found: set[str] = set()
-    statuses = await run_in_threadpool(security_statuses, store, [e for e in files if e.path in paths])
     for entry in files:
         if entry.path in paths:
-            items.append(_file_item(entry, statuses))
+            items.append(entry)
         parts = entry.path.split("/")
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
             if folder in paths and folder not in folders_found:
                 folders_found.add(folder)
                 items.append(_folder_item(folder))
-    return JSONResponse(items)
+    chosen = [e for e in items if isinstance(e, TreeEntry)]
+    described = iter(await run_in_threadpool(lambda: describe_files(store, chosen, git_rules(store, files))))
+    answer = [next(described) if isinstance(e, TreeEntry) else e for e in items]
+    if expand:
+        answer = await run_in_threadpool(_with_last_commits, store, repo, revision, answer)
+    return JSONResponse(answer)
 
 
 @router.get("/api/{plural}/{namespace}/{name}/refs", tags=["huggingface"], summary="Branches and tags")
-def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
+def refs(store: StoreDep, repo: RepoDep, include_prs: bool = False) -> dict[str, Any]:
     found = store.list_refs(repo.repo_id, repo_type=repo.repo_type)
     return {
         # createdAt / updatedAt / message are fmhub's additions (huggingface_hub ignores unknown fields).
@@ -448,7 +435,9 @@ def refs(store: StoreDep, repo: RepoDep) -> dict[str, Any]:
         "tags": [{"name": r.name, "ref": f"refs/tags/{r.name}", "targetCommit": r.commit_oid, "message": r.message,
                   "createdAt": iso(r.created_at), "updatedAt": iso(r.updated_at)} for r in found.tags],
         "converts": [],
-        "pullRequests": [],
+        # Only when asked (?include_prs=1), as on the Hub.
+        "pullRequests": [{"name": r.name, "ref": r.name, "targetCommit": r.commit_oid, "createdAt": iso(r.created_at),
+                          "updatedAt": iso(r.updated_at)} for r in found.pull_requests] if include_prs else [],
     }
 
 
@@ -459,4 +448,9 @@ def commits(store: StoreDep, repo: RepoDep, request: Request, revision: str) -> 
     items = [{"id": c.oid, "authors": [{"user": c.author}], "date": iso(c.created_at), "title": c.title,
               "message": c.message, "parents": list(c.parents), "treeId": c.tree_id, "generation": c.generation}
              for c in history]
+    if "formatted" in request.query_params.getlist("expand[]"):  # list_repo_commits(formatted=True): safe HTML
+        for item in items:
+            paragraphs = [p for p in item["message"].split("\n\n") if p.strip()]
+            item["formatted"] = {"title": html.escape(item["title"]),
+                                 "message": "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)}
     return _page(request, items, COMMITS_PAGE_SIZE)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,9 +22,13 @@ from fmhub.accounts import Principal
 from fmhub.cards import parse_card, validate_metadata
 from fmhub.errors import (
     BlobNotFoundError,
+    ConflictError,
+    FmhubError,
     InvalidInputError,
     PayloadTooLargeError,
+    RefExistsError,
     RepoExistsError,
+    RevisionNotFoundError,
 )
 from fmhub.server._auth import (
     AuthenticatedDep,
@@ -37,9 +40,11 @@ from fmhub.server._auth import (
     writable_repo,
 )
 from fmhub.http import error_response
-from fmhub.server._hf import LFS_THRESHOLD, URL_PREFIX, repo_type_of, repo_url
-from fmhub.store import AddFile, DeleteFile, DeleteFolder, Operation, Repo, Store
+from fmhub.server._gitfiles import git_rules, is_binary_sample
+from fmhub.server._hf import URL_PREFIX, repo_type_of, repo_url
+from fmhub.store import AddFile, Commit, DeleteFile, DeleteFolder, Operation, Repo, Store, discussions
 from fmhub.store.blobs import check_sha256
+from fmhub.store.gitoids import content_git_sha1
 from fmhub.store.paths import validate_path, validate_repo_id, validate_stored_path
 
 __all__ = ["router", "MAX_NDJSON_LINE"]
@@ -48,8 +53,8 @@ router = APIRouter(tags=["huggingface"])
 
 #: One NDJSON line of a commit holds at most one inline (base64) file; larger files go through LFS.
 MAX_NDJSON_LINE = 64 * 1024 * 1024
-#: Regular (inline) files whose remote oid the preupload computes (a git blob sha1 needs the bytes).
-_MAX_SHA1_COMPARE = LFS_THRESHOLD
+#: Bytes of a file's head the client sends with preupload (``sample``) for binary detection.
+_SAMPLE_BYTES = 512
 
 
 # -- repos -----------------------------------------------------------------------------------------
@@ -133,8 +138,12 @@ class _BranchRequest(BaseModel):
 def create_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, branch: str,
                   body: _BranchRequest | None = None) -> dict[str, Any]:
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    ref = store.create_branch(repo.repo_id, branch, revision=body.startingPoint if body else None,
-                              repo_type=repo.repo_type, actor=caller.user)
+    try:
+        ref = store.create_branch(repo.repo_id, branch, revision=body.startingPoint if body else None,
+                                  repo_type=repo.repo_type, actor=caller.user)
+    except RefExistsError as exc:
+        exc.message = f"Reference refs/heads/{branch} already exists"  # the Hub's wording, which clients match
+        raise
     return {"name": ref.name, "ref": f"refs/heads/{ref.name}", "targetCommit": ref.commit_oid}
 
 
@@ -142,7 +151,11 @@ def create_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: st
 def delete_branch(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
                   branch: str) -> dict[str, Any]:
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    store.delete_branch(repo.repo_id, branch, repo_type=repo.repo_type, actor=caller.user)
+    try:
+        store.delete_branch(repo.repo_id, branch, repo_type=repo.repo_type, actor=caller.user)
+    except RevisionNotFoundError as exc:
+        exc.message = f"Invalid rev id: {branch}"  # the Hub's wording
+        raise
     return {"deleted": branch}
 
 
@@ -184,29 +197,42 @@ class _PreuploadRequest(BaseModel):
     files: list[_PreuploadFile] = Field(max_length=10_000)
 
 
-def _git_blob_sha1(data: bytes) -> str:
-    # What huggingface_hub compares for regular files (``sha.git_hash``): git's blob id.
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+def _sample(item: _PreuploadFile) -> bytes:
+    if not item.sample:
+        return b""
+    try:
+        return base64.b64decode(item.sample[:4 * _SAMPLE_BYTES], validate=True)[:_SAMPLE_BYTES]
+    except binascii.Error:
+        raise InvalidInputError(f"preupload: the sample of {item.path!r} is not valid base64") from None
 
 
 @router.post("/api/{plural}/{namespace}/{name}/preupload/{revision:path}",
-             summary="Decide inline or LFS upload per file; report unchanged files")
+             summary="Decide inline or LFS upload per file; report ignored and unchanged files")
 def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, revision: str,
               body: _PreuploadRequest) -> dict[str, Any]:
+    """As the Hub decides: LFS for files of 10 MB or more, for paths the revision's ``.gitattributes`` marks
+    ``filter=lfs`` and for binary contents (the sample); ``shouldIgnore`` for paths its ``.gitignore``
+    matches; ``oid`` (git blob id, or sha256 for LFS) of a file already there with the same size, so the
+    client skips unchanged files."""
     repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    current = {e.path: e for e in store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)}
-    answers = []
+    files = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)
+    current = {e.path: e for e in files}
+    # A .gitignore uploaded in this commit applies to it (its sample is the whole file when it is small).
+    new_ignore = next((item for item in body.files if item.path == ".gitignore" and item.size <= _SAMPLE_BYTES), None)
+    rules = git_rules(store, files, gitignore=_sample(new_ignore) if new_ignore is not None else None)
+    decided = []
     for item in body.files:
         path = validate_path(item.path)
-        mode = "lfs" if item.size >= LFS_THRESHOLD else "regular"
-        oid = None
+        lfs = rules.is_lfs(path, item.size) or is_binary_sample(_sample(item))
         existing = current.get(path)
-        if existing is not None and existing.size == item.size:
-            if mode == "lfs":
-                oid = existing.blob_sha256
-            elif existing.size <= _MAX_SHA1_COMPARE:
-                oid = _git_blob_sha1(b"".join(store.iter_file(existing)))
-        answers.append({"path": item.path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        same_size = existing if existing is not None and existing.size == item.size else None
+        decided.append((item.path, path, lfs, same_size))
+    sha1 = content_git_sha1(store, {e.blob_sha256: e.size for _, _, lfs, e in decided if e is not None and not lfs})
+    answers = []
+    for raw, path, lfs, existing in decided:
+        oid = None if existing is None else existing.blob_sha256 if lfs else sha1[existing.blob_sha256]
+        answers.append({"path": raw, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": rules.ignored(path),
+                        "oid": oid})
     return {"files": answers}
 
 
@@ -283,13 +309,22 @@ def _lfs_reference(store: Store, caller: Principal, repo: Repo, oid: str, line: 
     return size
 
 
+def _folders_deleted_by_name(store: Store, repo: Repo, revision: str, operations: list[Operation]) -> list[Operation]:
+    """``deletedFile`` of a folder's name deletes the folder, as on the Hub (``delete_file("folder")`` and
+    ``delete_folder("folder")`` without the trailing ``/`` send it that way)."""
+    files = {e.path for e in store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)}
+    folders = {p.rsplit("/", 1)[0] for p in files if "/" in p}
+    folders |= {f.rsplit("/", i)[0] for f in list(folders) for i in range(1, f.count("/") + 1)}
+    return [DeleteFolder(op.path) if isinstance(op, DeleteFile) and op.path not in files and op.path in folders
+            else op for op in operations]
+
+
 @router.post("/api/{plural}/{namespace}/{name}/commit/{revision:path}",
              summary="Commit (NDJSON: header, file, lfsFile, deletedFile, deletedFolder lines)")
 async def create_commit(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str,
                         name: str, revision: str) -> JSONResponse:
     repo = await run_in_threadpool(writable_repo, store, caller, repo_type_of(plural), f"{namespace}/{name}")
-    if request.query_params.get("create_pr") in ("1", "true"):
-        raise InvalidInputError("pull requests are not supported by fmhub", hint="push to a branch instead")
+    create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
     config = request.app.state.config
     header: dict[str, Any] | None = None
     operations: list[Operation] = []
@@ -339,6 +374,8 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
                                     hint="fmhub accepts header, file, lfsFile, deletedFile and deletedFolder")
     if header is None:
         raise InvalidInputError("empty commit request: expected a header line and operations")
+    if any(isinstance(op, DeleteFile) for op in operations):
+        operations = await run_in_threadpool(_folders_deleted_by_name, store, repo, revision, operations)
     summary = header.get("summary")
     if not isinstance(summary, str) or not summary.strip():
         raise InvalidInputError("the commit header needs a 'summary'")
@@ -346,13 +383,45 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
     parent = header.get("parentCommit")
     if not isinstance(description, str) or (parent is not None and not isinstance(parent, str)):
         raise InvalidInputError("'description' and 'parentCommit' must be strings")
-    commit = await run_in_threadpool(
-        lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
-                             title=summary, message=description, author=caller.user, parent_commit=parent,
-                             allow_pickle=config.allow_pickle, actor=caller.user))
+    pr_url = None
+    if create_pr:  # a pull request against `revision`, opened with this commit as its first one
+        commit, number = await run_in_threadpool(_commit_as_pull_request, store, caller, repo, revision, operations,
+                                                 summary, description, parent, config.allow_pickle)
+        pr_url = f"{repo_url(request, repo)}/discussions/{number}"
+    else:
+        try:
+            commit = await run_in_threadpool(
+                lambda: store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=revision,
+                                     title=summary, message=description, author=caller.user, parent_commit=parent,
+                                     allow_pickle=config.allow_pickle, actor=caller.user))
+        except ConflictError as exc:  # the Hub's wording first, which clients match; then what moved
+            exc.message = f"The branch was updated since you opened this page. Please refresh and try again. " \
+                          f"({exc.message})"
+            raise
     url = f"{repo_url(request, repo)}/commit/{commit.oid}"
     return JSONResponse({"success": True, "commitOid": commit.oid, "commitUrl": url, "commitMessage": summary,
-                         "hookOutput": "", "pullRequestUrl": None})
+                         "hookOutput": "", "pullRequestUrl": pr_url})
+
+
+def _commit_as_pull_request(store: Store, caller: Principal, repo: Repo, revision: str, operations: list[Operation],
+                            summary: str, description: str, parent: str | None,
+                            allow_pickle: bool) -> tuple[Commit, int]:
+    """Open a pull request against ``revision`` and commit to it; if the commit is refused, the pull request
+    is closed again (with the reason), so a failed upload leaves no half-made review behind."""
+    if parent is not None and store.resolve_revision(repo.repo_id, revision, repo_type=repo.repo_type).oid != parent:
+        raise ConflictError(f"{revision!r} of {repo.repo_id!r} moved: expected head {parent}", expected=parent)
+    pr = discussions.create_discussion(store, repo.repo_id, repo_type=repo.repo_type, title=summary,
+                                       description=description or None, author=caller.user, pull_request=True,
+                                       target_branch=revision)
+    try:
+        commit = store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=pr.git_reference,
+                              title=summary, message=description, author=caller.user, allow_pickle=allow_pickle,
+                              actor=caller.user)
+    except FmhubError as exc:
+        discussions.change_status(store, repo.repo_id, pr.num, "closed", repo_type=repo.repo_type,
+                                  actor=caller.user, text=f"The commit that opened this pull request failed: {exc}")
+        raise
+    return commit, pr.num
 
 
 # -- whoami ----------------------------------------------------------------------------------------
@@ -362,7 +431,11 @@ async def create_commit(store: StoreDep, caller: WriterDep, request: Request, pl
 def whoami(request: Request, caller: AuthenticatedDep) -> dict[str, Any]:
     accounts = request.app.state.accounts
     account = accounts.get(caller.user)
-    orgs = [{"type": "org", "name": m.org, "roleInOrg": m.role} for m in accounts.memberships(caller.user)]
+    orgs = []
+    for member in accounts.memberships(caller.user):
+        org = accounts.get(member.org)
+        orgs.append({"type": "org", "id": org.name, "name": org.name, "fullname": org.fullname or org.name,
+                     "roleInOrg": member.role, "isEnterprise": False})
     return {
         "type": "user",
         "id": caller.user,

@@ -19,7 +19,8 @@ from fmhub.accounts import Principal
 from fmhub.errors import InvalidInputError
 from fmhub.search import MetricFilter, Search, SearchHit, SearchQuery
 from fmhub.server._auth import ReaderDep, StoreDep
-from fmhub.server._hf import iso, repo_type_of, security_statuses
+from fmhub.server._gitfiles import security_statuses
+from fmhub.server._hf import iso, repo_type_of
 from fmhub.store import Store
 
 __all__ = ["router", "readable_namespaces"]

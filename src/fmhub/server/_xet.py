@@ -114,7 +114,8 @@ async def upload_xorb(store: StoreDep, request: Request, prefix: str, xorb_hash:
         raise PayloadTooLargeError(f"a xorb is at most {MAX_XORB_BYTES} bytes, this one {declared}")
     async with _xorb_slots(request):
         body = io.BufferedReader(BodyReader(request.stream(), 2 * MAX_XORB_BYTES), buffer_size=1024 * 1024)
-        inserted = await run_in_threadpool(XetStorage(store).receive_xorb, xorb_hash, body, repo=grant.repo)
+        inserted = await run_in_threadpool(XetStorage(store).receive_xorb, xorb_hash, body, repo=grant.repo,
+                                           uploader=grant.caller.user if grant.caller else None)
     return JSONResponse({"was_inserted": inserted})
 
 

@@ -28,10 +28,11 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
-           "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "blob_scans", "hub_settings", "SCHEMA_HEAD"]
+           "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "blob_scans", "hub_settings", "git_blob_ids",
+           "discussions", "discussion_events", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0011"
 
 metadata = MetaData(
     naming_convention={
@@ -115,7 +116,7 @@ refs = Table(
     Column("message", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("repo_pk", "name"),  # a name is a branch or a tag, never both
+    # A name may be a branch and a tag at once (as in git and on the Hub); the kind is part of the key.
 )
 
 # One row per blob the store has been asked to hold: last_put_at is the grace clock for gc, so a blob
@@ -189,4 +190,54 @@ hub_settings = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+
+# The git blob id (sha1 over "blob {size}\0" + bytes) of files stored by sha256, computed once on first
+# demand: the Hugging Face protocol names regular files by it (tree ``oid``, preupload ``oid``), and the
+# client verifies downloads against it. Content-identified, so a row never changes.
+git_blob_ids = Table(
+    "git_blob_ids",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("git_sha1", String(40), nullable=False),
+)
+
+
+# Discussions and pull requests of a repo, numbered from 1 per repo as on the Hub. A pull request's commits
+# live on the ref ``refs/pr/{num}`` (refs.kind "pr"); ``base_commit`` is the target branch's head when it was
+# opened (the merge base), ``merge_commit`` the commit its merge made on the target branch.
+discussions = Table(
+    "discussions",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), nullable=False),
+    Column("num", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("is_pull_request", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),  # open | closed | merged | draft
+    Column("target_branch", String(255), nullable=True),
+    Column("base_commit", String(40), nullable=True),
+    Column("merge_commit", String(40), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repo_pk", "num"),
+)
+
+# What happened in a discussion, in order: comments (editable, hideable), status and title changes, commits
+# pushed to a pull request's ref.
+discussion_events = Table(
+    "discussion_events",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("discussion_pk", Integer, ForeignKey("discussions.pk", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # comment | status-change | title-change | commit
+    Column("author", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=True),  # comment text, new status, new title, commit oid
+    Column("detail", Text, nullable=True),  # old title, commit title
+    Column("edits", Integer, nullable=False, default=0),
+    Column("hidden", Boolean, nullable=False, default=False),
+    Index(None, "discussion_pk"),
 )

@@ -90,7 +90,7 @@ class TreeEntry:
 
 @dataclass(frozen=True)
 class Ref:
-    kind: Literal["branch", "tag"]
+    kind: Literal["branch", "tag", "pr"]
     name: str
     commit_oid: str
     message: str | None
@@ -102,6 +102,7 @@ class Ref:
 class RepoRefs:
     branches: list[Ref] = field(default_factory=list)
     tags: list[Ref] = field(default_factory=list)
+    pull_requests: list[Ref] = field(default_factory=list)  # refs/pr/N, newest number last
 
 
 # -- commit operations ------------------------------------------------------------------------------

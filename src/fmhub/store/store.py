@@ -68,6 +68,8 @@ __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
 
 DEFAULT_BRANCH = "main"
 _HEX = re.compile(r"[0-9a-f]{7,40}")
+#: A pull request's ref (refs.kind "pr"); commits go to it like to a branch while the pull request is open.
+PR_REF = re.compile(r"refs/pr/[1-9][0-9]{0,8}")
 _MAX_AUTHOR = 255
 #: Who a write is attributed to in the audit log when the caller names nobody (a local CLI or script).
 LOCAL_ACTOR = "local"
@@ -219,7 +221,7 @@ class Store:
                 entries = {".gitattributes": (blob.sha256, blob.size)}
                 self._touch_blobs(conn, {blob.sha256: blob.size})
                 tree_id = self._save_tree(conn, entries)
-                oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "Initial commit", "", now, 1)
+                oid = self._insert_commit(conn, repo_pk, tree_id, [], author, "initial commit", "", now, 1)
                 conn.execute(insert(t.refs).values(repo_pk=repo_pk, kind="branch", name=DEFAULT_BRANCH,
                                                    commit_oid=oid, created_at=now, updated_at=now))
                 self._audit(conn, actor or author, "repo.create", repo_type, repo_id, ref=DEFAULT_BRANCH,
@@ -348,6 +350,8 @@ class Store:
             kinds, name = ("branch",), revision[len("refs/heads/"):]
         elif revision.startswith("refs/tags/"):
             kinds, name = ("tag",), revision[len("refs/tags/"):]
+        elif PR_REF.fullmatch(revision):
+            kinds = ("pr",)
         for kind in kinds:
             oid = conn.execute(_statements().ref_commit,
                                {"repo_pk": repo.pk, "kind": kind, "name": name}).scalar_one_or_none()
@@ -476,10 +480,13 @@ class Store:
             branch = repo.default_branch if revision is None else revision
             if branch.startswith("refs/heads/"):
                 branch = branch[len("refs/heads/"):]
+            kind = "pr" if PR_REF.fullmatch(branch) else "branch"
             ref = conn.execute(
-                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch)
+                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == branch)
                 .with_for_update()
             ).one_or_none()
+            if kind == "pr":
+                self._check_pr_open(conn, repo.pk, branch)
             if ref is None:
                 self._resolve(conn, repo, branch)  # raises RevisionNotFoundError for names that are nothing
                 raise InvalidInputError(f"{branch!r} is not a branch of {repo_id!r}; commits go to branches",
@@ -503,7 +510,7 @@ class Store:
                                       head.generation + 1)
             self._guard_ref(conn, repo_type, repo_id, "branch", branch, oid, tree)
             moved = conn.execute(
-                update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == "branch", t.refs.c.name == branch,
+                update(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == branch,
                                      t.refs.c.commit_oid == head.oid).values(commit_oid=oid, updated_at=now)
             ).rowcount
             if moved != 1:  # compare-and-swap lost: another writer moved the branch under us
@@ -511,7 +518,23 @@ class Store:
             conn.execute(update(t.repos).where(t.repos.c.pk == repo.pk).values(updated_at=now))
             self._audit(conn, actor or author, "commit", repo_type, repo_id, ref=branch, commit_oid=oid,
                         detail={"title": title[:200], "files": len(ops)})
+            if kind == "pr":  # the pull request's timeline shows the commit
+                number = int(branch.rsplit("/", 1)[1])
+                discussion_pk = conn.execute(select(t.discussions.c.pk).where(
+                    t.discussions.c.repo_pk == repo.pk, t.discussions.c.num == number)).scalar_one()
+                conn.execute(insert(t.discussion_events).values(
+                    discussion_pk=discussion_pk, kind="commit", author=author, created_at=now, content=oid,
+                    detail=title[:1000], edits=0, hidden=False))
+                conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(updated_at=now))
             return self._commit(conn, repo.pk, oid)
+
+    @staticmethod
+    def _check_pr_open(conn: Connection, repo_pk: int, ref_name: str) -> None:
+        status = conn.execute(select(t.discussions.c.status).where(
+            t.discussions.c.repo_pk == repo_pk, t.discussions.c.num == int(ref_name.rsplit("/", 1)[1]))).scalar()
+        if status not in ("open", "draft"):
+            raise InvalidInputError(f"pull request {ref_name} is {status or 'missing'}: commits go to open ones",
+                                    hint="reopen it first, or open a new pull request")
 
     @staticmethod
     def _validated_op(op: Operation) -> Operation:
@@ -619,7 +642,7 @@ class Store:
         refs = RepoRefs()
         for row in rows:
             ref = Ref(row.kind, row.name, row.commit_oid, row.message, _aware(row.created_at), _aware(row.updated_at))
-            (refs.branches if row.kind == "branch" else refs.tags).append(ref)
+            {"branch": refs.branches, "tag": refs.tags, "pr": refs.pull_requests}[row.kind].append(ref)
         return refs
 
     def create_branch(self, repo_id: str, branch: str, *, revision: str | None = None, repo_type: str = "model",
@@ -636,13 +659,13 @@ class Store:
                     message: str | None, exist_ok: bool, actor: str | None) -> Ref:
         repo_id = validate_repo_id(repo_id)
         repo_type = validate_repo_type(repo_type)
-        name = validate_ref_name(name)
         now = _now()
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
-            target = self._resolve(conn, repo, revision)
-            existing = conn.execute(
-                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.name == name)
+            target = self._resolve(conn, repo, revision)  # a missing revision is reported before a bad name
+            name = validate_ref_name(name)
+            existing = conn.execute(  # a branch and a tag may share a name (as in git); revisions try the branch first
+                select(t.refs).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind, t.refs.c.name == name)
             ).one_or_none()
             if existing is not None:
                 if exist_ok and existing.kind == kind and existing.commit_oid == target.oid:
@@ -671,7 +694,7 @@ class Store:
         with self.db.write() as conn:
             repo = self._repo_row(conn, repo_type, repo_id)
             if kind == "branch" and name == repo.default_branch:
-                raise ProtectedRefError(f"{name!r} is the default branch of {repo_id!r} and cannot be deleted")
+                raise ProtectedRefError(f"Cannot delete refs/heads/{name}: it is the default branch of {repo_id!r}")
             doomed = conn.execute(
                 select(t.refs.c.commit_oid).where(t.refs.c.repo_pk == repo.pk, t.refs.c.kind == kind,
                                                   t.refs.c.name == name)

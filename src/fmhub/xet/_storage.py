@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from sqlalchemy import Connection, delete, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fmhub.errors import PayloadTooLargeError, RangeNotSatisfiableError, XetFileNotFoundError, XetObjectError
 from fmhub.store import Repo, Store
@@ -120,10 +121,11 @@ class XetStorage:
 
     # -- xorbs ----------------------------------------------------------------------------------
 
-    def receive_xorb(self, xorb_hex: str, body: BinaryIO, *, repo: Repo) -> bool:
+    def receive_xorb(self, xorb_hex: str, body: BinaryIO, *, repo: Repo, uploader: str | None = None) -> bool:
         """Validate a serialized xorb while storing it; returns False if the store already had it.
 
-        Either way ``repo`` is granted the xorb (its uploader proved to hold every chunk), so its shards
+        Either way ``repo`` (and ``uploader``, for later uploads to other repos) is granted the xorb (its
+        uploader proved to hold every chunk), so its shards
         may name any of its chunks.
 
         Raises:
@@ -160,8 +162,21 @@ class XetStorage:
                     unpacked += chunk.size
                 conn.execute(insert(x.xet_chunks), rows)
                 inserted = True
+            if uploader:
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                conn.execute(dialect.insert(x.xet_xorb_uploaders).values(
+                    xorb_hash=xorb_hex, uploader=uploader.lower(), uploaded_at=now).on_conflict_do_nothing())
         self.store.record_upload(repo.repo_id, blob_sha256, repo_type=repo.repo_type)
         return inserted
+
+    def uploaded_by(self, xorb_hex: str, user: str | None) -> bool:
+        """Whether ``user`` once uploaded this xorb's bytes."""
+        if not user:
+            return False
+        with self.db.read() as conn:
+            return conn.execute(select(x.xet_xorb_uploaders.c.xorb_hash).where(
+                x.xet_xorb_uploaders.c.xorb_hash == xorb_hex,
+                x.xet_xorb_uploaders.c.uploader == user.lower())).first() is not None
 
     def _xorb(self, xorb_hex: str, *, with_chunks: bool = False) -> _Xorb | None:
         with self.db.read() as conn:
@@ -194,7 +209,7 @@ class XetStorage:
                 read; nothing is recorded.
         """
         files: list[FileEntry] = []
-        checks = _ShardCheck(self, repo, may_read, max_file_bytes)
+        checks = _ShardCheck(self, repo, may_read, max_file_bytes, actor=actor)
         for item in read_shard(shard):
             if isinstance(item, FileEntry):
                 files.append(item)
@@ -449,6 +464,7 @@ class XetStorage:
                 for i in range(0, len(dead_xorbs), _BATCH):
                     batch = dead_xorbs[i:i + _BATCH]
                     conn.execute(delete(x.xet_chunks).where(x.xet_chunks.c.xorb_hash.in_(batch)))
+                    conn.execute(delete(x.xet_xorb_uploaders).where(x.xet_xorb_uploaders.c.xorb_hash.in_(batch)))
                     conn.execute(delete(x.xet_xorbs).where(xo.xorb_hash.in_(batch)))
                 for i in range(0, len(dead_shards), _BATCH):
                     conn.execute(delete(x.xet_shards).where(sh.sha256.in_(dead_shards[i:i + _BATCH])))
@@ -516,13 +532,14 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class _Access:
     """Which chunk runs of a xorb the caller may reference, for a write to ``repo``.
 
-    All of it if ``repo`` received the xorb; otherwise the runs that terms of files the caller may read
-    (or files uploaded to ``repo``, not committed yet) cover.
+    All of it if ``repo`` received the xorb or ``actor`` once uploaded it; otherwise the runs that terms of
+    files the caller may read (or files uploaded to ``repo``, not committed yet) cover.
     """
 
-    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead) -> None:
+    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead, actor: str | None = None) -> None:
         self._xet = xet
         self._repo = repo
+        self._actor = actor
         self._may_read = may_read
         self._intervals: dict[str, list[tuple[int, int]]] = {}
         self._readable: dict[str, bool] = {}
@@ -540,7 +557,8 @@ class _Access:
         store = self._xet.store
         found = self._xet.xorb_blob(xorb_hex)
         result: list[tuple[int, int]] = []
-        if found is not None and store.has_upload(self._repo.repo_id, found[0], repo_type=self._repo.repo_type):
+        if found is not None and (store.has_upload(self._repo.repo_id, found[0], repo_type=self._repo.repo_type)
+                                  or self._xet.uploaded_by(xorb_hex, self._actor)):
             result = [(0, 2**31)]
         elif found is not None:
             t, f = x.xet_terms.c, x.xet_files.c
@@ -559,9 +577,10 @@ class _Access:
 class _ShardCheck:
     """The checks of one uploaded shard, against the stored chunk index."""
 
-    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead, max_file_bytes: int | None) -> None:
+    def __init__(self, xet: XetStorage, repo: Repo, may_read: MayRead, max_file_bytes: int | None, *,
+                 actor: str | None = None) -> None:
         self._xet = xet
-        self._access = _Access(xet, repo, may_read)
+        self._access = _Access(xet, repo, may_read, actor)
         self._max_file_bytes = max_file_bytes
         self._xorbs: dict[str, _Xorb] = {}
         self.blocks: list[XorbBlock] = []

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer,
 
 from fmhub.store import metadata
 
-__all__ = ["xet_xorbs", "xet_chunks", "xet_files", "xet_terms", "xet_shards"]
+__all__ = ["xet_xorbs", "xet_chunks", "xet_files", "xet_terms", "xet_shards", "xet_xorb_uploaders"]
 
 xet_xorbs = Table(
     "xet_xorbs",
@@ -83,4 +83,17 @@ xet_shards = Table(
     Column("repo_type", String(16), nullable=False),
     Column("repo_id", String(200), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Who proved to hold each xorb's bytes by uploading it (migration 0011). The client remembers what it
+# uploaded (its shard cache, per endpoint) and later names those xorbs without sending them; a repo's own
+# grant (lfs_uploads) goes with the repo when it is deleted, this one stays with the user, so re-uploading
+# the same bytes to a new repo works, and never for another user.
+xet_xorb_uploaders = Table(
+    "xet_xorb_uploaders",
+    metadata,
+    Column("xorb_hash", String(64), ForeignKey("xet_xorbs.xorb_hash", ondelete="CASCADE"), primary_key=True),
+    Column("uploader", String(255), primary_key=True),
+    Column("uploaded_at", DateTime(timezone=True), nullable=False),
 )

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fmhub.http import install_error_handlers
-from fmhub.server.web import _account_pages, _hub_pages, _lineage_pages, _repo_pages, _report_pages
+from fmhub.server.web import _account_pages, _hub_pages, _lineage_pages, _pr_pages, _repo_pages, _report_pages
 from fmhub.server.web._render import HERE, STATIC, error_page, plotly_url
 
 __all__ = ["install"]
@@ -54,12 +54,15 @@ def install(app: FastAPI) -> None:
     app.include_router(_hub_pages.router)  # /, /models, /datasets, /-/...: before /{ns}/{name} could take them
     app.include_router(_report_pages.router)
     app.include_router(_lineage_pages.router)
+    app.include_router(_pr_pages.router)
     app.include_router(_repo_pages.router)
     app.include_router(_hub_pages.profile_router)  # last: /{account} takes any single segment left
 
     json_errors = FastAPI()
     install_error_handlers(json_errors)
-    api_http_error = json_errors.exception_handlers[StarletteHTTPException]
+    # The API's own handler when the app has one (repo-shaped 404s say RepoNotFound), else the JSON default.
+    api_http_error = app.exception_handlers.get(StarletteHTTPException,
+                                                json_errors.exception_handlers[StarletteHTTPException])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

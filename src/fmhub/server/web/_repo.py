@@ -59,7 +59,8 @@ class RepoView:
                 ("files", "Files", f"{self.base}/tree/{self.rev}"),
                 ("commits", "Commits", f"{self.base}/commits/{self.rev}"),
                 ("lineage", "Lineage", f"{self.base}/lineage/{self.rev}"),
-                ("refs", "Branches & tags", f"{self.base}/refs")]
+                ("refs", "Branches & tags", f"{self.base}/refs"),
+                ("discussions", "Pull requests", f"{self.base}/discussions")]
         if self.repo.repo_type == "model":
             tabs.insert(1, ("eval", "Evaluations", f"{self.base}/eval/{self.rev}"))
             tabs.append(("runs", "Runs", f"{self.base}/runs"))

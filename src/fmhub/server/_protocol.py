@@ -1,0 +1,57 @@
+"""Protocol details the Hugging Face client relies on across all routes: request ids and repo-shaped 404s."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fmhub.errors import RepoNotFoundError
+from fmhub.http import error_response
+
+__all__ = ["RequestIdMiddleware", "install_repo_not_found"]
+
+#: Paths that name a repo: the client reads their 404 as "repository not found" only with ``X-Error-Code``.
+#: A repo id without a namespace ("gpt2") matches no route of fmhub (every repo has one), so routing
+#: answers these and they must say ``RepoNotFound`` (``repo_exists`` then returns False instead of raising).
+_REPO_PATH = re.compile(r"^/(?:api/(?:models|datasets)/[^/]+(?:/.*)?|(?:datasets/)?[^/]+(?:/[^/]+)?/resolve/.+)$")
+
+
+class RequestIdMiddleware:
+    """Give every answer an ``X-Request-Id`` (the client quotes it in its error messages, so a user's
+    report can be matched to the server's log line)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def install_repo_not_found(app: FastAPI) -> None:
+    """Answer unrouted repo-shaped paths (a repo id without a namespace) with ``RepoNotFound``."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404 and _REPO_PATH.match(request.url.path):
+            parts = request.url.path.strip("/").split("/")
+            repo_type = "dataset" if "datasets" in parts[:2] else "model"
+            name = parts[2] if parts[0] == "api" else parts[1] if parts[0] == "datasets" else parts[0]
+            return error_response(RepoNotFoundError(repo_type, name))
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)

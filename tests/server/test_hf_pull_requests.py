@@ -1,0 +1,123 @@
+"""Pull requests and discussions through the unmodified huggingface_hub client (issue 28): the review workflow
+(propose a version as a pull request, review it, merge it into main), with the repo's access rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+from fmhub.store import Store
+
+
+@pytest.fixture
+def bob_api(hub_url: str, hf_env, tokens):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.bob)
+
+
+@pytest.fixture
+def carol_api(hub_url: str, hf_env, tokens):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.carol)
+
+
+def test_propose_review_merge(alice_api, bob_api, local_store: Store) -> None:
+    alice_api.create_repo("acme/model")
+    alice_api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="README.md", repo_id="acme/model")
+    main_before = alice_api.model_info("acme/model").sha
+    commit = alice_api.create_commit("acme/model", [CommitOperationAdd("README.md", b"v2\n"),
+                                                    CommitOperationAdd("new.json", b"{}")],
+                                     commit_message="Version 2", commit_description="Better card", create_pr=True)
+    assert commit.pr_num == 1 and commit.pr_revision == "refs/pr/1" and commit.pr_url.endswith("/discussions/1")
+    assert alice_api.model_info("acme/model").sha == main_before  # main is untouched until the merge
+    assert alice_api.model_info("acme/model", revision="refs/pr/1").sha == commit.oid
+    refs = alice_api.list_repo_refs("acme/model", include_pull_requests=True)
+    assert [(r.ref, r.target_commit) for r in refs.pull_requests] == [("refs/pr/1", commit.oid)]
+    assert not alice_api.list_repo_refs("acme/model").pull_requests  # only when asked, as on the Hub
+    # more work on the pull request, by the same client
+    alice_api.upload_file(path_or_fileobj=b"x", path_in_repo="extra.txt", repo_id="acme/model", revision="refs/pr/1")
+
+    # review: bob (read member of acme) reads, comments; he may not merge
+    details = bob_api.get_discussion_details("acme/model", 1)
+    assert (details.title, details.status, details.is_pull_request, details.target_branch) == \
+        ("Version 2", "open", True, "refs/heads/main")
+    assert details.conflicting_files == [] and "-v1\n+v2\n" in details.diff and "b/new.json" in details.diff
+    assert [e.type for e in details.events] == ["comment", "commit", "commit"]
+    note = bob_api.comment_discussion("acme/model", 1, "Looks good, but check the card")
+    with pytest.raises(HfHubHTTPError) as denied:
+        bob_api.merge_pull_request("acme/model", 1)
+    assert denied.value.response.status_code == 403
+    alice_api.edit_discussion_comment("acme/model", 1, details.events[0].id, "Better card (edited)")
+    with pytest.raises(HfHubHTTPError):
+        alice_api.edit_discussion_comment("acme/model", 1, note.id, "not yours")  # only its author edits it
+
+    alice_api.merge_pull_request("acme/model", 1, comment="Merging v2")
+    merged = alice_api.get_discussion_details("acme/model", 1)
+    assert merged.status == "merged" and merged.merge_commit_oid == alice_api.model_info("acme/model").sha
+    assert set(alice_api.list_repo_files("acme/model")) == {".gitattributes", "README.md", "new.json", "extra.txt"}
+    history = alice_api.list_repo_commits("acme/model")
+    assert history[0].title == "Merge pull request #1: Version 2"
+    actions = [e.action for e in local_store.audit_events(repo_id="acme/model")]
+    assert {"pr.create", "pr.merge", "discussion.comment"} <= set(actions)
+    with pytest.raises(HfHubHTTPError):  # merged: no more commits to its ref
+        alice_api.upload_file(path_or_fileobj=b"y", path_in_repo="late.txt", repo_id="acme/model",
+                              revision="refs/pr/1")
+
+
+def test_discussions_follow_the_repos_access_rules(alice_api, bob_api, carol_api, hub_url: str) -> None:
+    alice_api.create_repo("acme/private-model", private=True)
+    bob_api.create_discussion("acme/private-model", title="A question")  # a reader may open discussions
+    with pytest.raises(HfHubHTTPError) as denied:
+        bob_api.create_pull_request("acme/private-model", title="A proposal")  # pull requests need write access
+    assert denied.value.response.status_code == 403
+    with pytest.raises(RepositoryNotFoundError):  # private: answers like a missing repo
+        list(carol_api.get_repo_discussions("acme/private-model"))
+    with pytest.raises(RepositoryNotFoundError):
+        carol_api.get_discussion_details("acme/private-model", 1)
+    anonymous = httpx.get(f"{hub_url}/api/models/acme/private-model/discussions")
+    assert anonymous.status_code in (401, 404)
+    with pytest.raises(HfHubHTTPError) as closing:  # neither its author nor a writer
+        carol_api.change_discussion_status("acme/private-model", 1, "closed")
+    assert closing.value.response.status_code == 404
+    bob_api.change_discussion_status("acme/private-model", 1, "closed", comment="answered")  # its author may
+    assert [d.status for d in alice_api.get_repo_discussions("acme/private-model")] == ["closed"]
+    alice_api.hide_discussion_comment("acme/private-model", 1,
+                                      alice_api.get_discussion_details("acme/private-model", 1).events[-1].id)
+
+
+def test_merge_conflict_is_refused_with_the_files(alice_api, local_store: Store) -> None:
+    alice_api.create_repo("alice/conflict")
+    alice_api.upload_file(path_or_fileobj=b"base", path_in_repo="a.txt", repo_id="alice/conflict")
+    pr = alice_api.create_commit("alice/conflict", [CommitOperationAdd("a.txt", b"pr")], commit_message="pr",
+                                 create_pr=True)
+    alice_api.upload_file(path_or_fileobj=b"main", path_in_repo="a.txt", repo_id="alice/conflict")
+    head = alice_api.model_info("alice/conflict").sha
+    assert alice_api.get_discussion_details("alice/conflict", pr.pr_num).conflicting_files == ["a.txt"]
+    with pytest.raises(HfHubHTTPError) as conflict:
+        alice_api.merge_pull_request("alice/conflict", pr.pr_num)
+    assert conflict.value.response.status_code == 409 and "a.txt" in str(conflict.value)
+    assert alice_api.model_info("alice/conflict").sha == head
+
+
+def test_failed_pr_commit_leaves_a_closed_pull_request(alice_api) -> None:
+    alice_api.create_repo("alice/failing")
+    with pytest.raises(HfHubHTTPError):
+        alice_api.create_commit("alice/failing", [CommitOperationDelete("missing.txt")], commit_message="oops",
+                                create_pr=True)
+    [pr] = alice_api.get_repo_discussions("alice/failing")
+    assert pr.status == "closed"
+
+
+def test_hffilesystem_and_commit_listing_on_a_pull_request(hub_url: str, tokens, alice_api) -> None:
+    from huggingface_hub import HfFileSystem
+
+    alice_api.create_repo("alice/fs")
+    pr = alice_api.create_commit("alice/fs", [CommitOperationAdd("data/x.txt", b"x")], commit_message="pr",
+                                 create_pr=True)
+    fs = HfFileSystem(endpoint=hub_url, token=tokens.alice)
+    assert fs.cat("alice/fs@refs%2Fpr%2F1/data/x.txt") == b"x"
+    assert [c.title for c in alice_api.list_repo_commits("alice/fs", revision=pr.pr_revision)][0] == "pr"
