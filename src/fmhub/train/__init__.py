@@ -8,10 +8,11 @@ Example:
     >>> outcome.commit, outcome.result.metrics["eval_accuracy"]
 """
 
-from fmhub.train._config import (SCHEDULES, DataOptions, DistillOptions, LoopOptions, ModelOptions, OptimizerOptions,
-                                 ScratchOptions, TrainConfig)
+from fmhub.train._config import (PRECISIONS, SCHEDULES, ComputeOptions, DataOptions, DistillOptions, LoopOptions,
+                                 ModelOptions, OptimizerOptions, ScratchOptions, TrainConfig)
 from fmhub.train._loop import TrainingDivergedError, TrainResult
 from fmhub.train._run import TrainOutcome, train
 
 __all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
-           "DistillOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train", "SCHEDULES"]
+           "DistillOptions", "ComputeOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "train",
+           "SCHEDULES", "PRECISIONS"]
