@@ -159,3 +159,32 @@ def test_the_example_pipelines_are_valid(example: str) -> None:
     pipeline = parse(EXAMPLE.parent / example / "pipeline.yaml")  # every option name checked, references resolved
     kinds = [step.kind for step in pipeline.steps]
     assert kinds[0] == "import-data" and kinds[-2:] == ["publish", "serve-check"]
+
+
+def test_a_train_step_takes_the_precision_and_compile_options(tiny_model: str, tmp_path: Path) -> None:
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+
+    path = _write(tmp_path, f"""\
+        name: fast
+        steps:
+          data: {{kind: import-data, source: topics.csv, repo: t/topics, split: "train=0.8,validation=0.2"}}
+          model:
+            kind: train
+            task: text-classification
+            model: {tiny_model}
+            data: ${{data.output}}
+            output: t/clf
+            max_steps: 2
+            max_length: 32
+            eval_split: none
+            precision: bf16
+            compile: false
+        """)
+    with Hub.open() as hub:
+        outcomes = run_pipeline(parse(path), hub)
+    assert [o.status for o in outcomes] == ["ran", "ran"]
+    with open_store() as store:
+        (record,) = [r for r in Runs(store.db).list() if r.output == "t/clf"]
+    assert record.config["precision"] == "bf16" and record.summary["precision"] == "bf16"
+    assert record.summary["compiled"] is False

@@ -144,3 +144,24 @@ def test_compile_trains_to_the_same_losses(tiny_model: str, tiny_data: str, monk
     from safetensors.torch import load_file
 
     assert not any(name.startswith("_orig_mod") for name in load_file(str(folder / "model.safetensors")))
+
+
+def test_command_line_precision_and_the_cost_line(tiny_model: str, tiny_data: str, capsys) -> None:
+    from fmhub.cli import main
+
+    assert main(["train", "--task", "text-classification", "--model", tiny_model, "--data", tiny_data, "--output",
+                 "acme/cli-bf16", "--max-steps", "3", "--batch-size", "8", "--max-length", "32", "--threads", "1",
+                 "--eval-split", "none", "--precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "s fixed (loading " in out and "s per step; precision bf16" in out
+
+
+def test_distillation_runs_teacher_and_student_in_the_precision(classifier: str, tiny_data: str) -> None:
+    from fmhub.optimize import distill
+
+    outcome = distill(classifier, "acme/student-bf16", student_layers=1, alpha=1.0, max_steps=3, learning_rate=3e-3,
+                      batch_size=8, max_length=32, eval_split=None, threads=1, report=False, precision="bf16")
+    with open_store() as store:
+        record = Runs(store.db).get(outcome.variant["run_id"])
+    assert record.config["precision"] == "bf16" and record.summary["precision"] == "bf16"
+    assert record.config["teacher"].startswith(classifier)
