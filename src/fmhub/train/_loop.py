@@ -543,9 +543,9 @@ class Trainer:
     def timings(self) -> dict[str, float]:
         """This session's time, split into the cost of a step and the fixed costs around the steps.
 
-        The first step carries one-off costs (memory
-        allocation, oneDNN kernel selection, compilation with ``--compile``), so the cost of a step is
-        the mean over the later ones; ``first_step_extra_seconds`` is what the first took beyond it.
+        The first step carries one-off costs (memory allocation, oneDNN kernel selection, compilation with
+        ``--compile``), so the cost of a step is the mean over the later ones; ``first_step_extra_seconds`` is what
+        the first took beyond it (slightly negative when it had none and the machine's load varied).
         """
         start_step, start_seconds = self._session
         seconds = self._last_step
