@@ -155,6 +155,7 @@ def throughput(args: argparse.Namespace, contenders: list[Contender], *, model_f
                 answers[contender.name][steps] = answer
                 console.print(f"  round {round_ + 1}, {steps:>2} steps: {contender.name}: {seconds:.1f} s",
                               style="dim")
+                sys.stdout.flush()  # progress shows when the output is a file (long runs on a loaded machine)
     rows = {}
     for contender in contenders:
         t_short = statistics.median(times[contender.name][short])
