@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -169,13 +170,15 @@ def throughput(args: argparse.Namespace, contenders: list[Contender], *, model_f
     for contender in contenders:
         t_short = statistics.median(times[contender.name][short])
         t_long = statistics.median(times[contender.name][long])
-        marginal = args.steps * 16 / max(1e-9, t_long - t_short)
+        # A long run faster than a short one (the machine's load fell in between) gives no figure: nan.
+        marginal = args.steps * 16 / (t_long - t_short) if t_long > t_short else math.nan
         c_short = statistics.median(cpu[contender.name][short])
         c_long = statistics.median(cpu[contender.name][long])
         rows[contender.name] = {"two_step_seconds": t_short, "long_seconds": t_long,
                                 "marginal_samples_per_second": marginal, "times": times[contender.name],
                                 "two_step_cpu_seconds": c_short, "long_cpu_seconds": c_long,
-                                "marginal_samples_per_cpu_second": args.steps * 16 / max(1e-9, c_long - c_short),
+                                "marginal_samples_per_cpu_second": args.steps * 16 / (c_long - c_short)
+                                if c_long > c_short else math.nan,
                                 "cpu_times": cpu[contender.name],
                                 "loop_samples_per_second": answers[contender.name][long]["samples_per_second"]}
         timings = answers[contender.name][long].get("timings")
