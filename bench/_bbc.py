@@ -25,7 +25,8 @@ def bbc_home(args: argparse.Namespace) -> dict[str, str]:
     home = args.home
     if home is None or not (home / "fmhub.db").exists():
         home = home or Path(__file__).parent / ".bbc-home"
-        subprocess.run([sys.executable, str(Path(__file__).with_name("train_bench.py")), "--steps", "1", "--full",
+        subprocess.run([sys.executable, str(Path(__file__).with_name("train_bench.py")), "--steps", "0", "--full",
+                        "--precisions", "fp32",
                         "--epochs", str(args.epochs), "--lr", str(args.lr), "--home", str(home)], check=True)
     env = {**os.environ, "FMHUB_HOME": str(home.resolve()), "TOKENIZERS_PARALLELISM": "false",
            "TRANSFORMERS_VERBOSITY": "error"}

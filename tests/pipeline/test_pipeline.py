@@ -192,3 +192,32 @@ def test_optimize_auto_step_runs_then_is_cached(tmp_path: Path, classifier: str,
         assert "picked int8" in first[0].detail and first[0].metrics["accuracy"] >= 0.8
         assert first[0].output.startswith("t/clf-fast@") and first[1].metrics["agreement"] == 1.0
         assert [o.status for o in run_pipeline(parse(path), hub)] == ["cached", "cached"]
+
+
+def test_a_train_step_takes_the_precision_and_compile_options(tiny_model: str, tmp_path: Path) -> None:
+    from fmhub.runs import Runs
+    from fmhub.store import open_store
+
+    path = _write(tmp_path, f"""\
+        name: fast
+        steps:
+          data: {{kind: import-data, source: topics.csv, repo: t/topics, split: "train=0.8,validation=0.2"}}
+          model:
+            kind: train
+            task: text-classification
+            model: {tiny_model}
+            data: ${{data.output}}
+            output: t/clf
+            max_steps: 2
+            max_length: 32
+            eval_split: none
+            precision: bf16
+            compile: false
+        """)
+    with Hub.open() as hub:
+        outcomes = run_pipeline(parse(path), hub)
+    assert [o.status for o in outcomes] == ["ran", "ran"]
+    with open_store() as store:
+        (record,) = [r for r in Runs(store.db).list() if r.output == "t/clf"]
+    assert record.config["precision"] == "bf16" and record.summary["precision"] == "bf16"
+    assert record.summary["compiled"] is False

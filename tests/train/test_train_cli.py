@@ -38,6 +38,7 @@ def test_train_from_yaml_then_runs_show(tiny_model: str, tiny_data: str, tmp_pat
     (["--max-length", "4096"], "beyond the model's 64 positions"),
     (["--label-column", "topic"], "no column 'topic'"),
     (["--eval-split", "none", "--early-stopping-patience", "2"], "early stopping needs an evaluation split"),
+    (["--precision", "fp64"], "--precision"),
 ])
 def test_bad_options_exit_2_before_training(tiny_model: str, tiny_data: str, capsys, argv, needle) -> None:
     base = {"--task": "text-classification", "--model": tiny_model, "--data": tiny_data, "--output": "acme/never"}

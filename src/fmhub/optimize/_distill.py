@@ -30,7 +30,8 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
             temperature: float = 2.0, alpha: float = 0.5, hidden_loss: float = 0.0, epochs: float = 3.0,
             max_steps: int | None = None, learning_rate: float = 1e-4, batch_size: int = 16, max_length: int = 256,
             warmup_ratio: float = 0.0, eval_split: str | None = "validation", seed: int = 0,
-            threads: int | None = None, resume: bool = False, private: bool = False, hub: Hub | None = None,
+            threads: int | None = None, precision: str = "fp32", compile: bool = False, resume: bool = False,
+            private: bool = False, hub: Hub | None = None,
             report: bool = True, eval_data: str | None = None, eval_test_split: str = "test",
             eval_skip: tuple[str, ...] = (), progress: Any = None, command: str = "fmhub.optimize.distill()",
             on_step: Callable[[int, int, float, float], None] | None = None,
@@ -38,7 +39,9 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
     """Distill ``teacher`` (REPO[@REV]) into a ``student_layers``-layer student committed to ``output``.
 
     ``data`` defaults to the dataset the teacher's card says it was trained on; ``eval_split`` is the
-    split validated on during training (None: none), ``eval_test_split`` the split of the report cards.
+    split validated on during training (None: none), ``eval_test_split`` the split of the report cards;
+    ``precision`` and ``compile`` are ``fmhub train``'s ``--precision`` and ``--compile`` (the teacher's forward
+    pass runs in the same precision as the student's).
     """
     validate_repo_id(output)
     owned = hub is None
@@ -61,7 +64,7 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
             student_layers=student_layers, temperature=temperature, alpha=alpha, hidden_loss=hidden_loss,
             epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
             max_length=max_length, warmup_ratio=warmup_ratio, eval_split=eval_split, seed=seed, threads=threads,
-            private=private, license=license_id if isinstance(license_id, str) else None), source="distill")
+            precision=precision, compile=compile, private=private, license=license_id if isinstance(license_id, str) else None), source="distill")
         trained = train(config, hub, resume=resume, command=command, on_step=on_step, on_metrics=on_metrics)
         assert trained is not None and trained.commit is not None  # one process, never cut short
         variant = distillation(trained.prepared) or {}

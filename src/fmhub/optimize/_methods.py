@@ -25,6 +25,7 @@ from fmhub.optimize._quantize import BACKENDS, quantize
 from fmhub.optimize._quantize import METHODS as QUANTIZATIONS
 from fmhub.optimize._variant import VariantOutcome
 from fmhub.options import option
+from fmhub.train import ComputeOptions
 
 __all__ = ["Method", "METHODS", "get", "run_method"]
 
@@ -158,6 +159,7 @@ class DistillOptions:
     resume: bool = option(False, help="Continue from the newest checkpoint of the same distillation (after a crash "
                                       "or kill).")
     private: bool = option(False, help="Create the output repo private.")
+    compute: ComputeOptions = field(default_factory=ComputeOptions)  # --precision, --compile: as fmhub train's
     card: DistillCard = field(default_factory=DistillCard)
 
 

@@ -8,12 +8,12 @@ Example:
     >>> outcome.commit, outcome.result.metrics["eval_accuracy"]
 """
 
-from fmhub.train._config import (SCHEDULES, DataOptions, DistillOptions, LoopOptions, ModelOptions, OptimizerOptions,
-                                 ScratchOptions, TrainConfig)
+from fmhub.train._config import (PRECISIONS, SCHEDULES, ComputeOptions, DataOptions, DistillOptions, LoopOptions,
+                                 ModelOptions, OptimizerOptions, ScratchOptions, TrainConfig)
 from fmhub.train._loop import TrainingDivergedError, TrainResult
 from fmhub.train._loop import ResumePoint, resume_point
 from fmhub.train._run import TrainingInterrupted, TrainOutcome, train
 
 __all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
-           "DistillOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError", "TrainingInterrupted", "train",
-           "SCHEDULES", "ResumePoint", "resume_point"]
+           "DistillOptions", "ComputeOptions", "TrainResult", "TrainOutcome", "TrainingDivergedError",
+           "TrainingInterrupted", "train", "SCHEDULES", "PRECISIONS", "ResumePoint", "resume_point"]

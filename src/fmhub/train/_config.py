@@ -19,9 +19,11 @@ from fmhub.options import option
 from fmhub.refs import split_ref
 
 __all__ = ["TrainConfig", "DataOptions", "OptimizerOptions", "LoopOptions", "ModelOptions", "ScratchOptions",
-           "AugmentOptions", "DistillOptions", "architectures", "SCHEDULES", "TASK_GROUPS"]
+           "AugmentOptions", "DistillOptions", "ComputeOptions", "architectures", "SCHEDULES", "PRECISIONS",
+           "TASK_GROUPS"]
 
 SCHEDULES = ("linear", "cosine", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 #: Option groups that only some tasks take (a task lists the ones it takes in ``Task.option_groups``).
 TASK_GROUPS = ("augment",)
 
@@ -185,6 +187,20 @@ class DistillOptions:
 
 
 @dataclass(frozen=True)
+class ComputeOptions:
+    """How the arithmetic runs: the precision of the forward pass, and compilation (the weights stay float32)."""
+
+    precision: str = option(
+        "fp32", help="Arithmetic of the forward and backward passes: fp32; bf16 (autocast to bfloat16: fast on CPUs "
+                     "with AVX512-BF16 or AMX and on GPUs); fp16 (float16 autocast with a gradient scaler: for GPUs); "
+                     "auto (what this hardware runs fastest: bf16 where it is native, else fp32). The weights and "
+                     "the published model stay float32; evaluation runs in float32.", choices=PRECISIONS)
+    compile: bool = option(False, help="torch.compile the model (inductor) before training: costs a compilation "
+                                       "at the start (tens of seconds on CPU), pays back only on long runs; see "
+                                       "docs/training-speed.md.")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """What to train, on what, and how (see ``fmhub train --help`` for each option).
 
@@ -209,6 +225,7 @@ class TrainConfig:
     tuning: ModelOptions = field(default_factory=ModelOptions)
     scratch: ScratchOptions = field(default_factory=ScratchOptions)
     distill: DistillOptions = field(default_factory=DistillOptions)
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
 
     # -- reading -------------------------------------------------------------------------------------------
 

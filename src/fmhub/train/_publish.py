@@ -79,6 +79,7 @@ def model_card(prepared: Prepared, result: TrainResult, run_id: str | None) -> s
         lines += [f"| {k} | `{v}` |" for k, v in variant.items() if k != "description"]
     lines += ["", "## Training\n", "| option | value |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in config.applied().items()]  # training_args.json has every option
+    lines.append(f"| precision used | `{prepared.precision}` |")
     lines += ["", "## Lineage\n",
               f"- base model: `{prepared.model_repo}` at `{prepared.model_commit}`" if prepared.model_repo else
               "- base model: none (from scratch, tokenizer trained on the dataset)",
@@ -113,7 +114,8 @@ def publish(hub: Hub, prepared: Prepared, result: TrainResult, run_id: str | Non
         prepared.tokenizer.save_pretrained(folder)
         (folder / "training_args.json").write_text(json.dumps(
             {**config.to_dict(), "run_id": run_id, "base_model_commit": prepared.model_commit,
-             "dataset_commit": prepared.data_commit, "steps": result.steps}, indent=2, sort_keys=True) + "\n")
+             "dataset_commit": prepared.data_commit, "steps": result.steps, "precision_used": prepared.precision},
+            indent=2, sort_keys=True) + "\n")
         (folder / "README.md").write_text(model_card(prepared, result, run_id))
         hub.create_repo(config.output, private=config.private, exist_ok=True)
         files = sorted(p for p in folder.iterdir() if p.is_file())

@@ -4,6 +4,7 @@ TensorBoard), publish, and close the record as completed, failed or stopped."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
     """
     import torch
 
+    began = time.perf_counter()
     owned = hub is None
     hub = hub or Hub.open()
     try:
@@ -69,7 +71,7 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
             run(prepared, resume=resume, stop_after=stop_after)
             return None
         return _tracked(prepared, hub, resume=resume, command=command, on_metrics=on_metrics, on_step=on_step,
-                        stop_after=stop_after, publish_model=publish, on_interrupt=on_interrupt)
+                        stop_after=stop_after, publish_model=publish, on_interrupt=on_interrupt, began=began)
     finally:
         if owned:
             hub.close()
@@ -78,7 +80,8 @@ def train(config: TrainConfig, hub: Hub | None = None, *, resume: bool = False, 
 def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
              on_metrics: Callable[[int, float, dict[str, float]], None] | None,
              on_step: Callable[[int, int, float, float], None] | None, stop_after: int | None,
-             publish_model: bool, on_interrupt: Callable[[int], None] | None = None) -> TrainOutcome | None:
+             publish_model: bool, began: float, on_interrupt: Callable[[int], None] | None = None
+             ) -> TrainOutcome | None:
     """Rank 0: train with a run record (on the hub) and TensorBoard curves, publish, close the record."""
     config = prepared.config
     point = resume_point(config) if resume else None
@@ -91,7 +94,8 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
     if record is None:
         resumed = {"resumed_from": {"run": point.run_id, "step": point.step}} if point is not None else {}
         record = hub.start_run(task=config.task, config={**config.to_dict(), "resume": resume, **resumed,
-                                                         "processes": distributed.world_size()}, command=command,
+                                                         "processes": distributed.world_size(),
+                                                         "precision_used": prepared.precision}, command=command,
                                base_model=prepared.model_repo, base_commit=prepared.model_commit,
                                dataset=prepared.data_repo, dataset_commit=prepared.data_commit, output=config.output)
     continued = point is not None and record.id == point.run_id
@@ -120,7 +124,9 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
                 if result.checkpoint is not None:  # Ctrl-C: stopped gracefully with a checkpoint
                     raise TrainingInterrupted(result.steps, record.id, result.checkpoint)
                 return None
+            published = time.perf_counter()
             commit = publish(hub, prepared, result, record.id) if publish_model else None
+            result.timings["publish_seconds"] = time.perf_counter() - published
         except TrainingInterrupted:
             raise
         except KeyboardInterrupt:
@@ -129,12 +135,29 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
         except BaseException as exc:
             _end_quietly(end, "failed", {"error": str(exc)[:2000]})
             raise
+    costs(result, prepared, time.perf_counter() - began)
     summary = {**result.metrics, "steps": result.steps, "epochs": result.epochs,
                "samples_per_second": result.samples_per_second, "best_step": result.best_step,
-               "stopped_early": result.stopped_early, "ranks_in_sync": result.ranks_in_sync}
+               "stopped_early": result.stopped_early, "ranks_in_sync": result.ranks_in_sync,
+               "precision": prepared.precision, "compiled": config.compute.compile,
+               **{k: round(v, 3) for k, v in result.timings.items()}}
     end("completed", summary, commit)
     shutil.rmtree(checkpoint_dir(config), ignore_errors=True)  # the model is in the hub now
     return TrainOutcome(result, commit, record.id, prepared)
+
+
+def costs(result: TrainResult, prepared: Prepared, total: float) -> None:
+    """Complete ``result.timings`` with the run's fixed and per-step costs (seconds).
+
+    ``total_seconds`` is the whole of :func:`train`; ``fixed_seconds`` is what is left of it once the steps are
+    paid at ``seconds_per_step`` each (a one-step run cannot tell its warm-up from its step): loading and tokenizing (``prepare_seconds``), the first step's warm-up,
+    evaluating, checkpointing and publishing — what a run costs whatever its length.
+    """
+    timings = result.timings
+    timings["prepare_seconds"] = prepared.seconds
+    timings["total_seconds"] = total
+    stepping = timings.get("train_seconds", 0.0) - timings.get("first_step_extra_seconds", 0.0)
+    timings["fixed_seconds"] = max(0.0, total - stepping)
 
 
 def _end_quietly(end: Callable[..., None], *args: Any) -> None:
