@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any
 
 import numpy as np
 

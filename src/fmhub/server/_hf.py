@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from fmhub.accounts import Principal
 from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
-from fmhub.server._auth import ReaderDep, StoreDep, visible_repo
+from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
 from fmhub.store.history import last_commits
 from fmhub.store.paths import validate_folder, validate_path
