@@ -46,10 +46,11 @@ def test_sigterm_finishes_every_accepted_request_then_exits_0(classifier: str) -
     process, url = _start(classifier, "--max-wait-ms", "3000", "--max-batch-size", "64")
     try:
         with ThreadPoolExecutor(8) as pool:
-            pending = [pool.submit(httpx.post, f"{url}/v1/classify", json={"inputs": f"goal match {i}"}, timeout=60)
-                       for i in range(8)]
+            # Two inputs per request: a lone single input would run at once, these wait for their batch.
+            pending = [pool.submit(httpx.post, f"{url}/v1/classify", json={"inputs": [f"goal match {i}", "data cloud"]},
+                                   timeout=60) for i in range(8)]
             deadline = time.monotonic() + 30
-            while _queued(url) < 8:  # all eight accepted and waiting for their batch
+            while _queued(url) < 16:  # all eight accepted and waiting for their batch
                 assert time.monotonic() < deadline, "the requests were not queued"
                 time.sleep(0.02)
             process.send_signal(signal.SIGTERM)

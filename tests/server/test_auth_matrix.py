@@ -140,6 +140,9 @@ ROUTES = {
     ("POST", "/api/fmhub/runs/{run_id}/finish"):
         ("native", lambda r: ("POST", f"/api/fmhub/runs/{RUN}/finish", {"status": "completed"}, None),
          (401, 404, 403, 403, 200, 400)),  # the admin finds it finished by alice
+    ("POST", "/api/fmhub/runs/{run_id}/resume"):  # the run is still running: nothing to resume (400) for writers
+        ("native", lambda r: ("POST", f"/api/fmhub/runs/{RUN}/resume", {"from_step": 1}, None),
+         (401, 404, 403, 403, 400, 400)),
     ("GET", "/api/fmhub/pipeline-steps/{key}"):
         ("native", lambda r: ("GET", f"/api/fmhub/pipeline-steps/{STEP}", None, None), (404, 404, 200, 200, 200, 200)),
     ("PUT", "/api/fmhub/pipeline-steps/{key}"):

@@ -62,7 +62,8 @@ def test_flagged_file_is_described_in_the_hubs_security_format(local_store: Stor
     from huggingface_hub import HfApi
 
     local_store.create_repo("alice/legacy", author="alice")
-    blob = local_store.put_bytes(b"\x80\x04K\x01.")
+    legacy = b"cos\nsystem\n(S'echo hi'\ntR."  # a pickle calling os.system (never unpickled here)
+    blob = local_store.put_bytes(legacy)
     local_store.commit("alice/legacy", [AddFile("pytorch_model.bin", blob.sha256, blob.size)], title="legacy",
                        author="alice", allow_pickle=True)
     with serve_app(create_app(local_store, HubConfig())) as url:
@@ -74,7 +75,7 @@ def test_flagged_file_is_described_in_the_hubs_security_format(local_store: Stor
         [info] = api.get_paths_info("alice/legacy", ["pytorch_model.bin"])
         assert info.security.status == "unsafe"
         folder = snapshot_download("alice/legacy", endpoint=url, token=tokens.alice, cache_dir=tmp_path / "c")
-    assert open(os.path.join(folder, "pytorch_model.bin"), "rb").read() == b"\x80\x04K\x01."
+    assert open(os.path.join(folder, "pytorch_model.bin"), "rb").read() == legacy
 
 
 # -- upload modes --------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def test_gc_drops_rows_of_blobs_whose_bytes_are_gone(store: Store) -> None:
 
 
 def test_gc_dry_run_counts_the_upload_leftovers_gc_removes(local_store: Store) -> None:
-    leftover = local_store.blobs.root / "tmp" / "upload-crashed.part"
+    leftover = local_store.blobs.inner.root / "tmp" / "upload-crashed.part"
     leftover.write_bytes(b"x" * 5000)
     old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
     os.utime(leftover, (old, old))

@@ -54,4 +54,6 @@ def install_repo_not_found(app: FastAPI) -> None:
             repo_type = "dataset" if "datasets" in parts[:2] else "model"
             name = parts[2] if parts[0] == "api" else parts[1] if parts[0] == "datasets" else parts[0]
             return error_response(RepoNotFoundError(repo_type, name))
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        hints = {404: "see /docs for the routes this hub serves", 405: "see /docs for the methods each route takes"}
+        body = {"error": str(exc.detail), "hint": hints.get(exc.status_code, "see /docs")}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

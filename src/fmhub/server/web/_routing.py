@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 
 from fmhub.errors import FmhubError, InvalidInputError
+from fmhub.http import error_response
 from fmhub.server.web._render import error_page
 from fmhub.server.web._session import LoginRequired
 
@@ -40,12 +41,19 @@ class PageRoute(APIRoute):
             except LoginRequired:
                 return login_redirect(request)
             except FmhubError as exc:
-                return error_page(request, exc)
+                return _error(request, exc)
             except RequestValidationError as exc:
                 problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
-                return error_page(request, InvalidInputError(f"invalid request: {problems}"))
+                return _error(request, InvalidInputError(f"invalid request: {problems}"))
 
         return page_handler
+
+
+def _error(request: Request, error: FmhubError) -> Response:
+    # A page pattern (/{ns}/{name}/...) can catch an /api/... path no API route took: API clients get JSON.
+    if request.url.path.startswith("/api/"):
+        return error_response(error)
+    return error_page(request, error)
 
 
 def raw_segments(request: Request) -> list[str]:
