@@ -59,7 +59,9 @@ def test_images_in_every_form_answer_as_offline(image_classifier: str, tiny_imag
         metrics = httpx.get(f"{url}/metrics").text
         batches = next(float(line.split()[-1]) for line in metrics.splitlines()
                        if line.startswith('fmhub_batch_size_count{endpoint="classify-image"}'))
-        assert batches < 6 + 4  # 4 single requests above, then 6 concurrent ones in fewer batches
+        # No request is split: at most one batch each. (A lone request now runs at once, so concurrent single
+        # images may each run alone on an idle model; sharing batches under load: tests/serve/test_serve.py.)
+        assert batches <= 6 + 4
         info = httpx.get(f"{url}/v1/model").json()
         assert info["task"] == "image-classification" and info["endpoints"] == ["/v1/classify-image",
                                                                                 "/v1/explain"]

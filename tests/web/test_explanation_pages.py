@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -46,16 +47,23 @@ def test_report_card_shows_explanations_and_heat_maps(keyword_model: str, keywor
         assert heat and all(int(g) > int(r) for r, g, _ in heat)  # the keyword is green (supports "yes")
         assert "why “yes” (integrated-gradients): <span class=\"mono\">robot</span>" in rows
         if os.path.exists(CHROMIUM):
-            from playwright.sync_api import sync_playwright
+            # In a thread of its own: Playwright's sync API refuses a thread where an asyncio loop runs, and an
+            # earlier test in this worker may have left one.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(_check_in_browser, page, tmp_path).result()
 
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM)
-                tab = browser.new_page(viewport={"width": 1280, "height": 900})
-                tab.goto(f"{page}?gold=yes&pred=yes#errors")
-                assert tab.locator("[data-role=explanations] table tr").count() == 4
-                assert tab.locator("table.error-rows mark").count() > 0
-                tab.screenshot(path=str(tmp_path / "explanations.png"), full_page=True)
-                browser.close()
+
+def _check_in_browser(page: str, tmp_path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.goto(f"{page}?gold=yes&pred=yes#errors")
+        assert tab.locator("[data-role=explanations] table tr").count() == 4
+        assert tab.locator("table.error-rows mark").count() > 0
+        tab.screenshot(path=str(tmp_path / "explanations.png"), full_page=True)
+        browser.close()
 
 
 def test_image_errors_show_region_grids(image_classifier: str, tiny_images: str) -> None:
