@@ -92,16 +92,17 @@ def _error_code(exc: boto_errors.ClientError) -> str:
 
 
 class _HashingReader:
-    """A read-only, non-seekable view of a stream that hashes the bytes as they are read.
+    """A read-only, non-seekable view of a stream that counts (and unless ``hashing=False``, hashes) the bytes
+    as they are read.
 
     Non-seekable on purpose: boto3 then reads each part exactly once, in order, and retries a failed
     request from its own buffer, so the digest covers every byte sent exactly once.
     """
 
-    def __init__(self, src: BinaryIO, progress: Progress | None) -> None:
+    def __init__(self, src: BinaryIO, progress: Progress | None, *, hashing: bool = True) -> None:
         self._src = src
         self._progress = progress
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if hashing else None
         self.size = 0
 
     def readable(self) -> bool:
@@ -118,7 +119,8 @@ class _HashingReader:
             chunk = self._src.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
             if not chunk:
                 break
-            self._digest.update(chunk)
+            if self._digest is not None:
+                self._digest.update(chunk)
             self.size += len(chunk)
             if self._progress:
                 self._progress(len(chunk))
@@ -128,34 +130,8 @@ class _HashingReader:
         return b"".join(chunks)
 
     def hexdigest(self) -> str:
+        assert self._digest is not None, "a reader made with hashing=False has no digest"
         return self._digest.hexdigest()
-
-
-class _CountingReader:
-    """A read-only, non-seekable view of a stream that counts the bytes read (no hashing)."""
-
-    def __init__(self, src: BinaryIO) -> None:
-        self._src = src
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, n: int | None = -1) -> bytes:
-        chunks: list[bytes] = []
-        remaining = None if n is None or n < 0 else n
-        while remaining is None or remaining > 0:  # fill the request: boto3 needs parts of full size
-            chunk = self._src.read(CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            self.size += len(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-        return b"".join(chunks)
 
 
 class _OffsetWriter:
@@ -435,7 +411,7 @@ class S3BlobStore(BlobStore):
 
     def put_named(self, name: str, src: BinaryIO) -> int:
         # A PUT (or a completed multipart upload) appears at once, whole: no temporary key needed.
-        reader = _CountingReader(src)
+        reader = _HashingReader(src, None, hashing=False)  # the layer above authenticates its bytes
         with self._errors():
             self._client.upload_fileobj(reader, self.bucket, self._key(name), Config=self._transfer,
                                         ExtraArgs=self._sse_args or None)
