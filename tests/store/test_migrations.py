@@ -208,3 +208,42 @@ def test_in_memory_sqlite_is_upgraded_on_first_use(url: str, tmp_path: Path) -> 
     with open_store(url, (tmp_path / "blobs").as_uri()) as store:
         store.create_repo("acme/bert")
         assert [r.repo_id for r in store.list_repos()] == ["acme/bert"]
+
+
+def test_pg_trgm_lives_outside_the_schema_that_first_needed_it(pg_admin_engine, tmp_path: Path) -> None:
+    """Two stores in two schemas of one database: the trigram extension is not created inside the first one's
+    schema (where the second could not see its operator class, and dropping the first would take it along)."""
+    import uuid
+
+    schemas = ["fmhub_test_" + uuid.uuid4().hex[:12] for _ in range(2)]
+    with pg_admin_engine.connect() as conn:
+        for schema in schemas:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        urls = [make_url(str(pg_admin_engine.url.render_as_string(hide_password=False)))
+                .update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+                for schema in schemas]
+        for index, url in enumerate(urls):
+            with open_store(url, (tmp_path / f"blobs{index}").as_uri(), auto_upgrade=True) as store:
+                store.create_repo(f"acme/bert{index}")
+        with pg_admin_engine.connect() as conn:
+            home = conn.execute(text("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n"
+                                     " ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'")).scalar()
+            if home is None:
+                pytest.skip("the pg_trgm extension is not available on this PostgreSQL server")
+            assert home not in schemas
+            indexed = {row[0] for row in conn.execute(text(
+                "SELECT schemaname FROM pg_indexes WHERE indexname = :name"), {"name": TRGM_INDEX})}
+            assert set(schemas) <= indexed
+            conn.execute(text(f'DROP SCHEMA "{schemas[0]}" CASCADE'))
+        schemas = schemas[1:]
+        with open_store(urls[1], (tmp_path / "blobs1").as_uri()) as store:
+            store.create_repo("acme/bert2")  # writes its search document through the trigram index
+            assert [repo.repo_id for repo in store.list_repos()] == ["acme/bert1", "acme/bert2"]
+        with pg_admin_engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM pg_indexes WHERE indexname = :name AND schemaname = :s"),
+                                {"name": TRGM_INDEX, "s": schemas[0]}).scalar() == 1
+    finally:
+        with pg_admin_engine.connect() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

@@ -104,13 +104,20 @@ def upgrade() -> None:
         if has_fts5:
             op.execute(f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(name, text, tokenize='trigram')")
     elif bind.dialect.name == "postgresql":
+        # An extension lives in one schema of the database. Created without SCHEMA it would land in the first
+        # schema of this connection's search_path (a per-tenant schema, say), invisible to other schemas and
+        # dropped with it; so it goes to `public`, and the operator class is named with the schema it is in.
         try:
             with bind.begin_nested():  # a failed CREATE EXTENSION must not abort the migration's transaction
-                bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+                trgm_schema = bind.exec_driver_sql(
+                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                    " WHERE e.extname = 'pg_trgm'").scalar_one()
         except sa.exc.DBAPIError:
-            pass  # no privilege or no extension: search scans instead
+            pass  # no privilege, no `public` schema or no extension: search scans instead
         else:
-            op.execute(f"CREATE INDEX {TRGM_INDEX} ON search_docs USING gin (text gin_trgm_ops)")
+            quoted = bind.dialect.identifier_preparer.quote_identifier(trgm_schema)
+            op.execute(f"CREATE INDEX {TRGM_INDEX} ON search_docs USING gin (text {quoted}.gin_trgm_ops)")
     # Repos that exist before this revision have no document or lineage yet: mark the index as behind.
     if bind.execute(sa.text("SELECT COUNT(*) FROM repos")).scalar():
         bind.execute(sa.text("INSERT INTO hub_settings (key, value) VALUES ('index.backfill', 'pending')"))
