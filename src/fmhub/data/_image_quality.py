@@ -26,23 +26,25 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from fmhub.data._matches import find_matches, sorted_groups
+from fmhub.data._matches import sorted_groups
 from fmhub.data._quality import (
-    _MAX_SPLITS,
     MAX_EXAMPLES,
     QUALITY_SCHEMA_VERSION,
-    STRICT_KINDS,
     DuplicateGroup,
     LabelConflict,
     LengthStats,
     SplitPairFinding,
     _ints,
+    _MatchingAccumulator,
     _md,
     _plain,
+    _SplitReport,
+    markdown_labels_and_findings,
+    print_labels_and_findings,
 )
 from fmhub.errors import InvalidInputError
 
@@ -122,8 +124,10 @@ class ImageSplitQuality:
 
 
 @dataclass(frozen=True)
-class ImageQualityReport:
+class ImageQualityReport(_SplitReport):
     """The quality report of one image dataset version (``quality.json``); see the module docstring."""
+
+    finding_kinds: ClassVar[tuple[str, ...]] = IMAGE_FINDING_KINDS
 
     splits: tuple[ImageSplitQuality, ...]
     leakage: tuple[SplitPairFinding, ...] = ()
@@ -134,16 +138,6 @@ class ImageQualityReport:
     similar_bits: int | None = None
     max_pixels: int | None = None  # the import's pixel limit
     schema_version: int = field(default=QUALITY_SCHEMA_VERSION)
-
-    @property
-    def rows(self) -> int:
-        return sum(split.rows for split in self.splits)
-
-    def split(self, name: str) -> ImageSplitQuality:
-        for split in self.splits:
-            if split.name == name:
-                return split
-        raise KeyError(name)
 
     def findings(self) -> list[tuple[str, str]]:
         """Every finding as ``(kind, human message)``, most serious kinds first (:data:`IMAGE_FINDING_KINDS`)."""
@@ -181,18 +175,6 @@ class ImageQualityReport:
                 found.append(("imbalance", f"class imbalance: in {split.name}, {large!r} has {ratio:.1f}× the images "
                               f"of {small!r} ({split.labels[large]} vs {split.labels[small]})"))
         return found
-
-    def problems(self, strict_kinds: tuple[str, ...] = STRICT_KINDS) -> list[str]:
-        """Messages for the findings of ``strict_kinds`` (what ``--strict`` refuses)."""
-        unknown = sorted(set(strict_kinds) - set(IMAGE_FINDING_KINDS))
-        if unknown:
-            raise InvalidInputError(f"unknown quality check(s) for --strict: {', '.join(unknown)}",
-                                    hint=f"choose from {', '.join(IMAGE_FINDING_KINDS)}")
-        return [message for kind, message in self.findings() if kind in strict_kinds]
-
-    @property
-    def has_blocking_problems(self) -> bool:
-        return bool(self.problems())
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "modality": "image", "rows": self.rows,
@@ -232,21 +214,7 @@ class ImageQualityReport:
             summary.add_row(Text(s.name), f"{s.rows:,}", f"{s.unreadable:,}", _spread(s.width), _spread(s.height),
                             Text(_counts(s.modes)), f"{s.duplicates:,}")
         console.print(summary)
-        labels = _all_labels(self)
-        if labels:
-            distribution = Table(title="Labels")
-            distribution.add_column("label")
-            for s in self.splits:
-                distribution.add_column(Text(s.name), justify="right")
-            for label in labels:
-                distribution.add_row(Text(label), *[f"{s.labels.get(label, 0):,} "
-                                                    f"({s.label_fractions.get(label, 0.0):.1%})" for s in self.splits])
-            console.print(distribution)
-        findings = self.findings()
-        if not any(kind == "leakage" for kind, _ in findings):
-            console.print(Text("no leakage found between splits", style="green"))
-        for kind, message in findings:
-            console.print(Text(message, style="bold red" if kind in STRICT_KINDS else "yellow"))
+        print_labels_and_findings(self, console)
 
     def markdown(self, heading: str | None = "## Data quality") -> str:
         """A short markdown section for the dataset card."""
@@ -256,20 +224,7 @@ class ImageQualityReport:
         for s in self.splits:
             lines.append(f"| {_md(s.name)} | {s.rows:,} | {s.unreadable:,} | {s.duplicates:,} | "
                          f"{s.width.median:g} | {s.height.median:g} | {_md(_counts(s.modes))} |")
-        labels = _all_labels(self)
-        if labels:
-            lines += ["", "| Label | " + " | ".join(_md(s.name) for s in self.splits) + " |",
-                      "|---|" + "---:|" * len(self.splits)]
-            for label in labels:
-                cells = [f"{s.labels.get(label, 0):,} ({s.label_fractions.get(label, 0.0):.1%})" for s in self.splits]
-                lines.append(f"| {_md(label)} | " + " | ".join(cells) + " |")
-        lines.append("")
-        findings = self.findings()
-        if not any(kind == "leakage" for kind, _ in findings):
-            lines.append("- no leakage found between splits")
-        for kind, message in findings:
-            lines.append(f"- {'**' + _md(message) + '**' if kind in STRICT_KINDS else _md(message)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + markdown_labels_and_findings(self)) + "\n"
 
 
 def _spread(stats: LengthStats) -> str:
@@ -278,13 +233,6 @@ def _spread(stats: LengthStats) -> str:
 
 def _counts(counter: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counter.items())
-
-
-def _all_labels(report: ImageQualityReport) -> list[str]:
-    totals: Counter[str] = Counter()
-    for split in report.splits:
-        totals.update(split.labels)
-    return [label for label, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))]
 
 
 # -- accumulator -----------------------------------------------------------------------------------------
@@ -305,7 +253,7 @@ class _SplitState:
         self.unreadable_examples: list[UnreadableImage] = []
 
 
-class ImageQualityAccumulator:
+class ImageQualityAccumulator(_MatchingAccumulator):
     """Collects the image quality report batch by batch (25 bytes per image for the matching, 8 for sizes).
 
     Args:
@@ -314,23 +262,15 @@ class ImageQualityAccumulator:
         max_pixels: the import's pixel limit, recorded in the report.
     """
 
+    _state = _SplitState
+
     def __init__(self, splits: Any = (), *, similar_bits: int | None = None, max_pixels: int | None = None) -> None:
         if similar_bits is not None and not 0 <= similar_bits <= 16:
             raise InvalidInputError(f"--similar-images {similar_bits}: a number of bits in [0, 16]",
                                     hint="e.g. --similar-images 6 (of the perceptual hash's 64 bits)")
         self._similar_bits = similar_bits
         self._max_pixels = max_pixels
-        self._splits: list[_SplitState] = []
-        self._split_ids: dict[str, int] = {}
-        self._labels: list[str] = []
-        self._label_ids: dict[str, int] = {}
-        self._row = array("I")
-        self._exact = array("q")
-        self._key = array("q")
-        self._split_of = array("B")
-        self._label = array("i")
-        for name in splits:
-            self._split(name)
+        super().__init__(splits)  # one compared entry per stored image
 
     def add(self, split: str, *, exact: np.ndarray, key: np.ndarray, widths: np.ndarray, heights: np.ndarray,
             modes: list[str], formats: list[str], labels: list[str | None] | None) -> None:
@@ -364,13 +304,9 @@ class ImageQualityAccumulator:
         split_of = np.frombuffer(self._split_of, dtype=np.uint8)
         rows = np.frombuffer(self._row, dtype=np.uint32)
         key = np.frombuffer(self._key, dtype=np.int64)
-        matches = find_matches(np.frombuffer(self._exact, dtype=np.int64), key, split_of, rows,
-                               np.frombuffer(self._label, dtype=np.int32), len(self._splits), MAX_EXAMPLES)
+        matches, conflicts = self._matches()
         splits = tuple(self._split_report(state, matches.duplicates[i], matches.duplicate_examples[i])
                        for i, state in enumerate(self._splits) if state.rows or state.unreadable)
-        conflicts = tuple(LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
-                                              for label_id, split_id, index in found))
-                          for found in matches.conflict_examples)
         similar: tuple[SplitPairFinding, ...] = ()
         if self._similar_bits is not None:
             hits = similar_pairs(key, split_of, rows, self._similar_bits)
@@ -380,27 +316,6 @@ class ImageQualityAccumulator:
                                   matches.label_conflicts, conflicts, similar, self._similar_bits, self._max_pixels)
 
     # -- internals ---------------------------------------------------------------------------------------
-
-    def _split(self, name: str) -> _SplitState:
-        split_id = self._split_ids.get(name)
-        if split_id is not None:
-            return self._splits[split_id]
-        if len(self._splits) >= _MAX_SPLITS:
-            raise InvalidInputError(f"more than {_MAX_SPLITS} splits (adding {name!r})")
-        self._split_ids[name] = len(self._splits)
-        self._splits.append(_SplitState(name))
-        return self._splits[-1]
-
-    def _label_id(self, label: str) -> int:
-        found = self._label_ids.get(label)
-        if found is None:
-            found = self._label_ids[label] = len(self._labels)
-            self._labels.append(label)
-        return found
-
-    def _pairs(self, pairs: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]) -> tuple[SplitPairFinding, ...]:
-        return tuple(SplitPairFinding(self._splits[a].name, self._splits[b].name, count, tuple(examples))
-                     for (a, b), (count, examples) in sorted(pairs.items()))
 
     @staticmethod
     def _split_report(state: _SplitState, duplicates: int, examples: list[tuple[int, tuple[int, ...]]]

@@ -43,7 +43,7 @@ import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -219,8 +219,50 @@ class SplitQuality:
                    labeled=data.get("labeled_rows"))
 
 
+class _SplitReport:
+    """What the report of every modality shares: splits by name, the row total and the ``--strict`` checks.
+
+    A report dataclass derives from it, lists its kinds of finding in ``finding_kinds`` and has ``splits`` and
+    ``findings()``.
+    """
+
+    finding_kinds: ClassVar[tuple[str, ...]] = FINDING_KINDS
+    splits: tuple[Any, ...]
+
+    def findings(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    @property
+    def rows(self) -> int:
+        return sum(split.rows for split in self.splits)
+
+    def split(self, name: str) -> Any:
+        """The report of split ``name``; ``KeyError`` if no row of it was added."""
+        for split in self.splits:
+            if split.name == name:
+                return split
+        raise KeyError(name)
+
+    def problems(self, strict_kinds: tuple[str, ...] = STRICT_KINDS) -> list[str]:
+        """Messages for the findings of ``strict_kinds``: what ``--strict`` refuses.
+
+        Raises:
+            InvalidInputError: a kind is not one of :attr:`finding_kinds`.
+        """
+        unknown = sorted(set(strict_kinds) - set(self.finding_kinds))
+        if unknown:
+            raise InvalidInputError(f"unknown quality check(s) for --strict: {', '.join(unknown)}",
+                                    hint=f"choose from {', '.join(self.finding_kinds)}")
+        return [message for kind, message in self.findings() if kind in strict_kinds]
+
+    @property
+    def has_blocking_problems(self) -> bool:
+        """True if ``--strict`` (the default :data:`STRICT_KINDS`) should refuse this dataset."""
+        return bool(self.problems())
+
+
 @dataclass(frozen=True)
-class QualityReport:
+class QualityReport(_SplitReport):
     """The quality report of one dataset version (``quality.json``).
 
     Build it with :class:`QualityAccumulator`; store it with :meth:`to_dict` and read it back with
@@ -239,17 +281,6 @@ class QualityReport:
     #: Rows carried label lists: ``labels`` count each label, conflicts compare label sets.
     multi_label: bool = False
     schema_version: int = field(default=QUALITY_SCHEMA_VERSION)
-
-    @property
-    def rows(self) -> int:
-        return sum(split.rows for split in self.splits)
-
-    def split(self, name: str) -> SplitQuality:
-        """The report of split ``name``; ``KeyError`` if no row of it was added."""
-        for split in self.splits:
-            if split.name == name:
-                return split
-        raise KeyError(name)
 
     def findings(self) -> list[tuple[str, str]]:
         """Every finding as ``(kind, human message)``, most serious kinds first (see :data:`FINDING_KINDS`)."""
@@ -279,23 +310,6 @@ class QualityReport:
                 found.append(("empty", f"empty texts: {split.empty} {split.name} row(s) are empty or whitespace "
                               f"(e.g. rows {_ints(split.empty_examples)})"))
         return found
-
-    def problems(self, strict_kinds: tuple[str, ...] = STRICT_KINDS) -> list[str]:
-        """Messages for the findings of ``strict_kinds``: what ``--strict`` refuses.
-
-        Raises:
-            InvalidInputError: a kind is not one of :data:`FINDING_KINDS`.
-        """
-        unknown = sorted(set(strict_kinds) - set(FINDING_KINDS))
-        if unknown:
-            raise InvalidInputError(f"unknown quality check(s) for --strict: {', '.join(unknown)}",
-                                    hint=f"choose from {', '.join(FINDING_KINDS)}")
-        return [message for kind, message in self.findings() if kind in strict_kinds]
-
-    @property
-    def has_blocking_problems(self) -> bool:
-        """True if ``--strict`` (the default :data:`STRICT_KINDS`) should refuse this dataset."""
-        return bool(self.problems())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (lists, str keys) with ``schema_version``; :meth:`from_dict` reads it back."""
@@ -373,7 +387,62 @@ class _SplitState:
         self.tokens = array("I")
 
 
-class QualityAccumulator:
+class _MatchingAccumulator:
+    """What the quality accumulator of every modality shares: splits in the order they were named, label ids, and
+    one entry per compared row for :func:`find_matches` (row, exact hash, normalized key, split, label: 25 bytes).
+
+    A subclass names its per-split state class in ``_state`` and the hint of the too-many-splits error.
+    """
+
+    _state: ClassVar[type]
+    _split_hint: ClassVar[str | None] = None
+
+    def __init__(self, splits: Any = ()) -> None:
+        self._splits: list[Any] = []
+        self._split_ids: dict[str, int] = {}
+        self._labels: list[str] = []  # label names (or, multi-label, label sets as JSON lists)
+        self._label_ids: dict[str, int] = {}
+        self._row = array("I")
+        self._exact = array("q")
+        self._key = array("q")
+        self._split_of = array("B")
+        self._label = array("i")
+        for name in splits:
+            self._split(name)
+
+    def _split(self, name: str) -> Any:
+        split_id = self._split_ids.get(name)
+        if split_id is not None:
+            return self._splits[split_id]
+        if len(self._splits) >= _MAX_SPLITS:
+            raise InvalidInputError(f"more than {_MAX_SPLITS} splits (adding {name!r})", hint=self._split_hint)
+        self._split_ids[name] = len(self._splits)
+        self._splits.append(self._state(name))
+        return self._splits[-1]
+
+    def _label_id(self, label: str) -> int:
+        label_id = self._label_ids.get(label)
+        if label_id is None:
+            label_id = self._label_ids[label] = len(self._labels)
+            self._labels.append(label)
+        return label_id
+
+    def _matches(self) -> tuple[Any, tuple[LabelConflict, ...]]:
+        """:func:`find_matches` over every compared row, and its label conflicts named."""
+        matches = find_matches(np.frombuffer(self._exact, dtype=np.int64), np.frombuffer(self._key, dtype=np.int64),
+                               np.frombuffer(self._split_of, dtype=np.uint8), np.frombuffer(self._row, dtype=np.uint32),
+                               np.frombuffer(self._label, dtype=np.int32), len(self._splits), MAX_EXAMPLES)
+        conflicts = tuple(LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
+                                              for label_id, split_id, index in rows))
+                          for rows in matches.conflict_examples)
+        return matches, conflicts
+
+    def _pairs(self, pairs: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]) -> tuple[SplitPairFinding, ...]:
+        return tuple(SplitPairFinding(self._splits[a].name, self._splits[b].name, count, tuple(examples))
+                     for (a, b), (count, examples) in sorted(pairs.items()))
+
+
+class QualityAccumulator(_MatchingAccumulator):
     """Collects the quality report batch by batch, keeping hashes and lengths instead of texts.
 
     Feed rows with :meth:`add_batch` (or :meth:`add` for one row), in any order, then call
@@ -392,24 +461,16 @@ class QualityAccumulator:
         acc.report().near_duplicates[0].first  # 'train'
     """
 
+    _state = _SplitState
+    _split_hint = "a split is a column value like 'train'; check the --split-column"
+
     def __init__(self, splits: Any = (), *, minhash: float | None = None) -> None:
         if minhash is not None and not 0 < minhash <= 1:
             raise InvalidInputError(f"MinHash threshold {minhash} is not in (0, 1]", hint="e.g. --minhash-threshold 0.8")
         self._minhash = minhash
         self._signatures: list[np.ndarray] = []  # with MinHash: 128 bytes per non-empty row
-        self._splits: list[_SplitState] = []
-        self._split_ids: dict[str, int] = {}
-        self._labels: list[str] = []  # label names, or (multi-label) label sets as JSON lists
-        self._label_ids: dict[str, int] = {}
         self._multi_label: bool | None = None  # decided by the first labels given
-        # One entry per non-empty row, for find_matches: 4 + 8 + 8 + 1 + 4 = 25 bytes per row.
-        self._row = array("I")
-        self._exact = array("q")
-        self._key = array("q")
-        self._split_of = array("B")
-        self._label = array("i")
-        for name in splits:
-            self._split(name)
+        super().__init__(splits)  # one compared entry per non-empty row
 
     def add(self, split: str, text: str | None, label: str | None = None) -> None:
         """Count one row of ``split`` (see :meth:`add_batch`, which is much faster per row)."""
@@ -455,14 +516,9 @@ class QualityAccumulator:
 
     def report(self) -> QualityReport:
         """The report of every row added so far."""
-        matches = find_matches(np.frombuffer(self._exact, dtype=np.int64), np.frombuffer(self._key, dtype=np.int64),
-                               np.frombuffer(self._split_of, dtype=np.uint8), np.frombuffer(self._row, dtype=np.uint32),
-                               np.frombuffer(self._label, dtype=np.int32), len(self._splits), MAX_EXAMPLES)
+        matches, conflicts = self._matches()
         splits = tuple(self._split_report(state, matches.duplicates[i], matches.duplicate_examples[i])
                        for i, state in enumerate(self._splits) if state.rows)
-        conflicts = tuple(LabelConflict(tuple((self._labels[label_id], self._splits[split_id].name, index)
-                                              for label_id, split_id, index in rows))
-                          for rows in matches.conflict_examples)
         similar = ()
         if self._minhash is not None:
             found = near_pairs(np.concatenate(self._signatures) if self._signatures else
@@ -477,17 +533,6 @@ class QualityAccumulator:
                              similar=similar, similar_threshold=self._minhash, multi_label=bool(self._multi_label))
 
     # -- internals ---------------------------------------------------------------------------------
-
-    def _split(self, name: str) -> _SplitState:
-        split_id = self._split_ids.get(name)
-        if split_id is not None:
-            return self._splits[split_id]
-        if len(self._splits) >= _MAX_SPLITS:
-            raise InvalidInputError(f"more than {_MAX_SPLITS} splits (adding {name!r})",
-                                    hint="a split is a column value like 'train'; check the --split-column")
-        self._split_ids[name] = len(self._splits)
-        self._splits.append(_SplitState(name))
-        return self._splits[-1]
 
     def _label_ids_of(self, state: _SplitState, labels: Any, count: int) -> np.ndarray:
         """Each row's label id (-1 for none), counting the labels of ``state`` on the way."""
@@ -543,17 +588,6 @@ class QualityAccumulator:
             state.labeled += bool(names)
         return ids
 
-    def _label_id(self, label: str) -> int:
-        label_id = self._label_ids.get(label)
-        if label_id is None:
-            label_id = self._label_ids[label] = len(self._labels)
-            self._labels.append(label)
-        return label_id
-
-    def _pairs(self, pairs: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]]) -> tuple[SplitPairFinding, ...]:
-        return tuple(SplitPairFinding(self._splits[a].name, self._splits[b].name, count, tuple(examples))
-                     for (a, b), (count, examples) in sorted(pairs.items()))
-
     @staticmethod
     def _split_report(state: _SplitState, duplicates: int, examples: list[tuple[int, tuple[int, ...]]]
                       ) -> SplitQuality:
@@ -598,26 +632,7 @@ def render_quality(report: QualityReport, console: Any) -> None:
                         f"{split.chars.median:g}", str(split.chars.p95), f"{split.tokens.median:g}",
                         f"{split.duplicates:,}")
     console.print(summary)
-
-    labels = _all_labels(report)
-    if labels:
-        distribution = Table(title="Labels")
-        distribution.add_column("label")
-        for split in report.splits:
-            distribution.add_column(Text(split.name), justify="right")
-        for label in labels:
-            cells = []
-            for split in report.splits:
-                count = split.labels.get(label, 0)
-                cells.append(f"{count:,} ({split.label_fractions.get(label, 0.0):.1%})")
-            distribution.add_row(Text(label), *cells)  # Text: labels are not rich markup
-        console.print(distribution)
-
-    findings = report.findings()
-    if not any(kind == "leakage" for kind, _ in findings):
-        console.print(Text("no leakage found between splits", style="green"))
-    for kind, message in findings:
-        console.print(Text(message, style="bold red" if kind in STRICT_KINDS else "yellow"))
+    print_labels_and_findings(report, console)
     for pair in report.leakage:
         examples = ", ".join(f"{pair.first}[{a}] = {pair.second}[{b}]" for a, b in pair.examples)
         console.print(Text(f"  leaked rows: {examples}", style="red"))
@@ -640,6 +655,36 @@ def quality_markdown(report: QualityReport, heading: str | None = "## Data quali
     for split in report.splits:
         lines.append(f"| {_md(split.name)} | {split.rows:,} | {split.empty:,} | {split.duplicates:,} | "
                      f"{split.chars.median:g} | {split.tokens.median:g} |")
+    return "\n".join(lines + markdown_labels_and_findings(report)) + "\n"
+
+
+def print_labels_and_findings(report: _SplitReport, console: Any) -> None:
+    """The part of a rendered report that every modality shares: the label distribution, then the findings
+    (the strict kinds in red)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    labels = _all_labels(report)
+    if labels:
+        distribution = Table(title="Labels")
+        distribution.add_column("label")
+        for split in report.splits:
+            distribution.add_column(Text(split.name), justify="right")
+        for label in labels:  # Text: labels and split names are not rich markup
+            distribution.add_row(Text(label), *[f"{split.labels.get(label, 0):,} "
+                                                f"({split.label_fractions.get(label, 0.0):.1%})"
+                                                for split in report.splits])
+        console.print(distribution)
+    findings = report.findings()
+    if not any(kind == "leakage" for kind, _ in findings):
+        console.print(Text("no leakage found between splits", style="green"))
+    for kind, message in findings:
+        console.print(Text(message, style="bold red" if kind in STRICT_KINDS else "yellow"))
+
+
+def markdown_labels_and_findings(report: _SplitReport) -> list[str]:
+    """The markdown lines that every modality's card section shares: the label table, then the findings."""
+    lines = []
     labels = _all_labels(report)
     if labels:
         lines += ["", "| Label | " + " | ".join(_md(split.name) for split in report.splits) + " |",
@@ -654,10 +699,10 @@ def quality_markdown(report: QualityReport, heading: str | None = "## Data quali
         lines.append("- no leakage found between splits")
     for kind, message in findings:
         lines.append(f"- {'**' + _md(message) + '**' if kind in STRICT_KINDS else _md(message)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def _all_labels(report: QualityReport) -> list[str]:
+def _all_labels(report: _SplitReport) -> list[str]:
     totals: Counter[str] = Counter()
     for split in report.splits:
         totals.update(split.labels)
