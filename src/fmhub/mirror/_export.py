@@ -6,7 +6,7 @@ import hashlib
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +61,10 @@ class ExportPlan:
         return sum(len(data) for data in self.records.values())
 
 
-def plan_export(store: Store, targets: Sequence[Target], *, since: Manifest | None = None) -> ExportPlan:
-    """Collect what the targets need and decide what goes into the bundle (all but what ``since`` lists).
+def plan_export(store: Store, targets: Sequence[Target], *, since: Manifest | None = None,
+                have: Iterable[str] = ()) -> ExportPlan:
+    """Collect what the targets need and decide what goes into the bundle: all but the objects ``since`` lists
+    (a previous bundle's manifest) and those named in ``have`` (what the receiving hub says it holds).
 
     Raises:
         RepoNotFoundError, RevisionNotFoundError: a target that is not in the store.
@@ -70,7 +72,7 @@ def plan_export(store: Store, targets: Sequence[Target], *, since: Manifest | No
     """
     if not targets:
         raise InvalidInputError("nothing to export", hint="name at least one REPO[@REV]")
-    known = {entry.name for entry in since.objects} if since else set()
+    known = ({entry.name for entry in since.objects} if since else set()) | set(have)
     snapshots: list[RepoSnapshot] = []
     merged: dict[tuple[str, str], RepoSnapshot] = {}
     for target in targets:

@@ -26,7 +26,7 @@ from fmhub.store.blobs import CHUNK_SIZE
 from fmhub.store.objects import Commit
 from fmhub.store.snapshots import RefUpdate, RepoSnapshot, apply, commit_from_json, missing_objects, ref_from_json, tree_from_json
 
-__all__ = ["ImportSummary", "import_bundle"]
+__all__ = ["ImportSummary", "import_bundle", "present_objects"]
 
 _HINT = "the bundle was damaged or altered in transit: export it again; nothing was imported"
 
@@ -224,7 +224,8 @@ def _verify_signatures(store: Store, snapshot: RepoSnapshot, keys: Sequence[Trus
 
 def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust: Sequence[TrustedKey] | None = None,
                   progress: Callable[[int], None] | None = None,
-                  on_manifest: Callable[[Manifest], None] | None = None, actor: str | None = None) -> ImportSummary:
+                  on_manifest: Callable[[Manifest], None] | None = None,
+                  authorize: Callable[[str, str], None] | None = None, actor: str | None = None) -> ImportSummary:
     """Import a bundle read from ``source`` (a file or a response body, read once, front to back).
 
     Args:
@@ -233,6 +234,8 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
             anything becomes visible.
         progress: called with byte counts as members are read.
         on_manifest: called with the manifest once it is read (before any object).
+        authorize: called with (repo type, repo id) of each repo the bundle writes, before any object is read
+            (a hub server's write check); raising refuses the bundle.
 
     Raises:
         IntegrityError: an object does not match the manifest (named in the message); nothing is visible.
@@ -259,6 +262,11 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
         except tarfile.TarError as exc:
             raise InvalidInputError(f"the bundle is truncated in its manifest: {exc}", hint=_HINT) from None
         summary.hub_id, summary.repos = manifest.hub_id, list(manifest.repos)
+        if authorize is not None:
+            for entry in manifest.objects:
+                if entry.kind == "repo":
+                    repo_type, repo_id = entry.name.removeprefix("repos/").removesuffix(".json").split("/", 1)
+                    authorize(repo_type, repo_id)
         if on_manifest:
             on_manifest(manifest)
         records = _receive(store, tar, manifest, summary, progress)
@@ -282,6 +290,42 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
             applied = apply(store, conn, snapshot, force=force, actor=actor)
             summary.commits_added += applied.commits_added
             summary.refs += applied.refs
-            for kind, count in apply_records(conn, repo_records).items():
+            for kind, count in apply_records(conn, repo_records, snapshot.repo.repo_type,
+                                                 snapshot.repo.repo_id).items():
                 summary.records_added[kind] += count
     return summary
+
+
+def present_objects(store: Store, entries: Sequence[Entry]) -> set[str]:
+    """The names of these bundle objects this store already holds: blobs (sha256 and size), trees, and commits of
+    the named repo. What a pull or push leaves out of the bundle it asks for (so an interrupted transfer resumes
+    with what is still missing)."""
+    from sqlalchemy import select
+
+    from fmhub.store import _schema as t
+
+    have: set[str] = set()
+    for entry in entries:
+        if entry.kind == "blob" and store.blob_size(entry.sha256) == entry.size:
+            have.add(entry.name)
+    trees = [e for e in entries if e.kind == "tree"]
+    commits: dict[str, list[Entry]] = {}
+    for e in entries:
+        if e.kind == "commit":
+            commits.setdefault(e.name.removeprefix("commits/").rsplit("/", 1)[0], []).append(e)
+    with store.db.read() as conn:
+        for start in range(0, len(trees), 500):
+            chunk = {e.name.removeprefix("trees/").removesuffix(".json"): e.name for e in trees[start:start + 500]}
+            have |= {chunk[tid] for tid in conn.execute(select(t.trees.c.tree_id).where(t.trees.c.tree_id.in_(chunk)))
+                     .scalars()}
+        for prefix, listed in commits.items():
+            repo_type, repo_id = prefix.split("/", 1)
+            row = store._repo_row(conn, repo_type, repo_id, required=False)
+            if row is None:
+                continue
+            by_oid = {e.name.rsplit("/", 1)[1].removesuffix(".json"): e.name for e in listed}
+            oids = list(by_oid)
+            for start in range(0, len(oids), 500):
+                have |= {by_oid[oid] for oid in conn.execute(select(t.commits.c.oid).where(
+                    t.commits.c.repo_pk == row.pk, t.commits.c.oid.in_(oids[start:start + 500]))).scalars()}
+    return have

@@ -75,14 +75,35 @@ def _node(data: dict[str, Any]) -> NodeRef:
                    dict(data.get("info") or {}))
 
 
-def apply_records(conn: Connection, records: dict[str, Any]) -> dict[str, int]:
-    """Write the records a bundle carries for one repo into ``conn``'s transaction; returns what was added."""
+def _refuse(what: str, repo_type: str, repo_id: str) -> InvalidInputError:
+    return InvalidInputError(f"the bundle's record of {repo_type} {repo_id} carries {what} of another repo",
+                             hint="a bundle's records travel only with their own repo; export it again")
+
+
+def apply_records(conn: Connection, records: dict[str, Any], repo_type: str, repo_id: str) -> dict[str, int]:
+    """Write the records a bundle carries for one repo into ``conn``'s transaction; returns what was added.
+
+    Each record must belong to that repo (a run's output, a card's model, an attestation's subject, one end of
+    each lineage edge): a bundle cannot write records about repos it does not carry.
+    """
     added = {kind: 0 for kind in RECORD_KINDS}
+    key = f"{repo_type}/{repo_id.lower()}"
     try:
-        _apply_runs(conn, records.get("runs") or [], added)
-        _apply_evaluations(conn, records.get("evaluations") or [], added)
+        runs = records.get("runs") or []
+        if any(str(item.get("output") or "").lower() != repo_id.lower() for item in runs):
+            raise _refuse("a run", repo_type, repo_id)
+        evaluations = records.get("evaluations") or []
+        if any(item.get("model") != repo_id for item in evaluations):
+            raise _refuse("a report card", repo_type, repo_id)
+        if any(item.get("repo_id") != repo_id or item.get("repo_type") != repo_type
+               for item in records.get("attestations") or []):
+            raise _refuse("an attestation", repo_type, repo_id)
+        _apply_runs(conn, runs, added)
+        _apply_evaluations(conn, evaluations, added)
         edges = [Edge(_node(item["parent"]), _node(item["child"]), str(item["relation"]))
                  for item in records.get("lineage") or []]
+        if any(key not in (edge.parent.repo_key, edge.child.repo_key) for edge in edges):
+            raise _refuse("a lineage edge", repo_type, repo_id)
         before = conn.execute(select(func.count()).select_from(lineage_tables.lineage_edges)).scalar_one()
         record_edges(conn, edges)
         added["lineage"] = conn.execute(select(func.count()).select_from(lineage_tables.lineage_edges)).scalar_one() \
