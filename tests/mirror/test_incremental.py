@@ -39,16 +39,16 @@ def hubs(tmp_path: Path):
 
 def test_fine_tune_of_a_mirrored_base_carries_only_its_new_files(hubs, tmp_path: Path) -> None:
     source, target = hubs
-    shared = {"tokenizer.json": os.urandom(300_000), "config.json": b'{"hidden_size": 32}'}
+    shared = {"tokenizer.json": b"weights\0" + os.urandom(300_000), "config.json": b'{"hidden_size": 32}'}
     source.create_repo("acme/base")
-    _put(source, "acme/base", {**shared, "model.bin": os.urandom(1_000_000)}, "base")
+    _put(source, "acme/base", {**shared, "model.bin": b"weights\0" + os.urandom(1_000_000)}, "base")
     first = tmp_path / "base.fmbundle"
     write_bundle(source, plan_export(source, [Target("acme/base")]), first)
     with open(first, "rb") as f:
         import_bundle(target, f)
 
     source.create_repo("acme/tuned")
-    new_weights, card = os.urandom(1_000_000), b"---\nbase_model: acme/base\n---\n# tuned\n"
+    new_weights, card = b"weights\0" + os.urandom(1_000_000), b"---\nbase_model: acme/base\n---\n# tuned\n"
     _put(source, "acme/tuned", {**shared, "model.bin": new_weights, "README.md": card}, "fine-tune")
     second = tmp_path / "tuned.fmbundle"
     plan = plan_export(source, [Target("acme/base"), Target("acme/tuned")], since=read_manifest_file(first))
@@ -79,10 +79,10 @@ def test_fine_tune_of_a_mirrored_base_carries_only_its_new_files(hubs, tmp_path:
 def test_incremental_bundle_alone_is_refused(hubs, tmp_path: Path) -> None:
     source, _ = hubs
     source.create_repo("acme/base")
-    _put(source, "acme/base", {"model.bin": os.urandom(10_000)}, "base")
+    _put(source, "acme/base", {"model.bin": b"weights\0" + os.urandom(10_000)}, "base")
     first = tmp_path / "base.fmbundle"
     write_bundle(source, plan_export(source, [Target("acme/base")]), first)
-    _put(source, "acme/base", {"more.bin": os.urandom(10_000)}, "more")
+    _put(source, "acme/base", {"more.bin": b"weights\0" + os.urandom(10_000)}, "more")
     second = tmp_path / "more.fmbundle"
     write_bundle(source, plan_export(source, [Target("acme/base")], since=read_manifest_file(first)), second)
     empty = sqlite_store(tmp_path / "c")

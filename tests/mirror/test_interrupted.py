@@ -54,7 +54,7 @@ with open_store(db, blobs) as store, open(bundle, "rb") as f:
 def big_bundle(source: Source, tmp_path: Path) -> Path:
     """acme/clf and acme/base, plus an 8 MiB weights file in acme/base (so an import takes a while to stream)."""
     store = source.store
-    blob = store.put_bytes(os.urandom(8 * 1024 * 1024))
+    blob = store.put_bytes(b"weights\0" + os.urandom(8 * 1024 * 1024))
     store.commit("acme/base", [AddFile("model.bin", blob.sha256, blob.size)], title="weights", author="alice",
                  allow_pickle=True)
     path = tmp_path / "big.fmbundle"

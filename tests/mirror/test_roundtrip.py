@@ -132,3 +132,21 @@ def test_verify_signatures(source: Source, target: Store, tmp_path: Path) -> Non
     with pytest.raises(SignatureError, match="acme/base@main .* carries no model.sig"):
         _import(target, unsigned, trust=trusted)
     assert [r.repo_id for r in target.list_repos()] == ["acme/signed"]  # nothing of the refused bundle
+
+
+def test_pickles_are_refused_unless_allowed(source: Source, target: Store, tmp_path: Path) -> None:
+    import pickle
+
+    from fmhub.errors import UnsafeFileError
+
+    store = source.store
+    data = pickle.dumps({"w": [1.0]}, protocol=4)  # sample bytes of the format, never loaded
+    blob = store.put_bytes(data)
+    store.commit("acme/base", [AddFile("weights.bin", blob.sha256, blob.size)], title="pickle", author="alice",
+                 allow_pickle=True)
+    bundle = _export(store, tmp_path / "pickle.fmbundle", [Target("acme/base")])
+    with pytest.raises(UnsafeFileError, match="weights.bin"):
+        _import(target, bundle)
+    assert target.list_repos() == []
+    _import(target, bundle, allow_pickle=True)
+    assert target.read_bytes("acme/base", "weights.bin") == data

@@ -30,6 +30,9 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Move refs even where
                                                            "of the incoming one (or a tag differs); without it such "
                                                            "refs are reported and left alone (exit code 1).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
+AllowPickleOption = Annotated[bool, typer.Option("--allow-pickle", help="Accept pickle-based files (found by content; "
+                                                                        "reported as unsafe); refused otherwise, as "
+                                                                        "on upload.")]
 TokenOption = Annotated[str | None, typer.Option("--token", envvar="FMHUB_TOKEN", show_envvar=True,
                                                  help="Access token of the other hub (a write token for push).",
                                                  show_default=False)]
@@ -110,6 +113,7 @@ def import_command(
     trust: Annotated[list[Path] | None, typer.Option("--trust", help="A trusted public key (.pub); repeatable.",
                                                      show_default=False)] = None,
     force: ForceOption = False,
+    allow_pickle: AllowPickleOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import a bundle: every object verified against the manifest, then applied in one transaction."""
@@ -124,7 +128,8 @@ def import_command(
         raise InvalidInputError(f"cannot read {bundle}: {exc.strerror}", hint="give a bundle file") from None
     with source, opened_store() as store, LateProgress("import") as bar:
         bar.start(bundle.stat().st_size)
-        summary = import_bundle(store, source, force=force, trust=keys, progress=bar.advance, actor=current_user())
+        summary = import_bundle(store, source, force=force, allow_pickle=allow_pickle, trust=keys,
+                                progress=bar.advance, actor=current_user())
     raise typer.Exit(_print_import(summary, as_json=as_json))
 
 
@@ -138,8 +143,7 @@ def pull_command(
     protocol: Annotated[str, typer.Option("--protocol", help="auto: fmhub's bundles when the server has them, else "
                                                              "the Hugging Face protocol (files only); or fmhub | hf.")]
     = "auto",
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="(hf) Store pickle-based files, reported as "
-                                                                      "unsafe; refused otherwise.")] = False,
+    allow_pickle: AllowPickleOption = False,
     force: ForceOption = False,
     repo_type: RepoTypeOption = "model",
     as_json: JsonOption = False,

@@ -24,7 +24,8 @@ from fmhub.signing import SIGNATURE_FILE, TrustedKey, check_files, read_signatur
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import CHUNK_SIZE
 from fmhub.store.objects import Commit
-from fmhub.store.snapshots import RefUpdate, RepoSnapshot, apply, commit_from_json, missing_objects, ref_from_json, tree_from_json
+from fmhub.store.snapshots import (RefUpdate, RepoSnapshot, apply, check_safety, commit_from_json, missing_objects,
+                                   ref_from_json, tree_from_json)
 
 __all__ = ["ImportSummary", "import_bundle", "present_objects"]
 
@@ -222,7 +223,8 @@ def _verify_signatures(store: Store, snapshot: RepoSnapshot, keys: Sequence[Trus
     return checked
 
 
-def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust: Sequence[TrustedKey] | None = None,
+def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, allow_pickle: bool = False,
+                  trust: Sequence[TrustedKey] | None = None,
                   progress: Callable[[int], None] | None = None,
                   on_manifest: Callable[[Manifest], None] | None = None,
                   authorize: Callable[[str, str], None] | None = None, actor: str | None = None) -> ImportSummary:
@@ -230,6 +232,8 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
 
     Args:
         force: move refs even where this hub's branch is not an ancestor of the incoming one (or a tag differs).
+        allow_pickle: accept pickle-based files (found by content), as a commit would; refused otherwise. New
+            ``.safetensors`` files are validated as on commit either way.
         trust: verify that each incoming ref's version is signed by one of these keys (``model.sig``) before
             anything becomes visible.
         progress: called with byte counts as members are read.
@@ -239,7 +243,8 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
 
     Raises:
         IntegrityError: an object does not match the manifest (named in the message); nothing is visible.
-        InvalidInputError: not a bundle, truncated, or needing objects this hub lacks (incremental bundles).
+        InvalidInputError: not a bundle, truncated, or needing objects this hub lacks (incremental bundles);
+            UnsafeFileError (a pickle, without ``allow_pickle``) and InvalidWeightsError are kinds of it.
         SignatureError: with ``trust``, a version that is not signed by a trusted key.
     """
     summary = ImportSummary()
@@ -282,6 +287,8 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, trust:
         if lacking:
             raise InvalidInputError(f"{snapshot.repo.repo_id}: the bundle's trees name {len(lacking)} file(s) it "
                                     f"neither holds nor lists, first {lacking[0]}", hint=_HINT)
+    for snapshot, _ in snapshots:
+        check_safety(store, snapshot, allow_pickle=allow_pickle)
     if trust is not None:
         for snapshot, _ in snapshots:
             summary.signatures_verified += _verify_signatures(store, snapshot, trust)

@@ -152,7 +152,7 @@ def pull(store: Store, url: str, targets: Sequence[Target], *, token: str | None
     Args:
         protocol: ``fmhub`` (history, refs and records, by bundle), ``hf`` (the files of each revision, as one
             commit here), or ``auto``: fmhub when the server has the mirror endpoints.
-        allow_pickle: (``hf``) store pickle-based files; refused otherwise, as on upload.
+        allow_pickle: store pickle-based files (found by content); refused otherwise, as on upload.
         on_total: called with the bytes about to be fetched, once known.
     """
     if not targets:
@@ -163,12 +163,13 @@ def pull(store: Store, url: str, targets: Sequence[Target], *, token: str | None
         if protocol == "auto":
             protocol = "fmhub" if remote.speaks_mirror() else "hf"
         if protocol == "fmhub":
-            return _pull_bundle(store, remote, targets, force=force, progress=progress, on_total=on_total, actor=actor)
+            return _pull_bundle(store, remote, targets, force=force, allow_pickle=allow_pickle, progress=progress,
+                                on_total=on_total, actor=actor)
     return _pull_hf(store, url, targets, token=token, allow_pickle=allow_pickle, progress=progress,
                     on_total=on_total, actor=actor)
 
 
-def _pull_bundle(store: Store, remote: Remote, targets: Sequence[Target], *, force: bool,
+def _pull_bundle(store: Store, remote: Remote, targets: Sequence[Target], *, force: bool, allow_pickle: bool,
                  progress: Callable[[int], None] | None, on_total: Callable[[int], None] | None,
                  actor: str | None) -> PullSummary:
     specs = [target_spec(t) for t in targets]
@@ -186,7 +187,7 @@ def _pull_bundle(store: Store, remote: Remote, targets: Sequence[Target], *, for
                 raise error_from_response(response, token_given=remote.token is not None)
             reader = ChunkReader(response.iter_raw(CHUNK_SIZE))
             summary.imported = import_bundle(store, io.BufferedReader(reader, CHUNK_SIZE), force=force,
-                                             progress=progress, actor=actor)
+                                             allow_pickle=allow_pickle, progress=progress, actor=actor)
     except httpx.HTTPError as exc:
         raise unreachable(remote.url, exc) from exc
     return summary

@@ -8,7 +8,8 @@
 - ``POST …/import`` (a bundle as the body): import it, atomically, as ``fmhub mirror import`` does.
 
 Reading answers a private repo the caller may not see exactly like a missing one; writing needs a write token
-with write rights on each repo's namespace, checked from the manifest before any byte of a file is stored.
+with write rights on each repo's namespace, checked from the manifest before any byte of a file is stored,
+and the files pass the checks of a commit (pickles refused unless the hub allows them, safetensors validated).
 """
 
 from __future__ import annotations
@@ -108,5 +109,5 @@ async def import_(request: Request, store: StoreDep, caller: WriterDep,
 
     reader = io.BufferedReader(ChunkReader(chunks()), CHUNK_SIZE)
     summary = await run_in_threadpool(import_bundle, store, reader, force=force, authorize=authorize,
-                                      actor=caller.user)
+                                      allow_pickle=request.app.state.config.allow_pickle, actor=caller.user)
     return JSONResponse(summary.to_json())

@@ -28,7 +28,7 @@ from fmhub.store.paths import validate_ref_name, validate_repo_id, validate_repo
 from fmhub.store.store import PR_REF, Store, _aware, _now, _repo_key, _upsert
 
 __all__ = ["RepoSnapshot", "RefUpdate", "collect", "apply", "commit_to_json", "commit_from_json",
-           "ref_to_json", "ref_from_json", "tree_to_json", "tree_from_json", "missing_objects"]
+           "ref_to_json", "ref_from_json", "tree_to_json", "tree_from_json", "missing_objects", "check_safety"]
 
 Tree = dict[str, tuple[str, int]]
 
@@ -320,3 +320,23 @@ def _reindex(store: Store, conn: Connection, repo_type: str, repo_id: str, repo_
         if hook.name != "lineage":
             hook.after_write(WriteContext(store, conn, "index", repo_type, repo_id, None, head))
 
+
+
+def check_safety(store: Store, snapshot: RepoSnapshot, *, allow_pickle: bool) -> None:
+    """The checks a commit makes on the files it adds (safetensors headers; pickles found by content, refused
+    unless ``allow_pickle``), for the files of mirrored trees that no tree of this store holds yet.
+
+    Raises:
+        InvalidWeightsError, UnsafeFileError: as :meth:`Store.commit` would.
+    """
+    from fmhub.store.objects import AddFile
+
+    shas = sorted({sha for tree in snapshot.trees.values() for sha, _ in tree.values()})
+    known = store.blobs_in_trees(shas)
+    operations: dict[tuple[str, str], AddFile] = {}
+    for tree in snapshot.trees.values():
+        for path, (sha, size) in tree.items():
+            if sha not in known:
+                operations.setdefault((path, sha), AddFile(path, sha, size))
+    if operations:
+        store._check_safety(list(operations.values()), allow_pickle=allow_pickle)
