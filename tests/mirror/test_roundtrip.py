@@ -136,11 +136,12 @@ def test_verify_signatures(source: Source, target: Store, tmp_path: Path) -> Non
 
 def test_pickles_are_refused_unless_allowed(source: Source, target: Store, tmp_path: Path) -> None:
     import pickle
+    from collections import OrderedDict
 
     from fmhub.errors import UnsafeFileError
 
     store = source.store
-    data = pickle.dumps({"w": [1.0]}, protocol=4)  # sample bytes of the format, never loaded
+    data = pickle.dumps(OrderedDict(w=[1.0]), protocol=4)  # sample bytes of the format (with an import), never loaded
     blob = store.put_bytes(data)
     store.commit("acme/base", [AddFile("weights.bin", blob.sha256, blob.size)], title="pickle", author="alice",
                  allow_pickle=True)
