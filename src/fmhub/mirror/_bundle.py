@@ -180,13 +180,15 @@ def read_manifest_file(path: Path) -> Manifest:
 
 
 class HashingReader(io.RawIOBase):
-    """A readable over ``src`` that hashes and counts what passes (what a member's bytes really are)."""
+    """A readable over ``src`` that hashes (unless ``hashing`` is off: the reader hashes itself) and counts what
+    passes."""
 
-    def __init__(self, src: Any, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, src: Any, progress: Callable[[int], None] | None = None, *, hashing: bool = True) -> None:
         self._src = src
         self.digest = hashlib.sha256()
         self.size = 0
         self._progress = progress
+        self._hashing = hashing
 
     def readable(self) -> bool:
         return True
@@ -194,8 +196,8 @@ class HashingReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         n = self._src.readinto(buffer)
         if n:
-            view = memoryview(buffer)[:n]
-            self.digest.update(view)
+            if self._hashing:
+                self.digest.update(memoryview(buffer)[:n])
             self.size += n
             if self._progress:
                 self._progress(n)

@@ -130,16 +130,17 @@ def _receive(store: Store, tar: tarfile.TarFile, manifest: Manifest, summary: Im
 
 def _receive_blob(store: Store, source: BinaryIO, entry: Entry, summary: ImportSummary,
                   progress: Callable[[int], None] | None) -> None:
-    reader = HashingReader(source, progress)
     if store.blob_size(entry.sha256) == entry.size:  # already here: verify the bundle's copy, keep ours
+        reader = HashingReader(source, progress)
         _drain(reader)
         if reader.digest.hexdigest() != entry.sha256 or reader.size != entry.size:
             raise _corrupt(entry.name, f"its bytes hash to {reader.digest.hexdigest()} ({reader.size} bytes)")
         summary.blobs_present += 1
         summary.bytes_present += entry.size
         return
-    try:
-        store.put_stream(reader, expected_sha256=entry.sha256, expected_size=entry.size)
+    try:  # the blob store hashes what it writes and keeps it only if it is what the manifest says
+        store.put_stream(HashingReader(source, progress, hashing=False), expected_sha256=entry.sha256,
+                         expected_size=entry.size)
     except IntegrityError as exc:
         raise _corrupt(entry.name, exc.message) from None
     summary.blobs_written += 1
