@@ -99,13 +99,15 @@ async def import_(request: Request, store: StoreDep, caller: WriterDep,
                 return
 
     def authorize(repo_type: str, repo_id: str) -> None:
+        # The namespace first: a caller who may not write there gets the same answer whether or not a (private)
+        # repo of that name exists, as when creating a repo.
+        check_namespace_write(caller, repo_id.split("/", 1)[0])
         try:
             repo = store.get_repo(repo_id, repo_type=repo_type)
         except RepoNotFoundError:
-            repo = None
-        if repo is not None and not can_see(caller, repo):
+            return
+        if not can_see(caller, repo):
             raise RepoNotFoundError(repo_type, repo_id)
-        check_namespace_write(caller, repo_id.split("/", 1)[0])
 
     reader = io.BufferedReader(ChunkReader(chunks()), CHUNK_SIZE)
     summary = await run_in_threadpool(import_bundle, store, reader, force=force, authorize=authorize,
