@@ -11,8 +11,7 @@ completes it (blobs already stored are only hashed, not written again).
 from __future__ import annotations
 
 import json
-import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 from fmhub.errors import IntegrityError, InvalidInputError, SignatureError
 from fmhub.mirror._bundle import MANIFEST, MAX_RECORD, Entry, HashingReader, Manifest
 from fmhub.mirror._records import RECORD_KINDS, apply_records
+from fmhub.mirror._tar import Member, TarReadError, iter_members
 from fmhub.signing import SIGNATURE_FILE, TrustedKey, check_files, read_signature
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import CHUNK_SIZE
@@ -68,13 +68,12 @@ def _corrupt(name: str, detail: str) -> IntegrityError:
     return error
 
 
-def _read_record(reader: HashingReader, entry: Entry) -> bytes:
+def _read_record(reader: HashingReader, size: int) -> bytes:
+    """A small member's bytes (the member's reader stops at its size)."""
     data = bytearray()
-    buffer = bytearray(min(CHUNK_SIZE, max(entry.size, 1)))
+    buffer = bytearray(min(CHUNK_SIZE, max(size, 1)))
     while n := reader.readinto(buffer):
         data += buffer[:n]
-        if len(data) > entry.size:
-            break
     return bytes(data)
 
 
@@ -84,7 +83,7 @@ def _drain(reader: HashingReader) -> None:
         pass
 
 
-def _receive(store: Store, tar: tarfile.TarFile, manifest: Manifest, summary: ImportSummary,
+def _receive(store: Store, members: Iterator[Member], manifest: Manifest, summary: ImportSummary,
              progress: Callable[[int], None] | None) -> dict[str, bytes]:
     """Read every member after the manifest: blobs into the store, records into memory; all verified."""
     entries = {entry.name: entry for entry in manifest.objects}
@@ -92,7 +91,7 @@ def _receive(store: Store, tar: tarfile.TarFile, manifest: Manifest, summary: Im
     seen: set[str] = set()
     name = MANIFEST
     try:
-        while (member := tar.next()) is not None:
+        for member in members:
             name = member.name
             entry = entries.get(name)
             if entry is None:
@@ -101,25 +100,24 @@ def _receive(store: Store, tar: tarfile.TarFile, manifest: Manifest, summary: Im
                 raise _corrupt(name, "the manifest says it was left out of the bundle")
             if name in seen:
                 raise _corrupt(name, "it appears twice")
-            if not member.isfile():
+            if not member.is_file:
                 raise _corrupt(name, "it is not a regular file")
             if member.size != entry.size:
                 raise _corrupt(name, f"it holds {member.size} bytes, the manifest says {entry.size}")
             seen.add(name)
-            source = tar.extractfile(member)
-            assert source is not None
+            source = member.reader
             if entry.kind == "blob":
                 _receive_blob(store, source, entry, summary, progress)
                 continue
             if entry.size > MAX_RECORD:
                 raise _corrupt(name, f"a record of {entry.size} bytes is larger than any fmhub writes")
             reader = HashingReader(source, progress)
-            data = _read_record(reader, entry)
+            data = _read_record(reader, entry.size)
             if reader.size != entry.size or reader.digest.hexdigest() != entry.sha256:
                 raise _corrupt(name, f"its bytes hash to {reader.digest.hexdigest()} ({reader.size} bytes), the "
                                      f"manifest says {entry.sha256} ({entry.size} bytes)")
             records[name] = data
-    except tarfile.TarError as exc:
+    except TarReadError as exc:
         raise InvalidInputError(f"the bundle is truncated or damaged at {name}: {exc}", hint=_HINT) from None
     missing = [e.name for e in manifest.objects if e.in_bundle and e.name not in seen]
     if missing:
@@ -249,33 +247,25 @@ def import_bundle(store: Store, source: BinaryIO, *, force: bool = False, allow_
         SignatureError: with ``trust``, a version that is not signed by a trusted key.
     """
     summary = ImportSummary()
+    members = iter_members(source)
     try:
-        tar = tarfile.open(fileobj=source, mode="r|", bufsize=CHUNK_SIZE)
-    except tarfile.TarError as exc:
-        raise InvalidInputError(f"not a bundle: {exc}", hint="give a file made by fmhub mirror export") from None
-    with tar:
-        try:
-            first = tar.next()
-        except tarfile.TarError as exc:
-            raise InvalidInputError(f"not a bundle: {exc}", hint="give a file made by fmhub mirror export") from None
-        if first is None or first.name != MANIFEST or not first.isfile() or first.size > MAX_RECORD:
+        first = next(members, None)
+        if first is None or first.name != MANIFEST or not first.is_file or first.size > MAX_RECORD:
             raise InvalidInputError("not a bundle: it does not start with manifest.json",
                                     hint="give a file made by fmhub mirror export")
-        reader = tar.extractfile(first)
-        assert reader is not None
-        try:
-            manifest = Manifest.from_bytes(reader.read())
-        except tarfile.TarError as exc:
-            raise InvalidInputError(f"the bundle is truncated in its manifest: {exc}", hint=_HINT) from None
-        summary.hub_id, summary.repos = manifest.hub_id, list(manifest.repos)
-        if authorize is not None:
-            for entry in manifest.objects:
-                if entry.kind == "repo":
-                    repo_type, repo_id = entry.name.removeprefix("repos/").removesuffix(".json").split("/", 1)
-                    authorize(repo_type, repo_id)
-        if on_manifest:
-            on_manifest(manifest)
-        records = _receive(store, tar, manifest, summary, progress)
+        data = _read_record(HashingReader(first.reader), first.size)
+    except TarReadError as exc:
+        raise InvalidInputError(f"not a bundle: {exc}", hint="give a file made by fmhub mirror export") from None
+    manifest = Manifest.from_bytes(data)
+    summary.hub_id, summary.repos = manifest.hub_id, list(manifest.repos)
+    if authorize is not None:
+        for entry in manifest.objects:
+            if entry.kind == "repo":
+                repo_type, repo_id = entry.name.removeprefix("repos/").removesuffix(".json").split("/", 1)
+                authorize(repo_type, repo_id)
+    if on_manifest:
+        on_manifest(manifest)
+    records = _receive(store, members, manifest, summary, progress)
     snapshots = _snapshots(records)
     absent = [e.name for e in manifest.objects if e.kind == "blob" and not e.in_bundle
               and store.blob_size(e.sha256) != e.size]
