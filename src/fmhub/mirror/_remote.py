@@ -9,6 +9,7 @@ fetches only what is still missing.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import httpx
 
 from fmhub._version import __version__
 from fmhub.client._errors import error_from_response, unreachable
-from fmhub.errors import ConfigError, InvalidInputError
+from fmhub.errors import ConfigError, IntegrityError, InvalidInputError
 from fmhub.mirror._bundle import FORMAT, VERSION, Entry, Manifest
 from fmhub.mirror._export import Target, iter_bundle, plan_export
 from fmhub.mirror._import import ImportSummary, import_bundle, present_objects
@@ -73,6 +74,27 @@ class ChunkReader(io.RawIOBase):
         if self._progress:
             self._progress(n)
         return n
+
+
+class GitBlobReader(io.RawIOBase):
+    """Passes bytes through while computing their git blob id (sha1 of ``blob <size>\\0`` + bytes): how the
+    Hugging Face protocol names regular (non-LFS) files, so they are verified too."""
+
+    def __init__(self, src: io.RawIOBase, size: int) -> None:
+        self._src = src
+        self._sha1 = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._src.readinto(buffer) or 0
+        if n:
+            self._sha1.update(memoryview(buffer)[:n])
+        return n
+
+    def git_oid(self) -> str:
+        return self._sha1.hexdigest()
 
 
 class Remote:
@@ -219,15 +241,16 @@ def _pull_hf(store: Store, url: str, targets: Sequence[Target], *, token: str | 
         for sibling in info.siblings or []:
             lfs = getattr(sibling, "lfs", None)
             sha256 = lfs.sha256 if lfs is not None else None
-            files.append((sibling.rfilename, sha256, int(sibling.size or (lfs.size if lfs else 0) or 0)))
+            files.append((sibling.rfilename, sha256, int(sibling.size or (lfs.size if lfs else 0) or 0),
+                          None if lfs is not None else getattr(sibling, "blob_id", None)))
         plans.append((target, revision, info, files))
     todo = [(t, f) for t, _, _, files in plans for f in files if f[1] is None or store.blob_size(f[1]) != f[2]]
     if on_total:
-        on_total(sum(size for _, (_, _, size) in todo))
+        on_total(sum(f[2] for _, f in todo))
     with Remote(url, token) as remote:
         for target, revision, info, files in plans:
             operations = []
-            for path, sha256, size in files:
+            for path, sha256, size, git_oid in files:
                 if sha256 is not None and store.blob_size(sha256) == size:
                     summary.files_present += 1
                     summary.bytes_present += size
@@ -240,10 +263,15 @@ def _pull_hf(store: Store, url: str, targets: Sequence[Target], *, token: str | 
                         if response.is_error:
                             response.read()
                             raise error_from_response(response, token_given=remote.token is not None)
-                        blob = store.put_stream(ChunkReader(response.iter_raw(CHUNK_SIZE), progress),
-                                                expected_sha256=sha256, expected_size=size if sha256 else None)
+                        reader = GitBlobReader(ChunkReader(response.iter_raw(CHUNK_SIZE), progress), size)
+                        blob = store.put_stream(reader, expected_sha256=sha256,
+                                                expected_size=size if sha256 else None)
                 except httpx.HTTPError as exc:
                     raise unreachable(remote.url, exc) from exc
+                if sha256 is None and git_oid and reader.git_oid() != git_oid:  # a regular (non-LFS) file
+                    raise IntegrityError(f"{target.repo_id}/{path}: received bytes whose git blob id is "
+                                         f"{reader.git_oid()}, the server lists {git_oid}",
+                                         expected=git_oid, actual=reader.git_oid())
                 summary.files_fetched += 1
                 summary.bytes_fetched += blob.size
                 operations.append(AddFile(path, blob.sha256, blob.size))
