@@ -117,3 +117,28 @@ def test_push_needs_a_write_token_with_rights(source: Source, destination) -> No
     second = push(source.store, url, [Target("acme/base"), Target("acme/clf")], token=tokens["alice"])
     assert second.answer["blobs_written"] == 0 and second.objects_skipped > 0
     assert fsck(store).ok
+
+
+def test_cli_pull_and_push(source: Source, served, destination, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys) -> None:
+    """``fmhub mirror pull`` into the embedded hub from one server, then ``push`` from it to another."""
+    import json
+
+    from fmhub.cli import main
+    from fmhub.constants import settings
+
+    url, _ = served
+    dest_url, dest_store, dest_tokens = destination
+    monkeypatch.setenv("FMHUB_HOME", str(tmp_path / "cli-home"))
+    settings.cache_clear()
+    assert main(["mirror", "pull", "--from", url, "acme/clf", "dataset/acme/news", "--json"]) == 0
+    pulled = json.loads(capsys.readouterr().out)
+    assert pulled["commits_added"] > 0 and pulled["records_added"]["runs"] == 1
+    assert main(["mirror", "pull", "--from", url, "acme/clf"]) == 0
+    assert "0 file(s) stored" in capsys.readouterr().out  # nothing new: nothing fetched
+    assert main(["mirror", "push", "--to", dest_url, "acme/clf", "--token", dest_tokens["alice_read"]]) == 2
+    assert "write token" in capsys.readouterr().err
+    assert main(["mirror", "push", "--to", dest_url, "acme/clf", "--token", dest_tokens["alice"], "--json"]) == 0
+    pushed = json.loads(capsys.readouterr().out)
+    assert pushed["objects_sent"] > 0 and pushed["imported"]["commits_added"] > 0
+    assert [c.oid for c in dest_store.list_commits("acme/clf")] == [c.oid for c in source.store.list_commits("acme/clf")]
