@@ -261,11 +261,11 @@ def apply(store: Store, conn: Connection, snapshot: RepoSnapshot, *, force: bool
                 conn.execute(insert(t.tree_entries), [{"tree_id": tree_id, "path": p, "blob_sha256": s, "size": n}
                                                       for p, (s, n) in tree.items()])
     added = [c for c in snapshot.commits if c.oid not in existing]
-    if added:
-        conn.execute(insert(t.commits), [
+    if added:  # ON CONFLICT DO NOTHING: a concurrent import of the same commits is no error (they are identical)
+        _upsert(conn, t.commits, [
             {"repo_pk": row.pk, "oid": c.oid, "tree_id": c.tree_id, "parents": json.dumps(list(c.parents)),
              "author": c.author, "title": c.title, "message": c.message, "created_at": c.created_at,
-             "generation": c.generation} for c in added])
+             "generation": c.generation} for c in added], key=("repo_pk", "oid"))
     graph = {**existing, **{c.oid: list(c.parents) for c in snapshot.commits}}
     result = AppliedRepo(row.pk, created, len(added), trees_added)
     for ref in snapshot.refs:
@@ -274,8 +274,9 @@ def apply(store: Store, conn: Connection, snapshot: RepoSnapshot, *, force: bool
                                     "bundle does not hold")
         if PR_REF.fullmatch(ref.name):
             continue
-        current = conn.execute(select(t.refs.c.commit_oid).where(
-            t.refs.c.repo_pk == row.pk, t.refs.c.kind == ref.kind, t.refs.c.name == ref.name)).scalar_one_or_none()
+        current = conn.execute(select(t.refs.c.commit_oid).where(  # locked: no commit moves it under us (PostgreSQL)
+            t.refs.c.repo_pk == row.pk, t.refs.c.kind == ref.kind, t.refs.c.name == ref.name)
+            .with_for_update()).scalar_one_or_none()
         update_ = RefUpdate(repo_id, ref.kind, ref.name, current, ref.commit_oid, "created")
         if current is None:
             conn.execute(insert(t.refs).values(repo_pk=row.pk, kind=ref.kind, name=ref.name, commit_oid=ref.commit_oid,
