@@ -127,9 +127,17 @@ def import_command(
     except OSError as exc:
         raise InvalidInputError(f"cannot read {bundle}: {exc.strerror}", hint="give a bundle file") from None
     with source, opened_store() as store, LateProgress("import") as bar:
-        bar.start(bundle.stat().st_size)
+        total, counted = bundle.stat().st_size, 0
+
+        def advance(n: int) -> None:
+            nonlocal counted
+            counted += n
+            bar.advance(n)
+
+        bar.start(total)
         summary = import_bundle(store, source, force=force, allow_pickle=allow_pickle, trust=keys,
-                                progress=bar.advance, actor=current_user())
+                                progress=advance, actor=current_user())
+        bar.advance(max(0, total - counted))  # tar headers and padding: the whole file was read
     raise typer.Exit(_print_import(summary, as_json=as_json))
 
 
