@@ -24,8 +24,8 @@ from fmhub.signing import SIGNATURE_FILE, TrustedKey, check_files, read_signatur
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import CHUNK_SIZE
 from fmhub.store.objects import Commit
-from fmhub.store.snapshots import (RefUpdate, RepoSnapshot, apply, check_safety, commit_from_json, missing_objects,
-                                   ref_from_json, tree_from_json)
+from fmhub.store.snapshots import (RefUpdate, RepoSnapshot, apply, check_safety, commit_from_json, held_commits,
+                                   held_trees, missing_objects, ref_from_json, tree_from_json)
 
 __all__ = ["ImportSummary", "import_bundle", "present_objects"]
 
@@ -298,32 +298,15 @@ def present_objects(store: Store, entries: Sequence[Entry]) -> set[str]:
     """The names of these bundle objects this store already holds: blobs (sha256 and size), trees, and commits of
     the named repo. What a pull or push leaves out of the bundle it asks for (so an interrupted transfer resumes
     with what is still missing)."""
-    from sqlalchemy import select
-
-    from fmhub.store import _schema as t
-
-    have: set[str] = set()
-    for entry in entries:
-        if entry.kind == "blob" and store.blob_size(entry.sha256) == entry.size:
-            have.add(entry.name)
-    trees = [e for e in entries if e.kind == "tree"]
-    commits: dict[str, list[Entry]] = {}
+    have = {e.name for e in entries if e.kind == "blob" and store.blob_size(e.sha256) == e.size}
+    trees = {e.name.removeprefix("trees/").removesuffix(".json"): e.name for e in entries if e.kind == "tree"}
+    have |= {trees[tree_id] for tree_id in held_trees(store, list(trees))}
+    commits: dict[str, dict[str, str]] = {}
     for e in entries:
         if e.kind == "commit":
-            commits.setdefault(e.name.removeprefix("commits/").rsplit("/", 1)[0], []).append(e)
-    with store.db.read() as conn:
-        for start in range(0, len(trees), 500):
-            chunk = {e.name.removeprefix("trees/").removesuffix(".json"): e.name for e in trees[start:start + 500]}
-            have |= {chunk[tid] for tid in conn.execute(select(t.trees.c.tree_id).where(t.trees.c.tree_id.in_(chunk)))
-                     .scalars()}
-        for prefix, listed in commits.items():
-            repo_type, repo_id = prefix.split("/", 1)
-            row = store._repo_row(conn, repo_type, repo_id, required=False)
-            if row is None:
-                continue
-            by_oid = {e.name.rsplit("/", 1)[1].removesuffix(".json"): e.name for e in listed}
-            oids = list(by_oid)
-            for start in range(0, len(oids), 500):
-                have |= {by_oid[oid] for oid in conn.execute(select(t.commits.c.oid).where(
-                    t.commits.c.repo_pk == row.pk, t.commits.c.oid.in_(oids[start:start + 500]))).scalars()}
+            prefix, oid = e.name.removeprefix("commits/").rsplit("/", 1)
+            commits.setdefault(prefix, {})[oid.removesuffix(".json")] = e.name
+    for prefix, by_oid in commits.items():
+        repo_type, repo_id = prefix.split("/", 1)
+        have |= {by_oid[oid] for oid in held_commits(store, repo_type, repo_id, list(by_oid))}
     return have

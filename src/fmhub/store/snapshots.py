@@ -28,7 +28,8 @@ from fmhub.store.paths import validate_ref_name, validate_repo_id, validate_repo
 from fmhub.store.store import PR_REF, Store, _aware, _now, _repo_key, _upsert
 
 __all__ = ["RepoSnapshot", "RefUpdate", "collect", "apply", "commit_to_json", "commit_from_json",
-           "ref_to_json", "ref_from_json", "tree_to_json", "tree_from_json", "missing_objects", "check_safety"]
+           "ref_to_json", "ref_from_json", "tree_to_json", "tree_from_json", "missing_objects", "check_safety",
+           "held_trees", "held_commits"]
 
 Tree = dict[str, tuple[str, int]]
 
@@ -341,3 +342,26 @@ def check_safety(store: Store, snapshot: RepoSnapshot, *, allow_pickle: bool) ->
                 operations.setdefault((path, sha), AddFile(path, sha, size))
     if operations:
         store._check_safety(list(operations.values()), allow_pickle=allow_pickle)
+
+
+def held_trees(store: Store, tree_ids: Sequence[str]) -> set[str]:
+    """Which of these trees the store holds."""
+    found: set[str] = set()
+    with store.db.read() as conn:
+        for start in range(0, len(tree_ids), 500):
+            found |= set(conn.execute(select(t.trees.c.tree_id).where(
+                t.trees.c.tree_id.in_(list(tree_ids[start:start + 500])))).scalars())
+    return found
+
+
+def held_commits(store: Store, repo_type: str, repo_id: str, oids: Sequence[str]) -> set[str]:
+    """Which of these commits the repo holds (none when there is no such repo)."""
+    found: set[str] = set()
+    with store.db.read() as conn:
+        row = store._repo_row(conn, repo_type, repo_id, required=False)
+        if row is None:
+            return found
+        for start in range(0, len(oids), 500):
+            found |= set(conn.execute(select(t.commits.c.oid).where(
+                t.commits.c.repo_pk == row.pk, t.commits.c.oid.in_(list(oids[start:start + 500])))).scalars())
+    return found
