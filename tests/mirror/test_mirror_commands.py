@@ -42,6 +42,14 @@ def test_export_then_import(homes, tmp_path: Path, capsys) -> None:
     assert {(r["repo"], r["name"], r["outcome"]) for r in summary["refs"]} >= {("acme/clf", "main", "created"),
                                                                                ("acme/news", "v1", "created")}
     assert main(["fsck"]) == 0
+    # Hub b says what it holds; hub a's next bundle, made --since that, carries no file.
+    held = tmp_path / "held.json"
+    assert main(["mirror", "manifest", "acme/clf", "dataset/acme/news", "--to", str(held)]) == 0
+    use(a)
+    again = tmp_path / "again.fmbundle"
+    assert main(["mirror", "export", "acme/clf", "dataset/acme/news", "--since", str(held), "--to", str(again)]) == 0
+    with tarfile.open(again) as tar:
+        assert not [m for m in tar.getmembers() if m.name.startswith(("blobs/", "commits/", "trees/"))]
 
 
 def test_conflict_exits_1_and_force_moves(homes, tmp_path: Path, capsys) -> None:

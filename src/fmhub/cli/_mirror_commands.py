@@ -104,6 +104,23 @@ def export_command(
                   f"({human_size(sum(e.size for e in plan.skipped))})", highlight=False)
 
 
+@mirror_app.command("manifest")
+def manifest_command(
+    targets: TargetsArgument,
+    to: Annotated[Path, typer.Option("--to", help="The manifest file to write (JSON).", show_default=False)],
+    repo_type: RepoTypeOption = "model",
+) -> None:
+    """Write the manifest of what this hub holds of these repos, for the other side's export --since."""
+    with opened_store() as store:
+        plan = plan_export(store, _targets(targets, repo_type))
+    try:
+        to.write_bytes(plan.manifest.to_bytes())
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write --to {to}: {exc.strerror}") from None
+    console.print(f"wrote {to}: {len(plan.manifest.objects)} object(s) of {len(plan.manifest.repos)} repo(s); "
+                  "give it to the exporting side as --since", highlight=False)
+
+
 @mirror_app.command("import")
 def import_command(
     bundle: Annotated[Path, typer.Argument(help="A bundle file made by fmhub mirror export.", show_default=False)],
