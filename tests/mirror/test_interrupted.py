@@ -49,6 +49,8 @@ with open_store(db, blobs) as store, open(bundle, "rb") as f:
     importing.import_bundle(store, f, progress=progress)
 """
 
+pytestmark = pytest.mark.slow  # child processes / live servers: seconds each
+
 
 @pytest.fixture
 def big_bundle(source: Source, tmp_path: Path) -> Path:

@@ -21,6 +21,8 @@ from fmhub.store.maintenance import fsck
 ADMIN = "fmhub_test-admin-token-0123456789"
 PUBLIC = [Target("acme/base"), Target("acme/clf"), Target("acme/clf-int8"), Target("acme/news", "dataset")]
 
+pytestmark = pytest.mark.slow  # child processes / live servers: seconds each
+
 
 def _accounts(store: Store) -> dict[str, str]:
     accounts = Accounts(store.db)
