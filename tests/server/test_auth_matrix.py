@@ -36,6 +36,20 @@ def _public_pem() -> str:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
+@functools.cache
+def _bundle(repo_id: str) -> bytes:
+    """A mirror bundle of a fresh repo ``repo_id`` (made in a store of its own)."""
+    import tempfile
+    from pathlib import Path
+
+    from fmhub.mirror import Target, iter_bundle, plan_export
+    from fmhub.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp, open_store(f"sqlite:///{tmp}/b.db", Path(tmp, "blobs").as_uri()) as store:
+        store.create_repo(repo_id)
+        return b"".join(iter_bundle(store, plan_export(store, [Target(repo_id)])))
+
+
 # (method, route path) -> (kind, request builder). Kinds: public | read | write | admin | signed | whoami.
 # The builder returns (method, url path, json body or None, raw content or None) for a repo id.
 ROUTES = {
@@ -229,6 +243,16 @@ ROUTES = {
          (401, 404, 403, 403, 200, 200)),
     ("POST", "/api/{plural}/{namespace}/{name}/discussions/{num}/merge"):
         ("write", lambda r: ("POST", f"/api/models/{r}/discussions/1/merge", None, None)),
+    # mirroring (issue 27): bundles out for readers, in for namespace writers (the bundle names the repo)
+    ("GET", "/api/fmhub/mirror"): ("public", lambda r: ("GET", "/api/fmhub/mirror", None, None)),
+    ("POST", "/api/fmhub/mirror/manifest"):
+        ("read", lambda r: ("POST", "/api/fmhub/mirror/manifest", {"repos": [f"model/{r}"]}, None)),
+    ("POST", "/api/fmhub/mirror/export"):
+        ("read", lambda r: ("POST", "/api/fmhub/mirror/export", {"repos": [f"model/{r}@v1"]}, None)),
+    ("POST", "/api/fmhub/mirror/have"):
+        ("native", lambda r: ("POST", "/api/fmhub/mirror/have", {"objects": []}, None), (401, 200, 200, 403, 200, 200)),
+    ("POST", "/api/fmhub/mirror/import"):  # alice's bundle conflicts with the secret repo's main: reported, 200
+        ("native", lambda r: ("POST", "/api/fmhub/mirror/import", None, _bundle(r)), (401, 403, 403, 403, 200, 200)),
 }
 # The documentation routes and Swagger UI's files: public, they hold no data.
 DOCS = {"/openapi.json", "/docs", "/docs-assets"}

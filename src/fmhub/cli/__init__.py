@@ -14,7 +14,7 @@ from rich.markup import escape
 from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
 from fmhub.cli import _eval_commands, _explain_commands, _lineage_commands, _optimize_commands, _pipeline_commands
 from fmhub.cli import _encryption_commands, _pr_commands, _runs_commands, _serve_commands, _signing_commands
-from fmhub.cli import _train_commands
+from fmhub.cli import _mirror_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -67,6 +67,7 @@ _serve_commands.register(app)
 _pipeline_commands.register(app)
 _signing_commands.register(app)
 _lineage_commands.register(app)
+_mirror_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,8 +14,8 @@ from fmhub._version import __version__
 from fmhub.accounts import Accounts
 from fmhub.indexing import backfill_pending, reindex
 from fmhub.http import HUB_ERRORS, BodyLimitMiddleware, document_errors, install_error_handlers, serve_docs
-from fmhub.server import (_admin, _evals, _hf, _hf_discussions, _hf_manage, _hf_write, _lfs, _lineage, _runs, _search,
-                          _signing, _xet, web)
+from fmhub.server import (_admin, _evals, _hf, _hf_discussions, _hf_manage, _hf_write, _lfs, _lineage, _mirror, _runs,
+                          _search, _signing, _xet, web)
 from fmhub.server._protocol import RequestIdMiddleware, install_repo_not_found
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
@@ -83,7 +83,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     install_error_handlers(app)
     install_repo_not_found(app)
     # Commits, LFS uploads, xorbs and shards stream their bodies and enforce their own (larger) limits.
-    app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/",
+    app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/", "/api/fmhub/mirror/import",
                                                                _xet.CAS_PREFIX + "/v1/xorbs/",
                                                                _xet.CAS_PREFIX + "/v1/shards"))
     app.add_middleware(RequestIdMiddleware)
@@ -105,6 +105,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     app.include_router(_lineage.router)
     app.include_router(_runs.router)
     app.include_router(_signing.router)
+    app.include_router(_mirror.router)
     app.include_router(_hf_write.router)
     app.include_router(_hf_manage.router)
     app.include_router(_hf_discussions.router)
