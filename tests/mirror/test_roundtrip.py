@@ -60,7 +60,6 @@ def test_round_trip_postgresql_s3_and_back(source: Source, tmp_path: Path, pg_ur
     """SQLite + files → PostgreSQL + S3 (the moto stand-in server) → SQLite + files: all three identical."""
     from fmhub.store import Database
 
-    pg_url = with_public_schema(pg_url)
     Database(pg_url).upgrade()
     with _pg_s3(pg_url, s3_blob_url, s3_endpoint) as middle:
         _import(middle, _export(source.store, tmp_path / "a.fmbundle"))
@@ -70,15 +69,6 @@ def test_round_trip_postgresql_s3_and_back(source: Source, tmp_path: Path, pg_ur
     with open_store(f"sqlite:///{tmp_path / 'c.db'}", (tmp_path / "c-blobs").as_uri()) as third:
         _import(third, back)
         assert dump(third) == dump(source.store)
-
-
-def with_public_schema(url: str) -> str:
-    """The test schema first, then ``public``: where a server keeps extensions (pg_trgm) created once for all."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    options = parsed.query["options"]
-    return parsed.update_query_dict({"options": options + ",public"}).render_as_string(hide_password=False)
 
 
 def _pg_s3(pg_url: str, blob_url: str, endpoint: str) -> Store:
