@@ -32,7 +32,9 @@ import hashlib
 import itertools
 import secrets
 import struct
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -45,10 +47,11 @@ from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, 
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs._base import CHUNK_SIZE, BlobInfo, BlobStore, Progress, StoredBlob, verify_expected
+from fmhub.store.encryption_scopes import sync_scopes
 from fmhub.store.keys import KeyProvider
 
-__all__ = ["EncryptedBlobStore", "SEGMENT_SIZE", "MAGIC", "BlobKey", "EncryptionStatus",
-           "encryption_status", "migrate_to_encrypted", "rewrap_keys"]
+__all__ = ["EncryptedBlobStore", "SEGMENT_SIZE", "MAGIC", "BlobKey", "EncryptionStatus", "ScopeStatus",
+           "KEY_CACHE_SIZE", "encryption_status", "migrate_to_encrypted", "rewrap_keys"]
 
 MAGIC = b"FMHENC\x00\x01"
 #: Plaintext bytes per segment: large enough that the 16-byte tag and the per-call cost vanish, small
@@ -69,6 +72,7 @@ class BlobKey:
     key_id: str
     wrapped_key: bytes
     created_at: dt.datetime
+    scope: str = ""  # "": the store-wide key; else the namespace whose own key wrapped this copy of the data key
 
     def context(self) -> bytes:
         """What a wrapped data key is bound to: moving it to another blob or object fails to unwrap."""
@@ -153,7 +157,52 @@ class _EncryptingReader:
 
 def _row(row) -> BlobKey:
     return BlobKey(row.sha256, row.size, row.object_sha256, row.segment_size, row.key_id, bytes(row.wrapped_key),
-                   row.created_at)
+                   row.created_at, row.scope)
+
+
+#: How many blobs' key rows a store keeps in memory (a few hundred bytes each).
+KEY_CACHE_SIZE = 4096
+
+
+class _KeyCache:
+    """The ``blob_keys`` rows of recently read blobs (bounded, least recently used first out).
+
+    Rows change only by rotation, scope changes and deletion: this process forgets a blob's rows whenever it
+    changes them, and a read that fails with rows from the cache (another process rotated and retired the key,
+    or collected the blob) drops them and looks again. Only reads use it; writes and existence checks ask the
+    database, so a stale entry can never make an upload be skipped.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[BlobKey, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, sha256: str) -> tuple[BlobKey, ...] | None:
+        with self._lock:
+            rows = self._items.get(sha256)
+            if rows is not None:
+                self._items.move_to_end(sha256)
+            return rows
+
+    def put(self, sha256: str, rows: tuple[BlobKey, ...]) -> None:
+        with self._lock:
+            self._items[sha256] = rows
+            self._items.move_to_end(sha256)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def forget(self, shas) -> None:
+        with self._lock:
+            for sha256 in [shas] if isinstance(shas, str) else shas:
+                self._items.pop(sha256, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class EncryptedBlobStore(BlobStore):
@@ -168,13 +217,14 @@ class EncryptedBlobStore(BlobStore):
     """
 
     def __init__(self, inner: BlobStore, db: Database, keys: KeyProvider | None, *,
-                 segment_size: int = SEGMENT_SIZE) -> None:
+                 segment_size: int = SEGMENT_SIZE, key_cache_size: int = KEY_CACHE_SIZE) -> None:
         self.inner = inner
         self.db = db
         self.keys = keys
         self.url = inner.url
         self.segment_size = segment_size
         self._has_rows: bool | None = None  # without a key: whether any blob is encrypted, checked once
+        self.key_cache = _KeyCache(key_cache_size)
 
     def __repr__(self) -> str:
         return f"EncryptedBlobStore({self.inner!r}, keys={self.keys.name if self.keys else None!r})"
@@ -188,15 +238,47 @@ class EncryptedBlobStore(BlobStore):
         with self.db.read() as conn:
             return conn.execute(select(t.blob_keys.c.sha256).limit(1)).first() is not None
 
-    def key_of(self, sha256: str) -> BlobKey | None:
+    def key_rows(self) -> list[BlobKey]:
+        """Every row of ``blob_keys``."""
+        with self.db.read() as conn:
+            return [_row(row) for row in conn.execute(select(t.blob_keys))]
+
+    def rows_of(self, sha256: str, *, cached: bool = False) -> tuple[BlobKey, ...]:
+        """The blob's ``blob_keys`` rows (one per key scope that wraps its data key; none: not encrypted).
+
+        ``cached``: from the read cache when there (see :class:`_KeyCache`); only for reads that recover
+        from a stale entry.
+        """
         if self.keys is None:
             if self._has_rows is None:
                 self._has_rows = self.encrypted_blobs_exist()
             if not self._has_rows:
-                return None
+                return ()
+        if cached and (rows := self.key_cache.get(sha256)) is not None:
+            return rows
         with self.db.read() as conn:
-            row = conn.execute(select(t.blob_keys).where(t.blob_keys.c.sha256 == sha256)).first()
-        return None if row is None else _row(row)
+            rows = tuple(_row(row) for row in conn.execute(
+                select(t.blob_keys).where(t.blob_keys.c.sha256 == sha256).order_by(t.blob_keys.c.scope)))
+        if rows:
+            self.key_cache.put(sha256, rows)
+        else:
+            self.key_cache.forget(sha256)
+        return rows
+
+    def _usable(self, rows: tuple[BlobKey, ...]) -> BlobKey | None:
+        """The row to read through: the first whose key the provider holds (the store-wide one first), else the
+        first (whose unwrap then says what is wrong), or None for a blob not encrypted."""
+        if not rows:
+            return None
+        if self.keys is not None:
+            for key in rows:
+                if self.keys.holds(key.key_id):
+                    return key
+        return rows[0]
+
+    def key_of(self, sha256: str, *, cached: bool = False) -> BlobKey | None:
+        """The ``blob_keys`` row to read the blob through, or None when it is not encrypted."""
+        return self._usable(self.rows_of(sha256, cached=cached))
 
     def _require_keys(self) -> KeyProvider:
         if self.keys is None:
@@ -218,13 +300,27 @@ class EncryptedBlobStore(BlobStore):
 
     def local_path(self, sha256: str):
         # Ciphertext cannot be sent as is; a clear blob not yet migrated still can.
-        return None if self.key_of(sha256) is not None else self.inner.local_path(sha256)
+        return None if self.key_of(sha256, cached=True) is not None else self.inner.local_path(sha256)
 
     def iter_chunks(self, sha256: str, start: int = 0, end: int | None = None, *,
                     chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        key = self.key_of(sha256)
+        was_cached = self.key_cache.get(sha256) is not None
+        key = self.key_of(sha256, cached=True)
         if key is None:
             return self.inner.iter_chunks(sha256, start, end, chunk_size=chunk_size)
+        try:
+            return self._iter_key(key, start, end, chunk_size)
+        except (BlobNotFoundError, EncryptionKeyError):
+            if not was_cached:
+                raise
+            # Rows from the cache another process made stale (a retired key, a collected blob): look again.
+            self.key_cache.forget(sha256)
+            key = self.key_of(sha256)
+            if key is None:
+                return self.inner.iter_chunks(sha256, start, end, chunk_size=chunk_size)
+            return self._iter_key(key, start, end, chunk_size)
+
+    def _iter_key(self, key: BlobKey, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:
         end = key.size if end is None else min(end, key.size)
         if start >= end:
             return iter(())
@@ -280,7 +376,7 @@ class EncryptedBlobStore(BlobStore):
             raise TamperedBlobError(key.sha256, index) from None
 
     def download(self, sha256: str, dest: BinaryIO, progress: Progress | None = None) -> int:
-        if self.key_of(sha256) is None:
+        if self.key_of(sha256, cached=True) is None:
             return self.inner.download(sha256, dest, progress)
         written = 0
         for chunk in self.iter_chunks(sha256, chunk_size=self.segment_size):
@@ -297,8 +393,7 @@ class EncryptedBlobStore(BlobStore):
         """(rows, clear blobs, orphaned objects, stale clear copies). The inner store's objects that no row names
         are clear blobs not migrated yet, or ciphertext a crash left between writing it and recording its row;
         a clear blob named by a row's plaintext sha256 is a copy a crash left after encrypting it."""
-        with self.db.read() as conn:
-            rows = [_row(row) for row in conn.execute(select(t.blob_keys))]
+        rows = self.key_rows()
         objects, encrypted = {key.object_sha256 for key in rows}, {key.sha256 for key in rows}
         clear, orphans, stale = [], [], []
         for blob in self.inner.iter_blobs():
@@ -315,8 +410,11 @@ class EncryptedBlobStore(BlobStore):
             yield from self.inner.iter_blobs()
             return
         rows, clear, _, _ = self._inner_split()
+        seen: set[str] = set()
         for key in rows:
-            yield StoredBlob(key.sha256, key.size, key.created_at.timestamp())
+            if key.sha256 not in seen:
+                seen.add(key.sha256)
+                yield StoredBlob(key.sha256, key.size, key.created_at.timestamp())
         yield from clear
 
     def rehash(self, sha256: str, progress: Progress | None = None) -> tuple[str, int]:
@@ -348,15 +446,27 @@ class EncryptedBlobStore(BlobStore):
         except IntegrityError:
             self.inner.delete(object_name)
             raise
+        # Wrapped with the store-wide key; committing it to (or recording its upload for) a namespace with a key of
+        # its own re-wraps it with that key (:func:`fmhub.store.encryption_scopes.sync_scopes`).
         key_id, wrapped = keys.wrap(data_key, BlobKey(sha256, size, object_name, 0, "", b"", _now()).context())
-        row = {"sha256": sha256, "size": size, "object_sha256": object_name, "segment_size": self.segment_size,
-               "key_id": key_id, "wrapped_key": wrapped, "created_at": _now()}
+        row = {"sha256": sha256, "scope": "", "size": size, "object_sha256": object_name,
+               "segment_size": self.segment_size, "key_id": key_id, "wrapped_key": wrapped, "created_at": _now()}
+        shredded: set[str] = set()
         with self.db.write() as conn:
-            if conn.execute(select(t.blob_keys.c.sha256).where(t.blob_keys.c.sha256 == sha256)).first() is None:
+            existing = [_row(r) for r in conn.execute(select(t.blob_keys).where(t.blob_keys.c.sha256 == sha256))]
+            if existing and all(keys.revocation(key.key_id) for key in existing):
+                # Only revoked keys wrap the stored copy (crypto-shredded): the new upload replaces it.
+                conn.execute(delete(t.blob_keys).where(t.blob_keys.c.sha256 == sha256))
+                shredded = {key.object_sha256 for key in existing}
+                existing = []
+            if not existing:
                 conn.execute(insert(t.blob_keys).values(**row))
                 created = True
             else:  # a concurrent writer of the same content won: keep theirs
                 created = False
+        self.key_cache.forget(sha256)
+        for name in shredded:
+            self.inner.delete(name)
         if not created:
             self.inner.delete(object_name)
         elif self.inner.exists(sha256):  # a clear copy from before encryption: the encrypted one replaces it
@@ -364,12 +474,21 @@ class EncryptedBlobStore(BlobStore):
         return BlobInfo(sha256, size, created=created)
 
     def delete(self, sha256: str) -> None:
-        key = self.key_of(sha256)
-        if key is not None:
+        rows = self.rows_of(sha256)
+        if rows:
             with self.db.write() as conn:
                 conn.execute(delete(t.blob_keys).where(t.blob_keys.c.sha256 == sha256))
-            self.inner.delete(key.object_sha256)
+            self.key_cache.forget(sha256)
+            for name in {key.object_sha256 for key in rows}:
+                self.inner.delete(name)
         self.inner.delete(sha256)
+
+    def bind_scopes(self, shas: list[str]) -> None:
+        """Wrap these blobs' data keys for the namespaces that hold them (after a commit or an upload); nothing
+        to do, and no query, while no namespace has a key of its own."""
+        if self.keys is None or not shas or not self.keys.namespaces():
+            return
+        sync_scopes(self, shas)
 
     def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
         removed, freed = self.inner.clean_temporary(older_than_seconds, dry_run=dry_run)
@@ -409,22 +528,50 @@ def _now() -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class ScopeStatus:
+    """One key scope: the store-wide key (``scope == ""``) or a namespace's own key."""
+
+    scope: str
+    blobs: int  # blobs whose data key this scope wraps
+    exclusive: int  # ... and that no other scope wraps (unreadable once this scope's key is revoked)
+    exclusive_bytes: int
+    by_key: dict[str, int]
+    current_key: str | None  # None: a revoked namespace key
+
+
+@dataclass(frozen=True)
 class EncryptionStatus:
     encrypted_blobs: int
     encrypted_bytes: int
     clear_blobs: int
     clear_bytes: int
     by_key: dict[str, int]
+    scopes: dict[str, ScopeStatus]
 
 
 def encryption_status(store: EncryptedBlobStore) -> EncryptionStatus:
-    """How many blobs are encrypted (per key-encryption key) and how many are still in clear."""
+    """How many blobs are encrypted (per key-encryption key and per key scope) and how many are still in clear."""
     rows, clear, _, stale = store._inner_split()
     clear += stale
     by_key: dict[str, int] = {}
+    per_blob: dict[str, list[BlobKey]] = {}
     for key in rows:
         by_key[key.key_id] = by_key.get(key.key_id, 0) + 1
-    return EncryptionStatus(len(rows), sum(key.size for key in rows), len(clear), sum(b.size for b in clear), by_key)
+        per_blob.setdefault(key.sha256, []).append(key)
+    namespaces = store.keys.namespaces() if store.keys else {}
+    scope_names = {""} | set(namespaces) | {key.scope for key in rows}
+    scopes = {}
+    for scope in sorted(scope_names):
+        mine = [key for key in rows if key.scope == scope]
+        exclusive = [key for key in mine if len(per_blob[key.sha256]) == 1]
+        keys_used: dict[str, int] = {}
+        for key in mine:
+            keys_used[key.key_id] = keys_used.get(key.key_id, 0) + 1
+        current = (store.keys.current_key_id if store.keys else None) if not scope else namespaces.get(scope)
+        scopes[scope] = ScopeStatus(scope, len(mine), len(exclusive), sum(key.size for key in exclusive), keys_used,
+                                    current)
+    return EncryptionStatus(len(per_blob), sum(keys[0].size for keys in per_blob.values()), len(clear),
+                            sum(b.size for b in clear), by_key, scopes)
 
 
 def migrate_to_encrypted(store: EncryptedBlobStore, *, progress: Callable[[int], None] | None = None,
@@ -479,30 +626,36 @@ class _InnerReader:
         return out
 
 
-def rewrap_keys(store: EncryptedBlobStore, *, batch: int = 500,
+def rewrap_keys(store: EncryptedBlobStore, *, scope: str = "", batch: int = 500,
                 progress: Callable[[int], None] | None = None) -> int:
-    """Re-wrap every data key not wrapped with the provider's current key; returns how many.
+    """Re-wrap every data key of a key scope (``""``: the store-wide key; else a namespace with a key of its own)
+    not wrapped with that scope's current key; returns how many. Other scopes' rows are not touched.
 
     Rewrites rows only (the ciphertext objects stay); resumable, batch by batch, each batch one transaction.
     """
     keys = store._require_keys()
-    current = keys.current_key_id
+    current = keys.current_key_id if not scope else keys.namespace_key_id(scope)
+    if current is None:
+        raise EncryptionKeyError(f"namespace {scope!r} has no encryption key of its own",
+                                 hint=f"create one with: fmhub encryption key create --namespace {scope}")
     total = 0
     while True:
         with store.db.read() as conn:
             rows = [_row(r) for r in conn.execute(
-                select(t.blob_keys).where(t.blob_keys.c.key_id != current).limit(batch))]
+                select(t.blob_keys).where(t.blob_keys.c.scope == scope, t.blob_keys.c.key_id != current).limit(batch))]
         if not rows:
             return total
         updates = []
         for key in rows:
             data_key = keys.unwrap(key.key_id, key.wrapped_key, key.context())
-            key_id, wrapped = keys.wrap(data_key, key.context())
+            key_id, wrapped = keys.wrap(data_key, key.context(), scope)
             updates.append((key.sha256, key.key_id, key_id, wrapped))
         with store.db.write() as conn:
             for sha256, old_id, key_id, wrapped in updates:
-                conn.execute(update(t.blob_keys).where(t.blob_keys.c.sha256 == sha256, t.blob_keys.c.key_id == old_id)
+                conn.execute(update(t.blob_keys).where(t.blob_keys.c.sha256 == sha256, t.blob_keys.c.scope == scope,
+                                                       t.blob_keys.c.key_id == old_id)
                              .values(key_id=key_id, wrapped_key=wrapped))
+        store.key_cache.forget([sha256 for sha256, *_ in updates])
         total += len(updates)
         if progress:
             progress(len(updates))
