@@ -152,12 +152,16 @@ def key_create_command(
                                                               "own.")],
 ) -> None:
     """Give a namespace its own key-encryption key, and re-wrap the blobs its repos hold with it. A blob other
-    namespaces hold too stays wrapped by their keys as well, so it stays readable to them."""
+    namespaces hold too stays wrapped by their keys as well, so it stays readable to them. Resumable: a rerun
+    keeps the key and finishes the re-wrapping."""
     scope = _scope(namespace)
     with opened_store() as store, LateProgress(f"re-wrapping {scope}'s blobs") as bar:
         blobs = _encrypted(store)
-        _require_key(blobs)
+        existed = _require_key(blobs).namespace_key_id(scope)
         key_id, report = create_namespace_key(blobs, scope, progress=bar.advance, on_total=bar.start)
+    if existed:
+        console.print(f"namespace {scope} already has key {key_id} (rotate it with: fmhub encryption rotate "
+                      f"--namespace {scope}); its blobs were checked", highlight=False)
     console.print(f"namespace {scope}: key {key_id}; {report.wrapped} data keys wrapped with it, "
                   f"{report.dropped} store-wide copies dropped", highlight=False)
     if report.unreadable:

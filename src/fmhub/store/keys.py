@@ -155,10 +155,10 @@ class LocalKeyFile(KeyProvider):
     def _fresh(self) -> None:
         """Re-read the file when it changed (a rotation by another process): new data keys use the new key."""
         try:
-            mtime = self.path.stat().st_mtime_ns
+            info = self.path.stat()
         except OSError:
             return  # keep the keys in memory; the next successful stat reloads
-        if mtime != self._mtime:
+        if (info.st_mtime_ns, info.st_ino) != self._mtime:
             self._state = self._load()
 
     def _load(self) -> _KeyFileState:
@@ -166,7 +166,8 @@ class LocalKeyFile(KeyProvider):
         if not self.path.is_file():
             raise EncryptionKeyError(f"the encryption key file {self.path} does not exist", hint=fix)
         _check_private(self.path)
-        self._mtime = self.path.stat().st_mtime_ns
+        info = self.path.stat()
+        self._mtime = (info.st_mtime_ns, info.st_ino)  # the file is replaced, never edited: a new inode
         try:
             document = json.loads(self.path.read_text())
             if document.get("format") != KEY_FILE_FORMAT:
@@ -201,8 +202,7 @@ class LocalKeyFile(KeyProvider):
         return list(self._state.keys)
 
     def holds(self, key_id: str) -> bool:
-        if key_id not in self._state.keys:
-            self._fresh()
+        self._fresh()
         return key_id in self._state.keys
 
     def namespaces(self) -> dict[str, str]:
@@ -234,10 +234,9 @@ class LocalKeyFile(KeyProvider):
         return key_id, nonce + self._state.keys[key_id].encrypt(nonce, data_key, context)
 
     def unwrap(self, key_id: str, wrapped: bytes, context: bytes) -> bytes:
+        # One stat per unwrap: a key retired or revoked by another process leaves this one's memory at once.
+        self._fresh()
         kek = self._state.keys.get(key_id)
-        if kek is None:
-            self._fresh()
-            kek = self._state.keys.get(key_id)
         if kek is None:
             revoked = self.revocation(key_id)
             if revoked:
