@@ -4,6 +4,8 @@ the others alone; shared blobs stay readable while any holder's key does; key ro
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,10 @@ def two_tenants(request: pytest.FixtureRequest, tmp_path: Path):
     namespace on the store-wide key."""
     db_url = None if request.param == "sqlite" else request.getfixturevalue("pg_url")
     config = _config(tmp_path, db_url)
+    if db_url:
+        db = Database(db_url)
+        db.upgrade()
+        db.dispose()
     with open_store(config=config) as store:
         for repo in ("acme/m", "globex/m", "public/base"):
             store.create_repo(repo)
@@ -262,3 +268,29 @@ def test_cli_namespace_keys(tmp_path: Path, monkeypatch, capsys) -> None:
     assert "revoked" in err and "Traceback" not in err
     assert cli(["download", "globex/m", "--local-dir", str(tmp_path / "out2")]) == 0
     assert (tmp_path / "out2" / "own.bin").read_bytes() == ONLY_GLOBEX
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, 65, 200, 640])
+def test_the_encrypting_reader_gives_the_same_object_however_it_is_read(size: int, monkeypatch) -> None:
+    from fmhub.store import encryption
+
+    monkeypatch.setattr(encryption.secrets, "token_bytes", lambda n: b"\x07" * n)
+    data, key = bytes(range(256)) * 3, b"k" * 32
+    data = data[:size]
+
+    def reader():
+        return encryption._EncryptingReader(io.BufferedReader(io.BytesIO(data)), key, 64, None)
+
+    whole = reader().read()
+    for piece in (1, 7, 80, 81, 4096):  # smaller than, equal to, larger than a sealed segment (64 + 16)
+        pieces, r = [], reader()
+        while chunk := r.read(piece):
+            assert len(chunk) <= piece
+            pieces.append(chunk)
+        assert b"".join(pieces) == whole
+        pieces, r, buffer = [], reader(), bytearray(piece)
+        while n := r.readinto(buffer):
+            pieces.append(bytes(buffer[:n]))
+        assert b"".join(pieces) == whole
+        assert r.hexdigest() == hashlib.sha256(data).hexdigest() and r.size == size
+    assert len(whole) == encryption._HEADER.size + size + max(1, -(-size // 64)) * 16

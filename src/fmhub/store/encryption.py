@@ -94,11 +94,15 @@ def _aad(header: bytes, last: bool) -> bytes:
 class _EncryptingReader:
     """A read-only stream of an object's bytes (header, then sealed segments) made from a plaintext stream.
 
-    It hashes the plaintext as it goes and holds at most two segments, whatever the size.
+    One pass over the plaintext: each segment is read once into one of two reused buffers (one segment ahead,
+    to know which one is last), hashed there, and sealed by one AES-GCM call straight into the caller's buffer
+    (:meth:`readinto`, what the file store uses) or into a new ``bytes`` handed over as is (:meth:`read`). No
+    other copy is made, and memory stays at two segments whatever the size.
     """
 
     def __init__(self, src: BinaryIO, data_key: bytes, segment_size: int, progress: Progress | None) -> None:
         self._src = src
+        self._src_readinto = getattr(src, "readinto", None)
         self._aead = AESGCM(data_key)
         self._segment_size = segment_size
         self._progress = progress
@@ -107,42 +111,83 @@ class _EncryptingReader:
         self._digest = hashlib.sha256()
         self.size = 0
         self._index = 0
-        self._pending = self._read_segment()  # one segment ahead, to know which one is last
-        self._out = bytearray(self.header)
+        self._buffers = (bytearray(segment_size), bytearray(segment_size))
+        self._spare = 1
+        self._pending = self._fill(0)  # the next segment to seal
+        self._out = memoryview(self.header)  # bytes made but not handed out yet
         self._done = False
 
-    def _read_segment(self) -> bytes:
-        parts, wanted = [], self._segment_size
-        while wanted:
-            chunk = self._src.read(wanted)
-            if not chunk:
+    def _fill(self, which: int) -> memoryview:
+        """Read the next segment of plaintext into buffer ``which``, and hash it."""
+        view = memoryview(self._buffers[which])
+        got = 0
+        while got < len(view):
+            if self._src_readinto is not None:
+                n = self._src_readinto(view[got:]) or 0
+            else:
+                chunk = self._src.read(len(view) - got)
+                n = len(chunk)
+                view[got:got + n] = chunk
+            if not n:
                 break
-            parts.append(chunk)
-            wanted -= len(chunk)
-        data = b"".join(parts)
+            got += n
+        data = view[:got]
         self._digest.update(data)
-        self.size += len(data)
-        if self._progress and data:
-            self._progress(len(data))
+        self.size += got
+        if self._progress and got:
+            self._progress(got)
         return data
 
-    def _seal_next(self) -> None:
-        following = self._read_segment() if len(self._pending) == self._segment_size else b""
+    def _seal(self, into: memoryview | None) -> bytes | None:
+        """Seal the pending segment into ``into`` (exactly its sealed size), or into new bytes returned."""
+        plain = self._pending
+        following = self._fill(self._spare) if len(plain) == self._segment_size else memoryview(b"")
+        self._spare ^= 1  # the buffer just filled holds the next pending segment; the other one is free again
         last = not following
-        self._out += self._aead.encrypt(_nonce(self._prefix, self._index), self._pending, _aad(self.header, last))
+        nonce, aad = _nonce(self._prefix, self._index), _aad(self.header, last)
+        if into is None:
+            sealed = self._aead.encrypt(nonce, plain, aad)
+        else:
+            self._aead.encrypt_into(nonce, plain, aad, into)
+            sealed = None
         self._index += 1
         self._pending = following
         self._done = last
+        return sealed
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        written = min(len(self._out), len(view))
+        view[:written] = self._out[:written]
+        self._out = self._out[written:]
+        while not self._done and not self._out:
+            need = len(self._pending) + _TAG
+            if len(view) - written >= need:
+                self._seal(view[written:written + need])
+                written += need
+            elif written:
+                break
+            else:  # a buffer smaller than a sealed segment: hand it out in pieces
+                sealed = memoryview(self._seal(None))  # type: ignore[arg-type]
+                written = len(view)
+                view[:] = sealed[:written]
+                self._out = sealed[written:]
+        return written
 
     def read(self, n: int | None = -1) -> bytes:
-        want = None if n is None or n < 0 else n
-        while not self._done and (want is None or len(self._out) < want):
-            self._seal_next()
-        if want is None or want >= len(self._out):
-            out, self._out = bytes(self._out), bytearray()
-        else:
-            out = bytes(self._out[:want])
-            del self._out[:want]
+        if n is None or n < 0:
+            parts = [bytes(self._out)]
+            while not self._done:
+                parts.append(self._seal(None))  # type: ignore[arg-type]
+            self._out = memoryview(b"")
+            return b"".join(parts)
+        if not self._out and not self._done:
+            sealed = self._seal(None)
+            if len(sealed) <= n:  # type: ignore[arg-type]
+                return sealed  # type: ignore[return-value]
+            self._out = memoryview(sealed)  # type: ignore[arg-type]
+        out = bytes(self._out[:n])
+        self._out = self._out[n:]
         return out
 
     def readable(self) -> bool:
