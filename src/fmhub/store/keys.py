@@ -39,7 +39,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from fmhub.errors import ConfigError, EncryptionKeyError
+from fmhub.errors import ConfigError, EncryptionKeyError, RevokedKeyError
 
 __all__ = ["KeyProvider", "LocalKeyFile", "EncryptionKeyError", "create_key_file", "KEY_FILE_FORMAT"]
 
@@ -240,7 +240,7 @@ class LocalKeyFile(KeyProvider):
         if kek is None:
             revoked = self.revocation(key_id)
             if revoked:
-                raise EncryptionKeyError(
+                raise RevokedKeyError(
                     f"stored data was encrypted only under {revoked}: it cannot be read any more",
                     hint="this is what revoking the key is for (crypto-shredding); only a backup of the key file "
                          "made before the revocation can bring it back")
