@@ -18,7 +18,10 @@ truncated or extended object fails to decrypt. Plaintext sha256 and size are che
 ``fsck`` (and by every client that downloads).
 
 Dedup: one plaintext is stored once for the whole store (the blob layer is content-addressed); see
-``docs/encryption.md`` for what this reveals and to whom.
+``docs/encryption.md`` for what this reveals and to whom. Key scopes: a namespace may have a key-encryption
+key of its own; a blob's data key is then wrapped once per scope that holds it (one ``blob_keys`` row each,
+kept in step by :func:`sync_scopes`), so one tenant's key can be rotated or revoked without touching another's
+(:mod:`fmhub.store.encryption_scopes`).
 
 Blobs written before encryption was turned on stay readable in clear until ``fmhub encryption migrate``
 has encrypted them; reads look up the encrypted copy first, then the clear one, so nothing is unreadable
@@ -35,23 +38,24 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, union, update
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, TamperedBlobError
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs._base import CHUNK_SIZE, BlobInfo, BlobStore, Progress, StoredBlob, verify_expected
-from fmhub.store.encryption_scopes import sync_scopes
 from fmhub.store.keys import KeyProvider
 
 __all__ = ["EncryptedBlobStore", "SEGMENT_SIZE", "MAGIC", "BlobKey", "EncryptionStatus", "ScopeStatus",
-           "KEY_CACHE_SIZE", "encryption_status", "migrate_to_encrypted", "rewrap_keys"]
+           "KEY_CACHE_SIZE", "SyncReport", "encryption_status", "migrate_to_encrypted", "rewrap_keys", "sync_scopes",
+           "holding_namespaces"]
 
 MAGIC = b"FMHENC\x00\x01"
 #: Plaintext bytes per segment: large enough that the 16-byte tag and the per-call cost vanish, small
@@ -492,7 +496,7 @@ class EncryptedBlobStore(BlobStore):
             self.inner.delete(object_name)
             raise
         # Wrapped with the store-wide key; committing it to (or recording its upload for) a namespace with a key of
-        # its own re-wraps it with that key (:func:`fmhub.store.encryption_scopes.sync_scopes`).
+        # its own re-wraps it with that key (:func:`sync_scopes`).
         key_id, wrapped = keys.wrap(data_key, BlobKey(sha256, size, object_name, 0, "", b"", _now()).context())
         row = {"sha256": sha256, "scope": "", "size": size, "object_sha256": object_name,
                "segment_size": self.segment_size, "key_id": key_id, "wrapped_key": wrapped, "created_at": _now()}
@@ -704,3 +708,72 @@ def rewrap_keys(store: EncryptedBlobStore, *, scope: str = "", batch: int = 500,
         total += len(updates)
         if progress:
             progress(len(updates))
+
+
+# -- key scopes: which namespaces' keys wrap a blob's data key (see fmhub.store.encryption_scopes) --------
+
+
+@dataclass
+class SyncReport:
+    wrapped: int = 0  # wrapped copies added
+    dropped: int = 0  # wrapped copies removed (their scope holds the blob no more)
+    unreadable: int = 0  # blobs no usable key wraps (revoked): nothing to re-wrap them from
+
+
+def holding_namespaces(conn, sha256: str) -> set[str]:
+    """The namespaces (lower case) whose repos hold the blob: a commit names it, or it was uploaded to one."""
+    in_trees = (select(t.repos.c.namespace)
+                .join(t.commits, t.commits.c.repo_pk == t.repos.c.pk)
+                .join(t.tree_entries, t.tree_entries.c.tree_id == t.commits.c.tree_id)
+                .where(t.tree_entries.c.blob_sha256 == sha256))
+    uploaded = (select(t.repos.c.namespace).join(t.lfs_uploads, t.lfs_uploads.c.repo_pk == t.repos.c.pk)
+                .where(t.lfs_uploads.c.sha256 == sha256))
+    return {namespace.lower() for namespace in conn.execute(union(in_trees, uploaded)).scalars()}
+
+
+def sync_scopes(store: EncryptedBlobStore, shas: Iterable[str], *,
+                progress: Callable[[int], None] | None = None) -> SyncReport:
+    """Make the scopes wrapping each blob's data key those of the namespaces holding it (module docstring).
+
+    A blob no namespace holds (uploaded, not yet recorded) and a blob not encrypted are left as they are. A copy
+    is removed only once every needed copy exists, so the blob is readable throughout.
+    """
+    keys = store._require_keys()
+    report = SyncReport()
+    for sha256 in shas:
+        rows = store.rows_of(sha256)
+        if progress:
+            progress(1)
+        if not rows:
+            continue
+        with store.db.read() as conn:
+            holders = holding_namespaces(conn, sha256)
+        if not holders:
+            continue
+        wanted = {namespace if keys.namespace_key_id(namespace) else "" for namespace in holders}
+        have = {key.scope: key for key in rows}
+        missing = wanted - set(have)
+        if missing:
+            source = next((key for key in rows if keys.holds(key.key_id)), None)
+            if source is None:
+                report.unreadable += 1
+                continue
+            data_key = keys.unwrap(source.key_id, source.wrapped_key, source.context())
+            for scope in sorted(missing):
+                key_id, wrapped = keys.wrap(data_key, source.context(), scope)
+                try:
+                    with store.db.write() as conn:
+                        conn.execute(insert(t.blob_keys).values(
+                            sha256=sha256, scope=scope, size=source.size, object_sha256=source.object_sha256,
+                            segment_size=source.segment_size, key_id=key_id, wrapped_key=wrapped,
+                            created_at=source.created_at))
+                    report.wrapped += 1
+                except DBIntegrityError:
+                    pass  # a concurrent sync wrapped it first
+        extra = set(have) - wanted
+        if extra:
+            with store.db.write() as conn:
+                report.dropped += conn.execute(delete(t.blob_keys).where(
+                    t.blob_keys.c.sha256 == sha256, t.blob_keys.c.scope.in_(sorted(extra)))).rowcount
+        store.key_cache.forget(sha256)
+    return report

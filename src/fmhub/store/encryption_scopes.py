@@ -14,7 +14,7 @@ one, else the store-wide scope ``""``). So
 
 A blob is "held" by a namespace when a commit of one of its repos names it, or when it was uploaded to one of
 its repos (the LFS upload grant), so a blob is re-wrapped before the commit that uses it. New blobs are written
-wrapped by the store-wide key, then re-wrapped by :func:`sync_scopes` when recorded for a repo (upload grant,
+wrapped by the store-wide key, then re-wrapped by :func:`fmhub.store.encryption.sync_scopes` when recorded for a repo (upload grant,
 commit, a repo moved to another namespace); a crash in between leaves a store-wide copy that the next
 ``fmhub encryption key create`` or ``revoke`` sweep of that namespace corrects. Xet xorbs (chunks that files of
 any repo may share) stay under the store-wide key.
@@ -22,41 +22,18 @@ any repo may share) stay under the store-wide key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, union
-from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy import select, union
 
 from fmhub.errors import EncryptionKeyError
 from fmhub.store import _schema as t
+from fmhub.store.encryption import EncryptedBlobStore, SyncReport, sync_scopes
 from fmhub.store.keys import LocalKeyFile
 from fmhub.store.paths import validate_repo_id
 
-if TYPE_CHECKING:
-    from fmhub.store.encryption import EncryptedBlobStore
-
-__all__ = ["SyncReport", "Revocation", "sync_scopes", "namespace_blobs", "holding_namespaces", "create_namespace_key",
-           "revoke_namespace_key"]
-
-
-@dataclass
-class SyncReport:
-    wrapped: int = 0  # wrapped copies added
-    dropped: int = 0  # wrapped copies removed (their scope holds the blob no more)
-    unreadable: int = 0  # blobs no usable key wraps (revoked): nothing to re-wrap them from
-
-
-def holding_namespaces(conn, sha256: str) -> set[str]:
-    """The namespaces (lower case) whose repos hold the blob: a commit names it, or it was uploaded to one."""
-    in_trees = (select(t.repos.c.namespace)
-                .join(t.commits, t.commits.c.repo_pk == t.repos.c.pk)
-                .join(t.tree_entries, t.tree_entries.c.tree_id == t.commits.c.tree_id)
-                .where(t.tree_entries.c.blob_sha256 == sha256))
-    uploaded = (select(t.repos.c.namespace).join(t.lfs_uploads, t.lfs_uploads.c.repo_pk == t.repos.c.pk)
-                .where(t.lfs_uploads.c.sha256 == sha256))
-    return {namespace.lower() for namespace in conn.execute(union(in_trees, uploaded)).scalars()}
+__all__ = ["Revocation", "namespace_blobs", "create_namespace_key", "revoke_namespace_key"]
 
 
 def namespace_blobs(store: EncryptedBlobStore, namespace: str) -> set[str]:
@@ -70,54 +47,6 @@ def namespace_blobs(store: EncryptedBlobStore, namespace: str) -> set[str]:
     wrapped = select(t.blob_keys.c.sha256).where(t.blob_keys.c.scope == namespace)
     with store.db.read() as conn:
         return set(conn.execute(union(in_trees, uploaded, wrapped)).scalars())
-
-
-def sync_scopes(store: EncryptedBlobStore, shas: Iterable[str], *,
-                progress: Callable[[int], None] | None = None) -> SyncReport:
-    """Make the scopes wrapping each blob's data key those of the namespaces holding it (module docstring).
-
-    A blob no namespace holds (uploaded, not yet recorded) and a blob not encrypted are left as they are. A copy
-    is removed only once every needed copy exists, so the blob is readable throughout.
-    """
-    keys = store._require_keys()
-    report = SyncReport()
-    for sha256 in shas:
-        rows = store.rows_of(sha256)
-        if progress:
-            progress(1)
-        if not rows:
-            continue
-        with store.db.read() as conn:
-            holders = holding_namespaces(conn, sha256)
-        if not holders:
-            continue
-        wanted = {namespace if keys.namespace_key_id(namespace) else "" for namespace in holders}
-        have = {key.scope: key for key in rows}
-        missing = wanted - set(have)
-        if missing:
-            source = next((key for key in rows if keys.holds(key.key_id)), None)
-            if source is None:
-                report.unreadable += 1
-                continue
-            data_key = keys.unwrap(source.key_id, source.wrapped_key, source.context())
-            for scope in sorted(missing):
-                key_id, wrapped = keys.wrap(data_key, source.context(), scope)
-                try:
-                    with store.db.write() as conn:
-                        conn.execute(insert(t.blob_keys).values(
-                            sha256=sha256, scope=scope, size=source.size, object_sha256=source.object_sha256,
-                            segment_size=source.segment_size, key_id=key_id, wrapped_key=wrapped,
-                            created_at=source.created_at))
-                    report.wrapped += 1
-                except DBIntegrityError:
-                    pass  # a concurrent sync wrapped it first
-        extra = set(have) - wanted
-        if extra:
-            with store.db.write() as conn:
-                report.dropped += conn.execute(delete(t.blob_keys).where(
-                    t.blob_keys.c.sha256 == sha256, t.blob_keys.c.scope.in_(sorted(extra)))).rowcount
-        store.key_cache.forget(sha256)
-    return report
 
 
 def _local_keys(store: EncryptedBlobStore) -> LocalKeyFile:
