@@ -399,15 +399,17 @@ class EncryptedBlobStore(BlobStore):
         sealed = key.segment_size + _TAG
         start = _HEADER.size + first * sealed
         stop = _HEADER.size + last * sealed + self._sealed_size(key, last)  # every segment before the last is full
-        buffer = bytearray()
+        pending = b""  # the start of a segment split across chunks
         index = first
         for chunk in self.inner.iter_chunks(key.object_sha256, start, stop, chunk_size=sealed):
-            buffer += chunk
-            while index <= last and len(buffer) >= (size := self._sealed_size(key, index)):
-                piece = bytes(buffer[:size])
-                del buffer[:size]
-                yield index, self._open(aead, key, prefix, header, index, piece)
+            # Chunks are usually whole sealed segments: decrypted where they lie, without a copy.
+            data = pending + chunk if pending else chunk
+            view, pos = memoryview(data), 0
+            while index <= last and len(data) - pos >= (size := self._sealed_size(key, index)):
+                yield index, self._open(aead, key, prefix, header, index, view[pos:pos + size])
+                pos += size
                 index += 1
+            pending = bytes(view[pos:])
         if index <= last:  # the object is shorter than its row says
             raise TamperedBlobError(key.sha256, index)
 
@@ -418,7 +420,7 @@ class EncryptedBlobStore(BlobStore):
         return key.size - (key.segments - 1) * key.segment_size + _TAG
 
     @staticmethod
-    def _open(aead: AESGCM, key: BlobKey, prefix: bytes, header: bytes, index: int, piece: bytes) -> bytes:
+    def _open(aead: AESGCM, key: BlobKey, prefix: bytes, header: bytes, index: int, piece) -> bytes:
         try:
             return aead.decrypt(_nonce(prefix, index), piece, _aad(header, index == key.segments - 1))
         except InvalidTag:
