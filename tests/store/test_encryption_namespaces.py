@@ -129,6 +129,8 @@ def test_revoking_a_namespace_key_shreds_only_its_own_blobs(two_tenants) -> None
     assert store.read_bytes("acme/m", "base.bin") == SHARED  # another namespace holds it
     assert store.read_bytes("globex/m", "own.bin") == ONLY_GLOBEX
     assert store.read_bytes("public/base", "base.bin") == SHARED
+    report = fsck(store)  # shredded on purpose is not damage, but it is said
+    assert report.ok and [w for w in report.warnings if shas["acme"] in w and "revoked" in w]
 
     # In a fresh process too (nothing cached), and the key material is gone from the file.
     with open_store(config=config) as again:
