@@ -296,3 +296,17 @@ def test_the_encrypting_reader_gives_the_same_object_however_it_is_read(size: in
         assert b"".join(pieces) == whole
         assert r.hexdigest() == hashlib.sha256(data).hexdigest() and r.size == size
     assert len(whole) == encryption._HEADER.size + size + max(1, -(-size // 64)) * 16
+
+
+def test_a_server_with_cached_key_rows_honours_a_revocation_made_elsewhere(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    with open_store(config=config) as server, open_store(config=config) as admin:
+        server.create_repo("acme/m")
+        create_namespace_key(admin.blobs, "acme")
+        blob = server.put_bytes(ONLY_ACME)  # store-wide until recorded for acme
+        assert b"".join(server.blobs.iter_chunks(blob.sha256)) == ONLY_ACME  # the server caches its [""] row
+        admin.record_upload("acme/m", blob.sha256)  # admin re-wraps it for acme and drops the store-wide row
+        assert set(_scopes(admin, blob.sha256)) == {"acme"}
+        revoke_namespace_key(admin.blobs, "acme")
+        with pytest.raises(EncryptionKeyError, match="revoked"):  # not read through its stale store-wide row
+            b"".join(server.blobs.iter_chunks(blob.sha256))

@@ -217,9 +217,11 @@ class _KeyCache:
     """The ``blob_keys`` rows of recently read blobs (bounded, least recently used first out).
 
     Rows change only by rotation, scope changes and deletion: this process forgets a blob's rows whenever it
-    changes them, and a read that fails with rows from the cache (another process rotated and retired the key,
-    or collected the blob) drops them and looks again. Only reads use it; writes and existence checks ask the
-    database, so a stale entry can never make an upload be skipped.
+    changes them; the whole cache is dropped whenever the key provider's keys change (a rotation or a
+    revocation by any process changes the key file, which every process checks with one ``stat`` per read), so
+    a revoked key's blob is never read through a stale row; and a read that fails with rows from the cache
+    (another process collected the blob) drops them and looks again. Only reads use it; writes and existence
+    checks ask the database, so a stale entry can never make an upload be skipped.
     """
 
     def __init__(self, size: int) -> None:
@@ -274,6 +276,7 @@ class EncryptedBlobStore(BlobStore):
         self.segment_size = segment_size
         self._has_rows: bool | None = None  # without a key: whether any blob is encrypted, checked once
         self.key_cache = _KeyCache(key_cache_size)
+        self._keys_version: object = None
 
     def __repr__(self) -> str:
         return f"EncryptedBlobStore({self.inner!r}, keys={self.keys.name if self.keys else None!r})"
@@ -303,8 +306,13 @@ class EncryptedBlobStore(BlobStore):
                 self._has_rows = self.encrypted_blobs_exist()
             if not self._has_rows:
                 return ()
-        if cached and (rows := self.key_cache.get(sha256)) is not None:
-            return rows
+        if cached:
+            version = self.keys.version() if self.keys is not None else None
+            if version != self._keys_version:  # keys rotated or revoked (here or by another process): forget all
+                self.key_cache.clear()
+                self._keys_version = version
+            if (rows := self.key_cache.get(sha256)) is not None:
+                return rows
         with self.db.read() as conn:
             rows = tuple(_row(row) for row in conn.execute(
                 select(t.blob_keys).where(t.blob_keys.c.sha256 == sha256).order_by(t.blob_keys.c.scope)))

@@ -94,6 +94,11 @@ class KeyProvider(abc.ABC):
         """Why a key is gone, if it was revoked on purpose (``"namespace acme's key, revoked 2026-12-01…"``)."""
         return None
 
+    def version(self) -> object:
+        """A token that changes whenever the keys do (a rotation, a revocation), cheap to ask for: caches of
+        key rows are dropped when it changes. None: the provider cannot tell."""
+        return None
+
 
 def _new_key_id() -> str:
     return f"k{time.strftime('%Y%m%d', time.gmtime())}-{secrets.token_hex(3)}"
@@ -168,6 +173,7 @@ class LocalKeyFile(KeyProvider):
         _check_private(self.path)
         info = self.path.stat()
         self._mtime = (info.st_mtime_ns, info.st_ino)  # the file is replaced, never edited: a new inode
+        self._generation = getattr(self, "_generation", 0) + 1
         try:
             document = json.loads(self.path.read_text())
             if document.get("format") != KEY_FILE_FORMAT:
@@ -200,6 +206,10 @@ class LocalKeyFile(KeyProvider):
 
     def key_ids(self) -> list[str]:
         return list(self._state.keys)
+
+    def version(self) -> object:
+        self._fresh()
+        return self._generation
 
     def holds(self, key_id: str) -> bool:
         self._fresh()
