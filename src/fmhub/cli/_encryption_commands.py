@@ -65,12 +65,15 @@ def status_command() -> None:
     console.print(f"encrypted: {status.encrypted_blobs} blobs ({human_size(status.encrypted_bytes)})", highlight=False)
     for scope in status.scopes.values():
         label = "store-wide key" if not scope.scope else f"namespace {scope.scope}"
-        current = scope.current_key or "revoked"
-        exclusive = (f", {scope.exclusive} only under it ({human_size(scope.exclusive_bytes)})"
-                     if scope.scope else "")
-        console.print(f"  {label} (current {current}): {scope.blobs} data keys{exclusive}", highlight=False)
+        current = f"current {scope.current_key}" if scope.current_key else "key revoked"
+        exclusive = ""
+        if scope.scope:
+            exclusive = f", {scope.exclusive} only under it ({human_size(scope.exclusive_bytes)})"
+            if scope.current_key is None:
+                exclusive += ": unreadable"
+        console.print(f"  {label} ({current}): {scope.blobs} data keys{exclusive}", highlight=False)
         for key_id, count in sorted(scope.by_key.items()):
-            note = f" — {revoked[key_id]}: unreadable" if key_id in revoked else ""
+            note = f" ({revoked[key_id]})" if key_id in revoked else ""
             console.print(f"    wrapped with {key_id}: {count}{note}", highlight=False)
     console.print(f"in clear: {status.clear_blobs} blobs ({human_size(status.clear_bytes)})"
                   + (" — run `fmhub encryption migrate`" if status.clear_blobs else ""), highlight=False)

@@ -91,7 +91,7 @@ class KeyProvider(abc.ABC):
         return self.namespaces().get(namespace.lower())
 
     def revocation(self, key_id: str) -> str | None:
-        """Why a key is gone, if it was revoked on purpose (``"namespace acme's key, revoked 2026-12-01…"``)."""
+        """Why a key is gone, if it was revoked on purpose (``"key k… of namespace acme, revoked 2026-12-01…"``)."""
         return None
 
     def version(self) -> object:
@@ -232,7 +232,7 @@ class LocalKeyFile(KeyProvider):
         if info is None:
             self._fresh()
             info = self._state.revoked.get(key_id)
-        return None if info is None else f"namespace {info['namespace']!r}'s key {key_id}, revoked {info['revoked_at']}"
+        return None if info is None else f"key {key_id} of namespace {info['namespace']}, revoked {info['revoked_at']}"
 
     def wrap(self, data_key: bytes, context: bytes, scope: str = "") -> tuple[str, bytes]:
         self._fresh()
