@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, union
+from sqlalchemy import func, select, union
 
 from fmhub.errors import EncryptionKeyError
 from fmhub.store import _schema as t
@@ -39,7 +39,7 @@ __all__ = ["Revocation", "namespace_blobs", "create_namespace_key", "revoke_name
 def namespace_blobs(store: EncryptedBlobStore, namespace: str) -> set[str]:
     """Every blob a namespace's repos hold, and every blob its scope wraps."""
     namespace = namespace.lower()
-    repos = select(t.repos.c.pk).where(t.repos.c.namespace.ilike(namespace))
+    repos = select(t.repos.c.pk).where(func.lower(t.repos.c.namespace) == namespace)  # not LIKE: '_' is a name char
     in_trees = (select(t.tree_entries.c.blob_sha256)
                 .join(t.commits, t.commits.c.tree_id == t.tree_entries.c.tree_id)
                 .where(t.commits.c.repo_pk.in_(repos)))
