@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import logging
 import secrets
 import struct
 import threading
@@ -47,7 +48,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select, union, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, TamperedBlobError
+from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, StorageUnavailableError, TamperedBlobError
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs._base import CHUNK_SIZE, BlobInfo, BlobStore, Progress, StoredBlob, verify_expected
@@ -211,6 +212,8 @@ def _row(row) -> BlobKey:
 
 #: How many blobs' key rows a store keeps in memory (a few hundred bytes each).
 KEY_CACHE_SIZE = 4096
+
+_log = logging.getLogger(__name__)
 
 
 class _KeyCache:
@@ -547,7 +550,12 @@ class EncryptedBlobStore(BlobStore):
         to do, and no query, while no namespace has a key of its own."""
         if self.keys is None or not shas or not self.keys.namespaces():
             return
-        sync_scopes(self, shas)
+        try:
+            sync_scopes(self, shas)
+        except (EncryptionKeyError, StorageUnavailableError) as exc:
+            # The write it follows is made and its blobs readable (store-wide key): failing it now would report a
+            # made commit as failed. The namespace's next `key create` or `revoke` sweep re-wraps them.
+            _log.warning("blobs left under the store-wide key for now: %s", exc.message)
 
     def clean_temporary(self, older_than_seconds: float, *, dry_run: bool = False) -> tuple[int, int]:
         removed, freed = self.inner.clean_temporary(older_than_seconds, dry_run=dry_run)
