@@ -89,8 +89,9 @@ class Revocation:
 def revoke_namespace_key(store: EncryptedBlobStore, namespace: str) -> Revocation:
     """Destroy a namespace's key-encryption keys (crypto-shredding).
 
-    First every blob the namespace holds or its key wraps is re-synced, so a blob another namespace also holds is wrapped by
-    that namespace's key (or the store-wide one) before this key goes; then the key material leaves the key file.
+    First every blob the namespace holds or its key wraps is re-synced, so a blob another namespace also holds is
+    wrapped by that namespace's key (or the store-wide one) before this key goes; then the key material leaves the
+    key file.
     The blobs only this namespace held become unreadable (reads name the revocation); the namespace's later
     blobs use the store-wide key, unless it is given a new key of its own.
     """
