@@ -114,7 +114,8 @@ def run(ns: argparse.Namespace) -> dict:
                                             / row["clear"][f"{step}_server_cpu_s"])
             row["load_average"] = os.getloadavg()
             result["rounds"].append(row)
-            print(f"round {round_no + 1}: upload ×{row['upload_ratio']:.2f} (server CPU ×{row['upload_cpu_ratio']:.2f}), "
+            print(f"round {round_no + 1}: upload ×{row['upload_ratio']:.2f} "
+                  f"(server CPU ×{row['upload_cpu_ratio']:.2f}), "
                   f"download ×{row['download_ratio']:.2f} (server CPU ×{row['download_cpu_ratio']:.2f}), "
                   f"load {row['load_average'][0]:.1f}", file=sys.stderr)
         result["plaintext_in_encrypted_store"] = contains(work / "home-encrypted" / "blobs", MARKER)

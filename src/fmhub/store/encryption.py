@@ -48,7 +48,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select, union, update
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, StorageUnavailableError, TamperedBlobError
+from fmhub.errors import BlobNotFoundError, EncryptionKeyError, IntegrityError, StorageUnavailableError
+from fmhub.errors import TamperedBlobError
 from fmhub.store import _schema as t
 from fmhub.store._db import Database
 from fmhub.store.blobs._base import CHUNK_SIZE, BlobInfo, BlobStore, Progress, StoredBlob, verify_expected

@@ -13,11 +13,11 @@ one, else the store-wide scope ``""``). So
   theirs too).
 
 A blob is "held" by a namespace when a commit of one of its repos names it, or when it was uploaded to one of
-its repos (the LFS upload grant), so a blob is re-wrapped before the commit that uses it. New blobs are written
-wrapped by the store-wide key, then re-wrapped by :func:`fmhub.store.encryption.sync_scopes` when recorded for a repo (upload grant,
-commit, a repo moved to another namespace); a crash in between leaves a store-wide copy that the next
-``fmhub encryption key create`` or ``revoke`` sweep of that namespace corrects. Xet xorbs (chunks that files of
-any repo may share) stay under the store-wide key.
+its repos (the LFS upload grant), so a blob is re-wrapped before the commit that uses it. New blobs are
+written wrapped by the store-wide key, then re-wrapped by :func:`fmhub.store.encryption.sync_scopes` when
+recorded for a repo (upload grant, commit, a repo moved to another namespace); a crash in between leaves a
+store-wide copy that the next ``fmhub encryption key create`` or ``revoke`` sweep of that namespace corrects.
+Xet xorbs (chunks that files of any repo may share) stay under the store-wide key.
 """
 
 from __future__ import annotations

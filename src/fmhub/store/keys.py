@@ -190,7 +190,8 @@ class LocalKeyFile(KeyProvider):
             namespaces, owners = {}, {}
             for namespace, entry in document.get("namespaces", {}).items():
                 if entry["current"] not in keys:
-                    raise ValueError(f"namespace {namespace!r}'s current key {entry['current']!r} is not among its keys")
+                    raise ValueError(f"namespace {namespace!r}'s current key {entry['current']!r} is not among "
+                                     "its keys")
                 namespaces[namespace] = entry["current"]
                 owners.update({key_id: namespace for key_id in entry["keys"]})
             revoked = {key_id: {"namespace": str(info["namespace"]), "revoked_at": str(info["revoked_at"])}
