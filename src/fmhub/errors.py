@@ -27,6 +27,7 @@ __all__ = [
     "IntegrityError",
     "TamperedBlobError",
     "EncryptionKeyError",
+    "RevokedKeyError",
     "SignatureError",
     "SigningKeyNotFoundError",
     "XetObjectError",
@@ -471,6 +472,10 @@ class EncryptionKeyError(ConfigError):
     """The key that encrypts the store's blobs is missing, unreadable or wrong (never shows key material)."""
 
 
+class RevokedKeyError(EncryptionKeyError):
+    """A blob's data key is wrapped only by keys that were revoked on purpose (crypto-shredding): gone for good."""
+
+
 class StorageUnavailableError(FmhubError):
     """A storage backend failed in a way that may pass (a 5xx from S3, a dropped connection): retry."""
 
@@ -519,6 +524,7 @@ HTTP_STATUS: dict[type[FmhubError], int] = {
     OverloadedError: 429,
     RequestTimeoutError: 504,
     EndpointNotServedError: 404,
+    RevokedKeyError: 410,
     EncryptionKeyError: 503,
     ConfigError: 500,
     SchemaOutOfDateError: 503,

@@ -70,3 +70,26 @@ def test_a_tampered_blob_answers_422_and_serves_nothing(local_store: Store, alic
     assert response.status_code == 422
     body = response.json()
     assert "failed authentication" in body["error"] and MARKER not in response.content
+
+
+def test_a_revoked_namespace_key_answers_410_and_other_namespaces_still_serve(local_store: Store, alice_api,
+                                                                              hub_url: str, tmp_path: Path) -> None:
+    from fmhub.store.encryption_scopes import create_namespace_key, revoke_namespace_key
+
+    create_namespace_key(local_store.blobs, "acme")
+    source = tmp_path / "notes.dat"
+    source.write_bytes(PAYLOAD)
+    for repo in ("acme/records", "alice/records"):
+        alice_api.create_repo(repo)
+    alice_api.upload_file(path_or_fileobj=str(source), path_in_repo="notes.dat", repo_id="acme/records")
+    alice_api.upload_file(path_or_fileobj=MARKER, path_in_repo="other.dat", repo_id="alice/records")
+    auth = {"Authorization": f"Bearer {alice_api.token}"}
+    acme_url = f"{hub_url}/acme/records/resolve/main/notes.dat"
+    assert httpx.get(acme_url, headers=auth).content == PAYLOAD  # the server caches its key rows now
+
+    revoke_namespace_key(local_store.blobs, "acme")
+    response = httpx.get(acme_url, headers=auth)
+    assert response.status_code == 410
+    assert "revoked" in response.json()["error"] and MARKER not in response.content
+    other = httpx.get(f"{hub_url}/alice/records/resolve/main/other.dat", headers=auth)
+    assert other.status_code == 200 and other.content == MARKER

@@ -32,7 +32,7 @@ __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "co
            "discussions", "discussion_events", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0014"
 
 metadata = MetaData(
     naming_convention={
@@ -130,19 +130,23 @@ blobs = Table(
 )
 
 
-# Encryption at rest (fmhub.store.blobs.encrypted): for each blob held encrypted, the ciphertext object that
-# holds it (named by the ciphertext's own sha256, so the blob store's integrity checks cover it) and its data
-# key, wrapped by key-encryption key ``key_id``. Rotation rewrites these rows, never the objects.
+# Encryption at rest (fmhub.store.encryption): for each blob held encrypted, the ciphertext object that holds
+# it (under a random name) and its data key, wrapped by key-encryption key ``key_id`` of key scope ``scope``
+# ("": the store-wide key; else a namespace with a key of its own). A blob that repos of several scopes hold has
+# one object and one data key, wrapped once per scope (the object and size repeat in each row). Rotation
+# rewrites these rows, never the objects.
 blob_keys = Table(
     "blob_keys",
     metadata,
     Column("sha256", String(64), primary_key=True),
+    Column("scope", String(96), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("object_sha256", String(64), nullable=False, unique=True),
+    Column("object_sha256", String(64), nullable=False, index=True),
     Column("segment_size", Integer, nullable=False),
     Column("key_id", String(64), nullable=False, index=True),
     Column("wrapped_key", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "scope"),
 )
 
 # Every write, in the transaction that made it: who, what, which repo, which ref and commit, when.

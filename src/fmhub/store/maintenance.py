@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, text
 
-from fmhub.errors import BlobNotFoundError, IntegrityError, InvalidInputError
+from fmhub.errors import BlobNotFoundError, IntegrityError, InvalidInputError, RevokedKeyError
 from fmhub.store import _schema as t
 from fmhub.store.extensions import registered_extensions
 from fmhub.store.objects import compute_commit_id, compute_tree_id
@@ -100,6 +100,9 @@ def fsck(store: Store, *, verify_blobs: bool = True, progress: Callable[[int], N
             try:
                 actual_sha, actual_size = store.blobs.rehash(sha, progress)
             except BlobNotFoundError:  # deleted while we looked (gc); not an inconsistency
+                continue
+            except RevokedKeyError as exc:  # crypto-shredded on purpose: unreadable, not damaged
+                report.warnings.append(f"blob {sha} cannot be checked: {exc.message}")
                 continue
             except IntegrityError as exc:  # encrypted at rest and failing authentication
                 report.blobs_checked += 1

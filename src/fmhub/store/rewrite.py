@@ -34,7 +34,13 @@ def move_repo(store: Store, from_id: str, to_id: str, *, repo_type: str = "model
         conn.execute(update(t.repos).where(t.repos.c.pk == row.pk).values(
             namespace=namespace, name=name, key=_repo_key(repo_type, to_id), updated_at=_now()))
         store._audit(conn, actor, "repo.move", repo_type, to_id, detail={"from": f"{row.namespace}/{row.name}"})
-        return store._repo(store._repo_row(conn, repo_type, to_id))
+        moved = store._repo(store._repo_row(conn, repo_type, to_id))
+        held = set(conn.execute(select(t.tree_entries.c.blob_sha256).join(
+            t.commits, t.commits.c.tree_id == t.tree_entries.c.tree_id).where(t.commits.c.repo_pk == row.pk)).scalars())
+        held |= set(conn.execute(select(t.lfs_uploads.c.sha256).where(t.lfs_uploads.c.repo_pk == row.pk)).scalars())
+    if namespace.lower() != row.namespace.lower():  # the new namespace's key wraps them; the old one's may let go
+        store.blobs.bind_scopes(sorted(held))
+    return moved
 
 
 def squash_history(store: Store, repo_id: str, branch: str | None = None, *, repo_type: str = "model",

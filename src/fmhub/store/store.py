@@ -526,7 +526,9 @@ class Store:
                     discussion_pk=discussion_pk, kind="commit", author=author, created_at=now, content=oid,
                     detail=title[:1000], edits=0, hidden=False))
                 conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(updated_at=now))
-            return self._commit(conn, repo.pk, oid)
+            made = self._commit(conn, repo.pk, oid)
+        self.blobs.bind_scopes(list(added))  # per-namespace encryption keys wrap what the namespace now holds
+        return made
 
     @staticmethod
     def _check_pr_open(conn: Connection, repo_pk: int, ref_name: str) -> None:
@@ -721,6 +723,7 @@ class Store:
             repo = self._repo_row(conn, validate_repo_type(repo_type), repo_id)
             _upsert(conn, t.lfs_uploads, {"repo_pk": repo.pk, "sha256": sha256, "uploaded_at": _now()},
                     key=("repo_pk", "sha256"), update_columns=("uploaded_at",))
+        self.blobs.bind_scopes([sha256])
 
     def has_upload(self, repo_id: str, sha256: str, *, repo_type: str = "model") -> bool:
         with self.db.read() as conn:

@@ -211,3 +211,7 @@ class BlobStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients or handles."""
+
+    def bind_scopes(self, shas: list[str]) -> None:  # noqa: B027 - optional hook
+        """Told after these blobs were recorded for a repo (an upload grant, a commit, a repo moved): encryption at
+        rest re-wraps their data keys for the namespaces holding them. Nothing to do for plain stores."""

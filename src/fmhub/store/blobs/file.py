@@ -172,9 +172,17 @@ class FileBlobStore(BlobStore):
         try:
             size = 0
             with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(CHUNK_SIZE):
-                    out.write(chunk)
-                    size += len(chunk)
+                readinto = getattr(src, "readinto", None)
+                if readinto is not None:  # one reused buffer: the encrypting reader seals straight into it
+                    buffer = bytearray(CHUNK_SIZE)
+                    view = memoryview(buffer)
+                    while n := readinto(buffer):
+                        out.write(view[:n])
+                        size += n
+                else:
+                    while chunk := src.read(CHUNK_SIZE):
+                        out.write(chunk)
+                        size += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             final = self._path(name)
