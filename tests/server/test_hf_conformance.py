@@ -251,8 +251,8 @@ def test_move_repo_keeps_history_and_refuses_taken_names(alice_api, bob_api, loc
     alice_api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/old-name", repo_type="dataset")
     head = local_store.resolve_revision("alice/old-name", repo_type="dataset").oid
     alice_api.move_repo("alice/old-name", "acme/new-name", repo_type="dataset")  # alice is an admin of acme
-    assert not alice_api.repo_exists("alice/old-name", repo_type="dataset")
     assert alice_api.dataset_info("acme/new-name").sha == head
+    assert alice_api.dataset_info("alice/old-name").id == "acme/new-name"  # the old name redirects
     assert local_store.audit_events(action="repo.move")[0].detail == {"from": "alice/old-name"}
     alice_api.create_repo("alice/taken")
     alice_api.create_repo("alice/mover")

@@ -5,7 +5,7 @@ Both are single transactions recorded in the audit log, like every other write o
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from fmhub.errors import InvalidInputError, RepoExistsError, RevisionNotFoundError
 from fmhub.store import _schema as t
@@ -13,11 +13,14 @@ from fmhub.store.objects import Commit, Repo
 from fmhub.store.paths import validate_ref_name, validate_repo_id, validate_repo_type
 from fmhub.store.store import PR_REF, Store, _check_author, _now, _repo_key
 
-__all__ = ["move_repo", "squash_history"]
+__all__ = ["move_repo", "redirected_repo", "squash_history"]
 
 
 def move_repo(store: Store, from_id: str, to_id: str, *, repo_type: str = "model", actor: str | None = None) -> Repo:
     """Rename a repo or move it to another namespace, keeping its history, refs and settings.
+
+    The old name keeps pointing at the repo (:func:`redirected_repo`; the hub answers requests naming it
+    with a redirect) until a repo is created under it.
 
     Raises:
         RepoNotFoundError: ``from_id`` does not exist.
@@ -31,10 +34,24 @@ def move_repo(store: Store, from_id: str, to_id: str, *, repo_type: str = "model
         if taken is not None and taken.pk != row.pk:  # a change of case only is a rename of the same repo
             raise RepoExistsError(repo_type, f"{taken.namespace}/{taken.name}")
         namespace, name = to_id.split("/")
+        old_key, new_key, now = row.key, _repo_key(repo_type, to_id), _now()
         conn.execute(update(t.repos).where(t.repos.c.pk == row.pk).values(
-            namespace=namespace, name=name, key=_repo_key(repo_type, to_id), updated_at=_now()))
+            namespace=namespace, name=name, key=new_key, updated_at=now))
+        # The new name is no longer an alias of anything; the old one now is (unless only its case changed).
+        conn.execute(delete(t.repo_redirects).where(t.repo_redirects.c.key.in_([old_key, new_key])))
+        if old_key != new_key:
+            conn.execute(insert(t.repo_redirects).values(key=old_key, repo_pk=row.pk, created_at=now))
         store._audit(conn, actor, "repo.move", repo_type, to_id, detail={"from": f"{row.namespace}/{row.name}"})
         return store._repo(store._repo_row(conn, repo_type, to_id))
+
+
+def redirected_repo(store: Store, repo_id: str, *, repo_type: str = "model") -> Repo | None:
+    """The repo an old name of a moved repo now points to, or None (no repo was ever moved away from it)."""
+    repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
+    with store.db.read() as conn:
+        row = conn.execute(select(t.repos).join(t.repo_redirects, t.repo_redirects.c.repo_pk == t.repos.c.pk)
+                           .where(t.repo_redirects.c.key == _repo_key(repo_type, repo_id))).one_or_none()
+        return None if row is None else store._repo(row)
 
 
 def squash_history(store: Store, repo_id: str, branch: str | None = None, *, repo_type: str = "model",

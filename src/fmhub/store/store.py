@@ -212,6 +212,8 @@ class Store:
                         return self._repo(existing)
                     raise RepoExistsError(repo_type, existing.namespace + "/" + existing.name)
                 namespace, name = repo_id.split("/")
+                # A moved repo's old name is free for a new repo, which takes it back from the redirect.
+                conn.execute(delete(t.repo_redirects).where(t.repo_redirects.c.key == _repo_key(repo_type, repo_id)))
                 repo_pk = conn.execute(
                     insert(t.repos).values(
                         repo_type=repo_type, namespace=namespace, name=name, key=_repo_key(repo_type, repo_id),
@@ -279,6 +281,7 @@ class Store:
             row = self._repo_row(conn, repo_type, repo_id)
             conn.execute(delete(t.refs).where(t.refs.c.repo_pk == row.pk))
             conn.execute(delete(t.commits).where(t.commits.c.repo_pk == row.pk))
+            conn.execute(delete(t.repo_redirects).where(t.repo_redirects.c.repo_pk == row.pk))
             conn.execute(delete(t.repos).where(t.repos.c.pk == row.pk))
             self._audit(conn, actor, "repo.delete", repo_type, f"{row.namespace}/{row.name}")
 
