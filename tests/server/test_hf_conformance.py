@@ -25,20 +25,6 @@ def _safetensors() -> bytes:
     return struct.pack("<Q", len(header)) + header + bytes(16)
 
 
-@pytest.fixture
-def bob_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.bob)
-
-
-@pytest.fixture
-def carol_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.carol)
-
-
 def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 

@@ -11,20 +11,6 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from fmhub.store import Store
 
 
-@pytest.fixture
-def bob_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.bob)
-
-
-@pytest.fixture
-def carol_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.carol)
-
-
 def test_propose_review_merge(alice_api, bob_api, local_store: Store) -> None:
     alice_api.create_repo("acme/model")
     alice_api.upload_file(path_or_fileobj=b"v1\n", path_in_repo="README.md", repo_id="acme/model")
