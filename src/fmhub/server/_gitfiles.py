@@ -18,13 +18,13 @@ from typing import Any
 import pathspec
 
 from fmhub.errors import FmhubError
-from fmhub.store import Store, TreeEntry
+from fmhub.store import Repo, Store, TreeEntry
 from fmhub.store.gitoids import content_git_sha1, lfs_pointer, lfs_pointer_sha1
 from fmhub.store.pickles import security_file_status
 from fmhub.store.safety import is_pickle_path
 from fmhub.xet import XetStorage
 
-__all__ = ["LFS_THRESHOLD", "GitRules", "git_rules", "rules_for_revision", "describe_files", "is_binary_sample",
+__all__ = ["LFS_THRESHOLD", "GitRules", "git_rules", "rules_for_revision", "rules_for_commit", "describe_files", "is_binary_sample",
            "security_statuses"]
 
 #: Files at least this large are LFS files whatever their name, as on the Hub (10 MB).
@@ -116,6 +116,21 @@ def rules_for_revision(store: Store, repo_id: str, revision: str, repo_type: str
         except LookupError:
             continue
     return git_rules(store, entries)
+
+
+_COMMIT_RULES: dict[tuple[str, str, str], GitRules] = {}
+
+
+def rules_for_commit(store: Store, repo: Repo, commit_oid: str) -> GitRules:
+    """:func:`rules_for_revision` of a commit, remembered (a commit never changes; downloads ask per file)."""
+    key = (repo.repo_type, repo.repo_id.lower(), commit_oid)
+    rules = _COMMIT_RULES.get(key)
+    if rules is None:
+        rules = rules_for_revision(store, repo.repo_id, commit_oid, repo.repo_type)
+        if len(_COMMIT_RULES) >= _CACHE_SIZE:
+            _COMMIT_RULES.clear()  # simplest bound; a clear is safe while other threads read
+        _COMMIT_RULES[key] = rules
+    return rules
 
 
 def is_binary_sample(sample: bytes) -> bool:
