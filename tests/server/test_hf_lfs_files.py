@@ -64,3 +64,25 @@ def test_only_lfs_files_of_the_repo_may_be_named(hub_url: str, tokens, alice_api
     assert answer.status_code == 400
     answer = httpx.post(url, json={"deletions": {"sha": [], "rewriteHistory": False}}, headers=auth)
     assert answer.status_code == 400 and "rewriteHistory" in answer.json()["hint"]
+
+
+def test_copy_files_across_repos_grants_the_target_the_lfs_bytes(alice_api, carol_api, tmp_path) -> None:
+    alice_api.create_repo("alice/src")
+    alice_api.create_repo("alice/dst", repo_type="dataset")
+    alice_api.upload_file(path_or_fileobj=b"text data", path_in_repo="data/a.txt", repo_id="alice/src")
+    alice_api.upload_file(path_or_fileobj=b"binary data", path_in_repo="data/sub/lfs.bin", repo_id="alice/src")
+    alice_api.copy_files("hf://alice/src/data/", "hf://datasets/alice/dst/copied/")
+    assert {"copied/a.txt", "copied/sub/lfs.bin"} <= set(alice_api.list_repo_files("alice/dst", repo_type="dataset"))
+    path = alice_api.hf_hub_download("alice/dst", "copied/sub/lfs.bin", repo_type="dataset", cache_dir=tmp_path)
+    assert open(path, "rb").read() == b"binary data"
+    # Only bytes the source repo holds, and only into a repo the caller may write.
+    sha = alice_api.get_paths_info("alice/src", ["data/sub/lfs.bin"])[0].lfs.sha256
+    body = {"target": {"type": "dataset", "name": "alice/dst"}, "files": [{"sha256": "0" * 64}]}
+    answer = httpx.post(f"{alice_api.endpoint}/api/models/alice/src/lfs-files/duplicate", json=body,
+                        headers={"Authorization": f"Bearer {alice_api.token}"})
+    assert answer.json()["failed"][0]["sha256"] == "0" * 64
+    carol_api.create_repo("carol/mine")
+    body = {"target": {"type": "dataset", "name": "alice/dst"}, "files": [{"sha256": sha}]}
+    denied = httpx.post(f"{alice_api.endpoint}/api/models/alice/src/lfs-files/duplicate", json=body,
+                        headers={"Authorization": f"Bearer {carol_api.token}"})
+    assert denied.status_code == 403

@@ -19,6 +19,7 @@ import pathspec
 
 from fmhub.errors import FmhubError
 from fmhub.store import Repo, Store, TreeEntry
+from fmhub.store.store import GITATTRIBUTES
 from fmhub.store.gitoids import content_git_sha1, lfs_pointer, lfs_pointer_sha1
 from fmhub.store.pickles import security_file_status
 from fmhub.store.safety import is_pickle_path
@@ -75,6 +76,9 @@ def _spec(store: Store, entry: TreeEntry | None, kind: str) -> pathspec.PathSpec
     return _CACHE[key]
 
 
+_DEFAULT_LFS = pathspec.GitIgnoreSpec.from_lines(_lfs_lines(GITATTRIBUTES.decode()))
+
+
 @dataclass(frozen=True)
 class GitRules:
     """The LFS and ignore rules of one revision."""
@@ -99,6 +103,10 @@ def git_rules(store: Store, files: Iterable[TreeEntry], *, gitignore: bytes | No
     """
     found = {e.path: e for e in files if e.path in _NEVER_LFS}
     ignore = _spec(store, found.get(".gitignore"), "ignore")
+    if ".gitattributes" not in found:
+        # Deleting .gitattributes does not turn git's LFS pointers back into files: without one, a revision's
+        # files stay described by the rules every repo starts with (what most of them were stored under).
+        return GitRules(_DEFAULT_LFS, ignore)
     if gitignore is not None:
         try:
             ignore = pathspec.GitIgnoreSpec.from_lines(gitignore.decode("utf-8", "replace").splitlines())

@@ -18,7 +18,8 @@ from fmhub.server._hf import iso, repo_type_of, repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
 from fmhub.store.paths import validate_repo_id, validate_repo_type
-from fmhub.store.rewrite import FirstSeen, files_first_seen, move_repo, purge_files, squash_history
+from fmhub.store.rewrite import (FirstSeen, files_first_seen, move_repo, purge_files, repo_holds_blob,
+                                 squash_history)
 
 __all__ = ["router"]
 
@@ -123,3 +124,41 @@ def delete_lfs_files(store: StoreDep, caller: WriterDep, plural: str, namespace:
                                 hint="list them with list_lfs_files")
     replaced = purge_files(store, repo.repo_id, sorted(wanted), repo_type=repo.repo_type, actor=caller.user)
     return {"deleted": sorted(wanted), "rewrittenCommits": len(replaced)}
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: str = "model"
+    name: str
+
+
+class _DuplicateFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    sha256: str
+    filename: str | None = None
+    xetHash: str | None = None  # noqa: N815 - the Hub's field name
+
+
+class _DuplicateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    target: _Target
+    files: list[_DuplicateFile] = Field(max_length=1000)
+
+
+@router.post("/api/{plural}/{namespace}/{name}/lfs-files/duplicate",
+             summary="Let another repo reference this repo's LFS files (copy_files across repos)")
+def duplicate_lfs_files(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str,
+                        body: _DuplicateRequest) -> dict[str, Any]:
+    """The caller must be able to read this repo and write the target; each file must be in this repo's history.
+    The target is then granted the bytes (as if uploaded to it), so its next commit may name them; nothing is
+    copied (content addressing). Files not in this repo are answered in ``failed``, as the Hub does."""
+    source = visible_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    target = writable_repo(store, caller, validate_repo_type(body.target.type), body.target.name)
+    failed = []
+    for item in body.files:
+        sha256 = check_sha256(item.sha256)
+        if not repo_holds_blob(store, source.repo_id, sha256, repo_type=source.repo_type):
+            failed.append({"sha256": sha256, "error": f"not a file of {source.repo_id}"})
+            continue
+        store.record_upload(target.repo_id, sha256, repo_type=target.repo_type)
+    return {"failed": failed}

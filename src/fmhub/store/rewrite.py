@@ -18,7 +18,8 @@ from fmhub.store.objects import Commit, Repo
 from fmhub.store.paths import validate_ref_name, validate_repo_id, validate_repo_type
 from fmhub.store.store import PR_REF, Store, _aware, _check_author, _now, _repo_key
 
-__all__ = ["move_repo", "redirected_repo", "squash_history", "FirstSeen", "files_first_seen", "purge_files"]
+__all__ = ["move_repo", "redirected_repo", "squash_history", "FirstSeen", "files_first_seen", "purge_files",
+           "repo_holds_blob"]
 
 
 def move_repo(store: Store, from_id: str, to_id: str, *, repo_type: str = "model", actor: str | None = None) -> Repo:
@@ -201,3 +202,13 @@ def purge_files(store: Store, repo_id: str, sha256s: list[str], *, repo_type: st
         store._audit(conn, actor, "lfs.purge", repo_type, repo_id,
                      detail={"sha256": sorted(doomed)[:100], "commits_rewritten": len(replaced)})
         return replaced
+
+
+def repo_holds_blob(store: Store, repo_id: str, sha256: str, *, repo_type: str = "model") -> bool:
+    """Whether a commit of the repo (any revision, reachable or not) holds a file with these bytes."""
+    repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
+    with store.db.read() as conn:
+        repo = store._repo_row(conn, repo_type, repo_id)
+        return conn.execute(select(t.commits.c.oid).join(t.tree_entries, t.tree_entries.c.tree_id == t.commits.c.tree_id)
+                            .where(t.commits.c.repo_pk == repo.pk, t.tree_entries.c.blob_sha256 == sha256)
+                            .limit(1)).first() is not None
