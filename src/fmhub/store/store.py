@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -528,7 +528,10 @@ class Store:
                 conn.execute(insert(t.discussion_events).values(
                     discussion_pk=discussion_pk, kind="commit", author=author, created_at=now, content=oid,
                     detail=title[:1000], edits=0, hidden=False))
-                conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(updated_at=now))
+                # A draft (opened empty) becomes open with its first commit, as on the Hub.
+                conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(
+                    updated_at=now, status=case((t.discussions.c.status == "draft", "open"),
+                                                else_=t.discussions.c.status)))
             return self._commit(conn, repo.pk, oid)
 
     @staticmethod
