@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import pytest
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete
@@ -171,3 +173,21 @@ def test_empty_pull_requests_are_drafts_until_their_first_commit(alice_api) -> N
     alice_api.change_discussion_status("alice/drafts", published.num, "open")
     assert alice_api.get_discussion_details("alice/drafts", published.num).status == "open"
     alice_api.merge_pull_request("alice/drafts", draft.num)
+
+
+def test_a_readers_pull_request_through_git_lfs(carol_api, alice_api, local_store: Store,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Xet (HF_HUB_DISABLE_XET=1) the client uploads through the Git LFS batch API: a reader's upload
+    URL, PUT and verify work for their pull request, and the bytes reach the repo only through it."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    alice_api.create_repo("alice/lfs-pr")
+    weights = b"\x00lfs weights\x01" * 100
+    pr = carol_api.create_commit("alice/lfs-pr", [CommitOperationAdd("w.bin", weights)],
+                                 commit_message="weights", create_pr=True)
+    [entry] = [f for f in alice_api.list_repo_tree("alice/lfs-pr", revision=pr.pr_revision) if f.path == "w.bin"]
+    assert entry.lfs.sha256 == hashlib.sha256(weights).hexdigest() and entry.xet_hash is None
+    assert "w.bin" not in alice_api.list_repo_files("alice/lfs-pr")
+    assert [(e.actor, e.ref) for e in local_store.audit_events(repo_id="alice/lfs-pr", action="commit")
+            if e.actor == "carol"] == [("carol", "refs/pr/1")]
