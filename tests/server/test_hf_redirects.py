@@ -52,3 +52,13 @@ def test_private_moved_repo_answers_like_a_missing_one_to_outsiders(hub_url: str
     assert outsider.headers["x-error-code"] == "RepoNotFound" and "secret-new" not in outsider.text
     member = httpx.get(f"{hub_url}/api/models/acme/secret-old", headers={"Authorization": f"Bearer {tokens.bob}"})
     assert member.status_code == 307 and member.headers["location"] == "/api/models/acme/secret-new"
+
+
+def test_web_pages_of_the_old_name_redirect(hub_url: str, alice_api) -> None:
+    alice_api.create_repo("alice/page-old")
+    alice_api.move_repo("alice/page-old", "alice/page-new")
+    page = httpx.get(f"{hub_url}/alice/page-old/tree/main?x=1")
+    assert page.status_code == 307 and page.headers["location"] == "/alice/page-new/tree/main?x=1"
+    assert httpx.get(f"{hub_url}/alice/page-old", follow_redirects=True).status_code == 200
+    missing = httpx.get(f"{hub_url}/alice/never-was")
+    assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]

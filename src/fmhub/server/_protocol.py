@@ -18,7 +18,7 @@ from fmhub.server._auth import can_see, principal
 from fmhub.store import Store
 from fmhub.store.rewrite import redirected_repo
 
-__all__ = ["RequestIdMiddleware", "install_repo_not_found", "install_repo_redirects"]
+__all__ = ["RequestIdMiddleware", "install_repo_not_found", "install_repo_redirects", "redirect_target"]
 
 #: Paths that name a repo: the client reads their 404 as "repository not found" only with ``X-Error-Code``.
 #: A repo id without a namespace ("gpt2") matches no route of fmhub (every repo has one), so routing
@@ -64,7 +64,7 @@ def install_repo_not_found(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def _redirect_target(request: Request, exc: RepoNotFoundError) -> str | None:
+def redirect_target(request: Request, exc: RepoNotFoundError) -> str | None:
     """Where a request naming a moved repo's old name goes: the same URL with the current name, if the
     caller may see the repo (otherwise the old name answers like a missing repo, as a private repo does)."""
     if exc.exists_as is not None or "/" not in exc.repo_id:
@@ -91,7 +91,7 @@ def install_repo_redirects(app: FastAPI) -> None:
 
     @app.exception_handler(RepoNotFoundError)
     async def _repo_not_found(request: Request, exc: RepoNotFoundError) -> Response:
-        target = await run_in_threadpool(_redirect_target, request, exc)
+        target = await run_in_threadpool(redirect_target, request, exc)
         if target is None:
             return error_response(exc)
         return RedirectResponse(target, status_code=307)
