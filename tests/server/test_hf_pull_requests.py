@@ -166,6 +166,9 @@ def test_empty_pull_requests_are_drafts_until_their_first_commit(alice_api) -> N
     draft = alice_api.create_pull_request("alice/drafts", title="Work in progress")
     assert alice_api.get_discussion_details("alice/drafts", draft.num).status == "draft"
     assert [d.status for d in alice_api.get_repo_discussions("alice/drafts")] == ["draft"]
+    # A draft is not closed: the "open" filter lists it, as on the Hub.
+    assert [d.num for d in alice_api.get_repo_discussions("alice/drafts", discussion_status="open")] == [draft.num]
+    assert list(alice_api.get_repo_discussions("alice/drafts", discussion_status="closed")) == []
     alice_api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/drafts",
                           revision=draft.git_reference)
     assert alice_api.get_discussion_details("alice/drafts", draft.num).status == "open"

@@ -187,7 +187,7 @@ def get_discussion(store: Store, repo_id: str, num: int, *, repo_type: str = "mo
 def list_discussions(store: Store, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
                      status: str | None = None, author: str | None = None) -> list[Discussion]:
     """Newest first; ``pull_requests`` True/False keeps only pull requests/discussions; ``status`` is one of
-    open, closed, merged, draft (None: all)."""
+    open (drafts included, as on the Hub: they are not closed), closed, merged, draft (None: all)."""
     repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
     if status is not None and status not in STATUSES:
         raise InvalidInputError(f"unknown status {status!r}", hint=f"use one of {', '.join(STATUSES)}")
@@ -197,7 +197,7 @@ def list_discussions(store: Store, repo_id: str, *, repo_type: str = "model", pu
         if pull_requests is not None:
             query = query.where(t.discussions.c.is_pull_request == pull_requests)
         if status is not None:
-            query = query.where(t.discussions.c.status == status)
+            query = query.where(t.discussions.c.status.in_(("open", "draft") if status == "open" else (status,)))
         if author:
             query = query.where(func.lower(t.discussions.c.author) == author.lower())
         return [_discussion(conn, repo, row, events=False) for row in conn.execute(query)]
