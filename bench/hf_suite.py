@@ -40,7 +40,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _hub_services import ADMIN, VENV_BIN, start_hub  # same folder: the server process
+from _hub_services import VENV_BIN, start_hub  # same folder: the server process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
