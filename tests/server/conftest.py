@@ -86,3 +86,19 @@ def alice_api(hub_url: str, hf_env, tokens: Tokens):
     from huggingface_hub import HfApi
 
     return HfApi(endpoint=hub_url, token=tokens.alice)
+
+
+@pytest.fixture
+def bob_api(hub_url: str, hf_env, tokens: Tokens):
+    """huggingface_hub's HfApi with bob's write token (bob may only read the org acme)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.bob)
+
+
+@pytest.fixture
+def carol_api(hub_url: str, hf_env, tokens: Tokens):
+    """huggingface_hub's HfApi with carol's write token (carol belongs to no org)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=hub_url, token=tokens.carol)

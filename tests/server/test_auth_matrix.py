@@ -96,8 +96,10 @@ ROUTES = {
     ("POST", "/api/{plural}/{namespace}/{name}/preupload/{revision:path}"):
         ("write", lambda r: ("POST", f"/api/models/{r}/preupload/main",
                              {"files": [{"path": "f.txt", "size": 3, "sample": ""}]}, None)),
+    # Uploading bytes is open to readers with a write token (for the pull requests they propose): bob may.
     ("GET", "/api/{plural}/{namespace}/{name}/xet-write-token/{revision:path}"):
-        ("write", lambda r: ("GET", f"/api/models/{r}/xet-write-token/main", None, None)),
+        ("native", lambda r: ("GET", f"/api/models/{r}/xet-write-token/main", None, None),
+         (401, 404, 200, 403, 200, 200)),
     ("GET", "/api/{plural}/{namespace}/{name}/xet-read-token/{revision:path}"):
         ("read", lambda r: ("GET", f"/api/models/{r}/xet-read-token/main", None, None)),
     # The CAS API takes Xet tokens only (tests/server/test_xet_security.py walks who may do what with them).
@@ -119,15 +121,19 @@ ROUTES = {
             {"key": "header", "value": {"summary": "x"}},
             {"key": "file", "value": {"path": "g.txt", "content": "eA==", "encoding": "base64"}}]))),
     ("POST", "/{namespace}/{name_git}/info/lfs/objects/batch"):
-        ("write", lambda r: ("POST", f"/{r}.git/info/lfs/objects/batch",
-                             {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None)),
+        ("native", lambda r: ("POST", f"/{r}.git/info/lfs/objects/batch",
+                              {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None),
+         (401, 404, 200, 403, 200, 200)),
     ("POST", "/datasets/{namespace}/{name_git}/info/lfs/objects/batch"):
-        ("write", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/batch",
-                             {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None)),
-    ("POST", "/{namespace}/{name_git}/info/lfs/objects/verify"):
-        ("write", lambda r: ("POST", f"/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None)),
+        ("native", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/batch",
+                              {"operation": "upload", "objects": [{"oid": OID, "size": 1}]}, None),
+         (401, 404, 200, 403, 200, 200)),
+    ("POST", "/{namespace}/{name_git}/info/lfs/objects/verify"):  # nothing uploaded: 404 for whoever may ask
+        ("native", lambda r: ("POST", f"/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None),
+         (401, 404, 404, 403, 404, 404)),
     ("POST", "/datasets/{namespace}/{name_git}/info/lfs/objects/verify"):
-        ("write", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None)),
+        ("native", lambda r: ("POST", f"/datasets/{r}.git/info/lfs/objects/verify", {"oid": OID, "size": 1}, None),
+         (401, 404, 404, 403, 404, 404)),
     ("PUT", "/api/lfs/upload/{repo_type}/{namespace}/{name}/{oid}"):
         ("signed", lambda r: ("PUT", f"/api/lfs/upload/model/{r}/{OID}?size=1&expires=9999999999&token=2"
                                      f"&sig={'0' * 64}", None, "x")),
@@ -218,6 +224,13 @@ ROUTES = {
                                                       {"fromRepo": r, "toRepo": "acme/moved", "type": "model"}, None)),
     ("POST", "/api/{plural}/{namespace}/{name}/super-squash/{branch:path}"):
         ("write", lambda r: ("POST", f"/api/models/{r}/super-squash/main", {"message": "squash"}, None)),
+    ("GET", "/api/{plural}/{namespace}/{name}/lfs-files"):
+        ("write", lambda r: ("GET", f"/api/models/{r}/lfs-files", None, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/lfs-files/batch"):
+        ("write", lambda r: ("POST", f"/api/models/{r}/lfs-files/batch", {"deletions": {"sha": [OID]}}, None)),
+    ("POST", "/api/{plural}/{namespace}/{name}/lfs-files/duplicate"):  # read the source, write the target
+        ("write", lambda r: ("POST", f"/api/models/{r}/lfs-files/duplicate",
+                             {"target": {"type": "model", "name": r}, "files": [{"sha256": OID}]}, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/auth-check"):
         ("read", lambda r: ("GET", f"/api/models/{r}/auth-check", None, None)),
     ("GET", "/api/{plural}/{namespace}/{name}/discussions"):

@@ -25,20 +25,6 @@ def _safetensors() -> bytes:
     return struct.pack("<Q", len(header)) + header + bytes(16)
 
 
-@pytest.fixture
-def bob_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.bob)
-
-
-@pytest.fixture
-def carol_api(hub_url: str, hf_env, tokens):
-    from huggingface_hub import HfApi
-
-    return HfApi(endpoint=hub_url, token=tokens.carol)
-
-
 def _git_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -251,8 +237,8 @@ def test_move_repo_keeps_history_and_refuses_taken_names(alice_api, bob_api, loc
     alice_api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/old-name", repo_type="dataset")
     head = local_store.resolve_revision("alice/old-name", repo_type="dataset").oid
     alice_api.move_repo("alice/old-name", "acme/new-name", repo_type="dataset")  # alice is an admin of acme
-    assert not alice_api.repo_exists("alice/old-name", repo_type="dataset")
     assert alice_api.dataset_info("acme/new-name").sha == head
+    assert alice_api.dataset_info("alice/old-name").id == "acme/new-name"  # the old name redirects
     assert local_store.audit_events(action="repo.move")[0].detail == {"from": "alice/old-name"}
     alice_api.create_repo("alice/taken")
     alice_api.create_repo("alice/mover")
@@ -329,3 +315,30 @@ def test_empty_files_are_never_lfs_and_pr_refs_squash(alice_api) -> None:
                             revision=pr.pr_revision)
     alice_api.super_squash_history("alice/empty", branch=pr.pr_revision, commit_message="squashed")
     assert [c.title for c in alice_api.list_repo_commits("alice/empty", revision=pr.pr_revision)] == ["squashed"]
+
+
+def test_resolve_etag_is_the_git_blob_id_of_regular_files_and_the_sha256_of_lfs_files(
+        hub_url: str, tokens, alice_api, tmp_path) -> None:
+    """As on the Hub: the client's local-dir check trusts an ETag match, and hashes the local file only for a
+    sha256 ETag (an LFS file). A regular file's ETag must be its git blob id (the tree's ``oid``), and a regular
+    file sharing its bytes with an LFS file must not be sent through Xet."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub._local_folder import write_download_metadata
+
+    alice_api.create_repo("alice/etags")
+    alice_api.upload_file(path_or_fileobj=b"content", path_in_repo="file.txt", repo_id="alice/etags")
+    commit = alice_api.upload_file(path_or_fileobj=b"content", path_in_repo="lfs.bin", repo_id="alice/etags")
+    info = {i.path: i for i in alice_api.get_paths_info("alice/etags", ["file.txt", "lfs.bin"])}
+    regular = httpx.head(f"{hub_url}/alice/etags/resolve/main/file.txt")
+    lfs = httpx.head(f"{hub_url}/alice/etags/resolve/main/lfs.bin")
+    assert regular.headers["etag"] == f'"{info["file.txt"].blob_id}"' == f'"{_git_sha1(b"content")}"'
+    assert "x-linked-etag" not in regular.headers and "x-xet-hash" not in regular.headers
+    assert lfs.headers["etag"] == lfs.headers["x-linked-etag"] == f'"{info["lfs.bin"].lfs.sha256}"'
+    assert httpx.head(f"{hub_url}/alice/etags/resolve/main/file.txt",
+                      headers={"If-None-Match": regular.headers["etag"]}).status_code == 304
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "file.txt").write_text("edited locally")
+    write_download_metadata(local, "file.txt", commit.oid, etag=info["file.txt"].blob_id)
+    hf_hub_download("alice/etags", "file.txt", local_dir=local, endpoint=hub_url, token=tokens.alice)
+    assert (local / "file.txt").read_text() == "edited locally"  # the ETag matched: nothing downloaded

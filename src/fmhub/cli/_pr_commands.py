@@ -45,11 +45,13 @@ def pr_create(repo_id: RepoIdArgument,
                                                               help="Its first comment (Markdown).")] = None,
               repo_type: RepoTypeOption = RepoType.model, endpoint: EndpointOption = None,
               token: TokenOption = None) -> None:
-    """Open a pull request against the default branch; then push commits to its ref (printed)."""
+    """Open a pull request against the default branch, as a draft; its first commit (pushed to its ref, printed)
+    opens it."""
     with opened_hub(endpoint, token) as hub:
         pr = hub.create_discussion(repo_id, title=title, description=description, pull_request=True,
                                    repo_type=repo_type.value)
-    console.print(f"opened pull request #{pr.num} ({pr.git_reference}) against {pr.target_branch}")
+    console.print(f"opened pull request #{pr.num} ({pr.git_reference}) against {pr.target_branch}, a draft until "
+                  "its first commit")
     console.print(f"push to it with: fmhub upload {repo_id} PATH --revision {pr.git_reference}", highlight=False)
 
 

@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fmhub.accounts import Accounts, Principal
 from fmhub.errors import AuthenticationError, ConfigError, FmhubError, PermissionDeniedError, RepoNotFoundError
-from fmhub.store import REPO_TYPES, Repo, Store, validate_repo_id
+from fmhub.store import REPO_TYPES, Repo, Store, discussions, validate_repo_id
 
 __all__ = [
     "HubConfig",
@@ -54,6 +55,7 @@ __all__ = [
     "AdminDep",
     "visible_repo",
     "writable_repo",
+    "proposable_repo",
     "check_namespace_write",
     "require_write_token",
     "AuthenticatedDep",
@@ -73,6 +75,8 @@ __all__ = [
 ]
 
 GiB = 1024**3
+#: A pull request's ref, ``refs/pr/{num}`` (URL-quoted or not: routes receive it decoded).
+PR_REVISION = re.compile(r"refs/pr/([1-9][0-9]{0,8})")
 
 
 def _env_flag(environ: dict[str, str], name: str) -> bool:
@@ -253,6 +257,35 @@ def writable_repo(store: Store, caller: Principal, repo_type: str, repo_id: str)
     return repo
 
 
+def proposable_repo(store: Store, caller: Principal, repo_type: str, repo_id: str, *, revision: str | None = None,
+                    create_pr: bool = False, upload_only: bool = False) -> tuple[Repo, bool]:
+    """The repo, if the caller may write to it or propose a change to it; (repo, is_writer).
+
+    As on the Hub, whoever may read a repo may propose changes with a write token ("community" pull requests):
+    open a pull request (``create_pr``), commit to a pull request they opened while it is open or a draft
+    (``revision`` ``refs/pr/N``), and upload the bytes those commits name (``upload_only``: bytes alone change
+    nothing). Writers of the namespace may do anything :func:`writable_repo` allows; only they merge.
+
+    Raises:
+        RepoNotFoundError: the caller may not see the repo (exactly as for a missing one).
+        PermissionDeniedError: a read-only token, or a change other than a proposal by a non-writer.
+    """
+    repo = visible_repo(store, caller, repo_type, repo_id)
+    require_write_token(caller)
+    if caller.can_write_namespace(repo.namespace):
+        return repo, True
+    if create_pr or upload_only:
+        return repo, False
+    match = PR_REVISION.fullmatch(revision or "")
+    if match:
+        pr = discussions.get_discussion(store, repo.repo_id, int(match.group(1)), repo_type=repo.repo_type)
+        if pr.author.lower() == caller.user.lower() and pr.status in ("open", "draft"):
+            return repo, False
+    raise PermissionDeniedError(f"{caller.user!r} may not write to the namespace {repo.namespace!r}; propose the "
+                                "change as a pull request instead (create_pr=True)",
+                                hint="or ask an admin of that organization for the write role")
+
+
 def _namespace(repo_id: str | None) -> str | None:
     try:
         return validate_repo_id(repo_id).split("/")[0] if repo_id else None
@@ -370,8 +403,10 @@ def xet_caller(request: Request, scope: str) -> XetGrant:
         raise PermissionDeniedError("this needs a Xet write token", hint="ask the xet-write-token route")
     caller = caller_of_token(request, token_number)
     store: Store = request.app.state.store
-    repo = writable_repo(store, caller, repo_type, repo_id) if granted == "write" and caller is not None \
-        else visible_repo(store, caller, repo_type, repo_id)
+    # A write grant uploads bytes: for writers, and for readers proposing a pull request (the commit that names
+    # the bytes is checked on its own). Either way, checked again now.
+    repo = proposable_repo(store, caller, repo_type, repo_id, upload_only=True)[0] \
+        if granted == "write" and caller is not None else visible_repo(store, caller, repo_type, repo_id)
     return XetGrant(caller, repo, granted)
 
 

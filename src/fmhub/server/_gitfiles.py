@@ -18,13 +18,14 @@ from typing import Any
 import pathspec
 
 from fmhub.errors import FmhubError
-from fmhub.store import Store, TreeEntry
+from fmhub.store import Repo, Store, TreeEntry
+from fmhub.store.store import GITATTRIBUTES
 from fmhub.store.gitoids import content_git_sha1, lfs_pointer, lfs_pointer_sha1
 from fmhub.store.pickles import security_file_status
 from fmhub.store.safety import is_pickle_path
 from fmhub.xet import XetStorage
 
-__all__ = ["LFS_THRESHOLD", "GitRules", "git_rules", "rules_for_revision", "describe_files", "is_binary_sample",
+__all__ = ["LFS_THRESHOLD", "GitRules", "git_rules", "rules_for_revision", "rules_for_commit", "describe_files", "is_binary_sample",
            "security_statuses"]
 
 #: Files at least this large are LFS files whatever their name, as on the Hub (10 MB).
@@ -75,6 +76,9 @@ def _spec(store: Store, entry: TreeEntry | None, kind: str) -> pathspec.PathSpec
     return _CACHE[key]
 
 
+_DEFAULT_LFS = pathspec.GitIgnoreSpec.from_lines(_lfs_lines(GITATTRIBUTES.decode()))
+
+
 @dataclass(frozen=True)
 class GitRules:
     """The LFS and ignore rules of one revision."""
@@ -99,6 +103,10 @@ def git_rules(store: Store, files: Iterable[TreeEntry], *, gitignore: bytes | No
     """
     found = {e.path: e for e in files if e.path in _NEVER_LFS}
     ignore = _spec(store, found.get(".gitignore"), "ignore")
+    if ".gitattributes" not in found:
+        # Deleting .gitattributes does not turn git's LFS pointers back into files: without one, a revision's
+        # files stay described by the rules every repo starts with (what most of them were stored under).
+        return GitRules(_DEFAULT_LFS, ignore)
     if gitignore is not None:
         try:
             ignore = pathspec.GitIgnoreSpec.from_lines(gitignore.decode("utf-8", "replace").splitlines())
@@ -116,6 +124,21 @@ def rules_for_revision(store: Store, repo_id: str, revision: str, repo_type: str
         except LookupError:
             continue
     return git_rules(store, entries)
+
+
+_COMMIT_RULES: dict[tuple[str, str, str], GitRules] = {}
+
+
+def rules_for_commit(store: Store, repo: Repo, commit_oid: str) -> GitRules:
+    """:func:`rules_for_revision` of a commit, remembered (a commit never changes; downloads ask per file)."""
+    key = (repo.repo_type, repo.repo_id.lower(), commit_oid)
+    rules = _COMMIT_RULES.get(key)
+    if rules is None:
+        rules = rules_for_revision(store, repo.repo_id, commit_oid, repo.repo_type)
+        if len(_COMMIT_RULES) >= _CACHE_SIZE:
+            _COMMIT_RULES.clear()  # simplest bound; a clear is safe while other threads read
+        _COMMIT_RULES[key] = rules
+    return rules
 
 
 def is_binary_sample(sample: bytes) -> bool:

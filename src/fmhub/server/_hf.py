@@ -24,9 +24,10 @@ from fmhub.cards import card_tags, parse_card
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.server._auth import ReaderDep, StoreDep, can_see, visible_repo
 from fmhub.store import Commit, Repo, Store, TreeEntry
+from fmhub.store.gitoids import content_git_sha1
 from fmhub.store.history import last_commits
 from fmhub.store.paths import validate_folder, validate_path
-from fmhub.server._gitfiles import LFS_THRESHOLD, describe_files, git_rules, rules_for_revision
+from fmhub.server._gitfiles import LFS_THRESHOLD, describe_files, git_rules, rules_for_commit, rules_for_revision
 from fmhub.xet import XetStorage
 
 __all__ = ["router", "PAGE_SIZE", "LFS_THRESHOLD", "URL_PREFIX", "RepoDep", "repo_type_of", "repo_url", "iso",
@@ -142,18 +143,20 @@ def _file_response(store: Store, caller: Principal | None, request: Request, rep
                    inline_bytes: int = SMALL_FILE) -> Response:
     """The answer to a resolve request; bodies up to ``inline_bytes`` are read here, larger ones stream."""
     repo, commit, entry = _resolve_file(store, caller, repo_type, request)
+    lfs = rules_for_commit(store, repo, commit.oid).is_lfs(entry.path, entry.size)
     headers = {
         "X-Repo-Commit": commit.oid,
-        "ETag": f'"{entry.blob_sha256}"',
-        "X-Linked-Etag": f'"{entry.blob_sha256}"',
         "X-Linked-Size": str(entry.size),
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"inline; filename*=UTF-8''{quote(entry.path.rsplit('/', 1)[-1], safe='')}",
         "Cache-Control": "private, max-age=0",  # a branch can move: revalidate (the ETag is the content)
     }
-    # Any file the client uploaded in "lfs" mode (large, binary or matched by .gitattributes) may be held as Xet.
-    headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
-    if _not_modified(request, headers["ETag"]):  # the content is its sha256: the same tag, the same bytes
+    if lfs:  # as on the Hub: an LFS file is named by its sha256, and may be held as Xet chunks
+        headers["ETag"] = headers["X-Linked-Etag"] = f'"{entry.blob_sha256}"'
+        headers.update(_xet_headers(store, request, repo, commit.oid, entry.blob_sha256))
+    else:  # a regular git file by its git blob id: the client's local-dir check hashes only sha256 ETags
+        headers["ETag"] = f'"{content_git_sha1(store, {entry.blob_sha256: entry.size})[entry.blob_sha256]}"'
+    if _not_modified(request, headers["ETag"]):  # the ETag names the content: the same tag, the same bytes
         return Response(status_code=304, headers=headers)
     accel = request.app.state.config.accel_redirect
     local = store.blobs.local_path(entry.blob_sha256) if accel and request.method == "GET" else None
@@ -213,7 +216,8 @@ async def resolve_dataset_file(store: StoreDep, caller: ReaderDep, request: Requ
 _RESOLVE_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
     206: {"description": "The bytes of the requested Range"},
-    304: {"description": "If-None-Match names the file's ETag (its sha256): the client's copy is current"},
+    304: {"description": "If-None-Match names the file's ETag (sha256 of an LFS file, git blob id of a regular "
+                         "one): the client's copy is current"},
     416: {"description": "The Range lies outside the file"},
 }
 

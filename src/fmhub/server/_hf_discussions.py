@@ -2,8 +2,9 @@
 ``get_discussion_details``, ``comment_discussion``, ``merge_pull_request``, …).
 
 Access follows the repo: whoever may see it reads its discussions; a signed-in reader (write token) opens
-discussions and comments; pull requests, merges and moderation (hiding comments) need write access to the
-repo's namespace; a discussion's author or a writer renames, closes and reopens it. The rules live in
+discussions, pull requests and comments, and commits to the pull requests they opened; merges and moderation
+(hiding comments) need write access to the repo's namespace; a discussion's author or a writer renames, closes
+and reopens it. The rules live in
 :mod:`fmhub.store.discussions` and here only as who-may-call checks, like every other route.
 """
 
@@ -97,8 +98,8 @@ def list_discussions(store: StoreDep, caller: ReaderDep, plural: str, namespace:
 @router.post(_BASE, summary="Open a discussion or a pull request")
 def create_discussion(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str, name: str,
                       body: _NewDiscussion) -> dict[str, Any]:
-    repo = (writable_repo if body.pullRequest else visible_repo)(store, caller, repo_type_of(plural),
-                                                                  f"{namespace}/{name}")
+    # Whoever may read the repo opens discussions and pull requests (with a write token); only writers merge.
+    repo = visible_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
     require_write_token(caller, "opening a discussion")
     created = d.create_discussion(store, repo.repo_id, repo_type=repo.repo_type, title=body.title,
                                   description=body.description, author=caller.user, pull_request=body.pullRequest)

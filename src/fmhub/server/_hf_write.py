@@ -37,6 +37,7 @@ from fmhub.server._auth import (
     WriterDep,
     check_namespace_write,
     may_reference_blob,
+    proposable_repo,
     writable_repo,
 )
 from fmhub.http import error_response
@@ -209,12 +210,14 @@ def _sample(item: _PreuploadFile) -> bytes:
 @router.post("/api/{plural}/{namespace}/{name}/preupload/{revision:path}",
              summary="Decide inline or LFS upload per file; report ignored and unchanged files")
 def preupload(store: StoreDep, caller: WriterDep, plural: str, namespace: str, name: str, revision: str,
-              body: _PreuploadRequest) -> dict[str, Any]:
+              body: _PreuploadRequest, create_pr: bool = False) -> dict[str, Any]:
     """As the Hub decides: LFS for files of 10 MB or more, for paths the revision's ``.gitattributes`` marks
     ``filter=lfs`` and for binary contents (the sample); ``shouldIgnore`` for paths its ``.gitignore``
     matches; ``oid`` (git blob id, or sha256 for LFS) of a file already there with the same size, so the
-    client skips unchanged files."""
-    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    client skips unchanged files. Readers of the repo may ask too, for a pull request (``create_pr=1``, or
+    ``refs/pr/N`` of their own)."""
+    repo, _ = proposable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}", revision=revision,
+                              create_pr=create_pr)
     files = store.list_files(repo.repo_id, revision, repo_type=repo.repo_type)
     current = {e.path: e for e in files}
     # A .gitignore uploaded in this commit applies to it (its sample is the whole file when it is small).
@@ -323,8 +326,11 @@ def _folders_deleted_by_name(store: Store, repo: Repo, revision: str, operations
              summary="Commit (NDJSON: header, file, lfsFile, deletedFile, deletedFolder lines)")
 async def create_commit(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str,
                         name: str, revision: str) -> JSONResponse:
-    repo = await run_in_threadpool(writable_repo, store, caller, repo_type_of(plural), f"{namespace}/{name}")
     create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
+    # Writers commit anywhere; readers only propose: a new pull request, or commits to one they opened.
+    repo, _ = await run_in_threadpool(lambda: proposable_repo(store, caller, repo_type_of(plural),
+                                                              f"{namespace}/{name}", revision=revision,
+                                                              create_pr=create_pr))
     config = request.app.state.config
     header: dict[str, Any] | None = None
     operations: list[Operation] = []
@@ -412,7 +418,7 @@ def _commit_as_pull_request(store: Store, caller: Principal, repo: Repo, revisio
         raise ConflictError(f"{revision!r} of {repo.repo_id!r} moved: expected head {parent}", expected=parent)
     pr = discussions.create_discussion(store, repo.repo_id, repo_type=repo.repo_type, title=summary,
                                        description=description or None, author=caller.user, pull_request=True,
-                                       target_branch=revision)
+                                       target_branch=revision, draft=False)
     try:
         commit = store.commit(repo.repo_id, operations, repo_type=repo.repo_type, revision=pr.git_reference,
                               title=summary, message=description, author=caller.user, allow_pickle=allow_pickle,

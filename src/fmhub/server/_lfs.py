@@ -34,7 +34,7 @@ from fmhub.errors import (
     PayloadTooLargeError,
     RepoNotFoundError,
 )
-from fmhub.server._auth import StoreDep, WriterDep, caller_of_token, may_reference_blob, writable_repo
+from fmhub.server._auth import StoreDep, WriterDep, caller_of_token, may_reference_blob, proposable_repo
 from fmhub.server._hf import repo_url
 from fmhub.store import Repo, Store
 from fmhub.store.blobs import check_sha256
@@ -91,7 +91,8 @@ def _already_usable(store: Store, caller: Principal, repo: Repo, oid: str, size:
 
 def _batch(store: Store, caller: Principal, request: Request, repo_type: str, namespace: str, name_git: str,
            body: _BatchRequest) -> JSONResponse:
-    repo = writable_repo(store, caller, repo_type, _repo_from_git_path(namespace, name_git))
+    # Writers, and readers uploading for a pull request: bytes alone change nothing (commits are checked).
+    repo, _ = proposable_repo(store, caller, repo_type, _repo_from_git_path(namespace, name_git), upload_only=True)
     if body.operation != "upload":
         raise InvalidInputError(f"LFS operation {body.operation!r} is not supported",
                                 hint="download files with GET /{repo_id}/resolve/{revision}/{path}")
@@ -194,7 +195,7 @@ async def lfs_upload(store: StoreDep, request: Request, repo_type: str, namespac
         caller = await run_in_threadpool(caller_of_token, request, token)
         if caller is None:
             raise invalid
-        await run_in_threadpool(writable_repo, store, caller, repo_type, repo_id)
+        await run_in_threadpool(lambda: proposable_repo(store, caller, repo_type, repo_id, upload_only=True))
     except RepoNotFoundError:
         raise
     except FmhubError:
@@ -211,7 +212,7 @@ async def lfs_upload(store: StoreDep, request: Request, repo_type: str, namespac
 
 def _verify(store: Store, caller: Principal, repo_type: str, namespace: str, name_git: str,
             body: _LfsObject) -> JSONResponse:
-    repo = writable_repo(store, caller, repo_type, _repo_from_git_path(namespace, name_git))
+    repo, _ = proposable_repo(store, caller, repo_type, _repo_from_git_path(namespace, name_git), upload_only=True)
     oid = check_sha256(body.oid)
     size = store.blob_size(oid) if store.has_upload(repo.repo_id, oid, repo_type=repo.repo_type) else None
     if size is None:

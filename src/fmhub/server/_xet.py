@@ -35,9 +35,9 @@ from fmhub.server._auth import (
     may_read_blob,
     may_read_xet_file,
     mint_xet_token,
+    proposable_repo,
     sign_fetch,
     visible_repo,
-    writable_repo,
     xet_caller,
 )
 from fmhub.server._hf import HTTP_CHUNK, repo_type_of
@@ -84,7 +84,9 @@ def _token_answer(request: Request, token: str, expires: int) -> JSONResponse:
             summary="A Xet write token for the repo (uploads of large files through huggingface_hub)")
 def xet_write_token(store: StoreDep, caller: WriterDep, request: Request, plural: str, namespace: str, name: str,
                     revision: str) -> JSONResponse:
-    repo = writable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}")
+    # Writers, and readers uploading for a pull request (``?create_pr=1`` or their own ``refs/pr/N``): a write
+    # token uploads bytes; the commit naming them is checked on its own.
+    repo, _ = proposable_repo(store, caller, repo_type_of(plural), f"{namespace}/{name}", upload_only=True)
     return _token_answer(request, *mint_xet_token(request, caller, repo, "write"))
 
 

@@ -16,7 +16,7 @@ from fmhub.indexing import backfill_pending, reindex
 from fmhub.http import HUB_ERRORS, BodyLimitMiddleware, document_errors, install_error_handlers, serve_docs
 from fmhub.server import (_admin, _evals, _hf, _hf_discussions, _hf_manage, _hf_write, _lfs, _lineage, _mirror, _runs,
                           _search, _signing, _xet, web)
-from fmhub.server._protocol import RequestIdMiddleware, install_repo_not_found
+from fmhub.server._protocol import RequestIdMiddleware, install_repo_not_found, install_repo_redirects
 from fmhub.server._auth import HubConfig
 from fmhub.store import Store, open_store
 
@@ -82,6 +82,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
     serve_docs(app)
     install_error_handlers(app)
     install_repo_not_found(app)
+    install_repo_redirects(app)
     # Commits, LFS uploads, xorbs and shards stream their bodies and enforce their own (larger) limits.
     app.add_middleware(BodyLimitMiddleware, streaming_markers=("/commit/", "/api/lfs/upload/", "/api/fmhub/mirror/import",
                                                                _xet.CAS_PREFIX + "/v1/xorbs/",

@@ -29,10 +29,10 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "complete_metadata", "DOMAIN_TABLE_MODULES", "repos", "commits", "trees", "tree_entries",
            "refs", "blobs", "blob_keys", "audit_log", "lfs_uploads", "blob_scans", "hub_settings", "git_blob_ids",
-           "discussions", "discussion_events", "SCHEMA_HEAD"]
+           "discussions", "discussion_events", "repo_redirects", "SCHEMA_HEAD"]
 
 #: The Alembic revision this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0013"
 
 metadata = MetaData(
     naming_convention={
@@ -244,4 +244,17 @@ discussion_events = Table(
     Column("edits", Integer, nullable=False, default=0),
     Column("hidden", Boolean, nullable=False, default=False),
     Index(None, "discussion_pk"),
+)
+
+
+# The old names of moved (renamed) repos: requests naming one are redirected to the repo's current name, as
+# on the Hub. Keyed like ``repos.key`` ("<type>/<lower(id)>"); the repo's pk, so a chain of moves needs no
+# update. A repo created under an old name takes it back (its row is deleted).
+repo_redirects = Table(
+    "repo_redirects",
+    metadata,
+    Column("key", String(210), primary_key=True),
+    Column("repo_pk", Integer, ForeignKey("repos.pk", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "repo_pk"),
 )

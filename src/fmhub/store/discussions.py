@@ -134,9 +134,12 @@ def _discussion(conn: Connection, repo, row, *, events: bool) -> Discussion:
 
 def create_discussion(store: Store, repo_id: str, *, repo_type: str = "model", title: str, author: str,
                       description: str | None = None, pull_request: bool = False,
-                      target_branch: str | None = None, actor: str | None = None) -> Discussion:
+                      target_branch: str | None = None, actor: str | None = None, draft: bool = True) -> Discussion:
     """Open a discussion, or a pull request against ``target_branch`` (default: the default branch) whose
-    ref ``refs/pr/{num}`` starts at that branch's head. ``description`` is its first comment."""
+    ref ``refs/pr/{num}`` starts at that branch's head. ``description`` is its first comment.
+
+    A pull request opened empty is a *draft* (as on the Hub) until its first commit opens it; ``draft=False``
+    opens it at once (a pull request created together with its first commit)."""
     repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
     title, author = _text(title, "title", MAX_TITLE), _check_author(author)
     description = _text(description, "description", MAX_COMMENT) if description and description.strip() else None
@@ -156,7 +159,8 @@ def create_discussion(store: Store, repo_id: str, *, repo_type: str = "model", t
         num = (conn.execute(select(func.max(t.discussions.c.num)).where(t.discussions.c.repo_pk == repo.pk))
                .scalar() or 0) + 1
         pk = conn.execute(insert(t.discussions).values(
-            repo_pk=repo.pk, num=num, title=title, author=author, is_pull_request=pull_request, status="open",
+            repo_pk=repo.pk, num=num, title=title, author=author, is_pull_request=pull_request,
+            status="draft" if pull_request and draft else "open",
             target_branch=branch, base_commit=base, created_at=now, updated_at=now)).inserted_primary_key[0]
         if pull_request:
             conn.execute(insert(t.refs).values(repo_pk=repo.pk, kind="pr", name=f"refs/pr/{num}", commit_oid=base,
@@ -183,7 +187,7 @@ def get_discussion(store: Store, repo_id: str, num: int, *, repo_type: str = "mo
 def list_discussions(store: Store, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
                      status: str | None = None, author: str | None = None) -> list[Discussion]:
     """Newest first; ``pull_requests`` True/False keeps only pull requests/discussions; ``status`` is one of
-    open, closed, merged, draft (None: all)."""
+    open (drafts included, as on the Hub: they are not closed), closed, merged, draft (None: all)."""
     repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
     if status is not None and status not in STATUSES:
         raise InvalidInputError(f"unknown status {status!r}", hint=f"use one of {', '.join(STATUSES)}")
@@ -193,7 +197,7 @@ def list_discussions(store: Store, repo_id: str, *, repo_type: str = "model", pu
         if pull_requests is not None:
             query = query.where(t.discussions.c.is_pull_request == pull_requests)
         if status is not None:
-            query = query.where(t.discussions.c.status == status)
+            query = query.where(t.discussions.c.status.in_(("open", "draft") if status == "open" else (status,)))
         if author:
             query = query.where(func.lower(t.discussions.c.author) == author.lower())
         return [_discussion(conn, repo, row, events=False) for row in conn.execute(query)]
@@ -267,8 +271,8 @@ def rename(store: Store, repo_id: str, num: int, title: str, *, repo_type: str =
 
 def change_status(store: Store, repo_id: str, num: int, status: str, *, repo_type: str = "model", actor: str,
                   text: str | None = None) -> DiscussionEvent:
-    """Close or reopen (``open``/``closed``; setting the current status again is recorded, as on the Hub);
-    merged pull requests stay merged. ``text`` adds a comment."""
+    """Close or reopen (``open``/``closed``; setting the current status again is recorded, as on the Hub;
+    ``open`` also publishes a draft pull request); merged pull requests stay merged. ``text`` adds a comment."""
     repo_id, repo_type = validate_repo_id(repo_id), validate_repo_type(repo_type)
     if status not in ("open", "closed"):
         raise InvalidInputError(f"status {status!r} cannot be set", hint="use 'open' or 'closed' (merging merges)")

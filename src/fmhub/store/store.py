@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -212,6 +212,8 @@ class Store:
                         return self._repo(existing)
                     raise RepoExistsError(repo_type, existing.namespace + "/" + existing.name)
                 namespace, name = repo_id.split("/")
+                # A moved repo's old name is free for a new repo, which takes it back from the redirect.
+                conn.execute(delete(t.repo_redirects).where(t.repo_redirects.c.key == _repo_key(repo_type, repo_id)))
                 repo_pk = conn.execute(
                     insert(t.repos).values(
                         repo_type=repo_type, namespace=namespace, name=name, key=_repo_key(repo_type, repo_id),
@@ -279,6 +281,7 @@ class Store:
             row = self._repo_row(conn, repo_type, repo_id)
             conn.execute(delete(t.refs).where(t.refs.c.repo_pk == row.pk))
             conn.execute(delete(t.commits).where(t.commits.c.repo_pk == row.pk))
+            conn.execute(delete(t.repo_redirects).where(t.repo_redirects.c.repo_pk == row.pk))
             conn.execute(delete(t.repos).where(t.repos.c.pk == row.pk))
             self._audit(conn, actor, "repo.delete", repo_type, f"{row.namespace}/{row.name}")
 
@@ -525,7 +528,10 @@ class Store:
                 conn.execute(insert(t.discussion_events).values(
                     discussion_pk=discussion_pk, kind="commit", author=author, created_at=now, content=oid,
                     detail=title[:1000], edits=0, hidden=False))
-                conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(updated_at=now))
+                # A draft (opened empty) becomes open with its first commit, as on the Hub.
+                conn.execute(update(t.discussions).where(t.discussions.c.pk == discussion_pk).values(
+                    updated_at=now, status=case((t.discussions.c.status == "draft", "open"),
+                                                else_=t.discussions.c.status)))
             made = self._commit(conn, repo.pk, oid)
         self.blobs.bind_scopes(list(added))  # per-namespace encryption keys wrap what the namespace now holds
         return made

@@ -15,9 +15,11 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
-from fmhub.errors import FmhubError, InvalidInputError
+from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
 from fmhub.http import error_response
+from fmhub.server._protocol import redirect_target
 from fmhub.server.web._render import error_page
 from fmhub.server.web._session import LoginRequired
 
@@ -41,6 +43,10 @@ class PageRoute(APIRoute):
             except LoginRequired:
                 return login_redirect(request)
             except FmhubError as exc:
+                if isinstance(exc, RepoNotFoundError):  # a moved repo's old name: its pages redirect too
+                    target = await run_in_threadpool(redirect_target, request, exc)
+                    if target is not None:
+                        return RedirectResponse(target, status_code=307)
                 return _error(request, exc)
             except RequestValidationError as exc:
                 problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
