@@ -197,8 +197,10 @@ class LocalHub(Hub):
                         depth=depth)
 
     def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
-                       evaluations: bool = False) -> dict[str, Any]:
-        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations)
+                       evaluations: bool = False, limit: int | None = None,
+                       cursor: str | None = None) -> dict[str, Any]:
+        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations, limit=limit,
+                        cursor=cursor)
 
     # -- training runs ----------------------------------------------------------------------------
 
