@@ -239,7 +239,7 @@ class Lineage:
                                                         n.c.kind.in_(("model", "dataset")))))
                      .where(n.c.pk.in_(bindparam("pks", expanding=True))))
             for pk, kind, repo, repo_key, commit, path, info, private, namespace, ref_kind, ref_name in \
-                    conn.execute(query, {"pks": list(chunk)}):
+                    conn.execute(query, {"pks": list(chunk)}).all():  # one fetch, not a call per row
                 node = nodes.get(pk)
                 if node is None:
                     node = Node(pk, kind, repo, commit, path, json.loads(info) if info else {}, repo_key,
