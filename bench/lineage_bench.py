@@ -17,7 +17,7 @@ process) and times sequential GETs from a loopback client (each time includes ~0
 - metric search: ``/api/fmhub/search?metric=accuracy>=0.9&on=<dataset>:test&sort=metric:accuracy``,
 - lineage: ``/api/fmhub/lineage/models/<a model>?depth=5`` (both directions),
 - impact: of a random dataset, and of the hot dataset (the heaviest): its first page (the API's default page
-  size), a page of 100 (the web tab's) and every descendant in one answer (``limit=10000``).
+  size, 100, as the web tab's), a page of 1,000 and every descendant in one answer (``limit=10000``).
 
     .venv/bin/python bench/lineage_bench.py                               # 10,000 repos on SQLite
     .venv/bin/python bench/lineage_bench.py --repos 100000                # the size
@@ -223,8 +223,8 @@ def main() -> None:
                                                    for i in rng.sample(range(1, datasets), 100) if i % 50 != 7],
                     "impact of the hot dataset, first page": [f"/api/fmhub/lineage/datasets/{seeded['hot_dataset']}"
                                                               f"/impact"],
-                    "impact of the hot dataset, page of 100": [f"/api/fmhub/lineage/datasets/{seeded['hot_dataset']}"
-                                                               f"/impact?limit=100"],
+                    "impact of the hot dataset, page of 1000": [f"/api/fmhub/lineage/datasets/{seeded['hot_dataset']}"
+                                                                f"/impact?limit=1000"],
                     "impact of the hot dataset, every node": [f"/api/fmhub/lineage/datasets/{seeded['hot_dataset']}"
                                                               f"/impact?limit=10000"],
                 }

@@ -4,7 +4,7 @@ By default it builds the web tests' store (the tiny example pipeline, ``fmhub ru
 plus a noisy copy of its dataset so the error browser has mistakes to show) in a temporary folder; with
 ``--home`` it shows an existing store instead (e.g. ``.fmhub-demo`` after ``make demo``, with ``--model
 demo/bbc-minilm --dataset demo/bbc-news``). It serves the hub app on loopback and writes small PNGs to
-docs/images/.
+docs/images/: home, model, report card, error browser, dataset viewer, run and lineage pages.
 
     .venv/bin/python docs/screenshots.py
     .venv/bin/python docs/screenshots.py --home .fmhub-demo --model demo/bbc-minilm --dataset demo/bbc-news
@@ -49,9 +49,12 @@ def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
         page = browser.new_page(viewport={"width": 1280, "height": 820}, device_scale_factor=1)
         for name, path, height in (("home", "/", 620), ("model", f"/{model}", 820), ("report-card", card, 1100),
                                    ("dataset-viewer", f"/datasets/{dataset}/viewer", 820),
-                                   ("run", f"/-/runs/{run}" if run else "/-/runs", 760)):
+                                   ("run", f"/-/runs/{run}" if run else "/-/runs", 760),
+                                   ("lineage", f"/{model}/lineage/main", 1000)):
             page.goto(url + path)
             page.wait_for_load_state("networkidle")
+            if name == "lineage":  # plotly draws the graph after load
+                page.locator("[data-chart=lineage] .main-svg").first.wait_for()
             if name == "report-card":  # click the largest off-diagonal cell: the error browser filters to it
                 box = page.locator("[data-chart=confusion] .nsewdrag").first.bounding_box()
                 n = len(labels)

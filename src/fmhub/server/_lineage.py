@@ -24,7 +24,7 @@ from fmhub.store import Store
 __all__ = ["router", "may_read", "lineage_of", "IMPACT_PAGE"]
 
 #: Descendants per page of an impact answer when the caller gives no ``limit`` (the next page is linked).
-IMPACT_PAGE = 500
+IMPACT_PAGE = 100
 #: The largest page a caller may ask for.
 MAX_IMPACT_PAGE = 10_000
 
