@@ -120,6 +120,20 @@ class Graph:
         return answer
 
 
+def _index_walks(conn: Connection) -> None:
+    """Make PostgreSQL walk by index for the rest of this transaction.
+
+    Its planner guesses a recursive step's work table at ~10 rows and each parent's children from the whole
+    table's skew (a base model with thousands of children), so it hashes every edge at each step: a sequential
+    scan of the edge table per level, ~60 ms at 10,000 repos where index probes take 2 ms. The walks touch
+    only what they reach, so nested loops over the indexes are the right plan at any size. (SQLite already plans
+    them so.)
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+
+
 def _node(row: Any, depth: int = 0) -> Node:
     pk, kind, repo, repo_key, commit, path, info = row
     return Node(pk, kind, repo, commit, path, json.loads(info) if info else {}, repo_key, depth)
@@ -169,6 +183,7 @@ class Lineage:
         if not roots:
             return Graph([], {}, [])
         with self.db.read() as conn:
+            _index_walks(conn)
             depths: dict[int, int] = {pk: 0 for pk in roots}
             truncated = False
             for direction, levels in (("up", up), ("down", down)):
@@ -209,6 +224,7 @@ class Lineage:
         reach = reach.union(select(e.c.child).join(reach, e.c.parent == reach.c.pk))
         starts_set = set(roots)
         with self.db.read() as conn:
+            _index_walks(conn)
             walked = conn.execute(select(n.c.pk, n.c.kind).select_from(reach.join(n, n.c.pk == reach.c.pk))).all()
             # report cards are leaves: walked over, not listed unless asked (a condition in SQL would make SQLite
             # build a Bloom filter over every node)
