@@ -36,11 +36,11 @@ def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     card = f"/{model}/eval/main/{dataset}/{split}"
-    report = httpx.get(f"{url}/{model}/resolve/main/eval/{dataset}/{split}/report.json").json()
+    report = httpx.get(f"{url}/{model}/resolve/main/eval/{dataset}/{split}/report.json", timeout=120).json()
     matrix, labels = report["confusion_matrix"], report["labels"]
     gold, pred = max(((g, p) for g in range(len(labels)) for p in range(len(labels)) if g != p),
                      key=lambda c: matrix[c[0]][c[1]])
-    run = (httpx.get(f"{url}/api/models/{model}").json().get("cardData") or {}).get("fmhub", {}).get(
+    run = (httpx.get(f"{url}/api/models/{model}", timeout=120).json().get("cardData") or {}).get("fmhub", {}).get(
         "lineage", {}).get("run_id")
     OUT.mkdir(parents=True, exist_ok=True)
     written = []
