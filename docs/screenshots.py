@@ -31,7 +31,7 @@ def _small_png(path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
-def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
+def shoot(url: str, model: str, dataset: str, split: str, lineage: str) -> list[Path]:
     import httpx
     from playwright.sync_api import sync_playwright
 
@@ -50,7 +50,7 @@ def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
         for name, path, height in (("home", "/", 620), ("model", f"/{model}", 820), ("report-card", card, 1100),
                                    ("dataset-viewer", f"/datasets/{dataset}/viewer", 820),
                                    ("run", f"/-/runs/{run}" if run else "/-/runs", 760),
-                                   ("lineage", f"/{model}/lineage/main", 1000)):
+                                   ("lineage", "/{}/lineage/{}".format(*lineage.split("@", 1)), 1000)):
             page.goto(url + path)
             page.wait_for_load_state("networkidle")
             if name == "lineage":  # plotly draws the graph after load
@@ -79,7 +79,11 @@ def main() -> None:
     parser.add_argument("--model", default="tiny/topics-bert", help="the model whose pages are shown")
     parser.add_argument("--dataset", default="tiny/topics-noisy", help="the dataset of its report card")
     parser.add_argument("--split", default="test", help="the split of its report card")
+    parser.add_argument("--lineage", default="tiny/topics-bert-int8@prod",
+                        help="the model version whose Lineage tab is shown (REPO@REV: a variant shows both ways)")
     args = parser.parse_args()
+    if "@" not in args.lineage:
+        parser.error("--lineage must be REPO@REVISION, e.g. demo/bbc-minilm-int8@prod")
 
     from fmhub.serve._live import running
     from fmhub.server import HubConfig, create_app
@@ -97,7 +101,7 @@ def main() -> None:
         with open_store(f"sqlite:///{home / 'fmhub.db'}", (home / "blobs").as_uri()) as store, \
                 running(create_app(store, HubConfig(admin_token="fmhub_screenshots-token-0123456789")),
                         ready_path=None) as url:
-            for path in shoot(url, args.model, args.dataset, args.split):
+            for path in shoot(url, args.model, args.dataset, args.split, args.lineage):
                 print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1000} kB)")
 
 
