@@ -4,7 +4,7 @@ By default it builds the web tests' store (the tiny example pipeline, ``fmhub ru
 plus a noisy copy of its dataset so the error browser has mistakes to show) in a temporary folder; with
 ``--home`` it shows an existing store instead (e.g. ``.fmhub-demo`` after ``make demo``, with ``--model
 demo/bbc-minilm --dataset demo/bbc-news``). It serves the hub app on loopback and writes small PNGs to
-docs/images/.
+docs/images/: home, model, report card, error browser, dataset viewer, run and lineage pages.
 
     .venv/bin/python docs/screenshots.py
     .venv/bin/python docs/screenshots.py --home .fmhub-demo --model demo/bbc-minilm --dataset demo/bbc-news
@@ -31,16 +31,16 @@ def _small_png(path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
-def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
+def shoot(url: str, model: str, dataset: str, split: str, lineage: str) -> list[Path]:
     import httpx
     from playwright.sync_api import sync_playwright
 
     card = f"/{model}/eval/main/{dataset}/{split}"
-    report = httpx.get(f"{url}/{model}/resolve/main/eval/{dataset}/{split}/report.json").json()
+    report = httpx.get(f"{url}/{model}/resolve/main/eval/{dataset}/{split}/report.json", timeout=120).json()
     matrix, labels = report["confusion_matrix"], report["labels"]
     gold, pred = max(((g, p) for g in range(len(labels)) for p in range(len(labels)) if g != p),
                      key=lambda c: matrix[c[0]][c[1]])
-    run = (httpx.get(f"{url}/api/models/{model}").json().get("cardData") or {}).get("fmhub", {}).get(
+    run = (httpx.get(f"{url}/api/models/{model}", timeout=120).json().get("cardData") or {}).get("fmhub", {}).get(
         "lineage", {}).get("run_id")
     OUT.mkdir(parents=True, exist_ok=True)
     written = []
@@ -49,9 +49,12 @@ def shoot(url: str, model: str, dataset: str, split: str) -> list[Path]:
         page = browser.new_page(viewport={"width": 1280, "height": 820}, device_scale_factor=1)
         for name, path, height in (("home", "/", 620), ("model", f"/{model}", 820), ("report-card", card, 1100),
                                    ("dataset-viewer", f"/datasets/{dataset}/viewer", 820),
-                                   ("run", f"/-/runs/{run}" if run else "/-/runs", 760)):
+                                   ("run", f"/-/runs/{run}" if run else "/-/runs", 760),
+                                   ("lineage", "/{}/lineage/{}".format(*lineage.split("@", 1)), 1000)):
             page.goto(url + path)
             page.wait_for_load_state("networkidle")
+            if name == "lineage":  # plotly draws the graph after load
+                page.locator("[data-chart=lineage] .main-svg").first.wait_for()
             if name == "report-card":  # click the largest off-diagonal cell: the error browser filters to it
                 box = page.locator("[data-chart=confusion] .nsewdrag").first.bounding_box()
                 n = len(labels)
@@ -76,7 +79,11 @@ def main() -> None:
     parser.add_argument("--model", default="tiny/topics-bert", help="the model whose pages are shown")
     parser.add_argument("--dataset", default="tiny/topics-noisy", help="the dataset of its report card")
     parser.add_argument("--split", default="test", help="the split of its report card")
+    parser.add_argument("--lineage", default="tiny/topics-bert-int8@prod",
+                        help="the model version whose Lineage tab is shown (REPO@REV: a variant shows both ways)")
     args = parser.parse_args()
+    if "@" not in args.lineage:
+        parser.error("--lineage must be REPO@REVISION, e.g. demo/bbc-minilm-int8@prod")
 
     from fmhub.serve._live import running
     from fmhub.server import HubConfig, create_app
@@ -94,7 +101,7 @@ def main() -> None:
         with open_store(f"sqlite:///{home / 'fmhub.db'}", (home / "blobs").as_uri()) as store, \
                 running(create_app(store, HubConfig(admin_token="fmhub_screenshots-token-0123456789")),
                         ready_path=None) as url:
-            for path in shoot(url, args.model, args.dataset, args.split):
+            for path in shoot(url, args.model, args.dataset, args.split, args.lineage):
                 print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size // 1000} kB)")
 
 

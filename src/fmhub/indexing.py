@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import delete, select, text
 
-from fmhub.lineage import LineageHook
+from fmhub.lineage import LineageHook, rerecord_serving
 from fmhub.lineage import _tables as lt
 from fmhub.search import SearchHook
 from fmhub.search import _tables as st
@@ -40,6 +40,7 @@ def reindex(store: Store, *, progress: Callable[[int, int], None] | None = None)
                 text("SELECT 1 FROM sqlite_master WHERE name = :n"), {"n": st.FTS_TABLE}).first():
             conn.execute(text(f"DELETE FROM {st.FTS_TABLE}"))
     count = replay(store, [LineageHook(), SearchHook()], every_commit=True, progress=progress)
+    rerecord_serving(store.db)  # serve checks live in step records, not in commits
     with store.db.write() as conn:
         conn.execute(delete(hub_settings).where(hub_settings.c.key == BACKFILL_KEY))
     return count

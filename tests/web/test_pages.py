@@ -268,3 +268,24 @@ def test_pull_request_pages(web_url: str, hf_env_web) -> None:
     assert "<script>" not in page.text.split("<body", 1)[1].replace('<script src=', '')  # titles are escaped
     assert get(web_url, "/acme/reviewed/discussions/99").status_code == 404
     assert get(web_url, "/acme/secret-model/discussions").status_code == 404  # private: like a missing repo
+
+
+def test_the_lineage_tab_pages_its_impact_table_and_shows_the_serve_check(web_url: str,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from fmhub.server.web import _lineage_pages
+
+    monkeypatch.setattr(_lineage_pages, "IMPACT_TAB_PAGE", 2)
+    first = get(web_url, "/datasets/tiny/topics/lineage/main?depth=2")
+    assert first.status_code == 200
+    shown = re.search(r"Showing (\d+) of (\d+)", first.text)
+    assert shown and shown.group(1) == "2" and int(shown.group(2)) > 2
+    link = re.search(r'href="([^"]+)" rel="next" data-role="impact-next"', first.text)
+    assert link and "impact_cursor=" in link.group(1) and "depth=2" in link.group(1)  # keeps the page's options
+    second = get(web_url, link.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200 and "first page" in second.text
+    rows = lambda page: re.findall(r"<tr><td>(\w[\w-]*)</td>", page.split('data-role="impact"')[1])  # noqa: E731
+    assert rows(first.text) and rows(second.text)
+    assert get(web_url, "/datasets/tiny/topics/lineage/main?impact_cursor=nope").status_code == 400
+    variant = get(web_url, "/tiny/topics-bert-int8/lineage/prod")  # the pipeline's serve-check step served prod
+    assert variant.status_code == 200 and "serve-check" in variant.text
+    assert "% as offline on 16 rows" in variant.text

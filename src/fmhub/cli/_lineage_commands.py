@@ -73,6 +73,17 @@ def _first_found(kinds: list[str], call: Callable[[str], dict[str, Any]]) -> dic
     raise first
 
 
+def serving_detail(node: dict[str, Any]) -> str:
+    """What a serving record says, in a few words: the pipeline step and how the server agreed with offline."""
+    info = node.get("info") or {}
+    where = "/".join(str(info[k]) for k in ("pipeline", "step") if info.get(k))
+    agreement, rows = info.get("agreement"), info.get("rows")
+    said = f"{agreement:.0%} as offline" if isinstance(agreement, (int, float)) else ""
+    if said and isinstance(rows, (int, float)):
+        said += f" on {int(rows)} rows"
+    return ": ".join(part for part in (where, said) if part)
+
+
 def _short(node: dict[str, Any]) -> str:
     """A node as one line of text (no markup)."""
     if node.get("hidden"):
@@ -86,6 +97,9 @@ def _short(node: dict[str, Any]) -> str:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in list((info.get("metrics") or {}).items())[:3])
         text = f"evaluation {repo}@{(commit or '')[:12]} on {info.get('dataset')}:{info.get('split')}" + \
             (f" ({metrics})" if metrics else "")
+    elif kind in ("serve-check", "deployment"):
+        detail = serving_detail(node)
+        text = f"{kind} of {repo}@{(commit or '')[:12]}" + (f" ({detail})" if detail else "")
     elif kind == "model" and (node.get("info") or {}).get("method"):
         text += f" [{node['info']['method']}]"
     if refs:
@@ -95,7 +109,8 @@ def _short(node: dict[str, Any]) -> str:
     return text
 
 
-_STYLE = {"model": "bold cyan", "dataset": "bold green", "run": "yellow", "evaluation": "magenta", "hidden": "dim"}
+_STYLE = {"model": "bold cyan", "dataset": "bold green", "run": "yellow", "evaluation": "magenta",
+          "serve-check": "blue", "deployment": "bold blue", "hidden": "dim"}
 
 
 def _label(node: dict[str, Any], relation: str | None) -> str:
@@ -140,7 +155,8 @@ def render_dot(answer: dict[str, Any]) -> str:
     def quoted(value: str) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
-    shapes = {"model": "box", "dataset": "cylinder", "run": "ellipse", "evaluation": "note", "hidden": "point"}
+    shapes = {"model": "box", "dataset": "cylinder", "run": "ellipse", "evaluation": "note", "serve-check": "hexagon",
+              "deployment": "hexagon", "hidden": "point"}
     lines = ["digraph lineage {", "  rankdir=LR;", "  node [fontname=Helvetica fontsize=10];"]
     for node in answer["nodes"]:
         kind = node.get("kind", "hidden")
@@ -199,29 +215,38 @@ def impact_command(
     repo_type: KindOption = Kind.auto,
     evaluations: Annotated[bool, typer.Option("--evaluations", help="Also list the report cards made on what "
                                                                      "descends (and on this version).")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="List one page of this many (1-10000), oldest "
+                                              "first, and the --cursor of the next page; default: everything.",
+                                              min=1, max=10_000, show_default=False)] = None,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Start after this point: the cursor a previous "
+                                               "page printed (with --limit).", show_default=False)] = None,
     as_json: JsonOption = False,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
 ) -> int:
-    """List every model version, variant, run and published ref built from a version — what a
+    """List every model version, variant, run, serve check and published ref built from a version — what a
     data-deletion request or a leaked-data incident must reach."""
     repo_id, revision = split_ref(ref, "REPO")
     with opened_hub(endpoint, token) as hub:
         answer = _first_found(_kinds(repo_type, "dataset"),
                               lambda kind: hub.lineage_impact(repo_id, revision, repo_type=kind,
-                                                              evaluations=evaluations))
+                                                              evaluations=evaluations, limit=limit, cursor=cursor))
     if as_json:
         console.print_json(json.dumps(answer))
         return 0
     roots = set(answer["roots"])
     found = [n for n in answer["nodes"] if n["id"] not in roots]
+    total = answer.get("total", len(found))
     if not found:
-        err_console.print(f"nothing recorded was built from {escape(ref)}")
+        err_console.print(f"nothing recorded was built from {escape(ref)}" if not total else
+                          f"no more: all {total} were listed before this cursor")
         return 0
-    table = Table(title=f"Built from {ref}" + (" (cut at the size limit)" if answer.get("truncated") else ""))
+    paged = len(found) < total
+    title = f"Built from {ref}" + (f" ({len(found)} of {total})" if paged else "")
+    table = Table(title=title + (" (cut at the size limit)" if answer.get("truncated") else ""))
     for column in ("kind", "version", "published as", "detail"):
         table.add_column(column, overflow="fold")
-    order = {"model": 0, "evaluation": 1, "run": 2, "dataset": 3}
+    order = {"model": 0, "serve-check": 1, "deployment": 1, "evaluation": 2, "run": 3, "dataset": 4}
     for node in sorted(found, key=lambda n: (order.get(n.get("kind"), 9), n["id"])):
         if node.get("hidden"):
             table.add_row("hidden", "[dim]a version you cannot read[/]", "", "")
@@ -230,13 +255,18 @@ def impact_command(
         refs = ", ".join(f"{r['kind']} {r['name']}" for r in node.get("refs", []))
         version = node["repo"] + (f"@{node['commit'][:12]}" if node.get("commit") else "")
         detail = info.get("method", "") if node["kind"] == "model" else \
-            f"{info.get('dataset')}:{info.get('split')}" if node["kind"] == "evaluation" else ""
+            f"{info.get('dataset')}:{info.get('split')}" if node["kind"] == "evaluation" else \
+            serving_detail(node) if node["kind"] in ("serve-check", "deployment") else ""
         if not node.get("exists", True):
             detail = (detail + " deleted").strip()
         table.add_row(node["kind"], escape(version), escape(refs), escape(str(detail)))
     console.print(table)
     hidden = sum(1 for n in found if n.get("hidden"))
-    console.print(f"{len(found)} versions and records" + (f" ({hidden} hidden from you)" if hidden else ""))
+    console.print(f"{len(found)} versions and records" + (f" of {total}" if paged else "") +
+                  (f" ({hidden} hidden from you)" if hidden else ""))
+    if answer.get("next_cursor"):
+        console.print(f"next page: fmhub lineage impact {escape(ref)} --limit {limit} --cursor {answer['next_cursor']}",
+                      highlight=False)
     return 0
 
 

@@ -425,10 +425,14 @@ class Hub(abc.ABC):
 
     @abc.abstractmethod
     def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
-                       evaluations: bool = False) -> dict[str, Any]:
+                       evaluations: bool = False, limit: int | None = None,
+                       cursor: str | None = None) -> dict[str, Any]:
         """Everything descending from ``repo_id@revision`` (every version of it without a revision), as JSON: model
-        and dataset versions (with their published refs) and runs, and the report cards made on them with
-        ``evaluations``."""
+        and dataset versions (with their published refs), runs and serving records, and the report cards made on
+        them with ``evaluations``.
+
+        Paged: ``limit`` descendants after ``cursor`` (the previous answer's ``next_cursor``), ``total`` counting
+        them all; without a limit, every descendant (a remote hub's pages followed)."""
 
     # -- training runs (fmhub train; fmhub runs list|show|compare) ----------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fmhub.client._base import CommitOperation, Hub, PullRequestDetails, RepoInfo, UploadFile, default_author
 from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
-from fmhub.lineage import describe
+from fmhub.lineage import describe, record_serving
 from fmhub.search import Search, SearchQuery, SearchResult
 from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.constants import settings
@@ -197,8 +197,10 @@ class LocalHub(Hub):
                         depth=depth)
 
     def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
-                       evaluations: bool = False) -> dict[str, Any]:
-        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations)
+                       evaluations: bool = False, limit: int | None = None,
+                       cursor: str | None = None) -> dict[str, Any]:
+        return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations, limit=limit,
+                        cursor=cursor)
 
     # -- training runs ----------------------------------------------------------------------------
 
@@ -241,7 +243,9 @@ class LocalHub(Hub):
         return PipelineSteps(self.store.db).find(key)
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
-        return PipelineSteps(self.store.db).save(record)
+        saved = PipelineSteps(self.store.db).save(record)
+        record_serving(self.store.db, saved)  # a serve check is a node under the version it served
+        return saved
 
     # -- signatures -------------------------------------------------------------------------------
 

@@ -67,6 +67,9 @@ from fmhub.store.pickles import check_local_file
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
 
+#: Descendants per page when following every page of an impact answer (the server allows up to 10,000).
+_IMPACT_PAGE = 5000
+
 __all__ = ["RemoteHub"]
 
 _LFS_JSON = "application/vnd.git-lfs+json"
@@ -689,12 +692,23 @@ class RemoteHub(Hub):
                           fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
 
     def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
-                       evaluations: bool = False) -> dict[str, Any]:
-        params: dict[str, Any] = {"evaluations": evaluations}
+                       evaluations: bool = False, limit: int | None = None,
+                       cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"evaluations": evaluations, "limit": limit or _IMPACT_PAGE}
         if revision is not None:
             params["revision"] = revision
-        return self._json("GET", self._lineage_url(repo_id, repo_type, "/impact"), params=params,
-                          fields={"repo_type": repo_type, "repo_id": repo_id, "revision": revision})
+        url, fields = self._lineage_url(repo_id, repo_type, "/impact"), {"repo_type": repo_type, "repo_id": repo_id,
+                                                                          "revision": revision}
+        answer = self._json("GET", url, params={**params, "cursor": cursor} if cursor else params, fields=fields)
+        if limit is not None:
+            return answer
+        seen = {n["id"] for n in answer["nodes"]}
+        while answer.get("next_cursor"):  # every page: the roots come again with each
+            page = self._json("GET", url, params={**params, "cursor": answer["next_cursor"]}, fields=fields)
+            answer["nodes"] += [n for n in page["nodes"] if n["id"] not in seen]
+            seen.update(n["id"] for n in page["nodes"])
+            answer["next_cursor"], answer["total"] = page.get("next_cursor"), page.get("total", answer.get("total"))
+        return answer
 
     # -- training runs (fmhub's native API) ---------------------------------------------------------
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from fmhub.cards import fmhub_section, parse_card
 from fmhub.errors import FmhubError
@@ -158,7 +158,16 @@ def _node_pks(conn: Connection, nodes: Sequence[NodeRef], now: datetime) -> dict
         chunk = idents[start:start + 500]
         pks.update(conn.execute(select(n.c.ident, n.c.pk).where(n.c.ident.in_(chunk))).all())
     missing = [(i, unique[i]) for i in idents if i not in pks]
-    if missing:
+    if missing and conn.dialect.name == "sqlite":
+        # SQLite's write transaction holds the database's one write lock (BEGIN IMMEDIATE): no one else inserts
+        # nodes meanwhile, so the new rows' keys are known here and need no second look-up
+        first = conn.execute(select(func.coalesce(func.max(n.c.pk), 0))).scalar_one() + 1
+        bulk_insert(conn, n, [
+            {"pk": pk, "ident": i, "kind": m.kind, "repo": m.repo[:200], "repo_key": m.repo_key, "commit": m.commit,
+             "path": m.path, "info": json.dumps(m.info, sort_keys=True) if m.info else None, "created_at": now}
+            for pk, (i, m) in enumerate(missing, first)])
+        pks.update((i, pk) for pk, (i, _) in enumerate(missing, first))
+    elif missing:
         bulk_insert(conn, n, [
             {"ident": i, "kind": m.kind, "repo": m.repo[:200], "repo_key": m.repo_key, "commit": m.commit,
              "path": m.path, "info": json.dumps(m.info, sort_keys=True) if m.info else None, "created_at": now}

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.errors import PipelineStepNotFoundError
+from fmhub.lineage import record_serving
 from fmhub.runs import Environment, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics, check_step_key
 from fmhub.server._signing import attestor
 from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, can_read_output, check_output_write
@@ -189,4 +190,6 @@ def save_pipeline_step(store: StoreDep, caller: WriterDep, key: str, body: _Step
     record = PipelineStepRecord(check_step_key(key), body.pipeline, body.step, body.kind, body.output, body.metrics,
                                 body.detail)
     check_output_write(caller, record.output_repo)
-    return PipelineSteps(store.db).save(record).to_json()
+    saved = PipelineSteps(store.db).save(record)
+    record_serving(store.db, saved)  # a serve check is a node under the version it served
+    return saved.to_json()

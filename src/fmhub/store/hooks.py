@@ -17,6 +17,7 @@ import abc
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -214,19 +215,44 @@ def bulk_insert(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], *,
     columns = list(rows[0])
     sqlite = conn.dialect.name == "sqlite"
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    convert: dict[int, Callable[[Any], Any]] = {}
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    to_text = _sqlite_time({})  # one cache for every time column: rows often carry the same time twice
     for i, name in enumerate(columns):
         kind = table.c[name].type
         if sqlite and isinstance(kind, DateTime):  # SQLAlchemy's SQLite storage format: naive UTC text
-            convert[i] = lambda v: None if v is None else v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            convert.append((i, to_text))
         elif sqlite and isinstance(kind, Boolean):
-            convert[i] = lambda v: None if v is None else int(bool(v))
+            convert.append((i, lambda v: None if v is None else int(bool(v))))
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
     sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join([marker] * len(columns))})"
     if skip_conflicts:
         sql += f" ON CONFLICT ({', '.join(skip_conflicts)}) DO NOTHING"
-    values = [tuple(convert[i](row[c]) if i in convert else row[c] for i, c in enumerate(columns)) for row in rows]
+    # one C-level itemgetter per row, then only the columns that need converting (this loop is a bulk load's
+    # Python cost: a generator per row made it ~a third of seeding's CPU time)
+    getter = itemgetter(*columns)
+    values: list[Any] = [getter(row) for row in rows] if len(columns) > 1 else [(row[columns[0]],) for row in rows]
+    if convert:
+        for n, value in enumerate(values):
+            value = list(value)
+            for i, conversion in convert:
+                value[i] = conversion(value[i])
+            values[n] = tuple(value)  # SQLAlchemy passes tuples (or dicts) to the driver, nothing else
     conn.exec_driver_sql(sql, values)
+
+
+def _sqlite_time(cache: dict[datetime, str]) -> Callable[[datetime | None], str | None]:
+    """A datetime as SQLAlchemy stores it in SQLite (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), each distinct
+    value formatted once (a batch repeats its write time on every row)."""
+
+    def convert(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        text = cache.get(value)
+        if text is None:
+            text = cache[value] = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return text
+
+    return convert
 
 
 def repo_tables() -> tuple[Any, Any]:

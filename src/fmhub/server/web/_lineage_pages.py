@@ -10,7 +10,7 @@ the same nodes are listed as links below it, so the page works without script to
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,7 +27,9 @@ __all__ = ["router", "node_url", "layered"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-_KIND_ORDER = {"dataset": 0, "model": 1, "run": 2, "evaluation": 3, "hidden": 4}
+_KIND_ORDER = {"dataset": 0, "model": 1, "run": 2, "serve-check": 3, "deployment": 3, "evaluation": 4, "hidden": 5}
+#: Rows of the impact table per page (the next page is a link; the API and CLI list every one).
+IMPACT_TAB_PAGE = 100
 
 
 def node_url(node: dict[str, Any]) -> str | None:
@@ -37,6 +39,8 @@ def node_url(node: dict[str, Any]) -> str | None:
     kind, repo, commit = node["kind"], node["repo"], node.get("commit")
     if kind == "run":
         return f"/-/runs/{quote(repo, safe='')}"
+    if kind in ("serve-check", "deployment"):  # a record, not a version: the version it served
+        return f"{repo_path('model', repo)}/tree/{commit}" if commit else None
     if kind == "evaluation":
         tail = (node.get("path") or "").removeprefix("eval/").removesuffix("/report.json")
         return f"{repo_path('model', repo)}/eval/{commit}/{tail}" if tail and commit else None
@@ -80,6 +84,8 @@ def _label(node: dict[str, Any]) -> str:
     if kind == "evaluation":
         info = node.get("info") or {}
         return f"eval {info.get('dataset')}:{info.get('split')}"
+    if kind in ("serve-check", "deployment"):
+        return f"{kind} @{commit}"
     refs = ",".join(r["name"] for r in node.get("refs", [])[:2])
     return f"{repo}@{commit}" + (f" ({refs})" if refs else "")
 
@@ -112,16 +118,23 @@ def _lineage_page(request: Request, repo_type: str) -> Response:
     store = store_of(request)
     answer = lineage_of(store, view.caller, repo_type, view.repo.repo_id, view.commit.oid,
                         up=direction != "down", down=direction != "up", depth=depth)
-    impact = lineage_of(store, view.caller, repo_type, view.repo.repo_id, view.commit.oid, impact=True)
+    cursor = request.query_params.get("impact_cursor") or None
+    impact = lineage_of(store, view.caller, repo_type, view.repo.repo_id, view.commit.oid, impact=True,
+                        limit=IMPACT_TAB_PAGE, cursor=cursor)
     roots = set(impact["roots"])
     built = [n for n in impact["nodes"] if n["id"] not in roots]
     built.sort(key=lambda n: (_KIND_ORDER.get(n.get("kind", "hidden"), 9), n["id"]))
+    page_url = f"{view.base}/lineage/{rev_part(view.revision)}"
+    keep = [(k, v) for k, v in request.query_params.multi_items() if k != "impact_cursor"]
+    next_url = f"{page_url}?{urlencode([*keep, ('impact_cursor', impact['next_cursor'])])}#impact" \
+        if impact.get("next_cursor") else None
+    first_url = f"{page_url}?{urlencode(keep)}#impact" if cursor else None
     root = next((n for n in answer["nodes"] if n["id"] in answer["roots"]), None)
     return render(request, "repo_lineage.html", view=view, answer=answer, root=root, direction=direction,
                   depth=depth, graph=layered(answer), ancestors=_rows(answer, "up"), descendants=_rows(answer, "down"),
                   built=[{"node": n, "url": node_url(n), "lineage_url": lineage_url(n)} for n in built],
-                  hidden_built=sum(1 for n in built if n.get("hidden")), max_depth=MAX_DEPTH,
-                  page_url=f"{view.base}/lineage/{rev_part(view.revision)}")
+                  hidden_built=sum(1 for n in built if n.get("hidden")), max_depth=MAX_DEPTH, page_url=page_url,
+                  impact_total=impact.get("total", len(built)), impact_next=next_url, impact_first=first_url)
 
 
 def _register() -> None:

@@ -122,8 +122,10 @@ function curves(node, data, axis) {
   });
 }
 
-const KIND_COLORS = { dataset: "#10b981", model: "#4f46e5", run: "#f59e0b", evaluation: "#8b5cf6", hidden: "#9ca3af" };
-const KIND_SYMBOLS = { dataset: "square", model: "circle", run: "diamond", evaluation: "triangle-up", hidden: "circle-open" };
+const KIND_COLORS = { dataset: "#10b981", model: "#4f46e5", run: "#f59e0b", evaluation: "#8b5cf6", "serve-check": "#0ea5e9",
+  deployment: "#0369a1", hidden: "#9ca3af" };
+const KIND_SYMBOLS = { dataset: "square", model: "circle", run: "diamond", evaluation: "triangle-up", "serve-check": "hexagon",
+  deployment: "hexagon", hidden: "circle-open" };
 
 function lineageGraph(node, data) {
   // Edges as line segments with an arrow-ish marker at the child end; nodes as one trace per kind (a legend).
