@@ -143,7 +143,9 @@ function lineageGraph(node, data) {
     const nodes = data.nodes.filter((n) => n.kind === kind);
     if (!nodes.length) { return; }
     traces.push({ type: "scatter", mode: "markers+text", name: kind, x: nodes.map((n) => n.x), y: nodes.map((n) => n.y),
-      text: nodes.map((n) => n.label), textposition: "bottom center", customdata: nodes.map((n) => n.url || ""),
+      // Labels above and below by turns along the graph, so neighbouring columns do not write over each other.
+      text: nodes.map((n) => n.label), customdata: nodes.map((n) => n.url || ""),
+      textposition: nodes.map((n) => (Math.round(n.x) % 2 ? "top center" : "bottom center")),
       hovertemplate: "%{text}<extra>" + kind + "</extra>", textfont: { size: 11 },
       marker: { size: nodes.map((n) => (n.root ? 20 : 14)), color: KIND_COLORS[kind], symbol: KIND_SYMBOLS[kind],
         line: { width: nodes.map((n) => (n.root ? 3 : 1)), color: "#111827" } } });
