@@ -101,8 +101,11 @@ def bench_model(label: str, folder: Path, key, rounds: int, work: Path) -> dict:
         return {k: statistics.median(v / a for v, a in zip(rows[k], rows[anchor], strict=True))
                 for k in rows if k not in ("sha256sum", "openssl")}
 
+    pairs = {k: [round(v / a, 3) for v, a in zip(rows[k], rows["sha256sum"], strict=True)]
+             for k in ("sign_process", "verify_process")}
     return {"model": label, "files": len(files), "bytes": size,
             "median_seconds": {k: statistics.median(v) for k, v in rows.items()}, "runs": rows,
+            "pair_ratios_to_sha256sum": pairs,
             "ratio_to_sha256sum": ratio("sha256sum"), "ratio_to_openssl": ratio("openssl")}
 
 
@@ -116,6 +119,7 @@ def main() -> None:
     sys.path.insert(0, str(REPO_ROOT / "src"))
     from fmhub.signing import create_key_pair
 
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="fmhub-signing-bench-", dir=args.workdir))
     try:
         key = create_key_pair(work / "bench.key")
@@ -138,6 +142,11 @@ def main() -> None:
               f"{m['sign_process']:>7.3f}s {q['sign_process']:>6.2f}× "
               f"{m['verify_process']:>7.3f}s {q['verify_process']:>6.2f}×")
     print(f"goal: ≤ {GOAL}× sha256sum")
+    load_after = os.getloadavg()
+    for r in results:
+        for k, v in r["pair_ratios_to_sha256sum"].items():
+            print(f"{r['model']:<30} {k:<15} per round: {', '.join(f'{x:.2f}×' for x in v)}")
+    print(f"load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}")
     print("\nthe same against openssl dgst -sha256 (the SHA-256 code hashlib uses; coreutils' sha256sum may not use "
           "the CPU's SHA instructions)")
     print(f"{'model':<30} {'openssl':>10} {'sign':>8} {'verify':>8} {'sign (proc)':>12} {'verify (proc)':>14}")
@@ -147,7 +156,8 @@ def main() -> None:
               f"{q['sign_process']:>11.2f}× {q['verify_process']:>13.2f}×")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = RESULTS_DIR / f"signing_bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps({"machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+    out.write_text(json.dumps({"machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                                           "load_average_before": load_before, "load_average_after": load_after},
                                "goal": GOAL, "results": results}, indent=2))
     print(f"wrote {out}")
 
