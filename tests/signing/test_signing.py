@@ -144,6 +144,17 @@ def test_a_signature_by_the_model_signing_tool_verifies_here(tmp_path: Path, key
     assert failed.value.reason == "changed"
 
 
+def test_a_symlink_or_a_missing_folder_is_not_signed(tmp_path: Path, keys) -> None:
+    """As model-signing: a symbolic link in the folder (it could point anywhere) is refused, naming it."""
+    release, _ = keys
+    folder = _weights(tmp_path / "m")
+    (folder / "extra.bin").symlink_to(folder / "config.json")
+    with pytest.raises(SignatureError, match="extra.bin.*symlink"):
+        sign_folder(folder, release.private_path)
+    with pytest.raises(SignatureError, match="not a folder"):
+        sign_folder(tmp_path / "missing", release.private_path)
+
+
 def test_an_altered_statement_is_refused(tmp_path: Path, keys) -> None:
     """A bundle whose payload was edited (a digest swapped) no longer verifies with the key."""
     import base64

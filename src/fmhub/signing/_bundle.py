@@ -51,6 +51,8 @@ def hash_files(folder: Path, ignore: Iterable[str]) -> dict[str, str]:
         ValueError: a symbolic link, or something neither a file nor a folder (as model-signing refuses them).
     """
     folder = Path(folder)
+    if folder.is_symlink() or not folder.is_dir():
+        raise ValueError(f"Cannot use '{folder}': not a folder (or a symlink to one)")
     ignored = tuple(p.strip("/") for p in ignore)
     paths: list[tuple[str, Path]] = []
     for root, dirs, files in os.walk(folder):
