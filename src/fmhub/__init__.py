@@ -6,14 +6,38 @@ Hub client reaches it embedded or on a hub server (``FMHUB_ENDPOINT``) alike::
     from fmhub import Hub
     with Hub.open() as hub:
         hub.download("acme/tiny-bert", local_dir="./tiny-bert")
+
+The names below are imported on first use (PEP 562), so ``import fmhub.signing`` or the ``fmhub`` command line
+do not pay for the client, the store and the ML stack unless they use them.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fmhub._version import __version__
-from fmhub.client import Hub
-from fmhub.errors import FmhubError
-from fmhub.formats import LoadedModel, load
-from fmhub.store import Store, open_store
+
+if TYPE_CHECKING:
+    from fmhub.client import Hub
+    from fmhub.errors import FmhubError
+    from fmhub.formats import LoadedModel, load
+    from fmhub.store import Store, open_store
 
 __all__ = ["__version__", "FmhubError", "Hub", "LoadedModel", "Store", "load", "open_store"]
+
+_LAZY = {"FmhubError": "fmhub.errors", "Hub": "fmhub.client", "LoadedModel": "fmhub.formats", "load": "fmhub.formats",
+         "Store": "fmhub.store", "open_store": "fmhub.store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fmhub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

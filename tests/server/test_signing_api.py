@@ -124,6 +124,40 @@ def test_provenance_over_http(hub_url: str, tokens, model: str, local_store) -> 
         assert failure is not None and failure.reason == "changed" and failure.item == "weights.onnx"
 
 
+def test_a_data_import_over_http_is_attested_by_the_server(hub_url: str, tokens, tmp_path: Path, capsys) -> None:
+    """``fmhub data import --endpoint``: the client imports, the server attests (its key, its store's files);
+    only a writer of the dataset may ask, and only about a dataset an import wrote."""
+    from fmhub.signing import open_envelope
+
+    source = tmp_path / "topics.csv"
+    source.write_text("text,label\n" + "".join(f"words {i},{'a' if i % 2 else 'b'}\n" for i in range(20)))
+    assert main(["data", "import", str(source), "acme/topics", "--split", "train=0.5,test=0.5",
+                 "--endpoint", hub_url, "--token", tokens.alice]) == 0
+    capsys.readouterr()
+    with Hub.open(hub_url) as anonymous, Hub.open(hub_url, tokens.bob) as bob, \
+            Hub.open(hub_url, tokens.alice) as alice:
+        [record] = anonymous.list_attestations("acme/topics", repo_type="dataset")
+        statement = open_envelope(record.envelope, anonymous.hub_public_key(), what="acme/topics")
+        assert record.kind == "import" and statement["predicate"]["buildDefinition"]["externalParameters"][
+            "config"]["source"] == "topics.csv"
+        with pytest.raises(PermissionDeniedError):  # bob reads acme, does not write it
+            bob.attest_import("acme/topics", record.commit)
+        assert alice.attest_import("acme/topics", record.commit).envelope == record.envelope  # once per commit
+        plain = alice.commit("acme/topics", [UploadFile("notes.txt", b"hand-written")], repo_type="dataset",
+                             title="notes").oid
+        alice.commit("acme/topics", [UploadFile("README.md", b"# hand-written card\n")], repo_type="dataset",
+                     title="card")
+        card_gone = alice.repo_info("acme/topics", repo_type="dataset").commit.oid
+        assert plain != card_gone
+        response = httpx.post(f"{hub_url}/api/fmhub/attestations", headers={"authorization": f"Bearer {tokens.alice}"},
+                              json={"repo": "acme/topics", "commit": card_gone, "kind": "import",
+                                    "repo_type": "dataset"})
+        assert response.status_code == 400 and "not an fmhub data import" in response.text
+        response = httpx.post(f"{hub_url}/api/fmhub/attestations", headers={"authorization": f"Bearer {tokens.alice}"},
+                              json={"repo": "acme/topics", "commit": card_gone, "kind": "import"})
+        assert response.status_code == 400 and "repo_type dataset" in response.text
+
+
 def test_model_page_shows_the_signature(hub_url: str, tokens, model: str, release) -> None:
     def panel() -> str:
         page = httpx.get(f"{hub_url}/{model}", headers={"Accept": "text/html"})

@@ -124,6 +124,52 @@ def test_signature_is_the_openssf_format(hub: Hub, signed: str, keys, tmp_path: 
                                                                                      folder / SIGNATURE_FILE)
 
 
+def test_a_signature_by_the_model_signing_tool_verifies_here(tmp_path: Path, keys) -> None:
+    """The other direction: model-signing's own signer writes a model.sig that fmhub reads, and a flipped byte
+    after signing is named."""
+    from model_signing import hashing, signing
+
+    release, _ = keys
+    folder = _weights(tmp_path / "theirs")
+    signing.Config().use_elliptic_key_signer(private_key=release.private_path).set_hashing_config(
+        hashing.Config().use_file_serialization(hashing_algorithm="sha256").set_ignored_paths(
+            paths=["model.sig"], ignore_git_paths=True)).sign(folder, folder / SIGNATURE_FILE)
+    trusted = [TrustedKey.from_pem(release.public_path.read_bytes())]
+    signed = verify_folder(folder, trusted)
+    assert signed.key.fingerprint == release.fingerprint
+    assert set(signed.files) == {"model.safetensors", "config.json", "README.md"}
+    (folder / "model.safetensors").write_bytes(_flipped((folder / "model.safetensors").read_bytes()))
+    with pytest.raises(SignatureError, match="model.safetensors") as failed:
+        verify_folder(folder, trusted)
+    assert failed.value.reason == "changed"
+
+
+def test_a_symlink_or_a_missing_folder_is_not_signed(tmp_path: Path, keys) -> None:
+    """As model-signing: a symbolic link in the folder (it could point anywhere) is refused, naming it."""
+    release, _ = keys
+    folder = _weights(tmp_path / "m")
+    (folder / "extra.bin").symlink_to(folder / "config.json")
+    with pytest.raises(SignatureError, match="extra.bin.*symlink"):
+        sign_folder(folder, release.private_path)
+    with pytest.raises(SignatureError, match="not a folder"):
+        sign_folder(tmp_path / "missing", release.private_path)
+
+
+def test_an_altered_statement_is_refused(tmp_path: Path, keys) -> None:
+    """A bundle whose payload was edited (a digest swapped) no longer verifies with the key."""
+    import base64
+
+    release, _ = keys
+    folder = _weights(tmp_path / "m")
+    bundle = json.loads(sign_folder(folder, release.private_path))
+    payload = base64.b64decode(bundle["dsseEnvelope"]["payload"]).replace(b'"sha256"', b'"sha256" ', 1)
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(payload).decode()
+    with pytest.raises(SignatureError, match="does not verify") as failed:
+        verify_folder(folder, [TrustedKey.from_pem(release.public_path.read_bytes())],
+                      signature=json.dumps(bundle).encode())
+    assert failed.value.reason == "invalid"
+
+
 def test_sign_refuses_a_tag(hub: Hub, keys) -> None:
     release, _ = keys
     hub.create_tag(REPO, "v1")

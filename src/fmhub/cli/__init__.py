@@ -6,15 +6,13 @@ line naming the fix, with exit code 2, never a traceback.
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from fmhub.cli import _account_commands, _data_commands, _import_commands, _server_commands, _store_commands
-from fmhub.cli import _eval_commands, _explain_commands, _lineage_commands, _optimize_commands, _pipeline_commands
-from fmhub.cli import _encryption_commands, _pr_commands, _runs_commands, _serve_commands, _signing_commands
-from fmhub.cli import _mirror_commands, _train_commands
 from fmhub.cli._common import err_console
 from fmhub.errors import FmhubError
 
@@ -24,8 +22,52 @@ __all__ = ["app", "main"]
 _ML_PACKAGES = frozenset({"torch", "transformers", "datasets", "safetensors", "onnx", "onnxruntime", "sklearn",
                           "matplotlib", "tensorboard", "charset_normalizer", "seqeval", "captum"})
 
+#: Every top-level command → the module whose ``register`` adds it, in the order ``fmhub --help`` lists them.
+COMMAND_MODULES = {
+    "upload": "_store_commands", "download": "_store_commands", "ls": "_store_commands", "log": "_store_commands",
+    "fsck": "_store_commands", "gc": "_store_commands", "server": "_server_commands",
+    "import-model": "_import_commands", "audit": "_account_commands", "train": "_train_commands",
+    "eval": "_eval_commands", "compare": "_eval_commands", "evals": "_eval_commands", "explain": "_explain_commands",
+    "serve": "_serve_commands", "run": "_pipeline_commands", "sign": "_signing_commands",
+    "verify": "_signing_commands", "search": "_lineage_commands", "repo": "_store_commands",
+    "branch": "_store_commands", "tag": "_store_commands", "db": "_store_commands",
+    "encryption": "_encryption_commands", "pr": "_pr_commands", "user": "_account_commands",
+    "org": "_account_commands", "token": "_account_commands", "data": "_data_commands", "runs": "_runs_commands",
+    "optimize": "_optimize_commands", "keys": "_signing_commands", "lineage": "_lineage_commands",
+    "mirror": "_mirror_commands",
+}
+
+
+class _LazyCommands(TyperGroup):
+    """The root group: a command's module is imported when the command is looked up, not before (click's lazily
+    loaded subcommands). ``fmhub verify`` imports the signing commands only; ``fmhub train``'s options, built from
+    the training config, are not built for it; ``fmhub --version`` imports no command at all."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMAND_MODULES)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            self._load(COMMAND_MODULES[cmd_name])
+        return self.commands.get(cmd_name)
+
+    def _load(self, module_name: str) -> None:
+        module = importlib.import_module(f"fmhub.cli.{module_name}")
+        commands = typer.Typer(rich_markup_mode="rich", add_completion=False)
+        commands.callback()(_no_options)  # a group even when the module adds one command
+        module.register(commands)
+        group: Any = typer.main.get_command(commands)
+        for name, command in group.commands.items():
+            self.add_command(command, name)
+
+
+def _no_options() -> None:
+    return None
+
+
 app = typer.Typer(
     name="fmhub",
+    cls=_LazyCommands,
     help="Self-hosted hub and toolchain for foundation models.\n\n"
          "Uses the embedded store under $FMHUB_HOME (default ~/.local/share/fmhub); point FMHUB_DB_URL "
          "(sqlite:///… | postgresql+psycopg://…) and FMHUB_BLOB_URL (file:///… | s3://bucket/prefix, "
@@ -49,25 +91,6 @@ def _version(value: bool) -> None:
 def _root(version: Annotated[bool, typer.Option("--version", help="Print fmhub's version and exit.",
                                                 callback=_version, is_eager=True)] = False) -> None:
     """Self-hosted hub and toolchain for foundation models."""
-
-
-_store_commands.register(app)
-_encryption_commands.register(app)
-_pr_commands.register(app)
-_server_commands.register(app)
-_import_commands.register(app)
-_account_commands.register(app)
-_data_commands.register(app)
-_runs_commands.register(app)
-_train_commands.register(app)
-_eval_commands.register(app)
-_explain_commands.register(app)
-_optimize_commands.register(app)
-_serve_commands.register(app)
-_pipeline_commands.register(app)
-_signing_commands.register(app)
-_lineage_commands.register(app)
-_mirror_commands.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

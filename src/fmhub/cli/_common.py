@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,10 +23,12 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from fmhub.client import Hub, default_author
 from fmhub.errors import InvalidInputError, RepoNotFoundError
-from fmhub.signing import TrustedKey
-from fmhub.store import Store, open_store
+
+if TYPE_CHECKING:  # imported where used: a command's --help, or one not opening the hub, does not pay for them
+    from fmhub.client import Hub
+    from fmhub.signing import TrustedKey
+    from fmhub.store import Store
 
 #: Transfers smaller than this finish before a progress bar would be readable.
 PROGRESS_THRESHOLD = 8 * 1024 * 1024
@@ -83,6 +85,8 @@ TokenOption = Annotated[str | None, typer.Option(
 @contextlib.contextmanager
 def opened_store() -> Iterator[Store]:
     """The store FMHUB_DB_URL / FMHUB_BLOB_URL / FMHUB_HOME name (embedded default)."""
+    from fmhub.store import open_store
+
     with open_store() as store:
         yield store
 
@@ -90,6 +94,8 @@ def opened_store() -> Iterator[Store]:
 @contextlib.contextmanager
 def opened_hub(endpoint: str | None, token: str | None) -> Iterator[Hub]:
     """The hub --endpoint / FMHUB_ENDPOINT names, else the embedded store, through the one Hub client."""
+    from fmhub.client import Hub
+
     with Hub.open(endpoint, token) as hub:
         try:
             yield hub
@@ -99,6 +105,8 @@ def opened_hub(endpoint: str | None, token: str | None) -> Iterator[Hub]:
 
 def current_user() -> str:
     """Commit author on the embedded store: ``$FMHUB_USER``, else the login name."""
+    from fmhub.client import default_author
+
     return default_author()
 
 
@@ -223,6 +231,8 @@ def quiet_ml_libraries() -> None:
 
 def trusted_files(paths: list[Path] | None) -> list[TrustedKey]:
     """The keys of ``--trust`` files, each read and checked (a bad file names itself)."""
+    from fmhub.signing import TrustedKey
+
     keys = []
     for path in paths or []:
         try:

@@ -19,7 +19,6 @@ from rich.table import Table
 from fmhub.cli._common import EndpointOption, TokenOption, console, err_console, opened_hub, trusted_files
 from fmhub.errors import InvalidInputError
 from fmhub.refs import split_ref
-from fmhub.signing import create_key_pair, first_failure
 
 keys_app = typer.Typer(help="Signing keys: create a key pair here; trust, list and revoke public keys of an "
                             "organization on the hub; signature policies on its refs.", no_args_is_help=True)
@@ -70,6 +69,8 @@ def keys_create(
     """
     if path.suffix == ".pub":
         raise InvalidInputError(f"{path} ends in .pub", hint="name the private key, e.g. release.key")
+    from fmhub.signing import create_key_pair
+
     pair = create_key_pair(path, password=_password(password_env), overwrite=force)
     err_console.print(f"private key {pair.private_path} (mode 0600; never share it)", highlight=False)
     err_console.print(f"public key  {pair.public_path}", highlight=False)
@@ -216,6 +217,8 @@ def verify_command(
                                                                              "[red]✗[/]")
         console.print(f"{'  ' * (link.depth + 1)}{mark} {escape(link.subject)} [dim]({link.role})[/]: "
                       f"{escape(link.detail)}", highlight=False)
+    from fmhub.signing import first_failure
+
     failure = first_failure(links)
     if failure is not None:
         raise failure

@@ -643,6 +643,16 @@ class Hub(abc.ABC):
             InvalidInputError: the commit's card names no parent, or the parent commit is not on the hub.
         """
 
+    @abc.abstractmethod
+    def attest_import(self, repo_id: str, commit: str) -> AttestationRecord:
+        """Have the hub attest a dataset version ``fmhub data import`` committed (``import_dataset`` calls this):
+        the hub reads the source, recipe and content hash from the version's card and the files' sha256 from its
+        store. Idempotent per commit.
+
+        Raises:
+            InvalidInputError: the commit's card is not one ``fmhub data import`` wrote.
+        """
+
     def provenance(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
                    hub_key: TrustedKey | None = None, max_depth: int = 8) -> list[Link]:
         """The chain from ``repo_id@revision`` back to its data, each link checked (see :func:`fmhub.signing.trace`):

@@ -283,6 +283,11 @@ class LocalHub(Hub):
         repo = self.store.get_repo(repo_id)
         return self._attestor().attest_variant(repo.repo_id, self.store.get_commit(repo.repo_id, commit).oid)
 
+    def attest_import(self, repo_id: str, commit: str) -> AttestationRecord:
+        repo = self.store.get_repo(repo_id, repo_type="dataset")
+        oid = self.store.get_commit(repo.repo_id, commit, repo_type="dataset").oid
+        return self._attestor().attest_import(repo.repo_id, oid)
+
 def _check_direction(direction: str) -> None:
     if direction not in ("both", "up", "down"):
         from fmhub.errors import InvalidInputError

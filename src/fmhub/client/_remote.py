@@ -850,6 +850,13 @@ class RemoteHub(Hub):
                                                                       "kind": "optimize"},
             fields={"repo_type": "model", "repo_id": repo_id, "revision": commit}))
 
+    def attest_import(self, repo_id: str, commit: str) -> AttestationRecord:
+        repo_id = validate_repo_id(repo_id)
+        return AttestationRecord.from_json(self._json(
+            "POST", f"{self.endpoint}/api/fmhub/attestations", json={"repo": repo_id, "commit": commit,
+                                                                      "kind": "import", "repo_type": "dataset"},
+            fields={"repo_type": "dataset", "repo_id": repo_id, "revision": commit}))
+
 
 def _finite(value: Any) -> Any:
     """NaN and ±inf as null (JSON has no spelling for them; the store keeps them as null too)."""

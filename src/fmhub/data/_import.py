@@ -247,7 +247,8 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
         content_hash = _content_hash(digests, splits)
         (Path(tmp) / "quality.json").write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
         pii = dict(redactor.counts) if redactor else {}
-        card = _card(repo_id, source, options, ratios, splits, label_names, tag_names, report, pii, content_hash)
+        card = _card(repo_id, source, options, ratios, splits, label_names, tag_names, report, pii, content_hash,
+                     source_files(source.path, source.files))
         (Path(tmp) / "README.md").write_text(card)
         hub.create_repo(repo_id, repo_type="dataset", private=options.private, exist_ok=True)
         existing = [e.path for e in hub.list_files(repo_id, repo_type="dataset") if e.path.startswith("data/")]
@@ -262,6 +263,7 @@ def import_dataset(hub: Hub, source_path: Path | str, repo_id: str, options: Imp
                                         f"seed {options.seed}\ncontent sha256: {content_hash}")
         except EmptyCommitError:  # the same source and recipe again: the repo already holds this version
             commit = hub.repo_info(repo_id, repo_type="dataset").commit
+    hub.attest_import(repo_id, commit.oid)  # the hub vouches for the version: its files, source and recipe
     return ImportResult(commit, {n: f.num_examples for n, f in splits.items()}, label_names, report, pii, content_hash)
 
 
@@ -344,9 +346,28 @@ def _content_hash(digests: dict[str, Any], splits: dict[str, SplitFiles]) -> str
     return combined.hexdigest()
 
 
+def source_files(root: Path, files: tuple[Path, ...] | list[Path]) -> dict[str, Any]:
+    """What the import read, for the card and the hub's attestation: how many files and bytes, and the sha256 of
+    their manifest (``sha256sum``'s lines, ``<sha256>  <path>`` sorted by path, paths relative to the source
+    folder), so anyone holding the source can check it is the one imported."""
+    root = Path(root)
+    lines, size = [], 0
+    for file in files:
+        digest = hashlib.sha256()
+        with open(file, "rb", buffering=0) as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        name = Path(file).relative_to(root).as_posix() if root.is_dir() else Path(file).name
+        lines.append(f"{digest.hexdigest()}  {name}\n")
+    manifest = "".join(sorted(lines, key=lambda line: line[66:]))
+    return {"sha256": hashlib.sha256(manifest.encode()).hexdigest(), "files": len(lines), "bytes": size}
+
+
 def _card(repo_id: str, source: Source | ImageSource, options: ImportOptions, ratios: dict[str, float],
           splits: dict[str, SplitFiles], label_names: list[str] | None, tag_names: list[str] | None,
-          report: QualityReport | ImageQualityReport, pii: dict[str, int], content_hash: str) -> str:
+          report: QualityReport | ImageQualityReport, pii: dict[str, int], content_hash: str,
+          read: dict[str, Any]) -> str:
     task = source.task
     multi = source.multi_label
     features = image_features(label_names) if isinstance(source, ImageSource) else \
@@ -367,7 +388,8 @@ def _card(repo_id: str, source: Source | ImageSource, options: ImportOptions, ra
                      "data_files": [{"split": n, "path": f"data/{n}-*"} for n in splits]}],
         "fmhub": {"split_recipe": {"ratios": ratios, "seed": options.seed, "stratified": label_names is not None,
                                    "from_source": source.has_splits},
-                  "pii_redacted": options.redact_pii, "pii_counts": pii, "minhash_threshold": options.minhash},
+                  "pii_redacted": options.redact_pii, "pii_counts": pii, "minhash_threshold": options.minhash,
+                  "source_files": read},
     }
     if multi:
         metadata["fmhub"]["multi_label"] = True

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fmhub.accounts import Principal
 from fmhub.constants import settings
-from fmhub.errors import PermissionDeniedError
+from fmhub.errors import InvalidInputError, PermissionDeniedError
 from fmhub.server._auth import ReaderDep, StoreDep, WriterDep, require_write_token, visible_repo, writable_repo
 from fmhub.signing import Attestor, TrustedKeys, check_namespace, hub_public_key
 from fmhub.store import Store
@@ -111,11 +111,19 @@ class _Attest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repo: str = Field(min_length=3, max_length=200)
     commit: str = Field(pattern=r"^[0-9a-f]{40}$")
-    kind: str = Field(pattern="^optimize$")
+    kind: str = Field(pattern="^(optimize|import)$")
+    repo_type: str = Field("model", pattern="^(model|dataset)$")
 
 
-@router.post("/attestations", status_code=201, summary="Have the hub attest an optimized variant it holds")
+@router.post("/attestations", status_code=201,
+             summary="Have the hub attest an optimized variant (kind optimize) or a data import (kind import) it holds")
 def attest(store: StoreDep, caller: WriterDep, body: _Attest) -> dict[str, Any]:
-    repo = writable_repo(store, caller, "model", body.repo)
-    commit = store.get_commit(repo.repo_id, body.commit).oid
+    repo_type = "dataset" if body.kind == "import" else "model"
+    if body.repo_type != repo_type:
+        raise InvalidInputError(f"an {body.kind} attestation is about a {repo_type} repo, not a {body.repo_type}",
+                                hint=f"send repo_type {repo_type}")
+    repo = writable_repo(store, caller, repo_type, body.repo)
+    commit = store.get_commit(repo.repo_id, body.commit, repo_type=repo_type).oid
+    if body.kind == "import":
+        return attestor(store).attest_import(repo.repo_id, commit).to_json()
     return attestor(store).attest_variant(repo.repo_id, commit).to_json()

@@ -1,5 +1,5 @@
 """Hub attestations: in-toto statements with an SLSA-provenance-style predicate, signed by the hub's own key
-(DSSE envelopes), of what the hub trained, evaluated and optimized.
+(DSSE envelopes), of what the hub imported, trained, evaluated and optimized.
 
 The hub builds each statement from what it holds, never from what a client says: the output commit's files and
 their sha256 from its own store, the inputs (repo, commit) from its run record, report card or variant card,
@@ -12,7 +12,7 @@ Statement (https://in-toto.io/Statement/v1)::
     predicateType:  https://slsa.dev/provenance/v1
     predicate:
       buildDefinition:
-        buildType:            https://fmhub.dev/attestation/<train|evaluate|optimize>/v1
+        buildType:            https://fmhub.dev/attestation/<import|train|evaluate|optimize>/v1
         externalParameters:   {command, config, output: {repo, repo_type, commit}}
         internalParameters:   {environment: {code_version, libraries, hardware}}
         resolvedDependencies: [{uri: fmhub:<type>/<repo>@<commit>, name, digest: {gitCommit}, annotations: {role}}]
@@ -51,7 +51,7 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUILD_TYPE = "https://fmhub.dev/attestation/{kind}/v1"
-KINDS = ("train", "evaluate", "optimize")
+KINDS = ("import", "train", "evaluate", "optimize")
 
 
 @dataclass(frozen=True)
@@ -325,3 +325,34 @@ class Attestor:
         materials = [Material("model", lineage["parent"], lineage["parent_commit"], "parent")]
         return self.record("optimize", "model", repo_id, commit, _model_files(files), materials=materials,
                            command=f"fmhub optimize {variant.get('method', '')}".strip(), config=args)
+
+    def attest_import(self, repo_id: str, commit: str) -> AttestationRecord:
+        """Attest a dataset version ``fmhub data import`` wrote (texts or images): its data files and quality report,
+        made from the source its card names (file name, and the sha256 manifest of the source's files), with the
+        import's recipe (split, seed, redaction) and the content hash of the rows, all read from the commit.
+
+        Idempotent: a commit already attested as an import returns that attestation.
+
+        Raises:
+            InvalidInputError: the commit's card is not one ``fmhub data import`` wrote.
+        """
+        for existing in self.list(repo_id, repo_type="dataset"):
+            if existing.commit == commit and existing.kind == "import":
+                return existing
+        files = self._files("dataset", repo_id, commit)
+        card = parse_card(self.store.read_bytes(repo_id, "README.md", commit, repo_type="dataset")
+                          .decode("utf-8", errors="replace")) if "README.md" in files else None
+        meta = card.metadata if card else {}
+        fmhub_meta = meta.get("fmhub") or {}
+        if not isinstance(fmhub_meta, dict) or "split_recipe" not in fmhub_meta or not meta.get("content_hash"):
+            raise InvalidInputError(f"{repo_id}@{commit[:12]} is not an fmhub data import (its card has no split "
+                                    "recipe and content hash)", hint="import it with fmhub data import")
+        subjects = {p: d for p, d in files.items() if not is_unsigned_path(p) and p != "README.md"}
+        config = {"source": meta.get("source"), "source_files": fmhub_meta.get("source_files"),
+                  "content_hash": meta.get("content_hash"), "split_recipe": fmhub_meta.get("split_recipe"),
+                  "pii_redacted": fmhub_meta.get("pii_redacted", False),
+                  "minhash_threshold": fmhub_meta.get("minhash_threshold"),
+                  "task_categories": meta.get("task_categories"), "license": meta.get("license")}
+        return self.record("import", "dataset", repo_id, commit, subjects, materials=[],
+                           command="fmhub data import", config=config,
+                           environment={"code_version": __version__})

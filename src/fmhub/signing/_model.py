@@ -4,16 +4,15 @@ A signature is a Sigstore bundle (``model.sig``) holding a DSSE envelope over an
 predicate lists every file of the version with its sha256. It signs the files, not a hub: it verifies the same
 on a downloaded folder, offline, with ``model_signing verify key`` or with :func:`verify_folder`.
 
-Hashing is model-signing's own (each file read once, files hashed in parallel); this module adds what a hub
-needs around it: which key signed (the bundle's key hint is the key's fingerprint), trust and revocation, and
-failures that name the file or key (:class:`~fmhub.errors.SignatureError`).
+The bundle is read and written by :mod:`._bundle` (the same format, without importing Sigstore's client; each
+file read once, files hashed in parallel); this module adds what a hub needs around it: which key signed (the
+bundle's key hint is the key's fingerprint), trust and revocation, and failures that name the file or key
+(:class:`~fmhub.errors.SignatureError`).
 """
 
 from __future__ import annotations
 
 import json
-import pathlib
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fmhub.errors import InvalidInputError, SignatureError
+from fmhub.signing import _bundle
 from fmhub.signing._keys import fingerprint, load_private_key
 
 __all__ = ["SIGNATURE_FILE", "UNSIGNED_PATHS", "TrustedKey", "SignedManifest", "sign_folder", "read_signature",
@@ -77,21 +77,13 @@ class SignedManifest:
     ignore_paths: tuple[str, ...]
 
 
-def _hashing_config(ignore: Sequence[str] = ()) -> Any:
-    from model_signing import hashing
-
-    return hashing.Config().use_file_serialization(hashing_algorithm="sha256").set_ignored_paths(
-        paths=[*ignore, SIGNATURE_FILE], ignore_git_paths=True)
-
-
 def hash_folder(folder: Path, ignore: Sequence[str] = ()) -> dict[str, str]:
     """Every file under ``folder`` that a signature covers → its sha256 (each file read once, in parallel)."""
     folder = Path(folder)
     try:
-        manifest = _hashing_config(ignore).hash(folder)
-    except ValueError as exc:  # a symlink, or a path model-signing refuses
+        return _bundle.hash_files(folder, (*ignore, *UNSIGNED_PATHS))
+    except (ValueError, OSError) as exc:  # a symlink, a special file, an unreadable file
         raise SignatureError(f"cannot hash {folder}: {exc}", reason="invalid", item=str(folder)) from exc
-    return {rd.identifier: rd.digest.digest_hex for rd in manifest.resource_descriptors()}
 
 
 def sign_folder(folder: Path, private_key: Path, *, name: str | None = None, password: str | None = None,
@@ -103,28 +95,18 @@ def sign_folder(folder: Path, private_key: Path, *, name: str | None = None, pas
         ignore: more repo paths to leave out (recorded in the signature, so verifiers leave them out too).
 
     Returns:
-        The signature (a Sigstore bundle, JSON) to store as ``model.sig`` beside the files.
+        The signature (a Sigstore bundle, JSON) to store as ``model.sig`` beside the files; the
+        ``model_signing`` tool verifies it too.
 
     Example:
         >>> sig = sign_folder(Path("./tiny-bert"), Path("me.key"))
         >>> (Path("./tiny-bert") / "model.sig").write_bytes(sig)
     """
-    from model_signing import manifest as ms_manifest
-    from model_signing._signing import sign_ec_key, signing
-
-    load_private_key(private_key, password)  # a clear error before any hashing
-    hashed = _hashing_config(ignore).hash(Path(folder))
-    if not any(True for _ in hashed.resource_descriptors()):
+    key = load_private_key(private_key, password)  # a clear error before any hashing
+    files = hash_folder(Path(folder), ignore)
+    if not files:
         raise InvalidInputError(f"{name or folder} has no file to sign", hint="upload the model's files first")
-    serialization = ms_manifest.SerializationType.from_args(hashed.serialization_type)
-    named = ms_manifest.Manifest(name or Path(folder).name,
-                                 [serialization.new_item(rd.identifier, rd.digest)
-                                  for rd in hashed.resource_descriptors()], serialization)
-    signature = sign_ec_key.Signer(pathlib.Path(private_key), password).sign(signing.Payload(named))
-    with tempfile.TemporaryDirectory(prefix="fmhub-sig-") as tmp:
-        out = Path(tmp) / SIGNATURE_FILE
-        signature.write(out)
-        return out.read_bytes()
+    return _bundle.encode(name or Path(folder).name, files, (*ignore, *UNSIGNED_PATHS), key)
 
 
 def _key_hint(data: bytes) -> str:
@@ -153,8 +135,6 @@ def read_signature(data: bytes, keys: Sequence[TrustedKey], *, at: datetime | No
     """
     from datetime import UTC
 
-    from model_signing._signing import sign_ec_key, sign_sigstore_pb
-
     hint = _key_hint(data)
     key = next((k for k in keys if k.fingerprint == hint), None)
     if key is None:
@@ -166,23 +146,15 @@ def read_signature(data: bytes, keys: Sequence[TrustedKey], *, at: datetime | No
         raise SignatureError(f"{SIGNATURE_FILE} is signed by key {key.label}, revoked on "
                              f"{key.revoked_at:%Y-%m-%d %H:%M} UTC", reason="revoked", item=key.fingerprint,
                              hint="have the version signed again with a trusted key")
-    with tempfile.TemporaryDirectory(prefix="fmhub-verify-") as tmp:
-        sig_path, key_path = Path(tmp) / SIGNATURE_FILE, Path(tmp) / "key.pub"
-        sig_path.write_bytes(data)
-        key_path.write_text(key.public_pem)
-        try:
-            signature = sign_sigstore_pb.Signature.read(sig_path)
-            manifest = sign_ec_key.Verifier(key_path).verify(signature)
-        except Exception as exc:  # noqa: BLE001 - the library raises ValueError, KeyError, InvalidSignature...
-            raise SignatureError(f"{SIGNATURE_FILE} does not verify with key {key.label}: "
-                                 f"{str(exc) or type(exc).__name__}", reason="invalid", item=SIGNATURE_FILE,
-                                 hint="the signature was altered; sign the version again") from None
-    params = manifest.serialization_type
+    try:
+        model_name, params, files = _bundle.decode(data, key.public_pem)
+    except ValueError as exc:
+        raise SignatureError(f"{SIGNATURE_FILE} does not verify with key {key.label}: {exc}", reason="invalid",
+                             item=SIGNATURE_FILE, hint="the signature was altered; sign the version again") from None
     if params.get("method") != "files" or params.get("hash_type") != "sha256":
         raise SignatureError(f"{SIGNATURE_FILE} uses {params.get('method')}/{params.get('hash_type')} hashing; "
                              "fmhub verifies per-file sha256 signatures", reason="invalid", item=SIGNATURE_FILE)
-    files = {rd.identifier: rd.digest.digest_hex for rd in manifest.resource_descriptors()}
-    return SignedManifest(key, manifest.model_name, files, tuple(params.get("ignore_paths") or ()))
+    return SignedManifest(key, model_name, files, tuple(params.get("ignore_paths") or ()))
 
 
 def check_files(signed: SignedManifest, actual: Mapping[str, str], *, where: str) -> None:

@@ -1,6 +1,7 @@
 """The chain from a model version back to its data, each link checked: the hub's attestation of how the
 version was made (signed by the hub's key, its files unchanged since), each input it names (exists on the hub,
-and in turn attested), and the version's report cards (attested, unchanged since)."""
+and in turn attested), and the version's report cards (attested, unchanged since). The chain ends at a dataset
+the hub imported: its import attestation names the source files (a sha256 manifest) and the recipe."""
 
 from __future__ import annotations
 
@@ -51,6 +52,14 @@ def _check_subjects(attested: dict[str, str], files: dict[str, str]) -> tuple[st
         if files[path] != digest:
             return "changed", path
     return None
+
+
+def _source(statement: dict) -> str:
+    """How an import attestation names its source: the file or folder, and the sha256 of its files' manifest."""
+    config = statement["predicate"]["buildDefinition"]["externalParameters"].get("config") or {}
+    read = config.get("source_files") or {}
+    digest = f", {read.get('files')} file(s), manifest sha256 {str(read.get('sha256'))[:16]}…" if read else ""
+    return f"source {config.get('source')!s}{digest}"
 
 
 def trace(repo_type: str, repo_id: str, commit: str, *, hub_key: TrustedKey, files_of: FilesOf,
@@ -107,15 +116,18 @@ def trace(repo_type: str, repo_id: str, commit: str, *, hub_key: TrustedKey, fil
         order = {oid: i for i, oid in enumerate(history_of(repo_type, repo_id, commit))}
         records = sorted((r for r in attestations_of(repo_type, repo_id) if r.commit in order),
                          key=lambda r: order[r.commit])  # nearest ancestor first
-        producers = [r for r in records if r.kind in ("train", "optimize")]
+        producers = [r for r in records if r.kind in ("import", "train", "optimize")]
         depth_now = depth
         if not producers:
-            add(depth, subject, role, True, "on the hub; not made by this hub (uploaded or imported: no attestation)",
-                "unattested")
+            add(depth, subject, role, True, "on the hub; not made by this hub (uploaded, or imported by an fmhub that "
+                "did not attest imports: no attestation)", "unattested")
         else:
             record = producers[0]
             statement = check_record(record, files, subject)
-            if statement is not None:
+            if statement is not None and record.kind == "import":
+                add(depth, subject, role, True, f"import attested by the hub at {record.commit[:12]} "
+                    f"({len(attested_files(statement))} files unchanged) from {_source(statement)}")
+            elif statement is not None:
                 deps = [Material.from_json(d) for d in
                         statement["predicate"]["buildDefinition"].get("resolvedDependencies", [])]
                 inputs = ", ".join(f"{m.role} {m.ref}" for m in deps) or "no inputs"

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import QueuePool, StaticPool
@@ -151,10 +151,13 @@ class Database:
     # -- schema ---------------------------------------------------------------------------------
 
     def current_revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
+        """The schema's revision, read from Alembic's version table (importing Alembic to read one row would cost
+        every command that opens the store more than the query itself)."""
         with self._translate(), self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            versions = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        return ",".join(versions) or None  # several rows (branches) never equal SCHEMA_HEAD
 
     def ensure_schema(self) -> None:
         """Check (once per process) that the schema is current; create it for an empty embedded store."""

@@ -17,6 +17,7 @@ their tables) before it consults the registry, so an extension is active whereve
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -97,9 +98,16 @@ def register_ref_guard(guard: RefGuard) -> None:
     _GUARDS[guard.name] = guard
 
 
+#: The modules registering ref guards when imported. Named, not imported, as the domain tables are: the store sits
+#: below those domains (and their packages import their parts on first use, so naming the package is not enough).
+DOMAIN_GUARD_MODULES = ("fmhub.signing._trust",)
+
+
 def registered_ref_guards() -> list[RefGuard]:
     """Every ref guard, with each domain package the store knows of imported first."""
     from fmhub.store._schema import complete_metadata
 
     complete_metadata()
+    for module in DOMAIN_GUARD_MODULES:
+        importlib.import_module(module)
     return list(_GUARDS.values())

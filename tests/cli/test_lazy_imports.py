@@ -1,0 +1,79 @@
+"""The command line starts without what a command does not use: ``fmhub verify --help`` and ``fmhub --version``
+import neither the ML stack, the server, the store nor Sigstore's client, and signing or verifying a folder loads
+no database layer. Checked by module, in a fresh interpreter (no timing: what is imported is what costs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+import fmhub.cli
+from fmhub.cli import COMMAND_MODULES
+
+SRC = Path(fmhub.cli.__file__).parents[2]
+
+#: Never needed to parse a command line or sign a folder.
+HEAVY = ("torch", "transformers", "datasets", "fastapi", "uvicorn", "sqlalchemy", "huggingface_hub", "numpy",
+         "pyarrow", "model_signing", "sigstore", "fmhub.client", "fmhub.store", "fmhub.train", "fmhub.server")
+
+
+def _imported(code: str, *argv: str) -> set[str]:
+    """The modules of HEAVY that ``code`` (run in a fresh interpreter, ``argv`` as sys.argv[1:]) imported."""
+    probe = code + f"\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", probe, *argv], env=env, capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_verify_help_imports_no_heavy_module() -> None:
+    code = ("from fmhub.cli import main\n"
+            "import contextlib, io\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['verify', '--help']) == 0\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['sign', '--help']) == 0\n")
+    assert _imported(code) == set()
+
+
+def test_version_imports_no_command_module() -> None:
+    code = ("from fmhub.cli import main\n"
+            "import contextlib, io, sys\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    assert main(['--version']) == 0\n"
+            "assert out.getvalue().startswith('fmhub '), out.getvalue()\n"
+            "loaded = [m for m in sys.modules if m.startswith('fmhub.cli._') and m.endswith('_commands')]\n"
+            "assert not loaded, loaded\n")
+    assert _imported(code) == set()
+
+
+def test_signing_and_verifying_a_folder_needs_no_store_nor_sigstore(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(os.urandom(4096))
+    (folder / "config.json").write_text("{}")
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from fmhub.signing import TrustedKey, create_key_pair, sign_folder, verify_folder\n"
+            "folder, keys = Path(sys.argv[1]), Path(sys.argv[2])\n"
+            "pair = create_key_pair(keys / 'k.key')\n"
+            "sig = sign_folder(folder, pair.private_path)\n"
+            "signed = verify_folder(folder, [TrustedKey.from_pem(pair.public_path.read_bytes())], signature=sig)\n"
+            "assert set(signed.files) == {'weights.bin', 'config.json'}, signed.files\n")
+    assert _imported(code, str(folder), str(tmp_path)) == set()
+
+
+def test_the_command_table_names_what_each_module_registers() -> None:
+    """COMMAND_MODULES (what lazy loading looks commands up in) matches the modules' own registrations."""
+    registered: dict[str, str] = {}
+    for module_name in dict.fromkeys(COMMAND_MODULES.values()):
+        module = getattr(__import__(f"fmhub.cli.{module_name}").cli, module_name)
+        sub = typer.Typer()
+        module.register(sub)
+        for name in [c.name or "" for c in sub.registered_commands] + [g.name for g in sub.registered_groups]:
+            registered[name] = module_name
+    assert registered == COMMAND_MODULES
