@@ -165,3 +165,42 @@ def test_distillation_runs_teacher_and_student_in_the_precision(classifier: str,
         record = Runs(store.db).get(outcome.variant["run_id"])
     assert record.config["precision"] == "bf16" and record.summary["precision"] == "bf16"
     assert record.config["teacher"].startswith(classifier)
+
+
+def test_fp16_checkpoint_keeps_the_loss_scale(tmp_path) -> None:
+    from fmhub.train._checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    precision = Precision("fp16", "cpu")
+    with precision.autocast():
+        out = model(torch.randn(3, 4))
+    precision.backward(out.float().sum() * 1e30)  # overflows: the scale is halved
+    precision.unscale(optimizer)
+    assert precision.step(optimizer) is False
+    lowered = precision.scaler.get_scale()
+    assert lowered < Precision("fp16", "cpu").scaler.get_scale()
+    path = save_checkpoint(tmp_path, 1, model, optimizer, {}, scaler=precision.scaler)
+    assert json.loads((path / "scaler.json").read_text())["scale"] == lowered
+    fresh = Precision("fp16", "cpu")
+    load_checkpoint(path, model, optimizer, fresh.scaler)
+    assert fresh.scaler.get_scale() == lowered
+    assert fresh.scaler.state_dict() == precision.scaler.state_dict()  # the growth tracker too
+    plain = save_checkpoint(tmp_path, 2, model, optimizer, {})  # fp32/bf16: no scaler, no file
+    assert not (plain / "scaler.json").exists()
+
+
+def test_resumed_fp16_run_continues_with_the_saved_loss_scale(tiny_model: str, tiny_data: str) -> None:
+    from fmhub.train._checkpoint import latest_checkpoint
+    from fmhub.train._loop import Trainer, checkpoint_dir, prepare
+
+    cfg = config(tiny_model, tiny_data, "acme/fp16-resume", precision="fp16", save_steps=2, eval_split="none")
+    assert train(cfg, stop_after=3) is None  # "killed" after step 3: the checkpoint of step 2 is kept
+    found = latest_checkpoint(checkpoint_dir(cfg))
+    saved = json.loads((found / "scaler.json").read_text())
+    (found / "scaler.json").write_text(json.dumps({**saved, "scale": 1024.0}))  # a scale a fresh scaler never has
+    with Hub.open() as hub:
+        resumed = Trainer(prepare(cfg, hub), resume=True)
+    assert resumed.state.step == 2 and resumed.precision.scaler.get_scale() == 1024.0
+    assert Precision("fp16", "cpu").scaler.get_scale() != 1024.0

@@ -393,7 +393,7 @@ class Trainer:
         self.folder = checkpoint_dir(config)
         self.state = LoopState()
         if resume and (found := latest_checkpoint(self.folder)) is not None:
-            saved = load_checkpoint(found, self.model, self.optimizer)
+            saved = load_checkpoint(found, self.model, self.optimizer, self.precision.scaler)
             self.state = LoopState.from_checkpoint(saved)
         if run_id is not None:
             self.state.run_id = run_id
@@ -556,7 +556,8 @@ class Trainer:
         with self.clock.paused(), self._timed("checkpoint"):
             if self.main:
                 self.state.seconds = self.clock.seconds
-                save_checkpoint(self.folder, self.state.step, self.model, self.optimizer, self.state.to_json())
+                save_checkpoint(self.folder, self.state.step, self.model, self.optimizer, self.state.to_json(),
+                                scaler=self.precision.scaler)
             distributed.barrier()
 
     def _evaluate(self) -> bool:
