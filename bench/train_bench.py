@@ -9,8 +9,11 @@ throughput is STEPS × 16 samples over the difference of the two whole-process t
 tokenizing, the first step's warm-up and saving cancel. The runs alternate between the settings (all
 2-step runs, then all long runs, per round), so load on a shared machine hits them alike. Settings:
 Trainer at its defaults (fp32, the model's attention dropout 0.1: the anchor), Trainer with bf16=True and
-attention dropout 0 (the same precision and attention as fmhub's bf16 run), `fmhub train` at its defaults
-(fp32) and with `--precision bf16` (and `--compile` with --compile). The 2-step process time is the fixed
+attention dropout 0 (the same precision and attention as fmhub's default run where `auto` picks bf16),
+`fmhub train` at its defaults (`--precision auto`: bf16 on a CPU with AVX512-BF16 or AMX) and with
+`--precision fp32` (and `--precision bf16 --compile` with --compile). Ratios are per pair: the runs of one
+round met about the same load, so each round gives a ratio of CPU seconds per sample; the load average of each
+round is reported. The 2-step process time is the fixed
 cost of a run: fmhub's 2-step run against a Trainer script that loads, tokenizes, trains 2 steps and saves
 (fmhub reads its tokenization cache, filled by one cold fmhub run first, which is reported too).
 
@@ -111,7 +114,7 @@ class Contender:
 
     name: str
     trainer: bool  # transformers.Trainer (else fmhub train)
-    precision: str = "fp32"  # fmhub's --precision; Trainer: fp32 or bf16 (bf16=True)
+    precision: str | None = "fp32"  # fmhub's --precision (None: its default, auto); Trainer: fp32 or bf16 (bf16=True)
     dropout: str = "model"  # Trainer's attention dropout (fmhub: its default, 0)
     compile: bool = False
 
@@ -137,10 +140,11 @@ def run_once(contender: Contender, steps: int, *, model_folder: Path, tmp: Path,
     if contender.trainer:
         out = tmp / f"trainer-{contender.precision}-{contender.dropout}-{steps}"
         return child([_TRAINER, str(model_folder), str(steps), str(out), str(threads), contender.dropout,
-                      contender.precision], env)
+                      str(contender.precision)], env)
     options = {"output": "bench/throughput", "max_steps": steps, "eval_split": None, "threads": threads,
-               "learning_rate": 5e-5, "max_length": 256, "precision": contender.precision,
-               "compile": contender.compile}
+               "learning_rate": 5e-5, "max_length": 256, "compile": contender.compile}
+    if contender.precision is not None:
+        options["precision"] = contender.precision
     return child([_FMHUB, json.dumps(options)], env)
 
 
@@ -155,7 +159,9 @@ def throughput(args: argparse.Namespace, contenders: list[Contender], *, model_f
     times: dict[str, dict[int, list[float]]] = {c.name: {short: [], long: []} for c in contenders}
     cpu: dict[str, dict[int, list[float]]] = {c.name: {short: [], long: []} for c in contenders}
     answers: dict[str, dict[int, dict]] = {c.name: {} for c in contenders}
+    loads: list[tuple[float, float]] = []  # the 1-minute load average when each round began and ended
     for round_ in range(args.repeats):
+        began_load = os.getloadavg()[0]
         for steps in (short, long):
             for contender in contenders:
                 answer, seconds = run_once(contender, steps, model_folder=model_folder, tmp=tmp,
@@ -166,6 +172,7 @@ def throughput(args: argparse.Namespace, contenders: list[Contender], *, model_f
                 console.print(f"  round {round_ + 1}, {steps:>2} steps: {contender.name}: {seconds:.1f} s",
                               style="dim")
                 sys.stdout.flush()  # progress shows when the output is a file (long runs on a loaded machine)
+        loads.append((began_load, os.getloadavg()[0]))
     rows = {}
     for contender in contenders:
         t_short = statistics.median(times[contender.name][short])
@@ -180,11 +187,25 @@ def throughput(args: argparse.Namespace, contenders: list[Contender], *, model_f
                                 "marginal_samples_per_cpu_second": args.steps * 16 / (c_long - c_short)
                                 if c_long > c_short else math.nan,
                                 "cpu_times": cpu[contender.name],
-                                "loop_samples_per_second": answers[contender.name][long]["samples_per_second"]}
+                                "loop_samples_per_second": answers[contender.name][long]["samples_per_second"],
+                                # per round: the CPU seconds of the marginal steps (the long run's minus the short
+                                # run's, both of that round), per sample
+                                "cpu_seconds_per_sample": [(c_l - c_s) / (args.steps * 16) for c_s, c_l in
+                                                           zip(cpu[contender.name][short], cpu[contender.name][long],
+                                                               strict=True)]}
         timings = answers[contender.name][long].get("timings")
         if timings:
             rows[contender.name]["fmhub_timings"] = timings
-    return {"rows": rows, "cold_two_step_seconds": cold, "cold_timings": cold_answer.get("timings")}
+    defaults = next(c.name for c in contenders if not c.trainer and c.precision is None)
+    return {"rows": rows, "cold_two_step_seconds": cold, "cold_timings": cold_answer.get("timings"), "loads": loads,
+            "default_precision": answers[defaults][long]["precision"]}
+
+
+def pair_ratios(rows: dict, fast: str, slow: str) -> list[float]:
+    """``fast``'s marginal throughput over ``slow``'s, per round (runs of the same round met the same load): the
+    ratio of their CPU seconds per sample. nan for a round whose marginal time is not positive."""
+    return [b / a if a > 0 and b > 0 else math.nan for a, b in zip(rows[fast]["cpu_seconds_per_sample"],
+                                                                    rows[slow]["cpu_seconds_per_sample"], strict=True)]
 
 
 def main() -> None:
@@ -236,8 +257,8 @@ def main() -> None:
         if args.steps > 0:
             contenders = [Contender("transformers.Trainer, its defaults (fp32, the model's attention dropout)", True),
                           Contender("transformers.Trainer, bf16=True, attention dropout 0", True, "bf16", "0"),
-                          Contender("fmhub train, defaults (fp32)", False),
-                          Contender("fmhub train --precision bf16", False, "bf16")]
+                          Contender("fmhub train, defaults (--precision auto)", False, None),
+                          Contender("fmhub train --precision fp32", False, "fp32")]
             if args.compile:
                 contenders.append(Contender("fmhub train --precision bf16 --compile", False, "bf16", compile=True))
             measured = throughput(args, contenders, model_folder=model_folder, tmp=Path(tmp), env=env,
@@ -264,36 +285,52 @@ def main() -> None:
                           f"{measured['cold_two_step_seconds']:.1f}", "", "")
             console.print(table)
             names = list(rows)
-            rate = {name: rows[name]["marginal_samples_per_second"] for name in names}
-            best = max(names[2:], key=lambda n: rate[n])
+            trainer, trainer_same, defaults, fp32 = names[:4]
+            used = measured["default_precision"]
             per_cpu = {name: rows[name]["marginal_samples_per_cpu_second"] for name in names}
-            ratios = {"cpu_best_vs_trainer_defaults": per_cpu[best] / per_cpu[names[0]],
-                      "cpu_bf16_vs_trainer_same_settings": per_cpu[names[3]] / per_cpu[names[1]],
-                      "cpu_fp32_vs_trainer_defaults": per_cpu[names[2]] / per_cpu[names[0]],
-                      "cpu_two_step_process_fmhub_over_trainer": rows[names[2]]["two_step_cpu_seconds"] /
-                      rows[names[0]]["two_step_cpu_seconds"],
-                      "best_vs_trainer_defaults": rate[best] / rate[names[0]],
-                      "bf16_vs_trainer_same_settings": rate[names[3]] / rate[names[1]],
-                      "fp32_vs_trainer_defaults": rate[names[2]] / rate[names[0]],
-                      "two_step_process_fmhub_over_trainer": rows[names[2]]["two_step_seconds"] /
-                      rows[names[0]]["two_step_seconds"]}
-            console.print(
-                f"marginal throughput: {best} / Trainer at its defaults {ratios['best_vs_trainer_defaults']:.2f}× "
-                f"(goal ≥ 2×: {'✔' if ratios['best_vs_trainer_defaults'] >= 2 else '✘'}); fmhub bf16 / Trainer "
-                f"bf16 + attention dropout 0 {ratios['bf16_vs_trainer_same_settings']:.2f}× (goal ≥ 1.3×: "
-                f"{'✔' if ratios['bf16_vs_trainer_same_settings'] >= 1.3 else '✘'}); fmhub fp32 / Trainer "
-                f"defaults {ratios['fp32_vs_trainer_defaults']:.2f}×")
-            console.print(f"in CPU time (robust to other work on the machine): {best} / Trainer defaults "
-                          f"{ratios['cpu_best_vs_trainer_defaults']:.2f}×; fmhub bf16 / Trainer bf16 + attention "
-                          f"dropout 0 {ratios['cpu_bf16_vs_trainer_same_settings']:.2f}×; fmhub fp32 / Trainer "
-                          f"defaults {ratios['cpu_fp32_vs_trainer_defaults']:.2f}×; 2-step process "
-                          f"{ratios['cpu_two_step_process_fmhub_over_trainer']:.2f}×")
-            console.print(f"2-step whole process, fmhub defaults / Trainer script (load, tokenize, 2 steps, save): "
-                          f"{ratios['two_step_process_fmhub_over_trainer']:.2f}× (goal ≤ 1.5×: "
-                          f"{'✔' if ratios['two_step_process_fmhub_over_trainer'] <= 1.5 else '✘'}); "
+            rate = {name: rows[name]["marginal_samples_per_second"] for name in names}
+            pairs = {"defaults_vs_trainer_defaults": pair_ratios(rows, defaults, trainer),
+                     "defaults_vs_trainer_same_settings": pair_ratios(rows, defaults, trainer_same),
+                     "fp32_vs_trainer_defaults": pair_ratios(rows, fp32, trainer)}
+            ratios = {"cpu_defaults_vs_trainer_defaults": per_cpu[defaults] / per_cpu[trainer],
+                      "cpu_defaults_vs_trainer_same_settings": per_cpu[defaults] / per_cpu[trainer_same],
+                      "cpu_fp32_vs_trainer_defaults": per_cpu[fp32] / per_cpu[trainer],
+                      "cpu_two_step_process_fmhub_over_trainer": rows[defaults]["two_step_cpu_seconds"] /
+                      rows[trainer]["two_step_cpu_seconds"],
+                      "defaults_vs_trainer_defaults": rate[defaults] / rate[trainer],
+                      "defaults_vs_trainer_same_settings": rate[defaults] / rate[trainer_same],
+                      "fp32_vs_trainer_defaults": rate[fp32] / rate[trainer],
+                      "two_step_process_fmhub_over_trainer": rows[defaults]["two_step_seconds"] /
+                      rows[trainer]["two_step_seconds"]}
+
+            def shown(values: list[float]) -> str:
+                good = [v for v in values if v == v]
+                middle = f"median {statistics.median(good):.2f}×" if good else "no figure"
+                return f"{middle} (rounds: {', '.join(f'{v:.2f}×' for v in values)})"
+
+            loads = ", ".join(f"{a:.1f}→{b:.1f}" for a, b in measured["loads"])
+            same = "the same precision and attention" if used == "bf16" else \
+                f"NOT the same precision: fmhub's default is {used} on this machine"
+            console.print(f"fmhub's default --precision auto ran {used}. Per-pair ratios (runs of one round, in CPU "
+                          f"seconds per sample; load average per round {loads}):")
+            console.print(f"  fmhub defaults / Trainer defaults: {shown(pairs['defaults_vs_trainer_defaults'])} "
+                          f"(goal ≥ 2×)")
+            console.print(f"  fmhub defaults / Trainer bf16=True + attention dropout 0 ({same}): "
+                          f"{shown(pairs['defaults_vs_trainer_same_settings'])} (goal ≥ 1.3×)")
+            console.print(f"  fmhub --precision fp32 / Trainer defaults: {shown(pairs['fp32_vs_trainer_defaults'])}")
+            for name in names:
+                console.print(f"  CPU seconds per sample, {name}: "
+                              f"{', '.join(f'{v:.3f}' for v in rows[name]['cpu_seconds_per_sample'])}")
+            console.print(f"Medians over rounds, wall time: fmhub defaults / Trainer defaults "
+                          f"{ratios['defaults_vs_trainer_defaults']:.2f}×, / Trainer same settings "
+                          f"{ratios['defaults_vs_trainer_same_settings']:.2f}×; 2-step whole process, fmhub defaults "
+                          f"/ Trainer script (load, tokenize, 2 steps, save): "
+                          f"{ratios['two_step_process_fmhub_over_trainer']:.2f}× wall, "
+                          f"{ratios['cpu_two_step_process_fmhub_over_trainer']:.2f}× CPU (goal ≤ 1.5×); "
                           f"{time.perf_counter() - started:.0f} s. The machine is shared: absolute times are noisy, "
                           f"ratios of alternated runs less so.")
-            result.update({"throughput": rows, "ratios": ratios,
+            result.update({"throughput": rows, "ratios": ratios, "pair_ratios": pairs, "loads": measured["loads"],
+                           "default_precision": used,
                            "cold_two_step_seconds": measured["cold_two_step_seconds"],
                            "cold_timings": measured["cold_timings"]})
         if args.full:

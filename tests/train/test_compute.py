@@ -31,7 +31,7 @@ def losses(tiny_model: str, tiny_data: str, output: str, **overrides) -> tuple[l
 
 
 def test_bf16_autocast_trains_as_well_and_says_so(tiny_model: str, tiny_data: str) -> None:
-    fp32, plain = losses(tiny_model, tiny_data, "acme/fp32")
+    fp32, plain = losses(tiny_model, tiny_data, "acme/fp32", precision="fp32")
     bf16, mixed = losses(tiny_model, tiny_data, "acme/bf16", precision="bf16")
     assert mixed.prepared.precision == "bf16" and plain.prepared.precision == "fp32"
     # The same data and initial weights: the first losses agree to bfloat16's precision, but are not identical
@@ -79,17 +79,14 @@ def test_fp16_scales_the_loss_and_skips_a_step_whose_gradients_overflow() -> Non
         out = model(torch.randn(3, 4))
     assert out.dtype == torch.float16
     precision.backward(out.float().sum() * 1e30)  # overflows once scaled
-    precision.unscale(optimizer)
-    assert precision.step(optimizer) is False  # skipped: the weights are untouched, the scale lowered
+    assert precision.step(optimizer, list(model.parameters()), 1.0) is False  # skipped: weights untouched, scale lowered
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     optimizer.zero_grad(set_to_none=True)
     with precision.autocast():
         loss = model(torch.randn(3, 4)).float().mean() * 0.01  # small: its float16 gradients need the scale
     precision.backward(loss)
-    precision.unscale(optimizer)
-    grads = [p.grad.clone() for p in model.parameters()]
-    assert precision.step(optimizer) is True
-    assert all(g.abs().max() < 10 for g in grads)  # unscaled before clipping: true-size gradients
+    assert precision.step(optimizer, list(model.parameters()), 1e6) is True
+    assert all(p.grad.abs().max() < 10 for p in model.parameters())  # unscaled before clipping: true-size gradients
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
@@ -165,3 +162,64 @@ def test_distillation_runs_teacher_and_student_in_the_precision(classifier: str,
         record = Runs(store.db).get(outcome.variant["run_id"])
     assert record.config["precision"] == "bf16" and record.summary["precision"] == "bf16"
     assert record.config["teacher"].startswith(classifier)
+
+
+def test_fp16_checkpoint_keeps_the_loss_scale(tmp_path) -> None:
+    from fmhub.train._checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    precision = Precision("fp16", "cpu")
+    with precision.autocast():
+        out = model(torch.randn(3, 4))
+    precision.backward(out.float().sum() * 1e30)  # overflows: the scale is halved
+    assert precision.step(optimizer, list(model.parameters())) is False
+    lowered = precision.scaler.get_scale()
+    assert lowered < Precision("fp16", "cpu").scaler.get_scale()
+    path = save_checkpoint(tmp_path, 1, model, optimizer, {}, scaler=precision.scaler)
+    assert json.loads((path / "scaler.json").read_text())["scale"] == lowered
+    fresh = Precision("fp16", "cpu")
+    load_checkpoint(path, model, optimizer, fresh.scaler)
+    assert fresh.scaler.get_scale() == lowered
+    assert fresh.scaler.state_dict() == precision.scaler.state_dict()  # the growth tracker too
+    plain = save_checkpoint(tmp_path, 2, model, optimizer, {})  # fp32/bf16: no scaler, no file
+    assert not (plain / "scaler.json").exists()
+
+
+def test_resumed_fp16_run_continues_with_the_saved_loss_scale(tiny_model: str, tiny_data: str) -> None:
+    from fmhub.train._checkpoint import latest_checkpoint
+    from fmhub.train._loop import Trainer, checkpoint_dir, prepare
+
+    cfg = config(tiny_model, tiny_data, "acme/fp16-resume", precision="fp16", save_steps=2, eval_split="none")
+    assert train(cfg, stop_after=3) is None  # "killed" after step 3: the checkpoint of step 2 is kept
+    found = latest_checkpoint(checkpoint_dir(cfg))
+    saved = json.loads((found / "scaler.json").read_text())
+    (found / "scaler.json").write_text(json.dumps({**saved, "scale": 1024.0}))  # a scale a fresh scaler never has
+    with Hub.open() as hub:
+        resumed = Trainer(prepare(cfg, hub), resume=True)
+    assert resumed.state.step == 2 and resumed.precision.scaler.get_scale() == 1024.0
+    assert Precision("fp16", "cpu").scaler.get_scale() != 1024.0
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])  # clipping, and a norm within the bound (factor 1)
+def test_clipping_inside_the_fused_optimizer_matches_clip_grad_norm(max_norm: float) -> None:
+    def model_and_optimizer(fused: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Linear(16, 3))
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-2, fused=fused)
+
+    x = torch.randn(8, 16)
+    folded, fused = model_and_optimizer(True)
+    plain, loop = model_and_optimizer(False)
+    for _ in range(3):
+        for model in (folded, plain):
+            (model(x).pow(2).sum() * 10).backward()  # gradient norm in the hundreds
+        Precision("fp32", "cpu").step(fused, list(folded.parameters()), max_norm)
+        torch.nn.utils.clip_grad_norm_(plain.parameters(), max_norm)
+        loop.step()
+        assert fused.grad_scale is None  # not left behind for a later step
+        fused.zero_grad(), loop.zero_grad()
+    for a, b in zip(folded.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(folded[0].weight, model_and_optimizer(True)[0][0].weight)  # it did train

@@ -30,7 +30,7 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
             temperature: float = 2.0, alpha: float = 0.5, hidden_loss: float = 0.0, epochs: float = 3.0,
             max_steps: int | None = None, learning_rate: float = 1e-4, batch_size: int = 16, max_length: int = 256,
             warmup_ratio: float = 0.0, eval_split: str | None = "validation", seed: int = 0,
-            threads: int | None = None, precision: str = "fp32", compile: bool = False, resume: bool = False,
+            threads: int | None = None, precision: str = "auto", compile: bool = False, resume: bool = False,
             private: bool = False, hub: Hub | None = None,
             report: bool = True, eval_data: str | None = None, eval_test_split: str = "test",
             eval_skip: tuple[str, ...] = (), progress: Any = None, command: str = "fmhub.optimize.distill()",

@@ -3,7 +3,9 @@
 A checkpoint is a folder ``step-NNNNNNNN`` holding ``model.safetensors``, ``optimizer.safetensors``
 (every tensor of the optimizer state, keyed ``<param index>.<name>``), ``optimizer.json`` (the
 parameter groups and which entries were tensors), ``rng.safetensors`` (torch's CPU generator) and
-``state.json`` (step, epoch, position in the epoch, best metric, patience...). It is written to a
+``state.json`` (step, epoch, position in the epoch, best metric, patience...), and for an fp16 run
+``scaler.json`` (the gradient scaler's loss scale and growth tracker, so a resumed run scales its loss as the
+uninterrupted one would). It is written to a
 temporary folder and renamed, so a kill leaves either the whole checkpoint or none of it.
 """
 
@@ -22,8 +24,11 @@ _PREFIX = "step-"
 
 
 def save_checkpoint(folder: Path, step: int, model: Any, optimizer: Any, state: dict[str, Any], *,
-                    keep: int = 2) -> Path:
-    """Write checkpoint ``step`` under ``folder`` and keep only the newest ``keep`` (plus ``state["best_step"]``)."""
+                    keep: int = 2, scaler: Any = None) -> Path:
+    """Write checkpoint ``step`` under ``folder`` and keep only the newest ``keep`` (plus ``state["best_step"]``).
+
+    ``scaler``: the fp16 run's ``torch.amp.GradScaler`` (its state is a few numbers: kept as JSON).
+    """
     import torch
     from safetensors.torch import save_file, save_model
 
@@ -45,6 +50,8 @@ def save_checkpoint(folder: Path, step: int, model: Any, optimizer: Any, state: 
         (tmp / "optimizer.json").write_text(json.dumps({"param_groups": optimizer_state["param_groups"],
                                                         "scalars": scalars}))
         save_file({"torch": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+        if scaler is not None:
+            (tmp / "scaler.json").write_text(json.dumps(scaler.state_dict()))
         (tmp / "state.json").write_text(json.dumps({**state, "step": step}, indent=2, sort_keys=True))
         for path in tmp.iterdir():
             with open(path, "rb") as f:
@@ -79,8 +86,10 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any | None = None) -> dict[str, Any]:
-    """Load weights (and optimizer and RNG state) from checkpoint ``path``; return its ``state.json``."""
+def load_checkpoint(path: Path, model: Any, optimizer: Any | None = None, scaler: Any = None) -> dict[str, Any]:
+    """Load weights (and optimizer, RNG and fp16 gradient-scaler state) from checkpoint ``path``; return its
+    ``state.json``. A checkpoint without ``scaler.json`` (an fp32/bf16 run, or one written before it was kept) leaves
+    ``scaler`` at its initial scale."""
     import torch
     from safetensors.torch import load_file, load_model
 
@@ -96,4 +105,6 @@ def load_checkpoint(path: Path, model: Any, optimizer: Any | None = None) -> dic
             state.setdefault(int(index), {}).update(values)
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         torch.set_rng_state(load_file(str(path / "rng.safetensors"))["torch"])
+    if scaler is not None and (path / "scaler.json").is_file():
+        scaler.load_state_dict(json.loads((path / "scaler.json").read_text()))
     return json.loads((path / "state.json").read_text())

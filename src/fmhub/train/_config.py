@@ -191,10 +191,11 @@ class ComputeOptions:
     """How the arithmetic runs: the precision of the forward pass, and compilation (the weights stay float32)."""
 
     precision: str = option(
-        "fp32", help="Arithmetic of the forward and backward passes: fp32; bf16 (autocast to bfloat16: fast on CPUs "
-                     "with AVX512-BF16 or AMX and on GPUs); fp16 (float16 autocast with a gradient scaler: for GPUs); "
-                     "auto (what this hardware runs fastest: bf16 where it is native, else fp32). The weights and "
-                     "the published model stay float32; evaluation runs in float32.", choices=PRECISIONS)
+        "auto", help="Arithmetic of the forward and backward passes: auto (what this hardware runs fastest: bf16 "
+                     "where it is native, else fp32 on a CPU and fp16 on a GPU); fp32 (the same numbers on every "
+                     "machine); bf16 (autocast to bfloat16: fast on CPUs with AVX512-BF16 or AMX and on GPUs); fp16 "
+                     "(float16 autocast with a gradient scaler: for GPUs). The weights and the published model stay "
+                     "float32; evaluation runs in float32.", choices=PRECISIONS)
     compile: bool = option(False, help="torch.compile the model (inductor) before training: costs a compilation "
                                        "at the start (tens of seconds on CPU), pays back only on long runs; see "
                                        "docs/training-speed.md.")
