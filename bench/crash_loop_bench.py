@@ -1,7 +1,7 @@
 """Kill -9 crash loop: the hub is killed mid-commit, again and again; no acknowledged commit may be lost.
 
 Each round starts ``fmhub server`` (one worker) on a fresh port over the same store, has ``--clients``
-threads commit small files through the unmodified ``huggingface_hub`` client (inline and LFS sizes),
+processes commit small files through the unmodified ``huggingface_hub`` client (inline and LFS sizes),
 kills the server with SIGKILL after a random 0.5-2.5 s, and checks, over the store directly, that every
 commit the client saw acknowledged is there with its file's bytes. At the end ``fmhub fsck`` (sha256 of
 every blob) must find nothing wrong. The table: rounds, commits acknowledged, commits lost, fsck problems.
@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -21,7 +22,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +30,27 @@ import httpx
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "crash_loop_bench.json"
 ADMIN = "fmhub_crash-loop-admin-token-0123456789"
+
+
+# One committer: uploads small files (inline and LFS sizes) until a request fails; one JSON line per commit
+# the server acknowledged (its oid, path and the sha256 of its bytes), then one line for the request that failed.
+_CLIENT = """
+import hashlib, json, os, random, sys
+from huggingface_hub import HfApi
+url, token, prefix, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+api, rng, count = HfApi(endpoint=url, token=token), random.Random(seed), 0
+print(json.dumps({"ready": True}), flush=True)
+while True:
+    count += 1
+    data = os.urandom(rng.choice([100, 4096, 11 * 1024 * 1024 if count % 10 == 0 else 2000]))
+    path = f"{prefix}/f{count}.bin.txt"
+    try:
+        info = api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id="admin/crash")
+    except Exception as error:  # the server was killed under it: not acknowledged
+        print(json.dumps({"failed": type(error).__name__}), flush=True)
+        break
+    print(json.dumps({"oid": info.oid, "path": path, "sha256": hashlib.sha256(data).hexdigest()}), flush=True)
+"""
 
 
 def _port() -> int:
@@ -57,6 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20, help="kill -9 cycles")
     parser.add_argument("--clients", type=int, default=4, help="committing threads per round")
+    parser.add_argument("--client-grace", type=float, default=10.0,
+                        help="seconds a committer may keep retrying after the kill before it is ended (default 10)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args()
 
@@ -65,53 +88,46 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="fmhub-crash-"))
     env = {**os.environ, "FMHUB_HOME": str(home), "FMHUB_ADMIN_TOKEN": ADMIN, "HF_HUB_DISABLE_TELEMETRY": "1"}
     os.environ["FMHUB_HOME"] = str(home)
-    acknowledged: list[tuple[str, str, bytes]] = []  # (commit oid, path, content)
-    lock = threading.Lock()
+    client_env = {**env, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    acknowledged: list[tuple[str, str, str]] = []  # (commit oid, path, sha256 of the content)
     failed_requests = 0
     rng = random.Random(29)
     started = time.time()
     for round_number in range(args.rounds):
         process, url = _start(env)
-        api = HfApi(endpoint=url, token=ADMIN)
-        api.create_repo("admin/crash", exist_ok=True)
-        stop = threading.Event()
-
-        def commit_forever(worker: int) -> None:
-            nonlocal failed_requests
-            count = 0
-            while not stop.is_set():
-                count += 1
-                size = rng.choice([100, 4096, 11 * 1024 * 1024 if count % 10 == 0 else 2000])
-                data = os.urandom(size)
-                path = f"r{round_number}/w{worker}/f{count}.bin.txt"
-                try:
-                    info = api.upload_file(path_or_fileobj=data, path_in_repo=path, repo_id="admin/crash")
-                except Exception:  # noqa: BLE001 - the server was killed under it: not acknowledged
-                    with lock:
-                        failed_requests += 1
-                    return
-                with lock:
-                    acknowledged.append((info.oid, path, data))
-
-        threads = [threading.Thread(target=commit_forever, args=(i,)) for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
+        HfApi(endpoint=url, token=ADMIN).create_repo("admin/crash", exist_ok=True)
+        # Committers are processes, not threads: after the kill a client may retry for minutes (the Xet
+        # client backs off and retries), and a process can be ended where a thread cannot.
+        clients = [subprocess.Popen([sys.executable, "-c", _CLIENT, url, ADMIN, f"r{round_number}/w{i}",
+                                     str(rng.randrange(1 << 30))], env=client_env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True) for i in range(args.clients)]
+        for client in clients:  # the kill comes while commits are under way, not while clients import
+            client.stdout.readline()
         time.sleep(rng.uniform(0.5, 2.5))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        stop.set()
-        for thread in threads:
-            thread.join(60)
-        print(f"round {round_number + 1}/{args.rounds}: {len(acknowledged)} commits acknowledged so far")
+        for client in clients:
+            try:
+                output, _ = client.communicate(timeout=args.client_grace)
+            except subprocess.TimeoutExpired:
+                client.kill()  # still retrying against the dead server: nothing more will be acknowledged
+                output, _ = client.communicate()
+            for line in output.splitlines():
+                record = json.loads(line)
+                if "failed" in record:
+                    failed_requests += 1
+                elif "oid" in record:
+                    acknowledged.append((record["oid"], record["path"], record["sha256"]))
+        print(f"round {round_number + 1}/{args.rounds}: {len(acknowledged)} commits acknowledged so far", flush=True)
 
     from fmhub.store import open_store
     from fmhub.store.maintenance import fsck
 
     lost = []
     with open_store() as store:
-        for oid, path, data in acknowledged:
+        for oid, path, sha256 in acknowledged:
             try:
-                if store.read_bytes("admin/crash", path, oid) != data:
+                if hashlib.sha256(store.read_bytes("admin/crash", path, oid)).hexdigest() != sha256:
                     lost.append(f"{oid[:12]} {path}: wrong bytes")
             except Exception as error:  # noqa: BLE001
                 lost.append(f"{oid[:12]} {path}: {type(error).__name__}")
