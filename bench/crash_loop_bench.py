@@ -2,7 +2,7 @@
 
 Each round starts ``fmhub server`` (one worker) on a fresh port over the same store, has ``--clients``
 processes commit small files through the unmodified ``huggingface_hub`` client (inline and LFS sizes),
-kills the server with SIGKILL after a random 0.5-2.5 s, and checks, over the store directly, that every
+kills the server with SIGKILL at a random moment 0-2 s after the round's first acknowledged commit, and checks, over the store directly, that every
 commit the client saw acknowledged is there with its file's bytes. At the end ``fmhub fsck`` (sha256 of
 every blob) must find nothing wrong. The table: rounds, commits acknowledged, commits lost, fsck problems.
 
@@ -13,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +53,11 @@ while True:
         break
     print(json.dumps({"oid": info.oid, "path": path, "sha256": hashlib.sha256(data).hexdigest()}), flush=True)
 """
+
+
+def _read_lines(client: subprocess.Popen, records: list[dict]) -> None:
+    for line in client.stdout:
+        records.append(json.loads(line))
 
 
 def _port() -> int:
@@ -93,31 +100,46 @@ def main() -> None:
     failed_requests = 0
     rng = random.Random(29)
     started = time.time()
+    live: list[subprocess.Popen] = []  # ended on any exit, SIGTERM included: no server outlives the bench
+    atexit.register(lambda: [p.kill() for p in live if p.poll() is None])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for round_number in range(args.rounds):
         process, url = _start(env)
+        live.append(process)
         HfApi(endpoint=url, token=ADMIN).create_repo("admin/crash", exist_ok=True)
         # Committers are processes, not threads: after the kill a client may retry for minutes (the Xet
         # client backs off and retries), and a process can be ended where a thread cannot.
         clients = [subprocess.Popen([sys.executable, "-c", _CLIENT, url, ADMIN, f"r{round_number}/w{i}",
                                      str(rng.randrange(1 << 30))], env=client_env, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, text=True) for i in range(args.clients)]
-        for client in clients:  # the kill comes while commits are under way, not while clients import
-            client.stdout.readline()
-        time.sleep(rng.uniform(0.5, 2.5))
+        live.extend(clients)
+        records: list[dict] = []
+        readers = [threading.Thread(target=_read_lines, args=(client, records), daemon=True) for client in clients]
+        for reader in readers:
+            reader.start()
+        # The kill lands while commits are under way: a random moment after the round's first acknowledgement
+        # (on a loaded machine the first commit of a fresh server can take seconds).
+        deadline = time.time() + 120
+        while not any("oid" in r or "failed" in r for r in records) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
+        grace = time.time() + args.client_grace
         for client in clients:
             try:
-                output, _ = client.communicate(timeout=args.client_grace)
+                client.wait(timeout=max(0.0, grace - time.time()))
             except subprocess.TimeoutExpired:
                 client.kill()  # still retrying against the dead server: nothing more will be acknowledged
-                output, _ = client.communicate()
-            for line in output.splitlines():
-                record = json.loads(line)
-                if "failed" in record:
-                    failed_requests += 1
-                elif "oid" in record:
-                    acknowledged.append((record["oid"], record["path"], record["sha256"]))
+                client.wait()
+        for reader in readers:
+            reader.join()
+        live.clear()
+        for record in records:
+            if "failed" in record:
+                failed_requests += 1
+            elif "oid" in record:
+                acknowledged.append((record["oid"], record["path"], record["sha256"]))
         print(f"round {round_number + 1}/{args.rounds}: {len(acknowledged)} commits acknowledged so far", flush=True)
 
     from fmhub.store import open_store
