@@ -39,7 +39,8 @@ ADMIN = "fmhub_crash-loop-admin-token-0123456789"
 _CLIENT = """
 import hashlib, json, os, random, sys
 from huggingface_hub import HfApi
-url, token, prefix, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+token, prefix, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url = sys.stdin.readline().strip()  # imports done while the server starts; then its URL arrives
 api, rng, count = HfApi(endpoint=url, token=token), random.Random(seed), 0
 print(json.dumps({"ready": True}), flush=True)
 while True:
@@ -66,10 +67,11 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def _start(env: dict[str, str], live: list[subprocess.Popen]) -> tuple[subprocess.Popen, str]:
     port = _port()
     process = subprocess.Popen([sys.executable, "-m", "fmhub", "server", "--port", str(port), "--log-level",
                                 "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    live.append(process)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -85,8 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20, help="kill -9 cycles")
     parser.add_argument("--clients", type=int, default=4, help="committing threads per round")
-    parser.add_argument("--client-grace", type=float, default=10.0,
-                        help="seconds a committer may keep retrying after the kill before it is ended (default 10)")
+    parser.add_argument("--client-grace", type=float, default=5.0,
+                        help="seconds a committer may keep retrying after the kill before it is ended (default 5)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args()
 
@@ -100,19 +102,30 @@ def main() -> None:
     failed_requests = 0
     rng = random.Random(29)
     started = time.time()
-    live: list[subprocess.Popen] = []  # ended on any exit, SIGTERM included: no server outlives the bench
+    live: list[subprocess.Popen] = []  # ended on any exit: no server or committer outlives the bench
     atexit.register(lambda: [p.kill() for p in live if p.poll() is None])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # SIGTERM or Ctrl-C: finish the round under way, then check what was acknowledged so far (a run cut short
+    # still reports its rounds, commits lost and fsck).
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    rounds_done = 0
     for round_number in range(args.rounds):
-        process, url = _start(env)
-        live.append(process)
-        HfApi(endpoint=url, token=ADMIN).create_repo("admin/crash", exist_ok=True)
+        if stopping.is_set():
+            break
         # Committers are processes, not threads: after the kill a client may retry for minutes (the Xet
-        # client backs off and retries), and a process can be ended where a thread cannot.
-        clients = [subprocess.Popen([sys.executable, "-c", _CLIENT, url, ADMIN, f"r{round_number}/w{i}",
-                                     str(rng.randrange(1 << 30))], env=client_env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True) for i in range(args.clients)]
+        # client backs off and retries), and a process can be ended where a thread cannot. They start (and
+        # import) while the server starts.
+        clients = [subprocess.Popen([sys.executable, "-c", _CLIENT, ADMIN, f"r{round_number}/w{i}",
+                                     str(rng.randrange(1 << 30))], env=client_env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                   for i in range(args.clients)]
         live.extend(clients)
+        process, url = _start(env, live)
+        HfApi(endpoint=url, token=ADMIN).create_repo("admin/crash", exist_ok=True)
+        for client in clients:
+            client.stdin.write(url + "\n")
+            client.stdin.close()
         records: list[dict] = []
         readers = [threading.Thread(target=_read_lines, args=(client, records), daemon=True) for client in clients]
         for reader in readers:
@@ -140,6 +153,7 @@ def main() -> None:
                 failed_requests += 1
             elif "oid" in record:
                 acknowledged.append((record["oid"], record["path"], record["sha256"]))
+        rounds_done += 1
         print(f"round {round_number + 1}/{args.rounds}: {len(acknowledged)} commits acknowledged so far", flush=True)
 
     from fmhub.store import open_store
@@ -155,11 +169,12 @@ def main() -> None:
                 lost.append(f"{oid[:12]} {path}: {type(error).__name__}")
         report = fsck(store)
     problems = list(report.problems)
-    result = {"rounds": args.rounds, "clients": args.clients, "acknowledged": len(acknowledged),
+    result = {"rounds": rounds_done, "rounds_asked": args.rounds, "load_average_end": os.getloadavg()[0],
+              "clients": args.clients, "acknowledged": len(acknowledged),
               "interrupted_requests": failed_requests, "lost": len(lost), "fsck_problems": len(problems),
               "seconds": round(time.time() - started, 1), "examples": (lost + problems)[:10]}
     print(f"{'rounds':>7} {'acknowledged':>13} {'interrupted':>12} {'lost':>5} {'fsck problems':>14}")
-    print(f"{args.rounds:>7} {len(acknowledged):>13} {failed_requests:>12} {len(lost):>5} {len(problems):>14}")
+    print(f"{rounds_done:>7} {len(acknowledged):>13} {failed_requests:>12} {len(lost):>5} {len(problems):>14}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
