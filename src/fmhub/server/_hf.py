@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -104,11 +105,43 @@ class _Unsatisfiable(Exception):
         self.size = size
 
 
+class XetMisses:
+    """Blobs recently found not held as Xet files, remembered for ``ttl`` seconds (``app.state.xet_misses``).
+
+    Every download asks whether its blob is held as Xet chunks (then the answer carries the Xet headers): a
+    read transaction per request, a fifth of a small file's cost. Most blobs are not, and a stale "no" is
+    harmless: the client downloads with the resolve GET, which serves any blob. So only misses are kept,
+    briefly; a shard upload in this process forgets them at once, other workers within ``ttl``. A "yes" is
+    always looked up (a stale one would send clients to Xet for a file gc has dropped).
+    """
+
+    def __init__(self, ttl: float = 10.0, size: int = 4096) -> None:
+        self.ttl, self.size = ttl, size
+        self._until: dict[str, float] = {}
+
+    def __contains__(self, sha256: str) -> bool:
+        until = self._until.get(sha256)
+        return until is not None and until > time.monotonic()
+
+    def add(self, sha256: str) -> None:
+        if len(self._until) >= self.size:
+            self._until = {}  # bounded; no bookkeeping per hit
+        self._until[sha256] = time.monotonic() + self.ttl
+
+    def clear(self) -> None:
+        self._until = {}
+
+
 def _xet_headers(store: Store, request: Request, repo: Repo, commit_oid: str, sha256: str) -> dict[str, str]:
     """The headers that make a Xet client download a file through Xet (see :mod:`fmhub.server._xet`); none
     for files stored as plain blobs, which the client then downloads with this route's GET."""
+    misses: XetMisses | None = getattr(request.app.state, "xet_misses", None)
+    if misses is not None and sha256 in misses:
+        return {}
     found = XetStorage(store).file_by_sha256(sha256)
     if found is None:
+        if misses is not None:
+            misses.add(sha256)
         return {}
     refresh = f"{str(request.base_url).rstrip('/')}/api/{repo.repo_type}s/{repo.repo_id}/xet-read-token/{commit_oid}"
     return {"X-Xet-Hash": found.file_hash, "X-Xet-Refresh-Route": refresh, "Link": f'<{refresh}>; rel="xet-auth"'}

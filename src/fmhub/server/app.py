@@ -79,6 +79,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
 
     app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
+    app.state.xet_misses = _hf.XetMisses()
     serve_docs(app)
     install_error_handlers(app)
     install_repo_not_found(app)
