@@ -100,6 +100,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
         ready_store.blobs.exists("0" * 64)
         return JSONResponse({"status": "ready"})
 
+    app.include_router(_hf.resolve_fast_lane())  # downloads first: see there why no path changes its route
     # Write routes first: their paths are more specific than the read side's catch-alls.
     app.include_router(_admin.router)
     app.include_router(_evals.router)
