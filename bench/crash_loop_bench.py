@@ -2,12 +2,14 @@
 
 Each round starts ``fmhub server`` (one worker) on a fresh port over the same store, has ``--clients``
 processes commit small files through the unmodified ``huggingface_hub`` client (inline and LFS sizes),
-kills the server with SIGKILL at a random moment 0-2 s after the round's first acknowledged commit, and checks, over the store directly, that every
-commit the client saw acknowledged is there with its file's bytes. At the end ``fmhub fsck`` (sha256 of
-every blob) must find nothing wrong. The table: rounds, commits acknowledged, commits lost, fsck problems.
+kills the server with SIGKILL at a random moment 0-2 s after the round's first acknowledged commit, ends the
+committers still retrying ``--client-grace`` seconds later, and checks, over the store directly, that every
+commit a client saw acknowledged is there with its file's bytes. At the end ``fmhub fsck`` (sha256 of every
+blob) must find nothing wrong. The table: rounds, commits acknowledged, commits lost, fsck problems. SIGTERM
+or Ctrl-C ends the run after the round under way, with the same checks and table.
 
 Usage:
-    .venv/bin/python bench/crash_loop_bench.py --rounds 20
+    .venv/bin/python bench/crash_loop_bench.py --rounds 100
 """
 
 from __future__ import annotations

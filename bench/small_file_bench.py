@@ -135,12 +135,9 @@ def _load(server: _Server, concurrency: int, warmup: float, duration: float) -> 
 
 
 def _fast_libs_installed() -> bool:
-    try:
-        import httptools  # noqa: F401
-        import uvloop  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop"))
 
 
 def main() -> None:
