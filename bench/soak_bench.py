@@ -11,8 +11,7 @@ and idle after the long load are compared: open fds may grow by ``--max-fd-growt
 ``--max-rss-growth-mb``, at most. The database file's handles are bounded apart: SQLite keeps the handle of a
 connection the pool closed (for reuse by the next open) while other connections hold the file, so their count
 follows the peak of concurrent connections, up to the pool's capacity, not the time under load. Anything
-else — a 5xx, a connection error, an
-unexpected status, a wrong body — fails the run (exit 1).
+else — a 5xx, a connection error, an unexpected status, a wrong body — fails the run (exit 1).
 
 Usage:
     .venv/bin/python bench/soak_bench.py --duration 600         # ten minutes
