@@ -9,14 +9,17 @@ range, one worker, the same load generator (``_hub_load.py``'s raw HTTP/1.1 clie
     fmhub                      the hub from ``--src`` (this checkout by default)
     fmhub (baseline)           the hub from ``--baseline-src`` (e.g. a checkout of main), when given
 
-Each server runs once with uvicorn's pure-Python stack (h11, asyncio) and, when ``--fast-libs`` names a
-folder holding ``httptools`` and ``uvloop``, once more with them. Rounds alternate servers so load on the
-machine hits all of them alike; the ratio to the anchor is the figure to read, absolute rates move with
-the machine's load. A second pass sends ``If-None-Match`` with the ETag (a client's revalidation: 304).
+Each server runs once with uvicorn's pure-Python stack (h11, asyncio) and, when ``httptools`` and ``uvloop``
+are installed (fmhub depends on them) or ``--fast-libs`` names a folder holding them, once more with them.
+Rounds alternate servers so load on the machine hits all of them alike; the figures to read are the ratios
+within a round (each server against the anchor, fmhub against the baseline, measured back to back), with the
+server's CPU time per request (from /proc: the server process only, not the load generator) and the load
+average; absolute rates move with the machine's load. A last request sends ``If-None-Match`` with the ETag (a
+client's revalidation: 304).
 
 Usage:
     .venv/bin/python bench/small_file_bench.py --duration 5 --rounds 2
-    .venv/bin/python bench/small_file_bench.py --baseline-src ../main/src --fast-libs /tmp/fastlibs
+    .venv/bin/python bench/small_file_bench.py --baseline-src <an older checkout>/src --rounds 4
 """
 
 from __future__ import annotations
@@ -107,15 +110,34 @@ class _Server:
                 time.sleep(0.2)
         raise RuntimeError(f"{label} did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
 
 
-def _load(url: str, concurrency: int, warmup: float, duration: float) -> dict:
+def _load(server: _Server, concurrency: int, warmup: float, duration: float) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(child_load, ({"url": url, "concurrency": concurrency, "client": "raw", "warmup": warmup,
-                                        "duration": duration, "expected": len(CONFIG)},))
+        cpu_before = server.cpu_seconds()
+        result = pool.apply(child_load, ({"url": server.url + PATH, "concurrency": concurrency, "client": "raw",
+                                          "warmup": warmup, "duration": duration, "expected": len(CONFIG)},))
+        server_cpu = server.cpu_seconds() - cpu_before
+    # The server's CPU over the whole load (warm-up included) per request answered in it: ok counts the
+    # window only, so scale it by the window's share of the load's wall time.
+    answered = result["ok"] * result["wall_s"] / duration if result["ok"] else 0
+    result["server_cpu_ms_per_request"] = server_cpu * 1000 / answered if answered else None
+    result["load_average"] = os.getloadavg()[0]
+    return result
+
+
+def _fast_libs_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop"))
 
 
 def main() -> None:
@@ -136,7 +158,7 @@ def main() -> None:
     if args.baseline_src:
         (work / "old").mkdir()
         stores["fmhub (baseline)"] = _make_store(work / "old", args.baseline_src)
-    stacks = [False] + ([True] if args.fast_libs else [])
+    stacks = [False] + ([True] if args.fast_libs or _fast_libs_installed() else [])
     servers: list[_Server] = []
     try:
         for fast in stacks:
@@ -151,7 +173,7 @@ def main() -> None:
         results: dict[str, list[dict]] = {s.label: [] for s in servers}
         for _ in range(args.rounds):
             for server in servers:
-                results[server.label].append(_load(server.url + PATH, args.concurrency, args.warmup, args.duration))
+                results[server.label].append(_load(server, args.concurrency, args.warmup, args.duration))
         revalidate = httpx.get(servers[1].url + PATH, headers={"If-None-Match": etag or ""})
     finally:
         for server in servers:
@@ -162,14 +184,33 @@ def main() -> None:
         rates = [r["ok"] / args.duration for r in runs]
         errors = sum(sum(r["errors"].values()) for r in runs)
         p50 = statistics.median(r["latency_ms"]["p50"] for r in runs)
+        cpu = [r["server_cpu_ms_per_request"] for r in runs if r["server_cpu_ms_per_request"] is not None]
         rows.append({"server": label, "req_s": statistics.median(rates), "rates": rates, "errors": errors,
-                     "p50_ms": p50})
-    anchors = {("+httptools" in r["server"]): r["req_s"] for r in rows if r["server"].startswith("bare")}
-    print(f"{args.concurrency} clients, ~{len(CONFIG)} B config.json, one worker, {args.rounds} × {args.duration:g} s")
-    print(f"{'server':40} {'req/s':>8} {'of bare':>8} {'p50 ms':>8} {'errors':>7}")
+                     "p50_ms": p50, "cpu_ms_per_request": statistics.median(cpu) if cpu else None,
+                     "load_average": [r["load_average"] for r in runs]})
+    by_label = {row["server"]: row for row in rows}
+
+    def pair_ratios(label: str, anchor: str) -> list[float]:
+        """Per round: this server's rate over the anchor's, measured back to back in that round."""
+        return [a / b for a, b in zip(by_label[label]["rates"], by_label[anchor]["rates"], strict=True) if b]
+
+    loads = [la for row in rows for la in row["load_average"]]
+    print(f"{args.concurrency} clients, ~{len(CONFIG)} B config.json, one worker, {args.rounds} rounds × "
+          f"{args.duration:g} s; load average {min(loads):.1f}–{max(loads):.1f}")
+    print(f"{'server':34} {'req/s':>7} {'CPU ms/req':>10} {'p50 ms':>7} {'errors':>6}  per-round ratios")
     for row in rows:
-        row["of_anchor"] = row["req_s"] / anchors["+httptools" in row["server"]]
-        print(f"{row['server']:40} {row['req_s']:8.0f} {row['of_anchor']:8.2f} {row['p50_ms']:8.1f} {row['errors']:7}")
+        fast = " +httptools/uvloop" if "+httptools" in row["server"] else ""
+        anchor = "bare FastAPI" + fast
+        row["of_anchor"] = pair_ratios(row["server"], anchor)
+        pairs = [("of bare", row["of_anchor"])] if row["server"] != anchor else []
+        baseline = "fmhub (baseline)"
+        if row["server"].startswith("fmhub") and not row["server"].startswith(baseline) and baseline in by_label:
+            row["of_baseline_h11"] = pair_ratios(row["server"], baseline)
+            pairs.append(("of baseline h11", row["of_baseline_h11"]))
+        cpu = row["cpu_ms_per_request"]
+        text = "; ".join(f"{name} " + " ".join(f"{r:.2f}" for r in ratios) for name, ratios in pairs)
+        print(f"{row['server']:34} {row['req_s']:7.0f} {cpu if cpu is not None else float('nan'):10.2f} "
+              f"{row['p50_ms']:7.1f} {row['errors']:6}  {text}")
     print(f"If-None-Match with the ETag: HTTP {revalidate.status_code}, {len(revalidate.content)} body bytes")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"concurrency": args.concurrency, "duration": args.duration, "rows": rows,

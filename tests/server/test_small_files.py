@@ -49,3 +49,24 @@ def test_a_repo_made_private_is_hidden_at_once(hub_url: str, local_store: Store)
     hidden, missing = httpx.get(url), httpx.get(f"{hub_url}/acme/none/resolve/main/config.json")
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["error"].replace("tiny", "none") == missing.json()["error"]
+
+
+def test_downloads_take_the_fast_lane_and_no_other_path_changes_route(hub_url: str, local_store: Store,
+                                                                     tokens) -> None:
+    """The resolve routes come first, except for ``/api/...``: a repo whose namespace is ``resolve`` keeps its
+    API routes (``/api/models/resolve/x/auth-check`` is not the file ``x/auth-check`` of ``api/models``)."""
+    from fmhub.server import create_app
+
+    local_store.create_repo("resolve/x")
+    blob = local_store.put_bytes(b"resolve/x")
+    local_store.commit("resolve/x", [AddFile("auth-check", blob.sha256, blob.size)], title="c", author="t")
+    headers = {"Authorization": f"Bearer {tokens.admin}"}
+    check = httpx.get(f"{hub_url}/api/models/resolve/x/auth-check", headers=headers)
+    assert check.status_code == 200, check.text  # the API route, not the file "x/auth-check" of api/models
+    assert httpx.get(f"{hub_url}/resolve/x/resolve/main/auth-check").content == b"resolve/x"
+    assert httpx.head(f"{hub_url}/resolve/x/resolve/main/auth-check").headers["content-length"] == "9"
+    app = create_app(local_store)
+    lane = [r for r in app.routes if type(r).__name__ == "_IncludedRouter"][0].original_router
+    assert {r.path for r in lane.routes} == {"/{namespace:hub_namespace}/{name}/resolve/{rest:path}",
+                                             "/datasets/{namespace}/{name}/resolve/{rest:path}"}
+    assert not any("hub_namespace" in path for path in app.openapi()["paths"])

@@ -137,3 +137,40 @@ def test_gc_dry_run_counts_the_upload_leftovers_gc_removes(local_store: Store) -
     done = gc(local_store)
     assert (done.temporary_files_removed, done.temporary_bytes_freed) == (1, 5000)
     assert not leftover.exists()
+
+
+def test_gc_collects_the_records_of_the_blobs_it_deletes(store: Store) -> None:
+    """A deleted blob's pickle scan, git blob id and upload grants go with it; a kept blob's stay."""
+    from fmhub.store.gitoids import content_git_sha1
+
+    store.create_repo("acme/a")
+    _add(store, "acme/a", "kept.txt", b"kept bytes")
+    kept = hashlib.sha256(b"kept bytes").hexdigest()
+    orphan = store.put_bytes(b"uploaded, never committed")
+    store.record_upload("acme/a", orphan.sha256)
+    store.scan_blobs({orphan.sha256: orphan.size, kept: 10})
+    content_git_sha1(store, {orphan.sha256: orphan.size, kept: 10})
+    gone = "e" * 64  # a scan row an older gc left behind: no blob row, no bytes
+    with store.db.write() as conn:
+        conn.execute(t.blob_scans.insert().values(sha256=gone, pickle_imports=None, scanner="old",
+                                                  scanned_at=datetime.now(UTC)))
+
+    def rows(table) -> set[str]:
+        with store.db.read() as conn:
+            return set(conn.execute(select(table.c.sha256)).scalars())
+
+    assert {orphan.sha256, kept, gone} <= rows(t.blob_scans)
+    dry = gc(store, grace_seconds=0, dry_run=True)
+    records = {"pickle scans": 2, "git blob ids": 1, "upload grants": 1}
+    assert {what: n for what, n in dry.collected.items() if what in records} == records
+    assert {orphan.sha256, gone} <= rows(t.blob_scans)  # a dry run deletes nothing
+
+    report = gc(store, grace_seconds=0)
+    assert report.deleted == [orphan.sha256]
+    assert {what: n for what, n in report.collected.items() if what in records} == records
+    assert rows(t.blob_scans) == {kept}
+    assert rows(t.git_blob_ids) == {kept}
+    assert orphan.sha256 not in rows(t.lfs_uploads)
+    assert not store.has_upload("acme/a", orphan.sha256)
+    assert store.pickle_scans([kept]) == {kept: None}
+    assert fsck(store).ok

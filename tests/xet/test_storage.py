@@ -146,7 +146,7 @@ def test_gc_keeps_what_commits_need_and_reclaims_the_rest(local_store: Store, re
     local_store.commit("alice/model", [AddFile("w.dat", kept.sha256, len(DATA))], title="add", author="alice")
     assert gc(local_store, grace_seconds=3600).blobs_deleted == 0  # within the grace period: all kept
     report = gc(local_store, grace_seconds=0)
-    assert report.collected == {"xet files": 1, "xet xorbs": 1, "xet shards": 1}
+    assert report.collected == {"xet files": 1, "xet xorbs": 1, "xet shards": 1, "upload grants": 1}
     assert report.blobs_deleted == 2  # the dropped file's xorb and shard
     assert b"".join(local_store.iter_blob(kept.sha256)) == DATA
     assert local_store.blob_size(dropped.sha256) is None

@@ -150,6 +150,7 @@ async def upload_shard(store: StoreDep, request: Request) -> JSONResponse:
             XetStorage(store).receive_shard, spool, repo=grant.repo, actor=caller.user if caller else "anonymous",
             may_read=lambda sha256: may_read_blob(store, caller, sha256),
             max_file_bytes=request.app.state.config.max_file_bytes)
+    request.app.state.xet_misses.clear()  # files this shard registered now download through Xet
     return JSONResponse({"result": 1})
 
 

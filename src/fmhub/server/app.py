@@ -79,6 +79,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
 
     app = FastAPI(title="fmhub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted hub for foundation models; speaks the Hugging Face Hub protocol.")
+    app.state.xet_misses = _hf.XetMisses()
     serve_docs(app)
     install_error_handlers(app)
     install_repo_not_found(app)
@@ -100,6 +101,7 @@ def create_app(store: Store | None = None, config: HubConfig | None = None) -> F
         ready_store.blobs.exists("0" * 64)
         return JSONResponse({"status": "ready"})
 
+    app.include_router(_hf.resolve_fast_lane())  # downloads first: see there why no path changes its route
     # Write routes first: their paths are more specific than the read side's catch-alls.
     app.include_router(_admin.router)
     app.include_router(_evals.router)

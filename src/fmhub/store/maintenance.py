@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, func, select, text
 
 from fmhub.errors import BlobNotFoundError, IntegrityError, InvalidInputError, RevokedKeyError
 from fmhub.store import _schema as t
@@ -198,6 +198,34 @@ def _lock(conn: Connection, table) -> None:
         conn.execute(text(f"LOCK TABLE {table.name} IN EXCLUSIVE MODE"))
 
 
+#: Tables keyed by a blob's sha256 whose rows gc deletes with the blob (name in ``GcReport.collected``).
+_BLOB_RECORDS = {"pickle scans": t.blob_scans, "git blob ids": t.git_blob_ids, "upload grants": t.lfs_uploads}
+#: Of those, the ones that only cache what the bytes say: a row left by an older gc (which deleted the blob
+#: without them) is dropped when no blob row and no bytes remain. Grants are not swept: an upload records its
+#: grant after its blob, and a grant without bytes grants nothing.
+_CACHE_RECORDS = {"pickle scans": t.blob_scans, "git blob ids": t.git_blob_ids}
+
+
+def _count(conn: Connection, table, shas: list[str]) -> int:
+    return conn.execute(select(func.count()).select_from(table).where(table.c.sha256.in_(shas))).scalar_one()
+
+
+def _collect_stale_records(store: Store, stored: Collection[str], report: GcReport) -> None:
+    """Drop cached per-blob rows (pickle scans, git blob ids) of blobs that are gone, rows and bytes."""
+    for what, table in _CACHE_RECORDS.items():
+        with store.db.write() as conn:
+            _lock(conn, t.blobs)
+            stale = [sha for sha in conn.execute(
+                select(table.c.sha256).where(~select(t.blobs.c.sha256).where(t.blobs.c.sha256 == table.c.sha256)
+                                             .exists())).scalars() if sha not in stored]
+            if not stale:
+                continue
+            report.collected[what] = report.collected.get(what, 0) + len(stale)
+            if not report.dry_run:
+                for batch in _chunks(stale):
+                    conn.execute(delete(table).where(table.c.sha256.in_(batch)))
+
+
 def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run: bool = False) -> GcReport:
     """Delete trees no commit uses and blobs no tree uses (and not put within ``grace_seconds``).
 
@@ -256,8 +284,14 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
                 doomed.append(sha)
             if not doomed:
                 continue
+            # Rows keyed by the blob's content go with it: its pickle scan, its git blob id, the repos'
+            # grants to reference it (a new upload of the same bytes records them again).
+            for what, table in _BLOB_RECORDS.items():
+                if found := _count(conn, table, doomed):
+                    report.collected[what] = report.collected.get(what, 0) + found
             if not dry_run:
-                conn.execute(delete(t.blobs).where(t.blobs.c.sha256.in_(doomed)))
+                for table in (t.blobs, *_BLOB_RECORDS.values()):
+                    conn.execute(delete(table).where(table.c.sha256.in_(doomed)))
             for sha in doomed:
                 if sha in stored:
                     if not dry_run:
@@ -266,6 +300,7 @@ def gc(store: Store, *, grace_seconds: float = DEFAULT_GC_GRACE_SECONDS, dry_run
                     report.bytes_freed += stored[sha].size
                     report.deleted.append(sha)
 
+    _collect_stale_records(store, stored.keys(), report)
     # Leftovers of interrupted uploads count in a dry run too: what it says is what the real run frees.
     report.temporary_files_removed, report.temporary_bytes_freed = store.blobs.clean_temporary(
         grace_seconds, dry_run=dry_run)
