@@ -54,12 +54,18 @@ def test_upload_url_dies_when_its_token_is_revoked(hub_url: str, tokens, repos, 
     assert local_store.blob_size(OID) is None and not local_store.has_upload("alice/big", OID)
 
 
-def test_upload_url_dies_when_its_user_loses_write_access(hub_url: str, tokens, repos, accounts: Accounts,
-                                                          local_store: Store) -> None:
+def test_upload_url_dies_when_its_user_loses_access(hub_url: str, tokens, repos, accounts: Accounts,
+                                                    local_store: Store) -> None:
+    """A reader with a write token may still upload bytes for a pull request (as on the Hub), so the URL lives
+    while its user can propose changes; it dies when the user can no longer see the repo at all."""
+    local_store.update_repo("acme/big", private=True)
     accounts.set_member("acme", "bob", "write")
     href = _upload_href(hub_url, tokens.bob, "acme/big")
     accounts.set_member("acme", "bob", "read")
-    assert httpx.put(href, content=DATA).status_code == 401
+    still = _upload_href(hub_url, tokens.bob, "acme/big")  # a reader may propose: the batch still answers
+    accounts.remove_member("acme", "bob")
+    for url in (href, still):  # the private repo now answers as a missing one, to its URLs too
+        assert httpx.put(url, content=DATA).status_code == 404
     assert local_store.blob_size(OID) is None
 
 

@@ -59,6 +59,11 @@ ROUTES = {
         ("read", lambda r: ("GET", f"/{r}/resolve/main/f.txt", None, None)),
     ("HEAD", "/{namespace}/{name}/resolve/{rest:path}"):
         ("read", lambda r: ("HEAD", f"/{r}/resolve/main/f.txt", None, None)),
+    # the download fast lane (the same handlers, registered ahead of the API routes)
+    ("GET", "/{namespace:hub_namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("GET", f"/{r}/resolve/main/f.txt", None, None)),
+    ("HEAD", "/{namespace:hub_namespace}/{name}/resolve/{rest:path}"):
+        ("read", lambda r: ("HEAD", f"/{r}/resolve/main/f.txt", None, None)),
     ("GET", "/datasets/{namespace}/{name}/resolve/{rest:path}"):
         ("read", lambda r: ("GET", f"/datasets/{r}/resolve/main/f.txt", None, None)),
     ("HEAD", "/datasets/{namespace}/{name}/resolve/{rest:path}"):

@@ -214,6 +214,7 @@ def _sample_errors() -> list[errors.FmhubError]:
         errors.PipelineStepNotFoundError("5" * 64), errors.RangeNotSatisfiableError(10),
         errors.XetObjectError("m"), errors.XetFileNotFoundError("0" * 64),
         errors.TamperedBlobError("6" * 64, 3), errors.EncryptionKeyError("no key", hint="set it"),
+        errors.RevokedKeyError("revoked on 2026-12-06", hint="restore the key file from a backup"),
         errors.SignatureError("m", reason="changed", item="model.safetensors"),
         errors.SigningKeyNotFoundError("acme", "ab" * 32),
     ]
