@@ -59,7 +59,7 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
     from fmhub.optimize import quantize
 
     outcome = quantize(keyword_model, "acme/keyword-int8", backend="torch", data=keyword_data,
-                       eval_data=keyword_data, eval_skip=_QUICK)
+                       eval_data=keyword_data, eval_skip=_QUICK, explain=ExplainOptions(explain_rows=24))
     section = outcome.report["explanations"]
     _validate(outcome.report)
     assert section["method"] == "occlusion"  # int8 Linear kernels have no gradients
@@ -70,7 +70,7 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
         card = (hub.download("acme/keyword-int8") / "README.md").read_text()
     assert "**Explanations**" in card and "torch-int8 keeps the parent's reasons on" in card
     assert section["file"] in files
-    assert parent["method"] == "occlusion" and parent["rows"] == section["rows"]["total"]
+    assert parent["method"] == "occlusion" and parent["rows"] == section["rows"]["total"] == 24  # the whole split
     # the planted word stays first; the near-zero tail of the other words is where int8 reorders
     assert parent["top_unit_agreement"] >= 0.9 and parent["spearman_mean"] > 0.5 and 0 < parent["keeps_reasons"] <= 1
     assert parent["summary"].startswith("torch-int8 keeps the parent's reasons on ")
