@@ -106,6 +106,26 @@ def test_the_default_section_bounds_its_work(keyword_model: str, keyword_data: s
     table = pq.read_table(tmp_path / "explanations.parquet").to_pylist()
     assert {r["steps"] for r in table if r["method"] == "integrated-gradients"} == {SECTION_STEPS}
     assert sum(r["misclassified"] for r in table if r["method"] == "random") == SECTION_ROWS // 2
-    # per row: IG's steps and its two ends, one attention pass, and each method's removals
-    per_row = SECTION_STEPS + 2 + 1 + 3 * (2 * len(BINS) + DELETION_STEPS + 1)
-    assert 0 < sum(forwarded) <= SECTION_ROWS * per_row
+    # per row: IG's steps, Captum's embedding pass on the input and the baseline, f(x) and f(baseline) for the
+    # completeness check, one attention pass, and each method's removals (one batch each)
+    per_row = SECTION_STEPS + 2 + 2 + 1 + 3 * (2 * len(BINS) + DELETION_STEPS + 1)
+    assert sum(forwarded) == SECTION_ROWS * per_row
+
+
+def test_explain_rows_zero_leaves_the_section_out_and_pipelines_take_the_options(keyword_model: str,
+                                                                                  keyword_data: str,
+                                                                                  tmp_path) -> None:
+    from fmhub.pipeline import parse
+
+    outcome = evaluate(EvalConfig(model=keyword_model, data=keyword_data, split="test", skip=_QUICK,
+                                  explain=ExplainOptions(explain_rows=0)), output_dir=tmp_path)
+    assert outcome.report["explanations"] == {"skipped": "--explain-rows 0"}
+    assert outcome.report["provenance"]["options"]["explain_rows"] == 0
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("name: p\nsteps:\n"
+                    f"  card: {{kind: eval, model: {keyword_model}, data: {keyword_data}, explain_rows: 4, "
+                    "explain_steps: 8}\n"
+                    f"  int8: {{kind: optimize, method: quantize, model: {keyword_model}, output: acme/k8, "
+                    "explain_rows: 0}\n")
+    steps = {s.name: s.options for s in parse(path).steps}
+    assert steps["card"]["explain_rows"] == 4 and steps["int8"]["explain_rows"] == 0
