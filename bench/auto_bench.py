@@ -91,7 +91,7 @@ from fmhub.data import load
 spec = json.loads(sys.argv[1])
 threads = spec["threads"]
 torch.set_num_threads(threads)
-test = load("bench/bbc-news", split="test")
+test = load(spec["data"], split="test")
 texts, gold = list(test["text"]), np.asarray(test["label"])
 parent = fmhub.load(spec["parent"], threads=threads)
 models = {name: fmhub.load(ref, threads=threads) for name, ref in spec["fmhub"].items()}
@@ -148,11 +148,11 @@ def _child_json(argv: list[str], env: dict[str, str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _search_result(env: dict[str, str]) -> dict:
+def _search_result(env: dict[str, str], output: str) -> dict:
     code = ("import json\nfrom fmhub.client import Hub\nwith Hub.open() as hub:\n"
-            "    s = json.loads(hub.read_bytes('bench/bbc-minilm-fast', 'auto/search.json'))\n"
-            "    cards = [c for c in hub.list_evaluations(model='bench/bbc-minilm-fast', limit=50)]\n"
-            "    head = hub.repo_info('bench/bbc-minilm-fast').commit.oid\n"
+            f"    s = json.loads(hub.read_bytes({output!r}, 'auto/search.json'))\n"
+            f"    cards = [c for c in hub.list_evaluations(model={output!r}, limit=50)]\n"
+            f"    head = hub.repo_info({output!r}).commit.oid\n"
             "    card = next((c for c in cards if c.card_commit == head), None)\n"
             "print(json.dumps({'search': s, 'test': card.metrics if card else None}))")
     return _child_json([sys.executable, "-c", code], env)
@@ -207,14 +207,18 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,32", help="serving levels (default 1,32)")
     parser.add_argument("--client", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--no-serve", action="store_true", help="skip the serving comparison")
+    parser.add_argument("--model", default="bench/bbc-minilm",
+                        help="the parent in the store of --home (default bench/bbc-minilm; make demo's: demo/bbc-minilm)")
+    parser.add_argument("--data", default="bench/bbc-news", help="its dataset (default bench/bbc-news)")
     args = parser.parse_args()
+    model, output = args.model, f"{args.model}-fast"
     console = Console(width=200)
     env = bbc_home(args)
     fmhub_cli = str(Path(sys.executable).with_name("fmhub"))
     result: dict = {"command": " ".join(sys.argv), "date": datetime.now(UTC).isoformat()}
 
     # 1. the search
-    argv = [fmhub_cli, "optimize", "auto", "bench/bbc-minilm", "--output", "bench/bbc-minilm-fast", "--max-drop",
+    argv = [fmhub_cli, "optimize", "auto", model, "--output", output, "--max-drop",
             str(args.max_drop), "--budget-minutes", str(args.budget_minutes), "--threads", str(args.threads),
             *(REDUCED if args.reduced else []),
             *args.search_option]
@@ -222,7 +226,7 @@ def main() -> None:
     began = time.monotonic()
     subprocess.run(argv, env=env, check=True)
     search_seconds = time.monotonic() - began
-    found = _search_result(env)
+    found = _search_result(env, output)
     search, test = found["search"], found["test"]
     pick, parent = search["pick"], search["parent"]
     result["search"] = {"seconds": search_seconds, "budget_minutes": args.budget_minutes, "pick": pick["name"],
@@ -233,7 +237,7 @@ def main() -> None:
     # 2. Optimum's int8 of the same parent
     optimum = None
     folder = _child_json([sys.executable, "-c", "import json\nfrom fmhub.client import Hub\nwith Hub.open() as h:\n"
-                          "    print(json.dumps({'folder': str(h.download('bench/bbc-minilm', exclude=['eval/*']))}))"],
+                          f"    print(json.dumps({{'folder': str(h.download({model!r}, exclude=['eval/*']))}}))"],
                          env)["folder"]
     workdir = Path(tempfile.mkdtemp(prefix="auto-bench-optimum-"))
     if args.optimum_python.exists():
@@ -246,10 +250,10 @@ def main() -> None:
 
     # 3. interleaved measurement
     int8_ref = next((r["ref"] for r in search["candidates"] if r["name"] == "int8"), None)
-    models = {"parent": "bench/bbc-minilm", "fmhub auto pick": "bench/bbc-minilm-fast"}
+    models = {"parent": model, "fmhub auto pick": output}
     if int8_ref:
         models["fmhub ONNX int8"] = int8_ref
-    spec = {"parent": "bench/bbc-minilm", "fmhub": models, "optimum": optimum and optimum["path"],
+    spec = {"parent": model, "data": args.data, "fmhub": models, "optimum": optimum and optimum["path"],
             "length": parent["max_length"], "lengths": {"fmhub auto pick": pick["max_length"]},
             "latency_rows": args.latency_rows, "rounds": args.rounds, "threads": args.threads}
     measured = _child_json([sys.executable, "-c", _MEASURE, json.dumps(spec)], env)
@@ -274,10 +278,11 @@ def main() -> None:
         client = args.client if args.client != "auto" else "wrk" if shutil.which("wrk") else "httpx"
         texts = _child_json([sys.executable, "-c", "import json, sys; from fmhub.data import load\n"
                              "print(json.dumps([' '.join(t.split()[:int(sys.argv[1])]) "
-                             "for t in load('bench/bbc-news', split='test')['text']]))", str(args.words)], env)
-        servers = {"naive FastAPI + transformers.pipeline": [sys.executable, "-c", _NAIVE],
-                   "fmhub serve (auto pick)": [fmhub_cli, "serve", "bench/bbc-minilm-fast", "--log-level", "warning"],
-                   "fmhub serve (torch parent)": [fmhub_cli, "serve", "bench/bbc-minilm", "--log-level", "warning"]}
+                             "for t in load(sys.argv[2], split='test')['text']]))", str(args.words), args.data], env)
+        naive = _NAIVE.replace('"bench/bbc-minilm"', json.dumps(model))
+        servers = {"naive FastAPI + transformers.pipeline": [sys.executable, "-c", naive],
+                   "fmhub serve (auto pick)": [fmhub_cli, "serve", output, "--log-level", "warning"],
+                   "fmhub serve (torch parent)": [fmhub_cli, "serve", model, "--log-level", "warning"]}
         levels = [int(c) for c in args.concurrency.split(",")]
         served = _serve(servers, env, texts, levels, args.seconds, client, console)
         naive = served["naive FastAPI + transformers.pipeline"]

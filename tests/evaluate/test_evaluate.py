@@ -212,6 +212,8 @@ def test_bad_input_fails_clearly_and_pushes_nothing(classifier: str, tiny_model:
         ([classifier, "--data", tiny_data, "--skip", "plots"], "--skip plots: no such section"),
         ([classifier, "--data", tiny_data, "--slice-by", "source"], "--slice-by 'source': no such column"),
         ([classifier, "--data", tiny_data, "--max-length", "4096"], "beyond the model's 64 positions"),
+        ([classifier, "--data", tiny_data, "--explain-rows", "-1"], "--explain-rows -1 must be 0 (off) or more"),
+        ([classifier, "--data", tiny_data, "--explain-steps", "1"], "--explain-steps 1 must be between 2 and 512"),
     ]
     for argv, needle in cases:
         assert main(["eval", *argv, "--push"]) == 2, argv

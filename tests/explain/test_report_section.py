@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from fmhub.client import Hub
 from fmhub.evaluate import EvalConfig, evaluate, schema
+from fmhub.explain import ExplainOptions
 
 KEYWORD = "robot"
 _QUICK = ("robustness", "slices", "efficiency", "baseline")
@@ -22,7 +23,7 @@ def _validate(report: dict) -> None:
 def test_section_measures_faithfulness_and_keeps_attributions(keyword_model: str, keyword_data: str,
                                                               tmp_path) -> None:
     outcome = evaluate(EvalConfig(model=keyword_model, data=keyword_data, split="test", skip=_QUICK,
-                                  explain_rows=12), output_dir=tmp_path)
+                                  explain=ExplainOptions(explain_rows=12)), output_dir=tmp_path)
     report = outcome.report
     _validate(report)
     section = report["explanations"]
@@ -30,8 +31,8 @@ def test_section_measures_faithfulness_and_keeps_attributions(keyword_model: str
     table = pq.read_table(tmp_path / section["file"]).to_pylist()
     wrong = int((np.asarray(pq.read_table(tmp_path / report["files"]["predictions"])["label"])
                  != np.asarray(pq.read_table(tmp_path / report["files"]["predictions"])["prediction"])).sum())
-    assert section["rows"]["sampled"] == 12 and section["rows"]["total"] == 12 + section["rows"]["misclassified"]
-    assert section["rows"]["misclassified"] <= wrong
+    assert section["rows"]["total"] == 12 == section["rows"]["sampled"] + section["rows"]["misclassified"]
+    assert section["rows"]["misclassified"] == min(wrong, 6)  # misclassified rows first, up to half
     methods = {r["method"] for r in table}
     assert methods == {"integrated-gradients", "attention-rollout", "random"}
     assert len(table) == 3 * section["rows"]["total"]
@@ -43,8 +44,11 @@ def test_section_measures_faithfulness_and_keeps_attributions(keyword_model: str
     assert faith["integrated-gradients"]["deletion_auc"] < faith["random"]["deletion_auc"]
     assert section["comparison"]["comprehensiveness_vs_random"] > 2
     ig = [r for r in table if r["method"] == "integrated-gradients"]
-    assert section["completeness"]["rows"] == len(ig) and section["completeness"]["holds"] == len(ig)
-    assert all(r["completeness_holds"] and r["completeness_error"] <= 0.05 * 1 + 1e-3 for r in ig)
+    # completeness at the fixed steps is reported per row (not chased): it holds on most rows of this model
+    check = section["completeness"]
+    assert check["rows"] == len(ig) and check["holds"] == sum(r["completeness_holds"] for r in ig) >= 0.75 * len(ig)
+    assert check["max_error"] == max(r["completeness_error"] for r in ig) and check["steps_fixed"]
+    assert {r["steps"] for r in ig} == {16}
     # the global view: the planted word leads the "yes" class
     [yes] = [g for g in section["global"] if g["label"] == "yes"]
     assert yes["top_units"][0]["unit"] == KEYWORD
@@ -55,7 +59,7 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
     from fmhub.optimize import quantize
 
     outcome = quantize(keyword_model, "acme/keyword-int8", backend="torch", data=keyword_data,
-                       eval_data=keyword_data, eval_skip=_QUICK)
+                       eval_data=keyword_data, eval_skip=_QUICK, explain=ExplainOptions(explain_rows=24))
     section = outcome.report["explanations"]
     _validate(outcome.report)
     assert section["method"] == "occlusion"  # int8 Linear kernels have no gradients
@@ -66,7 +70,62 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
         card = (hub.download("acme/keyword-int8") / "README.md").read_text()
     assert "**Explanations**" in card and "torch-int8 keeps the parent's reasons on" in card
     assert section["file"] in files
-    assert parent["method"] == "occlusion" and parent["rows"] == section["rows"]["total"]
+    assert parent["method"] == "occlusion" and parent["rows"] == section["rows"]["total"] == 24  # the whole split
     # the planted word stays first; the near-zero tail of the other words is where int8 reorders
     assert parent["top_unit_agreement"] >= 0.9 and parent["spearman_mean"] > 0.5 and 0 < parent["keeps_reasons"] <= 1
     assert parent["summary"].startswith("torch-int8 keeps the parent's reasons on ")
+
+
+def test_the_default_section_bounds_its_work(keyword_model: str, keyword_data: str, tmp_path) -> None:
+    """With the defaults, a split of any size costs at most SECTION_ROWS rows, each one fixed-step IG pass, one
+    attention pass and one batch of removals per method (never steps doubled until completeness holds)."""
+    import fmhub
+    from fmhub.data import load
+    from fmhub.explain import SECTION_ROWS, SECTION_STEPS, SectionArgs, explanations_section
+    from fmhub.explain._faithfulness import BINS, DELETION_STEPS
+
+    loaded = fmhub.load(keyword_model)
+    test = load(keyword_data, split="test")
+    texts = list(test["text"]) * 4  # a split well beyond the default rows
+    gold = np.asarray(loaded.task.gold(test, "label", loaded.labels).tolist() * 4)
+    predicted = gold.copy()
+    predicted[:30] = 1 - predicted[:30]  # more misclassified rows than half the default
+    probabilities = np.full((len(gold), 2), 0.1, dtype=np.float32)
+    probabilities[np.arange(len(gold)), predicted] = 0.9
+    forwarded: list[int] = []
+    hook = loaded.model.register_forward_pre_hook(
+        lambda module, args, kwargs: forwarded.append(len(kwargs.get("input_ids", args[0] if args else None))),
+        with_kwargs=True)
+    try:
+        section = explanations_section(loaded, texts, gold, predicted, probabilities, max_length=32, folder=tmp_path,
+                                       relative="eval", args=SectionArgs())
+    finally:
+        hook.remove()
+    assert section["rows"] == {"sampled": SECTION_ROWS // 2, "misclassified": SECTION_ROWS // 2,
+                               "total": SECTION_ROWS}
+    table = pq.read_table(tmp_path / "explanations.parquet").to_pylist()
+    assert {r["steps"] for r in table if r["method"] == "integrated-gradients"} == {SECTION_STEPS}
+    assert sum(r["misclassified"] for r in table if r["method"] == "random") == SECTION_ROWS // 2
+    # per row: IG's steps, Captum's embedding pass on the input and the baseline, f(x) and f(baseline) for the
+    # completeness check, one attention pass, and each method's removals (one batch each)
+    per_row = SECTION_STEPS + 2 + 2 + 1 + 3 * (2 * len(BINS) + DELETION_STEPS + 1)
+    assert sum(forwarded) == SECTION_ROWS * per_row
+
+
+def test_explain_rows_zero_leaves_the_section_out_and_pipelines_take_the_options(keyword_model: str,
+                                                                                  keyword_data: str,
+                                                                                  tmp_path) -> None:
+    from fmhub.pipeline import parse
+
+    outcome = evaluate(EvalConfig(model=keyword_model, data=keyword_data, split="test", skip=_QUICK,
+                                  explain=ExplainOptions(explain_rows=0)), output_dir=tmp_path)
+    assert outcome.report["explanations"] == {"skipped": "--explain-rows 0"}
+    assert outcome.report["provenance"]["options"]["explain_rows"] == 0
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("name: p\nsteps:\n"
+                    f"  card: {{kind: eval, model: {keyword_model}, data: {keyword_data}, explain_rows: 4, "
+                    "explain_steps: 8}\n"
+                    f"  int8: {{kind: optimize, method: quantize, model: {keyword_model}, output: acme/k8, "
+                    "explain_rows: 0}\n")
+    steps = {s.name: s.options for s in parse(path).steps}
+    assert steps["card"]["explain_rows"] == 4 and steps["int8"]["explain_rows"] == 0

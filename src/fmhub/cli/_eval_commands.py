@@ -16,7 +16,7 @@ from fmhub.errors import InvalidInputError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", no_args_is_help=True)(eval_command)
+    app.command("eval", no_args_is_help=True)(_with_explain_options(eval_command))
     app.command("compare", no_args_is_help=True)(compare_command)
     app.command("evals")(evals_command)
 
@@ -27,6 +27,24 @@ SplitOption = Annotated[str, typer.Option("--split", help="Split to evaluate on.
 SkipOption = Annotated[list[str] | None, typer.Option("--skip", help="Leave a section out: robustness, slices, "
                                                                      "efficiency, baseline or explanations "
                                                                      "(repeatable).")]
+
+
+def _with_explain_options(command: Any) -> Any:
+    """``command``'s own options, then the explanations section's (defined once: ``fmhub.explain.ExplainOptions``)."""
+    import inspect
+
+    from fmhub.explain import ExplainOptions
+    from fmhub.options import parameters, with_signature
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+    return with_signature(command, [*own, *parameters(ExplainOptions)])
+
+
+def _explain_options(given: dict[str, Any]) -> Any:
+    from fmhub.explain import ExplainOptions
+    from fmhub.options import from_flat
+
+    return from_flat(ExplainOptions, {k: v for k, v in given.items() if v is not None}, cli=True)
 
 
 def _skip(values: list[str] | None) -> tuple[str, ...]:
@@ -67,11 +85,9 @@ def eval_command(
                             ] = 20,
     threads: Annotated[int | None, typer.Option("--threads", help="Torch CPU threads \\[default: the cores "
                                                                   "available].")] = None,
-    explain_rows: Annotated[int, typer.Option("--explain-rows", help="Explanations section: rows sampled with the "
-                                                                     "seed (plus up to as many misclassified "
-                                                                     "ones).")] = 32,
     endpoint: EndpointOption = None,
     token: TokenOption = None,
+    **explain: Any,
 ) -> int:
     """Build the standard report card of a model version on a dataset split.
 
@@ -89,7 +105,7 @@ def eval_command(
     config = EvalConfig(model=model, data=data, split=split, train_split=train_split, text_column=text_column,
                         label_column=label_column, slice_by=slice_by, max_length=max_length, batch_size=batch_size,
                         seed=seed, latency_runs=latency_runs, skip=_skip(skip), threads=threads,
-                        explain_rows=explain_rows)
+                        explain=_explain_options(explain))
     config.validate()
     with opened_hub(endpoint, token) as hub, WorkProgress() as progress:
         outcome = evaluate(config, hub, output_dir=output_dir, push=push, progress=progress)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fmhub import tasks
+from fmhub import options, tasks
 from fmhub.client import Hub
 from fmhub.constants import settings
 from fmhub.data import load as load_dataset
@@ -29,7 +29,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.evaluate import _plots
 from fmhub.evaluate._efficiency import measure_efficiency
 from fmhub.evaluate._publish import push_report
-from fmhub.explain import SectionArgs, explained_rows, explanations_section
+from fmhub.explain import ExplainOptions, SectionArgs, explained_rows, explanations_section
 from fmhub.formats import load_folder, variant_of
 from fmhub.refs import split_ref
 from fmhub.runs import environment
@@ -62,7 +62,7 @@ class EvalConfig:
     latency_runs: int = 20
     skip: tuple[str, ...] = ()
     threads: int | None = None
-    explain_rows: int = 32  # explanations: rows sampled with the seed (and up to as many misclassified ones)
+    explain: ExplainOptions = field(default_factory=ExplainOptions)  # --explain-rows, --explain-steps
 
     def validate(self) -> None:
         split_ref(self.model, "MODEL")
@@ -72,13 +72,13 @@ class EvalConfig:
             raise InvalidInputError(f"--skip {', '.join(unknown)}: no such section",
                                     hint=f"choose from {', '.join(SECTIONS)}")
         for name, value, low in (("max_length", self.max_length, 8), ("batch_size", self.batch_size, 1),
-                                 ("latency_runs", self.latency_runs, 1), ("threads", self.threads, 1),
-                                 ("explain_rows", self.explain_rows, 1)):
+                                 ("latency_runs", self.latency_runs, 1), ("threads", self.threads, 1)):
             if value is not None and value < low:
                 raise InvalidInputError(f"--{name.replace('_', '-')} {value} must be at least {low}")
+        options.check(self.explain)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return options.to_flat(self)
 
 
 @dataclass
@@ -310,12 +310,14 @@ def _explanations(inputs: _Inputs, clean: Scored, folder: Path, relative: str, h
     the parent (``fmhub.explain``)."""
     if inputs.task.explains is None or clean.predicted is None or clean.probabilities is None:
         return {"skipped": f"fmhub explain does not explain {inputs.task.name} models"}
+    if inputs.config.explain.explain_rows == 0:
+        return {"skipped": "--explain-rows 0"}
     parent = None
     if parent_report is not None:
         model = parent_report["provenance"]["model"]
         parent_folder = hub.download(model["repo"], revision=model["commit"], exclude=["eval/*"])
         parent = load_folder(parent_folder, model["repo"], model["commit"], inputs.config.threads)
-    args = SectionArgs(sample=inputs.config.explain_rows, seed=inputs.config.seed)
+    args = SectionArgs.of(inputs.config.explain, seed=inputs.config.seed)
     gold, predicted = np.asarray(clean.gold), np.asarray(clean.predicted)
     on_row = progress("explanations", explained_rows(predicted, gold, args)) if progress is not None else None
     return explanations_section(inputs.loaded, inputs.values, gold, predicted, np.asarray(clean.probabilities),

@@ -120,6 +120,20 @@ def _torch_probabilities(loaded: Any, run: Callable[..., Any]) -> Callable[..., 
 
 
 @contextlib.contextmanager
+def frozen(model: Any) -> Iterator[None]:
+    """No gradients for the weights during the call: integrated gradients need them only at the input (Captum's
+    scaled inputs carry ``requires_grad``), and skipping the weights' gradients halves the backward pass."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
 def eager_attention(model: Any) -> Iterator[None]:
     """Attention weights need transformers' eager attention (SDPA does not return them): switched for the call."""
     config = getattr(model, "config", None)

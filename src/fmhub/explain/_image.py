@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.explain._base import Explainer, MethodUnavailableError, Prepared, eager_attention, probabilities, rollout
+from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, frozen, probabilities,
+                                 rollout)
 
 __all__ = ["RegionAttributions", "as_image"]
 
@@ -88,7 +89,7 @@ class RegionAttributions(Explainer):
         def forward(pixel_values: Any) -> Any:
             return torch.softmax(model(pixel_values=pixel_values).logits.float(), dim=-1)
 
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), frozen(model):
             attributions = IntegratedGradients(forward).attribute(pixels, baselines=baseline, target=target,
                                                                   n_steps=steps,
                                                                   internal_batch_size=self.batch_size(prepared))

@@ -3,12 +3,15 @@ their faithfulness against baselines, a global view per class, and — for a var
 
 What is measured (see ``docs/explain.md``):
 
-- the explained rows: ``sample`` rows drawn with the seed, plus up to ``sample`` misclassified rows (the error
-  browser shows their attributions), each explained for its *predicted* label;
+- the explained rows: at most ``rows`` (:class:`ExplainOptions`, ``--explain-rows``; 16 by default, 0 leaves the
+  section out): misclassified rows drawn with the seed, up to half of them (the error browser shows their
+  attributions), the rest sampled with the seed; each explained for its *predicted* label;
 - methods: the model's main method (integrated gradients where the format has gradients, else occlusion),
   attention rollout where the model has attention, and a seeded random attribution; each with comprehensiveness,
   sufficiency and deletion AUC per row and their means (the section's ``faithfulness``);
-- integrated gradients' completeness per row (steps doubled until within the tolerance) and a summary;
+- integrated gradients' completeness per row at a fixed step count (``--explain-steps``): the error is
+  reported per row and summarized, never chased by raising the steps, so the section's cost is bounded:
+  per row one IG pass (or one batch of occlusions), one attention pass and three faithfulness batches;
 - a global view per predicted class: the tokens with the largest summed attribution (texts), the mean
   attribution per region (images);
 - for a variant (``parent`` given): the same rows explained by the same gradient-free or gradient method on the
@@ -28,11 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.explain._base import DEFAULT_STEPS, MAX_STEPS, TOLERANCE, MethodUnavailableError, default_method
+from fmhub.explain._base import MAX_STEPS, TOLERANCE, MethodUnavailableError, default_method
 from fmhub.explain._faithfulness import BINS, faithfulness, spearman
 from fmhub.explain._registry import for_task
+from fmhub.options import option
 
-__all__ = ["SectionArgs", "explanations_section", "explained_rows", "KEEPS_REASONS", "RANDOM"]
+__all__ = ["ExplainOptions", "SectionArgs", "explanations_section", "explained_rows", "KEEPS_REASONS", "RANDOM",
+           "SECTION_ROWS", "SECTION_STEPS"]
+
+SECTION_ROWS = 16  # rows a report card explains by default
+SECTION_STEPS = 16  # integrated-gradients steps per row in a report card (fixed: the completeness error is reported)
 
 KEEPS_REASONS = 0.7  # a variant keeps its parent's reasons on a row when the rank correlation is at least this
 RANDOM = "random"
@@ -40,21 +48,45 @@ _TOP_UNITS = 10
 
 
 @dataclass(frozen=True)
+class ExplainOptions:
+    """The report card's explanations section: how much of it to compute (``fmhub eval``, a pipeline ``eval`` step,
+    the cards of ``fmhub optimize``). The defaults bound the work to a few seconds of a small model's time."""
+
+    explain_rows: int = option(SECTION_ROWS, help="Explanations section: rows explained (misclassified ones drawn "
+                                                  "first, up to half; the rest sampled with the seed); 0 leaves the "
+                                                  "section out.", check=lambda v: v >= 0, rule="0 (off) or more")
+    explain_steps: int = option(SECTION_STEPS, help="Explanations section: integrated-gradients steps per row, "
+                                                    "fixed (the completeness error is reported per row, not chased "
+                                                    "with more steps).", check=lambda v: 2 <= v <= MAX_STEPS,
+                                rule=f"between 2 and {MAX_STEPS}")
+
+
+@dataclass(frozen=True)
 class SectionArgs:
-    sample: int = 32  # rows drawn with the seed (and up to as many misclassified rows)
+    rows: int = SECTION_ROWS  # rows explained at most: misclassified ones (up to half), the rest sampled
     seed: int = 0
-    steps: int = DEFAULT_STEPS
-    max_steps: int = MAX_STEPS
+    steps: int = SECTION_STEPS  # integrated-gradients steps: fixed unless ``max_steps`` is above
+    max_steps: int | None = None  # the most steps completeness may raise them to (None: ``steps``, fixed)
     tolerance: float = TOLERANCE
+
+    @classmethod
+    def of(cls, explain: ExplainOptions, seed: int = 0) -> SectionArgs:
+        return cls(rows=explain.explain_rows, seed=seed, steps=explain.explain_steps)
+
+    @property
+    def step_limit(self) -> int:
+        return max(self.steps, self.max_steps or self.steps)
 
 
 def _rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs) -> tuple[np.ndarray, np.ndarray]:
-    """(the sampled rows, the misclassified rows added), both sorted; no row twice."""
+    """(the sampled rows, the misclassified rows drawn first), both sorted, no row twice, ``args.rows`` at most."""
     n = len(predicted)
     rng = np.random.default_rng(args.seed)
-    sampled = np.sort(rng.choice(n, size=min(args.sample, n), replace=False))
-    wrong = np.setdiff1d(np.flatnonzero(np.asarray(predicted) != np.asarray(gold)), sampled)
-    return sampled, np.sort(wrong[:args.sample])
+    misclassified = np.flatnonzero(np.asarray(predicted) != np.asarray(gold))
+    wrong = np.sort(rng.choice(misclassified, size=min(args.rows // 2, len(misclassified)), replace=False))
+    rest = np.setdiff1d(np.arange(n), wrong)
+    sampled = np.sort(rng.choice(rest, size=min(args.rows - len(wrong), len(rest)), replace=False))
+    return sampled.astype(np.int64), wrong.astype(np.int64)
 
 
 def explained_rows(predicted: np.ndarray, gold: np.ndarray, args: SectionArgs | None = None) -> int:
@@ -130,7 +162,7 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
             else:
                 try:
                     explanation = explainer.explain(loaded, prepared, method, label=target, steps=args.steps,
-                                                    max_steps=args.max_steps, tolerance=args.tolerance,
+                                                    max_steps=args.step_limit, tolerance=args.tolerance,
                                                     probs=probabilities[row])
                 except MethodUnavailableError as exc:
                     unavailable[method] = exc.message
@@ -144,7 +176,7 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
                 completeness.append(check)
             if method == main:
                 grouped[target].append((prepared.units, scores))
-            records.append({"row": int(row), "method": method, "misclassified": bool(row in wrong),
+            records.append({"row": int(row), "method": method, "misclassified": bool(predicted[row] != gold[row]),
                             "label": target, "gold": int(gold[row]), "probability": original,
                             "units": list(prepared.units), "scores": [float(x) for x in scores],
                             "spans": [list(s) for s in prepared.spans] if prepared.spans is not None else None,
@@ -155,11 +187,11 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
         if parent is not None:
             theirs = explainer.explain(parent, explainer.prepare(parent, values[row], max_length=max_length),
                                        comparison_method, label=target, steps=args.steps,
-                                       max_steps=args.max_steps, tolerance=args.tolerance)
+                                       max_steps=args.step_limit, tolerance=args.tolerance)
             ours = mine.get(comparison_method)
             if ours is None:
                 ours = np.asarray(explainer.explain(loaded, prepared, comparison_method, label=target,
-                                                    steps=args.steps, max_steps=args.max_steps,
+                                                    steps=args.steps, max_steps=args.step_limit,
                                                     tolerance=args.tolerance, probs=probabilities[row]).scores)
             parents = np.asarray(theirs.scores)
             if len(parents) == len(ours):
@@ -182,8 +214,12 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
     }
     if completeness:
         errors = np.asarray([c.error for c in completeness])
+        relative = np.asarray([c.error / max(abs(c.expected), 1e-12) for c in completeness])
         section["completeness"] = {"rows": len(completeness), "holds": int(sum(c.holds for c in completeness)),
                                    "tolerance": args.tolerance, "max_error": float(errors.max()),
+                                   "median_error": float(np.median(errors)),
+                                   "median_relative_error": float(np.median(relative)),
+                                   "steps_fixed": args.max_steps is None or args.max_steps <= args.steps,
                                    "median_steps": int(np.median([c.steps for c in completeness])),
                                    "max_steps": int(max(c.steps for c in completeness))}
     if parent is not None:

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from fmhub.errors import InputTooLongError, InvalidInputError
-from fmhub.explain._base import Explainer, MethodUnavailableError, Prepared, eager_attention, probabilities, rollout
+from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, frozen, probabilities,
+                                 rollout)
 
 __all__ = ["TokenAttributions"]
 
-_TOKENS_PER_BATCH = 8192  # integrated-gradients steps and occlusions per forward: rows × tokens
+_TOKENS_PER_BATCH = 16384  # integrated-gradients steps and occlusions per forward: rows × tokens (a 128-token text's
+# occlusions in one forward pass)
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -107,7 +109,7 @@ class TokenAttributions(Explainer):
         def forward(input_ids: Any, attention_mask: Any) -> Any:
             return torch.softmax(model(input_ids=input_ids, attention_mask=attention_mask).logits.float(), dim=-1)
 
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), frozen(model):
             attributions = LayerIntegratedGradients(forward, model.get_input_embeddings()).attribute(
                 ids, baselines=baseline, additional_forward_args=(mask,), target=target, n_steps=steps,
                 internal_batch_size=self.batch_size(prepared))

@@ -18,6 +18,7 @@ from typing import Any
 from fmhub import tasks
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
+from fmhub.explain import ExplainOptions
 from fmhub.optimize._variant import VariantOutcome, open_parent, report_against_parent
 from fmhub.store.paths import validate_repo_id
 from fmhub.train import TrainConfig, train
@@ -33,7 +34,8 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
             threads: int | None = None, precision: str = "auto", compile: bool = False, resume: bool = False,
             private: bool = False, hub: Hub | None = None,
             report: bool = True, eval_data: str | None = None, eval_test_split: str = "test",
-            eval_skip: tuple[str, ...] = (), progress: Any = None, command: str = "fmhub.optimize.distill()",
+            eval_skip: tuple[str, ...] = (), explain: ExplainOptions | None = None, progress: Any = None,
+            command: str = "fmhub.optimize.distill()",
             on_step: Callable[[int, int, float, float], None] | None = None,
             on_metrics: Callable[[int, float, dict[str, float]], None] | None = None) -> VariantOutcome:
     """Distill ``teacher`` (REPO[@REV]) into a ``student_layers``-layer student committed to ``output``.
@@ -72,7 +74,7 @@ def distill(teacher: str, output: str, *, data: str | None = None, student_layer
                                                           "parent": ref})
         if report:
             report_against_parent(hub, parent, outcome, data=eval_data, split=eval_test_split, skip=eval_skip,
-                                  progress=progress)
+                                  explain=explain, progress=progress)
         return outcome
     finally:
         if owned:

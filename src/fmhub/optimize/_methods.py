@@ -17,6 +17,7 @@ from fmhub import options
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.evaluate import SECTIONS
+from fmhub.explain import ExplainOptions
 from fmhub.formats.onnx import DEFAULT_OPSET, MIN_OPSET
 from fmhub.optimize._distill import distill
 from fmhub.optimize._onnx import export_onnx
@@ -62,6 +63,7 @@ class Card:
     eval_skip: tuple[str, ...] = option((), help="Report card sections to leave out (repeat, or comma-separated).",
                                         cli_type=list[str], normalize=_sections,
                                         check=lambda v: set(v) <= set(SECTIONS), rule=f"among {', '.join(SECTIONS)}")
+    explain: ExplainOptions = field(default_factory=ExplainOptions)  # --explain-rows, --explain-steps
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class DistillCard:
     eval_skip: tuple[str, ...] = option((), help="Report card sections to leave out (repeat, or comma-separated).",
                                         cli_type=list[str], normalize=_sections,
                                         check=lambda v: set(v) <= set(SECTIONS), rule=f"among {', '.join(SECTIONS)}")
+    explain: ExplainOptions = field(default_factory=ExplainOptions)  # --explain-rows, --explain-steps
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class Method:
         """The function's keyword arguments for ``config`` (an instance of ``options``)."""
         flat = options.to_flat(config)
         flat["eval_skip"] = tuple(flat.get("eval_skip") or ())
+        flat["explain"] = ExplainOptions(**{k: flat.pop(k) for k in options.flat_names(ExplainOptions)})
         return {self.renamed.get(k, k): v for k, v in flat.items()}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats.onnx import DEFAULT_OPSET, MIN_OPSET, write_onnx
+from fmhub.explain import ExplainOptions
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["export_onnx"]
@@ -21,7 +22,8 @@ __all__ = ["export_onnx"]
 def export_onnx(model: str, output: str, *, data: str | None = None, opset: int = DEFAULT_OPSET,
                 tolerance: float = 1e-3, optimize: bool = True, max_length: int = 128, private: bool = False,
                 hub: Hub | None = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
-                eval_skip: tuple[str, ...] = (), progress: Any = None) -> VariantOutcome:
+                eval_skip: tuple[str, ...] = (), explain: ExplainOptions | None = None,
+                progress: Any = None) -> VariantOutcome:
     """Export ``model`` (REPO[@REV]) to ONNX and commit it to ``output``; see the module docstring.
 
     ``report``: then push the variant's report card against its parent (:func:`fmhub.optimize._variant.report_against_parent`).
@@ -41,4 +43,5 @@ def export_onnx(model: str, output: str, *, data: str | None = None, opset: int 
     return make_variant(model, output, build=build, check=check, title="Export {parent} to ONNX",
                         args={"method": "export-onnx", "opset": opset, "tolerance": tolerance, "optimize": optimize},
                         data=data, max_length=max_length, private=private, hub=hub, report=report,
-                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, explain=explain,
+                        progress=progress)

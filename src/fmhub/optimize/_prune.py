@@ -29,6 +29,7 @@ from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
 from fmhub.formats.pruned_heads import PrunedHeads, attention_of, encoder_layers, keep_heads, linear
 from fmhub.formats.torch import TorchWeights
+from fmhub.explain import ExplainOptions
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 from fmhub.train import TrainConfig, train
 
@@ -128,7 +129,8 @@ def prune_heads(model: Any, sparsity: float) -> dict[str, Any]:
 def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | None = None, data: str | None = None,
           max_length: int = 128, finetune_steps: int = 0, finetune_learning_rate: float = 5e-5,
           private: bool = False, hub: Hub | None = None, report: bool = True, eval_data: str | None = None,
-          eval_split: str = "test", eval_skip: tuple[str, ...] = (), progress: Any = None,
+          eval_split: str = "test", eval_skip: tuple[str, ...] = (), explain: ExplainOptions | None = None,
+          progress: Any = None,
           on_step: Callable[[int, int, float, float], None] | None = None) -> VariantOutcome:
     """Prune ``model`` (REPO[@REV]) and commit the variant (safetensors) to ``output``; see the module docstring."""
     if finetune_steps < 0:
@@ -180,4 +182,5 @@ def prune(model: str, output: str, *, sparsity: float = 0.5, structured: str | N
                         args={"method": "prune", "sparsity": sparsity, "structured": structured,
                               "finetune_steps": finetune_steps, "finetune_learning_rate": finetune_learning_rate},
                         data=data, max_length=max_length, private=private, hub=hub, report=report,
-                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, explain=explain,
+                        progress=progress)

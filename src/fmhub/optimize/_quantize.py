@@ -34,6 +34,7 @@ from fmhub.errors import InvalidInputError
 from fmhub.formats.onnx import DEFAULT_OPSET, write_onnx
 from fmhub.refs import split_ref
 from fmhub.formats.torch_int8 import save_torch_int8
+from fmhub.explain import ExplainOptions
 from fmhub.optimize._variant import Parent, VariantOutcome, check_parity, make_variant
 
 __all__ = ["quantize", "METHODS", "BACKENDS"]
@@ -144,7 +145,8 @@ def _int8_ops(folder: Path) -> str:
 def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: str = "onnx",
              data: str | None = None, min_agreement: float = 0.9, max_length: int = 128, private: bool = False,
              hub: Hub | None = None, report: bool = True, eval_data: str | None = None, eval_split: str = "test",
-             eval_skip: tuple[str, ...] = (), progress: Any = None, calibration_rows: int = 128,
+             eval_skip: tuple[str, ...] = (), explain: ExplainOptions | None = None,
+             progress: Any = None, calibration_rows: int = 128,
              per_channel: bool = True) -> VariantOutcome:
     """Quantize ``model`` (REPO[@REV]) and commit the variant to ``output``; see the module docstring.
 
@@ -185,4 +187,5 @@ def quantize(model: str, output: str, *, method: str = "dynamic-int8", backend: 
                               "min_agreement": min_agreement, "calibration_rows": calibration_rows,
                               "per_channel": per_channel},
                         data=data, max_length=max_length, private=private, hub=hub, report=report,
-                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, progress=progress)
+                        eval_data=eval_data, eval_split=eval_split, eval_skip=eval_skip, explain=explain,
+                        progress=progress)

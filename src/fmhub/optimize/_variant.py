@@ -29,6 +29,7 @@ from fmhub.client import Hub, UploadFile
 from fmhub.data import load as load_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, ParityError
 from fmhub.evaluate import EvalConfig, evaluate, stored_report
+from fmhub.explain import ExplainOptions
 from fmhub.formats import LoadedModel, load_folder
 from fmhub.refs import split_ref
 from fmhub.store.paths import validate_repo_id
@@ -176,7 +177,8 @@ Check = Callable[[Parent, LoadedModel, dict[str, np.ndarray]], dict[str, Any]]
 
 def make_variant(model: str, output: str, *, build: Build, check: Check, title: str, args: dict[str, Any],
                  data: str | None, max_length: int, private: bool, hub: Hub, report: bool, eval_data: str | None,
-                 eval_split: str, eval_skip: tuple[str, ...], progress: Any) -> VariantOutcome:
+                 eval_split: str, eval_skip: tuple[str, ...], progress: Any,
+                 explain: ExplainOptions | None = None) -> VariantOutcome:
     """The shape of every optimization: parent → ``build`` the variant's files → ``check`` it on real rows →
     commit it with its card → push its report card against the parent (``report``).
 
@@ -204,7 +206,7 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
             shutil.rmtree(folder, ignore_errors=True)
         if report:
             report_against_parent(hub, parent, outcome, data=eval_data, split=eval_split, skip=eval_skip,
-                                  progress=progress)
+                                  explain=explain, progress=progress)
         return outcome
     finally:
         if owned:
@@ -212,7 +214,8 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
 
 
 def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
-                          skip: tuple[str, ...] = (), progress: Any = None) -> dict[str, Any]:
+                          skip: tuple[str, ...] = (), progress: Any = None,
+                          explain: ExplainOptions | None = None) -> dict[str, Any]:
     """Push the variant's card (with its ``parent`` comparison) and return it."""
     data = data or parent.training_data("--eval-data")
     data_repo, data_rev = split_ref(data, "--eval-data")
@@ -220,13 +223,15 @@ def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, 
     dataset = f"{data_repo}@{data_commit}"
     theirs = stored_report(hub, parent.repo, parent.commit, data_commit, split)
     if theirs is None:
-        theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip),
+        theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip,
+                                     explain=explain or ExplainOptions()),
                           hub, progress=progress).report
     # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
     # training_args.json, so on its own it would read up to its positions, and compare slower).
     # A variant that declares its own length (fmhub optimize auto's pick) reads at that length: that is the
     # variant's trade, which its card must show.
     config = EvalConfig(model=f"{outcome.repo}@{outcome.commit}", data=dataset, split=split, skip=skip,
+                        explain=explain or ExplainOptions(),
                         max_length=outcome.variant.get("max_length") or theirs.get("max_length"))
     mine = evaluate(config, hub, push=True, progress=progress, parent_report=theirs)
     outcome.card_commit = mine.commit

@@ -25,6 +25,7 @@ from fmhub import options
 from fmhub.data._import import ImportOptions
 from fmhub.errors import InvalidInputError
 from fmhub.evaluate import EvalConfig
+from fmhub.explain import ExplainOptions
 from fmhub.optimize._auto import AutoOptions
 from fmhub.optimize._methods import METHODS
 from fmhub.train import TrainConfig
@@ -47,7 +48,8 @@ def _kinds() -> dict[str, tuple[set[str], set[str]]]:
         "import-data": ({"source", "repo"}, _fields(ImportOptions, "message", "source_name")),
         "import-model": ({"source", "repo"}, {"private"}),
         "train": (train_required, set(options.flat_names(TrainConfig)) - train_required),
-        "eval": ({"model", "data"}, _fields(EvalConfig, "model", "data") | {"push"}),
+        "eval": ({"model", "data"}, _fields(EvalConfig, "model", "data", "explain") | {"push"}
+                 | set(options.flat_names(ExplainOptions))),
         "optimize": ({"method", "model", "output"}, set()),  # + the method's own options (see _method_options)
         "optimize-auto": ({"model", "output"}, set(options.flat_names(AutoOptions))),
         "publish": ({"model", "ref"}, {"kind", "require", "data", "split", "require_signature", "trust"}),

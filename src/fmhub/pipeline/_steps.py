@@ -33,9 +33,11 @@ from fmhub.data import load as load_dataset
 from fmhub.data._import import ImportOptions, import_dataset
 from fmhub.errors import EmptyCommitError, InvalidInputError, RevisionNotFoundError
 from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.explain import ExplainOptions
 from fmhub.importing import import_model
 from fmhub.optimize._auto import auto_optimize
 from fmhub.optimize._methods import run_method
+from fmhub.options import flat_names, from_flat
 from fmhub.refs import split_ref
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
@@ -110,7 +112,9 @@ def _eval(hub: Hub, options: dict[str, Any], progress: Any) -> StepResult:
     if isinstance(options.get("skip"), (list, str)):
         skip = options["skip"]
         options["skip"] = tuple(s.strip() for s in (skip.split(",") if isinstance(skip, str) else skip))
-    config = EvalConfig(**options)
+    explain = {k: options.pop(k) for k in flat_names(ExplainOptions) if k in options}
+    config = EvalConfig(**options, explain=from_flat(ExplainOptions, explain, source="eval step"))
+    config.validate()
     outcome = evaluate(config, hub, push=push, progress=progress)
     repo = config.model.partition("@")[0]
     commit = outcome.commit or outcome.report["provenance"]["model"]["commit"]
