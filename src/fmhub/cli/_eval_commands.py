@@ -36,8 +36,11 @@ def _with_explain_options(command: Any) -> Any:
     from fmhub.explain import ExplainOptions
     from fmhub.options import parameters, with_signature
 
-    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
-    return with_signature(command, [*own, *parameters(ExplainOptions)])
+    explain = parameters(ExplainOptions)
+    names = {p.name for p in explain}  # already there when the commands are registered again (a new root group)
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.kind != p.VAR_KEYWORD and p.name not in names]
+    return with_signature(command, [*own, *explain])
 
 
 def _explain_options(given: dict[str, Any]) -> Any:
