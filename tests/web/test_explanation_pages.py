@@ -8,7 +8,6 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from fmhub.evaluate import EvalConfig, evaluate
 

@@ -37,7 +37,7 @@ def signature_panel(store: Store, view: RepoView) -> dict[str, Any] | None:
     try:
         keys = TrustedKeys(store.db).list(view.repo.namespace)
         signed = read_signature(store.read_bytes(view.repo.repo_id, SIGNATURE_FILE, view.commit.oid), keys)
-        check_files(signed, {e.path: e.blob_sha256 for e in view.files}, where=f"this version")
+        check_files(signed, {e.path: e.blob_sha256 for e in view.files}, where="this version")
     except SignatureError as exc:
         return {**panel, "status": "bad", "text": exc.message}
     except FmhubError as exc:  # the blob is unreadable: say so, the page still renders
