@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from fmhub.evaluate import EvalConfig, evaluate
+from fmhub.explain import ExplainOptions
 
 CHROMIUM = os.environ.get("FMHUB_TEST_CHROMIUM", "/usr/bin/chromium")
 
@@ -28,8 +29,9 @@ def _hub():
 
 def test_report_card_shows_explanations_and_heat_maps(keyword_model: str, keyword_data: str, tmp_path) -> None:
     report = evaluate(EvalConfig(model=keyword_model, data=keyword_data, skip=("robustness", "efficiency", "baseline",
-                                                                               "slices")), push=True).report
-    assert report["explanations"]["rows"]["total"] == 24  # the whole test split: 24 rows < 32 sampled
+                                                                               "slices"),
+                                 explain=ExplainOptions(explain_rows=24)), push=True).report
+    assert report["explanations"]["rows"]["total"] == 24  # the whole test split
     store, server = _hub()
     with store, server as url:
         page = f"{url}/{keyword_model}/eval/main/{keyword_data}/test"
@@ -37,7 +39,9 @@ def test_report_card_shows_explanations_and_heat_maps(keyword_model: str, keywor
         assert card.status_code == 200
         panel = card.text.split('data-role="explanations"', 1)[1].split("</section>", 1)[0]
         assert "integrated-gradients" in panel and "random" in panel and "attention-rollout" in panel
-        assert re.search(r"Completeness .*: 24 of 24 rows", panel)
+        completeness = report["explanations"]["completeness"]  # fixed steps: reported per row, not forced
+        assert completeness["rows"] == 24 and 0 <= completeness["holds"] <= 24
+        assert re.search(rf"Completeness .*: {completeness['holds']} of 24 rows", panel)
         assert '<span class="mono">robot</span>' in panel  # the "yes" class's top token
         correct = httpx.get(page, params={"gold": "yes", "pred": "yes"}, headers={"Accept": "text/html"})
         rows = correct.text.split('data-role="errors"', 1)[1]
