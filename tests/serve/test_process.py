@@ -79,3 +79,37 @@ def test_two_workers_serve_the_same_commit(classifier: str) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _deployments(repo: str, commit: str) -> list[dict]:
+    from fmhub.client import Hub
+
+    hub = Hub.open()
+    try:
+        graph = hub.lineage(repo, commit, direction="down", depth=1)
+    finally:
+        hub.close()
+    edges = {(e["from"], e["to"]): e["relation"] for e in graph["edges"]}
+    return [dict(n, relation=edges.get((f"model:{repo}@{commit}", n["id"]))) for n in graph["nodes"]
+            if n["kind"] == "deployment"]
+
+
+def test_a_deployment_is_recorded_under_the_version_while_it_serves_and_when_it_stops(classifier: str) -> None:
+    repo, commit = classifier.split("@", 1)[0], fmhub.load(classifier).commit
+    before = _deployments(repo, commit)
+    process, url = _start(classifier)
+    try:
+        port = url.rsplit(":", 1)[1]
+        [serving] = [n for n in _deployments(repo, commit) if n not in before]
+        assert serving["relation"] == "deployed" and serving["commit"] == commit
+        assert serving["info"]["step"] == f"{socket.gethostname()}:{port}"
+        assert serving["info"]["detail"].startswith("serving since ")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [stopped] = [n for n in _deployments(repo, commit) if n["id"] == serving["id"]]  # the same node, updated
+    assert stopped["info"]["detail"].startswith("stopped since ")
+    assert len(_deployments(repo, commit)) == len(before) + 1

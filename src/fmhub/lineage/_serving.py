@@ -1,5 +1,7 @@
 """Serving in the lineage graph: a serve check (a pipeline's ``serve-check`` step) is a node under the model
-version it served (``model → serve-check``, relation ``served``), recorded when its step record is saved.
+version it served (``model → serve-check``, relation ``served``), recorded when its step record is saved; so is
+a deployment (``model → deployment``, relation ``deployed``): each ``fmhub serve`` process records one when it
+starts serving a version and again when it stops (the same key: the node shows the newest state).
 
 A serve check's record says which version answered over HTTP like it predicts offline (``agreement`` over
 ``rows`` inputs); as a node it shows in ``fmhub lineage`` (the version's descendants), in impact answers (a data
@@ -23,12 +25,13 @@ from fmhub.store import Database
 
 __all__ = ["SERVING_KINDS", "serving_edges", "record_serving", "rerecord_serving"]
 
-#: Node kinds that record serving (the step kinds that make them).
-SERVING_KINDS = ("serve-check",)
+#: Node kinds that record serving (the step kinds that make them), with the relation of their edge.
+SERVING_RELATIONS = {"serve-check": "served", "deployment": "deployed"}
+SERVING_KINDS = tuple(SERVING_RELATIONS)
 
 
 def serving_edges(record: PipelineStepRecord) -> list[Edge]:
-    """The edge a step record makes: ``model@commit → serve-check`` for a serve check, else none."""
+    """The edge a step record makes: ``model@commit → serve-check`` (or ``→ deployment``), else none."""
     if record.kind not in SERVING_KINDS:
         return []
     repo, _, commit = record.output.rpartition("@")
@@ -42,7 +45,7 @@ def serving_edges(record: PipelineStepRecord) -> list[Edge]:
     if record.created_at is not None:
         info["at"] = record.created_at.isoformat()
     check = NodeRef(record.kind, repo, commit, record.key, info=info)
-    return [Edge(NodeRef("model", repo, commit), check, "served")]
+    return [Edge(NodeRef("model", repo, commit), check, SERVING_RELATIONS[record.kind])]
 
 
 def _write(conn: Connection, records: Iterable[PipelineStepRecord]) -> int:

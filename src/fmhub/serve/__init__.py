@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from fmhub.client import Hub
 from fmhub.constants import settings
-from fmhub.errors import InvalidInputError, RepoNotFoundError
+from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
+from fmhub.runs import PipelineStepRecord
 from fmhub.serve._app import create_app
 from fmhub.serve._config import BACKENDS, ServeConfig
 from fmhub.serve._model import ServedModel, check_servable, open_model, pull
 
-__all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare", "deployment_record",
+           "record_deployment"]
 
 _CONFIG_ENV = "FMHUB_SERVE_CONFIG"  # how worker processes receive the configuration
 
@@ -105,17 +110,53 @@ def app_from_env() -> Any:
 
 def serve(config: ServeConfig, ref: str | None = None) -> None:
     """Pull the version (unless :func:`prepare` gave ``ref``), then serve it until SIGINT/SIGTERM (in-flight
-    requests finish first)."""
+    requests finish first). The hub records the deployment (a lineage node under the version) at start and
+    stop."""
     import uvicorn
 
     ref = ref or prepare(config)
     threads = config.threads or max(1, len(os.sched_getaffinity(0)) // config.workers)
     pinned = dataclasses.replace(config, model=ref, threads=threads)  # every worker serves exactly this commit
-    if pinned.workers == 1:
-        config = uvicorn.Config(app_for(pinned), host=pinned.host, port=pinned.port, log_level=pinned.log_level,
-                                timeout_graceful_shutdown=pinned.timeout_s + 5)
-        _server_class()(config).run()
-        return
-    os.environ[_CONFIG_ENV] = pinned.to_json()
-    uvicorn.run("fmhub.serve:app_from_env", factory=True, host=pinned.host, port=pinned.port,
-                workers=pinned.workers, log_level=pinned.log_level, timeout_graceful_shutdown=pinned.timeout_s + 5)
+    record_deployment(pinned, "serving")
+    try:
+        if pinned.workers == 1:
+            config = uvicorn.Config(app_for(pinned), host=pinned.host, port=pinned.port, log_level=pinned.log_level,
+                                    timeout_graceful_shutdown=pinned.timeout_s + 5)
+            _server_class()(config).run()
+            return
+        os.environ[_CONFIG_ENV] = pinned.to_json()
+        uvicorn.run("fmhub.serve:app_from_env", factory=True, host=pinned.host, port=pinned.port,
+                    workers=pinned.workers, log_level=pinned.log_level, timeout_graceful_shutdown=pinned.timeout_s + 5)
+    finally:
+        record_deployment(pinned, "stopped")
+
+
+def deployment_record(config: ServeConfig, state: str, *, host: str | None = None) -> PipelineStepRecord:
+    """The step record of a deployment: ``config.model`` (``repo@commit``) served at this host and port.
+
+    Its key is the same for the same version at the same address, so the stop updates the start's node.
+    """
+    import hashlib
+    import socket
+    from datetime import UTC, datetime
+
+    machine = host or socket.gethostname()
+    address = f"{machine}:{config.port}"
+    key = hashlib.sha256(f"deployment\0{address}\0{config.model}".encode()).hexdigest()
+    detail = (f"{state} since {datetime.now(UTC).isoformat(timespec='seconds')}: {config.backend} backend, "
+              f"{config.workers} worker(s), http://{config.host}:{config.port} on {machine}")
+    return PipelineStepRecord(key, "fmhub serve", address[:200], "deployment", config.model,
+                              {"workers": float(config.workers)}, detail)
+
+
+def record_deployment(config: ServeConfig, state: str) -> None:
+    """Tell the hub that ``config.model`` is ``state`` (serving, stopped) here. Serving never depends on it: a
+    hub that refuses (a read-only token) or cannot be reached costs a warning, not the server."""
+    try:
+        hub = Hub.open()
+        try:
+            hub.save_pipeline_step(deployment_record(config, state))
+        finally:
+            hub.close()
+    except FmhubError as error:
+        logger.warning("the hub did not record this deployment (%s): %s", state, error)
