@@ -26,8 +26,7 @@ from fmhub.serve._model import ServedModel, check_servable, open_model, pull
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare", "deployment_record",
-           "record_deployment"]
+__all__ = ["ServeConfig", "ServedModel", "BACKENDS", "serve", "app_for", "prepare"]
 
 _CONFIG_ENV = "FMHUB_SERVE_CONFIG"  # how worker processes receive the configuration
 
