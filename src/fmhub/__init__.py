@@ -13,9 +13,9 @@ do not pay for the client, the store and the ML stack unless they use them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fmhub._lazy import lazy_names
 from fmhub._version import __version__
 
 if TYPE_CHECKING:
@@ -30,14 +30,4 @@ _LAZY = {"FmhubError": "fmhub.errors", "Hub": "fmhub.client", "LoadedModel": "fm
          "Store": "fmhub.store", "open_store": "fmhub.store"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fmhub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names("fmhub", _LAZY, globals())

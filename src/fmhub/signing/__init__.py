@@ -18,8 +18,9 @@ SQLAlchemy, so a fresh ``fmhub verify`` process starts fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fmhub._lazy import lazy_names
 
 if TYPE_CHECKING:
     from fmhub.signing._attest import (
@@ -130,14 +131,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fmhub.signing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names("fmhub.signing", _LAZY, globals())
