@@ -99,6 +99,11 @@ def test_budget_skips_what_does_not_fit(classifier: str, tiny_data: str) -> None
     summary = caught.value.summary
     assert summary["candidates"] == [] and summary["unmeasured"]
     assert all(r["status"].startswith("skipped: --budget-minutes") for r in summary["unmeasured"])
+    # the error says the budget pre-empted the search, from which figures, and how much would do
+    message = str(caught.value)
+    assert message.startswith(f"--budget-minutes 0.001 left no room for any of the {len(summary['unmeasured'])} ")
+    assert f"took {summary['budget']['parent_seconds']:.0f} s" in message
+    assert "allow at least" in caught.value.hint
     with Hub.open() as hub:
         assert not any(r.repo_id.startswith("acme/clf-none") for r in hub.list_repos())  # nothing built or committed
 

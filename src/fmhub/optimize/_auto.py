@@ -449,8 +449,11 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
         advance(len(lengths))
     search = _Search(hub, output, config, data, progress, hooks, deadline)
     # The pick's test card (and the parent's, unless stored) with its sections: several passes over the test split.
-    search.reserve = max(30.0, 6 * (time.monotonic() - began_parent))
-    search.measuring = (time.monotonic() - began_parent) * len(lengths)
+    parent_seconds = time.monotonic() - began_parent
+    search.reserve = max(30.0, 6 * parent_seconds)
+    # until a candidate is timed: the parent's time at each length, in proportion to its tokens (candidates are
+    # rarely slower than their parent; the first measured one replaces this guess)
+    search.measuring = parent_seconds * sum(lengths) / length
     search.seconds_per_row = 1 / base["throughput"]
     search.train_rows, search.layers = rows.train_rows, getattr(loaded.config, "num_hidden_layers", 1) or 1
     parent_ref = f"{parent.repo}@{parent.commit}"
@@ -501,7 +504,10 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
                "least_accuracy": base["accuracy"] - config.max_drop / 100, "split": config.split, "data": data,
                "lengths": lengths, "front": [e["name"] for e in [base, *measured] if e["front"]],
                "unmeasured": unmeasured, "options": options.to_flat(config),
-               "seconds": round(time.monotonic() - began, 1)}
+               "seconds": round(time.monotonic() - began, 1),
+               "budget": {"minutes": config.budget_minutes, "parent_seconds": round(parent_seconds, 1),
+                          "measuring_seconds": round(search.measuring, 1),
+                          "reserve_seconds": round(search.reserve, 1)}}
     if chosen is None or _better(config.objective)(chosen) <= _better(config.objective)(base):
         summary["pick"] = None
         raise NoPickError(summary)
@@ -523,6 +529,20 @@ class NoPickError(InvalidInputError):
     """No candidate within ``--max-drop`` is faster than the parent."""
 
     def __init__(self, summary: dict[str, Any]) -> None:
+        budget = summary.get("budget") or {}
+        skipped = [r for r in summary["unmeasured"] if str(r.get("status", "")).startswith("skipped: --budget")]
+        if not summary["candidates"] and skipped and budget.get("minutes"):
+            # the budget pre-empted the whole search: say so, with the figures it was planned from
+            least = (budget["parent_seconds"] + budget["measuring_seconds"] + budget["reserve_seconds"]) / 60
+            super().__init__(
+                f"--budget-minutes {budget['minutes']:g} left no room for any of the {len(skipped)} candidates: "
+                f"measuring the parent on the {summary['split']} split took {budget['parent_seconds']:.0f} s, so "
+                f"each candidate's measurement was expected to take ~{budget['measuring_seconds']:.0f} s and the "
+                f"pick's test evaluation ~{budget['reserve_seconds']:.0f} s",
+                hint=f"allow at least {least + 1:.0f} --budget-minutes (more to build students or pruned models), "
+                     f"measure at fewer --max-lengths, or time fewer --latency-rows; a busy machine measures slowly")
+            self.summary = summary
+            return
         best = max((c["accuracy"] for c in summary["candidates"]), default=None)
         found = f" (the most accurate candidate: {best:.2%})" if best is not None else ""
         super().__init__(f"no candidate within --max-drop {summary['max_drop']:g} points of the parent's "
