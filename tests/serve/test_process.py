@@ -113,3 +113,18 @@ def test_a_deployment_is_recorded_under_the_version_while_it_serves_and_when_it_
     [stopped] = [n for n in _deployments(repo, commit) if n["id"] == serving["id"]]  # the same node, updated
     assert stopped["info"]["detail"].startswith("stopped since ")
     assert len(_deployments(repo, commit)) == len(before) + 1
+
+
+def test_a_taken_port_is_an_input_error_and_records_no_deployment(classifier: str) -> None:
+    repo, commit = classifier.split("@", 1)[0], fmhub.load(classifier).commit
+    before = _deployments(repo, commit)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([FMHUB, "serve", classifier, "--port", str(port), "--host", "127.0.0.1"],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert _deployments(repo, commit) == before
