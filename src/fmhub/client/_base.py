@@ -7,23 +7,23 @@ import getpass
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
-from fmhub.evaluations import EvaluationInfo
-from fmhub.search import SearchQuery, SearchResult
-from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
-from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, TrustedKey, load_private_key
-from fmhub.signing import private_key_fingerprint
-from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
-from fmhub.store.blobs import Progress
-from fmhub.store.discussions import Discussion, FileChange
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.paths import REPO_TYPES
 from fmhub.store.pickles import check_local_file
 from fmhub.store.store import PR_REF
 from fmhub.store.transfer import PlannedFile, plan_upload
+
+if TYPE_CHECKING:  # imported where used: a command opening the hub loads only the domains it calls on
+    from fmhub.evaluations import EvaluationInfo
+    from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
+    from fmhub.search import SearchQuery, SearchResult
+    from fmhub.signing import AttestationRecord, Link, SignedManifest, SigningPolicy, TrustedKey
+    from fmhub.store.blobs import Progress
+    from fmhub.store.discussions import Discussion, FileChange
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "PullRequestDetails",
            "default_author", "register_backend", "is_pull_request_ref"]
@@ -463,6 +463,8 @@ class Hub(abc.ABC):
         one call per step on the embedded store, one request per :attr:`metrics_batch_steps` steps or
         :attr:`metrics_batch_seconds` seconds to a hub server. Close it (or use ``with``) to send the rest.
         """
+        from fmhub.runs import MetricsBuffer
+
         return MetricsBuffer(lambda batch: self.log_run_metrics(run_id, batch), max_steps=self.metrics_batch_steps,
                              max_seconds=self.metrics_batch_seconds)
 
@@ -572,6 +574,8 @@ class Hub(abc.ABC):
         """
         import tempfile
 
+        from fmhub.signing import SIGNATURE_FILE, load_private_key, private_key_fingerprint, sign_folder
+
         key_fp = private_key_fingerprint(load_private_key(Path(private_key), password))  # before any download
         repo = self.get_repo(repo_id, repo_type=repo_type)
         info = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision)
@@ -621,6 +625,8 @@ class Hub(abc.ABC):
     def verify_folder(self, repo_id: str, commit: str, folder: Path, *,
                       trust: Sequence[TrustedKey] = ()) -> VerifiedVersion:
         """Verify a downloaded copy of ``repo_id@commit`` in ``folder`` (see :meth:`verify`)."""
+        from fmhub.signing import verify_folder
+
         signed = verify_folder(Path(folder), self.trusted_keys(repo_id, trust), where=f"{repo_id}@{commit[:12]}")
         return VerifiedVersion(repo_id, commit, Path(folder), signed)
 
@@ -666,6 +672,8 @@ class Hub(abc.ABC):
         Example:
             >>> [f"{l.subject}: {l.detail}" for l in hub.provenance("acme/clf-int8")]
         """
+        from fmhub.signing import trace
+
         commit = self.repo_info(repo_id, repo_type=repo_type, revision=revision).commit.oid
         key = hub_key or self.hub_public_key()
 

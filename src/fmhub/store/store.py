@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import Connection, Select, bindparam, case, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from fmhub.errors import (
@@ -138,8 +137,12 @@ def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str | tu
     With ``returning``, the result holds the key of each row actually inserted (drivers disagree on
     ``rowcount`` for ON CONFLICT DO NOTHING; RETURNING is exact on both).
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    # the dialect's module is the one the engine loaded already (importing both would cost PostgreSQL's on SQLite)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
     keys = [key] if isinstance(key, str) else list(key)
     if update_columns:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update_columns})
