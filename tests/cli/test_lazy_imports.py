@@ -78,7 +78,7 @@ def test_signing_and_verifying_a_folder_needs_no_store_nor_sigstore(tmp_path: Pa
     assert _imported(code, str(folder), str(tmp_path)) == set()
 
 
-def test_verify_on_the_embedded_store_loads_only_the_store_and_signing(tmp_path: Path) -> None:
+def test_sign_and_verify_on_the_embedded_store_load_only_what_they_use(tmp_path: Path) -> None:
     """``fmhub verify`` of a signed version reads the store, the snapshot and the signing tables: what the hub's
     other domains need (runs, evaluations, search, lineage: imported by writes, for their hooks) stays unloaded."""
     from fmhub.client import LocalHub
@@ -89,16 +89,24 @@ def test_verify_on_the_embedded_store_loads_only_the_store_and_signing(tmp_path:
     (folder / "weights.bin").write_bytes(os.urandom(4096))
     (folder / "config.json").write_text("{}")
     pair = create_key_pair(tmp_path / "k.key")
-    with LocalHub() as hub:  # the test's own FMHUB_HOME (conftest), which the child inherits
+    with LocalHub() as hub:  # the test's own FMHUB_HOME (conftest), which the children are given
         hub.upload(folder, "acme/m")
         hub.add_signing_key("acme", pair.public_path.read_bytes(), name="k")
-        hub.sign("acme/m", pair.private_path)
+    env = {"FMHUB_HOME": os.environ["FMHUB_HOME"]}
+    # signing commits model.sig: a write, so the domains with tables and write hooks load, but no HTTP client (no
+    # remote hub, no MLflow exporter) and no PostgreSQL dialect on SQLite
+    sign = ("from fmhub.cli import main\n"
+            "import contextlib, io, sys\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    assert main(['sign', 'acme/m', '--key', sys.argv[1]]) == 0\n")
+    assert _imported(sign, str(pair.private_path), env=env,
+                     watched=("httpx", "fmhub.client._remote", "sqlalchemy.dialects.postgresql", "torch")) == set()
     code = ("from fmhub.cli import main\n"
             "import contextlib, io\n"
             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
             "    assert main(['verify', 'acme/m']) == 0\n"
             "assert '2 files signed by key k' in out.getvalue(), out.getvalue()\n")
-    assert _imported(code, watched=NOT_FOR_VERIFY, env={"FMHUB_HOME": os.environ["FMHUB_HOME"]}) == set()
+    assert _imported(code, watched=NOT_FOR_VERIFY, env=env) == set()
 
 
 def test_the_command_table_names_what_each_module_registers() -> None:
