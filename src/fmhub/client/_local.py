@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fmhub.client._base import CommitOperation, Hub, PullRequestDetails, RepoInfo, UploadFile, default_author
 from fmhub.constants import settings
-from fmhub.store import Store, discussions, open_store
+from fmhub.store import Store, open_store
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # each domain is imported by the methods using it: `fmhub ver
     from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
     from fmhub.search import SearchQuery, SearchResult
     from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys
+    from fmhub.store import discussions
 
 __all__ = ["LocalHub"]
 
@@ -139,26 +140,36 @@ class LocalHub(Hub):
 
     def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
                           pull_request: bool = False, repo_type: str = "model") -> discussions.Discussion:
+        from fmhub.store import discussions
+
         return discussions.create_discussion(self.store, repo_id, repo_type=repo_type, title=title,
                                              description=description, author=self.author, pull_request=pull_request)
 
     def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
                          status: str | None = None) -> list[discussions.Discussion]:
+        from fmhub.store import discussions
+
         return discussions.list_discussions(self.store, repo_id, repo_type=repo_type, pull_requests=pull_requests,
                                             status=status)
 
     def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        from fmhub.store import discussions
+
         found = discussions.get_discussion(self.store, repo_id, num, repo_type=repo_type)
         files, conflicts = discussions.pull_request_changes(self.store, found)
         return PullRequestDetails(found, files, conflicts, discussions.unified_diff(self.store, files))
 
     def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
                                  comment: str | None = None) -> None:
+        from fmhub.store import discussions
+
         discussions.change_status(self.store, repo_id, num, status, repo_type=repo_type, actor=self.author,
                                   text=comment)
 
     def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
                            comment: str | None = None) -> str:
+        from fmhub.store import discussions
+
         return discussions.merge_pull_request(self.store, repo_id, num, repo_type=repo_type, actor=self.author,
                                               text=comment).oid
 

@@ -60,7 +60,7 @@ from fmhub.store.paths import (
     validate_repo_type,
     validate_stored_path,
 )
-from fmhub.store.pickles import SCANNER, PickleScan, scan_pickle
+from fmhub.store.pickles import PickleScan, scan_pickle, scanner
 from fmhub.store.safety import validate_safetensors
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
@@ -586,7 +586,7 @@ class Store:
             now = _now()
             with self.db.write() as conn:
                 _upsert(conn, t.blob_scans, [
-                    {"sha256": sha, "scanner": SCANNER, "scanned_at": now,
+                    {"sha256": sha, "scanner": scanner(), "scanned_at": now,
                      "pickle_imports": None if scan is None else json.dumps([list(i) for i in scan.imports])}
                     for sha, scan in fresh.items()], key="sha256")
         return {**known, **fresh}
