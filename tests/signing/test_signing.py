@@ -15,7 +15,7 @@ from safetensors.numpy import save_file
 from fmhub.cli import main
 from fmhub.client import Hub, UploadFile
 from fmhub.errors import InvalidInputError, SignatureError
-from fmhub.signing import SIGNATURE_FILE, TrustedKey, create_key_pair, sign_folder, verify_folder
+from fmhub.signing import SIGNATURE_FILE, TrustedKey, create_key_pair, is_unsigned_path, sign_folder, verify_folder
 from fmhub.store import CopyFile, DeleteFile
 
 REPO = "acme/tiny"
@@ -195,6 +195,26 @@ def test_weight_byte_flipped_in_the_downloaded_copy(hub: Hub, signed: str) -> No
     folder = hub.verify(REPO).folder
     (folder / "model.safetensors").write_bytes(_flipped((folder / "model.safetensors").read_bytes()))
     _fails(hub, "changed", "model.safetensors")
+
+
+def test_sign_signs_the_hubs_bytes_not_an_edited_cached_copy(hub: Hub, keys) -> None:
+    """``sign`` hashes the snapshot cache's copy once and signs it only when it is the commit's files: a cached file
+    edited (same size) or a file left over in the cache is not signed; a fresh checked copy is."""
+    release, _ = keys
+    hub.add_signing_key("acme", release.public_path.read_text(), name="release")
+    commit = hub.repo_info(REPO).commit.oid
+    folder = hub.download(REPO, revision=commit)  # the snapshot cache sign reads
+    (folder / "model.safetensors").write_bytes(_flipped((folder / "model.safetensors").read_bytes()))
+    (folder / "notes.txt").write_text("not in the commit")
+    hub.sign(REPO, release.private_path)
+    signature = hub.read_bytes(REPO, SIGNATURE_FILE)
+    trusted = [TrustedKey.from_pem(release.public_path.read_bytes())]
+    fresh = hub.download(REPO, revision=commit, local_dir=folder.parent / "fresh")
+    manifest = verify_folder(fresh, trusted, signature=signature)
+    expected = {e.path: e.blob_sha256 for e in hub.list_files(REPO, commit) if not is_unsigned_path(e.path)}
+    assert manifest.files == expected
+    with pytest.raises(SignatureError, match="model.safetensors"):  # the edited copy is what was not signed
+        verify_folder(folder, trusted, signature=signature)
 
 
 def test_file_added(hub: Hub, signed: str) -> None:

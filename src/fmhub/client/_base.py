@@ -562,7 +562,9 @@ class Hub(abc.ABC):
         """Sign the files of ``revision`` (a branch, default the default branch) and commit the signature beside
         them as ``model.sig`` (OpenSSF model-signing format) on that branch.
 
-        The files are fetched and re-hashed against the commit first, so what is signed is what the hub holds.
+        The files are fetched (into the snapshot cache, which ``verify`` and ``fmhub.load`` use too) and each is
+        hashed once; those hashes must equal the commit's, so what is signed is what the hub holds. A cached copy
+        that differs (edited, or a file left over) is not signed: a fresh copy is fetched, checked and signed.
 
         Raises:
             InvalidInputError: ``revision`` is a tag or a commit that is not a branch head (a signature is
@@ -574,16 +576,23 @@ class Hub(abc.ABC):
         """
         import tempfile
 
-        from fmhub.signing import SIGNATURE_FILE, load_private_key, private_key_fingerprint, sign_folder
+        from fmhub.signing import (SIGNATURE_FILE, hash_folder, is_unsigned_path, load_private_key,
+                                   private_key_fingerprint, sign_files)
 
         key_fp = private_key_fingerprint(load_private_key(Path(private_key), password))  # before any download
         repo = self.get_repo(repo_id, repo_type=repo_type)
         info = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision)
         branch = self._branch_at(repo, revision, info.commit.oid)
-        with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
-            folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
-                                   exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
-            signature = sign_folder(folder, Path(private_key), name=repo.repo_id, password=password)
+        expected = {e.path: e.blob_sha256 for e in info.files if not is_unsigned_path(e.path)}
+        folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
+                               exclude=[SIGNATURE_FILE])
+        files = hash_folder(folder)
+        if files != expected:  # the cached copy is not the commit's files: sign a fresh, checked copy
+            with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
+                folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
+                                       exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
+                files = hash_folder(folder)
+        signature = sign_files(files, Path(private_key), name=repo.repo_id, password=password)
         return self.commit(repo.repo_id, [UploadFile(SIGNATURE_FILE, signature)], repo_type=repo.repo_type,
                            revision=branch, parent_commit=info.commit.oid,
                            title=f"Sign {info.commit.oid[:12]} with key {key_fp[:16]}",
