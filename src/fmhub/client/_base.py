@@ -562,9 +562,8 @@ class Hub(abc.ABC):
         """Sign the files of ``revision`` (a branch, default the default branch) and commit the signature beside
         them as ``model.sig`` (OpenSSF model-signing format) on that branch.
 
-        The files are fetched (into the snapshot cache, which ``verify`` and ``fmhub.load`` use too) and each is
-        hashed once; those hashes must equal the commit's, so what is signed is what the hub holds. A cached copy
-        that differs (edited, or a file left over) is not signed: a fresh copy is fetched, checked and signed.
+        Each file is read from the hub and hashed once (see :meth:`_hash_for_signing`); the hashes must equal the
+        commit's, so what is signed is what the hub holds.
 
         Raises:
             InvalidInputError: ``revision`` is a tag or a commit that is not a branch head (a signature is
@@ -574,29 +573,41 @@ class Hub(abc.ABC):
         Example:
             >>> hub.sign("acme/bert", "release.key", revision="main")
         """
-        import tempfile
-
-        from fmhub.signing import (SIGNATURE_FILE, hash_folder, is_unsigned_path, load_private_key,
-                                   private_key_fingerprint, sign_files)
+        from fmhub.signing import (SIGNATURE_FILE, is_unsigned_path, load_private_key, private_key_fingerprint,
+                                   sign_files)
 
         key_fp = private_key_fingerprint(load_private_key(Path(private_key), password))  # before any download
         repo = self.get_repo(repo_id, repo_type=repo_type)
         info = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision)
         branch = self._branch_at(repo, revision, info.commit.oid)
         expected = {e.path: e.blob_sha256 for e in info.files if not is_unsigned_path(e.path)}
-        folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
-                               exclude=[SIGNATURE_FILE])
-        files = hash_folder(folder)
-        if files != expected:  # the cached copy is not the commit's files: sign a fresh, checked copy
-            with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
-                folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
-                                       exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
-                files = hash_folder(folder)
+        files = self._hash_for_signing(repo, info.commit.oid, expected)
         signature = sign_files(files, Path(private_key), name=repo.repo_id, password=password)
         return self.commit(repo.repo_id, [UploadFile(SIGNATURE_FILE, signature)], repo_type=repo.repo_type,
                            revision=branch, parent_commit=info.commit.oid,
                            title=f"Sign {info.commit.oid[:12]} with key {key_fp[:16]}",
                            message=f"model-signing signature of every file of {info.commit.oid}")
+
+    def _hash_for_signing(self, repo: Repo, commit: str, expected: dict[str, str]) -> dict[str, str]:
+        """path → sha256 of the files of ``commit`` a signature covers, each read from this hub and hashed once.
+
+        Here: fetched into the snapshot cache (which ``verify`` and ``fmhub.load`` use too) and hashed there; a
+        cached copy that is not the commit's files (``expected``: edited, or a file left over) is not signed: a
+        fresh copy is fetched, checked against the commit while written, and hashed. (:class:`LocalHub` hashes its
+        store's blobs instead, copying nothing.)
+        """
+        import tempfile
+
+        from fmhub.signing import SIGNATURE_FILE, hash_folder
+
+        folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=commit, exclude=[SIGNATURE_FILE])
+        files = hash_folder(folder)
+        if files != expected:
+            with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
+                folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=commit,
+                                       exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
+                files = hash_folder(folder)
+        return files
 
     def _branch_at(self, repo: Repo, revision: str | None, commit: str) -> str:
         """The branch ``revision`` names, or the one whose head is ``commit`` when it is a commit id."""

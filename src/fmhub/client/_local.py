@@ -309,6 +309,32 @@ class LocalHub(Hub):
     def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
         self._trusted_keys().remove_policy(namespace, ref_pattern)
 
+    def _hash_for_signing(self, repo: Repo, commit: str, expected: dict[str, str]) -> dict[str, str]:
+        """Hash the store's own bytes of each file (decrypted, or rebuilt by a storage extension), files in
+        parallel threads: what is signed is what the hub holds, read once, with no copy written."""
+        import concurrent.futures
+        import hashlib
+        import os
+
+        from fmhub.errors import IntegrityError
+
+        def digest(item: tuple[str, str]) -> tuple[str, str]:
+            path, sha256 = item
+            h = hashlib.sha256()
+            for chunk in self.store.iter_blob(sha256):
+                h.update(chunk)  # releases the GIL on chunks this large: files hash in parallel
+            if h.hexdigest() != sha256:
+                error = IntegrityError(f"{path} of {repo.repo_id}@{commit[:12]}: the stored bytes hash to "
+                                       f"{h.hexdigest()}, not the commit's {sha256}: it is not signed",
+                                       expected=sha256, actual=h.hexdigest())
+                error.hint = "the hub's copy is damaged: `fmhub fsck` lists every damaged blob"
+                raise error
+            return path, sha256
+
+        workers = min(len(expected), (os.cpu_count() or 1) + 2) or 1
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(pool.map(digest, sorted(expected.items())))
+
     # -- hub attestations -------------------------------------------------------------------------
 
     def _attestor(self) -> Attestor:
