@@ -109,6 +109,14 @@ def test_sign_and_verify_on_the_embedded_store_load_only_what_they_use(tmp_path:
     assert _imported(code, watched=NOT_FOR_VERIFY, env=env) == set()
 
 
+def test_the_remote_client_loads_no_record_domain_until_used() -> None:
+    """RemoteHub (``--endpoint``) imports the runs, evaluations and search record types in the methods that build
+    them: reading a repo or verifying a signature on a hub server loads none of them (nor YAML cards)."""
+    code = "from fmhub.client import RemoteHub\nassert RemoteHub.__name__ == 'RemoteHub'\n"
+    assert _imported(code, watched=("fmhub.runs", "fmhub.evaluations", "fmhub.search", "fmhub.lineage",
+                                    "fmhub.cards", "yaml")) == set()
+
+
 def test_the_command_table_names_what_each_module_registers() -> None:
     """COMMAND_MODULES (what lazy loading looks commands up in) matches the modules' own registrations."""
     registered: dict[str, str] = {}
