@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="rounds (default 7)")
     args = parser.parse_args()
     trees = {"this": REPO_ROOT / "src", "baseline": args.baseline}
-    for src in trees.values():  # compile the bytecode once, outside the timing
+    import compileall
+
+    for src in trees.values():  # compile the bytecode once, outside the timing (a run alone would not write it
+        compileall.compile_dir(src, quiet=1)  # when PYTHONDONTWRITEBYTECODE is set: every process would compile)
         run(src, ("--help",))
     load_before = os.getloadavg()
     runs: dict[str, dict[str, list[tuple[float, float]]]] = {" ".join(c): {t: [] for t in trees} for c in COMMANDS}

@@ -9,8 +9,12 @@
 For each model, each round times, one after the other: ``sha256sum`` over the files (a child process), then
 :func:`fmhub.signing.sign_folder` and :func:`fmhub.signing.verify_folder` in this process (imports done, as in
 a running hub or ``fmhub.load``), then the same two as whole processes (``python -c``, start-up and imports
-included), then the whole command ``fmhub verify acme/bench`` on an embedded hub holding the model signed (the
-CLI's start-up, the store, the snapshot cache check, the provenance chain). Wall and CPU time are recorded (CPU:
+included), then the whole command ``fmhub verify acme/bench@COMMIT`` on an embedded hub holding the model signed
+(the CLI's start-up, the store, the snapshot cache check, the provenance chain), then the whole command ``fmhub sign
+acme/bench`` (its head is a new commit each round, so each sign fetches a version not yet in the snapshot cache,
+hashes it and commits model.sig: a write, which loads every domain's write hooks). Before timing, the source tree
+is compiled to bytecode (as an install is; with PYTHONDONTWRITEBYTECODE set, each process would otherwise compile
+fmhub anew). Wall and CPU time are recorded (CPU:
 the process and its threads, or the child). Ratios are taken round by round against that round's
 ``sha256sum``, and the median is reported (a shared machine drifts; pairing keeps the ratio meaningful). The
 page cache is warm: every file is read once before timing. The goal: ≤ 1.3× ``sha256sum`` (hashing dominates;
@@ -82,16 +86,19 @@ def timed(fn, cpu: list[float]) -> float:
     return wall
 
 
-def cli_hub(folder: Path, key, work: Path, env: dict[str, str]) -> dict[str, str]:
+def cli_hub(folder: Path, key, work: Path, env: dict[str, str]) -> tuple[dict[str, str], str]:
     """An embedded hub (its own FMHUB_HOME) holding ``folder`` as acme/bench, signed by ``key``, which acme trusts:
-    what ``fmhub verify acme/bench`` checks. Returns the environment of the commands."""
+    what ``fmhub verify acme/bench`` checks. Returns the environment of the commands and the signed commit."""
     home = work / f"home-{folder.name}"
     cli_env = {**env, "FMHUB_HOME": str(home)}
     for args in (["upload", "acme/bench", str(folder)], ["keys", "add", "acme", str(key.public_path)],
                  ["sign", "acme/bench", "--key", str(key.private_path)], ["verify", "acme/bench"]):
         subprocess.run([sys.executable, "-m", "fmhub", *args], check=True, env=cli_env, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    return cli_env
+    commit = subprocess.run([sys.executable, "-c", "from fmhub.client import hub\nwith hub() as h: "
+                             "print(h.repo_info('acme/bench').commit.oid)"], check=True, env=cli_env,
+                            capture_output=True, text=True).stdout.strip()
+    return cli_env, commit
 
 
 def bench_model(label: str, folder: Path, key, rounds: int, work: Path) -> dict:
@@ -102,8 +109,9 @@ def bench_model(label: str, folder: Path, key, rounds: int, work: Path) -> dict:
     trusted = [TrustedKey.from_pem(key.public_path.read_bytes())]
     sig_path = work / f"{label}.sig"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cli_env = cli_hub(folder, key, work, env)
-    names = ("sha256sum", "openssl", "sign", "verify", "sign_process", "verify_process", "fmhub_verify")
+    cli_env, commit = cli_hub(folder, key, work, env)
+    names = ("sha256sum", "openssl", "sign", "verify", "sign_process", "verify_process", "fmhub_verify",
+             "fmhub_sign")
     rows: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
     signature = sign_folder(folder, key.private_path)  # warm-up, and the signature the verifications check
@@ -122,14 +130,18 @@ def bench_model(label: str, folder: Path, key, rounds: int, work: Path) -> dict:
             [sys.executable, "-c", _VERIFY, str(folder), str(key.public_path), str(sig_path)], env=env, **quiet),
             cpu["verify_process"]))
         rows["fmhub_verify"].append(timed(lambda: subprocess.run(
-            [sys.executable, "-m", "fmhub", "verify", "acme/bench"], env=cli_env, **quiet), cpu["fmhub_verify"]))
+            [sys.executable, "-m", "fmhub", "verify", f"acme/bench@{commit}"], env=cli_env, **quiet),
+            cpu["fmhub_verify"]))
+        rows["fmhub_sign"].append(timed(lambda: subprocess.run(
+            [sys.executable, "-m", "fmhub", "sign", "acme/bench", "--key", str(key.private_path)], env=cli_env,
+            **quiet), cpu["fmhub_sign"]))
 
     def ratio(series: dict[str, list[float]], anchor: str) -> dict[str, float]:
         return {k: statistics.median(v / a for v, a in zip(series[k], series[anchor], strict=True))
                 for k in series if k not in ("sha256sum", "openssl")}
 
     pairs = {k: [round(v / a, 3) for v, a in zip(rows[k], rows["sha256sum"], strict=True)]
-             for k in ("sign_process", "verify_process", "fmhub_verify")}
+             for k in ("sign_process", "verify_process", "fmhub_verify", "fmhub_sign")}
     return {"model": label, "files": len(files), "bytes": size,
             "median_seconds": {k: statistics.median(v) for k, v in rows.items()}, "runs": rows,
             "median_cpu_seconds": {k: statistics.median(v) for k, v in cpu.items()}, "cpu_runs": cpu,
@@ -145,6 +157,9 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO_ROOT / "src"))
+    import compileall
+
+    compileall.compile_dir(REPO_ROOT / "src", quiet=1)  # bytecode, as an install has: the processes time no compiling
     from fmhub.signing import create_key_pair
 
     load_before = os.getloadavg()
@@ -164,24 +179,24 @@ def main() -> None:
     print(f"\nsigning and verifying vs sha256sum ({os.cpu_count()} cores, {args.rounds} rounds, medians; "
           f"ratios round by round)")
     print(f"{'model':<30} {'sha256sum':>10} {'sign':>14} {'verify':>14} {'sign (proc)':>16} {'verify (proc)':>16} "
-          f"{'fmhub verify':>16}")
+          f"{'fmhub verify':>16} {'fmhub sign':>16}")
     for r in results:
         m, q = r["median_seconds"], r["ratio_to_sha256sum"]
         print(f"{r['model']:<30} {m['sha256sum']:>9.3f}s "
               f"{m['sign']:>6.3f}s {q['sign']:>5.2f}× {m['verify']:>6.3f}s {q['verify']:>5.2f}× "
               f"{m['sign_process']:>7.3f}s {q['sign_process']:>6.2f}× "
               f"{m['verify_process']:>7.3f}s {q['verify_process']:>6.2f}× "
-              f"{m['fmhub_verify']:>7.3f}s {q['fmhub_verify']:>6.2f}×")
+              f"{m['fmhub_verify']:>7.3f}s {q['fmhub_verify']:>6.2f}× {m['fmhub_sign']:>7.3f}s {q['fmhub_sign']:>6.2f}×")
     print(f"goal: ≤ {GOAL}× sha256sum")
     print("\nCPU seconds per operation (the process and its threads, or the child process), median; ratio round by "
           "round")
     print(f"{'model':<30} {'sha256sum':>10} {'sign':>14} {'verify':>14} {'sign (proc)':>16} {'verify (proc)':>16} "
-          f"{'fmhub verify':>16}")
+          f"{'fmhub verify':>16} {'fmhub sign':>16}")
     for r in results:
         m, q = r["median_cpu_seconds"], r["cpu_ratio_to_sha256sum"]
         print(f"{r['model']:<30} {m['sha256sum']:>9.3f}s " + " ".join(
             f"{m[k]:>7.3f}s {q[k]:>6.2f}×" for k in ("sign", "verify", "sign_process", "verify_process",
-                                                      "fmhub_verify")))
+                                                      "fmhub_verify", "fmhub_sign")))
     load_after = os.getloadavg()
     for r in results:
         for k, v in r["pair_ratios_to_sha256sum"].items():

@@ -15,7 +15,7 @@ from safetensors.numpy import save_file
 from fmhub.cli import main
 from fmhub.client import Hub, UploadFile
 from fmhub.errors import InvalidInputError, SignatureError
-from fmhub.signing import SIGNATURE_FILE, TrustedKey, create_key_pair, sign_folder, verify_folder
+from fmhub.signing import SIGNATURE_FILE, TrustedKey, create_key_pair, is_unsigned_path, sign_folder, verify_folder
 from fmhub.store import CopyFile, DeleteFile
 
 REPO = "acme/tiny"
@@ -195,6 +195,47 @@ def test_weight_byte_flipped_in_the_downloaded_copy(hub: Hub, signed: str) -> No
     folder = hub.verify(REPO).folder
     (folder / "model.safetensors").write_bytes(_flipped((folder / "model.safetensors").read_bytes()))
     _fails(hub, "changed", "model.safetensors")
+
+
+def test_sign_signs_the_hubs_bytes_not_an_edited_cached_copy(hub: Hub, keys) -> None:
+    """What is signed is what the hub holds, each file read once: the embedded hub hashes its store's blobs (no
+    copy); a client fetching files (the remote one) hashes its snapshot cache, and signs it only when it is the
+    commit's files — a cached file edited (same size) or a file left over is not signed, a fresh checked copy is."""
+    from fmhub.client import Hub as BaseHub
+
+    release, _ = keys
+    hub.add_signing_key("acme", release.public_path.read_text(), name="release")
+    repo, commit = hub.get_repo(REPO), hub.repo_info(REPO).commit.oid
+    expected = {e.path: e.blob_sha256 for e in hub.list_files(REPO, commit) if not is_unsigned_path(e.path)}
+    folder = hub.download(REPO, revision=commit)  # the snapshot cache
+    (folder / "model.safetensors").write_bytes(_flipped((folder / "model.safetensors").read_bytes()))
+    (folder / "notes.txt").write_text("not in the commit")
+    assert BaseHub._hash_for_signing(hub, repo, commit, expected) == expected  # the fetching client's way
+    hub.sign(REPO, release.private_path)
+    signature = hub.read_bytes(REPO, SIGNATURE_FILE)
+    trusted = [TrustedKey.from_pem(release.public_path.read_bytes())]
+    fresh = hub.download(REPO, revision=commit, local_dir=folder.parent / "fresh")
+    assert verify_folder(fresh, trusted, signature=signature).files == expected
+    with pytest.raises(SignatureError, match="model.safetensors"):  # the edited copy is what was not signed
+        verify_folder(folder, trusted, signature=signature)
+
+
+def test_sign_refuses_a_damaged_blob(hub: Hub, keys, tmp_path: Path) -> None:
+    """A stored blob whose bytes no longer hash to the commit's sha256 is not signed (nor fetched with verify):
+    the error names the file and points to fsck."""
+    from fmhub.errors import IntegrityError
+
+    release, _ = keys
+    entry = next(e for e in hub.list_files(REPO) if e.path == "model.safetensors")
+    blob = hub.store.blobs.local_path(entry.blob_sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(_flipped(blob.read_bytes()))
+    with pytest.raises(IntegrityError, match="model.safetensors") as caught:
+        hub.sign(REPO, release.private_path)
+    assert "fsck" in caught.value.hint
+    with pytest.raises(IntegrityError, match="model.safetensors"):
+        hub.download(REPO, local_dir=tmp_path / "copy", verify=True)
+    assert SIGNATURE_FILE not in {e.path for e in hub.list_files(REPO)}
 
 
 def test_file_added(hub: Hub, signed: str) -> None:

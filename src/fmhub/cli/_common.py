@@ -14,14 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from fmhub.errors import InvalidInputError, RepoNotFoundError
 
@@ -144,6 +136,15 @@ def transfer_bars(total: int, *descriptions: str) -> Iterator[tuple[Callable[[in
     if total < PROGRESS_THRESHOLD:
         yield tuple(_ignore for _ in descriptions)
         return
+    from rich.progress import (  # here: a command showing no bar does not import them
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err_console, transient=False) as bar:
         tasks = [bar.add_task(description, total=total) for description in descriptions]
@@ -187,7 +188,14 @@ class WorkProgress:
         self._train_task: Any = None
 
     def __enter__(self) -> WorkProgress:
-        from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),

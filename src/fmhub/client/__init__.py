@@ -22,6 +22,9 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from fmhub._lazy import lazy_names
 from fmhub.client._base import (
     CommitOperation,
     Hub,
@@ -33,14 +36,27 @@ from fmhub.client._base import (
     register_backend,
 )
 from fmhub.client._local import LocalHub
-from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
+
+if TYPE_CHECKING:
+    from fmhub.client._remote import UNKNOWN_TIME, RemoteHub
 
 __all__ = ["Hub", "LocalHub", "RemoteHub", "hub", "RepoInfo", "UploadFile", "CommitOperation", "UNKNOWN_TIME",
            "default_author", "PullRequestDetails", "is_pull_request_ref"]
 
+# The HTTP client (httpx, and RemoteHub's translation of every record type) is imported on first use (PEP 562): a
+# command on the embedded store does not load it.
+__getattr__, __dir__ = lazy_names("fmhub.client", {"RemoteHub": "fmhub.client._remote",
+                                                   "UNKNOWN_TIME": "fmhub.client._remote"}, globals())
+
+
+def _remote_hub(endpoint: str, token: str | None = None) -> Hub:
+    from fmhub.client._remote import RemoteHub
+
+    return RemoteHub(endpoint, token=token)
+
 
 register_backend("local", LocalHub)
-register_backend("remote", RemoteHub)
+register_backend("remote", _remote_hub)
 
 
 def hub(endpoint: str | None = None, token: str | None = None) -> Hub:

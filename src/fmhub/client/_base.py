@@ -7,23 +7,23 @@ import getpass
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError, RevisionNotFoundError
-from fmhub.evaluations import EvaluationInfo
-from fmhub.search import SearchQuery, SearchResult
-from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
-from fmhub.signing import SIGNATURE_FILE, SignedManifest, SigningPolicy, TrustedKey, load_private_key
-from fmhub.signing import private_key_fingerprint
-from fmhub.signing import AttestationRecord, Link, sign_folder, trace, verify_folder
-from fmhub.store.blobs import Progress
-from fmhub.store.discussions import Discussion, FileChange
 from fmhub.store.objects import Commit, Operation, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.paths import REPO_TYPES
 from fmhub.store.pickles import check_local_file
 from fmhub.store.store import PR_REF
 from fmhub.store.transfer import PlannedFile, plan_upload
+
+if TYPE_CHECKING:  # imported where used: a command opening the hub loads only the domains it calls on
+    from fmhub.evaluations import EvaluationInfo
+    from fmhub.runs import Environment, MetricPoint, MetricsBuffer, PipelineStepRecord, RunInfo, StepMetrics
+    from fmhub.search import SearchQuery, SearchResult
+    from fmhub.signing import AttestationRecord, Link, SignedManifest, SigningPolicy, TrustedKey
+    from fmhub.store.blobs import Progress
+    from fmhub.store.discussions import Discussion, FileChange
 
 __all__ = ["Hub", "RepoInfo", "UploadFile", "CommitOperation", "VerifiedVersion", "PullRequestDetails",
            "default_author", "register_backend", "is_pull_request_ref"]
@@ -463,6 +463,8 @@ class Hub(abc.ABC):
         one call per step on the embedded store, one request per :attr:`metrics_batch_steps` steps or
         :attr:`metrics_batch_seconds` seconds to a hub server. Close it (or use ``with``) to send the rest.
         """
+        from fmhub.runs import MetricsBuffer
+
         return MetricsBuffer(lambda batch: self.log_run_metrics(run_id, batch), max_steps=self.metrics_batch_steps,
                              max_seconds=self.metrics_batch_seconds)
 
@@ -560,7 +562,8 @@ class Hub(abc.ABC):
         """Sign the files of ``revision`` (a branch, default the default branch) and commit the signature beside
         them as ``model.sig`` (OpenSSF model-signing format) on that branch.
 
-        The files are fetched and re-hashed against the commit first, so what is signed is what the hub holds.
+        Each file is read from the hub and hashed once (see :meth:`_hash_for_signing`); the hashes must equal the
+        commit's, so what is signed is what the hub holds.
 
         Raises:
             InvalidInputError: ``revision`` is a tag or a commit that is not a branch head (a signature is
@@ -570,20 +573,41 @@ class Hub(abc.ABC):
         Example:
             >>> hub.sign("acme/bert", "release.key", revision="main")
         """
-        import tempfile
+        from fmhub.signing import (SIGNATURE_FILE, is_unsigned_path, load_private_key, private_key_fingerprint,
+                                   sign_files)
 
         key_fp = private_key_fingerprint(load_private_key(Path(private_key), password))  # before any download
         repo = self.get_repo(repo_id, repo_type=repo_type)
         info = self.repo_info(repo.repo_id, repo_type=repo.repo_type, revision=revision)
         branch = self._branch_at(repo, revision, info.commit.oid)
-        with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
-            folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=info.commit.oid,
-                                   exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
-            signature = sign_folder(folder, Path(private_key), name=repo.repo_id, password=password)
+        expected = {e.path: e.blob_sha256 for e in info.files if not is_unsigned_path(e.path)}
+        files = self._hash_for_signing(repo, info.commit.oid, expected)
+        signature = sign_files(files, Path(private_key), name=repo.repo_id, password=password)
         return self.commit(repo.repo_id, [UploadFile(SIGNATURE_FILE, signature)], repo_type=repo.repo_type,
                            revision=branch, parent_commit=info.commit.oid,
                            title=f"Sign {info.commit.oid[:12]} with key {key_fp[:16]}",
                            message=f"model-signing signature of every file of {info.commit.oid}")
+
+    def _hash_for_signing(self, repo: Repo, commit: str, expected: dict[str, str]) -> dict[str, str]:
+        """path → sha256 of the files of ``commit`` a signature covers, each read from this hub and hashed once.
+
+        Here: fetched into the snapshot cache (which ``verify`` and ``fmhub.load`` use too) and hashed there; a
+        cached copy that is not the commit's files (``expected``: edited, or a file left over) is not signed: a
+        fresh copy is fetched, checked against the commit while written, and hashed. (:class:`LocalHub` hashes its
+        store's blobs instead, copying nothing.)
+        """
+        import tempfile
+
+        from fmhub.signing import SIGNATURE_FILE, hash_folder
+
+        folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=commit, exclude=[SIGNATURE_FILE])
+        files = hash_folder(folder)
+        if files != expected:
+            with tempfile.TemporaryDirectory(prefix="fmhub-sign-") as tmp:
+                folder = self.download(repo.repo_id, repo_type=repo.repo_type, revision=commit,
+                                       exclude=[SIGNATURE_FILE], local_dir=tmp, verify=True)
+                files = hash_folder(folder)
+        return files
 
     def _branch_at(self, repo: Repo, revision: str | None, commit: str) -> str:
         """The branch ``revision`` names, or the one whose head is ``commit`` when it is a commit id."""
@@ -621,6 +645,8 @@ class Hub(abc.ABC):
     def verify_folder(self, repo_id: str, commit: str, folder: Path, *,
                       trust: Sequence[TrustedKey] = ()) -> VerifiedVersion:
         """Verify a downloaded copy of ``repo_id@commit`` in ``folder`` (see :meth:`verify`)."""
+        from fmhub.signing import verify_folder
+
         signed = verify_folder(Path(folder), self.trusted_keys(repo_id, trust), where=f"{repo_id}@{commit[:12]}")
         return VerifiedVersion(repo_id, commit, Path(folder), signed)
 
@@ -666,6 +692,8 @@ class Hub(abc.ABC):
         Example:
             >>> [f"{l.subject}: {l.detail}" for l in hub.provenance("acme/clf-int8")]
         """
+        from fmhub.signing import trace
+
         commit = self.repo_info(repo_id, repo_type=repo_type, revision=revision).commit.oid
         key = hub_key or self.hub_public_key()
 

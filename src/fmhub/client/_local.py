@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmhub.client._base import CommitOperation, Hub, PullRequestDetails, RepoInfo, UploadFile, default_author
-from fmhub.evaluations import EvaluationInfo, Evaluations, check_report_path
-from fmhub.lineage import describe, record_serving
-from fmhub.search import Search, SearchQuery, SearchResult
-from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
 from fmhub.constants import settings
-from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys, hub_public_key
-from fmhub.store import Store, discussions, open_store
+from fmhub.store import Store, open_store
 from fmhub.store.blobs import Progress
 from fmhub.store.objects import AddFile, Commit, Ref, Repo, RepoRefs, TreeEntry
 from fmhub.store.transfer import PlannedFile, download_snapshot, upload
+
+if TYPE_CHECKING:  # each domain is imported by the methods using it: `fmhub verify` loads no runs nor evaluations
+    from fmhub.evaluations import EvaluationInfo, Evaluations
+    from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, PipelineSteps, RunInfo, Runs, StepMetrics
+    from fmhub.search import SearchQuery, SearchResult
+    from fmhub.signing import AttestationRecord, Attestor, SigningPolicy, TrustedKey, TrustedKeys
+    from fmhub.store import discussions
 
 __all__ = ["LocalHub"]
 
@@ -138,26 +140,36 @@ class LocalHub(Hub):
 
     def create_discussion(self, repo_id: str, *, title: str, description: str | None = None,
                           pull_request: bool = False, repo_type: str = "model") -> discussions.Discussion:
+        from fmhub.store import discussions
+
         return discussions.create_discussion(self.store, repo_id, repo_type=repo_type, title=title,
                                              description=description, author=self.author, pull_request=pull_request)
 
     def list_discussions(self, repo_id: str, *, repo_type: str = "model", pull_requests: bool | None = None,
                          status: str | None = None) -> list[discussions.Discussion]:
+        from fmhub.store import discussions
+
         return discussions.list_discussions(self.store, repo_id, repo_type=repo_type, pull_requests=pull_requests,
                                             status=status)
 
     def get_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model") -> PullRequestDetails:
+        from fmhub.store import discussions
+
         found = discussions.get_discussion(self.store, repo_id, num, repo_type=repo_type)
         files, conflicts = discussions.pull_request_changes(self.store, found)
         return PullRequestDetails(found, files, conflicts, discussions.unified_diff(self.store, files))
 
     def change_discussion_status(self, repo_id: str, num: int, status: str, *, repo_type: str = "model",
                                  comment: str | None = None) -> None:
+        from fmhub.store import discussions
+
         discussions.change_status(self.store, repo_id, num, status, repo_type=repo_type, actor=self.author,
                                   text=comment)
 
     def merge_pull_request(self, repo_id: str, num: int, *, repo_type: str = "model",
                            comment: str | None = None) -> str:
+        from fmhub.store import discussions
+
         return discussions.merge_pull_request(self.store, repo_id, num, repo_type=repo_type, actor=self.author,
                                               text=comment).oid
 
@@ -174,24 +186,35 @@ class LocalHub(Hub):
 
     # -- evaluation report cards ------------------------------------------------------------------
 
+    def _evaluations(self) -> Evaluations:
+        from fmhub.evaluations import Evaluations
+
+        return Evaluations(self.store.db)
+
     def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        from fmhub.evaluations import check_report_path
+
         path = check_report_path(path)
-        info = Evaluations(self.store.db).record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
+        info = self._evaluations().record(repo_id, commit, path, self.store.read_bytes(repo_id, path, commit))
         self._attestor().attest_evaluation(info.model, commit, path)  # the hub vouches for the card it indexed
         return info
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
-        return Evaluations(self.store.db).list(model=model, dataset=dataset, split=split, limit=limit)
+        return self._evaluations().list(model=model, dataset=dataset, split=split, limit=limit)
 
     # -- search and lineage -----------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchResult:
+        from fmhub.search import Search
+
         query.readable = None  # the embedded store's user reads every repo
         return Search(self.store.db).query(query, count=True)
 
     def lineage(self, repo_id: str, revision: str | None = None, *, repo_type: str = "model",
                 direction: str = "both", depth: int = 5) -> dict[str, Any]:
+        from fmhub.lineage import describe
+
         _check_direction(direction)
         return describe(self.store, repo_type, repo_id, revision, up=direction != "down", down=direction != "up",
                         depth=depth)
@@ -199,80 +222,129 @@ class LocalHub(Hub):
     def lineage_impact(self, repo_id: str, revision: str | None = None, *, repo_type: str = "dataset",
                        evaluations: bool = False, limit: int | None = None,
                        cursor: str | None = None) -> dict[str, Any]:
+        from fmhub.lineage import describe
+
         return describe(self.store, repo_type, repo_id, revision, impact=True, evaluations=evaluations, limit=limit,
                         cursor=cursor)
 
     # -- training runs ----------------------------------------------------------------------------
 
+    def _runs(self) -> Runs:
+        from fmhub.runs import Runs
+
+        return Runs(self.store.db)
+
     def start_run(self, *, task: str, config: dict[str, Any], command: str, output: str,
                   base_model: str | None = None, base_commit: str | None = None, dataset: str | None = None,
                   dataset_commit: str | None = None, name: str | None = None,
                   env: Environment | None = None) -> RunInfo:
-        return Runs(self.store.db).start(task=task, config=config, command=command, base_model=base_model,
+        return self._runs().start(task=task, config=config, command=command, base_model=base_model,
                                          base_commit=base_commit, dataset=dataset, dataset_commit=dataset_commit,
                                          output=output, name=name, created_by=self.author, env=env)
 
     def log_run_metrics(self, run_id: str, entries: Sequence[StepMetrics]) -> int:
-        return Runs(self.store.db).log_many(run_id, entries)
+        return self._runs().log_many(run_id, entries)
 
     def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
                    output_commit: str | None = None) -> RunInfo:
-        run = Runs(self.store.db).finish(run_id, status, summary=summary, output_commit=output_commit)
+        run = self._runs().finish(run_id, status, summary=summary, output_commit=output_commit)
         if run.status == "completed" and run.output_commit:
             self._attestor().attest_run(run)  # the hub vouches for what its run produced
         return run
 
     def resume_run(self, run_id: str, from_step: int) -> RunInfo:
-        return Runs(self.store.db).resume(run_id, from_step)
+        return self._runs().resume(run_id, from_step)
 
     def get_run(self, run_id: str) -> RunInfo:
-        return Runs(self.store.db).get(run_id)
+        return self._runs().get(run_id)
 
     def list_runs(self, *, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
-        return Runs(self.store.db).list(limit=limit, status=status, task=task)
+        return self._runs().list(limit=limit, status=status, task=task)
 
     def run_metrics(self, run_id: str, *, key: str | None = None) -> list[MetricPoint]:
-        return Runs(self.store.db).metrics(run_id, key=key)
+        return self._runs().metrics(run_id, key=key)
 
     def latest_run_metrics(self, run_id: str) -> dict[str, float]:
-        return Runs(self.store.db).latest_metrics(run_id)
+        return self._runs().latest_metrics(run_id)
 
     # -- pipeline step records --------------------------------------------------------------------
 
+    def _pipeline_steps(self) -> PipelineSteps:
+        from fmhub.runs import PipelineSteps
+
+        return PipelineSteps(self.store.db)
+
     def find_pipeline_step(self, key: str) -> PipelineStepRecord | None:
-        return PipelineSteps(self.store.db).find(key)
+        return self._pipeline_steps().find(key)
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
-        saved = PipelineSteps(self.store.db).save(record)
+        from fmhub.lineage import record_serving
+
+        saved = self._pipeline_steps().save(record)
         record_serving(self.store.db, saved)  # a serve check is a node under the version it served
         return saved
 
     # -- signatures -------------------------------------------------------------------------------
 
+    def _trusted_keys(self) -> TrustedKeys:
+        from fmhub.signing import TrustedKeys
+
+        return TrustedKeys(self.store.db)
+
     def add_signing_key(self, namespace: str, public_key: str | bytes, *, name: str | None = None) -> TrustedKey:
-        return TrustedKeys(self.store.db).add(namespace, public_key, name=name, actor=self.author)
+        return self._trusted_keys().add(namespace, public_key, name=name, actor=self.author)
 
     def list_signing_keys(self, namespace: str) -> list[TrustedKey]:
-        return TrustedKeys(self.store.db).list(namespace)
+        return self._trusted_keys().list(namespace)
 
     def revoke_signing_key(self, namespace: str, fingerprint: str) -> TrustedKey:
-        return TrustedKeys(self.store.db).revoke(namespace, fingerprint, actor=self.author)
+        return self._trusted_keys().revoke(namespace, fingerprint, actor=self.author)
 
     def add_signing_policy(self, namespace: str, ref_pattern: str) -> SigningPolicy:
-        return TrustedKeys(self.store.db).add_policy(namespace, ref_pattern, actor=self.author)
+        return self._trusted_keys().add_policy(namespace, ref_pattern, actor=self.author)
 
     def list_signing_policies(self, namespace: str) -> list[SigningPolicy]:
-        return TrustedKeys(self.store.db).policies(namespace)
+        return self._trusted_keys().policies(namespace)
 
     def remove_signing_policy(self, namespace: str, ref_pattern: str) -> None:
-        TrustedKeys(self.store.db).remove_policy(namespace, ref_pattern)
+        self._trusted_keys().remove_policy(namespace, ref_pattern)
+
+    def _hash_for_signing(self, repo: Repo, commit: str, expected: dict[str, str]) -> dict[str, str]:
+        """Hash the store's own bytes of each file (decrypted, or rebuilt by a storage extension), files in
+        parallel threads: what is signed is what the hub holds, read once, with no copy written."""
+        import concurrent.futures
+        import hashlib
+        import os
+
+        from fmhub.errors import IntegrityError
+
+        def digest(item: tuple[str, str]) -> tuple[str, str]:
+            path, sha256 = item
+            h = hashlib.sha256()
+            for chunk in self.store.iter_blob(sha256):
+                h.update(chunk)  # releases the GIL on chunks this large: files hash in parallel
+            if h.hexdigest() != sha256:
+                error = IntegrityError(f"{path} of {repo.repo_id}@{commit[:12]}: the stored bytes hash to "
+                                       f"{h.hexdigest()}, not the commit's {sha256}: it is not signed",
+                                       expected=sha256, actual=h.hexdigest())
+                error.hint = "the hub's copy is damaged: `fmhub fsck` lists every damaged blob"
+                raise error
+            return path, sha256
+
+        workers = min(len(expected), (os.cpu_count() or 1) + 2) or 1
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(pool.map(digest, sorted(expected.items())))
 
     # -- hub attestations -------------------------------------------------------------------------
 
     def _attestor(self) -> Attestor:
+        from fmhub.signing import Attestor
+
         return Attestor(self.store, settings().signing_key)
 
     def hub_public_key(self) -> TrustedKey:
+        from fmhub.signing import hub_public_key
+
         return hub_public_key(settings().signing_key)
 
     def list_attestations(self, repo_id: str, *, repo_type: str = "model") -> list[AttestationRecord]:

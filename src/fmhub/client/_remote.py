@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -36,9 +36,6 @@ from fmhub.errors import (
     RefExistsError,
     RepoExistsError,
 )
-from fmhub.evaluations import EvaluationInfo
-from fmhub.search import SearchHit, SearchQuery, SearchResult
-from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics, check_step_key, environment
 from fmhub.signing import AttestationRecord, SigningPolicy, TrustedKey
 from fmhub.store.blobs import CHUNK_SIZE, Progress, hash_file
 from fmhub.store.objects import (
@@ -66,6 +63,12 @@ from fmhub.store.discussions import Discussion, DiscussionEvent, FileChange
 from fmhub.store.pickles import check_local_file
 from fmhub.store.store import DEFAULT_BRANCH
 from fmhub.store.transfer import FileFetcher, download_files
+
+if TYPE_CHECKING:  # each record type is imported by the methods that build it: a command opening the hub to read
+    # a repo or verify a signature loads no runs, evaluations nor search (and no YAML cards)
+    from fmhub.evaluations import EvaluationInfo
+    from fmhub.runs import Environment, MetricPoint, PipelineStepRecord, RunInfo, StepMetrics
+    from fmhub.search import SearchQuery, SearchResult
 
 #: Descendants per page when following every page of an impact answer (the server allows up to 10,000).
 _IMPACT_PAGE = 5000
@@ -647,6 +650,8 @@ class RemoteHub(Hub):
     # -- evaluation report cards (fmhub's native API) -------------------------------------------------
 
     def record_evaluation(self, repo_id: str, commit: str, path: str) -> EvaluationInfo:
+        from fmhub.evaluations import EvaluationInfo
+
         repo_id = validate_repo_id(repo_id)
         answer = self._json("POST", f"{self.endpoint}/api/fmhub/evaluations",
                             json={"repo": repo_id, "commit": commit, "path": path},
@@ -655,6 +660,8 @@ class RemoteHub(Hub):
 
     def list_evaluations(self, *, model: str | None = None, dataset: str | None = None, split: str | None = None,
                          limit: int = 100) -> list[EvaluationInfo]:
+        from fmhub.evaluations import EvaluationInfo
+
         params = {k: v for k, v in (("model", model), ("dataset", dataset), ("split", split)) if v is not None}
         listed = self._json("GET", f"{self.endpoint}/api/fmhub/evaluations", params={**params, "limit": limit})
         return [EvaluationInfo.from_json(item) for item in listed]
@@ -662,6 +669,8 @@ class RemoteHub(Hub):
     # -- search and lineage (fmhub's native API) ----------------------------------------------------
 
     def search(self, query: SearchQuery) -> SearchResult:
+        from fmhub.search import SearchHit, SearchResult
+
         query = query.checked()
         params: list[tuple[str, Any]] = [("sort", query.sort), ("limit", query.limit), ("cursor", query.offset)]
         params += [(k, v) for k, v in (("q", query.text), ("type", query.repo_type), ("author", query.author),
@@ -721,6 +730,8 @@ class RemoteHub(Hub):
                   base_model: str | None = None, base_commit: str | None = None, dataset: str | None = None,
                   dataset_commit: str | None = None, name: str | None = None,
                   env: Environment | None = None) -> RunInfo:
+        from fmhub.runs import RunInfo, environment
+
         output = validate_repo_id(output)
         # The config goes as the record keeps it: JSON, with paths and enums as text (as Runs.start stores it).
         body = {"task": task, "config": json.loads(json.dumps(_finite(config), default=str)), "command": command,
@@ -741,24 +752,34 @@ class RemoteHub(Hub):
 
     def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
                    output_commit: str | None = None) -> RunInfo:
+        from fmhub.runs import RunInfo
+
         body = {"status": status, "summary": None if summary is None else _finite(summary),
                 "output_commit": output_commit}
         return RunInfo.from_json(self._json("POST", self._run_url(run_id, "finish"), json=body,
                                             fields={"run_id": run_id}))
 
     def resume_run(self, run_id: str, from_step: int) -> RunInfo:
+        from fmhub.runs import RunInfo
+
         return RunInfo.from_json(self._json("POST", self._run_url(run_id, "resume"), json={"from_step": from_step},
                                             fields={"run_id": run_id}))
 
     def get_run(self, run_id: str) -> RunInfo:
+        from fmhub.runs import RunInfo
+
         return RunInfo.from_json(self._json("GET", self._run_url(run_id), fields={"run_id": run_id}))
 
     def list_runs(self, *, limit: int = 50, status: str | None = None, task: str | None = None) -> list[RunInfo]:
+        from fmhub.runs import RunInfo
+
         params = {k: v for k, v in (("status", status), ("task", task)) if v is not None}
         listed = self._json("GET", f"{self.endpoint}/api/fmhub/runs", params={**params, "limit": limit})
         return [RunInfo.from_json(item) for item in listed]
 
     def run_metrics(self, run_id: str, *, key: str | None = None) -> list[MetricPoint]:
+        from fmhub.runs import MetricPoint
+
         listed = self._json("GET", self._run_url(run_id, "metrics"), params={"key": key} if key is not None else {},
                             fields={"run_id": run_id})
         return [MetricPoint.from_json(item) for item in listed]
@@ -770,6 +791,8 @@ class RemoteHub(Hub):
     # -- pipeline step records (fmhub's native API) -------------------------------------------------
 
     def find_pipeline_step(self, key: str) -> PipelineStepRecord | None:
+        from fmhub.runs import PipelineStepRecord, check_step_key
+
         key = check_step_key(key)
         try:
             answer = self._json("GET", f"{self.endpoint}/api/fmhub/pipeline-steps/{key}", fields={"key": key})
@@ -778,6 +801,8 @@ class RemoteHub(Hub):
         return PipelineStepRecord.from_json(answer)
 
     def save_pipeline_step(self, record: PipelineStepRecord) -> PipelineStepRecord:
+        from fmhub.runs import PipelineStepRecord, check_step_key
+
         key = check_step_key(record.key)
         body = {k: v for k, v in record.to_json().items() if k not in ("key", "created_at")}
         body["metrics"] = {k: v for k, v in body["metrics"].items() if math.isfinite(v)}  # never stored anyway

@@ -18,8 +18,10 @@ Example:
     >>> runs.finish(run.id, "completed", summary={"eval_accuracy": 0.97})
 """
 
+from typing import TYPE_CHECKING
+
+from fmhub._lazy import lazy_names
 from fmhub.runs._buffer import MetricsBuffer
-from fmhub.runs._mlflow import MlflowExporter
 from fmhub.runs._runs import (
     FINAL_STATUSES,
     RUN_ID_PREFIX,
@@ -33,6 +35,9 @@ from fmhub.runs._runs import (
 )
 from fmhub.runs._steps import PipelineStepRecord, PipelineSteps, check_step_key
 from fmhub.runs._tensorboard import TensorBoardWriter
+
+if TYPE_CHECKING:
+    from fmhub.runs._mlflow import MlflowExporter
 
 __all__ = [
     "MlflowExporter",
@@ -51,3 +56,7 @@ __all__ = [
     "FINAL_STATUSES",
     "RUN_ID_PREFIX",
 ]
+
+# The exporter's HTTP client (httpx) is imported on first use (PEP 562): every write to the store imports this
+# package for its tables, and none of them exports to MLflow.
+__getattr__, __dir__ = lazy_names("fmhub.runs", {"MlflowExporter": "fmhub.runs._mlflow"}, globals())

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         hash_folder,
         is_unsigned_path,
         read_signature,
+        sign_files,
         sign_folder,
         verify_folder,
     )
@@ -90,6 +91,7 @@ __all__ = [
     "private_key_fingerprint",
     "public_key_pem",
     "read_signature",
+    "sign_files",
     "sign_folder",
     "verify_folder",
 ]
@@ -119,6 +121,7 @@ _LAZY = {
     "hash_folder": "fmhub.signing._model",
     "is_unsigned_path": "fmhub.signing._model",
     "read_signature": "fmhub.signing._model",
+    "sign_files": "fmhub.signing._model",
     "sign_folder": "fmhub.signing._model",
     "verify_folder": "fmhub.signing._model",
     "Link": "fmhub.signing._provenance",

@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert, select
 
 from fmhub._version import __version__
-from fmhub.cards import parse_card
 from fmhub.errors import FmhubError, InvalidInputError, SignatureError
 from fmhub.signing import _tables as t
 from fmhub.signing._keys import hub_key, private_key_fingerprint
@@ -312,6 +311,8 @@ class Attestor:
     def attest_variant(self, repo_id: str, commit: str) -> AttestationRecord:
         """Attest an optimized variant (``fmhub optimize``): its model files, from the parent commit its card's
         ``fmhub.lineage`` names, with the method's options (``optimize_args.json``)."""
+        from fmhub.cards import parse_card  # (YAML) attesting reads a card; verifying never does
+
         files = self._files("model", repo_id, commit)
         card = parse_card(self.store.read_bytes(repo_id, "README.md", commit).decode("utf-8", errors="replace")) \
             if "README.md" in files else None
@@ -339,6 +340,8 @@ class Attestor:
         for existing in self.list(repo_id, repo_type="dataset"):
             if existing.commit == commit and existing.kind == "import":
                 return existing
+        from fmhub.cards import parse_card
+
         files = self._files("dataset", repo_id, commit)
         card = parse_card(self.store.read_bytes(repo_id, "README.md", commit, repo_type="dataset")
                           .decode("utf-8", errors="replace")) if "README.md" in files else None

@@ -23,7 +23,8 @@ from fmhub.errors import InvalidInputError, SignatureError
 from fmhub.signing import _bundle
 from fmhub.signing._keys import fingerprint, load_private_key
 
-__all__ = ["SIGNATURE_FILE", "UNSIGNED_PATHS", "TrustedKey", "SignedManifest", "sign_folder", "read_signature",
+__all__ = ["SIGNATURE_FILE", "UNSIGNED_PATHS", "TrustedKey", "SignedManifest", "sign_folder", "sign_files",
+           "read_signature",
            "verify_folder", "check_files", "hash_folder", "is_unsigned_path"]
 
 #: Where a version's signature lives, beside its files (model-signing's own default name).
@@ -103,10 +104,24 @@ def sign_folder(folder: Path, private_key: Path, *, name: str | None = None, pas
         >>> (Path("./tiny-bert") / "model.sig").write_bytes(sig)
     """
     key = load_private_key(private_key, password)  # a clear error before any hashing
-    files = hash_folder(Path(folder), ignore)
+    return _sign(hash_folder(Path(folder), ignore), key, name or Path(folder).name, ignore)
+
+
+def sign_files(files: Mapping[str, str], private_key: Path, *, name: str, password: str | None = None,
+               ignore: Sequence[str] = ()) -> bytes:
+    """Sign files already hashed (path → sha256 hex, as :func:`hash_folder` returns): :func:`sign_folder` without
+    reading them, for a caller that has just hashed them (``Hub.sign`` checks them against the commit first).
+
+    Example:
+        >>> sig = sign_files(hash_folder(folder), Path("me.key"), name="acme/bert")
+    """
+    return _sign(files, load_private_key(private_key, password), name, ignore)
+
+
+def _sign(files: Mapping[str, str], key: Any, name: str, ignore: Sequence[str]) -> bytes:
     if not files:
-        raise InvalidInputError(f"{name or folder} has no file to sign", hint="upload the model's files first")
-    return _bundle.encode(name or Path(folder).name, files, (*ignore, *UNSIGNED_PATHS), key)
+        raise InvalidInputError(f"{name} has no file to sign", hint="upload the model's files first")
+    return _bundle.encode(name, dict(files), (*ignore, *UNSIGNED_PATHS), key)
 
 
 def _key_hint(data: bytes) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import tarfile
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -38,18 +37,23 @@ from typing import Any, BinaryIO
 from fmhub.errors import UnsafeFileError
 from fmhub.store.safety import ReadRange
 
-__all__ = ["PickleScan", "scan_pickle", "scan_stream", "check_local_file", "security_file_status", "SCANNER"]
+__all__ = ["PickleScan", "scan_pickle", "scan_stream", "check_local_file", "security_file_status", "scanner"]
 
 _log = logging.getLogger(__name__)
 
-#: Names the scanner and its version in what is recorded with each scan.
-SCANNER = f"picklescan {version('picklescan')}"
 _MAX_DEPTH = 2  # a tar in a tar is read; deeper nesting is not something a loader unpacks
 _MAX_TAR_MEMBERS = 10_000
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 _READ_CHUNK = 1 << 20
 _SAFETY_RANK = {"innocuous": 0, "suspicious": 1, "dangerous": 2}
+
+
+@functools.cache
+def scanner() -> str:
+    """The scanner and its version, recorded with each scan (read when first scanning, not when the store is
+    imported: looking up an installed package's version reads the environment's package metadata)."""
+    return f"picklescan {version('picklescan')}"
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,8 @@ def _scan_routed(stream: BinaryIO, head: bytes, found: set[tuple[str, str, str]]
 
 
 def _scan_tar(stream: BinaryIO, found: set[tuple[str, str, str]], depth: int) -> None:
+    import tarfile  # here: only a tar archive needs it
+
     try:
         with tarfile.open(fileobj=stream, mode="r:") as archive:
             for count, member in enumerate(archive):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import Connection, Select, bindparam, case, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from fmhub.errors import (
@@ -61,7 +60,7 @@ from fmhub.store.paths import (
     validate_repo_type,
     validate_stored_path,
 )
-from fmhub.store.pickles import SCANNER, PickleScan, scan_pickle
+from fmhub.store.pickles import PickleScan, scan_pickle, scanner
 from fmhub.store.safety import validate_safetensors
 
 __all__ = ["Store", "DEFAULT_BRANCH", "GITATTRIBUTES"]
@@ -138,8 +137,12 @@ def _upsert(conn: Connection, table, values: dict | list[dict], *, key: str | tu
     With ``returning``, the result holds the key of each row actually inserted (drivers disagree on
     ``rowcount`` for ON CONFLICT DO NOTHING; RETURNING is exact on both).
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    # the dialect's module is the one the engine loaded already (importing both would cost PostgreSQL's on SQLite)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
     keys = [key] if isinstance(key, str) else list(key)
     if update_columns:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update_columns})
@@ -583,7 +586,7 @@ class Store:
             now = _now()
             with self.db.write() as conn:
                 _upsert(conn, t.blob_scans, [
-                    {"sha256": sha, "scanner": SCANNER, "scanned_at": now,
+                    {"sha256": sha, "scanner": scanner(), "scanned_at": now,
                      "pickle_imports": None if scan is None else json.dumps([list(i) for i in scan.imports])}
                     for sha, scan in fresh.items()], key="sha256")
         return {**known, **fresh}

@@ -171,8 +171,10 @@ def _from_store(store: Store, *, verify: bool) -> FileFetcher:
             if progress:
                 progress(len(chunk))
         if digest.hexdigest() != entry.blob_sha256:
-            raise IntegrityError(f"{entry.path}: stored bytes hash to {digest.hexdigest()}, "
-                                 f"expected {entry.blob_sha256}", hint="run `fmhub fsck`")
+            error = IntegrityError(f"{entry.path}: stored bytes hash to {digest.hexdigest()}, expected "
+                                   f"{entry.blob_sha256}", expected=entry.blob_sha256, actual=digest.hexdigest())
+            error.hint = "the hub's copy is damaged: `fmhub fsck` lists every damaged blob"
+            raise error
 
     return fetch
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from sqlalchemy import Connection, delete, exists, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fmhub.errors import PayloadTooLargeError, RangeNotSatisfiableError, XetFileNotFoundError, XetObjectError
 from fmhub.store import Repo, Store
@@ -163,8 +162,11 @@ class XetStorage:
                 conn.execute(insert(x.xet_chunks), rows)
                 inserted = True
             if uploader:
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                conn.execute(dialect.insert(x.xet_xorb_uploaders).values(
+                if conn.dialect.name == "postgresql":  # the engine's dialect module, loaded already
+                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
+                else:
+                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
+                conn.execute(dialect_insert(x.xet_xorb_uploaders).values(
                     xorb_hash=xorb_hex, uploader=uploader.lower(), uploaded_at=now).on_conflict_do_nothing())
         self.store.record_upload(repo.repo_id, blob_sha256, repo_type=repo.repo_type)
         return inserted
