@@ -51,29 +51,47 @@ class FirstTokenClassifier:
         mask = create_bidirectional_mask(config=base.config, inputs_embeds=hidden, attention_mask=attention_mask)
         *layers, last = base.encoder.layer
         for layer in layers:
-            hidden = layer(hidden, mask)
-        first = self._last_layer_at_first_token(last, hidden, None if mask is None else mask[:, :, :1])  # (B, 1, C)
+            hidden = _layer(layer, hidden, mask, first_only=False)
+        first = _layer(last, hidden, None if mask is None else mask[:, :, :1], first_only=True)  # (B, 1, C)
         if base.pooler is not None:  # BERT: pooler (dense + tanh of position 0), dropout, classifier
             logits = model.classifier(model.dropout(base.pooler(first)))
         else:  # RoBERTa: a head that reads position 0 itself
             logits = model.classifier(first)
         return SequenceClassifierOutput(logits=logits)
 
-    @staticmethod
-    def _last_layer_at_first_token(layer: Any, hidden: Any, mask: Any) -> Any:
-        """A BertLayer's output at position 0: its attention (query 0 over every key), then its feed-forward."""
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.bert.modeling_bert import eager_attention_forward
 
-        attention = layer.attention.self
-        batch, _, _ = hidden.shape
-        heads = (batch, -1, attention.num_attention_heads, attention.attention_head_size)
-        query = attention.query(hidden[:, :1]).view(*heads).transpose(1, 2)  # (B, H, 1, D)
-        key = attention.key(hidden).view(*heads).transpose(1, 2)  # (B, H, T, D)
-        value = attention.value(hidden).view(*heads).transpose(1, 2)
-        attend = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager_attention_forward)
-        context, _ = attend(attention, query, key, value, mask, scaling=attention.scaling,
-                            dropout=attention.dropout.p if attention.training else 0.0)  # (B, 1, H, D)
-        context = context.reshape(batch, 1, -1)  # (B, 1, C)
-        attended = layer.attention.output(context, hidden[:, :1])  # dense, dropout, LayerNorm(+ residual)
-        return layer.output(layer.intermediate(attended), attended)  # feed-forward, dropout, LayerNorm(+ residual)
+def _layer(layer: Any, hidden: Any, mask: Any, *, first_only: bool) -> Any:
+    """A BertLayer's output (B, T, C) — or at position 0 only, (B, 1, C): its self-attention, then its feed-forward.
+
+    The query, key and value projections of the same input run as one matrix product: under autocast the input
+    is cast to bfloat16 once instead of once per projection, and the backward pass sums the three paths' input
+    gradients inside one product. The same sums of the same products, in another order.
+    """
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    attention = layer.attention.self
+    batch, _, _ = hidden.shape
+    heads = (batch, -1, attention.num_attention_heads, attention.attention_head_size)
+    if first_only:  # keys and values at every position, the query at the first
+        key, value = _projections(hidden, attention.key, attention.value)
+        query, residual = attention.query(hidden[:, :1]), hidden[:, :1]
+    else:
+        query, key, value = _projections(hidden, attention.query, attention.key, attention.value)
+        residual = hidden
+    query, key, value = (x.view(*heads).transpose(1, 2) for x in (query, key, value))  # (B, H, T or 1, D)
+    attend = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager_attention_forward)
+    context, _ = attend(attention, query, key, value, mask, scaling=attention.scaling,
+                        dropout=attention.dropout.p if attention.training else 0.0)  # (B, T or 1, H, D)
+    context = context.reshape(batch, context.shape[1], -1)  # (B, T or 1, C)
+    attended = layer.attention.output(context, residual)  # dense, dropout, LayerNorm(+ residual)
+    return layer.output(layer.intermediate(attended), attended)  # feed-forward, dropout, LayerNorm(+ residual)
+
+
+def _projections(hidden: Any, *linears: Any) -> tuple[Any, ...]:
+    """The outputs of several linear layers applied to ``hidden``, from one matrix product."""
+    import torch
+
+    weight = torch.cat([linear.weight for linear in linears])
+    bias = torch.cat([linear.bias for linear in linears])
+    return torch.nn.functional.linear(hidden, weight, bias).split([linear.out_features for linear in linears], -1)
