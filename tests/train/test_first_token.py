@@ -59,6 +59,11 @@ def test_other_heads_and_architectures_keep_the_models_forward() -> None:
     distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4,
                                                                   hidden_dim=48, max_position_embeddings=40))
     decoder = BertForSequenceClassification(BertConfig(**SIZES, is_decoder=True))  # causal: not the same sums
+
+    class OwnHead(BertForSequenceClassification):  # a subclass may read other positions
+        pass
+
+    assert first_token_forward(OwnHead(BertConfig(**SIZES))) is None
     assert first_token_forward(token) is None
     assert first_token_forward(distil) is None
     assert first_token_forward(decoder) is None

@@ -21,13 +21,14 @@ __all__ = ["first_token_forward"]
 def first_token_forward(model: Any) -> FirstTokenClassifier | None:
     """``model``'s training forward pass computing the last layer at the first token only (None: not applicable).
 
-    Applies to ``BertForSequenceClassification`` and ``RobertaForSequenceClassification`` (and their subclasses)
-    with a plain encoder — not a decoder, no cross-attention — and SDPA or eager attention.
+    Applies to ``BertForSequenceClassification`` and ``RobertaForSequenceClassification`` (exactly: a subclass
+    may change the forward pass) with a plain encoder — not a decoder, no cross-attention — and SDPA or eager
+    attention.
     """
     from transformers import BertForSequenceClassification, RobertaForSequenceClassification
 
     config = model.config
-    if not isinstance(model, BertForSequenceClassification | RobertaForSequenceClassification):
+    if type(model) not in (BertForSequenceClassification, RobertaForSequenceClassification):
         return None
     if config.is_decoder or config.add_cross_attention or config._attn_implementation not in ("sdpa", "eager"):
         return None
