@@ -12,11 +12,14 @@ ratio per pair. A Trainer's step is all of its loop between two `on_step_end`s (
 batch, forward, backward, clipping, the optimizer and the schedule); fmhub's is the same (collating its
 length-grouped batch through the optimizer step). The first round is warm-up and not counted. CPU time per step
 is robust to other work on the machine; wall time is what a user waits. `--before` adds fmhub's default run with
-the clipping of earlier versions (`clip_grad_norm_`, then the optimizer step). `--profile` prints where one
-step's time goes (torch.profiler, by operator) for each fmhub precision. Needs the real model and data
-(`make bench-deps`).
+the clipping of earlier versions (`clip_grad_norm_`, then the optimizer step); `--full-forward` adds it with the
+model's own forward pass (the last layer at every position, as before fmhub computed it at the first token only
+for [CLS] classifiers). `--profile` prints where one step's time goes (torch.profiler, by operator) for each
+fmhub precision. Needs the real model and data (`make bench-deps`).
 
     .venv/bin/python bench/train_step_bench.py --rounds 4
+    .venv/bin/python bench/train_step_bench.py --rounds 4 --precisions auto --full-forward
+    .venv/bin/python bench/train_step_bench.py --rounds 6 --precisions auto --compile
     .venv/bin/python bench/train_step_bench.py --rounds 4 --precisions fp32,bf16,fp16 --no-trainer
     .venv/bin/python bench/train_step_bench.py --rounds 1 --no-trainer --profile
 """
@@ -128,6 +131,10 @@ def main() -> None:
     parser.add_argument("--no-trainer", action="store_true", help="leave transformers.Trainer out")
     parser.add_argument("--before", action="store_true", help="also fmhub's default run with the clipping of "
                                                               "earlier versions (clip_grad_norm_)")
+    parser.add_argument("--full-forward", action="store_true", help="also fmhub's default run with the model's own "
+                                                                    "forward pass (every position of the last layer)")
+    parser.add_argument("--compile", action="store_true", help="also fmhub's default run with --compile (its first, "
+                                                                "warm-up step carries the compilation)")
     parser.add_argument("--profile", action="store_true", help="then profile one step per fmhub precision")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
     args = parser.parse_args()
@@ -171,20 +178,25 @@ def main() -> None:
                 turns.append(turn)
                 steps[name] = turn.step
         precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-        variants = [(p, False) for p in precisions] + ([(precisions[0], True)] if args.before else [])
+        variants = [(p, "") for p in precisions] + ([(precisions[0], "before")] if args.before else []) + \
+            ([(precisions[0], "full")] if args.full_forward else []) + \
+            ([(precisions[0], "compile")] if args.compile else [])
         with Hub.open() as hub:
-            for precision, before in variants:
+            for precision, variant in variants:
                 torch.manual_seed(0)
                 config = TrainConfig.from_flat(dict(
                     task="text-classification", model="bench/minilm", data="bench/bbc-news",
                     output=f"bench/step-{precision}", batch_size=16, max_length=256, seed=0, max_steps=1000,
-                    eval_split=None, threads=args.threads, precision=precision))
+                    eval_split=None, threads=args.threads, precision=precision, compile=variant == "compile"))
                 loop = Trainer(prepare(config, hub))
-                if before:
+                if variant == "before":
                     _clipping_as_before(loop)
+                if variant == "full":
+                    loop.forward = loop.model
                 batches = iter(loop._epoch_batches())
                 name = f"fmhub train --precision {precision} ({loop.precision.name})" + \
-                    (", clipping as before" if before else "")
+                    {"": "", "before": ", clipping as before", "full": ", the model's own forward",
+                     "compile": ", --compile"}[variant]
 
                 def step(loop: Trainer = loop, batches=batches) -> None:  # noqa: ANN001
                     loop._forward_backward(next(batches))
@@ -202,6 +214,8 @@ def main() -> None:
                 step()
                 if i:  # round 0 is warm-up (and the Trainers' setup)
                     measured[name].append((_cpu() - cpu, time.perf_counter() - wall))
+                else:  # with --compile: the compilation (its worker processes' CPU time is not counted)
+                    result.setdefault("warm_up_steps", {})[name] = (_cpu() - cpu, time.perf_counter() - wall)
                 console.print(f"  round {i}: {name}: {time.perf_counter() - wall:.1f} s", style="dim")
         for turn in turns:
             turn.finish()

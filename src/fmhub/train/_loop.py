@@ -38,6 +38,7 @@ from fmhub.train._compute import Precision, compiled, resolve_precision
 from fmhub.train._config import TrainConfig
 from fmhub.train._data import tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
+from fmhub.train._first_token import first_token_forward
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "Trainer", "LoopState", "prepare", "run",
            "checkpoint_dir", "ResumePoint", "resume_point"]
@@ -369,6 +370,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             self.forward = DistributedDataParallel(self.model)
+        elif not (prepared.distiller and prepared.distiller.wants_hidden_states):
+            # A [CLS]-reading classifier: the last layer computed at the first token only, the same gradients.
+            self.forward = first_token_forward(self.model) or self.model
         self.precision = Precision(prepared.precision, next(self.model.parameters()).device.type)
         if config.compute.compile:  # compiled at the first forward pass (the first step's time)
             self.forward = compiled(self.forward)
