@@ -168,7 +168,7 @@ def _child(argv: list[str], env: dict[str, str]) -> tuple[str, float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_home_options(parser, epochs=5.0)
-    parser.add_argument("--steps", type=int, default=8, help="integrated-gradients points to start from (default 8)")
+    parser.add_argument("--steps", type=int, default=4, help="integrated-gradients points to start from (default 4)")
     parser.add_argument("--max-steps", type=int, default=512, help="most integrated-gradients points (default 512)")
     parser.add_argument("--repeat", type=int, default=3, help="warm runs of the single explanation (median)")
     parser.add_argument("--curve", type=int, default=2, help="longest articles of the completeness-vs-steps table "
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="rows the section explains, misclassified first (up to "
                                                              "half); 0: the whole test split (default 16, the report "
                                                              "card's)")
-    parser.add_argument("--section-steps", type=int, default=8, help="the section's IG points to start from (8)")
+    parser.add_argument("--section-steps", type=int, default=4, help="the section's IG points to start from (4)")
     parser.add_argument("--section-max-steps", type=int, default=64, help="the section's most IG points (64)")
     parser.add_argument("--length", type=int, default=256, help="the section's tokens per row (default 256)")
     parser.add_argument("--model", default="bench/bbc-minilm", help="default bench/bbc-minilm (make demo's: "

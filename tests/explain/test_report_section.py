@@ -48,11 +48,11 @@ def test_section_measures_faithfulness_and_keeps_attributions(keyword_model: str
     check = section["completeness"]
     assert check["rows"] == len(ig) and check["holds"] == sum(r["completeness_holds"] for r in ig) == len(ig)
     assert check["max_error"] == max(r["completeness_error"] for r in ig) and not check["steps_fixed"]
-    assert check["not_holding"] == [] and check["start_steps"] == 8 and check["step_limit"] == 64
+    assert check["not_holding"] == [] and check["start_steps"] == 4 and check["step_limit"] == 64
     by_row = {r["row"]: r for r in ig}
     assert sorted(p["row"] for p in check["per_row"]) == sorted(by_row)
     for entry in check["per_row"]:
-        assert entry["holds"] and 8 <= entry["steps"] == by_row[entry["row"]]["steps"] <= 64
+        assert entry["holds"] and 4 <= entry["steps"] == by_row[entry["row"]]["steps"] <= 64
         assert entry["error"] == by_row[entry["row"]]["completeness_error"] and (entry["relative_error"] <= 0.05 or entry["error"] <= 1e-3)
     # the global view: the planted word leads the "yes" class
     [yes] = [g for g in section["global"] if g["label"] == "yes"]

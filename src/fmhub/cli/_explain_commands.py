@@ -41,7 +41,7 @@ def explain_command(
                      ] = None,
     steps: Annotated[int, typer.Option("--steps", help="Integrated-gradients points on the path to start from "
                                                        "(the worst intervals halved until completeness holds).")
-                     ] = 8,  # fmhub.explain.DEFAULT_STEPS (not imported: the CLI starts without numpy)
+                     ] = 4,  # fmhub.explain.DEFAULT_STEPS (not imported: the CLI starts without numpy)
     max_steps: Annotated[int, typer.Option("--max-steps", help="Most integrated-gradients points.")] = 512,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Completeness: attributions must sum to "
                                                                  "f(x) − f(baseline) within this share.")] = 0.05,

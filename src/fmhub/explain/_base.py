@@ -35,7 +35,7 @@ __all__ = ["Explainer", "Prepared", "Explanation", "Completeness", "METHODS", "D
 #: The attribution methods, and what each needs of the model's format (``fmhub.formats`` capabilities).
 METHODS: dict[str, str | None] = {"integrated-gradients": "gradients", "occlusion": None,
                                   "attention-rollout": "attentions"}
-DEFAULT_STEPS = 8  # integrated-gradients steps to start from (uniform trapezoid points, both ends included)
+DEFAULT_STEPS = 4  # integrated-gradients steps to start from (uniform trapezoid points, both ends included)
 MAX_STEPS = 512  # the most steps (points on the path) the automatic raise goes to
 TOLERANCE = 0.05  # completeness: |sum(attributions) - (f(x) - f(baseline))| within 5% of |f(x) - f(baseline)|
 _ABSOLUTE = 1e-3  # ... or this much probability, when f(x) and f(baseline) are nearly equal

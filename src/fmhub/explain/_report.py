@@ -42,7 +42,7 @@ __all__ = ["ExplainOptions", "SectionArgs", "explanations_section", "explained_r
            "SECTION_ROWS", "SECTION_STEPS", "SECTION_MAX_STEPS"]
 
 SECTION_ROWS = 16  # rows a report card explains by default
-SECTION_STEPS = 8  # integrated-gradients points per row to start from in a report card
+SECTION_STEPS = 4  # integrated-gradients points per row to start from in a report card
 SECTION_MAX_STEPS = 64  # ... raised (the worst intervals halved) up to this until completeness holds
 
 KEEPS_REASONS = 0.7  # a variant keeps its parent's reasons on a row when the rank correlation is at least this
