@@ -193,7 +193,8 @@ class Explainer(abc.ABC):
     def integrated_gradients(self, loaded: Any, prepared: Prepared, target: int, steps: int
                              ) -> tuple[np.ndarray, float, float]:
         """(attribution per unit, sum of all attributions, f(x) − f(baseline)) with ``steps`` uniform points,
-        no refinement (Captum's ``riemann_trapezoid`` with ``n_steps=steps``)."""
+        no refinement: Captum's ``riemann_trapezoid`` with ``n_steps=steps``, scaled by n/(n − 1) (Captum's weights
+        sum to (n − 1)/n)."""
         integral, _, _ = integrate(self.path(loaded, prepared, target), steps=steps, max_steps=steps,
                                    tolerance=1.0, absolute=0.0)
         scores = integral.attributions
@@ -275,10 +276,12 @@ def straight_path(model: Any, forward: Callable[[Any], Any], start: Any, delta: 
     import torch
     from captum.attr import Saliency
 
+    batch = max(1, int(batch))
+
     def evaluate(alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         values, gradients = [], []
         with torch.inference_mode(False), torch.enable_grad(), frozen(model):
-            for first in range(0, len(alphas), max(1, batch)):
+            for first in range(0, len(alphas), batch):
                 chunk = torch.as_tensor(alphas[first:first + batch], dtype=start.dtype)
                 points = (start + chunk.view(-1, *[1] * start.dim()) * delta).requires_grad_()  # (k, *input)
                 seen: list[Any] = []
