@@ -44,11 +44,16 @@ def test_section_measures_faithfulness_and_keeps_attributions(keyword_model: str
     assert faith["integrated-gradients"]["deletion_auc"] < faith["random"]["deletion_auc"]
     assert section["comparison"]["comprehensiveness_vs_random"] > 2
     ig = [r for r in table if r["method"] == "integrated-gradients"]
-    # completeness at the fixed steps is reported per row (not chased): it holds on most rows of this model
+    # completeness: the steps are raised per row until it holds (up to the limit), each row's steps and error kept
     check = section["completeness"]
-    assert check["rows"] == len(ig) and check["holds"] == sum(r["completeness_holds"] for r in ig) >= 0.75 * len(ig)
-    assert check["max_error"] == max(r["completeness_error"] for r in ig) and check["steps_fixed"]
-    assert {r["steps"] for r in ig} == {16}
+    assert check["rows"] == len(ig) and check["holds"] == sum(r["completeness_holds"] for r in ig) == len(ig)
+    assert check["max_error"] == max(r["completeness_error"] for r in ig) and not check["steps_fixed"]
+    assert check["not_holding"] == [] and check["start_steps"] == 4 and check["step_limit"] == 64
+    by_row = {r["row"]: r for r in ig}
+    assert sorted(p["row"] for p in check["per_row"]) == sorted(by_row)
+    for entry in check["per_row"]:
+        assert entry["holds"] and 4 <= entry["steps"] == by_row[entry["row"]]["steps"] <= 64
+        assert entry["error"] == by_row[entry["row"]]["completeness_error"] and (entry["relative_error"] <= 0.05 or entry["error"] <= 1e-3)
     # the global view: the planted word leads the "yes" class
     [yes] = [g for g in section["global"] if g["label"] == "yes"]
     assert yes["top_units"][0]["unit"] == KEYWORD
@@ -77,11 +82,12 @@ def test_an_int8_variant_reports_how_far_it_keeps_its_parents_reasons(keyword_mo
 
 
 def test_the_default_section_bounds_its_work(keyword_model: str, keyword_data: str, tmp_path) -> None:
-    """With the defaults, a split of any size costs at most SECTION_ROWS rows, each one fixed-step IG pass, one
-    attention pass and one batch of removals per method (never steps doubled until completeness holds)."""
+    """With the defaults, a split of any size costs at most SECTION_ROWS rows, each an IG path of at most
+    SECTION_MAX_STEPS points (its ends are f(x) and f(baseline)), one attention pass and one batch of removals per
+    method; with the limit at the start (fixed steps), rows where completeness fails are listed, not hidden."""
     import fmhub
     from fmhub.data import load
-    from fmhub.explain import SECTION_ROWS, SECTION_STEPS, SectionArgs, explanations_section
+    from fmhub.explain import SECTION_MAX_STEPS, SECTION_ROWS, SECTION_STEPS, SectionArgs, explanations_section
     from fmhub.explain._faithfulness import BINS, DELETION_STEPS
 
     loaded = fmhub.load(keyword_model)
@@ -93,9 +99,13 @@ def test_the_default_section_bounds_its_work(keyword_model: str, keyword_data: s
     probabilities = np.full((len(gold), 2), 0.1, dtype=np.float32)
     probabilities[np.arange(len(gold)), predicted] = 0.9
     forwarded: list[int] = []
-    hook = loaded.model.register_forward_pre_hook(
-        lambda module, args, kwargs: forwarded.append(len(kwargs.get("input_ids", args[0] if args else None))),
-        with_kwargs=True)
+
+    def count(module, args, kwargs) -> None:
+        given = kwargs.get("input_ids")
+        given = kwargs.get("inputs_embeds") if given is None else given
+        forwarded.append(len(given if given is not None else args[0]))
+
+    hook = loaded.model.register_forward_pre_hook(count, with_kwargs=True)
     try:
         section = explanations_section(loaded, texts, gold, predicted, probabilities, max_length=32, folder=tmp_path,
                                        relative="eval", args=SectionArgs())
@@ -104,12 +114,19 @@ def test_the_default_section_bounds_its_work(keyword_model: str, keyword_data: s
     assert section["rows"] == {"sampled": SECTION_ROWS // 2, "misclassified": SECTION_ROWS // 2,
                                "total": SECTION_ROWS}
     table = pq.read_table(tmp_path / "explanations.parquet").to_pylist()
-    assert {r["steps"] for r in table if r["method"] == "integrated-gradients"} == {SECTION_STEPS}
+    steps = [r["steps"] for r in table if r["method"] == "integrated-gradients"]
+    assert len(steps) == SECTION_ROWS and all(SECTION_STEPS <= s <= SECTION_MAX_STEPS for s in steps)
     assert sum(r["misclassified"] for r in table if r["method"] == "random") == SECTION_ROWS // 2
-    # per row: IG's steps, Captum's embedding pass on the input and the baseline, f(x) and f(baseline) for the
-    # completeness check, one attention pass, and each method's removals (one batch each)
-    per_row = SECTION_STEPS + 2 + 2 + 1 + 3 * (2 * len(BINS) + DELETION_STEPS + 1)
-    assert sum(forwarded) == SECTION_ROWS * per_row
+    # per row: IG's points (no other pass: the ends give f(x) and f(baseline)), one attention pass, and each
+    # method's removals (one batch each)
+    assert sum(forwarded) == sum(steps) + SECTION_ROWS * (1 + 3 * (2 * len(BINS) + DELETION_STEPS + 1))
+
+    # two fixed points (the trapezoid of the ends alone) cannot hold: each row is reported as not holding
+    section = explanations_section(loaded, texts, gold, predicted, probabilities, max_length=32, folder=tmp_path,
+                                   relative="eval", args=SectionArgs(rows=4, steps=2, max_steps=2))
+    check = section["completeness"]
+    assert check["steps_fixed"] and check["max_steps"] == 2 and check["holds"] < 4
+    assert check["not_holding"] == [p["row"] for p in check["per_row"] if not p["holds"]] != []
 
 
 def test_explain_rows_zero_leaves_the_section_out_and_pipelines_take_the_options(keyword_model: str,
@@ -124,8 +141,9 @@ def test_explain_rows_zero_leaves_the_section_out_and_pipelines_take_the_options
     path = tmp_path / "pipeline.yaml"
     path.write_text("name: p\nsteps:\n"
                     f"  card: {{kind: eval, model: {keyword_model}, data: {keyword_data}, explain_rows: 4, "
-                    "explain_steps: 8}\n"
+                    "explain_steps: 4, explain_max_steps: 32}\n"
                     f"  int8: {{kind: optimize, method: quantize, model: {keyword_model}, output: acme/k8, "
                     "explain_rows: 0}\n")
     steps = {s.name: s.options for s in parse(path).steps}
     assert steps["card"]["explain_rows"] == 4 and steps["int8"]["explain_rows"] == 0
+    assert steps["card"]["explain_max_steps"] == 32

@@ -39,9 +39,10 @@ def explain_command(
                   ] = None,
     label: Annotated[str | None, typer.Option("--label", help="Label to explain \\[default: the predicted one].")
                      ] = None,
-    steps: Annotated[int, typer.Option("--steps", help="Integrated-gradients steps to start from (doubled until "
-                                                       "completeness holds).")] = 32,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Most integrated-gradients steps.")] = 512,
+    steps: Annotated[int, typer.Option("--steps", help="Integrated-gradients points on the path to start from "
+                                                       "(the worst intervals halved until completeness holds).")
+                     ] = 4,  # fmhub.explain.DEFAULT_STEPS (not imported: the CLI starts without numpy)
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Most integrated-gradients points.")] = 512,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Completeness: attributions must sum to "
                                                                  "f(x) − f(baseline) within this share.")] = 0.05,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Tokens per text \\[default: the model's "

@@ -62,7 +62,7 @@ class EvalConfig:
     latency_runs: int = 20
     skip: tuple[str, ...] = ()
     threads: int | None = None
-    explain: ExplainOptions = field(default_factory=ExplainOptions)  # --explain-rows, --explain-steps
+    explain: ExplainOptions = field(default_factory=ExplainOptions)  # --explain-rows, --explain-steps, --explain-max-steps
 
     def validate(self) -> None:
         split_ref(self.model, "MODEL")

@@ -20,11 +20,11 @@ from fmhub.explain._explain import MAX_POSITIONS, ExplainArgs, dataset_rows, exp
 from fmhub.explain._render import colour, overlay_png, scale_of, to_html
 from fmhub.explain._faithfulness import BINS, faithfulness, spearman
 from fmhub.explain._registry import for_task, get, names, register
-from fmhub.explain._report import (KEEPS_REASONS, SECTION_ROWS, SECTION_STEPS, ExplainOptions, SectionArgs,
-                                  explained_rows, explanations_section)
+from fmhub.explain._report import (KEEPS_REASONS, SECTION_MAX_STEPS, SECTION_ROWS, SECTION_STEPS, ExplainOptions,
+                                  SectionArgs, explained_rows, explanations_section)
 
 __all__ = ["Explainer", "Prepared", "Explanation", "Completeness", "MethodUnavailableError", "METHODS",
            "DEFAULT_STEPS", "MAX_STEPS", "TOLERANCE", "MAX_POSITIONS", "BINS", "ExplainArgs", "explain",
            "label_id", "max_length_of", "default_method", "require", "probabilities", "faithfulness", "spearman",
            "register", "get", "names", "for_task", "ExplainOptions", "SectionArgs", "explanations_section",
-           "explained_rows", "KEEPS_REASONS", "SECTION_ROWS", "SECTION_STEPS", "dataset_rows", "colour", "overlay_png", "scale_of", "to_html"]
+           "explained_rows", "KEEPS_REASONS", "SECTION_ROWS", "SECTION_STEPS", "SECTION_MAX_STEPS", "dataset_rows", "colour", "overlay_png", "scale_of", "to_html"]

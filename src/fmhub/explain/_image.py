@@ -2,7 +2,7 @@
 
 Units are square regions of the model's input (after its image processor): the model's own patches for a
 vision transformer (so attention rollout lines up), else an 8 × 8 grid. Integrated gradients run on the pixel
-values (Captum's ``IntegratedGradients``) from zero pixel values — the dataset's mean colour after the
+values from zero pixel values — the dataset's mean colour after the
 processor's normalization — and are summed per region; occlusion and the faithfulness measures set a region
 to that baseline.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, frozen, probabilities,
-                                 rollout)
+from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, probabilities, rollout,
+                                 straight_path)
 
 __all__ = ["RegionAttributions", "as_image"]
 
@@ -73,30 +73,21 @@ class RegionAttributions(Explainer):
         mask = torch.from_numpy(prepared.extra["region"].astype(np.int64))[None, None]  # (1, 1, H, W)
         return torch.from_numpy(prepared.inputs["pixel_values"]), 0.0, mask, forward
 
-    def _regions(self, prepared: Prepared, per_pixel: np.ndarray) -> np.ndarray:
-        return np.bincount(prepared.extra["region"].reshape(-1), weights=per_pixel.reshape(-1),
-                           minlength=len(prepared.units))
-
-    def integrated_gradients(self, loaded: Any, prepared: Prepared, target: int, steps: int
-                             ) -> tuple[np.ndarray, float, float]:
+    def path(self, loaded: Any, prepared: Prepared, target: int) -> Any:
         import torch
-        from captum.attr import IntegratedGradients
 
         model = loaded.model
-        pixels = torch.from_numpy(prepared.inputs["pixel_values"])
-        baseline = torch.zeros_like(pixels)
+        pixels = torch.from_numpy(prepared.inputs["pixel_values"])[0].float()  # (3, H, W)
+        region = prepared.extra["region"].reshape(-1)
+        units = len(prepared.units)
+        dtype = next(model.parameters()).dtype
 
-        def forward(pixel_values: Any) -> Any:
-            return torch.softmax(model(pixel_values=pixel_values).logits.float(), dim=-1)
+        def per_unit(grad: Any) -> np.ndarray:  # (k, 3, H, W) → (k, regions): summed over channels and region
+            flat = grad.sum(1).reshape(len(grad), -1).numpy()
+            return np.stack([np.bincount(region, weights=row, minlength=units) for row in flat])
 
-        with torch.inference_mode(False), torch.enable_grad(), frozen(model):
-            attributions = IntegratedGradients(forward).attribute(pixels, baselines=baseline, target=target,
-                                                                  n_steps=steps,
-                                                                  internal_batch_size=self.batch_size(prepared))
-        with torch.no_grad():
-            ends = forward(torch.cat([pixels, baseline]))[:, target].double()
-        per_pixel = attributions.detach().double().sum(1)[0].numpy()  # (H, W): summed over channels
-        return self._regions(prepared, per_pixel), float(per_pixel.sum()), float(ends[0] - ends[1])
+        return straight_path(model, lambda x: model(pixel_values=x.to(dtype)).logits, torch.zeros_like(pixels),
+                             pixels, target, batch=self.batch_size(prepared), per_unit=per_unit)
 
     def attention_rollout(self, loaded: Any, prepared: Prepared) -> np.ndarray:
         import torch

@@ -9,9 +9,11 @@ What is measured (see ``docs/explain.md``):
 - methods: the model's main method (integrated gradients where the format has gradients, else occlusion),
   attention rollout where the model has attention, and a seeded random attribution; each with comprehensiveness,
   sufficiency and deletion AUC per row and their means (the section's ``faithfulness``);
-- integrated gradients' completeness per row at a fixed step count (``--explain-steps``): the error is
-  reported per row and summarized, never chased by raising the steps, so the section's cost is bounded:
-  per row one IG pass (or one batch of occlusions), one attention pass and three faithfulness batches;
+- integrated gradients' completeness per row: the path starts from ``--explain-steps`` uniform points and its
+  worst intervals are halved until the attributions sum to f(x) − f(baseline) within the tolerance, up to
+  ``--explain-max-steps`` points (every earlier point reused, see ``_integrate``); the steps used and the error are
+  reported per row, and rows where it did not hold by then are listed, not hidden; per row also one attention
+  pass and three faithfulness batches;
 - a global view per predicted class: the tokens with the largest summed attribution (texts), the mean
   attribution per region (images);
 - for a variant (``parent`` given): the same rows explained by the same gradient-free or gradient method on the
@@ -37,10 +39,11 @@ from fmhub.explain._registry import for_task
 from fmhub.options import option
 
 __all__ = ["ExplainOptions", "SectionArgs", "explanations_section", "explained_rows", "KEEPS_REASONS", "RANDOM",
-           "SECTION_ROWS", "SECTION_STEPS"]
+           "SECTION_ROWS", "SECTION_STEPS", "SECTION_MAX_STEPS"]
 
 SECTION_ROWS = 16  # rows a report card explains by default
-SECTION_STEPS = 16  # integrated-gradients steps per row in a report card (fixed: the completeness error is reported)
+SECTION_STEPS = 4  # integrated-gradients points per row to start from in a report card
+SECTION_MAX_STEPS = 64  # ... raised (the worst intervals halved) up to this until completeness holds
 
 KEEPS_REASONS = 0.7  # a variant keeps its parent's reasons on a row when the rank correlation is at least this
 RANDOM = "random"
@@ -55,23 +58,29 @@ class ExplainOptions:
     explain_rows: int = option(SECTION_ROWS, help="Explanations section: rows explained (misclassified ones drawn "
                                                   "first, up to half; the rest sampled with the seed); 0 leaves the "
                                                   "section out.", check=lambda v: v >= 0, rule="0 (off) or more")
-    explain_steps: int = option(SECTION_STEPS, help="Explanations section: integrated-gradients steps per row, "
-                                                    "fixed (the completeness error is reported per row, not chased "
-                                                    "with more steps).", check=lambda v: 2 <= v <= MAX_STEPS,
-                                rule=f"between 2 and {MAX_STEPS}")
+    explain_steps: int = option(SECTION_STEPS, help="Explanations section: integrated-gradients points per row to "
+                                                    "start from (raised where the path needs them until "
+                                                    "completeness holds, up to --explain-max-steps).",
+                                check=lambda v: 2 <= v <= MAX_STEPS, rule=f"between 2 and {MAX_STEPS}")
+    explain_max_steps: int = option(SECTION_MAX_STEPS, help="Explanations section: the most integrated-gradients "
+                                                            "points per row (rows where completeness does not hold "
+                                                            "by then are reported as such; equal to --explain-steps:"
+                                                            " fixed steps).", check=lambda v: 2 <= v <= MAX_STEPS,
+                                    rule=f"between 2 and {MAX_STEPS}")
 
 
 @dataclass(frozen=True)
 class SectionArgs:
     rows: int = SECTION_ROWS  # rows explained at most: misclassified ones (up to half), the rest sampled
     seed: int = 0
-    steps: int = SECTION_STEPS  # integrated-gradients steps: fixed unless ``max_steps`` is above
-    max_steps: int | None = None  # the most steps completeness may raise them to (None: ``steps``, fixed)
+    steps: int = SECTION_STEPS  # integrated-gradients points to start from
+    max_steps: int | None = SECTION_MAX_STEPS  # the most points completeness may raise them to (None: ``steps``)
     tolerance: float = TOLERANCE
 
     @classmethod
     def of(cls, explain: ExplainOptions, seed: int = 0) -> SectionArgs:
-        return cls(rows=explain.explain_rows, seed=seed, steps=explain.explain_steps)
+        return cls(rows=explain.explain_rows, seed=seed, steps=explain.explain_steps,
+                   max_steps=explain.explain_max_steps)
 
     @property
     def step_limit(self) -> int:
@@ -144,6 +153,7 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
     per_method: dict[str, list[dict[str, float]]] = defaultdict(list)
     grouped: dict[int, list[tuple[list[str], np.ndarray]]] = defaultdict(list)
     completeness: list[Any] = []
+    completed: list[tuple[int, Any]] = []  # (row, its completeness)
     correlations: list[float | None] = []
     top_agree: list[bool] = []
     grid = None
@@ -172,8 +182,9 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
             measured = faithfulness(explainer, loaded, prepared, target, scores, original)
             per_method[method].append(measured)
             check = explanation.completeness if explanation is not None else None
-            if check is not None:
+            if check is not None and method == main:
                 completeness.append(check)
+                completed.append((int(row), check))
             if method == main:
                 grouped[target].append((prepared.units, scores))
             records.append({"row": int(row), "method": method, "misclassified": bool(predicted[row] != gold[row]),
@@ -219,9 +230,14 @@ def explanations_section(loaded: Any, values: list[Any], gold: np.ndarray, predi
                                    "tolerance": args.tolerance, "max_error": float(errors.max()),
                                    "median_error": float(np.median(errors)),
                                    "median_relative_error": float(np.median(relative)),
-                                   "steps_fixed": args.max_steps is None or args.max_steps <= args.steps,
+                                   "steps_fixed": args.step_limit <= args.steps, "start_steps": args.steps,
+                                   "step_limit": args.step_limit,
                                    "median_steps": int(np.median([c.steps for c in completeness])),
-                                   "max_steps": int(max(c.steps for c in completeness))}
+                                   "max_steps": int(max(c.steps for c in completeness)),
+                                   "per_row": [{"row": row, "steps": c.steps, "error": c.error,
+                                                "relative_error": c.error / max(abs(c.expected), 1e-12),
+                                                "holds": c.holds} for row, c in completed],
+                                   "not_holding": [row for row, c in completed if not c.holds]}
     if parent is not None:
         known = [c for c in correlations if c is not None]
         keeps = float(np.mean([c >= KEEPS_REASONS for c in known])) if known else None

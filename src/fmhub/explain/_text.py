@@ -1,8 +1,8 @@
 """``tokens``: attributions of a text classifier's prediction to the tokens of its input.
 
 Units are the text's tokens (special tokens such as ``[CLS]`` and ``[SEP]`` stay in place and are not units),
-each with its character span in the text. Integrated gradients run on the input embeddings (Captum's
-``LayerIntegratedGradients``) from a baseline where every unit is the padding token; occlusion replaces one
+each with its character span in the text. Integrated gradients run on the input (word) embeddings from a baseline
+where every unit is the padding token's embedding; occlusion replaces one
 token by the mask token (the unknown token, else padding, where there is none); removing units for the
 faithfulness measures deletes them, as ERASER does.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from fmhub.errors import InputTooLongError, InvalidInputError
-from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, frozen, probabilities,
-                                 rollout)
+from fmhub.explain._base import (Explainer, MethodUnavailableError, Prepared, eager_attention, probabilities, rollout,
+                                 straight_path)
 
 __all__ = ["TokenAttributions"]
 
@@ -95,29 +95,28 @@ class TokenAttributions(Explainer):
 
         return torch.from_numpy(ids), int(replacement), torch.from_numpy(mask), forward
 
-    def integrated_gradients(self, loaded: Any, prepared: Prepared, target: int, steps: int
-                             ) -> tuple[np.ndarray, float, float]:
+    def path(self, loaded: Any, prepared: Prepared, target: int) -> Any:
         import torch
-        from captum.attr import LayerIntegratedGradients
 
         model = loaded.model
         ids = torch.from_numpy(prepared.inputs["input_ids"])
         mask = torch.from_numpy(prepared.inputs["attention_mask"])
+        positions = prepared.extra["positions"]
         baseline = ids.clone()
-        baseline[0, torch.from_numpy(prepared.extra["positions"])] = _pad_id(loaded.tokenizer)
+        baseline[0, torch.from_numpy(positions)] = _pad_id(loaded.tokenizer)
+        # the path runs on the word embeddings (what LayerIntegratedGradients on the input embeddings patches):
+        # position and token-type embeddings and the embedding layer norm come after, the same at every point
+        with torch.inference_mode(False), torch.no_grad():
+            embed = model.get_input_embeddings()
+            start = embed(baseline)[0].float()  # (T, C)
+            delta = embed(ids)[0].float() - start  # zero at the special tokens, which the baseline keeps
+        dtype = next(model.parameters()).dtype
 
-        def forward(input_ids: Any, attention_mask: Any) -> Any:
-            return torch.softmax(model(input_ids=input_ids, attention_mask=attention_mask).logits.float(), dim=-1)
+        def forward(embeddings: Any) -> Any:  # (k, T, C) → (k, labels)
+            return model(inputs_embeds=embeddings.to(dtype), attention_mask=mask.expand(len(embeddings), -1)).logits
 
-        with torch.inference_mode(False), torch.enable_grad(), frozen(model):
-            attributions = LayerIntegratedGradients(forward, model.get_input_embeddings()).attribute(
-                ids, baselines=baseline, additional_forward_args=(mask,), target=target, n_steps=steps,
-                internal_batch_size=self.batch_size(prepared))
-        with torch.no_grad():
-            ends = forward(torch.cat([ids, baseline]), torch.cat([mask, mask]))[:, target].double()
-        per_position = attributions.detach().double().sum(-1)[0].numpy()  # (T,): summed over the embedding
-        return (per_position[prepared.extra["positions"]], float(per_position.sum()),
-                float(ends[0] - ends[1]))
+        return straight_path(model, forward, start, delta, target, batch=self.batch_size(prepared),
+                             per_unit=lambda grad: grad.sum(-1)[:, positions].numpy())
 
     def attention_rollout(self, loaded: Any, prepared: Prepared) -> np.ndarray:
         import torch

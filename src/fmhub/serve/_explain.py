@@ -25,8 +25,9 @@ class ExplainParameters(BaseModel):
         None, description="Attribution method (default: integrated-gradients where the served format has "
                           "gradients, else occlusion).")
     label: str | None = Field(None, description="Label to explain (default: the predicted one).")
-    steps: int = Field(DEFAULT_STEPS, ge=2, description="Integrated-gradients steps to start from; doubled until "
-                                                        "completeness holds, up to the server's --max-explain-steps.")
+    steps: int = Field(DEFAULT_STEPS, ge=2, description="Integrated-gradients points to start from; the path's "
+                                                        "worst intervals are halved until completeness holds, up to "
+                                                        "the server's --max-explain-steps points.")
     faithfulness: bool = Field(False, description="Also measure comprehensiveness, sufficiency and deletion AUC.")
     truncate: bool = Field(False, description="Cut texts over the token limit instead of refusing them (422).")
 
