@@ -27,7 +27,8 @@ def test_integrated_gradients_are_complete_and_find_the_planted_word(keyword_mod
         assert explanation.top(1)[0][0] == KEYWORD
         start, end = explanation.spans[explanation.units.index(KEYWORD)]
         assert text[start:end] == KEYWORD
-        assert measured["comprehensiveness"] > 0.2
+        # removing the top tokens (the keyword) takes away nearly all that separates the input from the baseline
+        assert measured["comprehensiveness"] >= 0.8 * check.expected > 0.05
 
 
 def test_occlusion_on_the_onnx_variant_agrees_in_sign_with_ig_on_the_parent(keyword_model: str) -> None:
