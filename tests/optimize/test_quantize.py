@@ -79,3 +79,17 @@ def test_an_onnx_parent_is_quantized_and_carded_against_it_and_bad_options_fail_
     assert main(["optimize", "quantize", "acme/clf-onnx", "--output", "acme/x", "--backend", "torch"]) == 2
     assert "the torch backend quantizes a torch model" in capsys.readouterr().err
     assert main(["optimize", "quantize", classifier, "--output", "not a repo"]) == 2
+
+
+def test_static_int8_of_a_text_classifier_calibrates_and_leaves_nothing_behind(
+        classifier: str, tiny_data: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ONNX Runtime's symbolic shape inference used to give up on a BERT graph (sequence lengths meeting through
+    # reshapes) and dump its partial graph into the working directory
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    outcome = quantize(classifier, "acme/clf-static", method="static-int8", data=tiny_data, calibration_rows=32,
+                       report=False)
+    loaded = fmhub.load(outcome.repo)
+    assert loaded.format == "onnx" and _accuracy(loaded, tiny_data) > 0.8
+    assert list(work.iterdir()) == []

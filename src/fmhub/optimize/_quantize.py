@@ -96,7 +96,9 @@ def _static(source: Path, folder: Path, calibration: list[dict[str, Any]], per_c
 
     prepared = folder / "prepared.onnx"
     try:
-        quant_pre_process(str(source), str(prepared))
+        # auto_merge: symbolic dims that meet (a transformer's sequence length through reshapes) are merged instead
+        # of failing the inference, which also wrote its partial graph into the working directory
+        quant_pre_process(str(source), str(prepared), auto_merge=True)
         quantize_static(str(prepared), str(folder / "model.onnx"), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
     except Exception as exc:  # ONNX Runtime's tools raise bare exceptions on graphs they cannot calibrate
