@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from fmhub.runs import PipelineStepRecord
 from fmhub.store import AddFile, Store
 
 RUN = "r-a1b2c3d4e5f6"
 DISTILL_RUN = "r-0000000000d1"
+CHECK_KEY = "c" * 64  # the step key of a serve check
 
 
 @dataclass
@@ -92,3 +94,19 @@ def build_family(store: Store) -> Family:
         "dataset": "acme/news", "dataset_commit": news_v2}, task="token-classification"),
         "eval/acme/news/test/report.json": report("acme/other-clf", "f" * 40, "acme/news", news_v2, 0.7)})
     return Family(news_v1, news_v2, base, clf, clf_head, int8, onnx, student, other)
+
+
+def listed(answer: dict) -> list[str]:
+    """The node ids a lineage answer lists, its roots left out."""
+    roots = set(answer["roots"])
+    return [n["id"] for n in answer["nodes"] if n["id"] not in roots]
+
+
+def save_check(store: Store, output: str, *, agreement: float = 1.0, kind: str = "serve-check",
+               key: str = CHECK_KEY) -> PipelineStepRecord:
+    """alice's serve check (or another step ``kind``) of ``output``, saved through the embedded hub."""
+    from fmhub.client._local import LocalHub
+
+    with LocalHub(store, author="alice") as hub:
+        return hub.save_pipeline_step(PipelineStepRecord(key, "demo", "check", kind, output,
+                                                         {"agreement": agreement, "rows": 32.0}, "32 rows"))

@@ -7,15 +7,11 @@ import json
 
 import pytest
 
-from _lineage_family import Family, build_family
-from fmhub.client._local import LocalHub
+from _lineage_family import CHECK_KEY, Family, build_family, listed, save_check
 from fmhub.errors import InvalidInputError
 from fmhub.lineage import describe
 from fmhub.lineage import _tables as lt
-from fmhub.runs import PipelineStepRecord
 from fmhub.store import Store
-
-KEY = "c" * 64
 
 
 @pytest.fixture
@@ -23,39 +19,27 @@ def family(local_store: Store) -> Family:
     return build_family(local_store)
 
 
-def _listed(answer: dict) -> list[str]:
-    roots = set(answer["roots"])
-    return [n["id"] for n in answer["nodes"] if n["id"] not in roots]
-
-
-def _check(store: Store, output: str, *, agreement: float = 1.0, kind: str = "serve-check",
-           key: str = KEY) -> PipelineStepRecord:
-    with LocalHub(store, author="alice") as hub:
-        return hub.save_pipeline_step(PipelineStepRecord(key, "demo", "check", kind, output,
-                                                         {"agreement": agreement, "rows": 32.0}, "32 rows"))
-
-
 def test_pages_add_up_to_the_whole_listing(local_store: Store, family: Family) -> None:
     whole = describe(local_store, "dataset", "acme/news", None, impact=True, evaluations=True)
-    assert whole["total"] == len(_listed(whole)) >= 8 and whole["next_cursor"] is None
+    assert whole["total"] == len(listed(whole)) >= 8 and whole["next_cursor"] is None
     seen, cursor, pages = [], None, 0
     while True:
         page = describe(local_store, "dataset", "acme/news", None, impact=True, evaluations=True, limit=3,
                         cursor=cursor)
         pages += 1
         assert page["total"] == whole["total"] and page["roots"] == whole["roots"]  # roots come with each page
-        assert len(_listed(page)) <= 3
-        seen += _listed(page)
+        assert len(listed(page)) <= 3
+        seen += listed(page)
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == _listed(whole) and pages == -(-whole["total"] // 3)  # oldest first, each node once
+    assert seen == listed(whole) and pages == -(-whole["total"] // 3)  # oldest first, each node once
 
 
 def test_a_page_after_the_last_node_is_empty_and_bad_cursors_are_clear(local_store: Store, family: Family) -> None:
     whole = describe(local_store, "dataset", "acme/news", None, impact=True)
     last = str(max(int(p) for p in [whole.get("next_cursor") or 0]) + 10**9)
-    assert _listed(describe(local_store, "dataset", "acme/news", None, impact=True, cursor=last)) == []
+    assert listed(describe(local_store, "dataset", "acme/news", None, impact=True, cursor=last)) == []
     for cursor in ("abc", "-1", "1e3"):
         with pytest.raises(InvalidInputError, match="cursor"):
             describe(local_store, "dataset", "acme/news", None, impact=True, cursor=cursor)
@@ -76,9 +60,9 @@ def test_hidden_nodes_keep_distinct_names_across_pages(local_store: Store, famil
 
 
 def test_a_serve_check_is_a_node_under_the_version_it_served(local_store: Store, family: Family) -> None:
-    _check(local_store, f"acme/clf-int8@{family.int8}", agreement=0.97)
-    _check(local_store, f"acme/clf-int8@{family.int8}", kind="publish", key="d" * 64)  # not a serving record
-    node_id = f"serve-check:acme/clf-int8@{family.int8}:{KEY}"
+    save_check(local_store, f"acme/clf-int8@{family.int8}", agreement=0.97)
+    save_check(local_store, f"acme/clf-int8@{family.int8}", kind="publish", key="d" * 64)  # not a serving record
+    node_id = f"serve-check:acme/clf-int8@{family.int8}:{CHECK_KEY}"
     down = describe(local_store, "model", "acme/clf-int8", family.int8, down=True, up=False, depth=1)
     assert (f"model:acme/clf-int8@{family.int8}", node_id, "served") in {
         (e["from"], e["to"], e["relation"]) for e in down["edges"]}
@@ -87,8 +71,8 @@ def test_a_serve_check_is_a_node_under_the_version_it_served(local_store: Store,
     assert node["info"]["pipeline"] == "demo" and node["info"]["step"] == "check" and node["repo_type"] == "model"
     assert [n["kind"] for n in down["nodes"]].count("serve-check") == 1
     impact = describe(local_store, "dataset", "acme/news", "v1", impact=True)
-    assert node_id in _listed(impact)  # a deletion request reaches what was checked for serving
-    _check(local_store, f"acme/clf-int8@{family.int8}", agreement=1.0)  # the same check again: updated, not doubled
+    assert node_id in listed(impact)  # a deletion request reaches what was checked for serving
+    save_check(local_store, f"acme/clf-int8@{family.int8}", agreement=1.0)  # the same check again: updated, not doubled
     again = describe(local_store, "model", "acme/clf-int8", family.int8, down=True, up=False, depth=1)
     assert [n["info"]["agreement"] for n in again["nodes"] if n["kind"] == "serve-check"] == [1.0]
 
@@ -96,14 +80,14 @@ def test_a_serve_check_is_a_node_under_the_version_it_served(local_store: Store,
 def test_reindex_keeps_serve_checks(local_store: Store, family: Family) -> None:
     from fmhub.indexing import reindex
 
-    _check(local_store, f"acme/clf@{family.clf}")
-    before = _listed(describe(local_store, "dataset", "acme/news", None, impact=True))
+    save_check(local_store, f"acme/clf@{family.clf}")
+    before = listed(describe(local_store, "dataset", "acme/news", None, impact=True))
     with local_store.db.write() as conn:
         conn.execute(lt.lineage_edges.delete())
         conn.execute(lt.lineage_nodes.delete())
     reindex(local_store)
-    after = _listed(describe(local_store, "dataset", "acme/news", None, impact=True))
-    assert sorted(after) == sorted(before) and f"serve-check:acme/clf@{family.clf}:{KEY}" in after
+    after = listed(describe(local_store, "dataset", "acme/news", None, impact=True))
+    assert sorted(after) == sorted(before) and f"serve-check:acme/clf@{family.clf}:{CHECK_KEY}" in after
 
 
 def test_the_impact_command_pages(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -117,7 +101,7 @@ def test_the_impact_command_pages(tmp_path, monkeypatch: pytest.MonkeyPatch, cap
     try:
         with open_store() as store:
             made = build_family(store)
-            _check(store, f"acme/clf-int8@{made.int8}")
+            save_check(store, f"acme/clf-int8@{made.int8}")
         assert main(["lineage", "impact", "acme/news@v1"]) == 0
         everything = capsys.readouterr().out
         assert "serve-check" in everything and "demo/check: 100% as offline on 32 rows" in everything
@@ -127,7 +111,7 @@ def test_the_impact_command_pages(tmp_path, monkeypatch: pytest.MonkeyPatch, cap
         cursor = out.split("--cursor", 1)[1].split()[0]
         assert main(["lineage", "impact", "acme/news@v1", "--limit", "2", "--cursor", cursor, "--json"]) == 0
         page = json.loads(capsys.readouterr().out)
-        assert 1 <= len(_listed(page)) <= 2 and page["total"] > 2
+        assert 1 <= len(listed(page)) <= 2 and page["total"] > 2
         assert main(["lineage", "impact", "acme/news@v1", "--cursor", "nope"]) == 2
         assert "cursor" in capsys.readouterr().err
     finally:

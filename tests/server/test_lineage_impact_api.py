@@ -8,29 +8,14 @@ import json
 import httpx
 import pytest
 
-from _lineage_family import Family, build_family
+from _lineage_family import CHECK_KEY, Family, build_family, listed, save_check
 from fmhub.client import Hub
-from fmhub.client._local import LocalHub
-from fmhub.runs import PipelineStepRecord
 from fmhub.store import Store
-
-KEY = "c" * 64
 
 
 @pytest.fixture
 def family(local_store: Store) -> Family:
     return build_family(local_store)
-
-
-def _listed(answer: dict) -> list[str]:
-    roots = set(answer["roots"])
-    return [n["id"] for n in answer["nodes"] if n["id"] not in roots]
-
-
-def _check(store: Store, output: str) -> None:
-    with LocalHub(store, author="alice") as hub:
-        hub.save_pipeline_step(PipelineStepRecord(KEY, "demo", "check", "serve-check", output,
-                                                  {"agreement": 1.0, "rows": 32.0}, "32 rows"))
 
 
 def test_the_api_pages_with_a_link_header_and_the_client_follows(hub_url: str, tokens, local_store: Store,
@@ -46,7 +31,7 @@ def test_the_api_pages_with_a_link_header_and_the_client_follows(hub_url: str, t
     link = first.headers["link"]
     assert link.endswith('>; rel="next"') and f"cursor={first.json()['next_cursor']}" in link
     second = httpx.get(link[1:link.index(">")]).json()  # the link keeps the other parameters
-    assert _listed(first.json()) + _listed(second) == _listed(whole)[:4]
+    assert listed(first.json()) + listed(second) == listed(whole)[:4]
     assert "link" not in httpx.get(url, params={"limit": 10_000}).headers
     for params in ({"cursor": "x"}, {"limit": 0}, {"limit": 10_001}):
         bad = httpx.get(url, params=params)
@@ -55,27 +40,27 @@ def test_the_api_pages_with_a_link_header_and_the_client_follows(hub_url: str, t
                          headers={"Authorization": f"Bearer {tokens.alice}"}).json()
     with Hub.open(hub_url, tokens.alice) as hub:
         every = hub.lineage_impact("acme/news", evaluations=True)  # the client follows every page
-        assert _listed(every) == _listed(as_alice) and every["next_cursor"] is None
+        assert listed(every) == listed(as_alice) and every["next_cursor"] is None
         one = hub.lineage_impact("acme/news", limit=1)
-        assert len(_listed(one)) == 1 and one["next_cursor"]
+        assert len(listed(one)) == 1 and one["next_cursor"]
 
 
 def test_a_private_serve_check_is_hidden_from_others(hub_url: str, tokens, local_store: Store,
                                                       family: Family) -> None:
-    _check(local_store, f"alice/clf-onnx@{family.onnx}")
+    save_check(local_store, f"alice/clf-onnx@{family.onnx}")
     url = f"{hub_url}/api/fmhub/lineage/datasets/acme/news/impact"
     anonymous = httpx.get(url, params={"revision": "v1"}).json()
-    assert "alice/clf-onnx" not in json.dumps(anonymous) and KEY not in json.dumps(anonymous)
+    assert "alice/clf-onnx" not in json.dumps(anonymous) and CHECK_KEY not in json.dumps(anonymous)
     alice = httpx.get(url, params={"revision": "v1"}, headers={"Authorization": f"Bearer {tokens.alice}"}).json()
-    assert f"serve-check:alice/clf-onnx@{family.onnx}:{KEY}" in _listed(alice)
+    assert f"serve-check:alice/clf-onnx@{family.onnx}:{CHECK_KEY}" in listed(alice)
 
 
 def test_a_serve_check_saved_over_http_is_recorded(hub_url: str, tokens, local_store: Store, family: Family) -> None:
     body = {"pipeline": "demo", "step": "check", "kind": "serve-check", "output": f"acme/clf@{family.clf}",
             "metrics": {"agreement": 1.0, "rows": 8}, "detail": "8 rows"}
-    saved = httpx.put(f"{hub_url}/api/fmhub/pipeline-steps/{KEY}", json=body,
+    saved = httpx.put(f"{hub_url}/api/fmhub/pipeline-steps/{CHECK_KEY}", json=body,
                       headers={"Authorization": f"Bearer {tokens.alice}"})
     assert saved.status_code == 200, saved.text
     graph = httpx.get(f"{hub_url}/api/fmhub/lineage/models/acme/clf",
                       params={"revision": family.clf, "direction": "down", "depth": 1}).json()
-    assert f"serve-check:acme/clf@{family.clf}:{KEY}" in {n["id"] for n in graph["nodes"]}
+    assert f"serve-check:acme/clf@{family.clf}:{CHECK_KEY}" in {n["id"] for n in graph["nodes"]}
