@@ -163,3 +163,15 @@ def test_db_commands(capsys) -> None:
 def test_every_command_explains_its_options(capsys, argv: list[str], flag: str) -> None:
     code, out, _ = run(capsys, *argv)
     assert code == 0 and flag in out
+
+
+def test_a_hub_server_on_a_taken_port_is_an_input_error(capsys) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "server", "--host", "127.0.0.1", "--port", str(port))
+    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+    assert "fmhub hub on" not in err + out  # nothing announced

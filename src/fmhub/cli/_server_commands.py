@@ -47,6 +47,7 @@ def server_command(
     """
     import uvicorn
 
+    from fmhub._net import check_port
     from fmhub.server._auth import HubConfig  # here, not at import: the rest of the CLI does not need FastAPI
 
     if not 0 <= port <= 65535:
@@ -57,6 +58,7 @@ def server_command(
         raise InvalidInputError(f"--log-level {log_level!r} is unknown", hint="use info, warning, error or debug")
     if max_commit_mb < 1 or max_file_gb < 1:
         raise InvalidInputError("--max-commit-mb and --max-file-gb must be ≥ 1")
+    check_port(host, port)  # before announcing the hub: uvicorn would log the failed bind and exit 1
     # Flags travel as environment variables so every worker process (and the app factory) agrees.
     os.environ.update({
         "FMHUB_REQUIRE_AUTH": "1" if require_auth else "0",

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from fmhub._net import check_port
 from fmhub.client import Hub
 from fmhub.constants import settings
 from fmhub.errors import FmhubError, InvalidInputError, RepoNotFoundError
@@ -129,24 +130,6 @@ def serve(config: ServeConfig, ref: str | None = None) -> None:
                     workers=pinned.workers, log_level=pinned.log_level, timeout_graceful_shutdown=pinned.timeout_s + 5)
     finally:
         record_deployment(pinned, "stopped")
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail with the fix when nothing could listen at ``host:port`` (taken, or an address this machine lacks),
-    as uvicorn would a moment later — but before the deployment is recorded, and as an input error."""
-    import socket
-
-    if port == 0:
-        return
-    try:
-        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = found[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no owner
-            probe.bind(address)
-    except OSError as error:
-        raise InvalidInputError(f"cannot listen on {host}:{port}: {error.strerror or error}",
-                                hint="pick a free --port, or stop what is listening there") from None
 
 
 def deployment_record(config: ServeConfig, state: str, *, host: str | None = None) -> PipelineStepRecord:
