@@ -77,3 +77,75 @@ def test_fmhub_train_uses_it_for_a_bert_classifier(tiny_model: str, tiny_data: s
     with Hub.open() as hub:
         loop = Trainer(prepare(config, hub))
     assert isinstance(loop.forward, FirstTokenClassifier) and loop.forward.model is loop.model
+
+
+@pytest.mark.parametrize("form", ["eager", "sdpa"])
+def test_bf16_on_the_cpu_attends_in_the_chosen_form_with_the_same_results(form: str) -> None:
+    """Under bfloat16 autocast on a CPU attention runs in the form timed faster (here: set): the logits and
+    gradients stay as close to float32's as the model's own bfloat16 forward pass is."""
+    from torch.profiler import ProfilerActivity, profile
+
+    def model() -> BertForSequenceClassification:
+        torch.manual_seed(0)
+        return BertForSequenceClassification(BertConfig(**SIZES, hidden_dropout_prob=0.0,
+                                                        attention_probs_dropout_prob=0.0,
+                                                        attn_implementation="sdpa")).train()
+
+    def error(result: tuple, reference: tuple) -> tuple[float, float]:
+        (logits, grads), (ref_logits, ref_grads) = result, reference
+        flat = torch.cat([grads[n].flatten().float() for n in ref_grads])
+        ref_flat = torch.cat([ref_grads[n].flatten() for n in ref_grads])
+        return ((logits.float() - ref_logits).norm() / ref_logits.norm()).item(), \
+            ((flat - ref_flat).norm() / ref_flat.norm()).item()
+
+    fp32 = model()
+    reference = logits_and_gradients(fp32, fp32)
+    own, ours = model(), model()
+    forward = first_token_forward(ours)
+    forward.attention = form
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        own_result = logits_and_gradients(own, own)  # SDPA's fused kernel
+        with profile(activities=[ProfilerActivity.CPU]) as profiled:
+            our_result = logits_and_gradients(forward, ours)
+    fused = any("scaled_dot_product" in event.key for event in profiled.key_averages())
+    assert fused == (form == "sdpa")
+    (own_logits, own_grads), (our_logits, our_grads) = error(own_result, reference), error(our_result, reference)
+    assert our_logits < max(2 * own_logits, 1e-2) and our_grads < max(2 * own_grads, 1e-2), \
+        (our_logits, own_logits, our_grads, own_grads)
+
+
+def test_the_attention_form_is_timed_once_and_only_under_bf16_on_a_cpu() -> None:
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SIZES, attn_implementation="sdpa")).train()
+    forward = first_token_forward(model)
+    forward(**batch())  # float32: the model's own attention, nothing timed
+    assert forward.attention is None
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():  # timed with gradients even so
+        forward(**batch())
+    assert forward.attention in ("sdpa", "eager")
+    chosen = forward.attention
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        forward(**batch())
+    assert forward.attention == chosen
+
+
+def test_timing_the_attention_draws_no_random_number_of_the_training() -> None:
+    from fmhub.train._first_token import faster_attention
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert faster_attention(2, 16, 4, 8, repeats=1) in ("sdpa", "eager")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_training_forward_applies_the_models_hidden_dropout() -> None:
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SIZES, hidden_dropout_prob=0.3,
+                                                     attention_probs_dropout_prob=0.0)).train()
+    forward, rows = first_token_forward(model), batch()
+    with torch.no_grad():
+        first, second = forward(**rows).logits, forward(**rows).logits
+        model.eval()
+        torch.testing.assert_close(forward(**rows).logits, model(**rows).logits, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(first, second)  # dropout drew different masks

@@ -39,6 +39,7 @@ from fmhub.train._config import TrainConfig
 from fmhub.train._data import tokenize_split, tokenizer_digest
 from fmhub.train._distill import Distiller, keep_layers, load_teacher
 from fmhub.train._first_token import first_token_forward
+from fmhub.train._heap import kept_heap
 
 __all__ = ["Prepared", "TrainResult", "TrainingDivergedError", "Trainer", "LoopState", "prepare", "run",
            "checkpoint_dir", "ResumePoint", "resume_point"]
@@ -89,6 +90,7 @@ class TrainResult:
     weights_step: int | None = None  # the step whose weights the model holds (--load-best-at-end: the best)
     checkpoint: Path | None = None  # interrupted by Ctrl-C: the checkpoint saved at the step it stopped at
     timings: dict[str, float] = field(default_factory=dict)  # where the time went (:meth:`Trainer.timings`)
+    attention: str | None = None  # bf16 on a CPU: the attention form timed faster here ("sdpa" or "eager")
 
 
 @dataclass(frozen=True)
@@ -419,7 +421,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
-        with self._first_interrupt_stops_gracefully():
+        with self._first_interrupt_stops_gracefully(), kept_heap():  # each step reuses the last one's memory
             return self._run()
 
     @contextlib.contextmanager
@@ -609,7 +611,8 @@ class Trainer:
             in_sync = distributed.all_sum(checksum)[0] == checksum * self.world
         return TrainResult(state.step, state.step / self.steps_per_epoch, final, state.best_step,
                            state.samples / max(seconds, 1e-9), self.stopped_early, state.history,
-                           ranks_in_sync=in_sync, weights_step=weights_step, timings=self.timings())
+                           ranks_in_sync=in_sync, weights_step=weights_step, timings=self.timings(),
+                           attention=getattr(self.forward, "attention", None))
 
     @contextlib.contextmanager
     def _timed(self, what: str) -> Iterator[None]:

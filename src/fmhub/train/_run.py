@@ -140,6 +140,7 @@ def _tracked(prepared: Prepared, hub: Hub, *, resume: bool, command: str,
                "samples_per_second": result.samples_per_second, "best_step": result.best_step,
                "stopped_early": result.stopped_early, "ranks_in_sync": result.ranks_in_sync,
                "precision": prepared.precision, "compiled": config.compute.compile,
+               **({"attention": result.attention} if result.attention else {}),
                **{k: round(v, 3) for k, v in result.timings.items()}}
     end("completed", summary, commit)
     shutil.rmtree(checkpoint_dir(config), ignore_errors=True)  # the model is in the hub now
