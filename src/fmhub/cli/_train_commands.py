@@ -109,7 +109,7 @@ def _train(*, config_file: Path | None, nproc: int | None, nnodes: str | None, n
     eval_split = config.inputs.eval_split
     console.print(f"trained {result.steps} steps ({result.epochs:.2f} epochs, {result.samples_per_second:.1f} "
                   f"samples/s){'; ' + eval_split + ': ' + shown if shown and eval_split else ''}")
-    console.print(_costs(result.timings, outcome.prepared.precision, config.compute.compile))
+    console.print(_costs(result.timings, outcome.prepared.precision, config.compute.compile, result.attention))
     console.print(f"committed {outcome.commit} to {config.output}; run {outcome.run_id} "
                   f"(fmhub runs show {outcome.run_id})")
     console.print(json.dumps({"commit": outcome.commit, "run": outcome.run_id, **result.metrics}), style="dim",
@@ -117,7 +117,7 @@ def _train(*, config_file: Path | None, nproc: int | None, nnodes: str | None, n
     return 0
 
 
-def _costs(timings: dict[str, float], precision: str, compiled: bool) -> str:
+def _costs(timings: dict[str, float], precision: str, compiled: bool, attention: str | None = None) -> str:
     """One line: the fixed cost of the run and the cost of a step (the run summary has the details)."""
     fixed = timings.get("fixed_seconds", 0.0)
     parts = [f"loading {timings.get('prepare_seconds', 0.0):.1f}"]
@@ -130,7 +130,7 @@ def _costs(timings: dict[str, float], precision: str, compiled: bool) -> str:
     per_step = timings.get("seconds_per_step")
     step = f"{per_step:.2f} s per step" if per_step is not None else "too few steps to time one apart"
     return (f"time: {fixed:.1f} s fixed ({', '.join(parts)}), {step}; precision {precision}"
-            f"{', compiled' if compiled else ''}")
+            f"{', compiled' if compiled else ''}{f', attention {attention}' if attention else ''}")
 
 
 def train_command(**options: Any) -> int:
