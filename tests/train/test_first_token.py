@@ -149,3 +149,16 @@ def test_the_training_forward_applies_the_models_hidden_dropout() -> None:
         model.eval()
         torch.testing.assert_close(forward(**rows).logits, model(**rows).logits, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(first, second)  # dropout drew different masks
+
+
+def test_long_batches_keep_the_fused_kernel_without_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fmhub.train._first_token as first_token
+
+    timed = []
+    monkeypatch.setattr(first_token, "faster_attention", lambda *shape, **_: timed.append(shape) or "eager")
+    monkeypatch.setattr(first_token, "_EAGER_MEMORY", 4 * 4 * 12 * 12 * 6 * 3 - 1)  # this batch's weights, less one
+    model = BertForSequenceClassification(BertConfig(**SIZES, attn_implementation="sdpa")).train()
+    forward = first_token_forward(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        forward(**batch())
+    assert forward.attention == "sdpa" and timed == []

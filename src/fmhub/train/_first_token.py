@@ -17,7 +17,9 @@ from a generator of its own: the training's random numbers are untouched): PyTor
 Which wins depends on the CPU: on 2 cores of an Intel CPU with AMX, the eager form forward and backward took 26
 against 54 ms at length 256 (16 × 12 heads of 32), 16 against 75 at 128, 54 against 68 at 512; on an AMD CPU with
 AVX512-BF16 and no AMX the fused kernel was 1.3-2.1× faster. In float32 (and on GPUs) the model's own choice
-stands.
+stands, and so does the fused kernel where the eager form's attention weights, which the backward pass keeps (six
+bytes per score: float32 and bfloat16), would take more than 1 GiB over all layers (MiniLM, batch 16: 453 MB at
+length 256, 1.8 GB at 512).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["first_token_forward"]
+
+#: The most memory the eager form's kept attention weights may take over all layers (bytes).
+_EAGER_MEMORY = 2**30
 
 
 def first_token_forward(model: Any) -> FirstTokenClassifier | None:
@@ -83,8 +88,11 @@ class FirstTokenClassifier:
             return ALL_ATTENTION_FUNCTIONS.get_interface(own, eager_attention_forward)
         if self.attention is None:
             config = self.base.config
-            self.attention = faster_attention(hidden.shape[0], hidden.shape[1], config.num_attention_heads,
-                                              config.hidden_size // config.num_attention_heads)
+            batch, length, heads = hidden.shape[0], hidden.shape[1], config.num_attention_heads
+            if batch * heads * length * length * 6 * config.num_hidden_layers > _EAGER_MEMORY:
+                self.attention = "sdpa"
+            else:
+                self.attention = faster_attention(batch, length, heads, config.hidden_size // heads)
         return ALL_ATTENTION_FUNCTIONS["sdpa"] if self.attention == "sdpa" else eager_attention_forward
 
 
