@@ -22,9 +22,8 @@ def add_home_options(parser: argparse.ArgumentParser, epochs: float) -> None:
 
 def bbc_home(args: argparse.Namespace) -> dict[str, str]:
     """The environment of child processes working on the BBC store (built first when ``--home`` has none)."""
-    home = args.home
-    if home is None or not (home / "fmhub.db").exists():
-        home = home or Path(__file__).parent / ".bbc-home"
+    home = args.home or Path(__file__).parent / ".bbc-home"  # the default store is built once, then reused
+    if not (home / "fmhub.db").exists():
         subprocess.run([sys.executable, str(Path(__file__).with_name("train_bench.py")), "--steps", "0", "--full",
                         "--precisions", "fp32",
                         "--epochs", str(args.epochs), "--lr", str(args.lr), "--home", str(home)], check=True)

@@ -17,9 +17,11 @@ The BBC News fine-tuned all-MiniLM-L6-v2 of the shared store (`bench/_bbc.py`: `
    model after model, round after round — so load on the shared machine falls on all alike: batch-1 p50 over `--latency-rows` test rows, batch-32 rows/s over the test
    split, test accuracy. Each reads at its own length (the parent and the int8 models at the parent's, the pick at
    the one it was picked at).
-4. Serving (`--seconds` per level): the naive FastAPI + `transformers.pipeline` server of `serve_bench.py`,
-   `fmhub serve` of the pick, and `fmhub serve` of the torch parent (the batching fix: at c = 1 no slower than the
-   naive server), at c = 1 and 32, with wrk when installed (`apt-get install wrk`), else an httpx client.
+4. Serving (`--seconds` per level and server): the naive FastAPI + `transformers.pipeline` server of
+   `serve_bench.py`, `fmhub serve` of the pick, and `fmhub serve` of the torch parent (the batching fix: at c = 1 no
+   slower than the naive server), at c = 1 and 32, with wrk when installed (`apt-get install wrk`), else an httpx
+   client. The servers run side by side and take turns, 3 rounds of a third of `--seconds` each (whole seconds for
+   wrk).
 
 Optimum's environment (once; its packages first, fmhub's venv — torch 2.13.0 included — behind them):
 
@@ -165,32 +167,48 @@ def _search_result(env: dict[str, str], output: str) -> dict:
 
 
 def _serve(servers: dict[str, list[str]], env: dict[str, str], texts: list[str], levels: list[int], seconds: float,
-           client: str, console: Console) -> dict[str, dict[int, dict[str, float]]]:
-    results: dict[str, dict[int, dict[str, float]]] = {}
-    for name, argv in servers.items():
-        port = _port()
-        process = _start([*argv, str(port)] if "-c" in argv else [*argv, "--port", str(port)], env, port)
-        try:
-            url = f"http://127.0.0.1:{port}/v1/classify"
+           client: str, console: Console, rounds: int = 3) -> dict[str, dict[int, dict[str, float]]]:
+    """Every server up at once; at each level, ``rounds`` rounds of ``seconds / rounds`` each, server after server, so
+    a moment of load falls on all alike. Per server and level: requests/s over all rounds, the median round's p50,
+    the worst round's p99, the errors, and each round's requests/s."""
+    processes, urls = {}, {}
+    try:
+        for name, argv in servers.items():
+            port = _port()
+            processes[name] = _start([*argv, str(port)] if "-c" in argv else [*argv, "--port", str(port)], env, port)
+            urls[name] = f"http://127.0.0.1:{port}/v1/classify"
             for text in texts[:8]:  # warm-up
-                httpx.post(url, json={"inputs": text}, timeout=120)
+                httpx.post(urls[name], json={"inputs": text}, timeout=120)
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {name: {level: [] for level in levels} for name in servers}
+        for level in levels:
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    if client == "wrk":
+                        with tempfile.TemporaryDirectory() as workdir:
+                            r = _load_wrk(url, texts, level, max(1, round(seconds / rounds)), Path(workdir))
+                    else:
+                        r = asyncio.run(_load(url, texts, level, seconds / rounds))
+                    runs[name][level].append(r)
+        results: dict[str, dict[int, dict[str, float]]] = {}
+        for name in servers:
             results[name] = {}
-            for level in levels:
-                if client == "wrk":
-                    with tempfile.TemporaryDirectory() as workdir:
-                        r = _load_wrk(url, texts, level, seconds, Path(workdir))
-                else:
-                    r = asyncio.run(_load(url, texts, level, seconds))
+            for level, parts in runs[name].items():
+                rates = [r["requests_per_second"] for r in parts]
+                r = {"requests_per_second": sum(rates) / len(rates), "rounds": rates,
+                     "p50_ms": sorted(p["p50_ms"] for p in parts)[len(parts) // 2],
+                     "p99_ms": max(p["p99_ms"] for p in parts), "errors": sum(p["errors"] for p in parts)}
                 results[name][level] = r
-                console.print(f"{name} · c={level}: {r['requests_per_second']:.1f} req/s, p50 {r['p50_ms']:.0f} ms, "
+                console.print(f"{name} · c={level}: {r['requests_per_second']:.1f} req/s (rounds "
+                              f"{', '.join(f'{v:.1f}' for v in rates)}), p50 {r['p50_ms']:.0f} ms, "
                               f"p99 {r['p99_ms']:.0f} ms, {r['errors']} errors")
-        finally:
+        return results
+    finally:
+        for process in processes.values():
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-    return results
 
 
 def main() -> None:
