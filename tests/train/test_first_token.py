@@ -132,10 +132,11 @@ def test_the_attention_form_is_timed_once_and_only_under_bf16_on_a_cpu() -> None
 def test_timing_the_attention_draws_no_random_number_of_the_training() -> None:
     from fmhub.train._first_token import faster_attention
 
+    attention = BertForSequenceClassification(BertConfig(**SIZES)).train().bert.encoder.layer[0].attention.self
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    assert faster_attention(2, 16, 4, 8, repeats=1) in ("sdpa", "eager")
+    assert faster_attention(attention, 2, 16, repeats=1) in ("sdpa", "eager")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -155,7 +156,7 @@ def test_long_batches_keep_the_fused_kernel_without_timing(monkeypatch: pytest.M
     import fmhub.train._first_token as first_token
 
     timed = []
-    monkeypatch.setattr(first_token, "faster_attention", lambda *shape, **_: timed.append(shape) or "eager")
+    monkeypatch.setattr(first_token, "faster_attention", lambda *args, **_: timed.append(args) or "eager")
     monkeypatch.setattr(first_token, "_EAGER_MEMORY", 4 * 4 * 12 * 12 * 6 * 3 - 1)  # this batch's weights, less one
     model = BertForSequenceClassification(BertConfig(**SIZES, attn_implementation="sdpa")).train()
     forward = first_token_forward(model)

@@ -79,48 +79,53 @@ class FirstTokenClassifier:
     def _attention_function(self, hidden: Any) -> Any:
         """transformers' attention function for this call: the model's own, or under bf16 on a CPU the faster form."""
         import torch
-        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-        from transformers.models.bert.modeling_bert import eager_attention_forward
 
+        forms = _forms()
         own = self.base.config._attn_implementation
         if not (hidden.device.type == "cpu" and torch.is_autocast_enabled("cpu")
-                and torch.get_autocast_dtype("cpu") == torch.bfloat16 and own in ("sdpa", "eager")):
-            return ALL_ATTENTION_FUNCTIONS.get_interface(own, eager_attention_forward)
+                and torch.get_autocast_dtype("cpu") == torch.bfloat16 and own in forms):
+            return _interface(own)
         if self.attention is None:
             config = self.base.config
             batch, length, heads = hidden.shape[0], hidden.shape[1], config.num_attention_heads
             if batch * heads * length * length * 6 * config.num_hidden_layers > _EAGER_MEMORY:
                 self.attention = "sdpa"
             else:
-                self.attention = faster_attention(batch, length, heads, config.hidden_size // heads)
-        return ALL_ATTENTION_FUNCTIONS["sdpa"] if self.attention == "sdpa" else eager_attention_forward
+                self.attention = faster_attention(self.base.encoder.layer[0].attention.self, batch, length)
+        return forms[self.attention]
 
 
-def faster_attention(batch: int, length: int, heads: int, head_size: int, repeats: int = 3) -> str:
-    """"sdpa" or "eager": the faster form of bf16 attention, forward and backward, on this CPU at this shape."""
+def _interface(name: str) -> Any:
+    """transformers' attention function registered as ``name`` (eager for an unknown name, as its models do)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    return ALL_ATTENTION_FUNCTIONS.get_interface(name, eager_attention_forward)
+
+
+def _forms() -> dict[str, Any]:
+    """The two forms timed against each other: PyTorch's fused kernel and the eager form, transformers' own."""
+    return {"sdpa": _interface("sdpa"), "eager": _interface("eager")}
+
+
+def faster_attention(attention: Any, batch: int, length: int, repeats: int = 3) -> str:
+    """"sdpa" or "eager": the form of ``attention``'s (a BertSelfAttention) attention that runs faster in bf16 on
+    this CPU at this shape, forward and backward — each called as a layer calls it, without mask and dropout."""
     import time
 
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    shape = (batch, heads, length, head_size)
+    shape = (batch, attention.num_attention_heads, length, attention.attention_head_size)
     query, key, value = (torch.randn(shape, generator=generator).bfloat16().requires_grad_() for _ in range(3))
-    grad = torch.randn(shape, generator=generator).bfloat16()
-
-    def sdpa() -> None:
-        torch.nn.functional.scaled_dot_product_attention(query, key, value).backward(grad)
-
-    def eager() -> None:  # transformers' eager_attention_forward, without mask and dropout
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            weights = torch.nn.functional.softmax(torch.matmul(query, key.transpose(2, 3)) * head_size ** -0.5, -1)
-            torch.matmul(weights, value).backward(grad)
-
-    best = {"sdpa": float("inf"), "eager": float("inf")}
-    with torch.enable_grad():
+    grad = torch.randn(shape, generator=generator).bfloat16().transpose(1, 2)  # as the context: (B, T, H, D)
+    best = dict.fromkeys(_forms(), float("inf"))
+    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for _ in range(repeats):  # interleaved, so a moment of load falls on both
-            for name, run in (("sdpa", sdpa), ("eager", eager)):
+            for name, form in _forms().items():
                 began = time.perf_counter()
-                run()
+                context, _ = form(attention, query, key, value, None, scaling=attention.scaling, dropout=0.0)
+                context.backward(grad)
                 best[name] = min(best[name], time.perf_counter() - began)
     return min(best, key=best.get)
 
