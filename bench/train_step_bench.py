@@ -147,7 +147,7 @@ def _child(spec: dict) -> None:
     transformers.utils.logging.set_verbosity_error()
     torch.set_num_threads(spec["threads"])
     model_folder, tmp = Path(spec["model_folder"]), Path(spec["tmp"])
-    hub = profiled_step = None
+    hub = None
     if spec["kind"] == "trainer":
         turn = _trainer(model_folder, tmp / f"trainer-{spec['key']}", bf16=spec["bf16"], dropout=spec["dropout"],
                         steps=spec["rounds"] + 1, threads=spec["threads"], attention=spec.get("attention"))
@@ -187,7 +187,6 @@ def _child(spec: dict) -> None:
         def finish() -> None:
             heap.__exit__(None, None, None)
 
-        profiled_step = step
         _say({"precision": loop.precision.name})
     _say({"ready": True})
     for line in sys.stdin:
@@ -195,11 +194,11 @@ def _child(spec: dict) -> None:
             cpu, wall = _cpu(), time.perf_counter()
             step()
             _say({"cpu": _cpu() - cpu, "wall": time.perf_counter() - wall})
-        elif line.strip() == "profile" and profiled_step is not None:
+        elif line.strip() == "profile" and spec["kind"] == "fmhub":
             from torch.profiler import ProfilerActivity, profile
 
             with profile(activities=[ProfilerActivity.CPU]) as profiled:
-                profiled_step()
+                step()
             events = sorted(profiled.key_averages(), key=lambda e: -e.self_cpu_time_total)
             total = sum(e.self_cpu_time_total for e in events)
             _say({"profile": [[e.key, e.count, e.self_cpu_time_total / total] for e in events[:30]]})
