@@ -14,7 +14,7 @@ from fmhub.cards import parse_card
 from fmhub.cli import main
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._auto import NoPickError, auto_optimize, pareto_front, pick
+from fmhub.optimize._auto import NoPickError, auto_optimize, pareto_front, pick, resolution_note
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
 
@@ -47,6 +47,10 @@ def test_auto_search_commits_the_pick_with_its_card_and_search(classifier: str, 
     assert len(seen) == len(search["candidates"]) + len(search["unmeasured"])  # progress per candidate
     for row in search["candidates"]:
         assert 0 <= row["accuracy"] <= 1 and row["latency_ms"] > 0 and row["throughput"] > 0 and row["size_mb"] > 0
+        # the accuracy moves only through the rows it gets wrong that the parent gets right, and the reverse
+        moved = (row["won"] - row["lost"]) / search["rows"]
+        assert row["accuracy"] - search["parent"]["accuracy"] == pytest.approx(moved), row
+        assert "predicted" not in row
     chosen = search["pick"]
     assert chosen["picked"] and chosen["front"]
     fastest = min(r["latency_ms"] for r in search["candidates"])
@@ -91,6 +95,9 @@ def test_auto_search_commits_the_pick_with_its_card_and_search(classifier: str, 
     again = auto_optimize(classifier, "acme/clf-fast-strict", max_drop=0.0, **QUICK)
     assert all(r["status"] == "reused" for r in again.search["candidates"])
     assert again.search["pick"]["accuracy"] >= search["parent"]["accuracy"] - 1e-9
+    with Hub.open() as hub:  # a budget finer than one validation row: the card says what that means
+        strict = hub.read_bytes("acme/clf-fast-strict", "README.md", revision=again.commit).decode()
+    assert f"Note: the validation split has {search['rows']} rows" in strict and "| lost / won |" in strict
 
 
 def test_budget_skips_what_does_not_fit(classifier: str, tiny_data: str) -> None:
@@ -106,6 +113,13 @@ def test_budget_skips_what_does_not_fit(classifier: str, tiny_data: str) -> None
     assert "allow at least" in caught.value.hint
     with Hub.open() as hub:
         assert not any(r.repo_id.startswith("acme/clf-none") for r in hub.list_repos())  # nothing built or committed
+
+
+def test_the_split_size_is_noted_when_one_row_is_half_the_budget() -> None:
+    summary = {"split": "validation", "max_drop": 0.5}
+    assert resolution_note({**summary, "rows": 2000}) is None  # one row: 0.05 points
+    note = resolution_note({**summary, "rows": 223})
+    assert note is not None and "223 rows" in note and "0.45 accuracy points" in note
 
 
 def test_bad_options_are_input_errors() -> None:
@@ -129,4 +143,5 @@ def test_cli_shows_the_search(classifier: str, tiny_data: str, capsys: pytest.Ca
                  "robustness,slices,baseline"]) == 0
     out = capsys.readouterr()
     assert "int8@16" in out.out and "★ pick" in out.out and "report card committed" in out.out
+    assert "lost/won" in out.out and "; lost " in out.out + out.err
     assert "int8: accuracy" in out.err or "int8: accuracy" in out.out  # the line of each candidate as it is measured

@@ -124,31 +124,38 @@ def _candidate_line(row: dict[str, Any]) -> str:
     base = row["parent"]
     if "accuracy" not in row:
         return f"  {row['name']}: {row['status']}"
+    paired = f"; lost {row['lost']}, won {row['won']} rows" if "lost" in row else ""
     return (f"  {row['name']}: accuracy {row['accuracy']:.2%} ({(row['accuracy'] - base['accuracy']) * 100:+.2f} "
-            f"points), batch-1 {row['latency_ms']:.2f} ms ({base['latency_ms'] / row['latency_ms']:.2f}×), "
+            f"points{paired}), batch-1 {row['latency_ms']:.2f} ms ({base['latency_ms'] / row['latency_ms']:.2f}×), "
             f"batch-32 {row['throughput']:.1f} rows/s, {row['size_mb']:.1f} MB — {row['status']}"
             + (f" in {row['build_seconds']:.0f} s" if row["status"] == "built" else ""))
 
 
 def _print_search(summary: dict[str, Any]) -> None:
     """The search as a table: the parent, every measured candidate (fastest first), the front and the pick."""
+    from fmhub.optimize._auto import resolution_note
+
     base = summary["parent"]
     table = Table(title=f"optimize auto on {summary['split']} of {summary['data']} (objective: {summary['objective']}"
                         f", at most {summary['max_drop']:g} points lost)")
-    for column in ("candidate", "length", "accuracy", "Δ points", "batch-1 ms", "speed-up", "batch-32 rows/s",
-                   "MB", "", "status"):
+    for column in ("candidate", "length", "accuracy", "Δ points", "lost/won", "batch-1 ms", "speed-up",
+                   "batch-32 rows/s", "MB", "", "status"):
         table.add_column(column, justify="left" if column in ("candidate", "status", "") else "right",
                          overflow="fold")
     key = (lambda r: r["latency_ms"]) if summary["objective"] == "latency" else (lambda r: -r["throughput"])
     for r in [base, *sorted(summary["candidates"], key=key)]:
         table.add_row(r["name"], str(r["max_length"] or ""), f"{r['accuracy']:.2%}",
-                      f"{(r['accuracy'] - base['accuracy']) * 100:+.2f}", f"{r['latency_ms']:.2f}",
+                      f"{(r['accuracy'] - base['accuracy']) * 100:+.2f}",
+                      f"{r['lost']}/{r['won']}" if "lost" in r else "", f"{r['latency_ms']:.2f}",
                       f"{base['latency_ms'] / r['latency_ms']:.2f}×", f"{r['throughput']:.1f}",
                       f"{r['size_mb']:.1f}", "★ pick" if r.get("picked") else ("front" if r.get("front") else ""),
                       r["status"], style="bold green" if r.get("picked") else None)
     for r in summary.get("unmeasured", []):
-        table.add_row(r["name"], "", "", "", "", "", "", "", "", r["status"], style="dim")
+        table.add_row(r["name"], "", "", "", "", "", "", "", "", "", r["status"], style="dim")
     console.print(table)
+    note = resolution_note(summary)
+    if note:
+        console.print(f"note: {note}", style="yellow", highlight=False)
 
 
 def _committed(outcome: Any, what: str) -> int:

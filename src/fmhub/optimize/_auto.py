@@ -51,7 +51,7 @@ from fmhub.runs import PipelineStepRecord
 from fmhub.store.paths import validate_repo_id
 
 __all__ = ["AutoOptions", "AutoOutcome", "Candidate", "FAMILIES", "OBJECTIVES", "plan", "pareto_front", "pick",
-           "auto_optimize"]
+           "auto_optimize", "resolution_note"]
 
 #: The kinds of candidate the search can build (``--skip`` leaves some out).
 FAMILIES = ("onnx", "int8", "int8-per-tensor", "static-int8", "torch-int8", "distill", "prune-heads",
@@ -212,8 +212,11 @@ def _weights_mb(folder: Path) -> float:
 
 
 def _measure(loaded: Any, rows: _Rows, lengths: list[int], latency_rows: int,
-             advance: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Accuracy, batch-1 latency p50 and batch-32 throughput of ``loaded`` on ``rows`` at each length."""
+             advance: Callable[[int], None] | None = None,
+             parent: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Accuracy, batch-1 latency p50 and batch-32 throughput of ``loaded`` on ``rows`` at each length; with the
+    ``parent``'s predictions, also the rows it gets wrong that the parent gets right (``lost``) and the reverse
+    (``won``): the accuracy moves only through them. ``predicted`` holds the predictions (the caller drops it)."""
     task, preprocessor = loaded.task, loaded.preprocessor
     out = []
     for length in lengths:
@@ -234,8 +237,11 @@ def _measure(loaded: Any, rows: _Rows, lengths: list[int], latency_rows: int,
             times.append((time.perf_counter() - start) * 1000)
         if advance:
             advance(len(singles))
-        out.append({"max_length": length if rows.texts else None,
-                    "accuracy": float((predicted == rows.gold).mean()),
+        right = predicted == rows.gold
+        paired = {} if parent is None else {"lost": int((~right & (parent == rows.gold)).sum()),
+                                            "won": int((right & (parent != rows.gold)).sum())}
+        out.append({"max_length": length if rows.texts else None, "predicted": predicted,
+                    "accuracy": float(right.mean()), **paired,
                     "latency_ms": float(np.median(times)), "throughput": len(rows.values) / seconds,
                     "size_mb": _weights_mb(loaded.folder)})
     return out
@@ -443,6 +449,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     # The parent, measured exactly as the candidates are (at its own length: the accuracy to keep).
     began_parent = time.monotonic()
     parent_rows = _measure(loaded, rows, [length], config.latency_rows)
+    parent_predicted = parent_rows[0].pop("predicted")
     base = {**parent_rows[0], "name": "parent", "family": "parent", "ref": f"{parent.repo}@{parent.commit}",
             "status": "parent", "build_seconds": 0.0}
     if advance:
@@ -468,7 +475,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
             ref, reused, seconds = search.build(parent_ref, candidate)
             started = time.monotonic()
             variant = formats.load(ref, hub=hub, threads=config.threads)
-            figures = _measure(variant, rows, lengths, config.latency_rows)
+            figures = _measure(variant, rows, lengths, config.latency_rows, parent=parent_predicted)
             del variant
             search.measuring = time.monotonic() - started
         except _OverBudget as over:
@@ -488,6 +495,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
         if advance:
             advance(len(lengths))
         for figure in figures:
+            del figure["predicted"]
             entry = {**row, **figure, "ref": ref, "status": "reused" if reused else "built",
                      "build_seconds": round(seconds, 1)}
             if figure["max_length"] is not None and figure["max_length"] != length:
@@ -502,6 +510,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
         entry["picked"] = entry is chosen
     summary = {"parent": base, "candidates": measured, "objective": config.objective, "max_drop": config.max_drop,
                "least_accuracy": base["accuracy"] - config.max_drop / 100, "split": config.split, "data": data,
+               "rows": len(rows.gold),
                "lengths": lengths, "front": [e["name"] for e in [base, *measured] if e["front"]],
                "unmeasured": unmeasured, "options": options.to_flat(config),
                "seconds": round(time.monotonic() - began, 1),
@@ -518,6 +527,18 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     outcome.search = summary
     summary["seconds"] = round(time.monotonic() - began, 1)
     return outcome
+
+
+def resolution_note(summary: dict[str, Any]) -> str | None:
+    """What the split's size means for ``--max-drop``, when one row is worth more than half of it."""
+    rows, max_drop = summary.get("rows"), summary["max_drop"]
+    if not rows or 100 / rows <= max_drop / 2:
+        return None
+    return (f"the {summary['split']} split has {rows} rows, so one row is {100 / rows:.2f} accuracy points against "
+            f"--max-drop {max_drop:g}: the budget is checked to the nearest row, and a variant's accuracy on other "
+            f"rows (the test split's, users') can differ from its {summary['split']} figure by more than the budget. "
+            "The lost and won columns count the rows a candidate gets wrong that the parent gets right and the "
+            "reverse; a larger --split measures the budget more finely")
 
 
 def _tell(hook: Callable[[dict[str, Any]], None] | None, row: dict[str, Any], base: dict[str, Any]) -> None:
@@ -556,15 +577,19 @@ class NoPickError(InvalidInputError):
 
 def _table(summary: dict[str, Any]) -> list[str]:
     base = summary["parent"]
-    lines = ["| candidate | max length | accuracy | Δ points | batch-1 p50 ms | speed-up | batch-32 rows/s | "
-             "weights MB | front | status |", "|---|---:|---:|---:|---:|---:|---:|---:|:-:|---|"]
+    lines = ["| candidate | max length | accuracy | Δ points | lost / won | batch-1 p50 ms | speed-up | "
+             "batch-32 rows/s | weights MB | front | status |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|---|"]
     for r in [base, *sorted(summary["candidates"], key=lambda r: r["latency_ms"])]:
         mark = "★ pick" if r.get("picked") else ("●" if r.get("front") else "")
         lines.append(f"| {r['name']} | {r['max_length'] or ''} | {r['accuracy']:.2%} | "
-                     f"{(r['accuracy'] - base['accuracy']) * 100:+.2f} | {r['latency_ms']:.2f} | "
+                     f"{(r['accuracy'] - base['accuracy']) * 100:+.2f} | {_paired(r)} | {r['latency_ms']:.2f} | "
                      f"{base['latency_ms'] / r['latency_ms']:.2f}× | {r['throughput']:.1f} | {r['size_mb']:.1f} | "
                      f"{mark} | {r['status']} |")
     return lines
+
+
+def _paired(row: dict[str, Any]) -> str:
+    return f"{row['lost']} / {row['won']}" if "lost" in row else ""
 
 
 def _commit_pick(hub: Hub, parent: Any, output: str, chosen: dict[str, Any], summary: dict[str, Any],
@@ -600,6 +625,9 @@ def _commit_pick(hub: Hub, parent: Any, output: str, chosen: dict[str, Any], sum
                 f"`{summary['data']}`; the pick is the best by {config.objective} within {config.max_drop:g} "
                 f"accuracy points of the parent. The whole search is in `auto/search.json`.", "",
                 "![search](auto/search.png)", "", *_table(summary), ""]
+        note = resolution_note(summary)
+        if note:
+            body[-1:-1] = ["", f"Note: {note}."]
         (folder / "README.md").write_text(render_card(metadata, "\n".join(body)))
         (folder / "auto").mkdir(exist_ok=True)
         (folder / "auto" / "search.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
