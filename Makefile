@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	@$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
+	@$(BIN)/python -m pytest -n 2 -q --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; exit 1; fi; \
 	exit $$rc
 

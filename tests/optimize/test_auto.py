@@ -14,7 +14,8 @@ from fmhub.cards import parse_card
 from fmhub.cli import main
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._auto import NoPickError, auto_optimize, pareto_front, pick, resolution_note
+from fmhub.optimize._auto import NoPickError, _trained_per_row, auto_optimize, pareto_front, pick, resolution_note
+from fmhub.optimize._variant import open_parent
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
 
@@ -113,6 +114,18 @@ def test_budget_skips_what_does_not_fit(classifier: str, tiny_data: str) -> None
     assert "allow at least" in caught.value.hint
     with Hub.open() as hub:
         assert not any(r.repo_id.startswith("acme/clf-none") for r in hub.list_repos())  # nothing built or committed
+
+
+def test_a_distillations_time_is_guessed_from_the_parents_own_fine_tune(classifier: str) -> None:
+    with Hub.open() as hub:
+        parent = open_parent(hub, classifier)
+        run = hub.get_run(parent.lineage["run_id"])
+        per_row = _trained_per_row(hub, parent)
+        assert per_row == pytest.approx(run.summary["seconds_per_step"] / run.config["batch_size"])
+        assert per_row > 0
+        student = open_parent(hub, classifier)  # a model whose run is unknown (an import, a pruned variant)
+        student.metadata = {"fmhub": {"lineage": {"run_id": "r-000000000000"}}}
+        assert _trained_per_row(hub, student) is None  # then the inference rate is the guess
 
 
 def test_the_split_size_is_noted_when_one_row_is_half_the_budget() -> None:

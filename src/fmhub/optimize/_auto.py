@@ -44,10 +44,10 @@ from fmhub.errors import FmhubError, InvalidInputError
 from fmhub.evaluate import SECTIONS
 from fmhub.evaluate._plots import search_plot
 from fmhub.optimize._methods import run_method
-from fmhub.optimize._variant import VariantOutcome, open_parent, report_against_parent
+from fmhub.optimize._variant import VariantOutcome, open_parent, parents_report, report_against_parent
 from fmhub.options import option
 from fmhub.refs import split_ref
-from fmhub.runs import PipelineStepRecord
+from fmhub.runs import PipelineStepRecord, environment
 from fmhub.store.paths import validate_repo_id
 
 __all__ = ["AutoOptions", "AutoOutcome", "Candidate", "FAMILIES", "OBJECTIVES", "plan", "pareto_front", "pick",
@@ -310,6 +310,7 @@ class _Search:
         self.reserve = 0.0  # seconds kept for the pick's evaluation and commit
         self.measuring = 0.0  # seconds the last candidate's measurement took
         self.seconds_per_row = 0.0  # the parent's batch-32 time per validation row
+        self.trained_per_row: float | None = None  # its own fine-tune's time per row and step, on this hardware
         self.train_rows = 0
         self.layers = 1
 
@@ -320,14 +321,17 @@ class _Search:
         return time.monotonic() + expected + self.measuring + self.reserve <= self.deadline
 
     def estimate(self, method: str, values: dict[str, Any]) -> float:
-        """Seconds a training step is expected to take before one was timed, from the parent's measured rate:
-        a distillation runs the teacher forward and the student forward and backward (about 3 forwards of its
-        layers); a recovery fine-tune, 3 forwards of the pruned model."""
+        """Seconds a training step is expected to take before one was timed. From the parent's own fine-tune when
+        its run is on record from this hardware (time per row of a forward and backward pass): a distillation
+        runs the teacher forward (a third of that) and the student forward and backward (its share of the
+        layers); a recovery fine-tune, the pruned model forward and backward (at most the parent's). Otherwise
+        from the parent's measured batch-32 inference rate, a backward pass counted as two forwards."""
+        trained = self.trained_per_row or 3 * self.seconds_per_row
         if method == "distill":
             share = values["student_layers"] / max(1, self.layers)
-            return values["epochs"] * self.train_rows * self.seconds_per_row * (1 + 3 * share)
+            return values["epochs"] * self.train_rows * trained * (1 / 3 + share)
         if method == "prune":
-            return values.get("finetune_steps", 0) * 16 * self.seconds_per_row * 3
+            return values.get("finetune_steps", 0) * 16 * trained
         return 0.0
 
     def build(self, parent_ref: str, candidate: Candidate) -> tuple[str, bool, float]:
@@ -390,6 +394,25 @@ def _parent_length(parent: Any) -> int:
         if isinstance(length, int) and not isinstance(length, bool) and length > 0:
             return min(length, positions)
     return min(positions, 512)
+
+
+def _trained_per_row(hub: Hub, parent: Any) -> float | None:
+    """Seconds per row of the parent's own fine-tune (forward and backward), when its run is on record and ran on
+    this hardware: a far better guess of a distillation's time than inference, which runs without the training
+    engine's savings."""
+    run_id = parent.lineage.get("run_id")
+    if not isinstance(run_id, str):
+        return None
+    try:
+        run = hub.get_run(run_id)
+    except FmhubError:
+        return None
+    here = environment().hardware
+    per_step, batch = (run.summary or {}).get("seconds_per_step"), (run.config or {}).get("batch_size")
+    same = all(run.hardware.get(k) == here.get(k) for k in ("cpu", "cores", "gpus"))
+    if not same or not isinstance(per_step, int | float) or not isinstance(batch, int) or per_step <= 0 or batch <= 0:
+        return None
+    return float(per_step) / batch
 
 
 def auto_optimize(model: str, output: str, *, hub: Hub | None = None, progress: Any = None,
@@ -455,14 +478,20 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     if advance:
         advance(len(lengths))
     search = _Search(hub, output, config, data, progress, hooks, deadline)
-    # The pick's test card (and the parent's, unless stored) with its sections: several passes over the test split.
     parent_seconds = time.monotonic() - began_parent
-    search.reserve = max(30.0, 6 * parent_seconds)
+    # The pick's report card compares it with the parent's on the test split: the parent's comes first (the stored
+    # one, else evaluated now, within the budget), and the time it took bounds the pick's (a faster model, the same
+    # sections); a stored one leaves a guess: several passes over the test split at the parent's speed.
+    began_card = time.monotonic()
+    parent_card, evaluated = parents_report(hub, parent, data=data, split=config.test_split, skip=config.eval_skip,
+                                            progress=progress)
+    search.reserve = max(30.0, time.monotonic() - began_card if evaluated else 6 * parent_seconds)
     # until a candidate is timed: the parent's time at each length, in proportion to its tokens (candidates are
     # rarely slower than their parent; the first measured one replaces this guess)
     search.measuring = parent_seconds * sum(lengths) / length
     search.seconds_per_row = 1 / base["throughput"]
     search.train_rows, search.layers = rows.train_rows, getattr(loaded.config, "num_hidden_layers", 1) or 1
+    search.trained_per_row = _trained_per_row(hub, parent)
     parent_ref = f"{parent.repo}@{parent.commit}"
     measured: list[dict[str, Any]] = []
     unmeasured: list[dict[str, Any]] = []  # skipped for the budget, or failed
@@ -523,7 +552,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     summary["pick"] = chosen
     outcome = _commit_pick(hub, parent, output, chosen, summary, config)
     report_against_parent(hub, parent, outcome, data=data, split=config.test_split, skip=config.eval_skip,
-                          progress=progress)
+                          progress=progress, parent_report=parent_card)
     outcome.search = summary
     summary["seconds"] = round(time.monotonic() - began, 1)
     return outcome

@@ -35,7 +35,7 @@ from fmhub.refs import split_ref
 from fmhub.store.paths import validate_repo_id
 
 __all__ = ["Parent", "open_parent", "sample_batch", "check_parity", "publish_variant", "make_variant",
-           "VariantOutcome", "report_against_parent"]
+           "VariantOutcome", "parents_report", "report_against_parent"]
 
 _SAMPLE_ROWS = 32
 
@@ -213,19 +213,35 @@ def make_variant(model: str, output: str, *, build: Build, check: Check, title: 
             hub.close()
 
 
-def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
-                          skip: tuple[str, ...] = (), progress: Any = None,
-                          explain: ExplainOptions | None = None) -> dict[str, Any]:
-    """Push the variant's card (with its ``parent`` comparison) and return it."""
+def _eval_dataset(hub: Hub, parent: Parent, data: str | None) -> tuple[str, str]:
+    """``(repo@commit, commit)`` of the report cards' dataset (default: the parent's training dataset)."""
     data = data or parent.training_data("--eval-data")
     data_repo, data_rev = split_ref(data, "--eval-data")
     data_commit = hub.repo_info(data_repo, repo_type="dataset", revision=data_rev).commit.oid
-    dataset = f"{data_repo}@{data_commit}"
+    return f"{data_repo}@{data_commit}", data_commit
+
+
+def parents_report(hub: Hub, parent: Parent, *, data: str | None, split: str, skip: tuple[str, ...] = (),
+                   progress: Any = None, explain: ExplainOptions | None = None) -> tuple[dict[str, Any], bool]:
+    """The parent's report card on ``split`` of ``data`` and whether it was evaluated now (else: the one stored
+    for its commit)."""
+    dataset, data_commit = _eval_dataset(hub, parent, data)
     theirs = stored_report(hub, parent.repo, parent.commit, data_commit, split)
-    if theirs is None:
-        theirs = evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip,
-                                     explain=explain or ExplainOptions()),
-                          hub, progress=progress).report
+    if theirs is not None:
+        return theirs, False
+    return evaluate(EvalConfig(model=f"{parent.repo}@{parent.commit}", data=dataset, split=split, skip=skip,
+                               explain=explain or ExplainOptions()), hub, progress=progress).report, True
+
+
+def report_against_parent(hub: Hub, parent: Parent, outcome: VariantOutcome, *, data: str | None, split: str,
+                          skip: tuple[str, ...] = (), progress: Any = None,
+                          explain: ExplainOptions | None = None,
+                          parent_report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Push the variant's card (with its ``parent`` comparison: ``parent_report`` when the caller has it, see
+    :func:`parents_report`) and return it."""
+    dataset, _ = _eval_dataset(hub, parent, data)
+    theirs = parent_report or parents_report(hub, parent, data=data, split=split, skip=skip, progress=progress,
+                                             explain=explain)[0]
     # Like for like: the variant reads texts at the length its parent's card did (a variant carries no
     # training_args.json, so on its own it would read up to its positions, and compare slower).
     # A variant that declares its own length (fmhub optimize auto's pick) reads at that length: that is the
