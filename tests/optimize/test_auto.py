@@ -14,7 +14,7 @@ from fmhub.cards import parse_card
 from fmhub.cli import main
 from fmhub.client import Hub
 from fmhub.errors import InvalidInputError
-from fmhub.optimize._auto import NoPickError, _trained_per_row, auto_optimize, pareto_front, pick, resolution_note
+from fmhub.optimize._auto import NoPickError, _trained_rate, auto_optimize, pareto_front, pick, resolution_note
 from fmhub.optimize._variant import open_parent
 from fmhub.serve import ServeConfig, app_for, prepare
 from fmhub.serve._live import running
@@ -120,12 +120,12 @@ def test_a_distillations_time_is_guessed_from_the_parents_own_fine_tune(classifi
     with Hub.open() as hub:
         parent = open_parent(hub, classifier)
         run = hub.get_run(parent.lineage["run_id"])
-        per_row = _trained_per_row(hub, parent)
+        per_row, fixed = _trained_rate(hub, parent)
         assert per_row == pytest.approx(run.summary["seconds_per_step"] / run.config["batch_size"])
-        assert per_row > 0
+        assert per_row > 0 and fixed == pytest.approx(run.summary["fixed_seconds"])
         student = open_parent(hub, classifier)  # a model whose run is unknown (an import, a pruned variant)
         student.metadata = {"fmhub": {"lineage": {"run_id": "r-000000000000"}}}
-        assert _trained_per_row(hub, student) is None  # then the inference rate is the guess
+        assert _trained_rate(hub, student) is None  # then the inference rate is the guess
 
 
 def test_the_split_size_is_noted_when_one_row_is_half_the_budget() -> None:

@@ -310,7 +310,8 @@ class _Search:
         self.reserve = 0.0  # seconds kept for the pick's evaluation and commit
         self.measuring = 0.0  # seconds the last candidate's measurement took
         self.seconds_per_row = 0.0  # the parent's batch-32 time per validation row
-        self.trained_per_row: float | None = None  # its own fine-tune's time per row and step, on this hardware
+        # its own fine-tune on this hardware: seconds per row (forward and backward), and fixed seconds per run
+        self.trained: tuple[float, float] | None = None
         self.train_rows = 0
         self.layers = 1
 
@@ -326,12 +327,12 @@ class _Search:
         runs the teacher forward (a third of that) and the student forward and backward (its share of the
         layers); a recovery fine-tune, the pruned model forward and backward (at most the parent's). Otherwise
         from the parent's measured batch-32 inference rate, a backward pass counted as two forwards."""
-        trained = self.trained_per_row or 3 * self.seconds_per_row
+        per_row, fixed = self.trained or (3 * self.seconds_per_row, 0.0)
         if method == "distill":
             share = values["student_layers"] / max(1, self.layers)
-            return values["epochs"] * self.train_rows * trained * (1 / 3 + share)
+            return fixed + values["epochs"] * self.train_rows * per_row * (1 / 3 + share)
         if method == "prune":
-            return values.get("finetune_steps", 0) * 16 * trained
+            return fixed + values.get("finetune_steps", 0) * 16 * per_row
         return 0.0
 
     def build(self, parent_ref: str, candidate: Candidate) -> tuple[str, bool, float]:
@@ -396,10 +397,10 @@ def _parent_length(parent: Any) -> int:
     return min(positions, 512)
 
 
-def _trained_per_row(hub: Hub, parent: Any) -> float | None:
-    """Seconds per row of the parent's own fine-tune (forward and backward), when its run is on record and ran on
-    this hardware: a far better guess of a distillation's time than inference, which runs without the training
-    engine's savings."""
+def _trained_rate(hub: Hub, parent: Any) -> tuple[float, float] | None:
+    """Seconds per row (forward and backward) and fixed seconds (loading, tokenizing, saving) of the parent's own
+    fine-tune, when its run is on record and ran on this hardware: a far better guess of a distillation's time than
+    inference, which runs without the training engine's savings."""
     run_id = parent.lineage.get("run_id")
     if not isinstance(run_id, str):
         return None
@@ -408,11 +409,14 @@ def _trained_per_row(hub: Hub, parent: Any) -> float | None:
     except FmhubError:
         return None
     here = environment().hardware
-    per_step, batch = (run.summary or {}).get("seconds_per_step"), (run.config or {}).get("batch_size")
+    summary = run.summary or {}
+    per_step, fixed, batch = summary.get("seconds_per_step"), summary.get("fixed_seconds", 0.0), \
+        (run.config or {}).get("batch_size")
     same = all(run.hardware.get(k) == here.get(k) for k in ("cpu", "cores", "gpus"))
-    if not same or not isinstance(per_step, int | float) or not isinstance(batch, int) or per_step <= 0 or batch <= 0:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (per_step, fixed, batch))
+    if not same or not numbers or per_step <= 0 or batch <= 0 or fixed < 0:
         return None
-    return float(per_step) / batch
+    return float(per_step) / batch, float(fixed)
 
 
 def auto_optimize(model: str, output: str, *, hub: Hub | None = None, progress: Any = None,
@@ -491,7 +495,7 @@ def _auto(hub: Hub, model: str, output: str, config: AutoOptions, progress: Any,
     search.measuring = parent_seconds * sum(lengths) / length
     search.seconds_per_row = 1 / base["throughput"]
     search.train_rows, search.layers = rows.train_rows, getattr(loaded.config, "num_hidden_layers", 1) or 1
-    search.trained_per_row = _trained_per_row(hub, parent)
+    search.trained = _trained_rate(hub, parent)
     parent_ref = f"{parent.repo}@{parent.commit}"
     measured: list[dict[str, Any]] = []
     unmeasured: list[dict[str, Any]] = []  # skipped for the budget, or failed
